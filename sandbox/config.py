@@ -1,0 +1,167 @@
+"""Configuration of the two sandbox apps, and the per-run generation of their shared secrets.
+
+The national counterpart and a province share registrations the way real systems do: an OIDC client
+(client id, secret, redirect URI), a payment-platform partner (MaDoiTac and checksum secret), a sync account
+(agency code and credentials) and a forwarding credential. In the sandbox these are generated fresh for every
+run (never written to a report or a log); in a certification run the national side gets them from the
+province's profile.
+
+The dataclasses are frozen and picklable: the runner hands them to the app processes it spawns.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_PROVINCE",
+    "NationalConfig",
+    "OidcClient",
+    "PaymentPartner",
+    "ProvinceConfig",
+    "ProvinceEndpoint",
+    "SandboxConfigs",
+    "SyncAccount",
+    "build_sandbox_configs",
+]
+
+#: The embedded reference province: Thành phố Hà Nội (code 01), province-level agency 000.00.00.H26.
+DEFAULT_PROVINCE = ("01", "000.00.00.H26")
+
+
+@dataclass(frozen=True, slots=True)
+class OidcClient:
+    """A relying party registered at the national identity provider."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    redirect_uri: str
+    post_logout_redirect_uri: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentPartner:
+    """A province registered at the national payment platform (MaDoiTac + MaXacThuc secret)."""
+
+    ma_doi_tac: str
+    secret: str = field(repr=False)
+    callback_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncAccount:
+    """A province's account at the national sync API (session login, then calls with ``madonvi``)."""
+
+    madonvi: str
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ProvinceEndpoint:
+    """Where the national portal forwards dossiers for a province, and the credential it presents."""
+
+    province_code: str
+    agency_code: str
+    base_url: str
+    forward_token: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class NationalConfig:
+    """Everything the national counterpart needs to play the national side for one or more provinces."""
+
+    public_url: str
+    state_dir: Path
+    control_token: str = field(repr=False)
+    clients: tuple[OidcClient, ...]
+    payment_partners: tuple[PaymentPartner, ...]
+    sync_accounts: tuple[SyncAccount, ...]
+    provinces: tuple[ProvinceEndpoint, ...]
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProvinceConfig:
+    """Everything the reference province needs: its identity, the national URLs, its credentials, faults."""
+
+    public_url: str
+    national_url: str
+    province_code: str
+    agency_code: str
+    state_dir: Path
+    oidc: OidcClient
+    payment: PaymentPartner
+    sync: SyncAccount
+    forward_token: str = field(repr=False)
+    officer_token: str = field(repr=False)
+    faults: frozenset[str] = frozenset()
+    #: seconds between outbox delivery attempts when the national side fails (doubles up to the max)
+    outbox_retry_initial: float = 0.2
+    outbox_retry_max: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxConfigs:
+    national: NationalConfig
+    province: ProvinceConfig
+
+
+def _secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def build_sandbox_configs(
+    national_url: str,
+    province_url: str,
+    state_dir: Path,
+    *,
+    province_code: str = DEFAULT_PROVINCE[0],
+    agency_code: str = DEFAULT_PROVINCE[1],
+    faults: frozenset[str] | set[str] | tuple[str, ...] = frozenset(),
+    seed: int = 0,
+) -> SandboxConfigs:
+    """Generate fresh registrations and secrets for one sandbox run."""
+    national_url = national_url.rstrip("/")
+    province_url = province_url.rstrip("/")
+    client = OidcClient(
+        client_id=f"province-{province_code}",
+        client_secret=_secret(),
+        redirect_uri=f"{province_url}/auth/callback",
+        post_logout_redirect_uri=f"{province_url}/auth/logged-out",
+    )
+    partner = PaymentPartner(
+        ma_doi_tac=f"DVC{province_code}",
+        secret=_secret(),
+        callback_url=f"{province_url}/DvcPayment/Confirm",
+    )
+    account = SyncAccount(madonvi=agency_code, username=f"sync-{province_code}", password=_secret())
+    endpoint = ProvinceEndpoint(
+        province_code=province_code, agency_code=agency_code, base_url=province_url, forward_token=_secret()
+    )
+    national = NationalConfig(
+        public_url=national_url,
+        state_dir=Path(state_dir) / "national",
+        control_token=_secret(),
+        clients=(client,),
+        payment_partners=(partner,),
+        sync_accounts=(account,),
+        provinces=(endpoint,),
+        seed=seed,
+    )
+    province = ProvinceConfig(
+        public_url=province_url,
+        national_url=national_url,
+        province_code=province_code,
+        agency_code=agency_code,
+        state_dir=Path(state_dir) / "province",
+        oidc=client,
+        payment=partner,
+        sync=account,
+        forward_token=endpoint.forward_token,
+        officer_token=_secret(),
+        faults=frozenset(faults),
+    )
+    return SandboxConfigs(national=national, province=province)

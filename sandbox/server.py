@@ -1,0 +1,178 @@
+"""Serving an ASGI app on a pre-bound loopback socket, in a thread or in a child process.
+
+Sockets are bound by the caller first, so a port that cannot be bound is reported once, plainly, before
+anything starts, and port 0 (a free port) works for tests. The server is uvicorn with uvloop and httptools
+(``uvicorn[standard]``); access logs are off because they would dominate the cost of a request under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import importlib
+import ipaddress
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+
+from haicap.errors import HaicapError
+
+__all__ = ["ProcessServer", "ThreadServer", "bind_socket", "is_loopback_host", "url_of"]
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost and any address in 127.0.0.0/8 or ::1."""
+    if host.lower() in {"localhost", "localhost.localdomain"}:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind and listen on ``host:port`` or raise a one-line :class:`HaicapError` naming port and reason."""
+    if not is_loopback_host(host):
+        raise HaicapError(f"refusing to serve on {host}: the sandbox listens on loopback only (127.0.0.0/8, ::1)")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+        raise HaicapError(f"cannot bind {host}:{port}: {reason}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _uvicorn_config(app: Any) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=3,
+        backlog=2048,
+    )
+
+
+class ThreadServer:
+    """Run an ASGI app in a background thread of this process (tests, small embedded runs).
+
+    Example::
+
+        sock = bind_socket("127.0.0.1", 0)
+        with ThreadServer(app, sock) as server:
+            httpx.get(server.url + "/health")
+    """
+
+    def __init__(self, app: Any, sock: socket.socket) -> None:
+        self.url = url_of(sock)
+        self._sock = sock
+        self._server = uvicorn.Server(_uvicorn_config(app))
+        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._thread = threading.Thread(target=self._run, name=f"asgi-{self.url}", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self._server.serve(sockets=[self._sock]))
+
+    def start(self, timeout: float = 10.0) -> ThreadServer:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise HaicapError(f"the server at {self.url} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+    def __enter__(self) -> ThreadServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _serve_in_child(factory_path: str, config: Any, sock: socket.socket, ready: Any) -> None:
+    module_name, _, attr = factory_path.partition(":")
+    factory: Callable[[Any], Any] = getattr(importlib.import_module(module_name), attr)
+    app = factory(config)
+    server = uvicorn.Server(_uvicorn_config(app))
+
+    async def main() -> None:
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.01)
+        ready.set()
+        await serving
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop (SIGTERM)
+    asyncio.run(main())
+
+
+class ProcessServer:
+    """Run ``factory(config)`` in a spawned child process on a socket bound by the parent.
+
+    The factory is named ``"package.module:function"`` so that the child imports it fresh.
+    """
+
+    def __init__(self, factory_path: str, config: Any, sock: socket.socket, name: str) -> None:
+        self.url = url_of(sock)
+        self.name = name
+        ctx = multiprocessing.get_context("spawn")
+        self._ready = ctx.Event()
+        self._sock = sock
+        self._process = ctx.Process(
+            target=_serve_in_child, args=(factory_path, config, sock, self._ready), name=name, daemon=True
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def is_alive(self) -> bool:
+        return self._process.is_alive()
+
+    def start(self, timeout: float = 30.0) -> ProcessServer:
+        self._process.start()
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.05):
+            if not self._process.is_alive():
+                raise HaicapError(f"the {self.name} server at {self.url} exited while starting "
+                                  f"(exit code {self._process.exitcode})")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise HaicapError(f"the {self.name} server at {self.url} did not start within {timeout:.0f}s")
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._process.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._process.pid or 0, signal.SIGTERM)
+            self._process.join(timeout)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join(5)
+        self._sock.close()
