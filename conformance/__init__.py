@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The conformance suite: checks by readiness criterion, the pytest plugin and `haicap certify`."""

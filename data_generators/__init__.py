@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Deterministic synthetic data: administrative units, citizens, enterprises, dossiers, legacy data."""

@@ -1,1 +1,62 @@
-def main(): print("hi")
+"""The ``haicap`` command line: one sub-command per area, each registered by its own module.
+
+Each area (sandbox, data, certify, load) has a light ``cli.py`` with ``register(subparsers)`` that adds its
+sub-command and sets ``handler``; heavy imports (Locust, pytest, Faker) happen inside the handlers so that
+``haicap --help`` stays fast and Locust's gevent patching never leaks into other commands. A
+:class:`~haicap.errors.HaicapError` is printed as one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from haicap import __version__
+from haicap.errors import HaicapError
+
+__all__ = ["build_parser", "main"]
+
+#: Modules that contribute sub-commands, in the order they appear in ``haicap --help``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "haicap.conformance.cli",
+    "haicap.loadtests.cli",
+    "haicap.sandbox.cli",
+    "haicap.data_generators.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="haicap",
+        description="Conformance and cutover-surge load testing for provincial administrative procedure systems.",
+    )
+    parser.add_argument("--version", action="version", version=f"haicap {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # area not built yet
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except HaicapError as exc:
+        print(f"haicap: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("haicap: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

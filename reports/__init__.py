@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Reports: readiness report, capacity report, evidence bundle."""

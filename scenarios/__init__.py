@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Citizen-journey scenarios (YAML) and the engine that runs their steps, for conformance and load alike."""

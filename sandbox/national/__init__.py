@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The national side of the embedded sandbox (see app.py)."""

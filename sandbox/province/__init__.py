@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The province side of the embedded sandbox (see app.py)."""
