@@ -1,0 +1,143 @@
+"""The registry of conformance checks: each check is a small function registered under a stable id.
+
+Modelled on schemathesis' check registry and the OpenID conformance suite's conditions: a check has an id
+namespaced by its readiness criterion (``SSO-03``), a severity, the rule it enforces (an RFC section, a decree,
+a DOMAIN.md source), the capabilities it needs, and the sandbox faults it must detect (its own proof that it can
+fail). Registering the same id twice is an error.
+
+Example::
+
+    @check("SSO-03", criterion="sso", severity="critical", title="Relying party rejects a bad ID token signature",
+           rule="OpenID Connect Core 1.0 §3.1.3.7 (6)", detects=("accepts-bad-id-token-signature",))
+    def rejects_bad_signature(ctx: CheckContext) -> None:
+        ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from haicap.conformance.context import CheckContext
+
+__all__ = [
+    "CRITERIA",
+    "SEVERITIES",
+    "CheckError",
+    "CheckFailure",
+    "CheckSkipped",
+    "CheckSpec",
+    "all_checks",
+    "check",
+    "checks_for",
+]
+
+#: Readiness criteria, in the order of the national checklist (DOMAIN.md), plus contract fuzzing.
+CRITERIA: dict[str, str] = {
+    "sso": "Single sign-on from the National Public Service Portal",
+    "submission": "Online submission, every commune, ward and special zone",
+    "sync": "Dossier settlement records synchronised to the national portal",
+    "payment": "Online payment",
+    "forwarding": "Dossiers forwarded from the national portal received and processed",
+    "units": "Administrative units and agency identification codes",
+    "fuzzing": "Contract conformance under generated input",
+}
+SEVERITIES = ("critical", "major", "minor")
+Severity = Literal["critical", "major", "minor"]
+CheckFunc = Callable[["CheckContext"], None]
+
+
+class CheckFailure(AssertionError):
+    """The system under test broke the rule. Carries its evidence: expected, actual, how to reproduce."""
+
+    def __init__(self, message: str, *, expected: Any = None, actual: Any = None, reproduce: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.expected = expected
+        self.actual = actual
+        self.reproduce = reproduce
+
+
+class CheckSkipped(Exception):
+    """The check does not apply (a capability the profile does not declare). Not a pass."""
+
+
+class CheckError(Exception):
+    """The check could not run (target unreachable, setup failed). Not a failure of the rule."""
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    id: str
+    criterion: str
+    severity: Severity
+    title: str
+    rule: str
+    func: CheckFunc = field(repr=False)
+    requires: tuple[str, ...] = ()
+    detects: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def number(self) -> int:
+        return int(self.id.rsplit("-", 1)[1])
+
+
+_REGISTRY: dict[str, CheckSpec] = {}
+_PREFIX = {"sso": "SSO", "submission": "SUB", "sync": "SYNC", "payment": "PAY", "forwarding": "FWD",
+           "units": "UNIT", "fuzzing": "FUZZ"}
+
+
+def check(
+    check_id: str,
+    *,
+    criterion: str,
+    severity: Severity,
+    title: str,
+    rule: str,
+    requires: tuple[str, ...] = (),
+    detects: tuple[str, ...] = (),
+) -> Callable[[CheckFunc], CheckFunc]:
+    """Register a check function under ``check_id``."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"{check_id}: unknown criterion {criterion!r} (valid: {', '.join(CRITERIA)})")
+    if severity not in SEVERITIES:
+        raise ValueError(f"{check_id}: unknown severity {severity!r}")
+    prefix, _, number = check_id.rpartition("-")
+    if prefix != _PREFIX[criterion] or not number.isdigit():
+        raise ValueError(f"{check_id}: ids of criterion {criterion!r} look like {_PREFIX[criterion]}-01")
+
+    def register(func: CheckFunc) -> CheckFunc:
+        if check_id in _REGISTRY:
+            raise ValueError(f"check {check_id} is registered twice ({_REGISTRY[check_id].func.__qualname__})")
+        _REGISTRY[check_id] = CheckSpec(
+            id=check_id,
+            criterion=criterion,
+            severity=severity,
+            title=title,
+            rule=rule,
+            func=func,
+            requires=requires,
+            detects=detects,
+            description=(func.__doc__ or "").strip(),
+        )
+        return func
+
+    return register
+
+
+def _load_builtin_checks() -> None:
+    from haicap.conformance import checks  # noqa: F401  (importing registers them)
+
+
+def all_checks() -> list[CheckSpec]:
+    """Every registered check, ordered by criterion (checklist order) then number."""
+    _load_builtin_checks()
+    order = list(CRITERIA)
+    return sorted(_REGISTRY.values(), key=lambda c: (order.index(c.criterion), c.number))
+
+
+def checks_for(criteria: set[str] | None = None) -> list[CheckSpec]:
+    return [c for c in all_checks() if criteria is None or c.criterion in criteria]

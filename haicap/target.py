@@ -1,0 +1,223 @@
+"""What a certification or load run points at: a province system and the national counterpart serving it.
+
+Either the embedded sandbox (the reference province, optionally with faults) or a province's staging system
+described by a profile YAML; in the latter case haicap starts the national counterpart itself, with the
+registrations the profile names (secrets read from environment variables, never from the file).
+
+Example::
+
+    with open_target(profile=None, faults={"late-sync"}) as target:
+        target.province_url, target.national_url
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from haicap.errors import HaicapError
+from haicap.yaml_source import YamlDocument, load_yaml_document
+
+__all__ = ["ALL_CAPABILITIES", "Target", "load_profile", "open_target"]
+
+ALL_CAPABILITIES = frozenset({"sso", "submission", "sync", "payment", "forwarding", "units", "officer_api", "fuzzing"})
+PROFILE_SCHEMA = Path(__file__).resolve().parent / "schemas" / "profile.schema.json"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A province under test and the counterpart haicap runs for it."""
+
+    name: str
+    province_code: str
+    agency_code: str
+    province_url: str
+    national_url: str
+    control_token: str = field(repr=False)
+    officer_token: str | None = field(default=None, repr=False)
+    capabilities: frozenset[str] = ALL_CAPABILITIES
+    sync_sla_seconds: float = 10.0
+    communes: tuple[str, ...] | None = None
+    embedded: bool = False
+    faults: frozenset[str] = frozenset()
+    secret_values: tuple[str, ...] = field(default=(), repr=False)
+
+    def control_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.control_token}"}
+
+    def officer_headers(self) -> dict[str, str]:
+        if not self.officer_token:
+            raise HaicapError("the profile declares no officer API token (credentials.officer_token_env)")
+        return {"Authorization": f"Bearer {self.officer_token}"}
+
+    def describe(self) -> dict[str, Any]:
+        """A report-safe description (no secrets)."""
+        return {
+            "name": self.name,
+            "province": self.province_code,
+            "agency_code": self.agency_code,
+            "province_url": self.province_url,
+            "national_url": self.national_url,
+            "embedded_sandbox": self.embedded,
+            "faults": sorted(self.faults),
+            "capabilities": sorted(self.capabilities),
+            "sync_sla_seconds": self.sync_sla_seconds,
+        }
+
+
+@dataclass(frozen=True)
+class Profile:
+    document: YamlDocument
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.document.data  # type: ignore[no-any-return]
+
+    def secret(self, key: str) -> str | None:
+        """The value of the environment variable named by ``credentials.<key>``, or None if not configured."""
+        env_name = self.data["credentials"].get(key)
+        if env_name is None:
+            return None
+        value = os.environ.get(env_name)
+        if not value:
+            raise self.document.error(("credentials", key), f"environment variable {env_name} is not set")
+        return value
+
+
+def load_profile(path: Path | str) -> Profile:
+    """Load and validate a profile; any problem is one line naming file, line and field."""
+    document = load_yaml_document(path)
+    if not isinstance(document.data, dict):
+        raise HaicapError(f"{document.path}: a profile is a mapping (see README: Certifying a province)")
+    document.validate(json.loads(PROFILE_SCHEMA.read_text(encoding="utf-8")))
+    from haicap.data_generators.units import admin_units
+
+    province = document.data["province"]
+    if province not in {p.code for p in admin_units().provinces()}:
+        raise document.error(("province",), f"{province!r} is not a province code of the 34-province list")
+    return Profile(document)
+
+
+def _profile_national_config(profile: Profile, state_dir: Path) -> tuple[Any, str, Target]:
+    from haicap.sandbox.config import NationalConfig, OidcClient, PaymentPartner, ProvinceEndpoint, SyncAccount
+    from haicap.sandbox.server import is_loopback_host
+
+    data = profile.data
+    creds = data["credentials"]
+    listen = data["national"].get("listen", "127.0.0.1:8710")
+    host, _, port = listen.rpartition(":")
+    if not is_loopback_host(host):
+        raise profile.document.error(("national", "listen"), "the counterpart listens on loopback only")
+    agency = data.get("agency_code") or _default_agency_code(data["province"])
+    public_url = data["national"]["public_url"].rstrip("/")
+    province_url = data["province_url"].rstrip("/")
+    control_token = secrets.token_urlsafe(24)
+    client_secret = profile.secret("oidc_client_secret_env") or ""
+    payment_secret = profile.secret("payment_secret_env")
+    sync_password = profile.secret("sync_password_env")
+    forward_token = profile.secret("forward_token_env")
+    officer_token = profile.secret("officer_token_env")
+    client = OidcClient(
+        client_id=creds["oidc_client_id"],
+        client_secret=client_secret,
+        redirect_uri=creds["oidc_redirect_uri"],
+        post_logout_redirect_uri=creds.get("oidc_post_logout_redirect_uri", creds["oidc_redirect_uri"]),
+    )
+    partners = ()
+    if payment_secret and creds.get("payment_partner"):
+        partners = (PaymentPartner(
+            ma_doi_tac=creds["payment_partner"],
+            secret=payment_secret,
+            callback_url=creds.get("payment_callback_url", f"{province_url}/DvcPayment/Confirm"),
+        ),)
+    accounts = ()
+    if sync_password and creds.get("sync_username"):
+        accounts = (SyncAccount(madonvi=agency, username=creds["sync_username"], password=sync_password),)
+    endpoints = (ProvinceEndpoint(data["province"], agency, province_url, forward_token or ""),)
+    config = NationalConfig(
+        public_url=public_url,
+        state_dir=state_dir,
+        control_token=control_token,
+        clients=(client,),
+        payment_partners=partners,
+        sync_accounts=accounts,
+        provinces=endpoints,
+    )
+    target = Target(
+        name=data.get("name", f"province {data['province']}"),
+        province_code=data["province"],
+        agency_code=agency,
+        province_url=province_url,
+        national_url=f"http://{host}:{port}",
+        control_token=control_token,
+        officer_token=officer_token,
+        capabilities=frozenset(data.get("capabilities", sorted(ALL_CAPABILITIES))),
+        sync_sla_seconds=float(data.get("sync_sla_seconds", 10)),
+        communes=tuple(data["communes"]) if data.get("communes") else None,
+        secret_values=tuple(s for s in (control_token, client_secret, payment_secret, sync_password,
+                                        forward_token, officer_token) if s),
+    )
+    return config, listen, target
+
+
+def _default_agency_code(province_code: str) -> str:
+    from haicap.sandbox.config import DEFAULT_PROVINCE
+
+    if province_code == DEFAULT_PROVINCE[0]:
+        return DEFAULT_PROVINCE[1]
+    raise HaicapError(f"the profile must give agency_code for province {province_code}")
+
+
+@contextlib.contextmanager
+def open_target(
+    profile: Path | str | None = None,
+    *,
+    faults: Iterable[str] = (),
+    seed: int = 0,
+) -> Iterator[Target]:
+    """Start what the run needs (sandbox, or the counterpart for a profile) and yield the Target."""
+    if profile is None:
+        from haicap.sandbox.runner import Sandbox
+
+        with Sandbox.start(faults=faults, seed=seed) as sandbox:
+            cfg = sandbox.configs
+            yield Target(
+                name=f"embedded reference province {cfg.province.province_code}",
+                province_code=cfg.province.province_code,
+                agency_code=cfg.province.agency_code,
+                province_url=sandbox.province_url,
+                national_url=sandbox.national_url,
+                control_token=cfg.national.control_token,
+                officer_token=cfg.province.officer_token,
+                embedded=True,
+                faults=sandbox.faults,
+                secret_values=(cfg.national.control_token, cfg.province.officer_token, cfg.province.oidc.client_secret,
+                               cfg.province.payment.secret, cfg.province.sync.password, cfg.province.forward_token),
+            )
+        return
+    if list(faults):
+        raise HaicapError("--fault applies to the embedded sandbox only, not to a profile's province")
+    loaded = load_profile(profile)
+    from haicap.sandbox.runner import NATIONAL_FACTORY
+    from haicap.sandbox.server import ProcessServer, bind_socket
+
+    state_dir = Path(tempfile.mkdtemp(prefix="haicap-counterpart-"))
+    try:
+        config, listen, target = _profile_national_config(loaded, state_dir)
+        host, _, port = listen.rpartition(":")
+        server = ProcessServer(NATIONAL_FACTORY, config, bind_socket(host, int(port)), "national")
+        server.start()
+        try:
+            yield target
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
