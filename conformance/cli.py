@@ -1,0 +1,149 @@
+"""``haicap certify``: run the conformance suite against a province (or the embedded sandbox) and report.
+
+Starts the target (the sandbox with ``--fault``s, or the national counterpart for a ``--profile``), runs the
+checks with pytest in a child process (JUnit XML, Allure results, optional xdist workers), then writes
+``results.json`` (schema-validated), ``report.html`` (one verdict per criterion), and redacts every file of the
+run folder and every line of output against the run's secrets. Exit 0 only if no check failed or errored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from haicap.errors import HaicapError
+
+__all__ = ["register", "run_certify"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "certify",
+        help="certify a province's readiness (default: the embedded sandbox)",
+        description="Run every conformance check, with haicap playing the national side, and write the evidence.",
+    )
+    parser.add_argument("--profile", type=Path, help="province profile YAML (default: the embedded sandbox)")
+    parser.add_argument("--out", type=Path, default=Path("haicap-certify"),
+                        help="run folder (default ./haicap-certify)")
+    parser.add_argument("--only", action="append", default=[], metavar="CRITERION",
+                        help="run only this criterion's checks (repeatable)")
+    parser.add_argument("--rerun-failed", action="store_true",
+                        help="re-run only the checks that failed or errored in OUT/results.json and merge")
+    parser.add_argument("--fault", action="append", default=[], metavar="ID",
+                        help="switch a named fault on in the embedded sandbox (repeatable)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of generated data and fuzz cases (default 0)")
+    parser.add_argument("-n", "--workers", type=int, default=0, help="pytest-xdist workers (default: none)")
+    parser.set_defaults(handler=run_certify)
+
+
+def _validate_args(args: argparse.Namespace) -> None:
+    from haicap.conformance.registry import CRITERIA
+
+    unknown = [c for c in args.only if c not in CRITERIA]
+    if unknown:
+        raise HaicapError(f"unknown criterion {', '.join(unknown)}; valid: {', '.join(CRITERIA)}")
+    if args.workers < 0:
+        raise HaicapError("--workers must be 0 or more")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        probe = args.out / ".haicap-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise HaicapError(f"cannot write the run folder {args.out}: {exc.strerror}") from None
+
+
+def run_certify(args: argparse.Namespace) -> int:
+    from haicap.conformance.plugin import target_to_json
+    from haicap.conformance.registry import checks_for
+    from haicap.redaction import Redactor
+    from haicap.reports.readiness_html import render_readiness_html
+    from haicap.reports.results import build_results, load_results, write_results
+    from haicap.target import open_target
+
+    _validate_args(args)
+    out: Path = args.out
+    previous = load_results(out / "results.json") if args.rerun_failed else None
+    criteria = set(args.only) or None
+    expected = checks_for(criteria)
+    rerun_ids: list[str] = []
+    if previous is not None:
+        rerun_ids = [c["id"] for c in previous["checks"] if c["status"] in {"failed", "error"}]
+        expected = [spec for spec in expected if spec.id in rerun_ids]
+        if not rerun_ids:
+            print("nothing to re-run: no check failed or errored in", out / "results.json")
+            return 0
+    started = _now()
+    t0 = time.monotonic()
+    what = f"profile {args.profile}" if args.profile else "embedded sandbox"
+    print(f"haicap certify: starting the target ({what})", flush=True)
+    with open_target(args.profile, faults=args.fault, seed=args.seed) as target:
+        redact = Redactor(target.secret_values)
+        print(f"  province {target.province_url}  ·  national counterpart {target.national_url}", flush=True)
+        records_path = out / "checks.raw.json"
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+            os.chmod(fh.name, 0o600)
+            fh.write(target_to_json(target))
+            target_file = fh.name
+        try:
+            cmd = [
+                sys.executable, "-m", "pytest", "--pyargs", "haicap.conformance",
+                "-p", "no:cacheprovider", "-q", "--no-header", "--tb=line", "-rN",
+                f"--rootdir={out.resolve()}", f"--junitxml={out / 'junit.xml'}",
+                f"--alluredir={out / 'allure-results'}", "--clean-alluredir",
+                f"--haicap-target-file={target_file}", f"--haicap-results={records_path}",
+                f"--haicap-seed={args.seed}",
+            ]
+            for criterion in sorted(criteria or ()):
+                cmd.append(f"--haicap-only={criterion}")
+            if rerun_ids:
+                cmd += ["-k", " or ".join(rerun_ids)]
+            if args.workers:
+                cmd += ["-n", str(args.workers)]
+            _stream(cmd, redact)
+        finally:
+            os.unlink(target_file)
+        records = json.loads(records_path.read_text(encoding="utf-8")) if records_path.exists() else []
+        results = build_results(
+            records, expected, target=target.describe(), seed=args.seed, started=started, finished=_now(),
+            previous=previous,
+        )
+        records_path.unlink(missing_ok=True)
+        results = redact.value(results)
+        write_results(out / "results.json", results)
+        (out / "report.html").write_text(render_readiness_html(results), encoding="utf-8")
+        redact.files(out)
+    _print_summary(results, out, time.monotonic() - t0)
+    return 0 if results["summary"]["ok"] else 1
+
+
+def _stream(cmd: list[str], redact: Any) -> int:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stdout.write(redact.text(line))
+            sys.stdout.flush()
+        return proc.wait()
+
+
+def _print_summary(results: dict[str, Any], out: Path, seconds: float) -> None:
+    s = results["summary"]
+    print()
+    for criterion, verdict in results["verdicts"].items():
+        print(f"  {criterion:<11} {verdict}")
+    print(f"\n{s['total']} checks: {s['passed']} passed, {s['failed']} failed, {s['error']} error, "
+          f"{s['skipped']} skipped in {seconds:.1f}s")
+    print(f"report: {out / 'report.html'}  results: {out / 'results.json'}  junit: {out / 'junit.xml'}")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -1,0 +1,240 @@
+"""pytest plugin of the conformance suite (entry point ``pytest11: haicap``).
+
+Options: ``--profile FILE`` (a province's staging system; haicap runs the national counterpart for it),
+``--haicap-fault ID`` (faults of the embedded sandbox, used when no profile is given), ``--haicap-seed``,
+``--haicap-only CRITERION`` and ``--haicap-results FILE`` (raw per-check records for ``haicap certify``).
+
+The target is started once, on the controller, in ``pytest_configure`` — only when conformance checks are
+requested (a profile, a fault, ``--haicap-run``, or collecting ``conformance/``) — and handed to pytest-xdist
+workers through ``workerinput``; without xdist the session uses it directly. Each check's outcome is recorded
+with its metadata in ``user_properties`` so that reports merge across workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from haicap.conformance.registry import CheckError, CheckFailure, CheckSkipped, CheckSpec
+from haicap.redaction import Redactor
+from haicap.target import Target
+
+_TARGET_KEY = "haicap_target"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("haicap", "haicap conformance suite")
+    group.addoption("--profile", dest="haicap_profile", metavar="FILE", help="province profile YAML")
+    group.addoption("--haicap-fault", dest="haicap_faults", action="append", default=[], metavar="ID",
+                    help="switch a named fault on in the embedded sandbox (repeatable)")
+    group.addoption("--haicap-seed", dest="haicap_seed", type=int, default=0, help="seed of data and fuzz cases")
+    group.addoption("--haicap-only", dest="haicap_only", action="append", default=[], metavar="CRITERION",
+                    help="run only the checks of this readiness criterion (repeatable)")
+    group.addoption("--haicap-results", dest="haicap_results", metavar="FILE",
+                    help="write the per-check records (JSON) here")
+    group.addoption("--haicap-run", dest="haicap_run", action="store_true",
+                    help="start the target even if conformance/ is not named on the command line")
+    group.addoption("--haicap-target-file", dest="haicap_target_file", metavar="FILE",
+                    help="use the already running target described in FILE (written by haicap certify)")
+
+
+def _wanted(config: pytest.Config) -> bool:
+    opt = config.option
+    if opt.haicap_profile or opt.haicap_faults or opt.haicap_run:
+        return True
+    package_dir = Path(__file__).resolve().parent
+    for arg in config.args:
+        name = str(arg).split("::", 1)[0]
+        if name in {"haicap.conformance", "haicap.conformance.test_conformance"}:
+            return True
+        path = Path(name).resolve()
+        if path == package_dir or package_dir in path.parents:
+            return True
+    return False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "haicap_check(id): a haicap conformance check")
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller started the target
+        raw = config.workerinput.get(_TARGET_KEY)  # type: ignore[attr-defined]
+        if raw:
+            config.stash[_target_stash] = _target_from_json(raw)
+        return
+    if config.option.haicap_target_file:
+        config.stash[_target_stash] = _target_from_json(Path(config.option.haicap_target_file).read_text())
+        return
+    if not _wanted(config):
+        return
+    from haicap.target import open_target
+
+    stack = contextlib.ExitStack()
+    target = stack.enter_context(
+        open_target(config.option.haicap_profile, faults=config.option.haicap_faults, seed=config.option.haicap_seed)
+    )
+    config.stash[_target_stash] = target
+    config.stash[_stack_stash] = stack
+
+
+def pytest_configure_node(node: Any) -> None:  # xdist hook (only called when xdist is active)
+    target = node.config.stash.get(_target_stash, None)
+    if target is not None:
+        node.workerinput[_TARGET_KEY] = target_to_json(target)
+
+
+def target_to_json(target: Target) -> str:
+    return json.dumps(dataclasses.asdict(target), default=sorted)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    stack = config.stash.get(_stack_stash, None)
+    if stack is not None:
+        stack.close()
+
+
+def _target_from_json(raw: str) -> Target:
+    """Inverse of :func:`target_to_json`."""
+    data = json.loads(raw)
+    for key in ("capabilities", "faults"):
+        data[key] = frozenset(data[key])
+    data["secret_values"] = tuple(data["secret_values"])
+    if data.get("communes") is not None:
+        data["communes"] = tuple(data["communes"])
+    return Target(**data)
+
+
+_target_stash = pytest.StashKey[Target]()
+_stack_stash = pytest.StashKey[contextlib.ExitStack]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    only = set(config.option.haicap_only)
+    if not only:
+        return
+    keep, drop = [], []
+    for item in items:
+        spec = _spec_of(item)
+        (keep if spec is None or spec.criterion in only else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def _spec_of(item: pytest.Item) -> CheckSpec | None:
+    callspec = getattr(item, "callspec", None)
+    spec = callspec.params.get("spec") if callspec is not None else None
+    return spec if isinstance(spec, CheckSpec) else None
+
+
+@pytest.fixture(scope="session")
+def haicap_target(pytestconfig: pytest.Config) -> Iterator[Target]:
+    target = pytestconfig.stash.get(_target_stash, None)
+    if target is not None:
+        yield target
+        return
+    from haicap.target import open_target
+
+    with open_target(None, seed=pytestconfig.option.haicap_seed) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def haicap_context(haicap_target: Target, pytestconfig: pytest.Config) -> Iterator[Any]:
+    from haicap.conformance.context import CheckContext
+
+    context = CheckContext(haicap_target, seed=pytestconfig.option.haicap_seed)
+    yield context
+    context.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    spec = _spec_of(item)
+    if spec is None:
+        return
+    report = outcome.get_result()
+    if call.when != "call" and not (call.when == "setup" and report.outcome != "passed"):
+        return
+    target = item.config.stash.get(_target_stash, None)
+    redact = Redactor(target.secret_values if target else ())
+    record: dict[str, Any] = {
+        "id": spec.id,
+        "criterion": spec.criterion,
+        "severity": spec.severity,
+        "title": spec.title,
+        "rule": spec.rule,
+        "detects": list(spec.detects),
+        "duration_s": round(report.duration, 3),
+    }
+    excinfo = call.excinfo
+    if excinfo is None:
+        record.update(status="passed", message="")
+    elif excinfo.errisinstance(CheckFailure):
+        failure: CheckFailure = excinfo.value  # type: ignore[assignment]
+        record.update(status="failed", message=failure.message, expected=_jsonable(failure.expected),
+                      actual=_jsonable(failure.actual), reproduce=failure.reproduce)
+    elif excinfo.errisinstance(CheckSkipped) or excinfo.errisinstance(pytest.skip.Exception):
+        record.update(status="skipped", message=str(excinfo.value))
+    elif excinfo.errisinstance(CheckError):
+        record.update(status="error", message=str(excinfo.value))
+    else:
+        record.update(status="error", message=f"{excinfo.typename}: {excinfo.value}")
+    record = redact.value(record)
+    item.user_properties.append(("haicap_check", json.dumps(record, ensure_ascii=False)))
+    report.user_properties = list(item.user_properties)
+    _allure_labels(spec)
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _allure_labels(spec: CheckSpec) -> None:
+    try:
+        import allure
+    except ImportError:  # pragma: no cover - allure-pytest is a dependency
+        return
+    with contextlib.suppress(Exception):  # allure is inactive without --alluredir
+        allure.dynamic.label("criterion", spec.criterion)
+        allure.dynamic.label("check_id", spec.id)
+        allure.dynamic.severity(allure.severity_level.CRITICAL if spec.severity == "critical"
+                                else allure.severity_level.NORMAL if spec.severity == "major"
+                                else allure.severity_level.MINOR)
+        allure.dynamic.feature(spec.criterion)
+        allure.dynamic.title(f"{spec.id} {spec.title}")
+        allure.dynamic.link(spec.rule, name=spec.rule) if spec.rule.startswith("http") else \
+            allure.dynamic.label("rule", spec.rule)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for name, value in getattr(report, "user_properties", []):
+        if name == "haicap_check":
+            record = json.loads(value)
+            _RECORDS.append(record)
+            print(f"  {record['status']:<8} {record['id']:<8} {record['title']}", flush=True)
+
+
+_RECORDS: list[dict[str, Any]] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _RECORDS.clear()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.option.haicap_results
+    if path and not hasattr(session.config, "workerinput"):
+        seen: dict[str, dict[str, Any]] = {}
+        for record in _RECORDS:
+            seen[record["id"]] = record  # one record per check (a setup error and no call)
+        Path(path).write_text(json.dumps(list(seen.values()), ensure_ascii=False, indent=2), encoding="utf-8")

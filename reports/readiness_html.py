@@ -1,0 +1,89 @@
+"""The readiness report: one self-contained HTML page a province can hand in.
+
+First a verdict per readiness criterion, in the columns of the national checklist, then every check with its
+rule, outcome, and for a failure what was expected, what came back and how to reproduce it. No external
+assets (CSS inline, no scripts), every value HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Any
+
+from haicap.conformance.registry import CRITERIA
+
+__all__ = ["render_readiness_html"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1d232a}
+h1{margin-bottom:.2rem} .muted{color:#5c6670} table{border-collapse:collapse;width:100%;margin:1rem 0}
+th,td{border-bottom:1px solid #dde2e6;padding:.45rem .6rem;text-align:left;vertical-align:top}
+th{background:#f4f6f8} .v{font-weight:600;border-radius:4px;padding:.15rem .5rem;white-space:nowrap}
+.ready,.passed{background:#dff3e4;color:#135e2a} .not-ready,.failed{background:#fbe0df;color:#8a1c17}
+.not-tested,.skipped{background:#eef0f2;color:#4a525a} .could-not-run,.error{background:#fff1d6;color:#7a4d00}
+pre{background:#f6f8fa;padding:.5rem;overflow-x:auto;white-space:pre-wrap;margin:.3rem 0}
+details summary{cursor:pointer}
+"""
+
+
+def _cls(text: str) -> str:
+    return text.replace(" ", "-")
+
+
+def _pre(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=2)
+    return f"<pre>{escape(text)}</pre>"
+
+
+def render_readiness_html(results: dict[str, Any]) -> str:
+    target = results["target"]
+    summary = results["summary"]
+    overall = "ready" if summary["ok"] else "not ready"
+    rows = []
+    for criterion, label in CRITERIA.items():
+        verdict = results["verdicts"].get(criterion)
+        if verdict is None:
+            continue
+        checks = [c for c in results["checks"] if c["criterion"] == criterion]
+        passed = sum(c["status"] == "passed" for c in checks)
+        rows.append(
+            f"<tr><td>{escape(label)}</td><td><span class='v {_cls(verdict)}'>{escape(verdict)}</span></td>"
+            f"<td>{passed} / {len(checks)} passed</td></tr>"
+        )
+    details = []
+    for c in results["checks"]:
+        evidence = ""
+        if c["status"] in {"failed", "error"}:
+            parts = [f"<p>{escape(c.get('message', ''))}</p>"]
+            if c.get("expected") is not None:
+                parts.append("<b>Expected</b>" + _pre(c["expected"]))
+            if c.get("actual") is not None:
+                parts.append("<b>Received</b>" + _pre(c["actual"]))
+            if c.get("reproduce"):
+                parts.append("<b>Reproduce with</b>" + _pre(c["reproduce"]))
+            evidence = f"<details open><summary>evidence</summary>{''.join(parts)}</details>"
+        elif c["status"] == "skipped":
+            evidence = f"<span class='muted'>{escape(c.get('message', ''))}</span>"
+        details.append(
+            f"<tr><td><code>{escape(c['id'])}</code></td><td>{escape(c['title'])}<br>"
+            f"<span class='muted'>{escape(c['rule'])} · {escape(c['severity'])}</span>{evidence}</td>"
+            f"<td><span class='v {_cls(c['status'])}'>{escape(c['status'])}</span></td></tr>"
+        )
+    faults = ", ".join(target.get("faults") or []) or "none"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>haicap readiness report — {escape(target.get('name', ''))}</title>
+<style>{_CSS}</style></head><body>
+<h1>Readiness report <span class='v {_cls(overall)}'>{overall}</span></h1>
+<p class="muted">{escape(target.get('name', ''))} · province {escape(str(target.get('province', '')))}
+ · {escape(str(target.get('province_url', '')))} · sandbox faults: {escape(faults)}<br>
+haicap {escape(results['haicap_version'])} · seed {results['seed']} · {escape(results['started'])} →
+ {escape(results['finished'])}</p>
+<p>{summary['total']} checks: {summary['passed']} passed, {summary['failed']} failed, {summary['error']} could not run,
+{summary['skipped']} skipped.</p>
+<h2>Verdict per criterion</h2>
+<table><tr><th>Criterion (national checklist)</th><th>Verdict</th><th>Checks</th></tr>{''.join(rows)}</table>
+<h2>Checks</h2>
+<table><tr><th>Id</th><th>Check</th><th>Outcome</th></tr>{''.join(details)}</table>
+</body></html>
+"""
