@@ -1,0 +1,161 @@
+"""``haicap data``: generate synthetic data files and export the official administrative units.
+
+    haicap data generate --kind dossiers --count 1000000 --seed 7 --out dossiers.jsonl [--province 01]
+    haicap data units --province 01 --format csv [--legacy] [--out units.csv]
+
+Importing this module is cheap: Faker, the unit tables and the contracts are loaded inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from haicap.errors import HaicapError
+
+__all__ = ["KINDS", "register"]
+
+KINDS = ("citizens", "enterprises", "dossiers", "legacy-dossiers")
+SHAPES = ("submission", "forwarded", "sync")
+UNIT_FORMATS = ("csv", "json")
+
+
+def register(subparsers: Any) -> None:
+    data = subparsers.add_parser("data", help="deterministic synthetic data and the official administrative units")
+    sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+
+    gen = sub.add_parser("generate", help="write citizens, enterprises or dossiers to a file (JSONL or CSV)")
+    gen.add_argument("--kind", required=True, metavar="|".join(KINDS), help="what to generate")
+    gen.add_argument("--count", required=True, type=int, help="number of records")
+    gen.add_argument("--seed", type=int, default=0, help="the same seed gives a byte-identical file (default 0)")
+    gen.add_argument("--out", required=True, type=Path, help="output file (written atomically)")
+    gen.add_argument("--province", help="current province code (34-province list); default: all provinces")
+    gen.add_argument("--format", default="jsonl", metavar="jsonl|csv", help="file format (default jsonl)")
+    gen.add_argument(
+        "--shape", default="submission", metavar="|".join(SHAPES),
+        help="dossier shape: citizen submission, national forward or national sync item (default submission)",
+    )  # fmt: skip
+    gen.add_argument("--defect-rate", type=float, default=0.0, help="legacy-dossiers: share of records with a defect")
+    gen.add_argument("--quiet", action="store_true", help="no progress line")
+    gen.set_defaults(handler=_generate)
+
+    units = sub.add_parser("units", help="export the official units (Decision 19/2025/QĐ-TTg) or the legacy list")
+    units.add_argument("--province", help="only this province (current code; with --legacy an old code)")
+    units.add_argument("--legacy", action="store_true", help="the 63-province list with each ward's new commune(s)")
+    units.add_argument("--format", default="csv", metavar="csv|json", help="output format (default csv)")
+    units.add_argument("--out", type=Path, help="output file (default: standard output)")
+    units.set_defaults(handler=_units)
+
+
+def _choice(name: str, value: str, valid: tuple[str, ...]) -> str:
+    if value not in valid:
+        raise HaicapError(f"unknown {name} {value!r}; valid {name}s: {', '.join(valid)}")
+    return value
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from haicap.data_generators.output import FORMATS, Progress, write_records
+
+    kind = _choice("kind", args.kind, KINDS)
+    fmt = _choice("format", args.format, FORMATS)
+    if args.count <= 0:
+        raise HaicapError(f"--count must be a positive number of records, got {args.count}")
+    if args.province is not None:
+        from haicap.data_generators.units import admin_units
+
+        admin_units().province(args.province)
+    records, columns, after = _source(kind, args)
+    progress = Progress(args.count, f"{kind} -> {args.out}", enabled=not args.quiet)
+    written = write_records(args.out, records, args.count, fmt, columns=columns, progress=progress)
+    if after is not None:
+        after()
+    if args.quiet:
+        return 0
+    print(f"wrote {written:,} {kind} to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _source(kind: str, args: argparse.Namespace) -> tuple[Any, list[str], Any]:
+    """(record iterator, CSV columns in contract order, callable to run after a successful write)."""
+    import random
+
+    if kind in ("citizens", "enterprises"):
+        from haicap.data_generators.people import PersonFactory
+
+        people = PersonFactory(args.seed, args.province)
+        make = people.citizen if kind == "citizens" else people.enterprise
+        rng = random.Random(args.seed)
+        return (make(rng) for _ in range(args.count)), list(people.userinfo_fields), None
+    if kind == "dossiers":
+        from haicap.data_generators.dossiers import DossierGenerator
+
+        shape = _choice("shape", args.shape, SHAPES)
+        gen = DossierGenerator(args.seed, args.province, shape)
+        return gen.records(args.count), list(gen.fields), None
+    from haicap.data_generators.legacy import LegacyDossierGenerator
+
+    legacy = LegacyDossierGenerator(args.seed, args.province, args.defect_rate)
+
+    def write_manifest() -> None:
+        from haicap.data_generators.output import write_records
+
+        manifest_path = Path(f"{args.out}.manifest.json")
+        write_records(manifest_path, [legacy.manifest.as_dict()], 1, "jsonl")
+        if not args.quiet:
+            print(f"manifest of planted defects: {manifest_path}", file=sys.stderr)
+
+    columns = [*legacy.dossiers.fields, "HoSoCu", "KyVong"]
+    return legacy.records(args.count), columns, write_manifest
+
+
+def _units(args: argparse.Namespace) -> int:
+    import orjson
+
+    from haicap.data_generators.output import write_records
+    from haicap.data_generators.units import admin_units
+
+    fmt = _choice("format", args.format, UNIT_FORMATS)
+    units = admin_units()
+    rows: list[dict[str, Any]]
+    if args.legacy:
+        if args.province is not None and args.province not in {p.code for p in units.legacy_provinces()}:
+            valid = ", ".join(p.code for p in units.legacy_provinces())
+            raise HaicapError(f"unknown old province code {args.province!r}; valid codes: {valid}")
+        rows = [
+            {
+                "MaXaCu": w.code, "TenXaCu": w.name, "MaHuyenCu": w.district_code, "TenHuyenCu": w.district_name,
+                "MaTinhCu": w.province_code, "TenTinhCu": w.province_name,
+                "MaXaMoi": [c.code for c in units.new_communes_for_legacy(w.code)],
+                "MaTinhMoi": units.new_province_for_legacy(w.province_code).code,
+            }
+            for w in units.legacy_wards(args.province)
+        ]  # fmt: skip
+    else:
+        from haicap.data_generators.agencies import commune_agency_code
+
+        names = {p.code: p.name for p in units.provinces()}
+        rows = [
+            {"MaXa": c.code, "TenXa": c.name, "LoaiDonVi": c.kind, "MaTinh": c.province_code,
+             "TenTinh": names[c.province_code], "MaCoQuan": commune_agency_code(c.code)}
+            for c in units.communes(args.province)
+        ]  # fmt: skip
+    columns = list(rows[0]) if rows else []
+    if args.out is None:
+        if fmt == "json":
+            sys.stdout.buffer.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n")
+        else:
+            import csv
+
+            from haicap.data_generators.output import _cell
+
+            writer = csv.writer(sys.stdout, lineterminator="\n")
+            writer.writerow(columns)
+            writer.writerows([_cell(row[c]) for c in columns] for row in rows)
+        return 0
+    if fmt == "json":
+        write_records(args.out, [rows], 1, "jsonl")  # one JSON document
+    else:
+        write_records(args.out, rows, len(rows), "csv", columns=columns)
+    return 0
