@@ -1,0 +1,69 @@
+"""Named, switchable defects of the reference province: the suite's proof that its checks can fail.
+
+Each fault reproduces one real defect when its id is in ``ProvinceConfig.faults``. The switch sits at the
+exact place where the correct code does the right thing (``if fault not in faults: check()``), so a fault
+changes one decision and nothing else. ``breaks`` names the readiness criterion of the national checklist the
+defect fails (sso, submission, payment, sync, forwarding, units).
+
+Example::
+
+    FAULTS["skips-nonce-check"].breaks    # 'sso'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["FAULTS", "Fault"]
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    id: str
+    breaks: str
+    description: str
+
+
+_FAULTS = [
+    # sso: the relying party's ID token validation (OpenID RP certification rules)
+    Fault("accepts-bad-id-token-signature", "sso", "ID token signature not verified against the national JWKS"),
+    Fault("accepts-alg-none", "sso", "an unsigned ID token (alg none) is accepted"),
+    Fault("skips-issuer-check", "sso", "ID token iss not compared with the national issuer"),
+    Fault("skips-audience-check", "sso", "ID token aud not required to contain the province's client_id"),
+    Fault("accepts-expired-id-token", "sso", "ID token exp not checked"),
+    Fault("accepts-future-iat", "sso", "ID token iat in the future accepted"),
+    Fault("skips-nonce-check", "sso", "ID token nonce not compared with the one sent at login"),
+    Fault("skips-state-check", "sso", "callback state not compared with the login's state (CSRF)"),
+    Fault("accepts-reused-code", "sso", "a replayed callback (same authorization code) yields a new session"),
+    Fault("identity-from-body", "sso", "ChuHoSo/DinhDanhCHS taken from the request body, not the SSO session"),
+    # submission
+    Fault("pre-merger-commune-codes", "submission", "pre-merger (63-province) ward codes accepted as MaXa"),
+    Fault("500-on-malformed-input", "submission", "malformed JSON or missing fields crash the handler (HTTP 500)"),
+    Fault("duplicate-mahoso", "submission", "the MaHoSo sequence is read and written non-atomically: duplicates"),
+    Fault(
+        "loses-dossiers-under-concurrency",
+        "submission",
+        "201 before the write is durable, through a racy write-behind buffer: concurrent submits get lost",
+    ),
+    Fault("invalid-status-transition", "submission", "officer actions ignore the transition table (e.g. 1→10)"),
+    # payment
+    Fault("ignores-callback-checksum", "payment", "payment callback MaXacThuc not verified"),
+    Fault("accepts-wrong-amount", "payment", "payment callback amount not compared with the dossier's fee"),
+    Fault("double-applies-replayed-callback", "payment", "a replayed callback is applied again (paid twice)"),
+    Fault("marks-paid-on-failed-payment", "payment", "a failure callback (MaLoi != 00) marks the dossier paid"),
+    Fault("no-paid-flag-sync", "payment", "DuocThanhToanTrucTuyen never reaches the national side as 1"),
+    # sync
+    Fault("no-status-sync", "sync", "only the first state of a dossier is synchronised, later changes never"),
+    Fault("late-sync", "sync", "changes are synchronised 30 s late (beyond the SLA)"),
+    Fault("sync-missing-fields", "sync", "required fields are dropped from DongBoHoSoMC items"),
+    # forwarding
+    Fault("ignores-forwarded-dossiers", "forwarding", "forwarded dossiers are acknowledged but never stored or synced"),
+    # units
+    Fault("wrong-agency-codes", "units", "declares the pre-merger ward list with malformed agency codes"),
+]
+
+#: Every fault by id.
+FAULTS: dict[str, Fault] = {fault.id: fault for fault in _FAULTS}
+
+#: How late the ``late-sync`` fault delivers (seconds).
+LATE_SYNC_DELAY = 30.0

@@ -1,0 +1,85 @@
+"""Receiving dossiers forwarded by the national portal (``POST /national/forwarded-dossiers``).
+
+The national side presents the forward credential; the dossier is validated, stored under the national
+MaHoSo (idempotent: a second delivery answers 200 with the current state), acknowledged, and from then on
+synchronised like any other dossier. Fault ``ignores-forwarded-dossiers`` acknowledges without storing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from haicap.sandbox.province import dossiers as d
+from haicap.sandbox.province.context import ProvinceContext, require_bearer
+from haicap.sandbox.province.problems import Problem, json_response, read_json
+
+__all__ = ["ForwardedDossiers"]
+
+FORWARDED_REF = "dossier.schema.json#/$defs/ForwardedDossier"
+NOI_NOP_NATIONAL = "Cổng Dịch vụ công quốc gia"
+
+
+class ForwardedDossiers:
+    def __init__(self, ctx: ProvinceContext) -> None:
+        self.ctx = ctx
+        self.validator = ctx.registry.validator(FORWARDED_REF)
+
+    async def receive(self, request: Request) -> Response:
+        ctx = self.ctx
+        require_bearer(request, ctx.config.forward_token, "forward")
+        body = await read_json(request, self.validator, trusting=ctx.has("500-on-malformed-input"))
+        doc = self.dossier(body)
+        if ctx.has("ignores-forwarded-dossiers"):  # the defect: acknowledged, never stored
+            return json_response({"MaHoSo": doc["MaHoSo"], "TrangThaiHoSo": "1", "acknowledged": True}, status=201)
+        policy = ctx.policy
+        stored, created = await ctx.store.write(lambda c: d.insert_existing(c, policy, doc))
+        answer = {"MaHoSo": stored["MaHoSo"], "TrangThaiHoSo": stored["TrangThaiHoSo"], "acknowledged": True}
+        return json_response(answer, status=201 if created else 200)
+
+    def dossier(self, body: dict[str, Any]) -> dict[str, Any]:
+        ctx = self.ctx
+        unit = ctx.units.check_commune(body["MaXa"])
+        procedure = ctx.catalogue.get(body["MaTTHC"]) or {}
+        name = body.get("TenTTHC") or procedure.get("TenTTHC")
+        if not name:
+            raise Problem.field(422, "MaTTHC", "unknown procedure and no TenTTHC given")
+        fees = body.get("DanhSachLePhi") if "DanhSachLePhi" in body else procedure.get("DanhSachLePhi", [])
+        fee = sum(int(f.get("Gia", 0)) for f in fees or [] if str(f.get("HinhThucThu", "2")) == "2")
+        now = d.now_vn()
+        entry = d.history_entry("1", NguoiXuLy="Cổng DVCQG", NoiDungXuLy="Tiếp nhận hồ sơ chuyển từ Cổng DVCQG")
+        doc: dict[str, Any] = {
+            "MaHoSo": body["MaHoSo"],
+            "SoBienNhan": body["MaHoSo"],
+            "MaTTHC": body["MaTTHC"],
+            "TenTTHC": name,
+            "MaLinhVuc": procedure.get("MaLinhVuc"),
+            "TenLinhVuc": procedure.get("TenLinhVuc"),
+            "MaXa": unit.code,
+            "MaCoQuan": unit.agency_code,
+            "DonViXuLy": f"UBND {unit.name}",
+            "ChuHoSo": body["ChuHoSo"],
+            "DinhDanhCHS": body["DinhDanhCHS"],
+            "SoDienThoai": body.get("SoDienThoai"),
+            "Email": body.get("Email"),
+            "TrichYeuHoSo": body["TrichYeuHoSo"],
+            "KenhThucHien": body.get("KenhThucHien") or "2",
+            "LoaiDoiTuong": body.get("LoaiDoiTuong") or procedure.get("LoaiDoiTuong") or "1",
+            "TrangThaiHoSo": "1",
+            "NgayNopHoSo": body["NgayNopHoSo"],
+            "NgayTiepNhan": d.thoi_gian(now),
+            "NgayHenTra": d.thoi_gian(now + timedelta(days=5)),
+            "NoiNopHoSo": NOI_NOP_NATIONAL,
+            "TaiLieuNop": body.get("TaiLieuNop") or [],
+            "DanhSachLePhi": fees or [],
+            "PhiPhaiNop": fee,
+            "DaThanhToan": False,
+            "SoTienDaThanhToan": 0,
+            "DuocThanhToanTrucTuyen": "0" if fee else "2",
+            "NguonHoSo": "national",
+            "LichSu": [entry],
+        }
+        return {k: v for k, v in doc.items() if v is not None}

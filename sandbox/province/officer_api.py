@@ -1,0 +1,62 @@
+"""The officer API (``/officer/...``, officer Bearer): list, read, and move dossiers through their states.
+
+Transitions follow :data:`dossiers.TRANSITIONS`; anything else is a 409 problem. Fault
+``invalid-status-transition`` lifts the table (e.g. 1→10 is allowed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from haicap.sandbox.province import dossiers as d
+from haicap.sandbox.province.context import ProvinceContext, require_bearer
+from haicap.sandbox.province.dossier_api import dossier_list, parse_ma_ho_so, parse_page
+from haicap.sandbox.province.problems import Problem, json_response, read_json
+
+__all__ = ["OfficerApi"]
+
+ACTION_REF = "dossier.schema.json#/$defs/OfficerAction"
+
+
+class OfficerApi:
+    def __init__(self, ctx: ProvinceContext) -> None:
+        self.ctx = ctx
+        self.action_v = ctx.registry.validator(ACTION_REF)
+        self.maxa_v = ctx.registry.validator("common.schema.json#/$defs/MaXa")
+        self.status_v = ctx.registry.validator("common.schema.json#/$defs/TrangThaiHoSo")
+
+    def _auth(self, request: Request) -> None:
+        require_bearer(request, self.ctx.config.officer_token, "officer")
+
+    async def list(self, request: Request) -> Response:
+        self._auth(request)
+        limit, offset = parse_page(request)
+        clauses, params = ["1 = 1"], []
+        for name, column, validator in (("MaXa", "ma_xa", self.maxa_v), ("TrangThaiHoSo", "status", self.status_v)):
+            value = request.query_params.get(name)
+            if value is not None:
+                if not validator.is_valid(value):
+                    raise Problem.field(400, name, "invalid value")
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        return json_response(dossier_list(self.ctx, " AND ".join(clauses), tuple(params), limit, offset))
+
+    async def get(self, request: Request) -> Response:
+        self._auth(request)
+        ma_ho_so = parse_ma_ho_so(self.ctx, request)
+        doc: dict[str, Any] = await self.ctx.store.write(lambda c: d.load_dossier(c, ma_ho_so))
+        return json_response(doc)
+
+    async def action(self, request: Request) -> Response:
+        self._auth(request)
+        ma_ho_so = parse_ma_ho_so(self.ctx, request)
+        body = await read_json(request, self.action_v, trusting=self.ctx.has("500-on-malformed-input"))
+        policy = self.ctx.policy
+        enforce = not self.ctx.has("invalid-status-transition")
+        doc = await self.ctx.store.write(
+            lambda c: d.op_officer_action(c, policy, ma_ho_so, body, enforce_transitions=enforce)
+        )
+        return json_response(doc)

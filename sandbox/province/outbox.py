@@ -1,0 +1,285 @@
+"""The outbox: every state change of a dossier reaches the national sync API, even across outages.
+
+A change is written as outbox rows in the same transaction as the dossier (:func:`enqueue_change`), so a
+committed change cannot be forgotten. :class:`OutboxDelivery` is a background task that sends pending rows in
+batches (DongBoHoSoMC creates with isUpdating "False", updates with "True", CapNhatTienDoHoSoMC progress),
+logs in and logs in again when the session expires, backs off while the national side is down (HTTP 503/5xx,
+timeouts, refused connections) and never drops a row: a row leaves the queue only when the national side has
+recorded it, answered "already exists" (error_code 3), or rejected the item itself (kept with the reason).
+Rows of one dossier are sent in order: at most one row per MaHoSo per call round.
+
+Faults acting here: ``no-status-sync`` (changes after the first are never queued) and ``late-sync``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from haicap.sandbox.config import SyncAccount
+from haicap.sandbox.province.faults import LATE_SYNC_DELAY
+from haicap.sandbox.province.store import Store
+from haicap.sandbox.province.sync_items import SyncItemBuilder
+
+__all__ = ["OutboxDelivery", "OutboxPolicy", "enqueue_change", "outbox_counts"]
+
+log = logging.getLogger(__name__)
+
+DONGBO = "DongBoHoSoMC"
+TIENDO = "CapNhatTienDoHoSoMC"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxPolicy:
+    """What gets queued: the item builder plus the ``no-status-sync`` switch."""
+
+    builder: SyncItemBuilder
+    sync_updates: bool = True
+
+    @classmethod
+    def for_faults(cls, builder: SyncItemBuilder, faults: Collection[str]) -> OutboxPolicy:
+        return cls(builder=builder, sync_updates="no-status-sync" not in faults)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def enqueue_change(
+    conn: sqlite3.Connection,
+    policy: OutboxPolicy,
+    dossier: dict[str, Any],
+    *,
+    created: bool,
+    entry: dict[str, Any] | None,
+) -> None:
+    """Queue the dossier's new state (and its progress entry) inside the caller's transaction."""
+    if not created and not policy.sync_updates:
+        return
+    ts = now_ms()
+    rows = [
+        (dossier["MaHoSo"], DONGBO, "False" if created else "True", policy.builder.dossier_item(dossier), ts),
+    ]
+    if entry is not None:
+        rows.append((dossier["MaHoSo"], TIENDO, "", policy.builder.progress_item(dossier, entry), ts))
+    conn.executemany(
+        "INSERT INTO outbox (ma_ho_so, service, is_updating, item, created_ms) VALUES (?, ?, ?, ?, ?)",
+        [(m, s, u, orjson.dumps(i), t) for m, s, u, i, t in rows],
+    )
+
+
+def outbox_counts(store: Store) -> dict[str, int]:
+    """Pending, delivered and rejected rows (for /health and tests)."""
+    pending = store.read_one("SELECT count(*) FROM outbox WHERE delivered_ms IS NULL")
+    rejected = store.read_one("SELECT count(*) FROM outbox WHERE outcome = 'rejected'")
+    total = store.read_one("SELECT count(*) FROM outbox")
+    p, r, t = (pending or (0,))[0], (rejected or (0,))[0], (total or (0,))[0]
+    return {"pending": p, "rejected": r, "delivered": t - p - r}
+
+
+class _Transient(Exception):
+    """The national side could not take the call now: retry later, keep every row."""
+
+
+@dataclass(slots=True)
+class _Row:
+    id: int
+    ma_ho_so: str
+    service: str
+    is_updating: str
+    item: dict[str, Any]
+
+
+class OutboxDelivery:
+    """The background sender. ``start()`` in the app's lifespan, ``stop()`` at shutdown."""
+
+    def __init__(
+        self,
+        store: Store,
+        national_url: str,
+        account: SyncAccount,
+        *,
+        retry_initial: float = 0.2,
+        retry_max: float = 5.0,
+        batch_size: int = 500,
+        faults: Collection[str] = (),
+        timeout: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.national_url = national_url.rstrip("/")
+        self.account = account
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.batch_size = batch_size
+        self.delay_ms = int(LATE_SYNC_DELAY * 1000) if "late-sync" in faults else 0
+        self.timeout = timeout
+        self._session: str | None = None
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+        self.last_error: str = ""
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._client = httpx.AsyncClient(timeout=self.timeout)
+        self._task = asyncio.create_task(self._run(), name="province-outbox")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._client is not None:
+            await self._client.aclose()
+
+    def notify(self) -> None:
+        """Thread-safe wake-up (the store calls it after each commit)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._wake.set)
+
+    # -- the loop ----------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        backoff = self.retry_initial
+        while True:
+            try:
+                rows = self._pending()
+                if not rows:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+                    continue
+                await self._deliver(rows)
+                backoff = self.retry_initial
+            except _Transient as exc:
+                self.last_error = str(exc)
+                log.info("outbox: national side unavailable (%s); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.retry_max)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug must not stop delivery for good
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("outbox: unexpected error")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.retry_max)
+
+    def _pending(self) -> list[_Row]:
+        """The next rows to send: the oldest pending change of each dossier (rows of one dossier in order)."""
+        cutoff = now_ms() - self.delay_ms
+        fetched = self.store.read(
+            "SELECT id, ma_ho_so, service, is_updating, item FROM outbox "
+            "WHERE delivered_ms IS NULL AND created_ms <= ? ORDER BY id LIMIT ?",
+            (cutoff, self.batch_size * 4),
+        )
+        seen: set[str] = set()
+        rows: list[_Row] = []
+        for row_id, ma_ho_so, service, is_updating, item in fetched:
+            if ma_ho_so in seen:
+                continue
+            seen.add(ma_ho_so)
+            rows.append(_Row(row_id, ma_ho_so, service, is_updating, orjson.loads(item)))
+            if len(rows) >= self.batch_size:
+                break
+        return rows
+
+    async def _deliver(self, rows: list[_Row]) -> None:
+        groups: dict[tuple[str, str], list[_Row]] = {}
+        for row in rows:
+            groups.setdefault((row.service, row.is_updating), []).append(row)
+        # creates before updates before progress (one row per dossier per round, so this is only tidiness)
+        for key in sorted(groups, key=lambda k: (k[0] != DONGBO, k[1] != "False")):
+            service, is_updating = key
+            await self._send(service, is_updating, groups[key])
+
+    async def _send(self, service: str, is_updating: str, rows: list[_Row]) -> None:
+        envelope: dict[str, Any] = {"service": service, "madonvi": self.account.madonvi, "data": [r.item for r in rows]}
+        if service == DONGBO:
+            envelope["isUpdating"] = is_updating
+        answer = await self._call(envelope)
+        code = str(answer.get("error_code"))
+        rejected: dict[int, str] = {}
+        if code in {"0", "00", "3", "-3", "-2"}:
+            by_code = {r.ma_ho_so: i for i, r in enumerate(rows)}
+            for error in answer.get("errors") or []:
+                if not isinstance(error, dict):
+                    continue
+                index = error.get("index")
+                if not isinstance(index, int) or not 0 <= index < len(rows):
+                    index = by_code.get(str(error.get("MaHoSo")))
+                if index is not None:
+                    reason = f"{error.get('field', '')}: {error.get('message', '')}"
+                    rejected[index] = (rejected.get(index, "") + "; " + reason).lstrip("; ")
+        else:
+            raise _Transient(f"{service} answered error_code {code}: {answer.get('message', '')}")
+        await self.store.write(lambda conn: self._mark(conn, rows, rejected))
+
+    @staticmethod
+    def _mark(conn: sqlite3.Connection, rows: list[_Row], rejected: dict[int, str]) -> None:
+        ts = now_ms()
+        conn.executemany(
+            "UPDATE outbox SET delivered_ms = ?, outcome = ?, detail = ? WHERE id = ?",
+            [
+                (ts, "rejected" if i in rejected else "delivered", rejected.get(i), row.id)
+                for i, row in enumerate(rows)
+            ],
+        )
+        if rejected:
+            log.warning("outbox: %d item(s) rejected by the national side", len(rejected))
+
+    async def _call(self, envelope: dict[str, Any]) -> dict[str, Any]:
+        for attempt in range(2):
+            if self._session is None:
+                await self._login()
+            envelope["session"] = self._session
+            response = await self._post("/sync/service", envelope)
+            answer = self._json(response)
+            if response.status_code == 401 or answer.get("error_code") == "-1":
+                self._session = None  # expired or unknown: log in again once
+                if attempt == 0:
+                    continue
+                raise _Transient("sync session refused after a fresh login")
+            if response.status_code >= 500:
+                raise _Transient(f"HTTP {response.status_code}")
+            if response.status_code >= 400 and answer.get("error_code") not in {"-2", "3", "-3"}:
+                raise _Transient(f"HTTP {response.status_code}: {answer.get('message', '')}")
+            return answer
+        raise _Transient("unreachable")  # pragma: no cover
+
+    async def _login(self) -> None:
+        body = {"username": self.account.username, "password": self.account.password, "madonvi": self.account.madonvi}
+        response = await self._post("/sync/login", body)
+        answer = self._json(response)
+        session = answer.get("session")
+        if response.status_code != 200 or answer.get("error_code") != "0" or not isinstance(session, str):
+            raise _Transient(f"sync login refused (HTTP {response.status_code}, error_code {answer.get('error_code')})")
+        self._session = session
+
+    async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        assert self._client is not None
+        try:
+            return await self._client.post(
+                self.national_url + path, content=orjson.dumps(body), headers={"Content-Type": "application/json"}
+            )
+        except httpx.HTTPError as exc:
+            raise _Transient(f"{type(exc).__name__} calling {path}") from None
+
+    @staticmethod
+    def _json(response: httpx.Response) -> dict[str, Any]:
+        try:
+            data = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            return {}
+        return data if isinstance(data, dict) else {}

@@ -1,0 +1,79 @@
+"""Build the national sync items (DongBoHoSoMC, CapNhatTienDoHoSoMC) from a dossier.
+
+The field lists come from the sync contract (``registry.property_names``), never typed here: an item is
+the dossier's values for the contract's fields, so a field added to the contract flows through. Two
+faults act here: ``sync-missing-fields`` (required fields dropped), ``no-paid-flag-sync``
+(DuocThanhToanTrucTuyen never "1").
+
+Example::
+
+    builder = SyncItemBuilder(default_registry())
+    item = builder.dossier_item(dossier)
+    progress = builder.progress_item(dossier, dossier["LichSu"][-1])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from haicap.contract_registry import ContractRegistry
+
+__all__ = ["DOSSIER_ITEM_REF", "PROGRESS_ITEM_REF", "SyncItemBuilder"]
+
+DOSSIER_ITEM_REF = "sync.schema.json#/$defs/DongBoHoSoMCItem"
+PROGRESS_ITEM_REF = "sync.schema.json#/$defs/CapNhatTienDoHoSoMCItem"
+
+#: Labels of the states, used as the default NoiDungXuLy of a progress entry.
+STATE_LABELS = {
+    "1": "Mới đăng ký",
+    "2": "Được tiếp nhận",
+    "3": "Không được tiếp nhận",
+    "4": "Đang xử lý",
+    "5": "Yêu cầu bổ sung giấy tờ",
+    "6": "Yêu cầu thực hiện nghĩa vụ tài chính",
+    "7": "Công dân yêu cầu rút hồ sơ",
+    "8": "Dừng xử lý",
+    "9": "Đã xử lý xong",
+    "10": "Đã trả kết quả",
+}
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value != "" and value != []
+
+
+class SyncItemBuilder:
+    """Turns a dossier (and one of its history entries) into contract-shaped sync items."""
+
+    def __init__(self, registry: ContractRegistry, faults: Collection[str] = ()) -> None:
+        self.dossier_fields = registry.property_names(DOSSIER_ITEM_REF)
+        self.progress_fields = registry.property_names(PROGRESS_ITEM_REF)
+        required = registry.required_names(DOSSIER_ITEM_REF)
+        # sync-missing-fields: the identity of the item stays, the rest of what is required goes
+        keep = {"MaHoSo", "TrangThaiHoSo"}
+        self._dropped = {f for f in required if f not in keep} if "sync-missing-fields" in faults else set()
+        self._paid_flag = "no-paid-flag-sync" not in faults
+
+    def dossier_item(self, dossier: dict[str, Any]) -> dict[str, Any]:
+        item = {
+            name: dossier[name]
+            for name in self.dossier_fields
+            if name not in self._dropped and _present(dossier.get(name))
+        }
+        if not self._paid_flag and item.get("DuocThanhToanTrucTuyen") == "1":
+            item["DuocThanhToanTrucTuyen"] = "0"
+        return item
+
+    def progress_item(self, dossier: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+        status = entry["TrangThaiHoSo"]
+        source = {
+            **entry,
+            "MaHoSo": dossier["MaHoSo"],
+            "TrangThai": status,
+            "NguoiXuLy": entry.get("NguoiXuLy") or "Hệ thống",
+            "NoiDungXuLy": entry.get("NoiDungXuLy") or STATE_LABELS[status],
+            "NgayBatDau": dossier.get("NgayTiepNhan"),
+            "NgayKetThucTheoQuyDinh": dossier.get("NgayHenTra"),
+        }
+        return {name: source[name] for name in self.progress_fields if _present(source.get(name))}
