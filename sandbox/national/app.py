@@ -1,0 +1,141 @@
+"""The national counterpart as one ASGI app: identity provider, sync receiver, payment platform, forwarder.
+
+``create_app(config)`` assembles the parts (each in its own module) on one SQLite store under
+``config.state_dir``, mounts the control and ledger APIs behind ``config.control_token`` (Bearer), renders
+every error as problem+json (never a traceback) and closes the store and the outgoing HTTP client on shutdown.
+
+Example::
+
+    app = create_app(configs.national)
+    with ThreadServer(app, bind_socket("127.0.0.1", 0)) as server:
+        httpx.get(server.url + "/health")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from haicap.sandbox.config import NationalConfig
+from haicap.sandbox.national.citizens import CitizenRegistry
+from haicap.sandbox.national.control import ControlApi
+from haicap.sandbox.national.forwarder import Forwarder
+from haicap.sandbox.national.ledger import LedgerApi
+from haicap.sandbox.national.oidc_provider import OidcProvider
+from haicap.sandbox.national.outage import Outages
+from haicap.sandbox.national.payment_platform import PaymentPlatform
+from haicap.sandbox.national.problems import JSONResponse, ProblemError, problem_response
+from haicap.sandbox.national.store import Store
+from haicap.sandbox.national.sync_receiver import SyncReceiver
+
+__all__ = ["National", "create_app"]
+
+OUTGOING_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class National:
+    """The assembled parts of one counterpart (``app.state.national``), for tests and embedding."""
+
+    def __init__(self, config: NationalConfig) -> None:
+        self.config = config
+        self.store = Store(config.state_dir / "national.sqlite3")
+        self.outages = Outages()
+        self.citizens = CitizenRegistry(config.seed, [p.province_code for p in config.provinces])
+        self._client: httpx.AsyncClient | None = None
+        self.oidc = OidcProvider(config, self.citizens, self.store, self.outages)
+        self.sync = SyncReceiver(config, self.store, self.outages)
+        self.payments = PaymentPlatform(config, self.store, self.outages, self.http)
+        self.forwarder = Forwarder(config, self.store, self.citizens, self.http)
+        self.control = ControlApi(self.oidc, self.payments, self.forwarder, self.sync, self.outages)
+        self.ledger = LedgerApi(self.store)
+
+    async def http(self) -> httpx.AsyncClient:
+        """The outgoing client (callbacks, forwarding), created on first use in the serving loop."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=OUTGOING_TIMEOUT, follow_redirects=False)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        self.store.close()
+
+
+def _guarded(endpoint: Endpoint, token: str) -> Endpoint:
+    expected = f"Bearer {token}".encode()
+
+    async def guarded(request: Request) -> Response:
+        given = request.headers.get("authorization", "").encode("utf-8", "replace")
+        if not hmac.compare_digest(given, expected):
+            raise ProblemError(401, "Unauthorized", "the control token is required (Authorization: Bearer ...)",
+                               [{"field": "Authorization", "message": "missing or wrong control token"}],
+                               headers={"WWW-Authenticate": 'Bearer realm="haicap-control"'})
+        return await endpoint(request)
+
+    return guarded
+
+
+def _guard(routes: list[Route], token: str) -> list[BaseRoute]:
+    return [Route(r.path, _guarded(r.endpoint, token), methods=sorted(r.methods or [])) for r in routes]
+
+
+async def _health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _on_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProblemError)
+    return problem_response(exc.status, exc.title, exc.detail, exc.errors, exc.headers, instance=request.url.path)
+
+
+async def _on_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return problem_response(exc.status_code, _title(exc.status_code), exc.detail, headers=exc.headers,
+                            instance=request.url.path)
+
+
+async def _on_error(request: Request, exc: Exception) -> Response:
+    return problem_response(500, "Internal Server Error", f"unexpected {type(exc).__name__}",
+                            instance=request.url.path)
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def create_app(config: NationalConfig) -> Starlette:
+    """The national counterpart for ``config`` (its state in ``config.state_dir``)."""
+    national = National(config)
+    routes: list[BaseRoute] = [Route("/health", _health, methods=["GET"])]
+    routes += national.oidc.routes + national.sync.routes + national.payments.routes
+    routes += _guard(national.control.routes, config.control_token)
+    routes += _guard(national.ledger.routes, config.control_token)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await national.aclose()
+
+    handlers: dict[Any, Any] = {ProblemError: _on_problem, HTTPException: _on_http, Exception: _on_error}
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    app.state.national = national
+    return app

@@ -1,0 +1,149 @@
+"""The national portal forwarding a dossier to a province.
+
+Citizens also submit on the National Public Service Portal; the portal forwards each dossier to the province
+that handles it (``POST {province}/national/forwarded-dossiers`` with the forwarding credential). The
+forwarder builds a valid dossier — MaHoSo of the portal's agency 000.00.00.G22 [assumption, wire agreement],
+a current commune of the province, a valid CCCD and a real procedure from ``contracts/procedures.yaml`` —
+applies overrides (so invalid dossiers can be sent on purpose), sends it and records the province's answer.
+A province that cannot be reached is recorded, never raised.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+import httpx
+import orjson
+import yaml
+
+from haicap.contract_registry import default_registry
+from haicap.data_generators.identity import make_cccd
+from haicap.data_generators.units import admin_units
+from haicap.sandbox.config import NationalConfig, ProvinceEndpoint
+from haicap.sandbox.national.citizens import CitizenRegistry
+from haicap.sandbox.national.problems import ProblemError
+from haicap.sandbox.national.store import Store, now_ms
+from haicap.sandbox.national.timefmt import VN_TZ, thoi_gian
+
+__all__ = ["NATIONAL_PORTAL_AGENCY", "Forwarder", "load_procedures"]
+
+NATIONAL_PORTAL_AGENCY = "000.00.00.G22"
+FORWARD_PATH = "/national/forwarded-dossiers"
+_FALLBACK_PROCEDURE: dict[str, Any] = {"MaTTHC": "1.001193", "TenTTHC": "Đăng ký khai sinh", "DanhSachLePhi": [],
+                                       "ThanhPhanHoSo": [{"MaThanhPhanHoSo": "TKKS",
+                                                          "TenThanhPhanHoSo": "Tờ khai đăng ký khai sinh"}]}
+
+
+def load_procedures() -> list[dict[str, Any]]:
+    """The procedure catalogue of the contracts folder (``procedures.yaml``), or birth registration alone."""
+    path = default_registry().root / "procedures.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        procedures = [p for p in data.get("procedures", []) if isinstance(p, dict) and p.get("MaTTHC")]
+    except (OSError, yaml.YAMLError, AttributeError):
+        procedures = []
+    return [p for p in procedures if p.get("LoaiDoiTuong", "1") == "1"] or [_FALLBACK_PROCEDURE]
+
+
+class Forwarder:
+    """Builds and sends forwarded dossiers; the sequence continues from what the store already holds."""
+
+    def __init__(self, config: NationalConfig, store: Store, citizens: CitizenRegistry,
+                 http: Callable[[], Awaitable[httpx.AsyncClient]]) -> None:
+        self.provinces = {p.province_code: p for p in config.provinces}
+        self.store = store
+        self.citizens = citizens
+        self._http = http
+        self._rng = random.Random(f"forward:{config.seed}")
+        self._procedures = load_procedures()
+        self._seq = store.read_now(lambda conn: conn.execute("SELECT COUNT(*) FROM forwarded").fetchone()[0])
+
+    def _province(self, code: str | None) -> ProvinceEndpoint:
+        if code is None:
+            if not self.provinces:
+                raise ProblemError(400, "Bad Request", "no province is registered to forward to")
+            return next(iter(self.provinces.values()))
+        try:
+            return self.provinces[code]
+        except KeyError:
+            raise ProblemError(400, "Bad Request", f"province {code} is not registered",
+                               [{"field": "province_code",
+                                 "message": f"registered: {', '.join(sorted(self.provinces))}"}]) from None
+
+    def build(self, province_code: str) -> dict[str, Any]:
+        """A valid forwarded dossier for a province (deterministic per run seed and sequence)."""
+        self._seq += 1
+        rng = self._rng
+        today = datetime.now(VN_TZ)
+        ma_ho_so = f"{NATIONAL_PORTAL_AGENCY}-{today:%y%m%d}-{(self._seq - 1) % 9999 + 1:04d}"
+        procedure = rng.choice(self._procedures)
+        commune = rng.choice(admin_units().communes(province_code))
+        birth = date(rng.randint(1950, 2005), rng.randint(1, 12), rng.randint(1, 28))
+        cccd = make_cccd(rng, birth, rng.random() < 0.5)
+        citizen = self.citizens.get(cccd)
+        assert citizen is not None
+        documents = [
+            {"TepDinhKemId": f"{ma_ho_so}-{i + 1}", "TenTepDinhKem": f"{c.get('TenThanhPhanHoSo', 'Tệp')}.pdf",
+             "MaThanhPhanHoSo": c.get("MaThanhPhanHoSo", ""), "IsDeleted": False, "DuocSoHoa": "1",
+             "DuocTaiSuDung": "0"}
+            for i, c in enumerate(procedure.get("ThanhPhanHoSo", []))
+        ]
+        return {
+            "MaHoSo": ma_ho_so,
+            "MaTTHC": procedure["MaTTHC"],
+            "TenTTHC": procedure.get("TenTTHC", ""),
+            "MaXa": commune.code,
+            "ChuHoSo": citizen.ho_va_ten,
+            "LoaiDoiTuong": "1",
+            "DinhDanhCHS": [{"LoaiDinhDanh": "1", "SoDinhDanh": cccd}],
+            "SoDienThoai": citizen.phone,
+            "Email": citizen.email,
+            "TrichYeuHoSo": f"{procedure.get('TenTTHC', 'Hồ sơ')} — {citizen.ho_va_ten}, {commune.name}",
+            "NgayNopHoSo": thoi_gian(today),
+            "KenhThucHien": "2",
+            "TaiLieuNop": documents,
+            "DanhSachLePhi": [dict(f) for f in procedure.get("DanhSachLePhi", [])],
+        }
+
+    async def forward(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """Build, override, send; return the record (what was sent, the province's answer or the error)."""
+        fields = dict(overrides)
+        code = fields.pop("province_code", None)
+        if code is not None and not isinstance(code, str):
+            raise ProblemError(400, "Bad Request", "province_code must be a string",
+                               [{"field": "province_code", "message": "expected a 2-digit province code"}])
+        province = self._province(code)
+        dossier = self.build(province.province_code)
+        dossier.update(fields)
+        url = province.base_url.rstrip("/") + FORWARD_PATH
+        status: int | None = None
+        answer: Any = None
+        error: str | None = None
+        try:
+            client = await self._http()
+            response = await client.post(url, json=dossier,
+                                         headers={"Authorization": f"Bearer {province.forward_token}"})
+            status = response.status_code
+            try:
+                answer = response.json()
+            except ValueError:
+                answer = response.text[:1000]
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        record = {"at_ms": now_ms(), "province_code": province.province_code,
+                  "MaHoSo": str(dossier.get("MaHoSo", "")), "url": url, "dossier": dossier,
+                  "status_code": status, "answer": answer, "error": error}
+        row = (record["at_ms"], province.province_code, record["MaHoSo"], url, orjson.dumps(dossier), status,
+               orjson.dumps(answer), error)
+
+        def insert(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "INSERT INTO forwarded (at_ms, province_code, MaHoSo, url, dossier, status_code, answer, error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row).rowcount
+
+        await self.store.write(insert)
+        return record

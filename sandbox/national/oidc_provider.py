@@ -1,0 +1,439 @@
+"""The national identity provider: OpenID Connect authorization code flow with PKCE, and named defects.
+
+It plays NPSP/VNeID single sign-on for real — RS256 keys generated at start, discovery, JWKS, single-use
+authorization codes that expire, PKCE S256, nonce and state echo, access tokens for userinfo, RP-initiated
+logout — so a province's relying party can be tested against it. On command (control API) the next ID
+tokens are bad in one named way, which is what OpenID RP certification checks a relying party rejects:
+
+- ``bad-signature``: signed by another RSA key under the same ``kid``;
+- ``alg-none``: unsigned, header ``alg: none``;
+- ``wrong-iss`` / ``wrong-aud``: another issuer / audience;
+- ``expired``: ``exp`` in the past; ``iat-future``: ``iat`` (and ``exp``) in the future;
+- ``nonce-mismatch``: a nonce other than the one the client sent.
+
+Errors follow the protocols: at /token the RFC 6749 JSON ``{"error", "error_description"}``; at /authorize a
+redirect with ``error`` once the client and redirect URI are known, a problem+json before that.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import html
+import re
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from haicap.contract_registry import default_registry
+from haicap.sandbox.config import NationalConfig, OidcClient
+from haicap.sandbox.national.citizens import CitizenRegistry
+from haicap.sandbox.national.outage import Outages
+from haicap.sandbox.national.problems import JSONResponse, ProblemError
+from haicap.sandbox.national.store import Store, now_ms
+
+__all__ = ["CODE_TTL", "DEFECTS", "ID_TOKEN_TTL", "OidcProvider", "SigningKeys"]
+
+CODE_TTL = 60.0
+ACCESS_TOKEN_TTL = 3600
+ID_TOKEN_TTL = 600
+_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43,128}$")
+_VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
+_CCCD = re.compile(r"^[0-9]{12}$")
+
+
+def _defects() -> tuple[str, ...]:
+    return tuple(default_registry().enum("idp.schema.json#/$defs/IdTokenDefect"))
+
+
+DEFECTS = _defects()
+
+
+class SigningKeys:
+    """The run's RSA key (published) and a second key used only to forge ``bad-signature`` tokens."""
+
+    def __init__(self) -> None:
+        self.kid = secrets.token_hex(8)
+        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.impostor = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk: dict[str, Any] = RSAAlgorithm.to_jwk(self.private.public_key(), as_dict=True)
+        jwk.update({"kid": self.kid, "use": "sig", "alg": "RS256"})
+        self.jwks = {"keys": [jwk]}
+
+
+@dataclass(slots=True)
+class _Grant:
+    client_id: str
+    redirect_uri: str
+    cccd: str
+    nonce: str | None
+    code_challenge: str | None
+    acr: str
+    auth_time: int
+    expires: float
+
+
+@dataclass(slots=True)
+class _AccessToken:
+    cccd: str
+    client_id: str
+    expires: float
+
+
+def _pkce_s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode("ascii")
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+def _with_params(url: str, params: Mapping[str, str]) -> str:
+    return url + ("&" if "?" in url else "?") + urlencode(params)
+
+
+def _token_error(error: str, description: str, status: int = 400, headers: Mapping[str, str] | None = None) -> Response:
+    all_headers = {"Cache-Control": "no-store", "Pragma": "no-cache", **(headers or {})}
+    return JSONResponse({"error": error, "error_description": description}, status_code=status, headers=all_headers)
+
+
+class OidcProvider:
+    """The identity provider's state and endpoints; :attr:`routes` are mounted by the app."""
+
+    def __init__(self, config: NationalConfig, citizens: CitizenRegistry, store: Store, outages: Outages) -> None:
+        self.issuer = config.public_url.rstrip("/")
+        self.clients: dict[str, OidcClient] = {c.client_id: c for c in config.clients}
+        self.citizens = citizens
+        self.store = store
+        self.outages = outages
+        self.keys = SigningKeys()
+        self._codes: dict[str, _Grant] = {}
+        self._used_codes: dict[str, float] = {}
+        self._access: dict[str, _AccessToken] = {}
+        self._pending: deque[str] = deque()
+        self.routes = [
+            Route("/.well-known/openid-configuration", self.discovery, methods=["GET"]),
+            Route("/jwks", self.jwks, methods=["GET"]),
+            Route("/authorize", self.authorize, methods=["GET"]),
+            Route("/token", self.token, methods=["POST"]),
+            Route("/userinfo", self.userinfo, methods=["GET", "POST"]),
+            Route("/end-session", self.end_session, methods=["GET"]),
+        ]
+
+    # -- control ---------------------------------------------------------------------------------
+    def arm(self, defect: str, count: int) -> int:
+        """The next ``count`` ID tokens carry ``defect``; returns how many defective tokens are pending."""
+        if defect not in DEFECTS:
+            raise ValueError(defect)
+        self._pending.extend([defect] * count)
+        return len(self._pending)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _check_up(self) -> None:
+        if self.outages.is_down("idp"):
+            raise ProblemError(503, "Service Unavailable", "the national identity provider is down (sandbox outage)",
+                               headers={"Retry-After": str(self.outages.retry_after("idp"))})
+
+    async def _event(self, kind: str, outcome: str, *, client_id: str | None = None, cccd: str | None = None,
+                     defect: str | None = None, detail: str = "") -> None:
+        row = (now_ms(), kind, outcome, client_id, cccd, defect, detail)
+        await self.store.write(lambda conn: conn.execute(
+            "INSERT INTO idp_events (at_ms, kind, outcome, client_id, SoDinhDanh, defect, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", row).rowcount)
+
+    def _prune(self, now: float) -> None:
+        if len(self._codes) > 10_000:
+            for code in [c for c, g in self._codes.items() if g.expires < now]:
+                del self._codes[code]
+        if len(self._used_codes) > 10_000:
+            for code in [c for c, exp in self._used_codes.items() if exp < now]:
+                del self._used_codes[code]
+        if len(self._access) > 100_000:
+            for tok in [t for t, a in self._access.items() if a.expires < now]:
+                del self._access[tok]
+
+    # -- discovery -------------------------------------------------------------------------------
+    async def discovery(self, request: Request) -> Response:
+        self._check_up()
+        i = self.issuer
+        claims = default_registry().property_names("idp.schema.json#/$defs/UserInfo")
+        return JSONResponse({
+            "issuer": i,
+            "authorization_endpoint": f"{i}/authorize",
+            "token_endpoint": f"{i}/token",
+            "userinfo_endpoint": f"{i}/userinfo",
+            "jwks_uri": f"{i}/jwks",
+            "end_session_endpoint": f"{i}/end-session",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": ["openid"],
+            "grant_types_supported": ["authorization_code"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+            "code_challenge_methods_supported": ["S256"],
+            "acr_values_supported": ["LoA1", "LoA2"],
+            "claims_supported": ["iss", "aud", "exp", "iat", "nonce", "auth_time", "acr", *claims],
+        })
+
+    async def jwks(self, request: Request) -> Response:
+        self._check_up()
+        return JSONResponse(self.keys.jwks)
+
+    # -- authorize -------------------------------------------------------------------------------
+    async def authorize(self, request: Request) -> Response:
+        self._check_up()
+        q = request.query_params
+        client_id = q.get("client_id", "")
+        client = self.clients.get(client_id)
+        if client is None:
+            await self._event("authorize", "invalid_client", client_id=client_id or None, detail="unknown client_id")
+            raise ProblemError(400, "Bad Request", "unknown client_id",
+                               [{"field": "client_id", "message": "not a registered client"}])
+        redirect_uri = q.get("redirect_uri", "")
+        if redirect_uri != client.redirect_uri:
+            await self._event("authorize", "invalid_request", client_id=client_id, detail="unregistered redirect_uri")
+            raise ProblemError(400, "Bad Request", "redirect_uri is not registered for this client",
+                               [{"field": "redirect_uri", "message": "must equal the registered redirect URI"}])
+        state = q.get("state")
+
+        def redirect_error(error: str, description: str) -> Response:
+            params = {"error": error, "error_description": description}
+            if state is not None:
+                params["state"] = state
+            return RedirectResponse(_with_params(redirect_uri, params), status_code=302)
+
+        if q.get("response_type") != "code":
+            await self._event("authorize", "unsupported_response_type", client_id=client_id)
+            return redirect_error("unsupported_response_type", "only response_type=code is supported")
+        if "openid" not in q.get("scope", "").split():
+            await self._event("authorize", "invalid_scope", client_id=client_id)
+            return redirect_error("invalid_scope", "scope must contain openid")
+        challenge = q.get("code_challenge")
+        method = q.get("code_challenge_method")
+        if challenge is not None or method is not None:
+            if method != "S256":
+                await self._event("authorize", "invalid_request", client_id=client_id, detail="PKCE method")
+                return redirect_error("invalid_request", "code_challenge_method must be S256")
+            if challenge is None or not _CHALLENGE.match(challenge):
+                await self._event("authorize", "invalid_request", client_id=client_id, detail="PKCE challenge")
+                return redirect_error("invalid_request", "code_challenge must be 43-128 base64url characters")
+        login_hint = q.get("login_hint")
+        if login_hint is None:
+            return HTMLResponse(self._login_form(q))
+        citizen = self.citizens.get(login_hint) if _CCCD.match(login_hint) else None
+        if citizen is None:
+            raise ProblemError(400, "Bad Request", "login_hint is not a valid citizen identity number (CCCD)",
+                               [{"field": "login_hint", "message": "expected a structurally valid 12-digit CCCD"}])
+        now = time.time()
+        acr = (q.get("acr_values") or "LoA1").split()[0]
+        code = secrets.token_urlsafe(32)
+        self._prune(now)
+        self._codes[code] = _Grant(client_id, redirect_uri, login_hint, q.get("nonce"), challenge, acr,
+                                   int(now), now + CODE_TTL)
+        detail = f"pkce={'S256' if challenge else 'none'} nonce={'yes' if q.get('nonce') else 'no'} " \
+                 f"state={'yes' if state else 'no'} acr={acr}"
+        await self._event("authorize", "ok", client_id=client_id, cccd=login_hint, detail=detail)
+        params = {"code": code}
+        if state is not None:
+            params["state"] = state
+        return RedirectResponse(_with_params(redirect_uri, params), status_code=302)
+
+    def _login_form(self, q: Mapping[str, str]) -> str:
+        hidden = "".join(
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in q.items()
+            if k != "login_hint"
+        )
+        return (
+            "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\"><title>Đăng nhập (haicap sandbox)</title>"
+            "</head><body><h1>Cổng Dịch vụ công quốc gia — đăng nhập thử nghiệm</h1>"
+            "<p>Sandbox: any structurally valid 12-digit CCCD is a test citizen.</p>"
+            f"<form method=\"get\" action=\"{html.escape(self.issuer)}/authorize\">{hidden}"
+            "<label>Số định danh (CCCD) <input name=\"login_hint\" pattern=\"[0-9]{12}\" required></label>"
+            "<button type=\"submit\">Đăng nhập</button></form></body></html>"
+        )
+
+    # -- token -----------------------------------------------------------------------------------
+    def _authenticate_client(self, request: Request, form: Mapping[str, str]) -> tuple[OidcClient | None, bool]:
+        """(client or None, whether Basic auth was used)."""
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("basic "):
+            try:
+                decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+                raw_id, _, raw_secret = decoded.partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return None, True
+            from urllib.parse import unquote_plus
+
+            client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+            basic = True
+        else:
+            client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+            basic = False
+        client = self.clients.get(client_id)
+        if client is None or not _same(secret, client.client_secret):
+            return None, basic
+        return client, basic
+
+    async def token(self, request: Request) -> Response:
+        self._check_up()
+        if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            return _token_error("invalid_request", "the body must be application/x-www-form-urlencoded")
+        try:
+            form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        except Exception:  # malformed form encoding
+            return _token_error("invalid_request", "the form body cannot be parsed")
+        client, basic = self._authenticate_client(request, form)
+        if client is None:
+            await self._event("token", "invalid_client", client_id=form.get("client_id") or None)
+            headers = {"WWW-Authenticate": 'Basic realm="national-idp"'} if basic else None
+            return _token_error("invalid_client", "client authentication failed", 401, headers)
+        if form.get("grant_type") != "authorization_code":
+            await self._event("token", "unsupported_grant_type", client_id=client.client_id)
+            return _token_error("unsupported_grant_type", "only authorization_code is supported")
+        code = form.get("code")
+        redirect_uri = form.get("redirect_uri")
+        if not code or not redirect_uri:
+            missing = "code" if not code else "redirect_uri"
+            await self._event("token", "invalid_request", client_id=client.client_id, detail=f"missing {missing}")
+            return _token_error("invalid_request", f"{missing} is required")
+        now = time.time()
+        grant = self._codes.pop(code, None)
+        if grant is None:
+            reused = code in self._used_codes
+            reason = "the authorization code was already used" if reused else "unknown authorization code"
+            await self._event("token", "invalid_grant", client_id=client.client_id, detail=reason)
+            return _token_error("invalid_grant", reason)
+        self._used_codes[code] = grant.expires
+        failure = self._check_grant(grant, client, redirect_uri, form.get("code_verifier"), now)
+        if failure:
+            await self._event("token", "invalid_grant", client_id=client.client_id, cccd=grant.cccd, detail=failure)
+            return _token_error("invalid_grant", failure)
+        defect = self._pending.popleft() if self._pending else None
+        citizen = self.citizens.get(grant.cccd)
+        assert citizen is not None  # the code was only issued for a valid CCCD
+        id_token = self._id_token(grant, client.client_id, citizen.claims(), int(now), defect)
+        access = secrets.token_urlsafe(32)
+        self._access[access] = _AccessToken(grant.cccd, client.client_id, now + ACCESS_TOKEN_TTL)
+        await self._event("token", "ok", client_id=client.client_id, cccd=grant.cccd, defect=defect,
+                          detail=f"pkce={'S256' if grant.code_challenge else 'none'}")
+        return JSONResponse(
+            {"access_token": access, "token_type": "Bearer", "expires_in": ACCESS_TOKEN_TTL,
+             "id_token": id_token, "scope": "openid"},
+            headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+        )
+
+    @staticmethod
+    def _check_grant(grant: _Grant, client: OidcClient, redirect_uri: str, verifier: str | None,
+                     now: float) -> str | None:
+        if grant.expires < now:
+            return "the authorization code has expired"
+        if grant.client_id != client.client_id:
+            return "the authorization code was issued to another client"
+        if redirect_uri != grant.redirect_uri:
+            return "redirect_uri does not match the one of the authorization request"
+        if grant.code_challenge is not None:
+            if not verifier or not _VERIFIER.match(verifier):
+                return "code_verifier is missing or malformed (PKCE)"
+            if not _same(_pkce_s256(verifier), grant.code_challenge):
+                return "code_verifier does not match the code_challenge (PKCE)"
+        return None
+
+    def _id_token(self, grant: _Grant, client_id: str, claims: Mapping[str, Any], now: int,
+                  defect: str | None) -> str:
+        payload: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": claims["sub"],
+            "aud": client_id,
+            "exp": now + ID_TOKEN_TTL,
+            "iat": now,
+            "auth_time": grant.auth_time,
+            "acr": grant.acr,
+            "LoaiTaiKhoan": claims["LoaiTaiKhoan"],
+            "SoDinhDanh": claims["SoDinhDanh"],
+            "HoVaTen": claims["HoVaTen"],
+            "NgayThangNamSinh": claims["NgayThangNamSinh"],
+        }
+        if grant.nonce is not None:
+            payload["nonce"] = grant.nonce
+        key: Any = self.keys.private
+        headers = {"kid": self.keys.kid}
+        mutate: dict[str, Callable[[], None]] = {
+            "wrong-iss": lambda: payload.update(iss=f"{self.issuer}/not-the-issuer"),
+            "wrong-aud": lambda: payload.update(aud=f"{client_id}-other"),
+            "expired": lambda: payload.update(iat=now - 2 * ID_TOKEN_TTL, exp=now - ID_TOKEN_TTL),
+            "iat-future": lambda: payload.update(iat=now + 3600, exp=now + 3600 + ID_TOKEN_TTL),
+            "nonce-mismatch": lambda: payload.update(nonce=secrets.token_urlsafe(16)),
+        }
+        if defect in mutate:
+            mutate[defect]()
+        elif defect == "bad-signature":
+            key = self.keys.impostor
+        elif defect == "alg-none":
+            return jwt.encode(payload, None, algorithm="none", headers=headers)
+        return jwt.encode(payload, key, algorithm="RS256", headers=headers)
+
+    # -- userinfo --------------------------------------------------------------------------------
+    async def userinfo(self, request: Request) -> Response:
+        self._check_up()
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        record = self._access.get(token) if token else None
+        if record is None or record.expires < time.time():
+            await self._event("userinfo", "invalid_token", detail="missing" if not token else "unknown or expired")
+            raise ProblemError(401, "Unauthorized", "a valid Bearer access token is required",
+                               [{"field": "Authorization", "message": "missing, unknown or expired access token"}],
+                               headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        citizen = self.citizens.get(record.cccd)
+        assert citizen is not None
+        await self._event("userinfo", "ok", client_id=record.client_id, cccd=record.cccd)
+        return JSONResponse(citizen.claims(), headers={"Cache-Control": "no-store"})
+
+    # -- end-session -----------------------------------------------------------------------------
+    async def end_session(self, request: Request) -> Response:
+        q = request.query_params
+        hint = q.get("id_token_hint")
+        client: OidcClient | None = None
+        cccd: str | None = None
+        if hint:
+            try:
+                claims = jwt.decode(hint, self.keys.private.public_key(), algorithms=["RS256"],
+                                    options={"verify_exp": False, "verify_aud": False, "verify_iat": False},
+                                    issuer=self.issuer)
+            except jwt.PyJWTError:
+                await self._event("logout", "invalid_request", detail="id_token_hint not issued here")
+                raise ProblemError(400, "Bad Request", "id_token_hint was not issued by this provider",
+                                   [{"field": "id_token_hint", "message": "signature or issuer invalid"}]) from None
+            aud = claims.get("aud")
+            client = self.clients.get(aud if isinstance(aud, str) else "")
+            cccd = claims.get("SoDinhDanh")
+        target = q.get("post_logout_redirect_uri")
+        if target:
+            candidates = [client] if client else list(self.clients.values())
+            if not any(c.post_logout_redirect_uri == target for c in candidates):
+                await self._event("logout", "invalid_request", client_id=client.client_id if client else None,
+                                  detail="unregistered post_logout_redirect_uri")
+                raise ProblemError(400, "Bad Request", "post_logout_redirect_uri is not registered",
+                                   [{"field": "post_logout_redirect_uri", "message": "not registered for the client"}])
+        for token in [t for t, a in self._access.items() if cccd and a.cccd == cccd]:
+            del self._access[token]
+        await self._event("logout", "ok", client_id=client.client_id if client else None, cccd=cccd)
+        if target:
+            params = {"state": q["state"]} if "state" in q else {}
+            return RedirectResponse(_with_params(target, params) if params else target, status_code=302)
+        return HTMLResponse("<!doctype html><html><body><p>Đã đăng xuất (signed out).</p></body></html>")

@@ -1,0 +1,270 @@
+"""The national payment platform: INIT, QUERY, GET_BILL, the citizen's pay page and signed callbacks.
+
+A province (partner ``MaDoiTac``) opens a transaction with INIT and sends the citizen to ``UrlThanhToan``;
+the sandbox's pay page settles it by query parameter (``result=success|failure``, no UI) and POSTs the
+signed CALLBACK to the partner's registered callback URL, recording the partner's answer. Every message's
+MaXacThuc is checked with :mod:`haicap.payment_checksum` (the field order comes from the contract). On command
+(control API) the last callback is sent again unchanged (replay) or altered (bad checksum, wrong amount), so
+a checker can see whether the province charges twice or trusts a forged callback.
+
+Outgoing calls use one ``httpx.AsyncClient`` with timeouts; a partner that cannot be reached is recorded,
+never turned into an error of the platform.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from haicap.contract_registry import default_registry
+from haicap.payment_checksum import checksum, verify
+from haicap.sandbox.config import NationalConfig, PaymentPartner
+from haicap.sandbox.national.outage import Outages
+from haicap.sandbox.national.problems import JSONResponse, ProblemError
+from haicap.sandbox.national.store import Store, now_ms
+from haicap.sandbox.national.timefmt import thoi_gian
+
+__all__ = ["PaymentPlatform"]
+
+_SCHEMA = "payment.schema.json#/$defs/"
+_VALIDATORS = {"INIT": "InitRequest", "QUERY": "QueryRequest", "GET_BILL": "GetBillRequest"}
+_FAILURE_CODE = "24"  # [I] the citizen cancelled / the bank refused
+
+
+@dataclass(slots=True)
+class _Txn:
+    partner: PaymentPartner
+    init: dict[str, Any]
+    token: str
+    status: str = "3"
+    ma_giao_dich: str | None = None
+    ma_ngan_hang: str = ""
+    thoi_gian_gd: str | None = None
+    last_callback: dict[str, Any] | None = None
+    bill_no: str | None = None
+    queries: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return str(self.init["MaThamChieu"])
+
+    @property
+    def amount(self) -> int:
+        return int(self.init["SoTien"])
+
+
+def _error(status: int, code: str, message: str, errors: list[dict[str, str]] | None = None,
+           headers: dict[str, str] | None = None) -> Response:
+    body: dict[str, Any] = {"error_code": code, "message": message}
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class PaymentPlatform:
+    """Transactions, the payment API and callback delivery; :attr:`routes` are mounted by the app."""
+
+    def __init__(self, config: NationalConfig, store: Store, outages: Outages,
+                 http: Callable[[], Awaitable[httpx.AsyncClient]]) -> None:
+        registry = default_registry()
+        self.public_url = config.public_url.rstrip("/")
+        self.store = store
+        self.outages = outages
+        self._http = http
+        self.partners = {p.ma_doi_tac: p for p in config.payment_partners}
+        self._validators = {kind: registry.validator(_SCHEMA + name) for kind, name in _VALIDATORS.items()}
+        self._txns: dict[tuple[str, str], _Txn] = {}
+        self._by_token: dict[str, _Txn] = {}
+        self._by_ref: dict[str, _Txn] = {}
+        self.routes = [
+            Route("/payment/api", self.api, methods=["POST"]),
+            Route("/payment/pay/{token}", self.pay, methods=["GET"]),
+        ]
+
+    # -- the partner API -------------------------------------------------------------------------
+    async def api(self, request: Request) -> Response:
+        if self.outages.is_down("payment"):
+            return _error(503, "7", "the payment platform is unavailable",
+                          headers={"Retry-After": str(self.outages.retry_after("payment"))})
+        try:
+            message = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            return _error(400, "1", "the body is not valid JSON", [{"field": "(body)", "message": str(exc)}])
+        kind = message.get("LoaiBanTin") if isinstance(message, dict) else None
+        validator = self._validators.get(kind) if isinstance(kind, str) else None
+        if validator is None:
+            return _error(400, "1", "unknown message type",
+                          [{"field": "LoaiBanTin", "message": f"must be one of {', '.join(_VALIDATORS)}"}])
+        violations = validator.violations(message)
+        if violations:
+            return _error(400, "1", f"invalid {kind} message", [v.as_problem_error() for v in violations])
+        partner = self.partners.get(message["MaDoiTac"])
+        if partner is None:
+            return _error(401, "3", "unknown partner", [{"field": "MaDoiTac", "message": "not a registered partner"}])
+        if not verify(message, partner.secret, kind):
+            return _error(401, "2", "MaXacThuc does not match the message",
+                          [{"field": "MaXacThuc", "message": f"wrong checksum for {kind} (see x-checksum-fields)"}])
+        if kind == "INIT":
+            return await self._init(partner, message)
+        txn = self._txns.get((partner.ma_doi_tac, message["MaThamChieu"]))
+        if txn is None:
+            return _error(404, "5", "transaction not found",
+                          [{"field": "MaThamChieu", "message": "no INIT with this reference"}])
+        if kind == "QUERY":
+            txn.queries += 1
+            await self.store.write(lambda conn: conn.execute(
+                "UPDATE payments SET queries = queries + 1 WHERE MaDoiTac = ? AND MaThamChieu = ?",
+                (partner.ma_doi_tac, txn.ref)).rowcount)
+            body: dict[str, Any] = {"LoaiBanTin": "QUERY", "MaDoiTac": partner.ma_doi_tac, "MaThamChieu": txn.ref,
+                                    "SoTien": txn.amount, "TrangThaiGD": txn.status}
+        else:
+            body = {"LoaiBanTin": "GET_BILL", "MaDoiTac": partner.ma_doi_tac, "MaThamChieu": txn.ref,
+                    "SoTien": txn.amount, "TrangThaiGD": txn.status,
+                    "ThongTinBienLai": txn.init["ThongTinBienLai"]}
+            if txn.bill_no:
+                body["SoBienLai"] = txn.bill_no
+        if txn.ma_giao_dich:
+            body["MaGiaoDich"] = txn.ma_giao_dich
+            body["MaNganHang"] = txn.ma_ngan_hang
+        if txn.thoi_gian_gd:
+            body["ThoiGianGD"] = txn.thoi_gian_gd
+        return JSONResponse({"error_code": "0", "message": body})
+
+    async def _init(self, partner: PaymentPartner, message: dict[str, Any]) -> Response:
+        fees = sum(int(f["SoTien"]) for f in message["ThongTinBienLai"]["PhiLePhi"])
+        if fees != message["SoTien"]:
+            return _error(400, "6", "SoTien does not equal the sum of the fees",
+                          [{"field": "SoTien", "message": f"{message['SoTien']} != sum of PhiLePhi[].SoTien = {fees}"}])
+        key = (partner.ma_doi_tac, message["MaThamChieu"])
+        txn = self._txns.get(key)
+        if txn is not None:
+            if txn.init["MaXacThuc"] != message["MaXacThuc"]:
+                return _error(409, "4", "MaThamChieu already used for another transaction",
+                              [{"field": "MaThamChieu", "message": "already used"}])
+        else:
+            txn = _Txn(partner=partner, init=message, token=secrets.token_urlsafe(24))
+            init_row = (partner.ma_doi_tac, txn.ref, txn.amount, message["ThongTinBienLai"].get("MaHoSo"),
+                        now_ms(), orjson.dumps(message))
+            await self.store.write(lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO payments (MaDoiTac, MaThamChieu, SoTien, MaHoSo, TrangThaiGD, init_ms, init) "
+                "VALUES (?, ?, ?, ?, '3', ?, ?)", init_row).rowcount)
+            self._txns[key] = txn
+            self._by_token[txn.token] = txn
+            self._by_ref[txn.ref] = txn
+        return JSONResponse({"error_code": "0", "message": {
+            "LoaiBanTin": "INIT", "MaDoiTac": partner.ma_doi_tac, "MaThamChieu": txn.ref, "SoTien": txn.amount,
+            "ThoiGianGD": message["ThoiGianGD"], "UrlThanhToan": f"{self.public_url}/payment/pay/{txn.token}"}})
+
+    # -- the citizen's pay page ------------------------------------------------------------------
+    async def pay(self, request: Request) -> Response:
+        if self.outages.is_down("payment"):
+            raise ProblemError(503, "Service Unavailable", "the payment platform is unavailable",
+                               headers={"Retry-After": str(self.outages.retry_after("payment"))})
+        txn = self._by_token.get(request.path_params["token"])
+        if txn is None:
+            raise ProblemError(404, "Not Found", "unknown payment token",
+                               [{"field": "token", "message": "no transaction has this payment URL"}])
+        result = request.query_params.get("result")
+        if result is None:
+            base = f"{self.public_url}/payment/pay/{txn.token}"
+            return HTMLResponse(
+                "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\"><title>Thanh toán</title></head><body>"
+                f"<p>{txn.amount} VND — {txn.ref}</p><a href=\"{base}?result=success\">Thanh toán</a> "
+                f"<a href=\"{base}?result=failure\">Hủy</a></body></html>")
+        if result not in ("success", "failure"):
+            raise ProblemError(400, "Bad Request", "result must be success or failure",
+                               [{"field": "result", "message": "expected success or failure"}])
+        if txn.status != "3":
+            return JSONResponse({"MaThamChieu": txn.ref, "TrangThaiGD": txn.status, "callback_status": None,
+                                 "callback_answer": None, "detail": "already settled; nothing sent"})
+        bank = request.query_params.get("MaNganHang") or txn.init.get("MaNganHang") or "VCB"
+        txn.status = "1" if result == "success" else "4"
+        txn.ma_giao_dich = f"GD{now_ms()}{secrets.randbelow(10_000):04d}"
+        txn.ma_ngan_hang = bank[:50]
+        txn.thoi_gian_gd = thoi_gian()
+        if txn.status == "1":
+            txn.bill_no = f"BL{secrets.randbelow(10**10):010d}"
+        callback: dict[str, Any] = {
+            "LoaiBanTin": "CALLBACK", "MaLoi": "00" if txn.status == "1" else _FAILURE_CODE,
+            "MaDoiTac": txn.partner.ma_doi_tac, "MaThamChieu": txn.ref, "SoTien": txn.amount, "MaTienTe": "VND",
+            "MaGiaoDich": txn.ma_giao_dich, "MaNganHang": txn.ma_ngan_hang, "ThoiGianGD": txn.thoi_gian_gd,
+            "ThongTinGiaoDich": txn.init["ThongTinGiaoDich"],
+        }
+        callback["MaXacThuc"] = checksum(callback, txn.partner.secret, "CALLBACK")
+        txn.last_callback = callback
+        settle = (txn.status, txn.ma_giao_dich, now_ms(), txn.partner.ma_doi_tac, txn.ref)
+        await self.store.write(lambda conn: conn.execute(
+            "UPDATE payments SET TrangThaiGD = ?, MaGiaoDich = ?, settled_ms = ? WHERE MaDoiTac = ? AND "
+            "MaThamChieu = ?", settle).rowcount)
+        delivery = await self._deliver(txn, callback, "original")
+        return JSONResponse({"MaThamChieu": txn.ref, "TrangThaiGD": txn.status,
+                             "callback_status": delivery["status_code"], "callback_answer": delivery["answer"]})
+
+    # -- control ---------------------------------------------------------------------------------
+    def transaction(self, ma_tham_chieu: str) -> _Txn:
+        txn = self._by_ref.get(ma_tham_chieu)
+        if txn is None:
+            raise ProblemError(404, "Not Found", f"no transaction {ma_tham_chieu}",
+                               [{"field": "MaThamChieu", "message": "unknown"}])
+        if txn.last_callback is None:
+            raise ProblemError(409, "Conflict", "no callback was sent for this transaction yet",
+                               [{"field": "MaThamChieu", "message": "pay it first (GET UrlThanhToan?result=...)"}])
+        return txn
+
+    async def replay(self, ma_tham_chieu: str) -> dict[str, Any]:
+        txn = self.transaction(ma_tham_chieu)
+        assert txn.last_callback is not None
+        return await self._deliver(txn, dict(txn.last_callback), "replay")
+
+    async def tamper(self, ma_tham_chieu: str, defect: str) -> dict[str, Any]:
+        txn = self.transaction(ma_tham_chieu)
+        assert txn.last_callback is not None
+        forged = dict(txn.last_callback)
+        if defect == "bad-checksum":
+            good = str(forged["MaXacThuc"])
+            forged["MaXacThuc"] = ("0" if good[0] != "0" else "1") + good[1:]
+        else:  # wrong-amount: a validly signed callback for another amount
+            forged["SoTien"] = int(forged["SoTien"]) + 1000
+            forged["MaXacThuc"] = checksum(forged, txn.partner.secret, "CALLBACK")
+        return await self._deliver(txn, forged, defect)
+
+    # -- delivery --------------------------------------------------------------------------------
+    async def _deliver(self, txn: _Txn, callback: dict[str, Any], kind: str) -> dict[str, Any]:
+        started = time.perf_counter()
+        status: int | None = None
+        answer: Any = None
+        error: str | None = None
+        try:
+            client = await self._http()
+            response = await client.post(txn.partner.callback_url, json=callback)
+            status = response.status_code
+            try:
+                answer = response.json()
+            except ValueError:
+                answer = response.text[:1000]
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        elapsed = round((time.perf_counter() - started) * 1000, 3)
+        record = {"at_ms": now_ms(), "kind": kind, "callback": callback, "status_code": status, "answer": answer,
+                  "error": error, "elapsed_ms": elapsed}
+        row = (txn.partner.ma_doi_tac, txn.ref, record["at_ms"], kind, orjson.dumps(callback), status,
+               orjson.dumps(answer), error, elapsed)
+
+        def insert(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "INSERT INTO payment_callbacks (MaDoiTac, MaThamChieu, at_ms, kind, callback, status_code, answer, "
+                "error, elapsed_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row).rowcount
+
+        await self.store.write(insert)
+        return record
