@@ -78,6 +78,7 @@ class LegacyDossierGenerator:
         self._province_communes = {
             p: tuple(c.code for c in units.communes(p)) for p in set(self._new_province.values())
         }
+        self._current = {c.code for c in units.communes()}
         self.defect_rate = defect_rate
         self.defect_kinds = defects
         self.manifest = LegacyManifest(seed, province_code, defect_rate)
@@ -104,20 +105,19 @@ class LegacyDossierGenerator:
             defect = None
             if self.defect_kinds and rng.random() < self.defect_rate:
                 defect = self.defect_kinds[int(rng.random() * len(self.defect_kinds))]
-                manifest.defects[defect].append(record["MaHoSo"])
-            if defect == "dropped":
-                continue
+                if defect == "unconverted" and ward.code in self._current:
+                    # 3,316 old codes live on as current codes: keeping one is a wrong mapping, not a visible leftover
+                    defect = "wrong-mapping" if "wrong-mapping" in self.defect_kinds else None
             if defect == "wrong-mapping":
                 communes = self._province_communes[new_province]
                 wrong = [c for c in (communes[int(rng.random() * len(communes))] for _ in range(8)) if c not in targets]
-                if wrong:
-                    record["MaXa"] = wrong[0]
-                else:  # pragma: no cover - a province whose every commune is a target; plant the pre-merger code
-                    manifest.defects[defect].pop()
-                    manifest.defects["unconverted"].append(record["MaHoSo"])
-                    record["MaXa"] = ward.code
+                record["MaXa"] = wrong[0] if wrong else next(c for c in communes if c not in targets)
             elif defect == "unconverted":
                 record["MaXa"] = ward.code
+            if defect is not None:
+                manifest.defects[defect].append(record["MaHoSo"])
+            if defect == "dropped":
+                continue
             manifest.written += 1
             yield record
             if defect == "duplicated":

@@ -1,0 +1,374 @@
+"""Synthetic data: valid against the contracts, consistent, deterministic, and its invalid variants really invalid."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+import random
+import re
+import shutil
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from haicap.cli import main as haicap_main
+from haicap.contract_registry import ContractRegistry, default_registry
+from haicap.data_generators.agencies import commune_agency_code, ma_ho_so, province_agency_code
+from haicap.data_generators.dossiers import SHAPES, DossierGenerator
+from haicap.data_generators.identity import OLD_PROVINCE_CODES, cccd_birth_info
+from haicap.data_generators.invalid import invalid_variants
+from haicap.data_generators.legacy import DEFECTS, LegacyDossierGenerator
+from haicap.data_generators.people import USERINFO_REF, PersonFactory
+from haicap.data_generators.pool import DataPool
+from haicap.data_generators.procedures import load_procedures
+from haicap.data_generators.taxcode import is_valid_tax_code, make_tax_code, tax_code_check_digit
+from haicap.data_generators.units import admin_units
+from haicap.errors import HaicapError
+
+MOBILE = re.compile(r"^0(3[2-9]|5[2689]|7[06-9]|8[1-9]|9[0-46-9])[0-9]{7}$")
+
+
+# -- tax codes ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "code",
+    ["0300588569", "0100109106", "0101248141", "0100112437", "0900189284", "0303576603", "0101245486"],
+)
+def test_published_tax_codes_have_valid_check_digits(code: str) -> None:
+    assert is_valid_tax_code(code)
+    assert not is_valid_tax_code(code[:9] + str((int(code[9]) + 1) % 10))
+
+
+def test_tax_code_formula_edges() -> None:
+    assert is_valid_tax_code("0100109106-001") and is_valid_tax_code("0100109106001")
+    assert not is_valid_tax_code("0100109106-000") and not is_valid_tax_code("010010910")
+    # a prefix whose weighted sum is 0 mod 11 gives 10: no check digit exists, and none is generated
+    no_digit = next(f"{n:09d}" for n in range(10**8, 10**9) if tax_code_check_digit(f"{n:09d}") is None)
+    assert not any(is_valid_tax_code(no_digit + str(d)) for d in range(10))
+    rng = random.Random(3)
+    codes = [make_tax_code(rng) for _ in range(2000)]
+    assert all(is_valid_tax_code(c) for c in codes) and len(set(codes)) > 1990
+
+
+# -- agencies ----------------------------------------------------------------------------------------
+def test_agency_codes_are_unique_and_well_formed() -> None:
+    units = admin_units()
+    province_codes = [province_agency_code(p.code) for p in units.provinces()]
+    assert len(set(province_codes)) == 34
+    assert province_agency_code("38") == "000.00.00.H56" and province_agency_code("01") == "000.00.00.H26"
+    commune_codes = [commune_agency_code(c.code) for c in units.communes()]
+    assert len(set(commune_codes) | set(province_codes)) == 3321 + 34
+    pattern = re.compile(default_registry().schema("common.schema.json#/$defs/MaCoQuan")["pattern"])
+    assert all(pattern.match(c) for c in commune_codes + province_codes)
+    assert ma_ho_so("000.17.22.H56", date(2021, 5, 31), 1) == "000.17.22.H56-210531-0001"
+    with pytest.raises(ValueError):
+        ma_ho_so("000.17.22.H56", date(2021, 5, 31), 10000)
+
+
+# -- citizens and enterprises ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def people() -> PersonFactory:
+    return PersonFactory(seed=11)
+
+
+def test_citizens_are_valid_and_consistent(people: PersonFactory) -> None:
+    validator = default_registry().validator(USERINFO_REF)
+    units = admin_units()
+    rng = random.Random(11)
+    citizens = [people.citizen(rng) for _ in range(3000)]
+    for c in citizens:
+        assert validator.violations(c) == [], c
+        province, female, year = cccd_birth_info(c["SoDinhDanh"])  # type: ignore[misc]
+        assert province in OLD_PROVINCE_CODES
+        assert female == (c["GioiTinh"] == "2")
+        assert year == int(c["NgayThangNamSinh"][:4])
+        assert MOBILE.match(c["SoDienThoai"]), c["SoDienThoai"]
+        assert re.match(r"^[a-z]+\.[a-z]+[0-9]{1,2}@[a-z.]+$", c["ThuDienTu"]), c["ThuDienTu"]
+        home = c["ThuongTru"]
+        assert units.is_current_commune(home["MaXa"], home["MaTinh"])
+        assert home["DiaChiDayDu"].endswith(f"{units.commune(home['MaXa']).name}, {home['TenTinh']}")
+        assert len(c["HoVaTen"].split()) >= 3
+    assert len({c["SoDinhDanh"] for c in citizens}) == len(citizens)
+    genders = Counter(c["GioiTinh"] for c in citizens)
+    assert 0.4 < genders["2"] / len(citizens) < 0.6
+    assert len({c["ThuongTru"]["MaTinh"] for c in citizens}) == 34
+    # Vietnamese name order: family name first (Faker vi_VN's own formats put it last)
+    assert Counter(c["HoVaTen"].split()[0] for c in citizens).most_common(1)[0][0] in {
+        "Nguyễn", "Trần", "Lê", "Phạm", "Vũ", "Đặng", "Bùi", "Dương", "Mai", "Hoàng"}  # fmt: skip
+    assert all(c["HoVaTen"].split()[1] != "Thị" for c in citizens if c["GioiTinh"] == "1")
+
+
+def test_province_filter_and_cccd_profiles() -> None:
+    people = PersonFactory(seed=2, province_code="46")
+    rng = random.Random(2)
+    assert {people.citizen(rng)["ThuongTru"]["MaTinh"] for _ in range(200)} == {"46"}
+    profile = people.citizen_for_cccd("001305012345")
+    assert profile["SoDinhDanh"] == "001305012345" and profile["GioiTinh"] == "2"
+    assert profile["NgayThangNamSinh"].startswith("2005")
+    assert profile == people.citizen_for_cccd("001305012345")
+    with pytest.raises(ValueError):
+        people.citizen_for_cccd("12345")
+    with pytest.raises(HaicapError, match="unknown province code"):
+        PersonFactory(seed=2, province_code="03")
+
+
+def test_enterprises_have_valid_tax_codes(people: PersonFactory) -> None:
+    validator = default_registry().validator(USERINFO_REF)
+    rng = random.Random(5)
+    for _ in range(500):
+        e = people.enterprise(rng)
+        assert validator.violations(e) == [], e
+        assert e["LoaiTaiKhoan"] == "2" and is_valid_tax_code(e["MaSoThue"])
+        assert e["TenDoanhNghiep"] and admin_units().is_current_commune(e["ThuongTru"]["MaXa"])
+
+
+# -- dossiers ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_dossiers_validate_against_their_contract(shape: str) -> None:
+    registry = default_registry()
+    validator = registry.validator(SHAPES[shape])
+    gen = DossierGenerator(seed=4, province_code="79", shape=shape)
+    records = list(gen.records(3000))
+    fields = registry.property_names(SHAPES[shape])
+    catalogue = {p["MaTTHC"]: p for p in load_procedures()}
+    units = admin_units()
+    for r in records:
+        assert validator.violations(r) == [], r
+        assert list(r) == [f for f in fields if f in r], "keys follow the contract's order"
+        assert units.is_current_commune(r["MaXa"], "79")
+        assert r["MaTTHC"] in catalogue
+        if shape != "submission":
+            assert r["DanhSachLePhi"] == catalogue[r["MaTTHC"]]["DanhSachLePhi"]
+        if shape == "sync":
+            assert r["MaHoSo"].startswith(commune_agency_code(r["MaXa"]) + "-250701-")
+            assert r["DuocThanhToanTrucTuyen"] == ("2" if not catalogue[r["MaTTHC"]]["PhiPhaiNop"] else
+                                                   r["DuocThanhToanTrucTuyen"])  # fmt: skip
+        if catalogue[r["MaTTHC"]]["LoaiDoiTuong"] == "2":
+            assert is_valid_tax_code(r["DinhDanhCHS"][1]["SoDinhDanh"])
+    assert {r["MaTTHC"] for r in records} == set(catalogue)
+    if shape != "submission":
+        assert len({r["MaHoSo"] for r in records}) == len(records)
+    if shape == "sync":
+        assert {r["TrangThaiHoSo"] for r in records} == {str(n) for n in range(1, 11)}
+        assert Counter(r["KenhThucHien"] for r in records)["2"] > len(records) / 2
+
+
+def test_dossier_dates_roll_over_and_sequences_stay_in_range() -> None:
+    gen = DossierGenerator(seed=1, province_code="01", shape="sync", per_commune_per_day=2)
+    records = list(gen.records(gen.per_day * 3))
+    days = Counter(r["MaHoSo"].split("-")[1] for r in records)
+    assert sorted(days) == ["250701", "250702", "250703"]
+    assert len({r["MaHoSo"] for r in records}) == len(records)
+
+
+def test_dossier_fields_come_from_the_contract(tmp_path: Path) -> None:
+    """Drop Email from the contract: the generator stops emitting it. Make a new field required: it refuses."""
+    contracts = tmp_path / "contracts"
+    shutil.copytree(default_registry().root, contracts)
+    path = contracts / "schemas" / "dossier.schema.json"
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    del schema["$defs"]["DossierSubmission"]["properties"]["Email"]
+    path.write_text(json.dumps(schema), encoding="utf-8")
+    gen = DossierGenerator(seed=1, province_code="01", registry=ContractRegistry(contracts))
+    assert all("Email" not in r and "SoDienThoai" in r for r in gen.records(50))
+    schema["$defs"]["DossierSubmission"]["required"].append("MaMoi")
+    schema["$defs"]["DossierSubmission"]["properties"]["MaMoi"] = {"type": "string"}
+    path.write_text(json.dumps(schema), encoding="utf-8")
+    with pytest.raises(HaicapError, match="requires MaMoi"):
+        DossierGenerator(seed=1, province_code="01", registry=ContractRegistry(contracts))
+
+
+def test_same_seed_same_records_other_seed_other_records() -> None:
+    a = list(DossierGenerator(seed=9, shape="sync").records(300))
+    b = list(DossierGenerator(seed=9, shape="sync").records(300))
+    c = list(DossierGenerator(seed=10, shape="sync").records(300))
+    assert a == b and a != c
+
+
+# -- invalid variants --------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_invalid_variants_are_invalid_as_labelled(shape: str) -> None:
+    validator = default_registry().validator(SHAPES[shape])
+    units = admin_units()
+    procedures = {p["MaTTHC"] for p in load_procedures()}
+    records = DossierGenerator(seed=3, province_code="01", shape=shape).records(40)
+    enterprise = next(r for r in records if len(r["DinhDanhCHS"]) > 1)
+    before = copy.deepcopy(enterprise)
+    variants = invalid_variants(enterprise, shape)
+    labels = {v.label for v in variants}
+    assert {"cccd-too-short", "cccd-century-mismatch", "commune-pre-merger", "missing-required",
+            "tax-code-checksum", "phone-format", "email-format"} <= labels  # fmt: skip
+    if shape != "submission":
+        assert "date-format" in labels and "dossier-code-format" in labels
+    for v in variants:
+        violations = validator.violations(v.record)
+        if v.detectable_by == "schema":
+            assert violations, v.label
+            if v.label != "unknown-field":
+                assert v.field in {x.field for x in violations}, (v.label, violations)
+        else:
+            assert violations == [], v.label
+    for v in (v for v in variants if v.detectable_by == "semantic"):
+        if v.label == "commune-pre-merger":
+            assert not units.is_current_commune(v.record["MaXa"])
+        elif v.label == "commune-other-province":
+            assert not units.is_current_commune(v.record["MaXa"], "01")
+        elif v.label == "tax-code-checksum":
+            assert not is_valid_tax_code(v.record["DinhDanhCHS"][1]["SoDinhDanh"])
+        elif v.label == "email-format":
+            assert "@" not in v.record["Email"]
+        elif v.label == "procedure-unknown":
+            assert v.record["MaTTHC"] not in procedures
+        elif v.label == "cccd-century-mismatch":
+            number = v.record["DinhDanhCHS"][0]["SoDinhDanh"]
+            assert number != enterprise["DinhDanhCHS"][0]["SoDinhDanh"]
+            assert cccd_birth_info(number)[2] != cccd_birth_info(enterprise["DinhDanhCHS"][0]["SoDinhDanh"])[2]
+        else:  # pragma: no cover - a new semantic label needs its check here
+            pytest.fail(f"no check for semantic variant {v.label}")
+    assert enterprise == before, "variants are copies"
+
+
+# -- legacy datasets ---------------------------------------------------------------------------------
+def test_legacy_dossiers_map_old_units_and_plant_the_manifested_defects() -> None:
+    units = admin_units()
+    gen = LegacyDossierGenerator(seed=5, province_code="25", defect_rate=0.1)
+    records = list(gen.records(2000))
+    manifest = gen.manifest.as_dict()
+    assert manifest["source_records"] == 2000 and manifest["written"] == len(records)
+    found: dict[str, set[str]] = {d: set() for d in DEFECTS}
+    seen = Counter(r["MaHoSo"] for r in records)
+    validator = default_registry().validator(SHAPES["sync"])
+    for r in records:
+        old = r["HoSoCu"]
+        assert old["MaTinh"] in ("17", "25", "26")
+        assert r["KyVong"] == {"MaXa": [c.code for c in units.new_communes_for_legacy(old["MaXa"])], "MaTinh": "25"}
+        if r["MaXa"] == old["MaXa"] and not units.is_current_commune(r["MaXa"]):
+            found["unconverted"].add(r["MaHoSo"])
+        elif r["MaXa"] not in r["KyVong"]["MaXa"]:
+            found["wrong-mapping"].add(r["MaHoSo"])
+            assert units.is_current_commune(r["MaXa"], "25")
+        else:
+            assert validator.violations({k: v for k, v in r.items() if k not in ("HoSoCu", "KyVong")}) == []
+        if seen[r["MaHoSo"]] == 2:
+            found["duplicated"].add(r["MaHoSo"])
+    dropped = set(manifest["defects"]["dropped"])
+    assert not dropped & set(seen) and len(dropped) + len(seen) == 2000
+    found["dropped"] = dropped
+    assert {d: sorted(ids) for d, ids in found.items()} == {d: sorted(ids) for d, ids in manifest["defects"].items()}
+    assert all(manifest["defect_counts"][d] > 20 for d in DEFECTS)
+    assert any(len(r["KyVong"]["MaXa"]) > 1 for r in records), "split wards appear"
+    clean = LegacyDossierGenerator(seed=5, province_code="25")
+    assert len(list(clean.records(100))) == 100 and clean.manifest.as_dict()["defect_counts"] == dict.fromkeys(
+        DEFECTS, 0)  # fmt: skip
+
+
+# -- pool --------------------------------------------------------------------------------------------
+def test_pool_entries_are_consistent_and_the_pool_pickles_as_its_recipe() -> None:
+    pool = DataPool.build(seed=8, size=300, province="01")
+    registry = default_registry()
+    for i in range(0, 600, 7):
+        citizen = pool.citizen(i)
+        for shape, ref in SHAPES.items():
+            record = pool.dossier(i, shape)
+            assert registry.validator(ref).violations(record) == [], (shape, record)
+            assert record["DinhDanhCHS"][0]["SoDinhDanh"] == citizen["SoDinhDanh"]
+        assert json.loads(pool.submission_json(i)) == pool.submission(i)
+    assert pool.citizen(5) == pool.citizen(305)
+    blob = pickle.dumps(pool)
+    assert len(blob) < 200
+    clone = pickle.loads(blob)
+    assert [clone.submission_json(i) for i in range(300)] == [pool.submission_json(i) for i in range(300)]
+    fresh = pool.submission(1)
+    fresh["MaXa"] = "x"
+    assert pool.submission(1)["MaXa"] != "x"
+
+
+# -- CLI ---------------------------------------------------------------------------------------------
+def _run(*args: str) -> int:
+    return haicap_main(["data", *args])
+
+
+@pytest.mark.parametrize("kind", ["citizens", "enterprises", "dossiers", "legacy-dossiers"])
+def test_cli_same_seed_byte_identical(tmp_path: Path, kind: str) -> None:
+    a, b, c = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.jsonl"
+    base = ["generate", "--kind", kind, "--count", "500", "--province", "01", "--quiet"]
+    assert _run(*base, "--seed", "1", "--out", str(a)) == 0
+    assert _run(*base, "--seed", "1", "--out", str(b)) == 0
+    assert _run(*base, "--seed", "2", "--out", str(c)) == 0
+    assert a.read_bytes() == b.read_bytes() != c.read_bytes()
+    lines = a.read_bytes().splitlines()
+    assert len(lines) >= 450 and all(json.loads(line) for line in lines)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_cli_csv_has_contract_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "d.csv"
+    assert _run("generate", "--kind", "dossiers", "--shape", "sync", "--count", "20", "--format", "csv",
+                "--out", str(out)) == 0  # fmt: skip
+    header, *rows = out.read_text(encoding="utf-8").splitlines()
+    assert header.split(",") == default_registry().property_names(SHAPES["sync"])
+    assert len(rows) == 20
+    err = capsys.readouterr().err
+    assert "100% 20/20" in err and "wrote 20 dossiers" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--kind", "people"], "unknown kind 'people'; valid kinds: citizens, enterprises, dossiers, legacy-dossiers"),
+        (["--kind", "citizens", "--province", "03"], "unknown province code '03'; valid codes: 01, 04"),
+        (["--kind", "citizens", "--format", "xml"], "unknown format 'xml'; valid formats: jsonl, csv"),
+        (["--kind", "dossiers", "--shape", "x"], "unknown shape 'x'; valid shapes: submission, forwarded, sync"),
+        (["--kind", "citizens", "--count", "0"], "--count must be a positive number of records, got 0"),
+        (["--kind", "citizens", "--count", "-5"], "--count must be a positive number of records, got -5"),
+    ],
+)
+def test_cli_bad_input_is_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    out = tmp_path / "x.jsonl"
+    argv = ["generate", "--count", "5", "--out", str(out), *args]
+    assert _run(*argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("haicap: error: ") and message in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_cli_unwritable_path_and_no_partial_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "no-such-dir" / "x.jsonl"
+    assert _run("generate", "--kind", "citizens", "--count", "5", "--out", str(missing)) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "No such file or directory" in err
+    # a failure in the middle of writing leaves neither the file nor a temporary behind
+    from haicap.data_generators import dossiers
+
+    original = dossiers.DossierGenerator.compose
+    calls = {"n": 0}
+
+    def failing(self, *a, **kw):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] > 5000:
+            raise OSError(28, "No space left on device")
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(dossiers.DossierGenerator, "compose", failing)
+    out = tmp_path / "big.jsonl"
+    assert _run("generate", "--kind", "dossiers", "--count", "10000", "--out", str(out), "--quiet") == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_units_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "u.json"
+    assert _run("units", "--province", "01", "--format", "json", "--out", str(out)) == 0
+    rows = json.loads(out.read_text(encoding="utf-8"))
+    assert len(rows) == 126 and rows[0]["MaXa"] == "00004" and rows[0]["MaCoQuan"] == commune_agency_code("00004")
+    assert _run("units", "--legacy", "--province", "26", "--format", "csv") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("MaXaCu,TenXaCu") and len(lines) == 1 + len(admin_units().legacy_wards("26"))
+    assert _run("units", "--format", "yaml") == 2
+    assert "valid formats: csv, json" in capsys.readouterr().err
