@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -278,8 +278,6 @@ class OidcProvider:
                 raw_id, _, raw_secret = decoded.partition(":")
             except (ValueError, UnicodeDecodeError):
                 return None, True
-            from urllib.parse import unquote_plus
-
             client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
             basic = True
         else:
@@ -295,9 +293,14 @@ class OidcProvider:
         if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             return _token_error("invalid_request", "the body must be application/x-www-form-urlencoded")
         try:
-            form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-        except Exception:  # malformed form encoding
+            pairs = parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except (UnicodeDecodeError, ValueError):
             return _token_error("invalid_request", "the form body cannot be parsed")
+        form: dict[str, str] = {}
+        for key, value in pairs:
+            if key in form:
+                return _token_error("invalid_request", f"parameter {key} is repeated")
+            form[key] = value
         client, basic = self._authenticate_client(request, form)
         if client is None:
             await self._event("token", "invalid_client", client_id=form.get("client_id") or None)

@@ -1,0 +1,203 @@
+"""The national identity provider: the code flow with PKCE, its error cases, and each ID-token defect."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import jwt
+import pytest
+
+from haicap.contract_registry import default_registry
+from haicap.sandbox.config import OidcClient
+from haicap.sandbox.national.testing import RunningNational, serve_national
+
+CCCD = "001090123456"
+
+
+@pytest.fixture(scope="module")
+def national(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNational]:
+    with serve_national(Path(tmp_path_factory.mktemp("idp")), "http://127.0.0.1:9") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(national: RunningNational) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=national.url, timeout=10) as http:
+        yield http
+
+
+def _rp(national: RunningNational) -> OidcClient:
+    return national.configs.national.clients[0]
+
+
+def _authorize(client: httpx.Client, rp: OidcClient, **extra: str) -> tuple[str, dict[str, str]]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    params = {"response_type": "code", "client_id": rp.client_id, "redirect_uri": rp.redirect_uri, "scope": "openid",
+              "acr_values": "LoA1", "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
+              "code_challenge": challenge, "code_challenge_method": "S256", "login_hint": CCCD, **extra}
+    response = client.get("/authorize", params=params)
+    assert response.status_code == 302, response.text
+    location = response.headers["location"]
+    assert location.startswith(rp.redirect_uri + "?")
+    query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+    assert query["state"] == params["state"]
+    return query["code"], {**params, "code_verifier": verifier}
+
+
+def _token(client: httpx.Client, rp: OidcClient, code: str, verifier: str, **extra: str) -> httpx.Response:
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uri,
+            "client_id": rp.client_id, "client_secret": rp.client_secret, "code_verifier": verifier, **extra}
+    return client.post("/token", data=form)
+
+
+def _public_key(client: httpx.Client) -> Any:
+    return jwt.PyJWK(client.get("/jwks").json()["keys"][0]).key
+
+
+def _verify(client: httpx.Client, national: RunningNational, id_token: str) -> dict[str, Any]:
+    return jwt.decode(id_token, _public_key(client), algorithms=["RS256"], audience=_rp(national).client_id,
+                      issuer=national.url)  # type: ignore[no-any-return]
+
+
+def test_discovery_and_jwks_follow_the_contract(client: httpx.Client, national: RunningNational) -> None:
+    registry = default_registry()
+    discovery = client.get("/.well-known/openid-configuration").json()
+    assert registry.validator("idp.schema.json#/$defs/Discovery").violations(discovery) == []
+    assert discovery["issuer"] == national.url
+    assert "S256" in discovery["code_challenge_methods_supported"]
+    assert registry.validator("idp.schema.json#/$defs/Jwks").violations(client.get("/jwks").json()) == []
+
+
+def test_full_code_flow_with_pkce(client: httpx.Client, national: RunningNational) -> None:
+    rp = _rp(national)
+    code, params = _authorize(client, rp)
+    response = _token(client, rp, code, params["code_verifier"])
+    assert response.status_code == 200, response.text
+    tokens = response.json()
+    registry = default_registry()
+    assert registry.validator("idp.schema.json#/$defs/TokenResponse").violations(tokens) == []
+    claims = _verify(client, national, tokens["id_token"])
+    assert claims["nonce"] == params["nonce"]
+    assert claims["SoDinhDanh"] == CCCD and claims["acr"] == "LoA1"
+    assert registry.validator("idp.schema.json#/$defs/IdTokenClaims").violations(claims) == []
+    info = client.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert info.status_code == 200
+    userinfo = info.json()
+    assert registry.validator("idp.schema.json#/$defs/UserInfo").violations(userinfo) == []
+    assert userinfo["sub"] == claims["sub"] and userinfo["NgayThangNamSinh"].startswith("1990")
+    assert userinfo["GioiTinh"] == "1"  # 4th CCCD digit 0: male, born 1900s
+
+
+def test_wrong_code_verifier_fails_and_burns_the_code(client: httpx.Client, national: RunningNational) -> None:
+    rp = _rp(national)
+    code, params = _authorize(client, rp)
+    wrong = _token(client, rp, code, secrets.token_urlsafe(48))
+    assert wrong.status_code == 400
+    assert wrong.json()["error"] == "invalid_grant"
+    assert "code_verifier" in wrong.json()["error_description"]
+    again = _token(client, rp, code, params["code_verifier"])
+    assert again.json()["error"] == "invalid_grant"
+
+
+def test_reused_code_fails(client: httpx.Client, national: RunningNational) -> None:
+    rp = _rp(national)
+    code, params = _authorize(client, rp)
+    assert _token(client, rp, code, params["code_verifier"]).status_code == 200
+    reused = _token(client, rp, code, params["code_verifier"])
+    assert reused.status_code == 400
+    assert reused.json() == {"error": "invalid_grant", "error_description": "the authorization code was already used"}
+
+
+def test_wrong_redirect_uri_fails(client: httpx.Client, national: RunningNational) -> None:
+    rp = _rp(national)
+    code, params = _authorize(client, rp)
+    response = _token(client, rp, code, params["code_verifier"], redirect_uri=rp.redirect_uri + "/evil")
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+    bad = client.get("/authorize", params={"response_type": "code", "client_id": rp.client_id, "scope": "openid",
+                                           "redirect_uri": "http://127.0.0.1:9/evil", "login_hint": CCCD})
+    assert bad.status_code == 400
+    assert bad.headers["content-type"] == "application/problem+json"
+    assert bad.json()["errors"][0]["field"] == "redirect_uri"
+
+
+def test_client_authentication_and_request_errors(client: httpx.Client, national: RunningNational) -> None:
+    rp = _rp(national)
+    code, params = _authorize(client, rp)
+    bad_secret = _token(client, rp, code, params["code_verifier"], client_secret="nope")
+    assert bad_secret.status_code == 401 and bad_secret.json()["error"] == "invalid_client"
+    assert client.post("/token", json={"grant_type": "authorization_code"}).json()["error"] == "invalid_request"
+    basic = httpx.BasicAuth(rp.client_id, rp.client_secret)
+    grant = client.post("/token", auth=basic, data={"grant_type": "password", "code": code})
+    assert grant.json()["error"] == "unsupported_grant_type"
+    scope = client.get("/authorize", params={"response_type": "code", "client_id": rp.client_id, "scope": "profile",
+                                             "redirect_uri": rp.redirect_uri, "state": "s1", "login_hint": CCCD})
+    assert scope.status_code == 302 and "error=invalid_scope" in scope.headers["location"]
+    assert "state=s1" in scope.headers["location"]
+    form = client.get("/authorize", params={"response_type": "code", "client_id": rp.client_id, "scope": "openid",
+                                            "redirect_uri": rp.redirect_uri})
+    assert form.status_code == 200 and "login_hint" in form.text
+    hint = client.get("/authorize", params={"response_type": "code", "client_id": rp.client_id, "scope": "openid",
+                                            "redirect_uri": rp.redirect_uri, "login_hint": "123"})
+    assert hint.status_code == 400 and hint.json()["errors"][0]["field"] == "login_hint"
+    assert client.get("/userinfo", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+EXPECTED_FAILURE: dict[str, type[Exception] | None] = {
+    "bad-signature": jwt.InvalidSignatureError,
+    "alg-none": jwt.InvalidAlgorithmError,
+    "wrong-iss": jwt.InvalidIssuerError,
+    "wrong-aud": jwt.InvalidAudienceError,
+    "expired": jwt.ExpiredSignatureError,
+    "iat-future": jwt.ImmatureSignatureError,
+    "nonce-mismatch": None,  # signature and claims verify; only the nonce differs
+}
+
+
+@pytest.mark.parametrize("defect", sorted(EXPECTED_FAILURE))
+def test_each_defect_is_rejected_for_its_reason(client: httpx.Client, national: RunningNational, defect: str) -> None:
+    assert set(EXPECTED_FAILURE) == set(default_registry().enum("idp.schema.json#/$defs/IdTokenDefect"))
+    armed = client.post("/_control/idp/next-token", json={"defect": defect, "count": 1},
+                        headers=national.control_headers())
+    assert armed.status_code == 200 and armed.json()["pending"] == 1
+    rp = _rp(national)
+    code, params = _authorize(client, rp)
+    bad_token = _token(client, rp, code, params["code_verifier"]).json()["id_token"]
+    assert jwt.get_unverified_header(bad_token)["kid"] == client.get("/jwks").json()["keys"][0]["kid"]
+    failure = EXPECTED_FAILURE[defect]
+    if failure is None:
+        assert _verify(client, national, bad_token)["nonce"] != params["nonce"]
+    else:
+        with pytest.raises(failure):
+            _verify(client, national, bad_token)
+    code, params = _authorize(client, rp)  # count=1: the next token is good again
+    good = _verify(client, national, _token(client, rp, code, params["code_verifier"]).json()["id_token"])
+    assert good["nonce"] == params["nonce"]
+    events = client.get("/_ledger/idp/events", params={"kind": "token"}, headers=national.control_headers()).json()
+    assert defect in [e["defect"] for e in events["items"]]
+
+
+def test_unknown_defect_is_a_problem(client: httpx.Client, national: RunningNational) -> None:
+    response = client.post("/_control/idp/next-token", json={"defect": "rot13"}, headers=national.control_headers())
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "defect"
+
+
+def test_end_session(client: httpx.Client, national: RunningNational) -> None:
+    rp = _rp(national)
+    code, params = _authorize(client, rp)
+    tokens = _token(client, rp, code, params["code_verifier"]).json()
+    response = client.get("/end-session", params={"id_token_hint": tokens["id_token"], "state": "bye",
+                                                  "post_logout_redirect_uri": rp.post_logout_redirect_uri})
+    assert response.status_code == 302
+    assert response.headers["location"] == rp.post_logout_redirect_uri + "?state=bye"
+    assert client.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}).status_code == 401
+    evil = client.get("/end-session", params={"post_logout_redirect_uri": "http://127.0.0.1:9/evil"})
+    assert evil.status_code == 400 and evil.json()["errors"][0]["field"] == "post_logout_redirect_uri"
