@@ -1,0 +1,222 @@
+"""End to end: the reference province against the real national counterpart (SSO, submit, officer, pay,
+sync, forwarding, outage), and the no-loss test under concurrency with the national side down for a while."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from datetime import date
+from typing import Any
+
+import httpx
+import pytest
+
+from haicap.data_generators.identity import make_cccd
+from haicap.sandbox.province.client import ProvinceClient
+from haicap.sandbox.runner import Sandbox
+
+_rng = random.Random(20250701)
+
+
+def new_cccd() -> str:
+    return make_cccd(_rng, date(_rng.randint(1950, 2004), _rng.randint(1, 12), 1), _rng.random() < 0.5)
+
+
+def wait_for(probe: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+class Harness:
+    """A sandbox with a province client, a control/ledger client of the national side, and waits."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+        self.province = ProvinceClient(sb.province_url, officer_token=sb.configs.province.officer_token)
+        self.national = httpx.Client(base_url=sb.national_url, headers=sb.control_headers(), timeout=15.0)
+
+    def close(self) -> None:
+        self.province.close()
+        self.national.close()
+
+    def login(self) -> tuple[str, str]:
+        cccd = new_cccd()
+        return self.province.login(cccd), cccd
+
+    def submit(self, token: str, **fields: Any) -> dict[str, Any]:
+        body = {"MaTTHC": "1.001193", "MaXa": "00226", "TrichYeuHoSo": "Đăng ký khai sinh cho con", **fields}
+        return self.province.submit(token, body)
+
+    def pay(self, token: str, ma_ho_so: str, result: str = "success") -> dict[str, Any]:
+        start = self.province.http.post(f"/api/v1/dossiers/{ma_ho_so}/payments", headers=self.province.bearer(token))
+        assert start.status_code == 201, start.text
+        paid = httpx.get(start.json()["UrlThanhToan"], params={"result": result}, timeout=15.0)
+        assert paid.status_code == 200, paid.text
+        return {**start.json(), **paid.json()}
+
+    def drained(self) -> bool:
+        return httpx.get(self.sb.province_url + "/health").json()["outbox_pending"] == 0
+
+    def ledger(self, ma_ho_so: str) -> dict[str, Any] | None:
+        response = self.national.get(f"/_ledger/sync/dossiers/{ma_ho_so}")
+        return response.json() if response.status_code == 200 else None
+
+    def synced(self, ma_ho_so: str, status: str, timeout: float = 10.0) -> dict[str, Any] | None:
+        def probe() -> dict[str, Any] | None:
+            entry = self.ledger(ma_ho_so)
+            return entry if entry and entry["TrangThaiHoSo"] == status else None
+
+        result: dict[str, Any] | None = wait_for(probe, timeout)
+        return result
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[Harness]:
+    with Sandbox.start(mode="thread") as sb:
+        h = Harness(sb)
+        yield h
+        h.close()
+
+
+def test_sso_login_puts_the_national_identity_on_the_dossier(harness: Harness) -> None:
+    cccd = new_cccd()
+    answer = harness.province.login_response(cccd)
+    assert answer.status_code == 200, answer.text
+    session = answer.json()
+    assert session["token_type"] == "Bearer" and session["claims"]["SoDinhDanh"] == cccd
+    dossier = harness.submit(session["access_token"], ChuHoSo="Tên Khác Trên Form")
+    assert dossier["DinhDanhCHS"][0] == {"LoaiDinhDanh": "1", "SoDinhDanh": cccd}
+    assert dossier["ChuHoSo"] == session["claims"]["HoVaTen"]
+    logout = harness.province.http.get("/auth/logout", headers=harness.province.bearer(session["access_token"]))
+    assert logout.status_code == 302 and "/end-session?" in logout.headers["location"]
+    again = harness.province.http.get("/api/v1/dossiers", headers=harness.province.bearer(session["access_token"]))
+    assert again.status_code == 401
+
+
+def test_full_journey_reaches_the_national_ledger(harness: Harness) -> None:
+    token, _ = harness.login()
+    dossier = harness.submit(token, MaTTHC="1.004222")
+    m = dossier["MaHoSo"]
+    assert dossier["PhiPhaiNop"] == 10000 and dossier["DuocThanhToanTrucTuyen"] == "0"
+    assert harness.synced(m, "1")
+    for action in ("receive", "request-payment"):
+        assert harness.province.act(m, action).status_code == 200
+    assert harness.province.act(m, "process").status_code == 409  # the fee is not paid yet
+    payment = harness.pay(token, m)
+    assert payment["callback_answer"]["MaLoi"] == "00"
+    paid = harness.province.dossier(token, m)
+    assert paid["DaThanhToan"] is True and paid["SoTienDaThanhToan"] == 10000
+    for action in ("process", "complete", "return-result"):
+        assert harness.province.act(m, action).status_code == 200
+    final = harness.synced(m, "10")
+    assert final is not None, harness.ledger(m)
+    assert final["item"]["DuocThanhToanTrucTuyen"] == "1" and final["item"]["NgayTra"]
+    statuses = [h["TrangThaiHoSo"] for h in final["history"]]
+    assert [s for i, s in enumerate(statuses) if i == 0 or s != statuses[i - 1]] == ["1", "2", "6", "4", "9", "10"]
+    assert len(final["progress"]) == 6
+
+
+def test_supplement_and_withdraw(harness: Harness) -> None:
+    token, _ = harness.login()
+    m = harness.submit(token)["MaHoSo"]
+    headers = harness.province.bearer(token)
+    supplement = {"TaiLieuNop": [{"TepDinhKemId": "f-2", "TenTepDinhKem": "giay-chung-sinh.pdf"}]}
+    assert (
+        harness.province.http.post(f"/api/v1/dossiers/{m}/supplement", json=supplement, headers=headers).status_code
+        == 409
+    )
+    for action in ("receive", "request-supplement"):
+        assert harness.province.act(m, action).status_code == 200
+    done = harness.province.http.post(f"/api/v1/dossiers/{m}/supplement", json=supplement, headers=headers)
+    assert done.status_code == 200 and done.json()["TrangThaiHoSo"] == "4"
+    withdrawn = harness.province.http.post(f"/api/v1/dossiers/{m}/withdraw", json={"LyDo": "nộp nhầm"}, headers=headers)
+    assert withdrawn.status_code == 200 and withdrawn.json()["TrangThaiHoSo"] == "7"
+    assert harness.synced(m, "7")
+
+
+def test_malformed_input_is_a_problem_naming_the_field(harness: Harness) -> None:
+    token, _ = harness.login()
+    http, headers = harness.province.http, harness.province.bearer(token)
+    cases = [
+        (
+            http.post("/api/v1/dossiers", content=b"{oops", headers={**headers, "Content-Type": "application/json"}),
+            400,
+            "(body)",
+        ),
+        (http.post("/api/v1/dossiers", json={"MaTTHC": "1.001193", "MaXa": 226}, headers=headers), 400, "MaXa"),
+        (
+            http.post(
+                "/api/v1/dossiers", json={"MaTTHC": "9.999999", "MaXa": "00226", "TrichYeuHoSo": "x"}, headers=headers
+            ),
+            422,
+            "MaTTHC",
+        ),
+        (http.get("/api/v1/dossiers/not-a-code", headers=headers), 400, "MaHoSo"),
+        (http.get("/api/v1/dossiers/000.00.00.H26-250701-9999", headers=headers), 404, "MaHoSo"),
+        (http.get("/api/v1/dossiers?limit=abc", headers=headers), 400, "limit"),
+    ]
+    for response, status, field in cases:
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert field in [e["field"] for e in response.json()["errors"]], response.text
+    assert http.post("/api/v1/dossiers", json={}).status_code == 401
+
+
+def test_forwarded_dossier_is_stored_acknowledged_and_synced(harness: Harness) -> None:
+    sent = harness.national.post("/_control/forward", json={})
+    assert sent.status_code == 200, sent.text
+    m = sent.json()["MaHoSo"] if "MaHoSo" in sent.json() else sent.json()["dossier"]["MaHoSo"]
+    officer = harness.province.bearer(harness.sb.configs.province.officer_token)
+    stored = harness.province.http.get(f"/officer/dossiers/{m}", headers=officer)
+    assert stored.status_code == 200 and stored.json()["NguonHoSo"] == "national"
+    assert harness.province.act(m, "receive").status_code == 200
+    assert harness.synced(m, "2")
+
+
+def test_outbox_survives_an_outage(harness: Harness) -> None:
+    token, _ = harness.login()
+    assert harness.national.post("/_control/outage", json={"services": ["sync"]}).status_code in (200, 201, 204)
+    try:
+        codes = [harness.submit(token)["MaHoSo"] for _ in range(20)]
+        time.sleep(0.5)
+        assert not harness.drained() and harness.ledger(codes[0]) is None
+    finally:
+        harness.national.delete("/_control/outage")
+    assert all(harness.synced(m, "1", timeout=20) for m in codes)
+
+
+def test_no_dossier_lost_while_the_national_side_is_down() -> None:
+    full = os.environ.get("HAICAP_FULL") == "1"
+    total, clients = (10_000, 50) if full else (500, 20)
+    with Sandbox.start() as sb:
+        h = Harness(sb)
+        tokens = [h.login()[0] for _ in range(clients)]
+        h.national.post("/_control/outage", json={"services": ["sync"], "seconds": 2 if not full else 10})
+
+        def client(i: int) -> int:
+            accepted = 0
+            with httpx.Client(base_url=sb.province_url, timeout=30.0) as http:
+                headers = {"Authorization": f"Bearer {tokens[i]}"}
+                for _ in range(total // clients):
+                    body = {"MaTTHC": "1.001193", "MaXa": "00226", "TrichYeuHoSo": "x"}
+                    accepted += http.post("/api/v1/dossiers", json=body, headers=headers).status_code == 201
+            return accepted
+
+        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+            accepted = sum(pool.map(client, range(clients)))
+        assert accepted == total
+
+        def recorded() -> int:
+            count: int = h.national.get("/_ledger/sync/stats").json()["dossiers"]
+            return count
+
+        assert wait_for(lambda: recorded() >= accepted, timeout=120 if full else 40, interval=0.5)
+        assert recorded() == accepted
+        h.close()
