@@ -29,7 +29,8 @@ from typing import Any
 
 from haicap.contract_registry import ContractRegistry, default_registry
 from haicap.data_generators.agencies import NATIONAL_PORTAL_AGENCY, commune_agency_code
-from haicap.data_generators.contact import ascii_fold, email_for, make_mobile
+from haicap.data_generators.contact import EMAIL_DOMAINS, MOBILE_PREFIXES, ascii_fold
+from haicap.data_generators.identity import OLD_PROVINCE_CODES
 from haicap.data_generators.people import REFERENCE_DAY, PersonFactory
 from haicap.data_generators.procedures import load_procedures
 from haicap.data_generators.taxcode import make_tax_code
@@ -47,6 +48,16 @@ _STATUS_WEIGHTS = {"1": 10, "2": 15, "3": 3, "4": 30, "5": 5, "6": 5, "7": 2, "8
 #: KenhThucHien mix of Hà Nội 1 Jul – 23 Sep 2025 (DOMAIN.md): 59.71% online, 40.05% in person, 0.24% post.
 _CHANNEL_PER_10000 = (("2", 5971), ("1", 4005), ("3", 24))
 _PROCESSING_DAYS = 3
+#: Applicant (name, e-mail local part) pairs per gender drawn once from the Faker pools.
+_APPLICANT_TABLE = 4096
+_DOC_KEYS = (
+    "TepDinhKemId", "TenTepDinhKem", "IsDeleted", "MaThanhPhanHoSo", "DuongDanTaiTepTin", "DuocSoHoa", "DuocTaiSuDung",
+)  # fmt: skip
+
+
+def _email_local(name: str) -> str:
+    parts = ascii_fold(name).split()
+    return f"{parts[-1]}.{''.join(parts[:-1])}"
 
 
 def _table(pairs: list[tuple[str, int]] | tuple[tuple[str, int], ...]) -> tuple[str, ...]:
@@ -99,6 +110,7 @@ class DossierGenerator:
         if shape == "forwarded":  # one national agency: its daily sequence is the limit
             self.per_day = min(self.per_day, 9999)
         self.start = start
+        self._prepare_fast_tables()
         self._check_required()
 
     # -- set-up helpers ----------------------------------------------------------------------------
@@ -143,65 +155,92 @@ class DossierGenerator:
                 counters.clear()
             yield self.compose(rng, days, counters)
 
+    def _prepare_fast_tables(self) -> None:
+        """Tables that turn each per-record choice into one ``rng.random()`` and an index (set-up, once)."""
+        people = self.people
+        table_rng = random.Random(f"{self.seed}-applicants")
+        self._applicants = tuple(
+            tuple(
+                (name, _email_local(name))
+                for name in (people.name(table_rng, female) for _ in range(_APPLICANT_TABLE))
+            )
+            for female in (False, True)
+        )
+        self._old_provinces = {pc: olds for pc, olds in people._home_old.items()}
+        self._proc = tuple(
+            (
+                p,
+                p.get("LoaiDoiTuong", "1"),
+                "Hộ kinh doanh" if p.get("MaLinhVuc") == "DKKD" else "Công ty TNHH",
+                tuple(c["MaThanhPhanHoSo"] for c in p.get("ThanhPhanHoSo", [])),
+            )
+            for p in self.procedures
+        )
+        self._docs_direct = self._docs_fields == _DOC_KEYS
+
     def compose(self, rng: random.Random, days: list[str], counters: dict[str, int]) -> dict[str, Any]:
         """One record. ``days[0]`` is the submission day (yyyyMMdd), later entries the following days."""
-        people = self.people
-        procedure = self.procedures[int(rng.random() * len(self.procedures))]
-        commune = people.commune(rng)
+        random_ = rng.random
+        procedure, subject, company_kind, components = self._proc[int(random_() * len(self._proc))]
+        weighted = self.people._weighted
+        commune = weighted[int(random_() * len(weighted))]
         code = commune[0]
-        female = rng.random() < 0.5
-        name = people.name(rng, female)
-        birth = people.birth_date(rng)
-        number = people.cccd(rng, birth, female, commune[3])
+        female = random_() < 0.5
+        applicants = self._applicants[female]
+        name, local = applicants[int(random_() * _APPLICANT_TABLE)]
+        # age 18-80 on the cutover day; the century digit and year digits must agree with the birth year
+        year = 2007 - int(random_() * 62)
+        olds = self._old_provinces[commune[3]] if random_() < 0.8 else OLD_PROVINCE_CODES
+        old = olds[int(random_() * len(olds))]
+        number = f"{old}{(0 if year < 2000 else 2) + female}{year % 100:02d}{int(random_() * 1_000_000):06d}"
         identities = [{"LoaiDinhDanh": "1", "SoDinhDanh": number}]
-        subject = procedure.get("LoaiDoiTuong", "1")
         owner = name
         if subject == "2":
             tax_code = make_tax_code(rng, "03" if commune[3] == "79" else commune[3])
             identities.append({"LoaiDinhDanh": "3", "SoDinhDanh": tax_code})
-            owner = f"Hộ kinh doanh {name}" if procedure.get("MaLinhVuc") == "DKKD" else f"Công ty TNHH {name}"
-        channel = "2" if self.shape != "sync" else self._channel_table[int(rng.random() * 10000)]
-        minute = 420 + int(rng.random() * 600)  # 07:00-17:00
-        submitted = f"{days[0]}{minute // 60:02d}{minute % 60:02d}{int(rng.random() * 60):02d}"
+            owner = f"{company_kind} {name}"
+        channel = "2" if self.shape != "sync" else self._channel_table[int(random_() * 10000)]
+        minute = 420 + int(random_() * 600)  # 07:00-17:00
+        submitted = f"{days[0]}{minute // 60:02d}{minute % 60:02d}{int(random_() * 60):02d}"
+        prefix = MOBILE_PREFIXES[int(random_() * len(MOBILE_PREFIXES))]
         values: dict[str, Any] = {
             "MaTTHC": procedure["MaTTHC"],
             "TenTTHC": procedure["TenTTHC"],
             "MaXa": code,
             "ChuHoSo": owner,
             "DinhDanhCHS": identities,
-            "SoDienThoai": make_mobile(rng),
-            "Email": email_for(rng, ascii_fold(name)),
+            "SoDienThoai": f"{prefix}{int(random_() * 10_000_000):07d}",
+            "Email": f"{local}{int(random_() * 100)}@{EMAIL_DOMAINS[int(random_() * len(EMAIL_DOMAINS))]}",
             "TrichYeuHoSo": f"{procedure['TenTTHC']} - {owner}",
             "KenhThucHien": channel,
             "LoaiDoiTuong": subject,
             "NgayNopHoSo": submitted,
         }
         if self._docs_fields:
-            values["TaiLieuNop"] = self._documents(rng, procedure)
+            values["TaiLieuNop"] = self._documents(random_, components)
         if self.shape == "forwarded":
             sequence = counters[""] = counters.get("", 0) + 1
             values["MaHoSo"] = f"{NATIONAL_PORTAL_AGENCY}-{days[0][2:]}-{sequence:04d}"
             values["DanhSachLePhi"] = self._fees[procedure["MaTTHC"]]
         elif self.shape == "sync":
             self._sync_values(rng, values, procedure, days, counters, submitted)
-        fields = self.fields
-        return {k: values[k] for k in fields if k in values}
+        return {k: values[k] for k in self.fields if k in values}
 
-    def _documents(self, rng: random.Random, procedure: dict[str, Any]) -> list[dict[str, Any]]:
+    def _documents(self, random_: Any, components: tuple[str, ...]) -> list[dict[str, Any]]:
         yes, no = (True, False) if self._flag_is_bool else ("1", "0")
         docs = []
-        for component in procedure.get("ThanhPhanHoSo", []):
-            file_id = f"{int(rng.random() * 0xFFFFFFFFFFFF):012x}"
+        for component in components:
+            file_id = f"{int(random_() * 0xFFFFFFFFFFFF):012x}"
             doc = {
                 "TepDinhKemId": file_id,
-                "TenTepDinhKem": f"{component['MaThanhPhanHoSo']}_{file_id[:6]}.pdf",
+                "TenTepDinhKem": f"{component}_{file_id[:6]}.pdf",
                 "IsDeleted": False,
-                "MaThanhPhanHoSo": component["MaThanhPhanHoSo"],
+                "MaThanhPhanHoSo": component,
                 "DuongDanTaiTepTin": f"/files/{file_id}.pdf",
-                "DuocSoHoa": yes if rng.random() < 0.7 else no,
-                "DuocTaiSuDung": yes if rng.random() < 0.2 else no,
+                "DuocSoHoa": yes if random_() < 0.7 else no,
+                "DuocTaiSuDung": yes if random_() < 0.2 else no,
             }
-            docs.append({k: doc[k] for k in self._docs_fields if k in doc})
+            docs.append(doc if self._docs_direct else {k: doc[k] for k in self._docs_fields if k in doc})
         return docs
 
     def _sync_values(
