@@ -6,8 +6,9 @@ units under it. No public list for the 34 provinces and 3,321 communes after 1 J
 - Province level ``000.00.00.Hnn``: Thanh Hóa H56 and Hồ Chí Minh City H29 are seen in public sources,
   Hà Nội H26 is the sandbox's default; the other provinces get the remaining numbers in the order of their
   codes [haicap assumption]. A profile for a real province passes its real agency code instead.
-- Commune level ``000.gg.hh.Hnn`` [haicap assumption]: ``gg.hh`` is the commune's 1-based position in its
-  province's list (by code) as a 4-digit number, so 000.00.00 stays the province itself.
+- Commune level [haicap assumption, the same rule as the reference province and the dossier contract]:
+  ``{first 3 digits of the commune code}.{last 2 digits}.00.{province H-group}``, so commune 00226 of Hà Nội
+  (``000.00.00.H26``) is received by ``002.26.00.H26``. Unique per commune; 9,999 dossiers a commune a day.
 
 MaHoSo is ``{agency code}-{yyMMdd}-{4-digit sequence}`` (DOMAIN.md), see :func:`ma_ho_so`.
 """
@@ -37,21 +38,11 @@ def province_agency_code(province_code: str) -> str:
     return f"000.00.00.H{_province_numbers()[province_code]:02d}"
 
 
-@functools.lru_cache(maxsize=1)
-def _commune_codes() -> dict[str, str]:
-    units = admin_units()
-    out: dict[str, str] = {}
-    for province in units.provinces():
-        suffix = province_agency_code(province.code)[-3:]
-        for index, commune in enumerate(units.communes(province.code), start=1):
-            out[commune.code] = f"000.{index // 100:02d}.{index % 100:02d}.{suffix}"
-    return out
-
-
-def commune_agency_code(commune_code: str) -> str:
+def commune_agency_code(commune_code: str, province_agency: str | None = None) -> str:
     """The People's Committee of a current commune (it receives the commune's dossiers)."""
-    admin_units().commune(commune_code)
-    return _commune_codes()[commune_code]
+    commune = admin_units().commune(commune_code)
+    group = (province_agency or province_agency_code(commune.province_code)).rsplit(".", 1)[-1]
+    return f"{commune_code[:3]}.{commune_code[3:]}.00.{group}"
 
 
 def ma_ho_so(agency_code: str, day: date, sequence: int) -> str:

@@ -62,6 +62,9 @@ def test_agency_codes_are_unique_and_well_formed() -> None:
     assert len(set(commune_codes) | set(province_codes)) == 3321 + 34
     pattern = re.compile(default_registry().schema("common.schema.json#/$defs/MaCoQuan")["pattern"])
     assert all(pattern.match(c) for c in commune_codes + province_codes)
+    assert commune_agency_code("00226") == "002.26.00.H26"
+    province_rule = pytest.importorskip("haicap.sandbox.province.units").commune_agency_code
+    assert all(commune_agency_code(c.code) == province_rule(c.code, "000.00.00.H26") for c in units.communes("01"))
     assert ma_ho_so("000.17.22.H56", date(2021, 5, 31), 1) == "000.17.22.H56-210531-0001"
     with pytest.raises(ValueError):
         ma_ho_so("000.17.22.H56", date(2021, 5, 31), 10000)
