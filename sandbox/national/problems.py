@@ -18,7 +18,7 @@ __all__ = ["JSONResponse", "ProblemError", "json_body", "problem_response", "que
 
 
 class JSONResponse(Response):
-    """A JSON response rendered with orjson (non-str keys and numpy-free, fast)."""
+    """A JSON response rendered with orjson (fast; UTF-8 as is)."""
 
     media_type = "application/json"
 
