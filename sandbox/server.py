@@ -43,7 +43,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     if not is_loopback_host(host):
         raise HaicapError(f"refusing to serve on {host}: the sandbox listens on loopback only (127.0.0.0/8, ::1)")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio enables TCP_NODELAY on accepted connections only when the listening
+    # socket's proto says TCP; with proto 0 Nagle + delayed ACK add ~40 ms to every keep-alive response.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), port))
