@@ -1,0 +1,86 @@
+"""Serving on loopback: clear errors for ports that cannot be bound, loopback only, TCP_NODELAY-capable sockets."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from haicap.errors import HaicapError
+from haicap.sandbox.server import ThreadServer, bind_socket, is_loopback_host
+
+
+def test_busy_port_is_one_clear_line() -> None:
+    taken = bind_socket("127.0.0.1", 0)
+    port = taken.getsockname()[1]
+    try:
+        with pytest.raises(HaicapError, match=rf"^cannot bind 127\.0\.0\.1:{port}: Address already in use$"):
+            bind_socket("127.0.0.1", port)
+    finally:
+        taken.close()
+
+
+def test_cli_reports_a_busy_port_and_exits_non_zero() -> None:
+    taken = bind_socket("127.0.0.1", 0)
+    port = taken.getsockname()[1]
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "haicap.cli", "sandbox", "--national-port", str(port), "--province-port", "0"],
+            capture_output=True, text=True, timeout=60,
+        )
+    finally:
+        taken.close()
+    assert result.returncode != 0
+    assert result.stderr.strip() == f"haicap: error: cannot bind 127.0.0.1:{port}: Address already in use"
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "example.org"])
+def test_only_loopback_is_served(host: str) -> None:
+    assert not is_loopback_host(host)
+    with pytest.raises(HaicapError, match="loopback only"):
+        bind_socket(host, 0)
+
+
+def test_loopback_hosts() -> None:
+    assert all(is_loopback_host(h) for h in ("127.0.0.1", "127.8.9.10", "localhost", "::1", "[::1]"))
+
+
+def test_listening_socket_is_tcp_so_asyncio_disables_nagle() -> None:
+    sock = bind_socket("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
+
+
+def test_thread_server_serves_and_stops() -> None:
+    app = Starlette(routes=[Route("/health", lambda request: JSONResponse({"status": "ok"}))])
+    sock = bind_socket("127.0.0.1", 0)
+    with ThreadServer(app, sock) as server:
+        assert httpx.get(server.url + "/health").json() == {"status": "ok"}
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(server.url + "/health", timeout=1)
+
+
+def test_list_faults_prints_every_fault() -> None:
+    from haicap.sandbox.province.faults import FAULTS
+
+    result = subprocess.run([sys.executable, "-m", "haicap.cli", "sandbox", "--list-faults"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for fault_id, fault in FAULTS.items():
+        assert fault_id in result.stdout and fault.breaks in result.stdout
+
+
+def test_unknown_fault_names_the_valid_ones() -> None:
+    result = subprocess.run([sys.executable, "-m", "haicap.cli", "sandbox", "--selftest", "--fault", "nope"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "unknown fault nope; valid faults: " in result.stderr and "late-sync" in result.stderr
