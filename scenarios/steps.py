@@ -204,11 +204,13 @@ def forward_from_national(ctx: ScenarioContext, params: dict[str, Any]) -> None:
     if ctx.national is None:
         raise StepFailed("the national counterpart is not reachable", expected="a counterpart", actual=None)
     answer = ctx.national.forward_dossier(**params)
-    ack = answer.get("response") if isinstance(answer, dict) and "response" in answer else answer
-    status = answer.get("status") if isinstance(answer, dict) else None
+    # the counterpart reports the province's HTTP answer as {"status_code", "answer", "error", ...}
+    ack = answer.get("answer") if isinstance(answer, dict) else None
+    status = answer.get("status_code") if isinstance(answer, dict) else None
     if not isinstance(ack, dict) or not ack.get("acknowledged") or not ack.get("MaHoSo"):
         raise StepFailed("the province did not acknowledge the forwarded dossier",
-                         expected={"acknowledged": True, "MaHoSo": "…"}, actual={"status": status, "answer": ack})
+                         expected={"status_code": 201, "acknowledged": True},
+                         actual={"status_code": status, "answer": ack, "error": answer.get("error")})
     ctx.state.update(ma_ho_so=ack["MaHoSo"], forwarded=answer)
     ctx.state.pop("session", None)  # the forwarded dossier belongs to a citizen of the national portal
 
