@@ -1,0 +1,11 @@
+"""The built-in checks, one module per readiness criterion; importing this package registers them all."""
+
+from haicap.conformance.checks import (  # noqa: F401
+    forwarding,
+    fuzzing,
+    payment,
+    sso,
+    submission,
+    sync,
+    units,
+)

@@ -1,0 +1,3 @@
+"""Online submission: contract conformance, input validation, MaHoSo, commune codes, durability, coverage."""
+
+from __future__ import annotations

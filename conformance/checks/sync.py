@@ -1,0 +1,3 @@
+"""Synchronisation of dossier records to the national portal (DongBoHoSoMC / CapNhatTienDoHoSoMC / TraCuuHoSo)."""
+
+from __future__ import annotations
