@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from haicap.data_generators.identity import make_cccd
+from haicap.data_generators.units import admin_units
 from haicap.sandbox.province.client import ProvinceClient
 from haicap.sandbox.runner import Sandbox
 
@@ -200,12 +201,14 @@ def test_no_dossier_lost_while_the_national_side_is_down() -> None:
         tokens = [h.login()[0] for _ in range(clients)]
         h.national.post("/_control/outage", json={"services": ["sync"], "seconds": 2 if not full else 10})
 
-        def client(i: int) -> int:
+        communes = [c.code for c in admin_units().communes("01")]
+
+        def client(i: int) -> int:  # MaHoSo holds 9,999 dossiers per commune per day: spread them
             accepted = 0
             with httpx.Client(base_url=sb.province_url, timeout=30.0) as http:
                 headers = {"Authorization": f"Bearer {tokens[i]}"}
-                for _ in range(total // clients):
-                    body = {"MaTTHC": "1.001193", "MaXa": "00226", "TrichYeuHoSo": "x"}
+                for n in range(total // clients):
+                    body = {"MaTTHC": "1.001193", "MaXa": communes[(i + n) % len(communes)], "TrichYeuHoSo": "x"}
                     accepted += http.post("/api/v1/dossiers", json=body, headers=headers).status_code == 201
             return accepted
 

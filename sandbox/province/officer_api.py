@@ -6,8 +6,6 @@ Transitions follow :data:`dossiers.TRANSITIONS`; anything else is a 409 problem.
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -47,8 +45,10 @@ class OfficerApi:
     async def get(self, request: Request) -> Response:
         self._auth(request)
         ma_ho_so = parse_ma_ho_so(self.ctx, request)
-        doc: dict[str, Any] = await self.ctx.store.write(lambda c: d.load_dossier(c, ma_ho_so))
-        return json_response(doc)
+        row = self.ctx.store.read_one("SELECT doc FROM dossiers WHERE ma_ho_so = ?", (ma_ho_so,))
+        if row is None:
+            raise Problem.field(404, "MaHoSo", f"no dossier {ma_ho_so}", "Dossier not found")
+        return Response(row[0], media_type="application/json")
 
     async def action(self, request: Request) -> Response:
         self._auth(request)
