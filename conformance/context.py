@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from haicap.conformance.registry import CheckFailure, CheckSkipped
+from haicap.conformance.registry import CheckError, CheckFailure, CheckSkipped
 from haicap.counterpart_client import CounterpartClient
 from haicap.target import Target
 
@@ -40,6 +40,24 @@ class CheckContext:
                 self.target.province_url, officer_token=self.target.officer_token, seed=self.seed
             )
         return self._province
+
+    def ensure_reachable(self) -> None:
+        """Raise CheckError with the cause if the province did not answer its health probe (probed once)."""
+        cause = self.shared("reachability", self._probe)
+        if cause:
+            raise CheckError(cause)
+
+    def _probe(self) -> str:
+        from haicap.http_port import HttpxPort, TargetUnreachable
+
+        port = HttpxPort(self.target.province_url, timeout=5.0)
+        try:
+            port.request("GET", "/health")
+        except TargetUnreachable as exc:
+            return f"the province is unreachable: {exc}"
+        finally:
+            port.close()
+        return ""
 
     def rng(self, purpose: str) -> random.Random:
         """A random generator reproducible from the run seed and a purpose label."""

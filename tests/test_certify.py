@@ -1,0 +1,149 @@
+"""``haicap certify`` end to end through a province profile: the correct province passes every check, the run
+folder holds results.json (schema-valid), report.html, junit.xml and allure results, and no secret the run used
+appears in any file or in the output. Also: profile mistakes and an unreachable province.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from haicap.cli import main
+from haicap.sandbox.config import OidcClient, PaymentPartner, ProvinceConfig, SyncAccount
+from haicap.sandbox.runner import PROVINCE_FACTORY
+from haicap.sandbox.server import ProcessServer, bind_socket, url_of
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def province_behind_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, list[str]]]:
+    """The reference province alone (no sandbox counterpart): certify must start the national side itself."""
+    national_port = _free_port()
+    national_url = f"http://127.0.0.1:{national_port}"
+    sock = bind_socket("127.0.0.1", 0)
+    province_url = url_of(sock)
+    values = {name: secrets.token_urlsafe(24) for name in
+              ("HAICAP_T_OIDC", "HAICAP_T_PAY", "HAICAP_T_SYNC", "HAICAP_T_FWD", "HAICAP_T_OFFICER")}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    config = ProvinceConfig(
+        public_url=province_url, national_url=national_url, province_code="01", agency_code="000.00.00.H26",
+        state_dir=tmp_path / "province",
+        oidc=OidcClient("province-01", values["HAICAP_T_OIDC"], f"{province_url}/auth/callback",
+                        f"{province_url}/auth/logged-out"),
+        payment=PaymentPartner("DVC01", values["HAICAP_T_PAY"], f"{province_url}/DvcPayment/Confirm"),
+        sync=SyncAccount("000.00.00.H26", "sync-01", values["HAICAP_T_SYNC"]),
+        forward_token=values["HAICAP_T_FWD"], officer_token=values["HAICAP_T_OFFICER"],
+    )
+    config.state_dir.mkdir(parents=True)
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(f"""\
+name: Hà Nội staging (test)
+province: "01"
+agency_code: "000.00.00.H26"
+province_url: {province_url}
+national:
+  listen: 127.0.0.1:{national_port}
+  public_url: {national_url}
+credentials:
+  oidc_client_id: province-01
+  oidc_client_secret_env: HAICAP_T_OIDC
+  oidc_redirect_uri: {province_url}/auth/callback
+  oidc_post_logout_redirect_uri: {province_url}/auth/logged-out
+  payment_partner: DVC01
+  payment_secret_env: HAICAP_T_PAY
+  sync_username: sync-01
+  sync_password_env: HAICAP_T_SYNC
+  forward_token_env: HAICAP_T_FWD
+  officer_token_env: HAICAP_T_OFFICER
+sync_sla_seconds: 10
+""", encoding="utf-8")
+    server = ProcessServer(PROVINCE_FACTORY, config, sock, "province")
+    server.start()
+    try:
+        yield profile, list(values.values())
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_correct_province_passes_every_check_and_no_secret_leaks(
+    province_behind_profile: tuple[Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profile, used_secrets = province_behind_profile
+    out = tmp_path / "run"
+    code = main(["certify", "--profile", str(profile), "--out", str(out)])
+    printed = capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    not_passed = {c["id"]: (c["status"], c["message"]) for c in results["checks"] if c["status"] != "passed"}
+    assert not_passed == {}, f"the correct province must pass every check: {not_passed}"
+    assert code == 0 and results["summary"]["ok"]
+    assert set(results["verdicts"].values()) == {"ready"}
+    for name in ("report.html", "junit.xml"):
+        assert (out / name).is_file()
+    assert any((out / "allure-results").glob("*-result.json"))
+    for path in [p for p in out.rglob("*") if p.is_file()]:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for secret in used_secrets:
+            assert secret not in text, f"a secret leaked into {path.relative_to(out)}"
+    for secret in used_secrets:
+        assert secret not in printed, "a secret leaked into the output"
+
+
+def test_profile_with_a_missing_field_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text("province: '01'\nprovince_url: http://127.0.0.1:9\nnational: {public_url: http://x}\n")
+    assert main(["certify", "--profile", str(profile), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"haicap: error: {profile}:1: credentials: is required but missing"
+
+
+def test_profile_naming_an_unset_secret_variable(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HAICAP_NOT_SET", raising=False)
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        "province: '01'\nprovince_url: http://127.0.0.1:9\nnational: {public_url: http://127.0.0.1:9}\n"
+        "credentials:\n  oidc_client_id: c\n  oidc_client_secret_env: HAICAP_NOT_SET\n"
+        "  oidc_redirect_uri: http://127.0.0.1:9/cb\n")
+    assert main(["certify", "--profile", str(profile), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"haicap: error: {profile}:6: credentials.oidc_client_secret_env: "
+                   "environment variable HAICAP_NOT_SET is not set")
+
+
+@pytest.mark.slow
+def test_unreachable_province_gives_errors_and_a_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HAICAP_T_SECRET", "s3cr3t-value-xyz")
+    dead = _free_port()  # nothing listens there
+    national = _free_port()
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        f"province: '01'\nagency_code: 000.00.00.H26\nprovince_url: http://127.0.0.1:{dead}\n"
+        f"national: {{listen: '127.0.0.1:{national}', public_url: 'http://127.0.0.1:{national}'}}\n"
+        "credentials:\n  oidc_client_id: c\n  oidc_client_secret_env: HAICAP_T_SECRET\n"
+        f"  oidc_redirect_uri: http://127.0.0.1:{dead}/auth/callback\n")
+    out = tmp_path / "run"
+    code = main(["certify", "--profile", str(profile), "--out", str(out), "--only", "sso", "--only", "units"])
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert code == 1
+    statuses = {c["status"] for c in results["checks"]}
+    assert statuses == {"error"}, results["checks"]
+    assert all(str(dead) in c["message"] for c in results["checks"]), [c["message"] for c in results["checks"]]
+    assert (out / "report.html").is_file()
+
+
+def test_unknown_criterion_names_the_valid_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["certify", "--only", "speed", "--out", str(tmp_path)]) == 2
+    assert "unknown criterion speed; valid: sso, submission" in capsys.readouterr().err
