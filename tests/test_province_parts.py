@@ -160,3 +160,20 @@ def test_contract_links_and_security() -> None:
     }
     assert {link["operationId"] for link in links.values()} <= operation_ids
     assert set(spec["components"]["securitySchemes"]) == {"citizen", "officer", "forward"}
+
+
+def test_a_cancelled_caller_does_not_stop_the_writer(store: Store) -> None:
+    import threading
+
+    gate = threading.Event()
+    blocker = store.submit(lambda c: gate.wait(5))
+    for _ in range(5000):  # until the writer is inside the blocker's batch
+        if blocker.running():
+            break
+        gate.wait(0.001)
+    cancelled = store.submit(lambda c: c.execute("CREATE TABLE never (x)"))
+    assert cancelled.cancel()  # the caller went away before its turn (e.g. a client disconnect)
+    gate.set()
+    assert blocker.result(5) is True
+    assert store.write_sync(lambda c: c.execute("SELECT 1").fetchone()[0]) == 1
+    assert store.read("SELECT name FROM sqlite_master WHERE name = 'never'") == []

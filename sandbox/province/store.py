@@ -158,7 +158,14 @@ class Store:
                     stopping = True
                     break
                 batch.append(nxt)
-            self._run_batch(conn, batch)
+            batch = [(op, f) for op, f in batch if f.set_running_or_notify_cancel()]  # a cancelled caller: skip
+            try:
+                self._run_batch(conn, batch)
+            except Exception:  # the writer must outlive any single batch
+                log.exception("province store: batch failed")
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(RuntimeError("the store could not run this write"))
 
     def _run_batch(
         self, conn: sqlite3.Connection, batch: list[tuple[WriteOp[Any], concurrent.futures.Future[Any]]]
