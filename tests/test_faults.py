@@ -253,3 +253,27 @@ def test_fault_is_observable(fault_id: str, correct: Harness) -> None:
         finally:
             faulty.close()
     assert not check(correct), f"{fault_id}: the correct province shows the defect"
+
+
+# -- payment INIT and sync duplicates (probes of the faults added with the payment and sync checks) --
+@probe("bad-init-checksum")
+def _init_checksum(h: Harness) -> bool:
+    token, _ = h.login()
+    m = h.submit(token, MaTTHC="1.004222")["MaHoSo"]
+    start = h.province.http.post(f"/api/v1/dossiers/{m}/payments", headers=h.province.bearer(token))
+    assert start.status_code in (201, 502), start.text
+    return start.status_code == 502  # the platform refused the INIT's MaXacThuc
+
+
+@probe("duplicate-sync")
+def _duplicate_sync(h: Harness) -> bool:
+    token, _ = h.login()
+    m = h.submit(token)["MaHoSo"]
+    assert h.province.act(m, "receive").status_code == 200
+    assert h.synced(m, "2", timeout=5) is not None
+    assert wait_for(h.drained)
+    entry = h.ledger(m)
+    assert entry is not None
+    statuses = [e["TrangThaiHoSo"] for e in entry["history"]]
+    progress = [str(p["item"]) for p in entry["progress"]]  # a resent item decodes to the same dict, same order
+    return statuses.count("2") > 1 or len(progress) != len(set(progress))

@@ -52,10 +52,14 @@ _FAULTS = [
     Fault("double-applies-replayed-callback", "payment", "a replayed callback is applied again (paid twice)"),
     Fault("marks-paid-on-failed-payment", "payment", "a failure callback (MaLoi != 00) marks the dossier paid"),
     Fault("no-paid-flag-sync", "payment", "DuocThanhToanTrucTuyen never reaches the national side as 1"),
+    Fault("bad-init-checksum", "payment",
+          "INIT MaXacThuc built in a wrong field order (SoTien before MaThamChieu): the platform refuses it"),
     # sync
     Fault("no-status-sync", "sync", "only the first state of a dossier is synchronised, later changes never"),
     Fault("late-sync", "sync", "changes are synchronised 30 s late (beyond the SLA)"),
     Fault("sync-missing-fields", "sync", "required fields are dropped from DongBoHoSoMC items"),
+    Fault("duplicate-sync", "sync",
+          "the outbox sends every delivered batch a second time (a retry without idempotency): duplicates"),
     # forwarding
     Fault("ignores-forwarded-dossiers", "forwarding", "forwarded dossiers are acknowledged but never stored or synced"),
     # units

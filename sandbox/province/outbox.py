@@ -8,7 +8,8 @@ timeouts, refused connections) and never drops a row: a row leaves the queue onl
 recorded it, answered "already exists" (error_code 3), or rejected the item itself (kept with the reason).
 Rows of one dossier are sent in order: at most one row per MaHoSo per call round.
 
-Faults acting here: ``no-status-sync`` (changes after the first are never queued) and ``late-sync``.
+Faults acting here: ``no-status-sync`` (changes after the first are never queued), ``late-sync`` and
+``duplicate-sync`` (every delivered batch is sent once more).
 """
 
 from __future__ import annotations
@@ -121,6 +122,7 @@ class OutboxDelivery:
         self.retry_max = retry_max
         self.batch_size = batch_size
         self.delay_ms = int(LATE_SYNC_DELAY * 1000) if "late-sync" in faults else 0
+        self.resend = "duplicate-sync" in faults
         self.timeout = timeout
         self._session: str | None = None
         self._wake = asyncio.Event()
@@ -224,6 +226,8 @@ class OutboxDelivery:
                     rejected[index] = (rejected.get(index, "") + "; " + reason).lstrip("; ")
         else:
             raise _Transient(f"{service} answered error_code {code}: {answer.get('message', '')}")
+        if self.resend:  # the defect: the delivered batch goes out again, as a retry that ignores the answer
+            await self._call(envelope)
         await self.store.write(lambda conn: self._mark(conn, rows, rejected))
 
     @staticmethod

@@ -7,7 +7,7 @@ dossier's fee, and it is idempotent per MaThamChieu (a replay changes nothing); 
 dossier unpaid. A paid dossier is synchronised with DuocThanhToanTrucTuyen "1".
 
 Faults acting here: ``ignores-callback-checksum``, ``accepts-wrong-amount``, ``double-applies-replayed-callback``,
-``marks-paid-on-failed-payment``.
+``marks-paid-on-failed-payment``, ``bad-init-checksum``.
 """
 
 from __future__ import annotations
@@ -137,7 +137,10 @@ class Payments:
         }
         if len(owner) in (9, 12) and owner.isdigit():
             message["ThongTinBienLai"]["SoCMNDNguoiNop"] = owner
-        message["MaXacThuc"] = payment_checksum.checksum(message, partner.secret, "INIT", self.ctx.registry)
+        signed = message
+        if self.ctx.has("bad-init-checksum"):  # the defect: SoTien and MaThamChieu swapped in the checksum order
+            signed = {**message, "MaThamChieu": message["SoTien"], "SoTien": message["MaThamChieu"]}
+        message["MaXacThuc"] = payment_checksum.checksum(signed, partner.secret, "INIT", self.ctx.registry)
         return message
 
     async def _send_init(self, message: dict[str, Any]) -> str | None:
