@@ -121,6 +121,10 @@ class ProvinceClient:
                               hops.authorize)
         return self.session_from_callback(cccd, hops.callback)
 
+    def logout(self, session: CitizenSession, *, name: str = "/auth/logout") -> ResponseLike:
+        """Ask the province to end the session (a correct province redirects to the national end-session)."""
+        return self.port.request("GET", "/auth/logout", headers=session.headers(), name=name)
+
     @staticmethod
     def session_from_callback(cccd: str, response: ResponseLike) -> CitizenSession:
         if response.status_code != 200:

@@ -16,7 +16,7 @@ import pytest
 
 from haicap.data_generators.identity import make_cccd
 from haicap.data_generators.units import admin_units
-from haicap.sandbox.province.client import ProvinceClient
+from haicap.province_client import CitizenSession, ProvinceClient
 from haicap.sandbox.runner import Sandbox
 
 _rng = random.Random(20250701)
@@ -41,24 +41,31 @@ class Harness:
     def __init__(self, sb: Sandbox) -> None:
         self.sb = sb
         self.province = ProvinceClient(sb.province_url, officer_token=sb.configs.province.officer_token)
+        self.http = httpx.Client(base_url=sb.province_url, timeout=15.0)  # raw calls: malformed input etc.
         self.national = httpx.Client(base_url=sb.national_url, headers=sb.control_headers(), timeout=15.0)
 
     def close(self) -> None:
         self.province.close()
+        self.http.close()
         self.national.close()
 
-    def login(self) -> tuple[str, str]:
+    def login(self) -> tuple[CitizenSession, str]:
         cccd = new_cccd()
         return self.province.login(cccd), cccd
 
-    def submit(self, token: str, **fields: Any) -> dict[str, Any]:
-        body = {"MaTTHC": "1.001193", "MaXa": "00226", "TrichYeuHoSo": "Đăng ký khai sinh cho con", **fields}
-        return self.province.submit(token, body)
+    def act(self, ma_ho_so: str, action: str) -> int:
+        return self.province.officer_action(ma_ho_so, action).status_code
 
-    def pay(self, token: str, ma_ho_so: str, result: str = "success") -> dict[str, Any]:
-        start = self.province.http.post(f"/api/v1/dossiers/{ma_ho_so}/payments", headers=self.province.bearer(token))
+    def submit(self, session: CitizenSession, **fields: Any) -> dict[str, Any]:
+        body = {"MaTTHC": "1.001193", "MaXa": "00226", "TrichYeuHoSo": "Đăng ký khai sinh cho con", **fields}
+        response = self.province.submit(session, body)
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def pay(self, session: CitizenSession, ma_ho_so: str, result: str = "success") -> dict[str, Any]:
+        start = self.province.start_payment(session, ma_ho_so)
         assert start.status_code == 201, start.text
-        paid = httpx.get(start.json()["UrlThanhToan"], params={"result": result}, timeout=15.0)
+        paid = self.province.pay(start.json()["UrlThanhToan"], result)
         assert paid.status_code == 200, paid.text
         return {**start.json(), **paid.json()}
 
@@ -88,34 +95,34 @@ def harness() -> Iterator[Harness]:
 
 def test_sso_login_puts_the_national_identity_on_the_dossier(harness: Harness) -> None:
     cccd = new_cccd()
-    answer = harness.province.login_response(cccd)
-    assert answer.status_code == 200, answer.text
-    session = answer.json()
-    assert session["token_type"] == "Bearer" and session["claims"]["SoDinhDanh"] == cccd
-    dossier = harness.submit(session["access_token"], ChuHoSo="Tên Khác Trên Form")
+    answer = harness.province.login_hops(cccd).callback
+    assert answer is not None and answer.status_code == 200, answer
+    body = answer.json()
+    assert body["token_type"] == "Bearer" and body["claims"]["SoDinhDanh"] == cccd
+    session = ProvinceClient.session_from_callback(cccd, answer)
+    dossier = harness.submit(session, ChuHoSo="Tên Khác Trên Form")
     assert dossier["DinhDanhCHS"][0] == {"LoaiDinhDanh": "1", "SoDinhDanh": cccd}
-    assert dossier["ChuHoSo"] == session["claims"]["HoVaTen"]
-    logout = harness.province.http.get("/auth/logout", headers=harness.province.bearer(session["access_token"]))
+    assert dossier["ChuHoSo"] == session.claims["HoVaTen"]
+    logout = harness.province.logout(session)
     assert logout.status_code == 302 and "/end-session?" in logout.headers["location"]
-    again = harness.province.http.get("/api/v1/dossiers", headers=harness.province.bearer(session["access_token"]))
-    assert again.status_code == 401
+    assert harness.province.dossiers(session).status_code == 401
 
 
 def test_full_journey_reaches_the_national_ledger(harness: Harness) -> None:
-    token, _ = harness.login()
-    dossier = harness.submit(token, MaTTHC="1.004222")
+    session, _ = harness.login()
+    dossier = harness.submit(session, MaTTHC="1.004222")
     m = dossier["MaHoSo"]
     assert dossier["PhiPhaiNop"] == 10000 and dossier["DuocThanhToanTrucTuyen"] == "0"
     assert harness.synced(m, "1")
     for action in ("receive", "request-payment"):
-        assert harness.province.act(m, action).status_code == 200
-    assert harness.province.act(m, "process").status_code == 409  # the fee is not paid yet
-    payment = harness.pay(token, m)
+        assert harness.act(m, action) == 200
+    assert harness.act(m, "process") == 409  # the fee is not paid yet
+    payment = harness.pay(session, m)
     assert payment["callback_answer"]["MaLoi"] == "00"
-    paid = harness.province.dossier(token, m)
+    paid = harness.province.dossier(session, m).json()
     assert paid["DaThanhToan"] is True and paid["SoTienDaThanhToan"] == 10000
     for action in ("process", "complete", "return-result"):
-        assert harness.province.act(m, action).status_code == 200
+        assert harness.act(m, action) == 200
     final = harness.synced(m, "10")
     assert final is not None, harness.ledger(m)
     assert final["item"]["DuocThanhToanTrucTuyen"] == "1" and final["item"]["NgayTra"]
@@ -125,26 +132,22 @@ def test_full_journey_reaches_the_national_ledger(harness: Harness) -> None:
 
 
 def test_supplement_and_withdraw(harness: Harness) -> None:
-    token, _ = harness.login()
-    m = harness.submit(token)["MaHoSo"]
-    headers = harness.province.bearer(token)
+    session, _ = harness.login()
+    m = harness.submit(session)["MaHoSo"]
     supplement = {"TaiLieuNop": [{"TepDinhKemId": "f-2", "TenTepDinhKem": "giay-chung-sinh.pdf"}]}
-    assert (
-        harness.province.http.post(f"/api/v1/dossiers/{m}/supplement", json=supplement, headers=headers).status_code
-        == 409
-    )
+    assert harness.province.supplement(session, m, supplement).status_code == 409
     for action in ("receive", "request-supplement"):
-        assert harness.province.act(m, action).status_code == 200
-    done = harness.province.http.post(f"/api/v1/dossiers/{m}/supplement", json=supplement, headers=headers)
+        assert harness.act(m, action) == 200
+    done = harness.province.supplement(session, m, supplement)
     assert done.status_code == 200 and done.json()["TrangThaiHoSo"] == "4"
-    withdrawn = harness.province.http.post(f"/api/v1/dossiers/{m}/withdraw", json={"LyDo": "nộp nhầm"}, headers=headers)
+    withdrawn = harness.province.withdraw(session, m, {"LyDo": "nộp nhầm"})
     assert withdrawn.status_code == 200 and withdrawn.json()["TrangThaiHoSo"] == "7"
     assert harness.synced(m, "7")
 
 
 def test_malformed_input_is_a_problem_naming_the_field(harness: Harness) -> None:
-    token, _ = harness.login()
-    http, headers = harness.province.http, harness.province.bearer(token)
+    session, _ = harness.login()
+    http, headers = harness.http, session.headers()
     cases = [
         (
             http.post("/api/v1/dossiers", content=b"{oops", headers={**headers, "Content-Type": "application/json"}),
@@ -174,18 +177,17 @@ def test_forwarded_dossier_is_stored_acknowledged_and_synced(harness: Harness) -
     sent = harness.national.post("/_control/forward", json={})
     assert sent.status_code == 200, sent.text
     m = sent.json()["MaHoSo"] if "MaHoSo" in sent.json() else sent.json()["dossier"]["MaHoSo"]
-    officer = harness.province.bearer(harness.sb.configs.province.officer_token)
-    stored = harness.province.http.get(f"/officer/dossiers/{m}", headers=officer)
+    stored = harness.province.officer_dossier(m)
     assert stored.status_code == 200 and stored.json()["NguonHoSo"] == "national"
-    assert harness.province.act(m, "receive").status_code == 200
+    assert harness.act(m, "receive") == 200
     assert harness.synced(m, "2")
 
 
 def test_outbox_survives_an_outage(harness: Harness) -> None:
-    token, _ = harness.login()
+    session, _ = harness.login()
     assert harness.national.post("/_control/outage", json={"services": ["sync"]}).status_code in (200, 201, 204)
     try:
-        codes = [harness.submit(token)["MaHoSo"] for _ in range(20)]
+        codes = [harness.submit(session)["MaHoSo"] for _ in range(20)]
         time.sleep(0.5)
         assert not harness.drained() and harness.ledger(codes[0]) is None
     finally:
@@ -198,7 +200,7 @@ def test_no_dossier_lost_while_the_national_side_is_down() -> None:
     total, clients = (10_000, 50) if full else (500, 20)
     with Sandbox.start() as sb:
         h = Harness(sb)
-        tokens = [h.login()[0] for _ in range(clients)]
+        sessions = [h.login()[0] for _ in range(clients)]
         h.national.post("/_control/outage", json={"services": ["sync"], "seconds": 2 if not full else 10})
 
         communes = [c.code for c in admin_units().communes("01")]
@@ -206,7 +208,7 @@ def test_no_dossier_lost_while_the_national_side_is_down() -> None:
         def client(i: int) -> int:  # MaHoSo holds 9,999 dossiers per commune per day: spread them
             accepted = 0
             with httpx.Client(base_url=sb.province_url, timeout=30.0) as http:
-                headers = {"Authorization": f"Bearer {tokens[i]}"}
+                headers = sessions[i].headers()
                 for n in range(total // clients):
                     body = {"MaTTHC": "1.001193", "MaXa": communes[(i + n) % len(communes)], "TrichYeuHoSo": "x"}
                     accepted += http.post("/api/v1/dossiers", json=body, headers=headers).status_code == 201
