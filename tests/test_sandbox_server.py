@@ -84,3 +84,35 @@ def test_unknown_fault_names_the_valid_ones() -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "unknown fault nope; valid faults: " in result.stderr and "late-sync" in result.stderr
+
+
+def test_foreground_sandbox_serves_both_apps_and_stops_on_ctrl_c(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "haicap.cli", "sandbox", "--national-port", "0", "--province-port", "0",
+         "--state-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("Press Ctrl-C") for line in lines) and time.monotonic() < deadline:
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            if not line:
+                break
+            lines.append(line)
+        urls = {line.split()[0]: line.split()[2] for line in lines if line.startswith(("national", "reference"))}
+        national, province = urls["national"], urls["reference"]
+        assert httpx.get(national + "/.well-known/openid-configuration").json()["issuer"] == national
+        assert httpx.get(province + "/health").status_code == 200
+        credentials = tmp_path / "credentials.json"
+        assert oct(credentials.stat().st_mode & 0o777) == "0o600"
+        secret = json.loads(credentials.read_text())["control_token"]
+        assert secret not in "".join(lines)  # written to the file, never printed
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+    assert code == 0, proc.stderr.read()  # type: ignore[union-attr]
