@@ -277,3 +277,31 @@ def _duplicate_sync(h: Harness) -> bool:
     statuses = [e["TrangThaiHoSo"] for e in entry["history"]]
     progress = [str(p["item"]) for p in entry["progress"]]  # a resent item decodes to the same dict, same order
     return statuses.count("2") > 1 or len(progress) != len(set(progress))
+
+
+# -- submission format/coverage and forwarding credential (faults added with the submission/forwarding checks) --
+@probe("bad-mahoso-format")
+def _bad_ma_ho_so(h: Harness) -> bool:
+    from haicap.contract_registry import default_registry
+
+    session, _ = h.login()
+    code = h.submit(session)["MaHoSo"]
+    assert h.province.dossier(session, code).status_code == 200  # the province serves what it hands out
+    return not default_registry().validator("common.schema.json#/$defs/MaHoSo").is_valid(code)
+
+
+@probe("draft-commune-codes")
+def _draft_codes(h: Harness) -> bool:
+    session, _ = h.login()
+    assert h.province.submit(session, {"MaTTHC": "1.001193", "MaXa": "00229", "TrichYeuHoSo": "x"}).status_code == 201
+    refused = h.province.submit(session, {"MaTTHC": "1.001193", "MaXa": "00226", "TrichYeuHoSo": "x"})
+    return refused.status_code == 422 and "MaXa" in refused.text
+
+
+@probe("unauthenticated-forwarding")
+def _unauthenticated_forwarding(h: Harness) -> bool:
+    body = dict(h.national.post("/_control/forward", json={}).json()["dossier"])
+    body["MaHoSo"] = body["MaHoSo"][:-4] + "9999"  # a dossier the national side never forwarded
+    answer = h.http.post("/national/forwarded-dossiers", json=body)  # no credential
+    assert answer.status_code in (201, 401), answer.text
+    return answer.status_code == 201

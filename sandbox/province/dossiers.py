@@ -11,6 +11,7 @@ Asia/Ho_Chi_Minh; the sequence is allocated inside the transaction, so it is uni
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -69,6 +70,11 @@ def day_code(moment: datetime | None = None) -> str:
 
 def format_ma_ho_so(agency: str, day: str, sequence: int) -> str:
     return f"{agency}-{day}-{sequence:04d}"
+
+
+def format_ma_ho_so_home_made(agency: str, day: str, sequence: int) -> str:
+    """The defect of fault ``bad-mahoso-format``: ``H26-20261122-1`` (H-group, yyyyMMdd, unpadded sequence)."""
+    return f"{agency.rsplit('.', 1)[-1]}-20{day}-{sequence}"
 
 
 def allocate_sequence(conn: sqlite3.Connection, agency: str, day: str) -> int:
@@ -130,6 +136,7 @@ def op_create(
     day: str,
     *,
     sequence: int | None = None,
+    formatter: Callable[[str, str, int], str] = format_ma_ho_so,
 ) -> dict[str, Any]:
     """Insert a new dossier (state 1) with a fresh MaHoSo, and queue its creation for sync.
 
@@ -145,7 +152,7 @@ def op_create(
             "ON CONFLICT (agency, day) DO UPDATE SET last = max(last, excluded.last)",
             (agency, day, sequence),
         )
-    doc = {**doc, "MaHoSo": format_ma_ho_so(agency, day, sequence)}
+    doc = {**doc, "MaHoSo": formatter(agency, day, sequence)}
     doc["SoBienNhan"] = doc["MaHoSo"]
     entry = doc["LichSu"][-1]
     save_dossier(conn, doc, insert=True, replace=racy)

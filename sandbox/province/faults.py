@@ -46,6 +46,10 @@ _FAULTS = [
         "201 before the write is durable, through a racy write-behind buffer: concurrent submits get lost",
     ),
     Fault("invalid-status-transition", "submission", "officer actions ignore the transition table (e.g. 1→10)"),
+    Fault("bad-mahoso-format", "submission",
+          "MaHoSo in a home-made format (H26-20261122-1) instead of {agency}-{yyMMdd}-{4 digits}"),
+    Fault("draft-commune-codes", "submission",
+          "the draft ward-code list was loaded: a few official codes (e.g. 00226) are refused as MaXa"),
     # payment
     Fault("ignores-callback-checksum", "payment", "payment callback MaXacThuc not verified"),
     Fault("accepts-wrong-amount", "payment", "payment callback amount not compared with the dossier's fee"),
@@ -62,6 +66,8 @@ _FAULTS = [
           "the outbox sends every delivered batch a second time (a retry without idempotency): duplicates"),
     # forwarding
     Fault("ignores-forwarded-dossiers", "forwarding", "forwarded dossiers are acknowledged but never stored or synced"),
+    Fault("unauthenticated-forwarding", "forwarding",
+          "POST /national/forwarded-dossiers accepted without the national forward credential"),
     # units
     Fault("wrong-agency-codes", "units", "declares the pre-merger ward list with malformed agency codes"),
 ]

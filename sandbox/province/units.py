@@ -21,13 +21,28 @@ from typing import Any
 from haicap.data_generators.units import AdminUnits, admin_units
 from haicap.sandbox.province.problems import Problem
 
-__all__ = ["ProvinceUnits", "ReceivingUnit", "commune_agency_code"]
+__all__ = ["ProvinceUnits", "ReceivingUnit", "commune_agency_code", "draft_refused_codes"]
+
+#: official commune codes the draft ward list had under another code (DOMAIN.md) [C: 00226]
+DRAFT_DIFFERS = frozenset({"00226"})
 
 
 def commune_agency_code(commune_code: str, province_agency_code: str) -> str:
     """The agency code of a commune's People's Committee (see the module docstring for the rule)."""
     group = province_agency_code.rsplit(".", 1)[-1]
     return f"{commune_code[:3]}.{commune_code[3:]}.00.{group}"
+
+
+def draft_refused_codes(units: AdminUnits, province_code: str) -> tuple[str, ...]:
+    """Official codes the draft ward list (fault ``draft-commune-codes``) lacks, in this province.
+
+    The draft list of mid-2025 (e.g. package vietnam-provinces 2025.10.1) differs from Decision 19/2025 for 114
+    wards; 00226 (officially Phường Văn Miếu - Quốc Tử Giám) is the documented one. Elsewhere the fault
+    simulates the same defect on the province's first commune [I].
+    """
+    codes = {c.code for c in units.communes(province_code)}
+    known = tuple(sorted(DRAFT_DIFFERS & codes))
+    return known or tuple(sorted(codes)[:1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +55,8 @@ class ReceivingUnit:
 
 
 class ProvinceUnits:
-    """The province's communes, with the defects of faults ``pre-merger-commune-codes`` and ``wrong-agency-codes``."""
+    """The province's communes, with the defects of faults ``pre-merger-commune-codes``, ``wrong-agency-codes``
+    and ``draft-commune-codes``."""
 
     def __init__(
         self,
@@ -55,12 +71,13 @@ class ProvinceUnits:
         self._province = self._units.province(province_code)
         self._accepts_legacy = "pre-merger-commune-codes" in faults
         self._stale_declaration = "wrong-agency-codes" in faults
+        self._draft_refused = draft_refused_codes(self._units, province_code) if "draft-commune-codes" in faults else ()
         self._old_provinces = set(self._units.province_merges().get(province_code, (province_code,)))
 
     def check_commune(self, code: str, field: str = "MaXa") -> ReceivingUnit:
         """The receiving unit for ``code``, or a 422 problem naming ``field`` when it is not a current commune
         of this province (a pre-merger ward code, another province's commune, or no commune at all)."""
-        if self._units.is_current_commune(code, self.province_code):
+        if self._units.is_current_commune(code, self.province_code) and code not in self._draft_refused:
             commune = self._units.commune(code)
             return ReceivingUnit(code, commune.name, commune_agency_code(code, self.agency_code))
         if self._accepts_legacy:  # the defect: the old ward list was never replaced
