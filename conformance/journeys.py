@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from haicap.conformance.context import CheckContext
     from haicap.scenarios.data import PoolScenarioData
 
-__all__ = ["JourneyRun", "run_journey", "scenario", "scenario_context", "scenario_data"]
+__all__ = ["JourneyRun", "PreparedJourney", "prepare_journey", "run_journey", "scenario", "scenario_context",
+           "scenario_data"]
 
 
 def scenario_data(ctx: CheckContext) -> PoolScenarioData:
@@ -116,17 +117,39 @@ class JourneyRun:
         return self
 
 
+@dataclass(frozen=True)
+class PreparedJourney:
+    """A scenario and a fresh context, resolved up front (see :func:`prepare_journey`)."""
+
+    scenario: Scenario
+    context: ScenarioContext
+
+    def run(self, *, check: bool = True) -> JourneyRun:
+        """Run the steps; with ``check`` (default) a step that did not pass is raised as the check's verdict."""
+        missing = sorted(self.scenario.capabilities() - self.context.capabilities)
+        if missing:
+            raise CheckSkipped(f"journey {self.scenario.id} needs capabilities the profile does not declare: "
+                               f"{', '.join(missing)}")
+        try:
+            results = ScenarioRunner(self.context).run(self.scenario)
+        except HaicapError as exc:  # an unreachable target surfaces as the check's error, with the cause
+            raise CheckError(f"journey {self.scenario.id}: {exc}") from exc
+        run = JourneyRun(self.scenario, self.context, results)
+        return run.raise_for_status() if check else run
+
+
+def prepare_journey(ctx: CheckContext, scenario_id: str, *, defer_sync: bool = False) -> PreparedJourney:
+    """Resolve the scenario and a fresh context now, run later.
+
+    ``CheckContext.shared`` holds one non-reentrant lock while its factory runs, so a factory must not call
+    anything that uses ``ctx.shared`` (``run_journey`` does): prepare the journeys outside, run them inside.
+    """
+    return PreparedJourney(scenario(ctx, scenario_id), scenario_context(ctx, defer_sync=defer_sync))
+
+
 def run_journey(ctx: CheckContext, scenario_id: str, *, defer_sync: bool = False, check: bool = True) -> JourneyRun:
-    """Run the shipped journey ``scenario_id``; with ``check`` (default) a step that did not pass is raised."""
-    journey = scenario(ctx, scenario_id)
-    context = scenario_context(ctx, defer_sync=defer_sync)
-    missing = sorted(journey.capabilities() - context.capabilities)
-    if missing:
-        raise CheckSkipped(f"journey {scenario_id} needs capabilities the profile does not declare: "
-                           f"{', '.join(missing)}")
-    try:
-        results = ScenarioRunner(context).run(journey)
-    except HaicapError as exc:  # an unreachable target surfaces as the check's error, with the cause
-        raise CheckError(f"journey {scenario_id}: {exc}") from exc
-    run = JourneyRun(journey, context, results)
-    return run.raise_for_status() if check else run
+    """Run the shipped journey ``scenario_id``; with ``check`` (default) a step that did not pass is raised.
+
+    Not inside a ``ctx.shared`` factory: use :func:`prepare_journey` there.
+    """
+    return prepare_journey(ctx, scenario_id, defer_sync=defer_sync).run(check=check)

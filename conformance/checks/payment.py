@@ -1,3 +1,290 @@
-"""Online payment through the national payment platform (INIT, callback, MaXacThuc, amounts, idempotency)."""
+"""Online payment through the national payment platform (INIT, callback, MaXacThuc, amounts, idempotency).
+
+The rules are DOMAIN.md "Online payment" (Payment Platform protocol 1.0.6) and the ``x-checksum-fields`` of
+``contracts/schemas/payment.schema.json``: the province's INIT carries a MaXacThuc the platform accepts and the
+procedure's fee; the province verifies the callback's MaXacThuc and amount, applies a callback once, leaves the
+dossier unpaid on a failure, and tells the national portal that the fee was paid online
+(DuocThanhToanTrucTuyen "1"). Each check signs in a new citizen and submits its own dossier with a fee, so the
+checks are independent of each other and of their order.
+"""
 
 from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from haicap.conformance.context import CheckContext
+from haicap.conformance.journeys import scenario_data
+from haicap.conformance.registry import CheckFailure, check
+from haicap.counterpart_client import CounterpartError
+from haicap.http_port import ResponseLike
+from haicap.province_client import CitizenSession, LoginFailed
+
+#: A procedure with an online fee (contracts/procedures.yaml: 1.004222 Đăng ký thường trú, 10,000 VND; the
+#: journey scenarios/library/permanent-residence-paid.yaml pays the same procedure).
+FEE_PROCEDURE = "1.004222"
+RULE = "DOMAIN.md: Online payment (Payment Platform 1.0.6)"
+#: How long a callback may take to settle on the province once the pay page answered (bounded wait).
+SETTLE_SECONDS = 10.0
+
+
+def _body(response: ResponseLike) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:300]
+
+
+def _answer(response: ResponseLike) -> dict[str, Any]:
+    return {"status": response.status_code, "body": _body(response)}
+
+
+def _catalogue_fee(procedure: str) -> int | None:
+    from haicap.sandbox.province.catalogue import Catalogue
+
+    entry = Catalogue.load().get(procedure)
+    return int(entry["PhiPhaiNop"]) if entry else None
+
+
+@dataclass
+class Payment:
+    """A citizen's dossier with a fee, and the payment the province started for it."""
+
+    session: CitizenSession
+    ma_ho_so: str
+    fee: int
+    ma_tham_chieu: str
+    url: str
+    started: dict[str, Any]
+
+
+def _payable_dossier(ctx: CheckContext) -> tuple[CitizenSession, dict[str, Any]]:
+    """Sign a new citizen in, submit a dossier with a fee and (officer API) ask for the fee: state 6."""
+    data = scenario_data(ctx)
+    citizen = data.citizen()
+    try:
+        session = ctx.province.login(citizen["SoDinhDanh"])
+    except LoginFailed as exc:
+        raise CheckFailure(f"single sign-on failed, so no dossier could be paid: {exc}", expected="a session",
+                           actual=None if exc.response is None else _answer(exc.response)) from None
+    payload = data.submission(FEE_PROCEDURE, None, citizen)
+    submitted = ctx.province.submit(session, payload)
+    if submitted.status_code != 201:
+        raise CheckFailure(f"submitting a dossier of procedure {FEE_PROCEDURE} (with a fee) failed",
+                           expected="HTTP 201", actual=_answer(submitted), reproduce="POST /api/v1/dossiers")
+    dossier = submitted.json()
+    if "officer_api" in ctx.target.capabilities:
+        for action in ("receive", "request-payment"):
+            moved = ctx.province.officer_action(dossier["MaHoSo"], action)
+            if moved.status_code != 200:
+                raise CheckFailure(f"officer {action} on {dossier['MaHoSo']} failed", expected="HTTP 200",
+                                   actual=_answer(moved),
+                                   reproduce=f"POST /officer/dossiers/{dossier['MaHoSo']}/actions {{action: {action}}}")
+            dossier = moved.json()
+    return session, dossier
+
+
+def _start(ctx: CheckContext, *, refused: str = "the province returned no payment URL") -> Payment:
+    """A dossier waiting for its fee and a started online payment (INIT accepted: UrlThanhToan returned)."""
+    session, dossier = _payable_dossier(ctx)
+    ma_ho_so = dossier["MaHoSo"]
+    started = ctx.province.start_payment(session, ma_ho_so)
+    body = _body(started)
+    if started.status_code != 201 or not isinstance(body, dict) or not body.get("UrlThanhToan") \
+            or not body.get("MaThamChieu"):
+        raise CheckFailure(f"starting the online payment of {ma_ho_so} failed: {refused}",
+                           expected="HTTP 201 with MaThamChieu and UrlThanhToan (the platform accepted INIT)",
+                           actual=_answer(started), reproduce=f"POST /api/v1/dossiers/{ma_ho_so}/payments")
+    return Payment(session, ma_ho_so, int(dossier.get("PhiPhaiNop", 0)), body["MaThamChieu"], body["UrlThanhToan"],
+                   body)
+
+
+def _payments(ctx: CheckContext, payment: Payment) -> list[dict[str, Any]]:
+    listed = ctx.province.payments(payment.session, payment.ma_ho_so)
+    body = _body(listed)
+    if listed.status_code != 200:
+        raise CheckFailure(f"listing the payments of {payment.ma_ho_so} failed", expected="HTTP 200",
+                           actual=_answer(listed), reproduce=f"GET /api/v1/dossiers/{payment.ma_ho_so}/payments")
+    items = body.get("items", body) if isinstance(body, dict) else body
+    return [p for p in items or [] if isinstance(p, dict)]
+
+
+def _mine(items: list[dict[str, Any]], payment: Payment) -> dict[str, Any] | None:
+    return next((p for p in items if p.get("MaThamChieu") == payment.ma_tham_chieu), None)
+
+
+def _settle(ctx: CheckContext, payment: Payment, result: str) -> dict[str, Any]:
+    """Pay (or fail to) on the national pay page and wait, bounded, until the province's payment leaves pending."""
+    page = ctx.province.pay(payment.url, result)
+    if page.status_code >= 400:
+        raise CheckFailure("the national payment page refused the payment", expected="2xx", actual=_answer(page))
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        mine = _mine(_payments(ctx, payment), payment)
+        if mine is not None and mine.get("TrangThai") != "pending":
+            return mine
+        if time.monotonic() > deadline:
+            raise CheckFailure(f"payment {payment.ma_tham_chieu} is still pending {SETTLE_SECONDS:g}s after the "
+                               f"platform's {result} callback", expected="the callback processed",
+                               actual={"payment": mine, "pay_page": _body(page)})
+        time.sleep(0.05)
+
+
+def _dossier(ctx: CheckContext, payment: Payment) -> dict[str, Any]:
+    response = ctx.province.dossier(payment.session, payment.ma_ho_so)
+    if response.status_code != 200:
+        raise CheckFailure(f"reading dossier {payment.ma_ho_so} failed", expected="HTTP 200",
+                           actual=_answer(response), reproduce=f"GET /api/v1/dossiers/{payment.ma_ho_so}")
+    return response.json()  # type: ignore[no-any-return]
+
+
+def _paid_view(dossier: dict[str, Any]) -> dict[str, Any]:
+    return {k: dossier.get(k) for k in ("DaThanhToan", "SoTienDaThanhToan", "PhiPhaiNop", "TrangThaiHoSo")}
+
+
+def _expect_unpaid(ctx: CheckContext, payment: Payment, after: str) -> None:
+    dossier = _dossier(ctx, payment)
+    ctx.expect(dossier.get("DaThanhToan") is False and not dossier.get("SoTienDaThanhToan"),
+               f"dossier {payment.ma_ho_so} shows the fee as paid after {after}",
+               expected={"DaThanhToan": False, "SoTienDaThanhToan": 0}, actual=_paid_view(dossier),
+               reproduce=f"GET /api/v1/dossiers/{payment.ma_ho_so}")
+
+
+def _callback_refused(ctx: CheckContext, payment: Payment, defect: str, what: str) -> None:
+    """Send the platform's last callback altered by ``defect``: the province must refuse it (4xx, MaLoi != 00)
+    and neither the dossier's paid state nor its payments may change."""
+    before = (_paid_view(_dossier(ctx, payment)), _payments(ctx, payment))
+    delivery = ctx.national.tamper_callback(payment.ma_tham_chieu, defect)
+    status = delivery.get("status_code")
+    answer = delivery.get("answer")
+    ma_loi = answer.get("MaLoi") if isinstance(answer, dict) else None
+    reproduce = (f"POST <national>/_control/payment/{payment.ma_tham_chieu}/tamper {{\"defect\": \"{defect}\"}} "
+                 f"→ the platform POSTs the callback to <province>/DvcPayment/Confirm")
+    ctx.expect(isinstance(status, int) and 400 <= status < 500 and ma_loi not in (None, "00"),
+               f"the province accepted a callback with {what}",
+               expected="HTTP 4xx with MaLoi != \"00\"",
+               actual={"status": status, "answer": answer, "error": delivery.get("error")}, reproduce=reproduce)
+    after = (_paid_view(_dossier(ctx, payment)), _payments(ctx, payment))
+    ctx.expect(after == before, f"a callback with {what} changed dossier {payment.ma_ho_so} or its payments",
+               expected={"dossier": before[0], "payments": before[1]},
+               actual={"dossier": after[0], "payments": after[1]}, reproduce=reproduce)
+
+
+# -- the checks ------------------------------------------------------------------------------------
+@check("PAY-01", criterion="payment", severity="critical", requires=("payment",),
+       title="INIT carries a MaXacThuc the platform verifies and the procedure's fee",
+       rule=f"{RULE}; MaXacThuc over payment.schema.json InitRequest x-checksum-fields",
+       detects=("bad-init-checksum",))
+def init_checksum(ctx: CheckContext) -> None:
+    """Starting a payment makes the province send INIT; the platform's ledger shows it accepted (its MaXacThuc
+    verified over the contract's field order) with SoTien equal to the procedure's fee."""
+    ctx.require("payment")
+    payment = _start(ctx, refused="no UrlThanhToan, the payment platform did not accept the province's INIT "
+                                  "(MaXacThuc over the contract's x-checksum-fields order, or its fields)")
+    try:
+        record = ctx.national.payment(payment.ma_tham_chieu)
+    except CounterpartError as exc:
+        raise CheckFailure(f"the payment platform has no accepted INIT for {payment.ma_tham_chieu}",
+                           expected="an INIT recorded by the platform", actual=str(exc)) from None
+    init = record.get("init") or {}
+    receipt = init.get("ThongTinBienLai") or {}
+    fee = _catalogue_fee(FEE_PROCEDURE)
+    wanted = {"SoTien": fee if fee is not None else payment.fee, "MaHoSo": payment.ma_ho_so}
+    got = {"SoTien": init.get("SoTien"), "MaHoSo": receipt.get("MaHoSo")}
+    ctx.expect(got == wanted and payment.fee == wanted["SoTien"],
+               f"INIT {payment.ma_tham_chieu} does not charge the fee of procedure {FEE_PROCEDURE} for "
+               f"{payment.ma_ho_so}", expected={**wanted, "PhiPhaiNop": wanted["SoTien"]},
+               actual={**got, "PhiPhaiNop": payment.fee},
+               reproduce=f"GET <national>/_ledger/payments/{payment.ma_tham_chieu}")
+
+
+@check("PAY-02", criterion="payment", severity="critical", requires=("payment",),
+       title="A callback with a bad MaXacThuc is refused", rule=f"{RULE}: checksum verified both ways",
+       detects=("ignores-callback-checksum",))
+def callback_checksum(ctx: CheckContext) -> None:
+    """The platform's callback re-sent with a corrupted MaXacThuc is refused (4xx, MaLoi != "00") and the
+    dossier stays unpaid."""
+    ctx.require("payment")
+    payment = _start(ctx)
+    _settle(ctx, payment, "failure")
+    _callback_refused(ctx, payment, "bad-checksum", "a MaXacThuc that does not match")
+
+
+@check("PAY-03", criterion="payment", severity="critical", requires=("payment",),
+       title="A callback for another amount than the fee is refused",
+       rule=f"{RULE}: the amount matches the dossier fee", detects=("accepts-wrong-amount",))
+def callback_amount(ctx: CheckContext) -> None:
+    """A validly signed callback whose SoTien differs from the dossier's fee is refused (4xx, MaLoi != "00")
+    and the dossier stays unpaid."""
+    ctx.require("payment")
+    payment = _start(ctx)
+    _settle(ctx, payment, "failure")
+    _callback_refused(ctx, payment, "wrong-amount", "an amount other than the fee")
+
+
+@check("PAY-04", criterion="payment", severity="critical", requires=("payment",),
+       title="A replayed callback changes nothing", rule=f"{RULE}: a replayed callback charges nothing twice",
+       detects=("double-applies-replayed-callback",))
+def replayed_callback(ctx: CheckContext) -> None:
+    """After a successful payment the platform sends the same callback again: the province's payments and the
+    dossier's amount paid do not change (SoTienDaThanhToan stays the fee, never double)."""
+    ctx.require("payment")
+    payment = _start(ctx)
+    _settle(ctx, payment, "success")
+    before_dossier = _paid_view(_dossier(ctx, payment))
+    before_payments = _payments(ctx, payment)
+    delivery = ctx.national.replay_callback(payment.ma_tham_chieu)
+    after_dossier = _paid_view(_dossier(ctx, payment))
+    after_payments = _payments(ctx, payment)
+    reproduce = f"POST <national>/_control/payment/{payment.ma_tham_chieu}/replay"
+    ctx.expect(after_dossier == before_dossier and after_payments == before_payments,
+               f"replaying the callback of {payment.ma_tham_chieu} changed dossier {payment.ma_ho_so}",
+               expected={"dossier": before_dossier, "payments": before_payments},
+               actual={"dossier": after_dossier, "payments": after_payments,
+                       "province_answer": {"status": delivery.get("status_code"), "answer": delivery.get("answer")}},
+               reproduce=reproduce)
+    ctx.expect(after_dossier.get("DaThanhToan") is True and after_dossier.get("SoTienDaThanhToan") == payment.fee,
+               f"dossier {payment.ma_ho_so} does not show its fee paid exactly once",
+               expected={"DaThanhToan": True, "SoTienDaThanhToan": payment.fee}, actual=after_dossier,
+               reproduce=reproduce)
+
+
+@check("PAY-05", criterion="payment", severity="critical", requires=("payment",),
+       title="A failed payment leaves the dossier unpaid", rule=f"{RULE}: a failed payment leaves the dossier unpaid",
+       detects=("marks-paid-on-failed-payment",))
+def failed_payment(ctx: CheckContext) -> None:
+    """The citizen's payment fails (callback MaLoi != "00"): the payment is recorded as failed and the dossier
+    stays unpaid."""
+    ctx.require("payment")
+    payment = _start(ctx)
+    settled = _settle(ctx, payment, "failure")
+    ctx.expect(settled.get("TrangThai") != "paid", f"the failed payment {payment.ma_tham_chieu} is recorded as paid",
+               expected={"TrangThai": "failed"}, actual=settled,
+               reproduce=f"GET {payment.url}?result=failure")
+    _expect_unpaid(ctx, payment, "a failed payment")
+
+
+@check("PAY-06", criterion="payment", severity="major", requires=("payment", "sync"),
+       title="The paid flag reaches the national portal within the sync SLA",
+       rule=f"{RULE}: status reaches NPSP (DongBoHoSoMC DuocThanhToanTrucTuyen \"1\")",
+       detects=("no-paid-flag-sync",))
+def paid_flag_synced(ctx: CheckContext) -> None:
+    """After a successful payment the dossier's synchronised item carries DuocThanhToanTrucTuyen "1" at the
+    national side within the profile's sync SLA."""
+    ctx.require("payment", "sync")
+    payment = _start(ctx)
+    _settle(ctx, payment, "success")
+    sla = ctx.target.sync_sla_seconds
+    deadline = time.monotonic() + sla
+    flag: Any = None
+    while True:
+        record = ctx.national.synced_dossier(payment.ma_ho_so)
+        flag = ((record or {}).get("item") or {}).get("DuocThanhToanTrucTuyen")
+        if str(flag) == "1" or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    ctx.expect(str(flag) == "1",
+               f"the paid flag of {payment.ma_ho_so} did not reach the national portal within {sla:g}s of the payment",
+               expected={"DuocThanhToanTrucTuyen": "1"}, actual={"DuocThanhToanTrucTuyen": flag},
+               reproduce=f"GET <national>/_ledger/sync/dossiers/{payment.ma_ho_so}")
