@@ -1,0 +1,114 @@
+"""``haicap load``: the cutover-surge load test command (arguments only; the work is in :mod:`.run`).
+
+Nothing here imports Locust: ``haicap --help`` stays fast and gevent's monkey-patching happens only in the
+load generator's own processes (``--worker`` turns this process into one).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from haicap.errors import HaicapError
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "load",
+        help="cutover-surge load test: open-model shapes, SLO gates, integrity after the surge",
+        description="Run the YAML journeys as an open-model load (arrivals at the shape's rate, latency from the "
+        "intended start), gate on the scenarios' SLOs, and check that every accepted dossier reached the "
+        "national ledger. Writes OUT/summary.json, timeseries.json, stages.json (step), Locust's HTML/CSV.",
+    )
+    parser.add_argument("--shape", help="cutover, step, spike or soak (or give --shape-file)")
+    parser.add_argument("--shape-file", type=Path, help="YAML with shape, duration, params (see loadtests/README)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a shape parameter, e.g. --set surge_factor=3 --set peak_rate=10")
+    parser.add_argument("--duration", type=float, help="seconds of load (default: the shape file's, else 60)")
+    parser.add_argument("--max-rate", type=float, default=200.0, metavar="R",
+                        help="cap on journeys started per second; the shape is clipped to it (default 200)")
+    target = parser.add_argument_group("target (default: the embedded sandbox)")
+    target.add_argument("--target", metavar="URL", help="base URL of a running province system")
+    target.add_argument("--credentials", type=Path, metavar="FILE",
+                        help="with --target: credentials.json of its national counterpart (haicap sandbox writes it)")
+    target.add_argument("--profile", type=Path, metavar="FILE", help="province profile YAML (as for certify)")
+    target.add_argument("--allow-target", metavar="HOST", help="allow this exact non-loopback host")
+    target.add_argument("--fault", action="append", default=[], metavar="ID",
+                        help="switch a named fault on in the embedded reference province (repeatable)")
+    parser.add_argument("--scenario", action="append", default=[], metavar="ID",
+                        help="only these journeys in the mix (repeatable; default: every scenario with weight > 0)")
+    parser.add_argument("--scenario-path", action="append", default=[], type=Path, metavar="PATH",
+                        help="scenario files or folders instead of the shipped library")
+    parser.add_argument("--out", type=Path, default=Path("haicap-load"), help="output folder (default haicap-load)")
+    parser.add_argument("--drain", type=float, default=30.0, metavar="S",
+                        help="seconds to wait for accepted dossiers to reach the national ledger (default 30)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-in-flight", type=int, default=500, metavar="N",
+                        help="journeys running at once, all workers (default 500); later arrivals are backlog")
+    parser.add_argument("--pool-size", type=int, default=1000, metavar="N", help="pre-generated citizens per worker")
+    parser.add_argument("--projection", action="append", default=[], metavar="KEY=VALUE",
+                        help="capacity projection for a step run, e.g. --projection surge_factor=3")
+    dist = parser.add_argument_group("distributed")
+    dist.add_argument("--processes", type=int, default=0, metavar="N",
+                      help="run N local worker processes under a master (default 0: one process)")
+    dist.add_argument("--master", action="store_true", help="be the master and wait for --expect-workers workers")
+    dist.add_argument("--expect-workers", type=int, default=1, metavar="N")
+    dist.add_argument("--master-bind", default="127.0.0.1", metavar="HOST",
+                      help="interface the master listens on (default 127.0.0.1)")
+    dist.add_argument("--master-port", type=int, default=0, metavar="PORT",
+                      help="master port (default: a free port; give one with --master)")
+    dist.add_argument("--worker", action="store_true", help="be a worker of a master at --master-host:--master-port")
+    dist.add_argument("--master-host", default="127.0.0.1", metavar="HOST")
+    parser.set_defaults(handler=run)
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, object]:
+    from haicap.loadtests.shapes import parse_set_options
+
+    try:
+        return parse_set_options(values)
+    except HaicapError as exc:
+        raise HaicapError(str(exc).replace("--set", flag)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.worker:
+        if not args.master_port:
+            raise HaicapError("--worker needs --master-port (and --master-host unless the master is on 127.0.0.1)")
+        from haicap.loadtests import locust_app  # gevent-patches this process: it is a worker from now on
+
+        return locust_app.run_worker(args.master_host, args.master_port)
+    from haicap.loadtests.run import LoadOptions, run_load
+    from haicap.loadtests.shapes import build_shape, load_shape_file
+
+    overrides = _pairs(args.set, "--set")
+    if args.shape_file:
+        spec = load_shape_file(args.shape_file, duration=args.duration, overrides=overrides)
+        if args.shape and args.shape != spec.name:
+            raise HaicapError(f"--shape {args.shape} contradicts {args.shape_file} (shape {spec.name})")
+    elif args.shape:
+        spec = build_shape(args.shape, args.duration, overrides)
+    else:
+        from haicap.loadtests.shapes import SHAPES
+
+        raise HaicapError(f"give --shape ({', '.join(sorted(SHAPES))}) or --shape-file")
+    if args.processes < 0 or args.expect_workers < 1:
+        raise HaicapError("--processes must be ≥ 0 and --expect-workers ≥ 1")
+    if args.master and not args.master_port:
+        raise HaicapError("--master needs --master-port so that workers can find it")
+    for name in ("max_in_flight", "pool_size"):
+        if getattr(args, name) < 1:
+            raise HaicapError(f"--{name.replace('_', '-')} must be ≥ 1")
+    if args.drain < 0:
+        raise HaicapError("--drain must be ≥ 0")
+    options = LoadOptions(
+        shape=spec, out=args.out, max_rate=args.max_rate, target_url=args.target, credentials=args.credentials,
+        profile=args.profile, allow_target=args.allow_target, faults=args.fault, processes=args.processes,
+        master=args.master, expect_workers=args.expect_workers, master_bind=args.master_bind,
+        master_port=args.master_port, seed=args.seed, drain_s=args.drain, scenarios=args.scenario,
+        scenario_paths=args.scenario_path, max_in_flight=args.max_in_flight, pool_size=args.pool_size,
+        projection=_pairs(args.projection, "--projection"),
+    )
+    return run_load(options)

@@ -1,0 +1,431 @@
+"""The Locust side of ``haicap load``: a driver user per worker process running the open-model scheduler,
+and the controller on the master (or the single local process) that merges reports, prints progress, runs
+the shape's events, stops the run, and writes Locust's HTML/CSV and the merged measurements.
+
+Run as a child process of ``haicap load`` (``python -m haicap.loadtests.locust_app PLAN``) or as a worker
+(``python -m haicap.loadtests.locust_app --worker --master-host H --master-port P``), so that Locust's gevent
+monkey-patching never touches the process that runs the sandbox. Messages between master and workers:
+``haicap_setup`` (master → worker: the plan, the worker's index), ``haicap_ready`` (worker built its data),
+``haicap_go`` (the common start time), ``haicap_report`` (every second: measurement deltas),
+``haicap_stop`` (stop early), ``haicap_final`` (last deltas and the generator's own figures).
+"""
+
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gevent  # noqa: E402
+from gevent.event import AsyncResult  # noqa: E402
+from geventhttpclient.client import HTTPClientPool  # noqa: E402
+from locust import User, task  # noqa: E402
+from locust.env import Environment  # noqa: E402
+from locust.exception import StopUser  # noqa: E402
+from locust.html import get_html_report  # noqa: E402
+from locust.log import setup_logging  # noqa: E402
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSV  # noqa: E402
+
+from haicap.counterpart_client import CounterpartClient  # noqa: E402
+from haicap.loadtests.journeys import Mix, run_journey  # noqa: E402
+from haicap.loadtests.openmodel import ArrivalScheduler  # noqa: E402
+from haicap.loadtests.port import LocustPort, TimedEvent  # noqa: E402
+from haicap.loadtests.recorder import Recorder  # noqa: E402
+from haicap.loadtests.shapes import ShapeSpec  # noqa: E402
+from haicap.province_client import ProvinceClient  # noqa: E402
+from haicap.scenarios.data import PoolScenarioData  # noqa: E402
+from haicap.scenarios.engine import ScenarioContext, load_scenarios  # noqa: E402
+
+SETUP_TIMEOUT_S = 120.0
+REPORT_INTERVAL_S = 1.0
+
+Send = Callable[[str, Any], None]
+
+
+# -- worker side -----------------------------------------------------------------------------------
+class WorkerLoad:
+    """Everything one generator process needs: data, scenarios, clients, the recorder and the scheduler."""
+
+    def __init__(self, setup: dict[str, Any], send: Send) -> None:
+        self.setup = setup
+        self.send = send
+        self.index, self.count = int(setup["worker_index"]), int(setup["worker_count"])
+        scenario_dir = Path(tempfile.mkdtemp(prefix="haicap-scenarios-"))
+        for name, text in setup["scenario_files"].items():
+            (scenario_dir / name).write_text(text, encoding="utf-8")
+        self.scenarios = load_scenarios([scenario_dir])
+        self.mix = Mix.build(self.scenarios, setup["only"], frozenset(setup["capabilities"]))
+        pool = PoolScenarioData.build(int(setup["seed"]), setup["province_code"], size=int(setup["pool_size"]))
+        self.data = PoolScenarioData(pool.pool, start=self.index, stride=self.count)
+        self.shape = ShapeSpec(**setup["shape"]).build()
+        self.national = CounterpartClient(setup["national_url"], setup["control_token"])
+        self.client_pool = HTTPClientPool(concurrency=int(setup["max_in_flight"]) + 10, network_timeout=30.0,
+                                          connection_timeout=10.0, insecure=True)
+        self.request_event: Any = None  # environment.events.request, set by the driver
+        self.recorder: Recorder | None = None
+        self.scheduler: ArrivalScheduler | None = None
+
+    def run(self, start_epoch: float) -> None:
+        self.recorder = Recorder(start_epoch)
+        self.scheduler = ArrivalScheduler(
+            self.shape, self.run_one, self.recorder, start_epoch=start_epoch, max_rate=float(self.setup["max_rate"]),
+            worker_index=self.index, worker_count=self.count, max_in_flight=int(self.setup["max_in_flight"]),
+        )
+        reporter = gevent.spawn(self._report_loop)
+        try:
+            self.scheduler.run(grace_s=float(self.setup["grace_s"]))
+        finally:
+            reporter.kill(block=True)
+            scheduler = self.scheduler
+            self.send("haicap_final", {
+                "index": self.index,
+                "report": self.recorder.take_report(final=True),
+                "generator": {"cpu_max": scheduler.cpu_max, "backlog_max": scheduler.backlog_max,
+                              "dropped": scheduler.dropped, "in_flight_at_end": scheduler.in_flight},
+            })
+            self.national.close()
+
+    def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+
+    def _report_loop(self) -> None:
+        assert self.recorder is not None
+        while True:
+            gevent.sleep(REPORT_INTERVAL_S)
+            self.send("haicap_report", self.recorder.take_report())
+
+    def run_one(self, n: int, intended: float, lag: float) -> None:
+        assert self.recorder is not None
+        setup = self.setup
+        rng = random.Random(int(setup["seed"]) * 1_000_003 + n)
+        scenario = self.mix.choose(rng, self.shape.mix(intended - self.recorder.start_epoch))
+        event = TimedEvent(self.request_event, self.recorder)
+        event.pending_lag_ms = lag * 1000
+        port = LocustPort(setup["province_url"], event, client_pool=self.client_pool)
+        province = ProvinceClient(port=port, officer_token=setup["officer_token"], seed=int(setup["seed"]),
+                                  port_factory=port.fresh)
+        context = ScenarioContext(
+            province=province, national=self.national, data=self.data,
+            capabilities=frozenset(setup["capabilities"]), province_code=setup["province_code"],
+            sync_sla_seconds=float(setup["sync_sla_seconds"]), mode="load", communes=tuple(setup["communes"]),
+        )
+        try:
+            run_journey(scenario, context, self.recorder, lag)
+        except Exception as exc:  # a bug or an unexpected answer must not kill the arrival's greenlet
+            self.recorder.journey(scenario.id, (time.time() - intended) * 1000, False)
+            self.recorder.failures_sample.setdefault(f"{scenario.id}\x1f(journey)",
+                                                     f"{type(exc).__name__}: {exc}"[:300])
+
+
+_SETUP: AsyncResult = AsyncResult()
+_GO: AsyncResult = AsyncResult()
+_WORKER: dict[str, WorkerLoad] = {}
+_LOCAL_SEND: dict[str, Send] = {}
+
+
+class Driver(User):
+    """One per generator process: runs that process's share of the arrivals, then stops."""
+
+    @task
+    def drive(self) -> None:
+        send = _LOCAL_SEND.get("send") or self._send_to_master
+        setup = _SETUP.get(timeout=SETUP_TIMEOUT_S)
+        try:
+            worker = WorkerLoad(setup, send)
+        except Exception as exc:
+            send("haicap_final", {"index": setup.get("worker_index", 0), "error": f"{type(exc).__name__}: {exc}",
+                                  "traceback": traceback.format_exc()})
+            raise StopUser() from None
+        worker.request_event = self.environment.events.request
+        _WORKER["load"] = worker
+        send("haicap_ready", {"index": worker.index})
+        start_epoch = _GO.get(timeout=SETUP_TIMEOUT_S)
+        worker.run(float(start_epoch))
+        raise StopUser()
+
+    def _send_to_master(self, kind: str, data: Any) -> None:
+        assert self.environment.runner is not None
+        self.environment.runner.send_message(kind, data)
+
+
+def _on_setup(environment: Environment, msg: Any, **_: Any) -> None:
+    _SETUP.set(msg.data)
+
+
+def _on_go(environment: Environment, msg: Any, **_: Any) -> None:
+    _GO.set(msg.data)
+
+
+def _on_stop(environment: Environment, msg: Any, **_: Any) -> None:
+    worker = _WORKER.get("load")
+    if worker is not None:
+        worker.stop()
+
+
+def run_worker(master_host: str, master_port: int) -> int:
+    setup_logging("WARNING")
+    env = Environment(user_classes=[Driver])
+    runner = env.create_worker_runner(master_host, master_port)
+    runner.register_message("haicap_setup", _on_setup)
+    runner.register_message("haicap_go", _on_go)
+    runner.register_message("haicap_stop", _on_stop)
+    runner.greenlet.join()
+    return 0
+
+
+# -- master / local side ---------------------------------------------------------------------------
+class Controller:
+    """Merges reports, prints progress, runs shape events, decides when the run is over."""
+
+    def __init__(self, plan: dict[str, Any], env: Environment, worker_count: int) -> None:
+        self.plan = plan
+        self.env = env
+        self.worker_count = worker_count
+        self.recorder = Recorder()
+        self.ready: set[int] = set()
+        self.finals: dict[int, dict[str, Any]] = {}
+        self.errors: list[str] = []
+        self.stop_reason: str | None = None
+        self.start_epoch = 0.0
+        self.events_done: list[dict[str, Any]] = []
+        self.shape = ShapeSpec(**plan["shape"]).build()
+        self._broadcast: Callable[[str, Any], None] = lambda kind, data: None
+
+    # messages from workers (or the local driver)
+    def receive(self, kind: str, data: Any) -> None:
+        if kind == "haicap_ready":
+            self.ready.add(int(data["index"]))
+        elif kind == "haicap_report":
+            self.recorder.add_report(data)
+        elif kind == "haicap_final":
+            if "error" in data:
+                self.errors.append(f"worker {data['index']}: {data['error']}")
+                self.finals[int(data["index"])] = {"cpu_max": 0.0, "backlog_max": 0, "dropped": 0}
+                return
+            self.recorder.add_report(data["report"])
+            self.finals[int(data["index"])] = data["generator"]
+
+    def wait(self, what: str, done: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if self.errors or time.monotonic() > deadline:
+                if not self.errors:
+                    self.errors.append(f"timed out after {timeout:.0f} s waiting for {what}")
+                return False
+            gevent.sleep(0.05)
+        return True
+
+    def run(self, broadcast: Callable[[str, Any], None]) -> None:
+        self._broadcast = broadcast
+        plan = self.plan
+        if not self.wait("workers to build their data", lambda: len(self.ready) >= self.worker_count,
+                         SETUP_TIMEOUT_S):
+            broadcast("haicap_stop", None)
+            return
+        self.start_epoch = time.time() + 0.3
+        self.recorder.start_epoch = self.start_epoch
+        broadcast("haicap_go", self.start_epoch)
+        events = [gevent.spawn(self._event, ev) for ev in self.shape.events()]
+        limit = self.shape.duration + float(plan["grace_s"]) + 30
+        last_progress = 0.0
+        while len(self.finals) < self.worker_count:
+            gevent.sleep(0.25)
+            t = time.time() - self.start_epoch
+            if t - last_progress >= float(plan["progress_s"]) and t < self.shape.duration + 1:
+                last_progress = t
+                self._progress(t)
+            if self.stop_reason is None:
+                reason = self._unreachable(t)
+                if reason:
+                    self.stop_reason = reason
+                    print(f"haicap load: stopping early: {reason}", flush=True)
+                    broadcast("haicap_stop", None)
+            if t > limit:
+                self.errors.append(f"workers did not finish within {limit:.0f} s")
+                break
+        gevent.killall(events, block=False)
+
+    def _event(self, event: Any) -> None:
+        gevent.sleep(max(0.0, self.start_epoch + event.at - time.time()))
+        if self.stop_reason:
+            return
+        record = {"t": round(event.at, 2), "action": event.action, "seconds": round(event.seconds, 2)}
+        try:
+            with CounterpartClient(self.plan["national_url"], self.plan["control_token"]) as national:
+                national.start_outage(("sync",), event.seconds)
+            print(f"haicap load: t={event.at:.1f}s national sync outage for {event.seconds:.1f} s "
+                  "(the province must queue and re-sync)", flush=True)
+        except Exception as exc:  # the counterpart's control API is ours: report, do not stop the load
+            record["error"] = str(exc)
+        self.events_done.append(record)
+
+    def _window(self, t: float, width: int) -> tuple[float, float, Any, int, int, int]:
+        from haicap.loadtests.histograms import Latency
+
+        last = int(t) - 1
+        keys = [k for k in range(last - width + 1, last + 1) if k in self.recorder.seconds]
+        latency = Latency()
+        requests = errors = completed = backlog = 0
+        target = 0.0
+        for k in keys:
+            s = self.recorder.seconds[k]
+            latency.merge(s.latency)
+            requests += s.requests
+            errors += s.errors
+            completed += s.completed
+            backlog = max(backlog, s.backlog)
+            target = max(target, s.target_rate)
+        return target, completed / max(len(keys), 1), latency, errors, backlog, requests
+
+    def _progress(self, t: float) -> None:
+        target, achieved, latency, errors, backlog, _ = self._window(t, 3)
+        p95 = latency.percentile_ms(95)
+        total = self.recorder.totals()
+        print(f"t={t:5.0f}s  target {target:6.1f}/s  achieved {achieved:6.1f}/s  "
+              f"p95 {'-' if p95 is None else f'{p95:.0f} ms':>8}  errors {total.failed} (+{errors})  "
+              f"backlog {backlog}", flush=True)
+
+    def _unreachable(self, t: float) -> str | None:
+        if self.recorder.transport_errors_total < 5:
+            return None
+        _, _, _, errors, _, requests = self._window(t, 3)
+        if requests and errors == requests:
+            return (f"target unreachable: {self.recorder.transport_errors_total} connection failures and no "
+                    f"answer for 3 s from {self.plan['province_url']}")
+        return None
+
+
+def _write_locust_outputs(env: Environment, out: Path) -> None:
+    try:
+        (out / "locust.html").write_text(get_html_report(env, show_download_link=False), encoding="utf-8")
+    except Exception as exc:  # the HTML report is a convenience; the run's verdict does not depend on it
+        print(f"haicap load: note: Locust HTML report not written ({type(exc).__name__}: {exc})", flush=True)
+    stats = StatsCSV(env, PERCENTILES_TO_REPORT)
+    with open(out / "locust_stats.csv", "w", newline="", encoding="utf-8") as fh:
+        stats.requests_csv(csv.writer(fh))
+    with open(out / "locust_failures.csv", "w", newline="", encoding="utf-8") as fh:
+        stats.failures_csv(csv.writer(fh))
+
+
+def _spawn_workers(count: int, port: int) -> list[subprocess.Popen[bytes]]:
+    return [subprocess.Popen([sys.executable, "-m", "haicap.loadtests.locust_app", "--worker",
+                              "--master-host", "127.0.0.1", "--master-port", str(port)])
+            for _ in range(count)]
+
+
+def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _setup_for(plan: dict[str, Any], index: int, count: int) -> dict[str, Any]:
+    keys = ("province_url", "national_url", "control_token", "officer_token", "province_code", "capabilities",
+            "sync_sla_seconds", "communes", "scenario_files", "only", "shape", "max_rate", "max_in_flight",
+            "seed", "pool_size", "grace_s")
+    setup = {k: plan[k] for k in keys}
+    setup["max_in_flight"] = max(1, int(plan["max_in_flight"]) // count)
+    return {**setup, "worker_index": index, "worker_count": count}
+
+
+def run_master(plan: dict[str, Any]) -> int:
+    setup_logging("WARNING")
+    out = Path(plan["out"])
+    env = Environment(user_classes=[Driver])
+    workers = int(plan["workers"])
+    procs: list[subprocess.Popen[bytes]] = []
+    if workers == 0:
+        controller = Controller(plan, env, 1)
+        runner: Any = env.create_local_runner()
+        _LOCAL_SEND["send"] = controller.receive
+
+        def broadcast(kind: str, data: Any) -> None:
+            if kind == "haicap_go":
+                _GO.set(data)
+            elif kind == "haicap_stop":
+                _on_stop(env, None)
+
+        _SETUP.set(_setup_for(plan, 0, 1))
+        runner.start(1, spawn_rate=1)
+    else:
+        controller = Controller(plan, env, workers)
+        runner = env.create_master_runner(plan["master_bind"], int(plan["master_port"]))
+        for kind in ("haicap_ready", "haicap_report", "haicap_final"):
+            runner.register_message(kind, lambda environment, msg, kind=kind, **_: controller.receive(kind, msg.data))
+        if plan["spawn_workers"]:
+            procs = _spawn_workers(workers, int(plan["master_port"]))
+        else:
+            print(f"haicap load: master on {plan['master_bind']}:{plan['master_port']}, waiting for {workers} "
+                  "worker(s) (haicap load --worker --master-host HOST --master-port PORT)", flush=True)
+        if not controller.wait(f"{workers} workers to connect", lambda: len(runner.clients.ready) >= workers,
+                               float(plan["connect_timeout_s"])):
+            runner.quit()
+            _stop_workers(procs)
+            return _finish(controller, env, out, plan)
+        for index, node in enumerate(list(runner.clients.values())[:workers]):
+            runner.send_message("haicap_setup", _setup_for(plan, index, workers), client_id=node.id)
+
+        def broadcast(kind: str, data: Any) -> None:
+            runner.send_message(kind, data)
+
+        runner.start(workers, spawn_rate=workers)
+    try:
+        controller.run(broadcast)
+    finally:
+        runner.quit()
+        _stop_workers(procs)
+    return _finish(controller, env, out, plan)
+
+
+def _finish(controller: Controller, env: Environment, out: Path, plan: dict[str, Any]) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    _write_locust_outputs(env, out)
+    raw = {
+        "start_epoch": controller.start_epoch,
+        "report": controller.recorder.take_report(final=True),
+        "generators": list(controller.finals.values()),
+        "workers": controller.worker_count,
+        "stop_reason": controller.stop_reason,
+        "errors": controller.errors,
+        "events": controller.events_done,
+    }
+    (out / "raw.json").write_text(json.dumps(raw), encoding="utf-8")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m haicap.loadtests.locust_app")
+    parser.add_argument("plan", nargs="?", type=Path)
+    parser.add_argument("--worker", action="store_true")
+    parser.add_argument("--master-host", default="127.0.0.1")
+    parser.add_argument("--master-port", type=int, default=5557)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return run_worker(args.master_host, args.master_port)
+    plan = json.loads(args.plan.read_text(encoding="utf-8"))
+    args.plan.unlink(missing_ok=True)  # it holds tokens: gone as soon as read
+    return run_master(plan)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

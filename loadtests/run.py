@@ -1,0 +1,362 @@
+"""``haicap load``: check the request, open the target, run Locust in a child process, then judge the run.
+
+This process never imports Locust (gevent's monkey-patching stays out of the process that runs the sandbox):
+it validates the shape, scenarios and target, starts the embedded sandbox (or the counterpart for a profile),
+writes the run plan to a private file and starts ``python -m haicap.loadtests.locust_app`` (master or local
+runner, plus ``--processes`` local workers). When the child is done it reads the merged measurements, waits
+for the drain window to check integrity against the national ledger, evaluates the SLO gates and writes
+summary.json, timeseries.json, stages.json (step) and the capacity report (step, if the report module is there).
+
+Exit codes: 0 passed; 1 an SLO breached or data lost; 2 the run could not be completed (unreachable target,
+workers failed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from haicap.counterpart_client import CounterpartClient
+from haicap.errors import HaicapError
+from haicap.loadtests.integrity import check_integrity, check_sync_deadlines
+from haicap.loadtests.journeys import Mix, load_mix_scenarios
+from haicap.loadtests.recorder import Recorder
+from haicap.loadtests.shapes import ShapeSpec, arrival_times
+from haicap.loadtests.slo import evaluate_slos, mix_slo
+from haicap.loadtests.summary import CPU_LIMIT, build_stages, build_timeseries, validate_summary
+from haicap.target import Target, open_target
+
+__all__ = ["LoadOptions", "check_target_allowed", "run_load"]
+
+DEFAULT_MAX_RATE = 200.0
+
+
+@dataclass
+class LoadOptions:
+    shape: ShapeSpec
+    out: Path
+    max_rate: float = DEFAULT_MAX_RATE
+    target_url: str | None = None
+    credentials: Path | None = None
+    profile: Path | None = None
+    allow_target: str | None = None
+    faults: list[str] = field(default_factory=list)
+    processes: int = 0
+    master: bool = False
+    expect_workers: int = 1
+    master_bind: str = "127.0.0.1"
+    master_port: int = 0
+    seed: int = 0
+    drain_s: float = 30.0
+    scenarios: list[str] = field(default_factory=list)
+    scenario_paths: list[Path] = field(default_factory=list)
+    max_in_flight: int = 500
+    pool_size: int = 1000
+    grace_s: float = 20.0
+    progress_s: float = 3.0
+    connect_timeout_s: float = 60.0
+    projection: dict[str, Any] = field(default_factory=dict)
+
+
+def check_target_allowed(url: str, allow: str | None) -> None:
+    """A target outside loopback is refused unless ``--allow-target`` names exactly its host."""
+    from haicap.sandbox.server import is_loopback_host
+
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise HaicapError(f"target {url!r} is not an http(s) URL")
+    host = parts.hostname
+    if is_loopback_host(host):
+        return
+    if allow is not None and allow.strip().lower() == host.lower():
+        return
+    reason = f"--allow-target {allow!r} does not name it" if allow else "no --allow-target names it"
+    raise HaicapError(f"refusing to load {host}: it is not a loopback address and {reason} "
+                      f"(load only systems you are responsible for: --allow-target {host})")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _target(opts: LoadOptions) -> Iterator[Target]:
+    if opts.target_url and opts.profile:
+        raise HaicapError("give --target (a running province, with --credentials) or --profile, not both")
+    if opts.target_url:
+        check_target_allowed(opts.target_url, opts.allow_target)
+        if opts.faults:
+            raise HaicapError("--fault applies to the embedded sandbox only, not to --target")
+        if opts.credentials is None:
+            raise HaicapError("--target needs --credentials FILE (the credentials.json `haicap sandbox` writes: "
+                              "national_url, control_token, officer_token) to check integrity in the ledger")
+        try:
+            creds = json.loads(opts.credentials.read_text(encoding="utf-8"))
+            national_url, control = creds["national_url"], creds["control_token"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise HaicapError(f"{opts.credentials}: not a credentials file ({type(exc).__name__}: {exc})") from None
+        check_target_allowed(national_url, opts.allow_target)
+        from haicap.sandbox.config import DEFAULT_PROVINCE
+
+        yield Target(name=f"province at {opts.target_url}", province_code=creds.get("province", DEFAULT_PROVINCE[0]),
+                     agency_code=creds.get("agency_code", DEFAULT_PROVINCE[1]),
+                     province_url=opts.target_url.rstrip("/"), national_url=national_url.rstrip("/"),
+                     control_token=control, officer_token=creds.get("officer_token"))
+        return
+    if opts.profile:
+        from haicap.target import load_profile
+
+        check_target_allowed(load_profile(opts.profile).data["province_url"], opts.allow_target)
+    with open_target(opts.profile, faults=opts.faults, seed=opts.seed) as target:
+        yield target
+
+
+def _reachable(url: str) -> str | None:
+    for _ in range(3):
+        try:
+            httpx.get(url.rstrip("/") + "/health", timeout=3.0)
+            return None
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        time.sleep(0.5)
+    return f"target unreachable: GET {url}/health failed ({error})"
+
+
+def _scenario_files(paths: list[Path]) -> dict[str, str]:
+    from haicap.loadtests.journeys import LOAD_JOURNEYS
+    from haicap.scenarios.engine import LIBRARY
+
+    files: dict[str, str] = {}
+    for entry in [*(paths or [LIBRARY]), LOAD_JOURNEYS]:
+        for file in sorted(entry.glob("*.yaml")) if entry.is_dir() else [entry]:
+            file_key = f"{len(files)}-{file.name}" if file.name in files else file.name
+            files[file_key] = file.read_text(encoding="utf-8")
+    return files
+
+
+def _run_child(plan: dict[str, Any], timeout: float) -> int:
+    private = Path(tempfile.mkdtemp(prefix="haicap-load-"))
+    plan_path = private / "plan.json"
+    fd = os.open(plan_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(plan, fh)
+    proc = subprocess.Popen([sys.executable, "-m", "haicap.loadtests.locust_app", str(plan_path)])
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise HaicapError(f"the load generator did not finish within {timeout:.0f} s; stopped") from None
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=10)
+        raise
+    finally:
+        plan_path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            private.rmdir()
+
+
+def run_load(opts: LoadOptions) -> int:
+    scenarios = load_mix_scenarios(opts.scenario_paths or None)
+    Mix.build(scenarios, opts.scenarios)  # unknown scenario ids: error before anything starts
+    if opts.target_url:
+        check_target_allowed(opts.target_url, opts.allow_target)
+    if opts.max_rate <= 0:
+        raise HaicapError(f"--max-rate must be positive, got {opts.max_rate:g}")
+    shape = opts.shape.build()
+    opts.out.mkdir(parents=True, exist_ok=True)
+    for stale in ("summary.json", "timeseries.json", "stages.json", "capacity.html", "raw.json"):
+        (opts.out / stale).unlink(missing_ok=True)
+    with _target(opts) as target:
+        capabilities = target.capabilities if target.officer_token else target.capabilities - {"officer_api"}
+        mix = Mix.build(scenarios, opts.scenarios, frozenset(capabilities))
+        print(f"haicap load: {target.name} — province {target.province_url}, national {target.national_url}"
+              + (f", faults: {', '.join(sorted(target.faults))}" if target.faults else ""), flush=True)
+        print(f"haicap load: {shape.describe()}", flush=True)
+        print(f"haicap load: mix {', '.join(f'{k} {v:g}' for k, v in mix.weights.items())}; rate cap "
+              f"{opts.max_rate:g}/s; drain window {opts.drain_s:g} s", flush=True)
+        unreachable = _reachable(target.province_url)
+        raw: dict[str, Any] = {}
+        if unreachable:
+            print(f"haicap load: stopping early: {unreachable}", flush=True)
+        else:
+            workers = opts.expect_workers if opts.master else opts.processes
+            plan = {
+                "province_url": target.province_url, "national_url": target.national_url,
+                "control_token": target.control_token, "officer_token": target.officer_token,
+                "province_code": target.province_code, "capabilities": sorted(capabilities),
+                "sync_sla_seconds": target.sync_sla_seconds, "communes": list(target.communes or ()),
+                "scenario_files": _scenario_files(opts.scenario_paths), "only": list(mix.weights),
+                "shape": opts.shape.as_dict(), "max_rate": opts.max_rate, "max_in_flight": opts.max_in_flight,
+                "seed": opts.seed, "pool_size": opts.pool_size, "grace_s": opts.grace_s,
+                "progress_s": opts.progress_s, "out": str(opts.out), "workers": workers,
+                "spawn_workers": not opts.master, "master_bind": opts.master_bind,
+                "master_port": opts.master_port or _free_port(), "connect_timeout_s": opts.connect_timeout_s,
+            }
+            timeout = shape.duration + opts.grace_s + opts.connect_timeout_s + 180
+            _run_child(plan, timeout)
+            raw_path = opts.out / "raw.json"
+            if raw_path.exists():
+                raw = json.loads(raw_path.read_text(encoding="utf-8"))
+                raw_path.unlink()
+            else:
+                raw = {"errors": ["the load generator wrote no results"]}
+        return _judge(opts, target, scenarios, mix, shape, raw, unreachable)
+
+
+def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mix, shape: Any,
+           raw: dict[str, Any], unreachable: str | None) -> int:
+    recorder = Recorder(raw.get("start_epoch") or time.time())
+    if raw.get("report"):
+        recorder.add_report(raw["report"])
+    stop_reason = unreachable or raw.get("stop_reason")
+    errors = list(raw.get("errors") or [])
+    accepted = recorder.accepted
+    integrity: dict[str, Any]
+    sync: dict[str, Any] | None = None
+    with CounterpartClient(target.national_url, target.control_token) as national:
+        if accepted:
+            print(f"haicap load: integrity — {len(accepted)} accepted dossiers, draining ≤ {opts.drain_s:g} s",
+                  flush=True)
+        integrity = check_integrity(national, accepted, opts.drain_s)
+        if recorder.expectations:
+            sync = check_sync_deadlines(national, recorder.expectations)
+    integrity["sync_deadlines"] = sync or {"expectations": 0, "checked": 0, "late_count": 0, "late": []}
+    integrity["passed"] = integrity["checked"] and integrity["missing_count"] == 0
+    slo = evaluate_slos(recorder, scenarios, sync)
+
+    totals = recorder.totals()
+    journeys_started = sum(s.started for s in recorder.seconds.values())
+    journeys_completed = sum(j.ok + j.failed for j in recorder.journeys.values())
+    generators = raw.get("generators") or []
+    cpu_max = max([g.get("cpu_max", 0.0) for g in generators] + [s.cpu for s in recorder.seconds.values()] + [0.0])
+    backlog_max = max([s.backlog for s in recorder.seconds.values()] + [0])
+    dropped = sum(int(g.get("dropped", 0)) for g in generators)
+    kept_up = cpu_max <= CPU_LIMIT and backlog_max == 0 and dropped == 0
+    duration = shape.duration
+    planned = sum(1 for _ in arrival_times(shape, opts.max_rate))
+    clipped = any(shape.rate(t / 10) > opts.max_rate for t in range(int(duration * 10)))
+    complete = stop_reason is None and not errors
+    passed = complete and slo["passed"] and bool(integrity["passed"])
+    exit_code = 0 if passed else (2 if not complete else 1)
+
+    timeseries = build_timeseries(recorder, shape, opts.max_rate)
+    (opts.out / "timeseries.json").write_text(json.dumps(timeseries, indent=1), encoding="utf-8")
+    files = {"timeseries": "timeseries.json", "locust_html": "locust.html", "locust_csv": "locust_stats.csv"}
+    capacity = None
+    if shape.stages():
+        stages = build_stages(recorder, shape, opts.max_rate, mix_slo(scenarios, list(mix.weights)))
+        stages["rate_unit"] = "iterations/s"
+        (opts.out / "stages.json").write_text(json.dumps(stages, indent=1), encoding="utf-8")
+        files["stages"] = "stages.json"
+        capacity = _capacity(opts, target, stages, timeseries)
+        if capacity is not None:
+            files["capacity"] = "capacity.html"
+    summary: dict[str, Any] = {
+        "passed": passed,
+        "exit_code": exit_code,
+        "stopped_early": stop_reason,
+        "errors": errors,
+        "requests": totals.ok + totals.failed,
+        "failures": totals.failed,
+        "journeys": {"started": journeys_started, "completed": journeys_completed,
+                     "failed": sum(j.failed for j in recorder.journeys.values())},
+        "rate": {"target": round(planned / duration, 3), "achieved": round(journeys_started / duration, 3),
+                 "completed": round(journeys_completed / duration, 3),
+                 "requests_per_s": round((totals.ok + totals.failed) / duration, 3),
+                 "max_rate": opts.max_rate, "clipped": clipped},
+        "latency_ms": totals.latency.summary(),
+        "slo": slo,
+        "integrity": integrity,
+        "generator": {"cpu_max": round(cpu_max, 1), "backlog_max": backlog_max, "kept_up": kept_up,
+                      "dropped": dropped, "start_lag_ms": recorder.lag.summary(),
+                      "workers": int(raw.get("workers") or 0)},
+        "shape": {**opts.shape.as_dict(), "description": shape.describe(), "events": raw.get("events", [])},
+        "target": target.describe(),
+        "scenarios": _scenario_table(recorder),
+        "failure_samples": {" / ".join(Recorder.split_step_key(k)): v for k, v in recorder.failures_sample.items()},
+        "capacity": capacity,
+        "files": files,
+        "seed": opts.seed,
+    }
+    validate_summary(summary)
+    (opts.out / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False), encoding="utf-8")
+    _print_verdict(summary, opts.out)
+    return exit_code
+
+
+def _scenario_table(recorder: Recorder) -> dict[str, Any]:
+    table: dict[str, Any] = {}
+    for scenario_id, stats in sorted(recorder.journeys.items()):
+        table[scenario_id] = {"journeys": stats.ok + stats.failed, "failed": stats.failed,
+                              "journey_ms": stats.latency.summary(), "steps": {}}
+    for key, stats in sorted(recorder.steps.items()):
+        scenario_id, label = Recorder.split_step_key(key)
+        entry = table.setdefault(scenario_id, {"journeys": 0, "failed": 0, "journey_ms": None, "steps": {}})
+        entry["steps"][label] = {"count": stats.ok + stats.failed, "failed": stats.failed,
+                                 "latency_ms": stats.latency.summary()}
+    return table
+
+
+def _capacity(opts: LoadOptions, target: Target, stages: dict[str, Any], timeseries: dict[str, Any]) -> Any:
+    try:
+        from haicap.reports.capacity import size_capacity
+        from haicap.reports.capacity_html import render_capacity_html
+    except ImportError as exc:
+        print(f"haicap load: note: capacity report skipped (haicap.reports.capacity not available: {exc})")
+        return None
+    try:
+        sizing = size_capacity(stages, {"province": target.province_code, **opts.projection})
+        (opts.out / "capacity.html").write_text(render_capacity_html(stages, timeseries, sizing), encoding="utf-8")
+    except HaicapError as exc:
+        print(f"haicap load: note: capacity report not written: {exc}")
+        return None
+    return sizing
+
+
+def _print_verdict(summary: dict[str, Any], out: Path) -> None:
+    lat, rate, gen, integ = summary["latency_ms"], summary["rate"], summary["generator"], summary["integrity"]
+
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.0f}"
+
+    print(f"\nrequests {summary['requests']}  failures {summary['failures']}  journeys/s target {rate['target']:g} "
+          f"achieved {rate['achieved']:g}  latency p50/p95/p99 {ms(lat['p50'])}/{ms(lat['p95'])}/{ms(lat['p99'])} ms")
+    if not gen["kept_up"]:
+        print(f"WARNING: the load generator did not keep up (CPU max {gen['cpu_max']}%, backlog max "
+              f"{gen['backlog_max']}, dropped {gen['dropped']}): the system got less load than asked for")
+    for breach in summary["slo"]["breaches"]:
+        where = " / ".join(x for x in (breach["scenario"], breach["step"]) if x)
+        print(f"SLO BREACH {where}: {breach['metric']} {breach['actual']} > {breach['limit']}")
+    print(f"integrity: {integ['synced']}/{integ['accepted']} accepted dossiers in the national ledger with their "
+          f"latest status" + ("" if integ["checked"] else f" (ledger not readable: {integ.get('error')})"))
+    for item in integ["missing"][:20]:
+        print(f"  MISSING {item['MaHoSo']}: {item['problem']} (expected {item['expected_status']}, "
+              f"ledger {item['ledger_status']})")
+    if integ["missing_count"] > 20:
+        print(f"  … and {integ['missing_count'] - 20} more (summary.json)")
+    if summary["stopped_early"]:
+        print(f"STOPPED EARLY: {summary['stopped_early']}")
+    for error in summary["errors"]:
+        print(f"ERROR: {error}")
+    verdict = "PASSED" if summary["passed"] else "FAILED"
+    print(f"{verdict} (exit {summary['exit_code']}) — {out / 'summary.json'}", flush=True)
