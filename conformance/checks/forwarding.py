@@ -1,3 +1,119 @@
-"""Dossiers forwarded by the national portal: received, acknowledged, processed and synced back."""
+"""Dossiers forwarded by the national portal: received, acknowledged, processed and synced back.
+
+A citizen may file on the National Public Service Portal; the portal forwards the dossier to the province
+(``POST /national/forwarded-dossiers`` with the national credential) under the MaHoSo it assigned. The
+national checklist counts "dossiers forwarded from NPSP received and processed" (DOMAIN.md): the province must
+acknowledge, store, and from then on synchronise the dossier's states under that same MaHoSo; and since the
+endpoint creates dossiers, it must refuse anyone who does not present the national credential.
+"""
 
 from __future__ import annotations
+
+from typing import Any
+
+from haicap.conformance.checks.submission import curl_line, evidence, scenario_data, today_vn
+from haicap.conformance.context import CheckContext
+from haicap.conformance.registry import CheckFailure, check
+from haicap.data_generators.agencies import NATIONAL_PORTAL_AGENCY
+
+FORWARD_PATH = "/national/forwarded-dossiers"
+
+
+def _statuses(record: dict[str, Any] | None) -> list[str]:
+    return [str(h.get("TrangThaiHoSo")) for h in (record or {}).get("history") or []]
+
+
+def _officer_api(ctx: CheckContext) -> bool:
+    return "officer_api" in ctx.target.capabilities and bool(ctx.target.officer_token)
+
+
+def _expect_synced(ctx: CheckContext, ma_ho_so: str, status: str, after: str) -> None:
+    sla = ctx.target.sync_sla_seconds
+    record = ctx.national.wait_for_status(ma_ho_so, status, within=sla)
+    ctx.expect(status in _statuses(record),
+               f"state {status} of forwarded dossier {ma_ho_so} did not reach the national ledger within {sla:g} s "
+               f"({after})",
+               expected=f"DongBoHoSoMC item with MaHoSo {ma_ho_so}, TrangThaiHoSo {status}, within {sla:g} s",
+               actual={"statuses synced": _statuses(record)} if record else "nothing synced for this MaHoSo",
+               reproduce=f"POST <national>/_control/forward, then GET <national>/_ledger/sync/dossiers/{ma_ho_so}")
+
+
+@check("FWD-01", criterion="forwarding", severity="critical",
+       title="A dossier forwarded by the national portal is acknowledged, stored and its states synced back",
+       rule="DOMAIN.md: national checklist 'dossiers forwarded from NPSP received and processed'; wire agreement "
+            "POST /national/forwarded-dossiers → 201 {MaHoSo, TrangThaiHoSo 1, acknowledged}",
+       requires=("forwarding", "sync"), detects=("ignores-forwarded-dossiers",))
+def forwarded_dossier_processed(ctx: CheckContext) -> None:
+    """The counterpart forwards one dossier: the province answers 201 ``acknowledged: true`` with the same
+    MaHoSo; the officer API returns it; its state 1 reaches the national ledger within the SLA; after an
+    officer receives it, state 2 does too."""
+    ctx.require("forwarding", "sync")
+    sent = ctx.national.forward_dossier()
+    ma_ho_so = sent.get("MaHoSo") or (sent.get("dossier") or {}).get("MaHoSo")
+    answer = sent.get("answer")
+    repro = "POST <national>/_control/forward (the counterpart forwards one dossier with its credential)"
+    ctx.expect(sent.get("status_code") == 201 and isinstance(answer, dict),
+               f"the province did not accept forwarded dossier {ma_ho_so}",
+               expected="201 {MaHoSo, TrangThaiHoSo '1', acknowledged: true}",
+               actual={"status": sent.get("status_code"), "body": answer, "error": sent.get("error")},
+               reproduce=repro)
+    ack = {"MaHoSo": ma_ho_so, "TrangThaiHoSo": "1", "acknowledged": True}
+    wrong = {k: answer.get(k) for k, v in ack.items() if answer.get(k) != v}
+    ctx.expect(not wrong, f"the acknowledgement of {ma_ho_so} is wrong in {', '.join(wrong)}",
+               expected=ack, actual=answer, reproduce=repro)
+    officer = _officer_api(ctx)
+    if officer:
+        stored = ctx.province.officer_dossier(ma_ho_so)
+        ctx.expect(stored.status_code == 200,
+                   f"forwarded dossier {ma_ho_so} was acknowledged but is not stored (officer GET)",
+                   expected=f"GET /officer/dossiers/{ma_ho_so} → 200", actual=evidence(stored),
+                   reproduce=curl_line("GET", f"{ctx.target.province_url}/officer/dossiers/{ma_ho_so}",
+                                       auth="<officer token>"))
+    _expect_synced(ctx, ma_ho_so, "1", "after the acknowledgement")
+    if not officer:
+        return
+    received = ctx.province.officer_action(ma_ho_so, "receive")
+    ctx.expect(received.status_code == 200, f"an officer cannot receive forwarded dossier {ma_ho_so}",
+               expected="200, state 2", actual=evidence(received),
+               reproduce=curl_line("POST", f"{ctx.target.province_url}/officer/dossiers/{ma_ho_so}/actions",
+                                   body={"action": "receive"}, auth="<officer token>"))
+    _expect_synced(ctx, ma_ho_so, "2", "after the officer received it")
+
+
+def _unsolicited_dossier(ctx: CheckContext) -> dict[str, Any]:
+    """A well-formed ForwardedDossier for the province that the national side never sent."""
+    rng = ctx.rng("FWD-02")
+    record: dict[str, Any] = scenario_data(ctx).pool.dossier(rng.randrange(10_000), "forwarded")
+    record["MaHoSo"] = f"{NATIONAL_PORTAL_AGENCY}-{today_vn():%y%m%d}-{rng.randrange(5000, 10_000):04d}"
+    return record
+
+
+@check("FWD-02", criterion="forwarding", severity="critical",
+       title="Forwarding without the national credential is refused with 401",
+       rule="RFC 6750 §3.1 (missing or invalid bearer token → 401); wire agreement: Authorization: Bearer "
+            "<forward_token>",
+       requires=("forwarding",), detects=("unauthenticated-forwarding",))
+def forwarding_requires_credential(ctx: CheckContext) -> None:
+    """POST a well-formed forwarded dossier with no Authorization header, then with a wrong Bearer token:
+    both answered 401, and the dossier is not created."""
+    ctx.require("forwarding")
+    url = ctx.target.province_url + FORWARD_PATH
+    body = _unsolicited_dossier(ctx)
+    accepted: list[dict[str, Any]] = []
+    for label, headers in (("no Authorization header", {}),
+                           ("a wrong Bearer token", {"Authorization": "Bearer haicap-not-the-forward-token"})):
+        response = ctx.province.port.request("POST", FORWARD_PATH, json=body, headers=headers,
+                                             name="forward without credential")
+        if response.status_code != 401:
+            accepted.append({"credential": label, "MaHoSo": body["MaHoSo"], **evidence(response, 300)})
+    if accepted:
+        first = accepted[0]
+        raise CheckFailure(
+            f"forwarding with {first['credential']} answered {first['status']}, not 401"
+            + (f" (and {len(accepted) - 1} more)" if len(accepted) > 1 else ""),
+            expected="401 for a request without the national forward credential", actual=accepted,
+            reproduce=curl_line("POST", url, body=body, auth=None))
+    if _officer_api(ctx):
+        stored = ctx.province.officer_dossier(body["MaHoSo"])
+        ctx.expect(stored.status_code == 404, f"a refused forward still created dossier {body['MaHoSo']}",
+                   expected="404 (not created)", actual=evidence(stored))
