@@ -140,7 +140,7 @@ class Projection:
         if unknown:
             raise HaicapError(f"unknown projection key {', '.join(unknown)}; valid keys: "
                               f"{', '.join(cls.field_names())}")
-        return cls(**data)
+        return cls(**{key: _coerce(key, value) for key, value in data.items()})
 
     @staticmethod
     def field_names() -> tuple[str, ...]:
@@ -175,6 +175,19 @@ class Projection:
         else:
             sources["dossiers_per_commune_day"] = "given"
         return communes, float(per_day), sources
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """CLI/YAML leniency: ``province: 1`` (YAML reads 01 as a number) is "01"; "3" is 3 for numeric keys."""
+    if key == "province":
+        return f"{value:02d}" if isinstance(value, int) and not isinstance(value, bool) else value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return int(number) if number.is_integer() and key in {"communes", "instances_tested"} else number
+    return value
 
 
 # -- the stages document ---------------------------------------------------------------------------------

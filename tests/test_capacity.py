@@ -162,6 +162,14 @@ def test_iterations_unit_drops_requests_per_dossier() -> None:
     assert sizing["rate_unit"] == "iterations/s"
 
 
+def test_cli_style_projection_values_are_coerced() -> None:
+    # `--projection province=01 --projection surge_factor=3` arrives as YAML scalars (01 → 1) or strings
+    sizing = size_capacity(STAIRCASE, {"province": 1, "surge_factor": "3", "communes": "100"})
+    assert sizing["projection"]["province"] == "01"
+    assert sizing["projection"]["surge_factor"] == 3.0
+    assert sizing["projection"]["communes"] == 100
+
+
 @pytest.mark.parametrize(
     ("projection", "message"),
     [
