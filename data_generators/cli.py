@@ -56,7 +56,7 @@ def _choice(name: str, value: str, valid: tuple[str, ...]) -> str:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from haicap.data_generators.output import FORMATS, Progress, write_records
+    from haicap.data_generators.output import FORMATS, Progress, write_jsonl_batches, write_records
 
     kind = _choice("kind", args.kind, KINDS)
     fmt = _choice("format", args.format, FORMATS)
@@ -66,9 +66,12 @@ def _generate(args: argparse.Namespace) -> int:
         from haicap.data_generators.units import admin_units
 
         admin_units().province(args.province)
-    records, columns, after = _source(kind, args)
+    records, columns, after, batches = _source(kind, args)
     progress = Progress(args.count, f"{kind} -> {args.out}", enabled=not args.quiet)
-    written = write_records(args.out, records, args.count, fmt, columns=columns, progress=progress)
+    if fmt == "jsonl" and batches is not None:  # the source renders its own JSON lines (fast path)
+        written = write_jsonl_batches(args.out, batches, progress)
+    else:
+        written = write_records(args.out, records, args.count, fmt, columns=columns, progress=progress)
     if after is not None:
         after()
     if args.quiet:
@@ -77,8 +80,9 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _source(kind: str, args: argparse.Namespace) -> tuple[Any, list[str], Any]:
-    """(record iterator, CSV columns in contract order, callable to run after a successful write)."""
+def _source(kind: str, args: argparse.Namespace) -> tuple[Any, list[str], Any, Any]:
+    """(record iterator, CSV columns in contract order, callable to run after a successful write,
+    iterator of ready JSONL batches or None). The iterators are lazy: only the one used runs."""
     import random
 
     if kind in ("citizens", "enterprises"):
@@ -87,13 +91,13 @@ def _source(kind: str, args: argparse.Namespace) -> tuple[Any, list[str], Any]:
         people = PersonFactory(args.seed, args.province)
         make = people.citizen if kind == "citizens" else people.enterprise
         rng = random.Random(args.seed)
-        return (make(rng) for _ in range(args.count)), list(people.userinfo_fields), None
+        return (make(rng) for _ in range(args.count)), list(people.userinfo_fields), None, None
     if kind == "dossiers":
         from haicap.data_generators.dossiers import DossierGenerator
 
         shape = _choice("shape", args.shape, SHAPES)
         gen = DossierGenerator(args.seed, args.province, shape)
-        return gen.records(args.count), list(gen.fields), None
+        return gen.records(args.count), list(gen.fields), None, gen.jsonl_batches(args.count)
     from haicap.data_generators.legacy import LegacyDossierGenerator
 
     legacy = LegacyDossierGenerator(args.seed, args.province, args.defect_rate)
@@ -107,7 +111,7 @@ def _source(kind: str, args: argparse.Namespace) -> tuple[Any, list[str], Any]:
             print(f"manifest of planted defects: {manifest_path}", file=sys.stderr)
 
     columns = [*legacy.dossiers.fields, "HoSoCu", "KyVong"]
-    return legacy.records(args.count), columns, write_manifest
+    return legacy.records(args.count), columns, write_manifest, None
 
 
 def _units(args: argparse.Namespace) -> int:

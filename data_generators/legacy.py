@@ -86,7 +86,7 @@ class LegacyDossierGenerator:
     def records(self, count: int) -> Iterator[dict[str, Any]]:
         rng = random.Random(self.seed)
         manifest = self.manifest
-        for base in self.dossiers.records(count, rng=rng):
+        for base in self.dossiers.records(count):
             ward = self.wards[int(rng.random() * len(self.wards))]
             targets = self._targets[ward.code]
             new_province = self._new_province[ward.province_code]

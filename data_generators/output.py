@@ -1,9 +1,10 @@
 """Writing record streams to a file: JSONL or CSV, atomically, with a plain progress line on stderr.
 
-Records are serialised with orjson and written in batches; the file appears under its name only when
-complete (written to a temporary file in the same folder, then renamed), so a failed or interrupted run
-never leaves a partial file behind. CSV columns are given by the caller (the contract's property order);
-nested values (lists, objects) are JSON in their cell.
+Records are serialised with orjson and written in batches; a generator that renders its own JSON lines
+(the dossier generator's fast path) hands over ready batches of lines to :func:`write_jsonl_batches`. The file
+appears under its name only when complete (written to a temporary file in the same folder, then renamed),
+so a failed or interrupted run never leaves a partial file behind. CSV columns are given by the caller (the
+contract's property order); nested values (lists, objects) are JSON in their cell.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,7 +24,7 @@ import orjson
 
 from haicap.errors import HaicapError
 
-__all__ = ["FORMATS", "Progress", "write_records"]
+__all__ = ["FORMATS", "Progress", "write_jsonl_batches", "write_records"]
 
 FORMATS = ("jsonl", "csv")
 _BATCH = 2000
@@ -75,6 +76,30 @@ def write_records(
         raise HaicapError(f"unknown format {fmt!r}; valid formats: {', '.join(FORMATS)}")
     if fmt == "csv" and not columns:
         raise HaicapError("CSV output needs its columns")
+    if fmt == "jsonl":
+        return _write_atomically(path, lambda fh: _write_jsonl(fh, records, progress), progress)
+    return _write_atomically(path, lambda fh: _write_csv(fh, records, columns or (), progress), progress)
+
+
+def write_jsonl_batches(
+    path: Path | str, batches: Iterable[tuple[int, bytes]], progress: Progress | None = None
+) -> int:
+    """Write (record count, ``\\n``-terminated JSON lines) batches atomically; returns the number of records."""
+
+    def write(fh: IO[bytes]) -> int:
+        written = 0
+        for count, lines in batches:
+            fh.write(lines)
+            written += count
+            if progress:
+                progress.update(written)
+        return written
+
+    return _write_atomically(path, write, progress)
+
+
+def _write_atomically(path: Path | str, write: Callable[[IO[bytes]], int], progress: Progress | None) -> int:
+    """Run ``write`` on a temporary file next to ``path``, then rename it; on any failure remove it."""
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if target.is_dir():
@@ -83,13 +108,9 @@ def write_records(
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
     except OSError as exc:
         raise HaicapError(f"cannot write {target}: {exc.strerror or exc}") from None
-    written = 0
     try:
         with os.fdopen(fd, "wb") as fh:
-            if fmt == "jsonl":
-                written = _write_jsonl(fh, records, progress)
-            else:
-                written = _write_csv(fh, records, columns or (), progress)
+            written = write(fh)
         os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, target)
     except OSError as exc:

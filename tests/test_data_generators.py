@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
+import orjson
 import pytest
 
 from haicap.cli import main as haicap_main
@@ -25,6 +26,7 @@ from haicap.data_generators.people import USERINFO_REF, PersonFactory
 from haicap.data_generators.pool import DataPool
 from haicap.data_generators.procedures import load_procedures
 from haicap.data_generators.taxcode import is_valid_tax_code, make_tax_code, tax_code_check_digit
+from haicap.data_generators.templates import Slot, Text, compile_template, escaped
 from haicap.data_generators.units import admin_units
 from haicap.errors import HaicapError
 
@@ -150,6 +152,14 @@ def test_dossiers_validate_against_their_contract(shape: str) -> None:
                                                    r["DuocThanhToanTrucTuyen"])  # fmt: skip
         if catalogue[r["MaTTHC"]]["LoaiDoiTuong"] == "2":
             assert is_valid_tax_code(r["DinhDanhCHS"][1]["SoDinhDanh"])
+        birth = cccd_birth_info(r["DinhDanhCHS"][0]["SoDinhDanh"])
+        assert birth is not None and birth[0] in OLD_PROVINCE_CODES and 1945 <= birth[2] <= 2007
+        assert MOBILE.match(r["SoDienThoai"]) and re.match(r"^[a-z]+\.[a-z]+[0-9]{1,2}@[a-z.]+$", r["Email"])
+        if "TaiLieuNop" in r:
+            components = [c["MaThanhPhanHoSo"] for c in catalogue[r["MaTTHC"]]["ThanhPhanHoSo"]]
+            assert [d["MaThanhPhanHoSo"] for d in r["TaiLieuNop"]] == components
+            assert all(d["TenTepDinhKem"] == f"{d['MaThanhPhanHoSo']}_{d['TepDinhKemId'][:6]}.pdf"
+                       for d in r["TaiLieuNop"])  # fmt: skip
     assert {r["MaTTHC"] for r in records} == set(catalogue)
     if shape != "submission":
         assert len({r["MaHoSo"] for r in records}) == len(records)
@@ -164,6 +174,39 @@ def test_dossier_dates_roll_over_and_sequences_stay_in_range() -> None:
     days = Counter(r["MaHoSo"].split("-")[1] for r in records)
     assert sorted(days) == ["250701", "250702", "250703"]
     assert len({r["MaHoSo"] for r in records}) == len(records)
+
+
+def test_jsonl_lines_are_canonical_json_and_streams_cross_batches_and_days() -> None:
+    """The fast path writes exactly what orjson would write for the parsed record, over batch and day edges."""
+    gen = DossierGenerator(seed=6, province_code="01", shape="forwarded")  # 9,999 a day at most, 4,096 a batch
+    count = gen.per_day + 5000
+    batches = list(gen.jsonl_batches(count))
+    assert len(batches) > 3 and all(c.endswith(b"\n") and c.count(b"\n") == n for n, c in batches)
+    chunks = [c for _, c in batches]
+    lines = b"".join(chunks).splitlines()
+    assert len(lines) == count
+    validator = default_registry().validator(SHAPES["forwarded"])
+    days: dict[str, list[int]] = {}
+    for line in lines:
+        record = json.loads(line)
+        assert orjson.dumps(record) == line
+        day, sequence = record["MaHoSo"].split("-")[1:]
+        days.setdefault(day, []).append(int(sequence))
+    assert {d: len(s) for d, s in days.items()} == {"250701": gen.per_day, "250702": 5000}
+    assert all(s == list(range(1, len(s) + 1)) for s in days.values())
+    assert all(validator.violations(json.loads(line)) == [] for line in lines[gen.per_day - 100 : gen.per_day + 100])
+    again = DossierGenerator(seed=6, province_code="01", shape="forwarded").jsonl_batches(count)
+    assert b"".join(c for _, c in again) == b"".join(chunks)
+
+
+def test_template_compiler_escapes_like_orjson() -> None:
+    tricky = 'a "quoted" \\ back\nslash 100% %s Đặng\u0001'
+    template, slots = compile_template(
+        {tricky: [Text(tricky, Slot("n")), Slot("raw"), 1.5, None, True, {"k": Text(Slot("s"))}]}
+    )
+    assert slots == ("n", "raw", "s")
+    line = template % (b"0007", b"false", escaped(tricky))
+    assert line == orjson.dumps({tricky: [tricky + "0007", False, 1.5, None, True, {"k": tricky}]})
 
 
 def test_dossier_fields_come_from_the_contract(tmp_path: Path) -> None:
@@ -349,16 +392,16 @@ def test_cli_unwritable_path_and_no_partial_file(
     # a failure in the middle of writing leaves neither the file nor a temporary behind
     from haicap.data_generators import dossiers
 
-    original = dossiers.DossierGenerator.compose
+    original = dossiers.DossierGenerator._batch
     calls = {"n": 0}
 
     def failing(self, *a, **kw):  # type: ignore[no-untyped-def]
         calls["n"] += 1
-        if calls["n"] > 5000:
+        if calls["n"] > 1:  # the first batch is already in the temporary file
             raise OSError(28, "No space left on device")
         return original(self, *a, **kw)
 
-    monkeypatch.setattr(dossiers.DossierGenerator, "compose", failing)
+    monkeypatch.setattr(dossiers.DossierGenerator, "_batch", failing)
     out = tmp_path / "big.jsonl"
     assert _run("generate", "--kind", "dossiers", "--count", "10000", "--out", str(out), "--quiet") == 2
     assert "No space left on device" in capsys.readouterr().err
