@@ -7,9 +7,10 @@ of calling Faker per record for the same fields, their ratio (targets: ≥ 50,00
 peak RSS of child processes writing 100,000 and 1,000,000 dossiers (target: within 1.2×).
 
 Fair play: set-up (Faker pools, units, contracts, templates; Faker's own lazy loading) is excluded on both sides,
-file writing is included on both sides, and each rate is the best of ``--repeat`` runs for both sides alike (the
-machine is shared; the best run is the least disturbed one). Wall-clock rates are the targets; CPU-time rates are
-printed next to them because other processes on the machine slow the wall clock, not the work.
+file writing is included on both sides, and each rate is the best of ``--repeat`` runs for both sides alike, the
+runs interleaved (one of each measurement per round) so that a busy or quiet spell of the shared machine falls on
+all of them. Wall-clock rates are the targets; CPU-time rates are printed next to them because other processes
+slow the wall clock, not the work.
 """
 
 from __future__ import annotations
@@ -45,29 +46,35 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def best_rate(count: int, run: Callable[[Path], None], folder: Path, repeat: int) -> tuple[float, float]:
-    """(records/s by wall clock, records/s by process CPU time), each the best of ``repeat`` runs.
+Run = Callable[[Path], None]
 
-    Every run writes a new file, and the previous one is deleted outside the timed part: a real run writes
-    one file and does not pay for unlinking the last run's output.
+
+def best_rates(runs: dict[str, tuple[int, Run]], folder: Path, repeat: int) -> dict[str, tuple[float, float]]:
+    """Per run: (records/s by wall clock, records/s by process CPU time), each the best of ``repeat`` rounds.
+
+    Every run writes a new file, and deletes it outside the timed part: a real run writes one file and does
+    not pay for unlinking the previous run's output.
     """
-    wall, cpu = 0.0, 0.0
+    best = dict.fromkeys(runs, (0.0, 0.0))
     for attempt in range(repeat):
-        path = folder / f"run-{attempt}.jsonl"
-        started, started_cpu = time.perf_counter(), time.process_time()
-        run(path)
-        wall = max(wall, count / (time.perf_counter() - started))
-        cpu = max(cpu, count / max(time.process_time() - started_cpu, 1e-9))
-        path.unlink()
-    return wall, cpu
+        for name, (count, run) in runs.items():
+            path = folder / f"{name}-{attempt}.jsonl"
+            started, started_cpu = time.perf_counter(), time.process_time()
+            run(path)
+            wall = count / (time.perf_counter() - started)
+            cpu = count / max(time.process_time() - started_cpu, 1e-9)
+            path.unlink()
+            best[name] = (max(best[name][0], wall), max(best[name][1], cpu))
+    return best
 
 
-def bench_pool_jsonl(count: int, shape: str, folder: Path, repeat: int) -> tuple[float, float]:
-    gen = DossierGenerator(1, None, shape)  # set-up (Faker pools, units, contracts, templates) is not timed
-    return best_rate(count, lambda path: write_jsonl_batches(path, gen.jsonl_batches(count)), folder, repeat)
+def pool_jsonl(count: int, shape: str) -> Run:
+    """Writing ``count`` dossiers the way ``haicap data generate`` does (set-up done here, not timed)."""
+    gen = DossierGenerator(1, None, shape)
+    return lambda path: write_jsonl_batches(path, gen.jsonl_batches(count))
 
 
-def bench_faker_per_record(count: int, folder: Path, repeat: int) -> tuple[float, float]:
+def faker_per_record(count: int, folder: Path) -> Run:
     """The naive way: Faker called per record for every person field, the submission shape's fields.
 
     Each field uses Faker's cheapest call for it (measured): ``md5()[:12]`` for a 12-hex-digit file id (``hexify``
@@ -83,7 +90,7 @@ def bench_faker_per_record(count: int, folder: Path, repeat: int) -> tuple[float
     procedures = load_procedures()
     communes = tuple(c.code for c in admin_units().communes())
 
-    def write(path: Path, n: int) -> None:
+    def write(path: Path, n: int = count) -> None:
         with open(path, "wb") as fh:
             for _ in range(n):
                 procedure = procedures[rng.randrange(len(procedures))]
@@ -115,7 +122,7 @@ def bench_faker_per_record(count: int, folder: Path, repeat: int) -> tuple[float
                 fh.write(orjson.dumps(record) + b"\n")
 
     write(folder / "warm-up.jsonl", 200)  # Faker loads some providers' data on first use: not timed
-    return best_rate(count, lambda path: write(path, count), folder, repeat)
+    return write
 
 
 def child_peak_rss_kib(count: int, shape: str) -> int:
@@ -134,10 +141,13 @@ def main() -> int:
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
           f"best of {args.repeat} runs")  # fmt: skip
+    shapes = ("submission", "forwarded", "sync")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        rates = {s: bench_pool_jsonl(args.count, s, folder, args.repeat) for s in ("submission", "forwarded", "sync")}
-        faker_wall, faker_cpu = bench_faker_per_record(args.faker_count, folder, args.repeat)
+        runs = {shape: (args.count, pool_jsonl(args.count, shape)) for shape in shapes}
+        runs["faker"] = (args.faker_count, faker_per_record(args.faker_count, folder))
+        rates = best_rates(runs, folder, args.repeat)
+    faker_wall, faker_cpu = rates.pop("faker")
     for shape, (wall, cpu) in rates.items():
         print(f"pool-composed JSONL, {shape:<10}: {wall:>10,.0f} dossiers/s  (CPU time: {cpu:>9,.0f}/s, "
               f"{args.count:,} records)")  # fmt: skip

@@ -10,22 +10,23 @@ output, a required field this module cannot fill is an error at start-up. Dates 
 (1 July 2025) and advance one day per ``per_commune_per_day`` dossiers per commune (DOMAIN.md: ≈ 37 a commune a
 day); times fall in office hours. Names come from the Faker pools (a per-seed table of applicants).
 
-How it is fast (≥ 50,000 records/s written, see benchmarks/bench_data.py): at start-up every *variant* of a
-record — procedure × status × channel, the choices that decide which fields exist and their constant values —
-is described once with :class:`~.templates.Slot` markers for the per-record parts and compiled to a JSON line
-template in contract order (:mod:`.templates`). Records are then made in batches: one vectorised numpy draw per
-per-record quantity for the whole batch, then one ``%`` formatting per record. :meth:`jsonl_chunks` yields the
-lines as bytes; :meth:`records` parses those same lines, so the dict and JSONL outputs cannot disagree. A seed
-(numpy's PCG64) reproduces the same bytes; nothing is kept between batches except the day's MaHoSo counters
-(memory is flat in the count).
+How it is fast (≥ 50,000 records/s written; benchmarks/bench_data.py measures it): at start-up every *variant*
+of a record (procedure × status × channel: the choices that decide which fields exist and their constant values)
+is described once, with :class:`~.templates.Slot` markers for the per-record parts, and compiled to a bytes JSON
+line template in contract order (:mod:`.templates`). Records are then made in batches of 4,096: one vectorised
+numpy draw per per-record quantity (numbers come out as rows of ASCII digits, never formatted one by one), then
+one ``bytes %`` per record. :meth:`jsonl_batches` yields the lines; :meth:`records` parses those same lines, so
+the dict and JSONL outputs cannot disagree. A seed reproduces the same bytes (numpy's PCG64 ``Generator``; its
+streams are stable in practice but numpy does not promise them across releases); nothing is kept between batches
+except the day's MaHoSo counters (memory is flat in the count).
 
 Example::
 
     gen = DossierGenerator(seed=1, province_code="01", shape="sync")
     for record in gen.records(1000):
         ...
-    for chunk in gen.jsonl_chunks(1_000_000):   # bytes, whole lines
-        fh.write(chunk)
+    for count, lines in gen.jsonl_batches(1_000_000):   # whole \\n-terminated JSON lines
+        fh.write(lines)
 """
 
 from __future__ import annotations
