@@ -276,19 +276,19 @@ class Controller:
     def _window(self, t: float, width: int) -> tuple[float, float, Any, int, int, int]:
         from haicap.loadtests.histograms import Latency
 
-        last = int(t) - 1
+        last = int(t) - 2  # reports arrive every second: the last complete second may still be on its way
         keys = [k for k in range(last - width + 1, last + 1) if k in self.recorder.seconds]
         latency = Latency()
         requests = errors = completed = backlog = 0
         target = 0.0
         for k in keys:
+            target += self.recorder.seconds[k].target_rate / len(keys)
             s = self.recorder.seconds[k]
             latency.merge(s.latency)
             requests += s.requests
             errors += s.errors
             completed += s.completed
             backlog = max(backlog, s.backlog)
-            target = max(target, s.target_rate)
         return target, completed / max(len(keys), 1), latency, errors, backlog, requests
 
     def _progress(self, t: float) -> None:

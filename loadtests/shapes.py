@@ -239,14 +239,18 @@ def arrival_times(shape: LoadShape, max_rate: float) -> Iterator[tuple[int, floa
     """(n, intended seconds after start) of every arrival of a run, all workers together: uniform spacing,
     ``t_{n+1} = t_n + 1 / rate(t_n)`` with the rate clipped to ``max_rate``."""
     t, n = 0.0, 0
+    anchor_t, anchor_n, anchor_rate = 0.0, 0, -1.0  # within a constant rate: no float drift
     while t < shape.duration - 1e-9:
         rate = min(shape.rate(t), max_rate)
         if rate <= 1e-9:
             t += 0.05
+            anchor_rate = -1.0
             continue
+        if rate != anchor_rate:
+            anchor_t, anchor_n, anchor_rate = t, n, rate
         yield n, t
         n += 1
-        t += 1.0 / rate
+        t = anchor_t + (n - anchor_n) / rate
 
 
 SHAPES: dict[str, type[LoadShape]] = {s.name: s for s in (CutoverShape, StepShape, SpikeShape, SoakShape)}

@@ -1,0 +1,184 @@
+"""Load-test parts without a run: shapes, arrival schedule, mergeable histograms, reports, SLO gates, integrity."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from haicap.counterpart_client import CounterpartError
+from haicap.errors import HaicapError
+from haicap.loadtests.histograms import Latency
+from haicap.loadtests.integrity import check_integrity
+from haicap.loadtests.journeys import Mix, load_mix_scenarios
+from haicap.loadtests.recorder import Recorder
+from haicap.loadtests.shapes import DEFAULT_MIX, arrival_times, build_shape, load_shape_file
+from haicap.loadtests.slo import evaluate_slos
+from haicap.loadtests.summary import build_stages, build_timeseries
+
+
+# -- shapes ----------------------------------------------------------------------------------------
+def test_cutover_compresses_an_office_day_with_storm_and_burst() -> None:
+    shape = build_shape("cutover", 30, {"peak_rate": 4, "surge_factor": 2}).build()
+    assert "1,200×" in shape.describe()  # 10 h into 30 s
+    peak = 8.0
+    assert shape.rate(0.1) > peak  # the first-login storm on top of opening traffic
+    assert shape.mix(0.1)["first-login"] > 0
+    assert shape.rate(5) == pytest.approx(peak)  # 08:40, a morning peak, no storm any more
+    assert shape.mix(5) is None
+    assert shape.rate(15) < 0.5 * peak  # 12:00 lunch trough
+    burst_t = (15 + 50 / 60 - 7) * 3600 / 1200  # 15:50, inside the re-sync burst
+    assert shape.mix(burst_t)["batch-resync"] > 0 and shape.mix(burst_t)[DEFAULT_MIX] > 0
+    [outage] = shape.events()
+    assert outage.action == "sync-outage" and outage.at + outage.seconds == pytest.approx(
+        (15 + 40 / 60 - 7) * 3600 / 1200)
+
+
+def test_step_stages_have_equal_length_and_rising_rates() -> None:
+    shape = build_shape("step", 20, {"stages": 4, "start_rate": 1, "step_rate": 2}).build()
+    stages = shape.stages()
+    assert [s.target_rate for s in stages] == [1, 3, 5, 7]
+    assert {round(s.end - s.start, 9) for s in stages} == {5.0}
+    assert shape.rate(4.99) == 1 and shape.rate(5.0) == 3 and shape.rate(19.9) == 7
+
+
+def test_arrivals_follow_the_rate_and_are_clipped_to_the_cap() -> None:
+    shape = build_shape("soak", 10, {"rate": 50, "ramp_s": 0}).build()
+    assert sum(1 for _ in arrival_times(shape, 200)) == 500
+    assert sum(1 for _ in arrival_times(shape, 20)) == 200
+    spike = build_shape("spike", 10, {"base_rate": 2, "spike_rate": 10, "spike_at": 0.5, "spike_s": 2}).build()
+    times = [t for _, t in arrival_times(spike, 200)]
+    assert sum(1 for t in times if 5 <= t < 7) == 20 and sum(1 for t in times if t < 5) == 10
+
+
+def test_unknown_shape_and_bad_parameters_name_the_valid_ones() -> None:
+    with pytest.raises(HaicapError, match="valid shapes: cutover, soak, spike, step"):
+        build_shape("ramp", 10)
+    with pytest.raises(HaicapError, match=r"params\.surge_factor"):
+        build_shape("cutover", 10, {"surge_factor": 0})
+    with pytest.raises(HaicapError, match="close"):
+        build_shape("cutover", 10, {"open": "17:00", "close": "07:00"})
+
+
+def test_shape_file_errors_name_file_line_and_field(tmp_path: Any) -> None:
+    path = tmp_path / "shape.yaml"
+    path.write_text("shape: step\nduration: 20\nparams:\n  stages: 3\n  stage_rate: 4\n", encoding="utf-8")
+    with pytest.raises(HaicapError, match=r"shape\.yaml:5: params\.stage_rate: unknown field"):
+        load_shape_file(path)
+    path.write_text("shape: step\nduration: -1\n", encoding="utf-8")
+    with pytest.raises(HaicapError, match=r"shape\.yaml:2: duration"):
+        load_shape_file(path)
+    path.write_text("shape: step\nduration: 20\nparams: {stages: 2, start_rate: 3}\n", encoding="utf-8")
+    spec = load_shape_file(path, overrides={"step_rate": 1})
+    assert [s.target_rate for s in spec.build().stages()] == [3, 4]
+
+
+# -- histograms and reports ------------------------------------------------------------------------
+def _exact(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, round(p / 100 * len(ordered) + 0.5) - 1)]
+
+
+def test_histograms_merged_from_workers_keep_percentiles_within_a_percent() -> None:
+    rng = random.Random(3)
+    values = [rng.lognormvariate(3.5, 0.8) for _ in range(30_000)]
+    parts = [Latency() for _ in range(3)]
+    for i, v in enumerate(values):
+        parts[i % 3].record_ms(v)
+    merged = Latency()
+    for part in parts:
+        merged.merge(Latency.decode(part.encode()))  # as they travel from workers to the master
+    assert merged.count == len(values)
+    for p in (50, 95, 99):
+        assert merged.percentile_ms(p) == pytest.approx(_exact(values, p), rel=0.01)
+
+
+def test_reports_add_up_on_the_master() -> None:
+    a, b, master = Recorder(1000.0), Recorder(1000.0), Recorder(1000.0)
+    for rec, failed in ((a, False), (b, True)):
+        rec.request("submit dossier", 10.0, failed)
+        rec.step("birth-registration", "submit_dossier", 12.0, not failed, "failed: boom" if failed else "")
+        rec.journey("birth-registration", 40.0, not failed)
+        rec.dossier(f"M-{id(rec)}", "1", certain=True)
+        rec.expectations.append([f"M-{id(rec)}", "1", 1010.0])
+    master.add_report(a.take_report(final=True))
+    master.add_report(b.take_report(final=True))
+    assert master.totals().ok == 1 and master.totals().failed == 1
+    assert master.journeys["birth-registration"].failed == 1
+    assert len(master.accepted) == 2 and len(master.expectations) == 2
+    assert a.take_report(final=True)["requests"] == {}  # a report hands over and starts afresh
+
+
+# -- SLO gates -------------------------------------------------------------------------------------
+def test_slo_gate_lists_each_breach_and_passes_when_within() -> None:
+    scenarios = load_mix_scenarios()
+    rec = Recorder()
+    for _ in range(200):
+        rec.step("birth-registration", "submit_dossier", 50.0, True)
+        rec.step("birth-registration", "sso_login", 900.0, True)  # step SLO 1200 ms: within
+        rec.journey("birth-registration", 300.0, True)
+    assert evaluate_slos(rec, scenarios) == {"passed": True, "breaches": []}
+    for _ in range(20):
+        rec.step("birth-registration", "submit_dossier", 5000.0, False, "failed: 503")
+        rec.journey("birth-registration", 5000.0, False)
+    result = evaluate_slos(rec, scenarios, {"late_count": 3, "checked": 10})
+    found = {(b["scenario"], b["step"], b["metric"]) for b in result["breaches"]}
+    assert not result["passed"]
+    assert ("birth-registration", None, "error_rate") in found
+    assert ("birth-registration", "submit_dossier", "p95_ms") in found
+    assert ("birth-registration", "submit_dossier", "error_rate") in found
+    assert (None, "expect_synced", "sync_sla") in found
+    assert ("birth-registration", "sso_login", "p95_ms") not in found
+
+
+def test_unknown_scenario_names_the_valid_ones() -> None:
+    with pytest.raises(HaicapError, match=r"valid scenarios: .*birth-registration.*first-login"):
+        Mix.build(load_mix_scenarios(), ["birth-registraton"])
+
+
+def test_stages_and_timeseries_from_measurements() -> None:
+    shape = build_shape("step", 4, {"stages": 2, "start_rate": 2, "step_rate": 2}).build()
+    rec = Recorder(0.0)
+    for second, n in ((0, 2), (1, 2), (2, 4), (3, 4)):
+        for _ in range(n):
+            rec.second(second + 0.5).started += 1
+            rec.second(second + 0.5).requests += 1
+            rec.second(second + 0.5).latency.record_ms(20.0 * (second + 1))
+    doc = build_stages(rec, shape, 200, {"p95_ms": 800, "p99_ms": 2000, "error_rate": 0.01})
+    assert [(s["target_rate"], s["achieved_rate"], s["requests"]) for s in doc["stages"]] == [(2, 2, 4), (4, 4, 8)]
+    series = build_timeseries(rec, shape, 200)["samples"]
+    assert [s["target_rate"] for s in series] == [2, 2, 4, 4]
+    assert series[3]["p95_ms"] == pytest.approx(80, rel=0.01)
+
+
+# -- integrity -------------------------------------------------------------------------------------
+class _Ledger:
+    def __init__(self, batches: list[list[dict[str, Any]]]) -> None:
+        self.batches = batches
+        self.calls = 0
+
+    def synced_dossiers(self) -> list[dict[str, Any]]:
+        self.calls += 1
+        batch = self.batches[min(self.calls - 1, len(self.batches) - 1)]
+        if batch is None:
+            raise CounterpartError("ledger down")
+        return batch
+
+
+def test_integrity_waits_for_the_drain_then_lists_what_is_missing_or_stale() -> None:
+    accepted = {"A": ["10", True], "B": ["4", True], "C": ["1", False], "D": ["2", True]}
+    late = [{"MaHoSo": "A", "TrangThaiHoSo": "10"}, {"MaHoSo": "B", "TrangThaiHoSo": "2"},
+            {"MaHoSo": "C", "TrangThaiHoSo": "4"}]
+    ledger = _Ledger([[], late])
+    result = check_integrity(ledger, accepted, drain_s=0.3, poll_s=0.05, say=lambda _: None)
+    assert ledger.calls >= 2  # it polled again within the drain window
+    assert result["accepted"] == 4 and result["synced"] == 2  # A exact, C present (status unknown)
+    problems = {m["MaHoSo"]: m["problem"] for m in result["missing"]}
+    assert problems == {"B": "stale status in the national ledger", "D": "not in the national ledger"}
+
+
+def test_integrity_passes_as_soon_as_everything_arrived() -> None:
+    ledger = _Ledger([[{"MaHoSo": "A", "TrangThaiHoSo": "1"}]])
+    result = check_integrity(ledger, {"A": ["1", True]}, drain_s=30, say=lambda _: None)
+    assert result["missing"] == [] and result["checked"] and result["drained_in_s"] < 5
