@@ -287,7 +287,7 @@ def every_change_in_time(ctx: CheckContext) -> None:
                 late.append({"MaHoSo": dossier.ma_ho_so, **arrival.evidence()})
     ctx.expect(not missing and not late,
                f"{len(missing) + len(late)} of {total} state changes did not reach the national portal within "
-               f"{seen.sla_seconds:g}s ({len(missing)} not received, {len(late)} late)",
+               f"{seen.sla_seconds:g}s ({len(missing)} not received within the SLA, {len(late)} received late)",
                expected=f"every state change received within {seen.sla_seconds:g}s of its ThoiDiemXuLy",
                actual={"not_received": missing[:10], "late": late[:10]},
                reproduce="haicap certify --only sync; then GET <national>/_ledger/sync/dossiers/{MaHoSo} against "
