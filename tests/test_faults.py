@@ -305,3 +305,24 @@ def _unauthenticated_forwarding(h: Harness) -> bool:
     answer = h.http.post("/national/forwarded-dossiers", json=body)  # no credential
     assert answer.status_code in (201, 401), answer.text
     return answer.status_code == 201
+
+
+# -- sso: sign-on request and logout (appended with checks SSO-01 and SSO-02) -----------------------------
+@probe("no-pkce")
+def _no_pkce(h: Harness) -> bool:
+    login = httpx.get(h.sb.province_url + "/auth/login", params={"login_hint": new_cccd()}, timeout=15.0)
+    assert login.status_code == 302, login.text
+    query = parse_qs(urlparse(login.headers["location"]).query)
+    return "code_challenge" not in query and "code_challenge_method" not in query
+
+
+@probe("local-logout-only")
+def _local_logout(h: Harness) -> bool:
+    with httpx.Client(timeout=15.0) as browser:
+        callback = browser.get(_callback_url(browser, h))
+        assert callback.status_code == 200, callback.text
+        bearer = {"Authorization": f"Bearer {callback.json()['access_token']}"}
+        answer = browser.get(h.sb.province_url + "/auth/logout", headers=bearer)
+        assert answer.status_code < 400, answer.text
+        assert browser.get(h.sb.province_url + "/api/v1/dossiers", headers=bearer).status_code == 401
+    return answer.status_code != 302 or not answer.headers["location"].startswith(h.sb.national_url + "/end-session?")

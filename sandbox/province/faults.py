@@ -36,6 +36,8 @@ _FAULTS = [
     Fault("skips-state-check", "sso", "callback state not compared with the login's state (CSRF)"),
     Fault("accepts-reused-code", "sso", "a replayed callback (same authorization code) yields a new session"),
     Fault("identity-from-body", "sso", "ChuHoSo/DinhDanhCHS taken from the request body, not the SSO session"),
+    Fault("no-pkce", "sso", "the authorization request carries no PKCE code_challenge (RFC 7636, RFC 9700 §2.1.1)"),
+    Fault("local-logout-only", "sso", "logout ends the province session only, no redirect to the national end-session"),
     # submission
     Fault("pre-merger-commune-codes", "submission", "pre-merger (63-province) ward codes accepted as MaXa"),
     Fault("500-on-malformed-input", "submission", "malformed JSON or missing fields crash the handler (HTTP 500)"),

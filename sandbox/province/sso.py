@@ -12,6 +12,7 @@ The ``sso`` faults of :mod:`faults` each switch off one of these checks, where i
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -129,6 +130,7 @@ class RelyingParty:
         self._discovery: dict[str, Any] | None = None
         self._keys: dict[str, Any] = {}
         self._keys_fetched = 0.0
+        self._keys_lock = asyncio.Lock()
         self._cccd = registry.validator("common.schema.json#/$defs/SoCCCD")
         self._http: httpx.AsyncClient | None = None
 
@@ -160,20 +162,22 @@ class RelyingParty:
         return value if isinstance(value, str) and value else self.issuer + default_path
 
     async def _signing_key(self, kid: str | None) -> Any:
-        if kid not in self._keys and time.monotonic() - self._keys_fetched > 1.0:
-            self._keys_fetched = time.monotonic()
-            try:
-                response = await self.http.get(await self._endpoint("jwks_uri", "/jwks"))
-                keys = response.json().get("keys", [])
-            except (httpx.HTTPError, ValueError, AttributeError) as exc:
-                raise _refuse(f"national JWKS unavailable ({type(exc).__name__})") from None
-            fresh: dict[str, Any] = {}
-            for jwk in keys if isinstance(keys, list) else []:
-                try:
-                    fresh[jwk.get("kid")] = jwt.PyJWK(jwk).key
-                except (jwt.PyJWKError, AttributeError, TypeError):
-                    continue
-            self._keys = fresh
+        if kid not in self._keys:
+            async with self._keys_lock:  # concurrent first sign-ins wait for one JWKS fetch, not fail
+                if kid not in self._keys and time.monotonic() - self._keys_fetched > 1.0:
+                    self._keys_fetched = time.monotonic()
+                    try:
+                        response = await self.http.get(await self._endpoint("jwks_uri", "/jwks"))
+                        keys = response.json().get("keys", [])
+                    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+                        raise _refuse(f"national JWKS unavailable ({type(exc).__name__})") from None
+                    fresh: dict[str, Any] = {}
+                    for jwk in keys if isinstance(keys, list) else []:
+                        try:
+                            fresh[jwk.get("kid")] = jwt.PyJWK(jwk).key
+                        except (jwt.PyJWKError, AttributeError, TypeError):
+                            continue
+                    self._keys = fresh
         key = self._keys.get(kid)
         if key is None and kid is None and len(self._keys) == 1:
             key = next(iter(self._keys.values()))
@@ -202,9 +206,10 @@ class RelyingParty:
             "acr_values": "LoA1",
             "state": pending.state,
             "nonce": pending.nonce,
-            "code_challenge": _b64url(hashlib.sha256(pending.verifier.encode("ascii")).digest()),
-            "code_challenge_method": "S256",
         }
+        if "no-pkce" not in self.faults:
+            params["code_challenge"] = _b64url(hashlib.sha256(pending.verifier.encode("ascii")).digest())
+            params["code_challenge_method"] = "S256"
         if login_hint:
             params["login_hint"] = login_hint
         authorize = await self._endpoint("authorization_endpoint", "/authorize")
@@ -275,8 +280,9 @@ class RelyingParty:
             "redirect_uri": self.client.redirect_uri,
             "client_id": self.client.client_id,
             "client_secret": self.client.client_secret,
-            "code_verifier": verifier,
         }
+        if "no-pkce" not in self.faults:
+            form["code_verifier"] = verifier
         try:
             response = await self.http.post(await self._endpoint("token_endpoint", "/token"), data=form)
             data = response.json()
@@ -358,6 +364,8 @@ class RelyingParty:
     async def logout(self, request: Request) -> Response:
         token, session = self.sessions.from_request(request)
         self.sessions.revoke(token)
+        if "local-logout-only" in self.faults:  # the defect: the national session stays open
+            return json_response({"logged_out": True})
         params = {
             "id_token_hint": session.id_token,
             "post_logout_redirect_uri": self.client.post_logout_redirect_uri,
