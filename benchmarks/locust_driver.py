@@ -7,7 +7,7 @@ The measurement window follows a warm-up: statistics are reset when the window o
 this process and of the server processes (``pids``) is read at both ends with psutil, so throughput and CPU
 cost describe exactly the same seconds.
 
-Spec: ``{"host", "user": "hello" | "submit" | "get" | "module:Class", "users", "warmup_s", "measure_s",
+Spec: ``{"host", "user": "hello" | "submit" | "get" | "journey" | "module:Class", "users", "warmup_s", "measure_s",
 "pids": [int], "env": {name: value}}``. ``submit`` posts pre-serialised pool dossiers owned by the signed-in
 citizen (Bearer token in ``HAICAP_BENCH_TOKEN``); ``get`` reads ``HAICAP_BENCH_MAHOSO``.
 """
@@ -73,8 +73,43 @@ class GetUser(FastHttpUser):
                 response.failure(f"{response.status_code}")
 
 
+class BareJourneyUser(FastHttpUser):
+    """The bench journey of bench_load.py written as plain Locust: sign in (3 hops), submit, N status reads.
+
+    Same requests as haicap's scenario users make for that journey, without the scenario engine, the open-model
+    scheduler or haicap's recorder: the yardstick for their overhead.
+    """
+
+    pool: ClassVar[Any] = None
+    reads: ClassVar[int] = 20
+    counter: ClassVar[int] = 0
+
+    @task
+    def journey(self) -> None:
+        cls = BareJourneyUser
+        index = cls.counter
+        cls.counter += 1
+        citizen = cls.pool.citizen(index)
+        cccd = citizen["SoDinhDanh"]
+        self.client.cookiejar.clear()
+        login = self.client.get(f"/auth/login?login_hint={cccd}", name="/auth/login", allow_redirects=False)
+        authorize = self.client.get(login.headers["location"], name="national /authorize", allow_redirects=False)
+        callback = self.client.get(authorize.headers["location"], name="/auth/callback", allow_redirects=False)
+        auth = {"Authorization": f"Bearer {callback.json()['access_token']}"}
+        dossier = cls.pool.submission(index)
+        dossier["DinhDanhCHS"] = [{"LoaiDinhDanh": "1", "SoDinhDanh": cccd}]
+        with self.client.post("/api/v1/dossiers", json=dossier, headers=auth, name="submit dossier",
+                              catch_response=True) as response:
+            if response.status_code != 201:
+                response.failure(f"{response.status_code}")
+                return
+            ma_ho_so = response.json()["MaHoSo"]
+        for _ in range(cls.reads):
+            self.client.get(f"/api/v1/dossiers/{ma_ho_so}", headers=auth, name="get dossier")
+
+
 def _user_class(name: str) -> type:
-    builtin = {"hello": HelloUser, "submit": SubmitUser, "get": GetUser}
+    builtin = {"hello": HelloUser, "submit": SubmitUser, "get": GetUser, "journey": BareJourneyUser}
     if name in builtin:
         return builtin[name]
     module_name, _, attr = name.partition(":")
@@ -90,6 +125,13 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         from bench_sandbox import submission_bodies
 
         SubmitUser.bodies = submission_bodies(int(spec.get("pool_seed", 7)), int(spec.get("pool_size", 2000)))
+    if user_class is BareJourneyUser:
+        from haicap.data_generators.pool import DataPool
+
+        BareJourneyUser.pool = DataPool.build(
+            seed=int(spec.get("pool_seed", 11)), size=int(spec.get("pool_size", 2000)),
+            province=spec.get("province", "01"))
+        BareJourneyUser.reads = int(spec.get("reads", 20))
     user_class.host = spec["host"]
     env = Environment(user_classes=[user_class], events=events, host=spec["host"])
     runner = env.create_local_runner()

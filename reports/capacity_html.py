@@ -109,7 +109,7 @@ def figure_latency_vs_throughput(sizing: dict[str, Any]) -> Figure:
     stages = sorted(sizing["stages"], key=lambda s: s["achieved_rate"])
     slo = sizing["slo"]
     unit = sizing["rate_unit"]
-    fig = _figure(10, 5)
+    fig = _figure(11, 5)
     ax = fig.subplots()
     conclusive = [s for s in stages if s["verdict"] != "inconclusive"]
     x = [s["achieved_rate"] for s in conclusive]
@@ -142,12 +142,12 @@ def figure_latency_vs_throughput(sizing: dict[str, Any]) -> Figure:
         ax.set_yscale("log")
     else:
         ax.set_ylim(bottom=0)
-    ax.set_xlim(left=0)
+    ax.set_xlim(0, max([s["achieved_rate"] for s in stages] + [1.0]) * 1.08)
     ax.set_xlabel(f"achieved throughput ({unit})")
     ax.set_ylabel("latency (ms)")
     ax.set_title("Latency against throughput, per stage")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="upper left", fontsize=8, frameon=False, ncol=2)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return fig
 
 
