@@ -28,6 +28,7 @@ class CheckContext:
         self.national = CounterpartClient(target.national_url, target.control_token)
         self._shared: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
         self._province: Any = None
 
     @property
@@ -69,8 +70,15 @@ class CheckContext:
             raise CheckSkipped(f"capability not declared in the profile: {', '.join(missing)}")
 
     def shared(self, key: str, factory: Callable[[], T]) -> T:
-        """Compute ``factory()`` once per process and reuse it across checks (failures are not cached)."""
+        """Compute ``factory()`` once per process and reuse it across checks (failures are not cached).
+
+        One lock per key, so a factory may itself call ``shared`` for another key (a journey needing data).
+        """
         with self._lock:
+            if key in self._shared:
+                return self._shared[key]  # type: ignore[no-any-return]
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
             if key not in self._shared:
                 self._shared[key] = factory()
             return self._shared[key]  # type: ignore[no-any-return]

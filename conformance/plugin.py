@@ -217,6 +217,9 @@ def _allure_labels(spec: CheckSpec) -> None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # pytest copies user_properties onto every phase's report: take the record once, from the phase that made it
+    if not (report.when == "call" or (report.when == "setup" and not report.passed)):
+        return
     for name, value in getattr(report, "user_properties", []):
         if name == "haicap_check":
             record = json.loads(value)
