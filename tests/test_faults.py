@@ -32,8 +32,8 @@ def probe(fault_id: str) -> Callable[[Probe], Probe]:
 # -- sso -------------------------------------------------------------------------------------------
 def _login_with_defect(h: Harness, defect: str) -> bool:
     assert h.national.post("/_control/idp/next-token", json={"defect": defect, "count": 1}).status_code < 300
-    answer = h.province.login_response(new_cccd())
-    assert answer.status_code in (200, 401), answer.text
+    answer = h.province.login_hops(new_cccd()).callback
+    assert answer is not None and answer.status_code in (200, 401), answer
     return answer.status_code == 200
 
 
@@ -84,7 +84,7 @@ def _identity(h: Harness) -> bool:
         "ChuHoSo": "Người Khác",
         "DinhDanhCHS": [{"LoaiDinhDanh": "1", "SoDinhDanh": other}],
     }
-    answer = h.province.http.post("/api/v1/dossiers", json=body, headers=h.province.bearer(token))
+    answer = h.http.post("/api/v1/dossiers", json=body, headers=token.headers())
     return answer.status_code == 201 and answer.json()["DinhDanhCHS"][0]["SoDinhDanh"] != cccd
 
 
@@ -95,14 +95,14 @@ def _pre_merger(h: Harness) -> bool:
     old = next(w.code for w in admin_units().legacy_wards("01") if w.code not in current)
     token, _ = h.login()
     body = {"MaTTHC": "1.001193", "MaXa": old, "TrichYeuHoSo": "x"}
-    return h.province.http.post("/api/v1/dossiers", json=body, headers=h.province.bearer(token)).status_code == 201
+    return h.http.post("/api/v1/dossiers", json=body, headers=token.headers()).status_code == 201
 
 
 @probe("500-on-malformed-input")
 def _malformed(h: Harness) -> bool:
     token, _ = h.login()
-    headers = {**h.province.bearer(token), "Content-Type": "application/json"}
-    return h.province.http.post("/api/v1/dossiers", content=b'{"MaTTHC": ', headers=headers).status_code >= 500
+    headers = {**token.headers(), "Content-Type": "application/json"}
+    return h.http.post("/api/v1/dossiers", content=b'{"MaTTHC": ', headers=headers).status_code >= 500
 
 
 def _concurrent_submits(h: Harness, n: int = 60, workers: int = 20) -> tuple[str, list[str]]:
@@ -111,7 +111,7 @@ def _concurrent_submits(h: Harness, n: int = 60, workers: int = 20) -> tuple[str
     def submit(_: int) -> str | None:
         with httpx.Client(base_url=h.sb.province_url, timeout=30.0) as http:
             body = {"MaTTHC": "1.001193", "MaXa": "00226", "TrichYeuHoSo": "x"}
-            r = http.post("/api/v1/dossiers", json=body, headers={"Authorization": f"Bearer {token}"})
+            r = http.post("/api/v1/dossiers", json=body, headers=token.headers())
             return r.json()["MaHoSo"] if r.status_code == 201 else None
 
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
@@ -129,7 +129,7 @@ def _duplicates(h: Harness) -> bool:
 def _lost(h: Harness) -> bool:
     token, codes = _concurrent_submits(h)
     time.sleep(0.3)  # let any write-behind buffer flush
-    listed = h.province.http.get("/api/v1/dossiers?limit=200", headers=h.province.bearer(token)).json()
+    listed = h.http.get("/api/v1/dossiers?limit=200", headers=token.headers()).json()
     return listed["total"] < len(codes)
 
 
@@ -137,7 +137,7 @@ def _lost(h: Harness) -> bool:
 def _transition(h: Harness) -> bool:
     token, _ = h.login()
     m = h.submit(token)["MaHoSo"]
-    return h.province.act(m, "return-result").status_code == 200
+    return h.act(m, "return-result") == 200
 
 
 # -- payment ---------------------------------------------------------------------------------------
@@ -167,13 +167,13 @@ def _replay(h: Harness) -> bool:
     token, m, payment = _paid_dossier(h)
     replayed = h.national.post(f"/_control/payment/{payment['MaThamChieu']}/replay")
     assert replayed.json()["status_code"] == 200
-    return h.province.dossier(token, m)["SoTienDaThanhToan"] > payment["SoTien"]
+    return h.province.dossier(token, m).json()["SoTienDaThanhToan"] > payment["SoTien"]
 
 
 @probe("marks-paid-on-failed-payment")
 def _failed_payment(h: Harness) -> bool:
     token, m, _ = _paid_dossier(h, "failure")
-    return h.province.dossier(token, m)["DaThanhToan"] is True
+    return h.province.dossier(token, m).json()["DaThanhToan"] is True
 
 
 @probe("no-paid-flag-sync")
@@ -189,7 +189,7 @@ def _paid_flag(h: Harness) -> bool:
 def _status_sync(h: Harness) -> bool:
     token, _ = h.login()
     m = h.submit(token)["MaHoSo"]
-    assert h.province.act(m, "receive").status_code == 200
+    assert h.act(m, "receive") == 200
     return h.synced(m, "2", timeout=3) is None
 
 
@@ -214,14 +214,14 @@ def _missing_fields(h: Harness) -> bool:
 def _forwarded(h: Harness) -> bool:
     sent = h.national.post("/_control/forward", json={}).json()
     m = sent.get("MaHoSo") or sent["dossier"]["MaHoSo"]
-    officer = h.province.bearer(h.sb.configs.province.officer_token)
-    return h.province.http.get(f"/officer/dossiers/{m}", headers=officer).status_code == 404
+    officer = h.sb.officer_headers()
+    return h.http.get(f"/officer/dossiers/{m}", headers=officer).status_code == 404
 
 
 # -- units -----------------------------------------------------------------------------------------
 @probe("wrong-agency-codes")
 def _units(h: Harness) -> bool:
-    declared = h.province.http.get("/api/v1/units").json()["DonVi"]
+    declared = h.http.get("/api/v1/units").json()["DonVi"]
     current = {c.code for c in admin_units().communes("01")}
     return any(u["MaXa"] not in current for u in declared) or any(
         h.sb.configs.province.agency_code[-3:] != u["MaCoQuan"][-3:] or u["MaCoQuan"].count(".") != 3
@@ -260,7 +260,7 @@ def test_fault_is_observable(fault_id: str, correct: Harness) -> None:
 def _init_checksum(h: Harness) -> bool:
     token, _ = h.login()
     m = h.submit(token, MaTTHC="1.004222")["MaHoSo"]
-    start = h.province.http.post(f"/api/v1/dossiers/{m}/payments", headers=h.province.bearer(token))
+    start = h.http.post(f"/api/v1/dossiers/{m}/payments", headers=token.headers())
     assert start.status_code in (201, 502), start.text
     return start.status_code == 502  # the platform refused the INIT's MaXacThuc
 
@@ -269,7 +269,7 @@ def _init_checksum(h: Harness) -> bool:
 def _duplicate_sync(h: Harness) -> bool:
     token, _ = h.login()
     m = h.submit(token)["MaHoSo"]
-    assert h.province.act(m, "receive").status_code == 200
+    assert h.act(m, "receive") == 200
     assert h.synced(m, "2", timeout=5) is not None
     assert wait_for(h.drained)
     entry = h.ledger(m)
