@@ -368,7 +368,7 @@ def bad_input_refused(ctx: CheckContext) -> None:
         server_errors = sum(f["status"] is None or f["status"] >= 500 for f in findings)
         raise CheckFailure(
             f"{len(findings)} bad input(s) not refused properly ({server_errors} with a 5xx or no answer): "
-            + ", ".join(f"{f['variant']} → {f['status']}" for f in findings[:6]),
+            + ", ".join(f"{f['variant']} → {f['status'] or 'no answer'}" for f in findings[:6]),
             expected="4xx application/problem+json naming the offending field",
             actual=findings, reproduce=first_repro)
 
