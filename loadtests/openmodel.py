@@ -120,8 +120,13 @@ class ArrivalScheduler:
             self.in_flight -= 1
 
     def _sample(self) -> None:
-        next_at = time.time()
+        # psutil's cpu_percent(None) is the CPU share since its previous call: the first sample is taken one full
+        # interval after the priming call in run(), never microseconds later (which reads as thousands of percent)
+        next_at = time.time() + 1.0
         while not self.stopped:
+            gevent.sleep(max(0.0, next_at - time.time()))
+            if self.stopped:
+                break
             now = time.time()
             cpu = self._process.cpu_percent(None)
             backlog = self.backlog()
@@ -129,4 +134,3 @@ class ArrivalScheduler:
             self.cpu_max = max(self.cpu_max, cpu)
             self.recorder.gauge(self.target_rate(now - self.start_epoch), self.in_flight, backlog, cpu)
             next_at += 1.0
-            gevent.sleep(max(0.0, next_at - time.time()))

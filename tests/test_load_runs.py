@@ -7,6 +7,7 @@ Rates are small (2 shared cores): assertions are about gates and integrity, not 
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,11 @@ def test_short_cutover_against_the_correct_province_passes(tmp_path: Path, capsy
     out = tmp_path / "out"
     series = json.loads((out / "timeseries.json").read_text(encoding="utf-8"))
     assert series["interval_s"] == 1 and len(series["samples"]) >= 12
+    # generator CPU is a share of one process over a full interval: never the thousands of percent a
+    # sample taken microseconds after psutil's priming call reads as
+    cores = os.cpu_count() or 1
+    assert all(0 <= s["generator_cpu"] <= 100 * cores for s in series["samples"])
+    assert summary["generator"]["cpu_max"] <= 100 * cores and summary["generator"]["kept_up"]
     assert sum(s["achieved_rate"] for s in series["samples"]) == summary["journeys"]["started"]
     stats = (out / "locust_stats.csv").read_text(encoding="utf-8")
     assert "submit dossier" in stats and "officer receive" in stats  # requests named by the journey's steps
