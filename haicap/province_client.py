@@ -84,6 +84,12 @@ class ProvinceClient:
             if close:
                 close()
 
+    def __enter__(self) -> ProvinceClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- single sign-on --------------------------------------------------------------------------
     def login_hops(
         self,

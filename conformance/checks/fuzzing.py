@@ -155,9 +155,13 @@ class FuzzRun:
             problems += [_describe(f) for f in group.exceptions]
         except Failure as failure:
             problems.append(_describe(failure))
-        if response.status_code >= 400 and not is_problem(_HttpxLike(response)):
+        answer = _HttpxLike(response)
+        if response.status_code >= 400 and not is_problem(answer):
             problems.append(f"HTTP {response.status_code} without an RFC 9457 problem body "
-                            f"(Content-Type {_HttpxLike(response).headers.get('content-type', 'none')})")
+                            f"(Content-Type {answer.headers.get('content-type', 'none')})")
+        elif response.status_code in {400, 422} and not _names_fields(answer):
+            problems.append(f"HTTP {response.status_code} problem does not name the offending field "
+                            "(errors[].field missing or empty)")
         if problems:
             self._record(case, mode, shown, response.status_code, problems)
 
@@ -218,6 +222,15 @@ def _authorize(case: Any, sent: dict[str, str]) -> None:
     if sent:
         headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
         case.headers = {**headers, **sent}
+
+
+def _names_fields(answer: _HttpxLike) -> bool:
+    """A validation problem lists its offending fields (``errors: [{field, message}]``, field non-empty)."""
+    try:
+        errors = answer.json().get("errors")
+    except (ValueError, AttributeError):
+        return False
+    return bool(errors) and all(isinstance(e, dict) and e.get("field") for e in errors)
 
 
 def _mode_name(mode: Any) -> str:
