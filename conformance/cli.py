@@ -95,11 +95,13 @@ def run_certify(args: argparse.Namespace) -> int:
             target_file = fh.name
         try:
             cmd = [
-                sys.executable, "-m", "pytest", "--pyargs", "haicap.conformance",
+                # -P: the working directory is not put on sys.path, so a source checkout's haicap/ folder can
+                # never shadow the installed package (its top-level folders install as haicap.* subpackages)
+                sys.executable, "-P", "-m", "pytest", "--pyargs", "haicap.conformance",
                 "-p", "no:cacheprovider", "-q", "--no-header", "--tb=line", "-rN",
-                f"--rootdir={out.resolve()}", f"--junitxml={out / 'junit.xml'}",
-                f"--alluredir={out / 'allure-results'}", "--clean-alluredir",
-                f"--haicap-target-file={target_file}", f"--haicap-results={records_path}",
+                f"--rootdir={out.resolve()}", f"--junitxml={(out / 'junit.xml').resolve()}",
+                f"--alluredir={(out / 'allure-results').resolve()}", "--clean-alluredir",
+                f"--haicap-target-file={target_file}", f"--haicap-results={records_path.resolve()}",
                 f"--haicap-seed={args.seed}",
             ]
             for criterion in sorted(criteria or ()):
@@ -108,7 +110,7 @@ def run_certify(args: argparse.Namespace) -> int:
                 cmd += ["-k", " or ".join(rerun_ids)]
             if args.workers:
                 cmd += ["-n", str(args.workers)]
-            _stream(cmd, redact)
+            _stream(cmd, redact, cwd=out)
         finally:
             os.unlink(target_file)
         records = json.loads(records_path.read_text(encoding="utf-8")) if records_path.exists() else []
@@ -125,9 +127,10 @@ def run_certify(args: argparse.Namespace) -> int:
     return 0 if results["summary"]["ok"] else 1
 
 
-def _stream(cmd: list[str], redact: Any) -> int:
+def _stream(cmd: list[str], redact: Any, cwd: Path) -> int:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                          cwd=cwd) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             sys.stdout.write(redact.text(line))
