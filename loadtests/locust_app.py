@@ -56,6 +56,32 @@ Send = Callable[[str, Any], None]
 
 
 # -- worker side -----------------------------------------------------------------------------------
+def _connection_budget(wanted: int) -> int:
+    """Connections per host this process may open: ``wanted``, raising the open-file limit towards it.
+
+    Every in-flight journey may hold a connection; a low soft limit (1024 is common) would turn a generous
+    in-flight bound into "too many open files". If the hard limit is lower, journeys share fewer connections
+    (their waiting is inside their latency, timed from the intended start) and a note says so.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = wanted * 2 + 200  # province and national hosts, plus the process's own files
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        new_soft = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
+            soft = new_soft
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        allowed = max(10, (soft - 200) // 2)
+        print(f"haicap load: note: open-file limit {soft} allows {allowed} connections per host, not {wanted}; "
+              "journeys beyond that wait for a connection (ulimit -n to raise it)", flush=True)
+        return allowed
+    return wanted
+
+
 class WorkerLoad:
     """Everything one generator process needs: data, scenarios, clients, the recorder and the scheduler."""
 
@@ -72,7 +98,8 @@ class WorkerLoad:
         self.data = PoolScenarioData(pool.pool, start=self.index, stride=self.count)
         self.shape = ShapeSpec(**setup["shape"]).build()
         self.national = CounterpartClient(setup["national_url"], setup["control_token"])
-        self.client_pool = HTTPClientPool(concurrency=int(setup["max_in_flight"]) + 10, network_timeout=30.0,
+        self.connections = _connection_budget(int(setup["max_in_flight"]) + 10)
+        self.client_pool = HTTPClientPool(concurrency=self.connections, network_timeout=30.0,
                                           connection_timeout=10.0, insecure=True)
         self.request_event: Any = None  # environment.events.request, set by the driver
         self.recorder: Recorder | None = None
