@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from haicap.errors import HaicapError
+from haicap.loadtests import DEFAULT_MAX_IN_FLIGHT
 
 __all__ = ["register"]
 
@@ -45,8 +46,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--drain", type=float, default=30.0, metavar="S",
                         help="seconds to wait for accepted dossiers to reach the national ledger (default 30)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-in-flight", type=int, default=500, metavar="N",
-                        help="journeys running at once, all workers (default 500); later arrivals are backlog")
+    parser.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT, metavar="N",
+                        help="safety bound on journeys running at once, all workers (default "
+                        f"{DEFAULT_MAX_IN_FLIGHT}); arrivals beyond it wait and are reported as held back")
+    parser.add_argument("--require-kept-up", action=argparse.BooleanOptionalAction, default=True,
+                        help="a run where the generator did not keep up (arrivals held back or late, CPU > 80%%) "
+                        "cannot pass: it exits 2, inconclusive (default on)")
     parser.add_argument("--pool-size", type=int, default=1000, metavar="N", help="pre-generated citizens per worker")
     parser.add_argument("--projection", action="append", default=[], metavar="KEY=VALUE",
                         help="capacity projection for a step run, e.g. --projection surge_factor=3")
@@ -109,6 +114,6 @@ def run(args: argparse.Namespace) -> int:
         master=args.master, expect_workers=args.expect_workers, master_bind=args.master_bind,
         master_port=args.master_port, seed=args.seed, drain_s=args.drain, scenarios=args.scenario,
         scenario_paths=args.scenario_path, max_in_flight=args.max_in_flight, pool_size=args.pool_size,
-        projection=_pairs(args.projection, "--projection"),
+        projection=_pairs(args.projection, "--projection"), require_kept_up=args.require_kept_up,
     )
     return run_load(options)

@@ -120,8 +120,11 @@ class WorkerLoad:
             self.send("haicap_final", {
                 "index": self.index,
                 "report": self.recorder.take_report(final=True),
-                "generator": {"cpu_max": scheduler.cpu_max, "backlog_max": scheduler.backlog_max,
-                              "dropped": scheduler.dropped, "in_flight_at_end": scheduler.in_flight},
+                "generator": {"index": self.index, "cpu_max": scheduler.cpu_max,
+                              "backlog_max": scheduler.backlog_max, "dropped": scheduler.dropped,
+                              "in_flight_at_end": scheduler.in_flight, "started": scheduler.started,
+                              "held_back": scheduler.held_back, "requests": self.recorder.requests_total,
+                              "max_in_flight": scheduler.cap, "connections": self.connections},
             })
             self.national.close()
 
@@ -241,7 +244,8 @@ class Controller:
         elif kind == "haicap_final":
             if "error" in data:
                 self.errors.append(f"worker {data['index']}: {data['error']}")
-                self.finals[int(data["index"])] = {"cpu_max": 0.0, "backlog_max": 0, "dropped": 0}
+                self.finals[int(data["index"])] = {"index": int(data["index"]), "cpu_max": 0.0, "backlog_max": 0,
+                                                   "dropped": 0, "started": 0, "held_back": 0, "requests": 0}
                 return
             self.recorder.add_report(data["report"])
             self.finals[int(data["index"])] = data["generator"]
@@ -349,7 +353,7 @@ def _write_locust_outputs(env: Environment, out: Path) -> None:
 
 
 def _spawn_workers(count: int, port: int) -> list[subprocess.Popen[bytes]]:
-    return [subprocess.Popen([sys.executable, "-m", "haicap.loadtests.locust_app", "--worker",
+    return [subprocess.Popen([sys.executable, "-P", "-m", "haicap.loadtests.locust_app", "--worker",
                               "--master-host", "127.0.0.1", "--master-port", str(port)])
             for _ in range(count)]
 

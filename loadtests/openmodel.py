@@ -2,10 +2,13 @@
 
 Arrival ``n`` is due at ``t_n`` (``t_{n+1} = t_n + 1 / rate(t_n)``, uniform spacing, the rate clipped to the cap);
 with ``N`` workers, worker ``i`` takes the arrivals with ``n % N == i``, so together they follow the shape
-exactly. Each arrival runs in its own greenlet; at most ``max_in_flight`` run at once and later ones wait in
-a backlog (and their latency, timed from the intended start, includes that wait). Every second the scheduler
-samples target rate, in-flight, backlog (arrivals due but not started) and this process's CPU; a backlog or CPU
-above 80 % means the generator did not keep up, and the summary says so instead of silently under-loading.
+exactly. Each arrival runs in its own greenlet, whatever the system's response times: a slow system means more
+journeys in flight, never fewer arrivals. ``max_in_flight`` is only a safety bound for the generator's memory and
+sockets (default :data:`DEFAULT_MAX_IN_FLIGHT`, generous: an idle greenlet costs a few kB); an arrival that finds it
+reached waits in a backlog (its latency, timed from the intended start, includes that wait) and is counted as
+*held back*. Every second the scheduler samples target rate, in-flight, backlog (arrivals due but not started)
+and this process's CPU; held-back arrivals, a backlog or CPU above 80 % mean the generator did not keep up, and
+the summary says so (with the count and share held back) instead of silently under-loading.
 
 Imported only in Locust (gevent) processes.
 """
@@ -19,6 +22,7 @@ from collections.abc import Callable
 import gevent
 import psutil
 
+from haicap.loadtests import DEFAULT_MAX_IN_FLIGHT
 from haicap.loadtests.recorder import Recorder
 from haicap.loadtests.shapes import LoadShape, arrival_times
 
@@ -38,7 +42,7 @@ class ArrivalScheduler:
         max_rate: float,
         worker_index: int = 0,
         worker_count: int = 1,
-        max_in_flight: int = 500,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         self.shape = shape
         self.run_one = run_one  # (arrival number, intended start epoch, lag seconds)
@@ -53,6 +57,8 @@ class ArrivalScheduler:
         self.backlog_max = 0
         self.cpu_max = 0.0
         self.dropped = 0
+        self.started = 0  # arrivals this worker started
+        self.held_back = 0  # arrivals that found max_in_flight reached and waited for a free slot
         self.stopped = False
         self._process = psutil.Process()
         self._greenlets: set[gevent.Greenlet] = set()
@@ -87,6 +93,7 @@ class ArrivalScheduler:
                 if self.in_flight < self.cap:
                     self._spawn(n, t)
                 else:
+                    self.held_back += 1
                     self.pending.append((n, t))
             self.cursor = self.shape.duration
             self.dropped += len(self.pending)
@@ -111,6 +118,7 @@ class ArrivalScheduler:
             while True:
                 intended = self.start_epoch + t
                 lag = max(0.0, time.time() - intended)
+                self.started += 1
                 self.recorder.arrival(lag * 1000)
                 self.run_one(n, intended, lag)
                 if not self.pending or self.stopped:

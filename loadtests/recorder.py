@@ -84,6 +84,7 @@ class Recorder:
         self.start_epoch = time.time() if start_epoch is None else start_epoch
         self._reset()
         self.transport_errors_total = 0
+        self.requests_total = 0  # recorded here since the start (reports hand over deltas; this stays)
 
     def _reset(self) -> None:
         self.requests: dict[str, Counted] = {}
@@ -111,6 +112,7 @@ class Recorder:
         sample = self.second()
         sample.latency.record_ms(ms)
         sample.requests += 1
+        self.requests_total += 1
         if failed:
             entry.failed += 1
             sample.errors += 1

@@ -8,7 +8,8 @@ for the drain window to check integrity against the national ledger, evaluates t
 summary.json, timeseries.json, stages.json (step) and the capacity report (step, if the report module is there).
 
 Exit codes: 0 passed; 1 an SLO breached or data lost; 2 the run could not be completed (unreachable target,
-workers failed).
+workers failed) or, with ``require_kept_up`` (the default), it is inconclusive: the gates passed but the
+generator did not offer the load asked for, so a pass would rest on under-load.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import httpx
 
 from haicap.counterpart_client import CounterpartClient
 from haicap.errors import HaicapError
+from haicap.loadtests import DEFAULT_MAX_IN_FLIGHT
 from haicap.loadtests.integrity import check_integrity, check_sync_deadlines
 from haicap.loadtests.journeys import Mix, load_mix_scenarios
 from haicap.loadtests.recorder import Recorder
@@ -39,9 +41,11 @@ from haicap.loadtests.slo import evaluate_slos, mix_slo
 from haicap.loadtests.summary import CPU_LIMIT, build_stages, build_timeseries, validate_summary
 from haicap.target import Target, open_target
 
-__all__ = ["LoadOptions", "check_target_allowed", "run_load"]
+__all__ = ["LoadOptions", "check_target_allowed", "decide", "run_load"]
 
 DEFAULT_MAX_RATE = 200.0
+#: an arrival started this much after its intended time (p99) means the scheduler fell behind
+LATE_START_MS = 1000.0
 
 
 @dataclass
@@ -63,12 +67,13 @@ class LoadOptions:
     drain_s: float = 30.0
     scenarios: list[str] = field(default_factory=list)
     scenario_paths: list[Path] = field(default_factory=list)
-    max_in_flight: int = 500
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     pool_size: int = 1000
     grace_s: float = 20.0
     progress_s: float = 3.0
     connect_timeout_s: float = 60.0
     projection: dict[str, Any] = field(default_factory=dict)
+    require_kept_up: bool = True
 
 
 def check_target_allowed(url: str, allow: str | None) -> None:
@@ -155,7 +160,7 @@ def _run_child(plan: dict[str, Any], timeout: float) -> int:
     fd = os.open(plan_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(plan, fh)
-    proc = subprocess.Popen([sys.executable, "-m", "haicap.loadtests.locust_app", str(plan_path)])
+    proc = subprocess.Popen([sys.executable, "-P", "-m", "haicap.loadtests.locust_app", str(plan_path)])
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -247,17 +252,14 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
     totals = recorder.totals()
     journeys_started = sum(s.started for s in recorder.seconds.values())
     journeys_completed = sum(j.ok + j.failed for j in recorder.journeys.values())
-    generators = raw.get("generators") or []
-    cpu_max = max([g.get("cpu_max", 0.0) for g in generators] + [s.cpu for s in recorder.seconds.values()] + [0.0])
-    backlog_max = max([s.backlog for s in recorder.seconds.values()] + [0])
-    dropped = sum(int(g.get("dropped", 0)) for g in generators)
-    kept_up = cpu_max <= CPU_LIMIT and backlog_max == 0 and dropped == 0
     duration = shape.duration
     planned = sum(1 for _ in arrival_times(shape, opts.max_rate))
     clipped = any(shape.rate(t / 10) > opts.max_rate for t in range(int(duration * 10)))
+    generator = _generator(raw, recorder, planned, opts.max_in_flight)
     complete = stop_reason is None and not errors
-    passed = complete and slo["passed"] and bool(integrity["passed"])
-    exit_code = 0 if passed else (2 if not complete else 1)
+    exit_code, inconclusive = decide(complete, slo["passed"] and bool(integrity["passed"]), generator,
+                                     opts.require_kept_up)
+    passed = exit_code == 0
 
     timeseries = build_timeseries(recorder, shape, opts.max_rate)
     (opts.out / "timeseries.json").write_text(json.dumps(timeseries, indent=1), encoding="utf-8")
@@ -287,9 +289,8 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
         "latency_ms": totals.latency.summary(),
         "slo": slo,
         "integrity": integrity,
-        "generator": {"cpu_max": round(cpu_max, 1), "backlog_max": backlog_max, "kept_up": kept_up,
-                      "dropped": dropped, "start_lag_ms": recorder.lag.summary(),
-                      "workers": int(raw.get("workers") or 0)},
+        "inconclusive": inconclusive,
+        "generator": generator,
         "shape": {**opts.shape.as_dict(), "description": shape.describe(), "events": raw.get("events", [])},
         "target": target.describe(),
         "scenarios": _scenario_table(recorder),
@@ -302,6 +303,51 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
     (opts.out / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False), encoding="utf-8")
     _print_verdict(summary, opts.out)
     return exit_code
+
+
+def decide(complete: bool, gates_passed: bool, generator: dict[str, Any], require_kept_up: bool = True,
+           ) -> tuple[int, str | None]:
+    """The exit code, and why the run is inconclusive if it is.
+
+    A run that could not be completed exits 2; one whose SLO or integrity gate failed exits 1 (a system that
+    breaks or loses data under less load than asked for fails all the more); one whose gates passed while the
+    generator did not keep up cannot pass when ``require_kept_up``: it exits 2, inconclusive.
+    """
+    if not complete:
+        return 2, None
+    if not gates_passed:
+        return 1, None
+    if require_kept_up and not generator["kept_up"]:
+        return 2, ("the load generator did not keep up (" + "; ".join(generator["not_kept_up"]) + "): the system "
+                   "got less load than asked for, so the gates passed on under-load")
+    return 0, None
+
+
+def _generator(raw: dict[str, Any], recorder: Recorder, planned: int, max_in_flight: int) -> dict[str, Any]:
+    """Did the generator offer the load asked for? The figures, and each reason it did not, in plain words."""
+    generators = sorted(raw.get("generators") or [], key=lambda g: int(g.get("index", 0)))
+    cpu_max = max([g.get("cpu_max", 0.0) for g in generators] + [s.cpu for s in recorder.seconds.values()] + [0.0])
+    backlog_max = max([s.backlog for s in recorder.seconds.values()] + [0])
+    dropped = sum(int(g.get("dropped", 0)) for g in generators)
+    held = sum(int(g.get("held_back", 0)) for g in generators)
+    share = round(held / planned, 4) if planned else 0.0
+    lag = recorder.lag.summary()
+    reasons = []
+    if held:
+        reasons.append(f"{held} of {planned} arrivals ({share:.1%}) held back by --max-in-flight {max_in_flight}")
+    if dropped:
+        reasons.append(f"{dropped} arrivals never started (still held back when the shape ended)")
+    if backlog_max and not held:
+        reasons.append(f"backlog of {backlog_max} arrivals due but not started")
+    if cpu_max > CPU_LIMIT:
+        reasons.append(f"generator CPU {cpu_max:.0f}% > {CPU_LIMIT:.0f}%")
+    if (lag["p99"] or 0) > LATE_START_MS:
+        reasons.append(f"arrivals started late: p99 {lag['p99']:.0f} ms after their intended time")
+    return {"cpu_max": round(cpu_max, 1), "backlog_max": backlog_max, "kept_up": not reasons, "not_kept_up": reasons,
+            "held_back": {"count": held, "share": share, "max_in_flight": max_in_flight},
+            "dropped": dropped, "start_lag_ms": lag, "workers": int(raw.get("workers") or 0),
+            "per_worker": [{k: g.get(k, 0) for k in ("index", "started", "requests", "held_back", "cpu_max")}
+                           for g in generators]}
 
 
 def _scenario_table(recorder: Recorder) -> dict[str, Any]:
@@ -341,12 +387,21 @@ def _print_verdict(summary: dict[str, Any], out: Path) -> None:
 
     print(f"\nrequests {summary['requests']}  failures {summary['failures']}  journeys/s target {rate['target']:g} "
           f"achieved {rate['achieved']:g}  latency p50/p95/p99 {ms(lat['p50'])}/{ms(lat['p95'])}/{ms(lat['p99'])} ms")
+    held = gen["held_back"]
+    print(f"generator: arrivals held back by --max-in-flight {held['max_in_flight']}: {held['count']} "
+          f"({held['share']:.1%}); CPU max {gen['cpu_max']}%; start lag p99 {ms(gen['start_lag_ms']['p99'])} ms")
     if not gen["kept_up"]:
-        print(f"WARNING: the load generator did not keep up (CPU max {gen['cpu_max']}%, backlog max "
-              f"{gen['backlog_max']}, dropped {gen['dropped']}): the system got less load than asked for")
+        print("WARNING: the load generator did not keep up — " + "; ".join(gen["not_kept_up"])
+              + ": the system got less load than asked for")
     for breach in summary["slo"]["breaches"]:
         where = " / ".join(x for x in (breach["scenario"], breach["step"]) if x)
         print(f"SLO BREACH {where}: {breach['metric']} {breach['actual']} > {breach['limit']}")
+    insufficient = summary["slo"]["insufficient"]
+    if insufficient:
+        listed = ", ".join(f"{' / '.join(x for x in (i['scenario'], i['step']) if x)} {i['metric']} "
+                           f"({i['samples']} < {i['needed']})" for i in insufficient[:6])
+        more = f" and {len(insufficient) - 6} more" if len(insufficient) > 6 else ""
+        print(f"SLO insufficient samples (not judged): {listed}{more}")
     print(f"integrity: {integ['synced']}/{integ['accepted']} accepted dossiers in the national ledger with their "
           f"latest status" + ("" if integ["checked"] else f" (ledger not readable: {integ.get('error')})"))
     for item in integ["missing"][:20]:
@@ -358,5 +413,7 @@ def _print_verdict(summary: dict[str, Any], out: Path) -> None:
         print(f"STOPPED EARLY: {summary['stopped_early']}")
     for error in summary["errors"]:
         print(f"ERROR: {error}")
-    verdict = "PASSED" if summary["passed"] else "FAILED"
+    if summary["inconclusive"]:
+        print(f"INCONCLUSIVE: {summary['inconclusive']} (--no-require-kept-up to accept such a run)")
+    verdict = "PASSED" if summary["passed"] else ("INCONCLUSIVE" if summary["inconclusive"] else "FAILED")
     print(f"{verdict} (exit {summary['exit_code']}) — {out / 'summary.json'}", flush=True)

@@ -4,26 +4,44 @@ The objectives come from the scenario YAML (``slo`` of the scenario, overridden 
 timed from the journey's intended start. A scenario's error rate is the share of its journeys that did not
 pass every step; a step's, the share of its executions that failed. A status change that reached the national
 side after its ``expect_synced`` deadline breaches the sync SLA. Every breach is listed; any breach fails.
+A percentile gate over too few samples to mean anything (fewer than :func:`min_samples`: 20 for p95, 100 for
+p99) is neither passed nor breached: it is listed under ``insufficient`` ("insufficient samples"), so a p99
+is never judged on a short run's maximum.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from haicap.loadtests.recorder import Counted, Recorder
 from haicap.scenarios.engine import SLO, Scenario
 
-__all__ = ["evaluate_slos", "mix_slo"]
+__all__ = ["evaluate_slos", "min_samples", "mix_slo"]
 
 
-def _judge(breaches: list[dict[str, Any]], scenario: str, step: str | None, slo: SLO, stats: Counted) -> None:
+def min_samples(percentile: float) -> int:
+    """Fewest samples for which the ``percentile``-th is not simply the largest: 20 for p95, 100 for p99.
+
+    Below that, at least one sample lies above the percentile only by luck, and a "p99" is the maximum.
+    """
+    return math.ceil(round(100 / (100 - percentile), 9))
+
+
+def _judge(breaches: list[dict[str, Any]], insufficient: list[dict[str, Any]], scenario: str, step: str | None,
+           slo: SLO, stats: Counted) -> None:
     total = stats.ok + stats.failed
     if not total:
         return
     for metric, limit, pct in (("p95_ms", slo.p95_ms, 95), ("p99_ms", slo.p99_ms, 99)):
+        if limit is None:
+            continue
         actual = stats.latency.percentile_ms(pct)
-        if limit is not None and actual is not None and actual > limit:
+        if total < min_samples(pct):
+            insufficient.append({"scenario": scenario, "step": step, "metric": metric, "limit": limit,
+                                 "actual": actual, "samples": total, "needed": min_samples(pct)})
+        elif actual is not None and actual > limit:
             breaches.append({"scenario": scenario, "step": step, "metric": metric, "limit": limit,
                              "actual": actual, "samples": total})
     rate = stats.failed / total
@@ -46,21 +64,22 @@ def _step_slo(scenario: Scenario, label: str) -> SLO:
 def evaluate_slos(recorder: Recorder, scenarios: Mapping[str, Scenario],
                   sync: Mapping[str, Any] | None = None) -> dict[str, Any]:
     breaches: list[dict[str, Any]] = []
+    insufficient: list[dict[str, Any]] = []
     for scenario_id, stats in sorted(recorder.journeys.items()):
         scenario = scenarios.get(scenario_id)
         if scenario is not None:
-            _judge(breaches, scenario_id, None, SLO(error_rate=scenario.slo.error_rate), stats)
+            _judge(breaches, insufficient, scenario_id, None, SLO(error_rate=scenario.slo.error_rate), stats)
     for key, stats in sorted(recorder.steps.items()):
         scenario_id, label = Recorder.split_step_key(key)
         scenario = scenarios.get(scenario_id)
         if scenario is not None:
-            _judge(breaches, scenario_id, label, _step_slo(scenario, label), stats)
+            _judge(breaches, insufficient, scenario_id, label, _step_slo(scenario, label), stats)
     if sync and sync.get("late_count"):
         breaches.append({"scenario": None, "step": "expect_synced", "metric": "sync_sla",
                          "limit": "every expected status at the national side by its deadline",
                          "actual": f"{sync['late_count']} of {sync['checked']} late or never received",
                          "samples": sync["checked"]})
-    return {"passed": not breaches, "breaches": breaches}
+    return {"passed": not breaches, "breaches": breaches, "insufficient": insufficient}
 
 
 def mix_slo(scenarios: Mapping[str, Scenario], ids: list[str]) -> dict[str, float | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from haicap.loadtests.integrity import check_integrity
 from haicap.loadtests.journeys import Mix, load_mix_scenarios
 from haicap.loadtests.recorder import Recorder
 from haicap.loadtests.shapes import DEFAULT_MIX, arrival_times, build_shape, load_shape_file
-from haicap.loadtests.slo import evaluate_slos
+from haicap.loadtests.slo import evaluate_slos, min_samples
 from haicap.loadtests.summary import build_stages, build_timeseries
 
 
@@ -118,7 +119,7 @@ def test_slo_gate_lists_each_breach_and_passes_when_within() -> None:
         rec.step("birth-registration", "submit_dossier", 50.0, True)
         rec.step("birth-registration", "sso_login", 900.0, True)  # step SLO 1200 ms: within
         rec.journey("birth-registration", 300.0, True)
-    assert evaluate_slos(rec, scenarios) == {"passed": True, "breaches": []}
+    assert evaluate_slos(rec, scenarios) == {"passed": True, "breaches": [], "insufficient": []}
     for _ in range(20):
         rec.step("birth-registration", "submit_dossier", 5000.0, False, "failed: 503")
         rec.journey("birth-registration", 5000.0, False)
@@ -130,6 +131,26 @@ def test_slo_gate_lists_each_breach_and_passes_when_within() -> None:
     assert ("birth-registration", "submit_dossier", "error_rate") in found
     assert (None, "expect_synced", "sync_sla") in found
     assert ("birth-registration", "sso_login", "p95_ms") not in found
+
+
+def test_percentile_gates_with_too_few_samples_are_not_judged() -> None:
+    assert (min_samples(95), min_samples(99)) == (20, 100)
+    scenarios = load_mix_scenarios()  # birth-registration: p95 800 ms, p99 2000 ms; submit_dossier inherits them
+    rec = Recorder()
+    for i in range(19):  # 19 samples: too few for p95; one slow sample would be the "p99"
+        rec.step("birth-registration", "submit_dossier", 5000.0 if i == 0 else 50.0, True)
+    result = evaluate_slos(rec, scenarios)
+    assert result["passed"] and result["breaches"] == []
+    by_metric = {i["metric"]: i for i in result["insufficient"] if i["step"] == "submit_dossier"}
+    assert by_metric["p95_ms"]["samples"] == 19 and by_metric["p95_ms"]["needed"] == 20
+    assert by_metric["p99_ms"]["needed"] == 100 and by_metric["p99_ms"]["actual"] == pytest.approx(5000, rel=0.01)
+    for _ in range(81):  # 100 samples: both percentiles mean something now; the p99 is judged (and breached)
+        rec.step("birth-registration", "submit_dossier", 50.0, True)
+    rec.step("birth-registration", "submit_dossier", 5000.0, True)
+    result = evaluate_slos(rec, scenarios)
+    assert [(b["step"], b["metric"]) for b in result["breaches"]] == [("submit_dossier", "p99_ms")]
+    assert not [i for i in result["insufficient"] if i["step"] == "submit_dossier"]
+    assert not result["passed"]
 
 
 def test_unknown_scenario_names_the_valid_ones() -> None:
@@ -150,6 +171,63 @@ def test_stages_and_timeseries_from_measurements() -> None:
     series = build_timeseries(rec, shape, 200)["samples"]
     assert [s["target_rate"] for s in series] == [2, 2, 4, 4]
     assert series[3]["p95_ms"] == pytest.approx(80, rel=0.01)
+
+
+# -- the open model's in-flight bound and the kept-up gate -----------------------------------------
+def _schedule(max_in_flight: int, journey_s: float) -> Any:
+    import gevent
+
+    from haicap.loadtests.openmodel import ArrivalScheduler
+
+    shape = build_shape("soak", 0.5, {"rate": 40, "ramp_s": 0}).build()  # 20 arrivals, one every 25 ms
+    scheduler = ArrivalScheduler(shape, lambda n, intended, lag: gevent.sleep(journey_s), Recorder(),
+                                 start_epoch=time.time(), max_rate=200, max_in_flight=max_in_flight)
+    gevent.spawn(scheduler.run, 5.0).join(timeout=10)
+    return scheduler
+
+
+def test_a_slow_system_does_not_throttle_arrivals_under_a_generous_bound() -> None:
+    scheduler = _schedule(max_in_flight=1000, journey_s=0.3)  # each journey outlives a dozen arrivals
+    assert scheduler.started == 20 and scheduler.held_back == 0 and scheduler.dropped == 0
+    assert scheduler.recorder.lag.percentile_ms(99) < 200  # started on time, not after the slow ones
+
+
+def test_arrivals_held_back_by_the_bound_are_counted() -> None:
+    scheduler = _schedule(max_in_flight=2, journey_s=0.3)
+    assert scheduler.held_back == 18  # every arrival after the first two found the bound reached
+    assert scheduler.started + scheduler.dropped == 20 and scheduler.dropped > 0
+
+
+def _generator_of(held: int, cpu: float = 10.0) -> dict[str, Any]:
+    from haicap.loadtests.run import _generator
+
+    raw = {"workers": 2, "generators": [
+        {"index": 1, "cpu_max": cpu, "started": 50, "requests": 200, "held_back": held, "dropped": 0},
+        {"index": 0, "cpu_max": 5.0, "started": 50, "requests": 210, "held_back": 0, "dropped": 0}]}
+    return _generator(raw, Recorder(0.0), 100, 40)
+
+
+def test_summary_says_plainly_how_many_arrivals_were_held_back() -> None:
+    fine = _generator_of(held=0)
+    assert fine["kept_up"] and fine["not_kept_up"] == [] and fine["held_back"] == {
+        "count": 0, "share": 0.0, "max_in_flight": 40}
+    assert [w["index"] for w in fine["per_worker"]] == [0, 1] and fine["per_worker"][0]["requests"] == 210
+    held = _generator_of(held=12)
+    assert not held["kept_up"] and held["held_back"]["share"] == 0.12
+    assert held["not_kept_up"] == ["12 of 100 arrivals (12.0%) held back by --max-in-flight 40"]
+    assert "generator CPU 93% > 80%" in _generator_of(held=0, cpu=93.0)["not_kept_up"]
+
+
+def test_a_run_that_did_not_keep_up_cannot_pass() -> None:
+    from haicap.loadtests.run import decide
+
+    fine, held = _generator_of(held=0), _generator_of(held=12)
+    assert decide(True, True, fine) == (0, None)
+    code, why = decide(True, True, held)
+    assert code == 2 and why is not None and "did not keep up (12 of 100 arrivals (12.0%) held back" in why
+    assert decide(True, True, held, require_kept_up=False) == (0, None)
+    assert decide(True, False, held) == (1, None)  # a breach under less load than asked for is still a failure
+    assert decide(False, True, fine) == (2, None)
 
 
 # -- integrity -------------------------------------------------------------------------------------
