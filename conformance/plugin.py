@@ -61,6 +61,8 @@ def _wanted(config: pytest.Config) -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "haicap_check(id): a haicap conformance check")
+    if config.pluginmanager.hasplugin("xdist") and not config.pluginmanager.has_plugin("haicap-xdist"):
+        config.pluginmanager.register(_XdistHooks(), "haicap-xdist")
     if hasattr(config, "workerinput"):  # an xdist worker: the controller started the target
         raw = config.workerinput.get(_TARGET_KEY)  # type: ignore[attr-defined]
         if raw:
@@ -81,10 +83,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_stack_stash] = stack
 
 
-def pytest_configure_node(node: Any) -> None:  # xdist hook (only called when xdist is active)
-    target = node.config.stash.get(_target_stash, None)
-    if target is not None:
-        node.workerinput[_TARGET_KEY] = target_to_json(target)
+class _XdistHooks:
+    """Hooks that only exist when pytest-xdist is loaded (pluggy rejects unknown hook names otherwise)."""
+
+    @staticmethod
+    def pytest_configure_node(node: Any) -> None:
+        target = node.config.stash.get(_target_stash, None)
+        if target is not None:
+            node.workerinput[_TARGET_KEY] = target_to_json(target)
 
 
 def target_to_json(target: Target) -> str:
