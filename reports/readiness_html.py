@@ -23,7 +23,7 @@ th{background:#f4f6f8} .v{font-weight:600;border-radius:4px;padding:.15rem .5rem
 .ready,.passed{background:#dff3e4;color:#135e2a} .not-ready,.failed{background:#fbe0df;color:#8a1c17}
 .not-tested,.skipped{background:#eef0f2;color:#4a525a} .could-not-run,.error{background:#fff1d6;color:#7a4d00}
 pre{background:#f6f8fa;padding:.5rem;overflow-x:auto;white-space:pre-wrap;margin:.3rem 0}
-details summary{cursor:pointer}
+details summary{cursor:pointer} td code{white-space:nowrap}
 """
 
 
