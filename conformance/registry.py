@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
+
+from haicap.evidence import EvidenceFailure
 
 if TYPE_CHECKING:
     from haicap.conformance.context import CheckContext
@@ -49,15 +51,8 @@ Severity = Literal["critical", "major", "minor"]
 CheckFunc = Callable[["CheckContext"], None]
 
 
-class CheckFailure(AssertionError):
+class CheckFailure(EvidenceFailure):
     """The system under test broke the rule. Carries its evidence: expected, actual, how to reproduce."""
-
-    def __init__(self, message: str, *, expected: Any = None, actual: Any = None, reproduce: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.expected = expected
-        self.actual = actual
-        self.reproduce = reproduce
 
 
 class CheckSkipped(Exception):

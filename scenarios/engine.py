@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol
 import jsonschema
 
 from haicap.errors import HaicapError
+from haicap.evidence import EvidenceFailure
 from haicap.yaml_source import YamlDocument, load_yaml_document
 
 __all__ = [
@@ -47,15 +48,8 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "scenario.schema.json"
 Mode = Literal["conformance", "load"]
 
 
-class StepFailed(AssertionError):
+class StepFailed(EvidenceFailure):
     """The system under test did not do what the step expects; carries expected vs actual."""
-
-    def __init__(self, message: str, *, expected: Any = None, actual: Any = None, reproduce: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.expected = expected
-        self.actual = actual
-        self.reproduce = reproduce
 
 
 class StepSkipped(Exception):
