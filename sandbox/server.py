@@ -3,6 +3,8 @@
 Sockets are bound by the caller first, so a port that cannot be bound is reported once, plainly, before
 anything starts, and port 0 (a free port) works for tests. The server is uvicorn with uvloop and httptools
 (``uvicorn[standard]``); access logs are off because they would dominate the cost of a request under load.
+A :class:`ProcessServer` may run several worker processes that all accept on the one socket the parent bound
+(the kernel spreads connections over them), so an app that keeps its state in shared storage uses several cores.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import uvicorn
@@ -65,6 +67,13 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{host}:{port}"
 
 
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop (what ``uvicorn.run`` would pick); plain ``asyncio.run`` would use the slower
+    selector loop, since ``Server.serve()`` does not choose the loop itself."""
+    with asyncio.Runner(loop_factory=_uvicorn_config(None).get_loop_factory()) as runner:
+        runner.run(main)
+
+
 def _uvicorn_config(app: Any) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -94,7 +103,7 @@ class ThreadServer:
         self._thread = threading.Thread(target=self._run, name=f"asgi-{self.url}", daemon=True)
 
     def _run(self) -> None:
-        asyncio.run(self._server.serve(sockets=[self._sock]))
+        _run(self._server.serve(sockets=[self._sock]))
 
     def start(self, timeout: float = 10.0) -> ThreadServer:
         self._thread.start()
@@ -131,50 +140,71 @@ def _serve_in_child(factory_path: str, config: Any, sock: socket.socket, ready: 
         await serving
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop (SIGTERM)
-    asyncio.run(main())
+    _run(main())
 
 
 class ProcessServer:
-    """Run ``factory(config)`` in a spawned child process on a socket bound by the parent.
+    """Run ``factory(config)`` in ``workers`` spawned child processes on a socket bound by the parent.
 
-    The factory is named ``"package.module:function"`` so that the child imports it fresh.
+    The factory is named ``"package.module:function"`` so that each child imports it fresh. With several
+    workers every child serves the same listening socket; the app must then keep no state that another
+    worker needs in its own memory.
     """
 
-    def __init__(self, factory_path: str, config: Any, sock: socket.socket, name: str) -> None:
+    def __init__(self, factory_path: str, config: Any, sock: socket.socket, name: str, workers: int = 1) -> None:
+        if workers < 1:
+            raise HaicapError(f"the {name} server needs at least one worker (got {workers})")
         self.url = url_of(sock)
         self.name = name
         ctx = multiprocessing.get_context("spawn")
-        self._ready = ctx.Event()
         self._sock = sock
-        self._process = ctx.Process(
-            target=_serve_in_child, args=(factory_path, config, sock, self._ready), name=name, daemon=True
-        )
+        self._ready = [ctx.Event() for _ in range(workers)]
+        self._processes = [
+            ctx.Process(
+                target=_serve_in_child, args=(factory_path, config, sock, ready),
+                name=name if workers == 1 else f"{name}-{i + 1}", daemon=True,
+            )
+            for i, ready in enumerate(self._ready)
+        ]
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid
+        """The first worker's process id (the only one unless ``workers`` > 1)."""
+        return self._processes[0].pid
+
+    @property
+    def pids(self) -> list[int]:
+        """Every started worker's process id."""
+        return [p.pid for p in self._processes if p.pid is not None]
 
     def is_alive(self) -> bool:
-        return self._process.is_alive()
+        """True while every worker runs."""
+        return all(p.is_alive() for p in self._processes)
 
     def start(self, timeout: float = 30.0) -> ProcessServer:
-        self._process.start()
+        for process in self._processes:
+            process.start()
         deadline = time.monotonic() + timeout
-        while not self._ready.wait(0.05):
-            if not self._process.is_alive():
-                raise HaicapError(f"the {self.name} server at {self.url} exited while starting "
-                                  f"(exit code {self._process.exitcode})")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise HaicapError(f"the {self.name} server at {self.url} did not start within {timeout:.0f}s")
+        for process, ready in zip(self._processes, self._ready, strict=True):
+            while not ready.wait(0.05):
+                if not process.is_alive():
+                    self.stop()
+                    raise HaicapError(f"the {self.name} server at {self.url} exited while starting "
+                                      f"(exit code {process.exitcode})")
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise HaicapError(f"the {self.name} server at {self.url} did not start within {timeout:.0f}s")
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._process.is_alive():
+        running = [p for p in self._processes if p.is_alive()]
+        for process in running:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self._process.pid or 0, signal.SIGTERM)
-            self._process.join(timeout)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join(5)
+                os.kill(process.pid or 0, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in running:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join(5)
         self._sock.close()
