@@ -5,37 +5,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
 
 from haicap.contract_registry import default_registry
 from haicap.data_generators.identity import is_valid_cccd
 from haicap.data_generators.units import admin_units
 from haicap.payment_checksum import checksum
 from haicap.sandbox.national.testing import RecordingProvince, RunningNational, serve_national
-
-
-@pytest.fixture(scope="module")
-def province() -> Iterator[RecordingProvince]:
-    with RecordingProvince.serve() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def national(tmp_path_factory: pytest.TempPathFactory, province: RecordingProvince) -> Iterator[RunningNational]:
-    with serve_national(Path(tmp_path_factory.mktemp("ctl")), province.url) as running:
-        province.secret = running.configs.national.payment_partners[0].secret
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client(national: RunningNational) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=national.url, timeout=10) as http:
-        yield http
 
 
 def test_health(client: httpx.Client) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,21 +14,9 @@ import pytest
 
 from haicap.contract_registry import default_registry
 from haicap.sandbox.config import OidcClient
-from haicap.sandbox.national.testing import RunningNational, serve_national
+from haicap.sandbox.national.testing import RunningNational
 
 CCCD = "001090123456"
-
-
-@pytest.fixture(scope="module")
-def national(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNational]:
-    with serve_national(Path(tmp_path_factory.mktemp("idp")), "http://127.0.0.1:9") as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client(national: RunningNational) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=national.url, timeout=10) as http:
-        yield http
 
 
 def _rp(national: RunningNational) -> OidcClient:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from haicap.contract_registry import default_registry
 from haicap.payment_checksum import checksum, verify
@@ -18,23 +16,6 @@ from haicap.sandbox.national.testing import RecordingProvince, RunningNational, 
 _SEQ = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def province() -> Iterator[RecordingProvince]:
-    with RecordingProvince.serve() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def national(tmp_path_factory: pytest.TempPathFactory, province: RecordingProvince) -> Iterator[RunningNational]:
-    with serve_national(Path(tmp_path_factory.mktemp("pay")), province.url) as running:
-        province.secret = running.configs.national.payment_partners[0].secret
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client(national: RunningNational) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=national.url, timeout=10) as http:
-        yield http
 
 
 def _partner(national: RunningNational) -> PaymentPartner:

@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from haicap.contract_registry import default_registry
 from haicap.data_generators.units import admin_units
-from haicap.sandbox.national.testing import RunningNational, serve_national
+from haicap.sandbox.national.testing import RunningNational
 
 _SEQ = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def national(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNational]:
-    with serve_national(Path(tmp_path_factory.mktemp("sync")), "http://127.0.0.1:9") as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client(national: RunningNational) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=national.url, timeout=10) as http:
-        yield http
 
 
 def _login(client: httpx.Client, national: RunningNational) -> str:
