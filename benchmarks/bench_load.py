@@ -9,9 +9,14 @@
    both are closed at the same concurrency; the bare user (``locust_driver.py``, ``journey``) makes the same
    requests with ``--users`` users. Reported: requests/s over the same window length and requests per
    generator CPU-second (the generator's efficiency, robust to the shared cores).
-2. The open-model scheduler's rate accuracy: a ``step`` run of a light journey (sign-in, submit, 2 reads) at
-   rates the generator can hold; per stage, target vs achieved journeys/s (target ±5% while the generator's CPU
-   is under 80%). The run's capacity report is kept in the output folder.
+2. The open-model scheduler's rate accuracy (target ±5% while the generator is under 80% CPU), measured where
+   the system under test is not the bottleneck: (a) haicap's ``ArrivalScheduler`` alone (``scheduler_driver.py``)
+   at a ladder of rates against a hello-world ASGI app served like the sandbox, each arrival one GET through the
+   engine's port, recorder and Locust statistics, up to the rate at which the generator's CPU reaches 80%; per
+   rate: target vs achieved arrivals/s, start lag, CPU, verdict. (b) Separately, and labelled as a measurement
+   of the province: the sandbox province saturated (a light journey at twice what it completes), once with the
+   default in-flight bound (arrivals keep coming, latency and the SLO gate show the saturation) and once with
+   a small bound (arrivals held back: the summary says the generator did not keep up, with count and share).
 3. Reported percentiles vs exact computation over the same samples (target within 1%): the engine's recorder
    fed a known, heavy-tailed sample set across 4 simulated workers, reports encoded and merged the way the
    master merges them; p50/p95/p99 of the whole and of every second vs nearest-rank percentiles of the samples.
@@ -24,7 +29,7 @@ import json
 import math
 import os
 import random
-import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +44,7 @@ from haicap.loadtests.recorder import Counted, Recorder
 from haicap.loadtests.run import LoadOptions, run_load
 from haicap.loadtests.shapes import build_shape
 from haicap.sandbox.runner import Sandbox
-from haicap.sandbox.server import ProcessServer
+from haicap.sandbox.server import ProcessServer, bind_socket
 
 SCENARIO = """id: {id}
 title: benchmark journey — sign in, submit, read the dossier {reads} times
@@ -111,48 +116,74 @@ def bench_users(sandbox: Sandbox, creds: Path, scenarios: Path, out: Path, args:
 
 
 # -- 2. open-model rate accuracy -----------------------------------------------------------------------------
-def bench_rate(sandbox: Sandbox, creds: Path, scenarios: Path, out: Path, args: argparse.Namespace) -> None:
-    rates = [args.step_start + i * args.step_rate for i in range(args.stages)]
-    shape = build_shape("step", args.stage_s * len(rates),
-                        {"start_rate": args.step_start, "step_rate": args.step_rate, "stages": args.stages})
-    summary, ts, stages = haicap_run(sandbox, creds, scenarios, "bench-light", out / "step", shape, max(rates) * 2,
-                                     500)
-    assert stages is not None
-    print(f"2. open-model rate accuracy — step run, {len(rates)} stages of {args.stage_s:g} s, light journey "
-          "(sign-in, submit, 2 reads = 6 requests); journeys/s; 'started' is the engine's achieved rate (arrivals "
-          "started), judged against ±5%")
+def bench_scheduler(args: argparse.Namespace) -> None:
+    """2a. The scheduler against a hello-world endpoint (not the bottleneck), rates up to 80% generator CPU."""
+    hello = ProcessServer("bench_sandbox:hello_app", None, bind_socket("127.0.0.1", 0), "hello")
+    hello.start()
+    spec = {"url": hello.url, "rates": args.ladder, "stage_s": args.stage_s, "max_in_flight": 5000,
+            "server_pid": hello.pid, "cpu_stop": 80.0}
+    results: list[dict[str, Any]] = []
+    try:
+        proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("scheduler_driver.py")),
+                                 json.dumps(spec)], stdout=subprocess.PIPE, text=True)
+        try:
+            out, _ = proc.communicate(timeout=len(args.ladder) * (args.stage_s + 15) + 30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        results = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    finally:
+        hello.stop()
+    print(f"2a. scheduler rate accuracy — haicap's ArrivalScheduler alone, one generator process, each arrival one "
+          f"GET through the engine's port/recorder/Locust stats to a hello-world ASGI app (uvicorn process, as the "
+          f"sandbox); {args.stage_s:g} s per rate, ladder stops once generator CPU (per-second max) reaches 80%")
     ok_all = True
-    for stage in stages["stages"]:
-        t0, t1 = stage["index"] * args.stage_s, (stage["index"] + 1) * args.stage_s
-        cpu = max((s["generator_cpu"] for s in ts["samples"] if t0 <= s["t"] < t1), default=0.0)
-        dev = (stage["achieved_rate"] - stage["target_rate"]) / stage["target_rate"]
-        ok = abs(dev) <= 0.05
-        if cpu >= 80:
+    judged = 0
+    for r in results:
+        dev = (r["achieved"] - r["target"]) / r["target"]
+        within = abs(dev) <= 0.05
+        if r["cpu_max"] >= 80:
             verdict = "n/a (generator CPU ≥ 80%)"
-        elif not stage["generator_kept_up"]:
-            # under 80% CPU but a backlog: arrivals waited for a free in-flight slot (the SUT was saturated)
-            verdict = ("within ±5%" if ok else "OUTSIDE ±5%") + " — backlog (in-flight cap), flagged not kept up"
-            ok_all = ok_all and ok
         else:
-            verdict = "within ±5%" if ok else "OUTSIDE ±5%"
-            ok_all = ok_all and ok
-        req_dev = stage["requests"] / (6 * stage["target_rate"] * stage["duration_s"]) - 1
-        print(f"   stage {stage['index']}: target {stage['target_rate']:6.2f}  started {stage['achieved_rate']:6.2f} "
-              f"({dev:+6.1%})  completed {stage.get('completed_rate', 0):6.2f}  requests/s vs 6×target "
-              f"{req_dev:+6.1%}  generator CPU max {cpu:3.0f}%  kept up {stage['generator_kept_up']!s:5}  "
-              f"p95 {stage['p95_ms'] or 0:.0f} ms  → {verdict}")
-    per_second = [(s["achieved_rate"] - s["target_rate"]) / s["target_rate"]
-                  for s in ts["samples"] if s["target_rate"] and 1 <= s["t"] < shape.duration - 1]
-    if per_second:
-        print(f"   per second: |deviation| median {statistics.median(abs(d) for d in per_second):.1%}, "
-              f"max {max(abs(d) for d in per_second):.1%} over {len(per_second)} s (informational: arrivals are "
-              "uniformly spaced, so a 1 s window holds ±1 arrival)")
-    print(f"   rate accuracy target (±5% per stage while CPU < 80%): {'met' if ok_all else 'NOT met'}; "
-          f"capacity report: {out / 'step' / 'capacity.html'}")
-    if summary.get("capacity"):
-        knee = summary["capacity"].get("knee") if isinstance(summary["capacity"], dict) else None
-        if knee:
-            print(f"   (capacity report knee: {knee['achieved_rate']} journeys/s at stage {knee['index']})")
+            judged += 1
+            ok_all = ok_all and within
+            verdict = "within ±5%" if within else "OUTSIDE ±5%"
+        lag, lat = r["start_lag_ms"], r["latency_ms"]
+        print(f"   target {r['target']:7.1f}/s  achieved {r['achieved']:7.1f}/s ({dev:+6.1%})  completed "
+              f"{r['completed']:7.1f}/s  start lag p50/p99 {lag['p50'] or 0:6.1f}/{lag['p99'] or 0:7.1f} ms  "
+              f"GET p50/p99 {lat['p50'] or 0:6.1f}/{lat['p99'] or 0:7.1f} ms  in flight ≤ {r['in_flight_max']:4d}  "
+              f"held back {r['held_back']}  generator CPU mean/max {r['cpu_mean']:3.0f}/{r['cpu_max']:3.0f}%  "
+              f"server CPU {r['server_cpu_mean']:3.0f}%  failures {r['failures']}  → {verdict}")
+    if not results:
+        print("   (the driver produced no result)")
+    print(f"   scheduler target (±5% at every rate while generator CPU < 80%): "
+          f"{'met' if ok_all and judged else 'NOT met'} over {judged} rate(s) judged")
+
+
+def bench_saturated(sandbox: Sandbox, creds: Path, scenarios: Path, out: Path, args: argparse.Namespace) -> None:
+    """2b. The province saturated: measures the SUT, and shows the engine says so instead of under-loading."""
+    rate = args.saturate_rate
+    shape = build_shape("soak", args.saturate_s, {"rate": rate, "ramp_s": 0})
+    print(f"2b. SUT-saturated (a measurement of the province, NOT of the scheduler) — light journey (sign-in, "
+          f"submit, 2 reads = 6 requests) at {rate:g} journeys/s for {args.saturate_s:g} s against the sandbox "
+          "province, which completes far fewer; twice: with the default in-flight bound and with a small one")
+    for label, bound in (("default bound", 5000), ("small bound", args.saturate_bound)):
+        summary, ts, _ = haicap_run(sandbox, creds, scenarios, "bench-light", out / f"saturated-{bound}", shape,
+                                    rate, bound)
+        gen, r, lat = summary["generator"], summary["rate"], summary["latency_ms"]
+        held = gen["held_back"]
+        in_flight = max((s["in_flight"] for s in ts["samples"]), default=0)
+        breaches = sorted({f"{b['step'] or b['scenario']} {b['metric']}" for b in summary["slo"]["breaches"]})
+        lag_p99 = gen["start_lag_ms"]["p99"] or 0
+        print(f"   {label:13s} (--max-in-flight {bound}): target {r['target']:6.1f}/s  started {r['achieved']:6.1f}/s  "
+              f"completed {r['completed']:6.1f}/s  in flight ≤ {in_flight}  held back {held['count']} "
+              f"({held['share']:.1%})  dropped {gen['dropped']}  start lag p99 {lag_p99:.0f} ms  "
+              f"request p50/p95/p99 {lat['p50'] or 0:.0f}/{lat['p95'] or 0:.0f}/{lat['p99'] or 0:.0f} ms  "
+              f"generator CPU max {gen['cpu_max']:.0f}%")
+        print(f"   {'':13s} kept up {gen['kept_up']}  {'; '.join(gen['not_kept_up']) or '-'}")
+        print(f"   {'':13s} exit {summary['_exit_code']}  SLO breaches: {', '.join(breaches) or 'none'}  "
+              f"inconclusive: {summary.get('inconclusive') or '-'}  integrity missing "
+              f"{summary['integrity']['missing_count']} of {summary['integrity']['accepted']}")
 
 
 # -- 3. percentiles vs exact -----------------------------------------------------------------------------------
@@ -214,20 +245,25 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=20)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--measure", type=float, default=15.0)
-    parser.add_argument("--step-start", type=float, default=10.0, help="journeys/s of the step run's first stage")
-    parser.add_argument("--step-rate", type=float, default=20.0, help="journeys/s added per stage")
-    parser.add_argument("--stages", type=int, default=4)
-    parser.add_argument("--stage-s", type=float, default=10.0)
+    parser.add_argument("--ladder", type=float, nargs="+",
+                        default=[50, 100, 200, 400, 600, 800, 1000, 1200, 1500, 1800, 2200, 2600, 3000],
+                        help="arrivals/s of the scheduler benchmark (stops at 80%% generator CPU)")
+    parser.add_argument("--stage-s", type=float, default=6.0, help="seconds per rate of the scheduler benchmark")
+    parser.add_argument("--saturate-rate", type=float, default=90.0, help="journeys/s of the SUT-saturated run")
+    parser.add_argument("--saturate-s", type=float, default=8.0)
+    parser.add_argument("--saturate-bound", type=int, default=30, help="the small --max-in-flight of 2b")
     parser.add_argument("--samples", type=int, default=300_000)
     parser.add_argument("--out", type=Path, default=None, help="keep the runs' outputs here (default: temp)")
-    parser.add_argument("--only", choices=["users", "rate", "percentiles"], action="append")
+    parser.add_argument("--only", choices=["users", "scheduler", "saturated", "percentiles"], action="append")
     args = parser.parse_args()
-    only = set(args.only or ["users", "rate", "percentiles"])
+    only = set(args.only or ["users", "scheduler", "saturated", "percentiles"])
     out = args.out or Path(tempfile.mkdtemp(prefix="haicap-bench-load-"))
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (shared with other work)")
     if "percentiles" in only:
         bench_percentiles(args.samples)
-    if only & {"users", "rate"}:
+    if "scheduler" in only:
+        bench_scheduler(args)
+    if only & {"users", "saturated"}:
         with Sandbox.start(mode="process") as sandbox, tempfile.TemporaryDirectory() as private:
             creds = Path(private) / "credentials.json"
             cfg = sandbox.configs
@@ -243,8 +279,8 @@ def main() -> None:
             write_scenario(scenarios, "bench-light", 2)
             if "users" in only:
                 bench_users(sandbox, creds, scenarios, out, args)
-            if "rate" in only:
-                bench_rate(sandbox, creds, scenarios, out, args)
+            if "saturated" in only:
+                bench_saturated(sandbox, creds, scenarios, out, args)
     print(f"load average after: {os.getloadavg()[0]:.1f}; outputs in {out}")
 
 
