@@ -33,6 +33,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--list-faults", action="store_true", help="print the named faults and exit")
     parser.add_argument(
+        "--province-workers", type=int, default=1, metavar="N",
+        help="serve the reference province with N processes on its one port (default 1)",
+    )
+    parser.add_argument(
         "--selftest", action="store_true", help="start on free ports, drive the real flows once, print the result"
     )
     parser.add_argument("--state-dir", type=Path, help="keep SQLite stores here (default: a temporary folder)")
@@ -74,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if args.selftest:
         from haicap.sandbox.selftest import run_selftest
 
-        with Sandbox.start(host=args.host, faults=args.fault, state_dir=args.state_dir) as sandbox:
+        with Sandbox.start(host=args.host, faults=args.fault, state_dir=args.state_dir,
+                           province_workers=args.province_workers) as sandbox:
             return run_selftest(sandbox, out=sys.stdout)
 
     stop = threading.Event()
@@ -86,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             province_port=args.province_port,
             faults=args.fault,
             state_dir=args.state_dir,
+            province_workers=args.province_workers,
         ) as sandbox:
             credentials = _write_credentials(sandbox)
             print(f"national counterpart  {sandbox.national_url}  (OIDC: {sandbox.national_url}"

@@ -101,6 +101,8 @@ class ProvinceConfig:
     #: seconds between outbox delivery attempts when the national side fails (doubles up to the max)
     outbox_retry_initial: float = 0.2
     outbox_retry_max: float = 5.0
+    #: worker processes serving the province's socket (state shared through its SQLite store)
+    workers: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -81,8 +82,12 @@ class Sandbox:
         province_code: str = DEFAULT_PROVINCE[0],
         agency_code: str = DEFAULT_PROVINCE[1],
         seed: int = 0,
+        province_workers: int = 1,
     ) -> Sandbox:
         chosen = _check_faults(faults)
+        if province_workers < 1 or (province_workers > 1 and mode != "process"):
+            raise HaicapError(f"province workers must be ≥ 1, and > 1 only in process mode (got {province_workers} "
+                              f"in {mode} mode)")
         national_sock = bind_socket(host, national_port)
         try:
             province_sock = bind_socket(host, province_port)
@@ -100,6 +105,7 @@ class Sandbox:
             faults=chosen,
             seed=seed,
         )
+        configs = dataclasses.replace(configs, province=dataclasses.replace(configs.province, workers=province_workers))
         for cfg_dir in (configs.national.state_dir, configs.province.state_dir):
             cfg_dir.mkdir(parents=True, exist_ok=True)
         servers: list[ProcessServer | ThreadServer] = []
@@ -107,7 +113,8 @@ class Sandbox:
         try:
             if mode == "process":
                 servers.append(ProcessServer(NATIONAL_FACTORY, configs.national, national_sock, "national"))
-                servers.append(ProcessServer(PROVINCE_FACTORY, configs.province, province_sock, "province"))
+                servers.append(ProcessServer(PROVINCE_FACTORY, configs.province, province_sock, "province",
+                                             workers=province_workers))
             else:
                 from haicap.sandbox.national.app import create_app as national_app
                 from haicap.sandbox.province.app import create_app as province_app

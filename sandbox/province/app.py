@@ -34,7 +34,8 @@ from haicap.sandbox.province.officer_api import OfficerApi
 from haicap.sandbox.province.outbox import OutboxDelivery, OutboxPolicy, outbox_counts
 from haicap.sandbox.province.payments import Payments
 from haicap.sandbox.province.problems import Problem, json_response, problem_response
-from haicap.sandbox.province.sso import RelyingParty, SessionStore
+from haicap.sandbox.province.sessions import SessionStore
+from haicap.sandbox.province.sso import RelyingParty
 from haicap.sandbox.province.store import Store
 from haicap.sandbox.province.sync_items import SyncItemBuilder
 from haicap.sandbox.province.units import ProvinceUnits
@@ -55,7 +56,7 @@ def create_app(config: ProvinceConfig) -> Starlette:
         store=store,
         units=ProvinceUnits(config.province_code, config.agency_code, faults),
         catalogue=Catalogue.load(registry),
-        sessions=SessionStore(),
+        sessions=SessionStore(store),
         policy=OutboxPolicy.for_faults(SyncItemBuilder(registry, faults), faults),
     )
     outbox = OutboxDelivery(
@@ -65,9 +66,10 @@ def create_app(config: ProvinceConfig) -> Starlette:
         retry_initial=config.outbox_retry_initial,
         retry_max=config.outbox_retry_max,
         faults=faults,
+        poll=0.5 if config.workers == 1 else 0.05,  # other workers' commits wake nobody here: look often
     )
     store.on_commit = outbox.notify
-    rp = RelyingParty(config.national_url, config.oidc, ctx.sessions, registry, faults)
+    rp = RelyingParty(config.national_url, config.oidc, ctx.sessions, registry, faults, store=store)
     dossiers = DossierApi(ctx)
     officer = OfficerApi(ctx)
     payments = Payments(ctx, dossiers)
@@ -89,6 +91,7 @@ def create_app(config: ProvinceConfig) -> Starlette:
             await rp.aclose()
             await payments.aclose()
             store.close()
+            ctx.sessions.close()
 
     routes = [
         Route("/health", health, methods=["GET"]),

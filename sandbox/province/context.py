@@ -12,7 +12,7 @@ from haicap.sandbox.config import ProvinceConfig
 from haicap.sandbox.province.catalogue import Catalogue
 from haicap.sandbox.province.outbox import OutboxPolicy
 from haicap.sandbox.province.problems import Problem
-from haicap.sandbox.province.sso import SessionStore
+from haicap.sandbox.province.sessions import SessionStore
 from haicap.sandbox.province.store import Store
 from haicap.sandbox.province.units import ProvinceUnits
 

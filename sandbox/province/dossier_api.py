@@ -25,7 +25,7 @@ from starlette.responses import Response
 from haicap.sandbox.province import dossiers as d
 from haicap.sandbox.province.context import ProvinceContext
 from haicap.sandbox.province.problems import Problem, json_response, read_json
-from haicap.sandbox.province.sso import CitizenSession
+from haicap.sandbox.province.sessions import CitizenSession
 
 __all__ = ["DossierApi", "parse_ma_ho_so", "parse_page"]
 

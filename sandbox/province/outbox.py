@@ -6,7 +6,14 @@ batches (DongBoHoSoMC creates with isUpdating "False", updates with "True", CapN
 logs in and logs in again when the session expires, backs off while the national side is down (HTTP 503/5xx,
 timeouts, refused connections) and never drops a row: a row leaves the queue only when the national side has
 recorded it, answered "already exists" (error_code 3), or rejected the item itself (kept with the reason).
-Rows of one dossier are sent in order: at most one row per MaHoSo per call round.
+Rows of one dossier are sent in order: a round makes its calls in the order creates, updates, progress, and
+takes a dossier's next rows only while that order keeps them in sequence (at most one per call), so a change
+and its progress entry travel in the same round.
+
+Cost: changes are coalesced for a few milliseconds so one sync call carries many items, and items travel as the
+JSON bytes stored with the row (never parsed and re-serialised). When the province runs as several worker
+processes, exactly one of them delivers: the holder of an exclusive ``flock`` on ``<db>.outbox-lock`` (if it
+dies the kernel releases the lock and another worker takes over); it polls for the others' commits.
 
 Faults acting here: ``no-status-sync`` (changes after the first are never queued), ``late-sync`` and
 ``duplicate-sync`` (every delivered batch is sent once more).
@@ -16,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Collection
@@ -87,6 +96,13 @@ def outbox_counts(store: Store) -> dict[str, int]:
     return {"pending": p, "rejected": r, "delivered": t - p - r}
 
 
+def _call_rank(service: str, is_updating: str) -> int:
+    """Order of the calls in a round: DongBoHoSoMC creates, DongBoHoSoMC updates, CapNhatTienDoHoSoMC."""
+    if service == DONGBO:
+        return 0 if is_updating == "False" else 1
+    return 2
+
+
 class _Transient(Exception):
     """The national side could not take the call now: retry later, keep every row."""
 
@@ -97,7 +113,7 @@ class _Row:
     ma_ho_so: str
     service: str
     is_updating: str
-    item: dict[str, Any]
+    item: bytes  # the item's JSON, as stored
 
 
 class OutboxDelivery:
@@ -114,6 +130,8 @@ class OutboxDelivery:
         batch_size: int = 500,
         faults: Collection[str] = (),
         timeout: float = 10.0,
+        coalesce: float = 0.02,
+        poll: float = 0.5,
     ) -> None:
         self.store = store
         self.national_url = national_url.rstrip("/")
@@ -124,7 +142,14 @@ class OutboxDelivery:
         self.delay_ms = int(LATE_SYNC_DELAY * 1000) if "late-sync" in faults else 0
         self.resend = "duplicate-sync" in faults
         self.timeout = timeout
+        #: seconds to let changes gather before a call (unless a full batch is waiting)
+        self.coalesce = coalesce
+        #: seconds between looks at the table when nothing woke us (commits of other worker processes)
+        self.poll = poll
         self._session: str | None = None
+        self._lock_path = store.path.with_name(store.path.name + ".outbox-lock")
+        self._lock_fd: int | None = None
+        self._waiting = False
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -144,26 +169,51 @@ class OutboxDelivery:
                 await self._task
         if self._client is not None:
             await self._client.aclose()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock: another worker may deliver
+            self._lock_fd = None
+
+    @property
+    def leading(self) -> bool:
+        """True while this process is the one that delivers."""
+        return self._lock_fd is not None
 
     def notify(self) -> None:
-        """Thread-safe wake-up (the store calls it after each commit)."""
+        """Thread-safe wake-up (the store calls it after each commit); a no-op unless the loop is waiting."""
         loop = self._loop
-        if loop is not None and not loop.is_closed():
+        if self._waiting and loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._wake.set)
+
+    def _try_lead(self) -> bool:
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
 
     # -- the loop ----------------------------------------------------------------------------------
     async def _run(self) -> None:
         backoff = self.retry_initial
+        while not self._try_lead():  # another worker process delivers; take over if it goes
+            await asyncio.sleep(max(self.poll, 0.5))
         while True:
             try:
+                self._wake.clear()
+                self._waiting = True  # before the read: a commit from now on wakes us
                 rows = self._pending()
-                if not rows:
-                    self._wake.clear()
+                if rows:
+                    self._waiting = False
+                    await self._deliver(rows)
+                else:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=0.5)
-                    continue
-                await self._deliver(rows)
+                        await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
+                    self._waiting = False
+                if len(rows) < self.batch_size and self.coalesce > 0:
+                    await asyncio.sleep(self.coalesce)  # let more changes gather: one call carries many
                 backoff = self.retry_initial
             except _Transient as exc:
                 self.last_error = str(exc)
@@ -179,20 +229,25 @@ class OutboxDelivery:
                 backoff = min(backoff * 2, self.retry_max)
 
     def _pending(self) -> list[_Row]:
-        """The next rows to send: the oldest pending change of each dossier (rows of one dossier in order)."""
+        """The next rows to send: each dossier's oldest pending rows, as many as one round sends in order."""
         cutoff = now_ms() - self.delay_ms
         fetched = self.store.read(
             "SELECT id, ma_ho_so, service, is_updating, item FROM outbox "
             "WHERE delivered_ms IS NULL AND created_ms <= ? ORDER BY id LIMIT ?",
             (cutoff, self.batch_size * 4),
         )
-        seen: set[str] = set()
+        last: dict[str, int] = {}  # MaHoSo → call rank of its last row taken
+        closed: set[str] = set()  # dossiers whose next row must wait for the next round
         rows: list[_Row] = []
         for row_id, ma_ho_so, service, is_updating, item in fetched:
-            if ma_ho_so in seen:
+            if ma_ho_so in closed:
                 continue
-            seen.add(ma_ho_so)
-            rows.append(_Row(row_id, ma_ho_so, service, is_updating, orjson.loads(item)))
+            rank = _call_rank(service, is_updating)
+            if last.get(ma_ho_so, -1) >= rank:
+                closed.add(ma_ho_so)
+                continue
+            last[ma_ho_so] = rank
+            rows.append(_Row(row_id, ma_ho_so, service, is_updating, item))
             if len(rows) >= self.batch_size:
                 break
         return rows
@@ -201,16 +256,16 @@ class OutboxDelivery:
         groups: dict[tuple[str, str], list[_Row]] = {}
         for row in rows:
             groups.setdefault((row.service, row.is_updating), []).append(row)
-        # creates before updates before progress (one row per dossier per round, so this is only tidiness)
-        for key in sorted(groups, key=lambda k: (k[0] != DONGBO, k[1] != "False")):
+        for key in sorted(groups, key=lambda k: _call_rank(*k)):  # creates, updates, progress: see _pending
             service, is_updating = key
             await self._send(service, is_updating, groups[key])
 
     async def _send(self, service: str, is_updating: str, rows: list[_Row]) -> None:
-        envelope: dict[str, Any] = {"service": service, "madonvi": self.account.madonvi, "data": [r.item for r in rows]}
+        envelope: dict[str, Any] = {"service": service, "madonvi": self.account.madonvi}
         if service == DONGBO:
             envelope["isUpdating"] = is_updating
-        answer = await self._call(envelope)
+        data = b',"data":[' + b",".join(r.item for r in rows) + b"]}"
+        answer = await self._call(envelope, data)
         code = str(answer.get("error_code"))
         rejected: dict[int, str] = {}
         if code in {"0", "00", "3", "-3", "-2"}:
@@ -227,7 +282,7 @@ class OutboxDelivery:
         else:
             raise _Transient(f"{service} answered error_code {code}: {answer.get('message', '')}")
         if self.resend:  # the defect: the delivered batch goes out again, as a retry that ignores the answer
-            await self._call(envelope)
+            await self._call(envelope, data)
         await self.store.write(lambda conn: self._mark(conn, rows, rejected))
 
     @staticmethod
@@ -243,12 +298,13 @@ class OutboxDelivery:
         if rejected:
             log.warning("outbox: %d item(s) rejected by the national side", len(rejected))
 
-    async def _call(self, envelope: dict[str, Any]) -> dict[str, Any]:
+    async def _call(self, envelope: dict[str, Any], data: bytes = b"}") -> dict[str, Any]:
+        """POST the envelope (``data``: the raw tail ``,"data":[...]}`` spliced in) with a live session."""
         for attempt in range(2):
             if self._session is None:
                 await self._login()
             envelope["session"] = self._session
-            response = await self._post("/sync/service", envelope)
+            response = await self._post("/sync/service", orjson.dumps(envelope)[:-1] + data)
             answer = self._json(response)
             if response.status_code == 401 or answer.get("error_code") == "-1":
                 self._session = None  # expired or unknown: log in again once
@@ -264,18 +320,18 @@ class OutboxDelivery:
 
     async def _login(self) -> None:
         body = {"username": self.account.username, "password": self.account.password, "madonvi": self.account.madonvi}
-        response = await self._post("/sync/login", body)
+        response = await self._post("/sync/login", orjson.dumps(body))
         answer = self._json(response)
         session = answer.get("session")
         if response.status_code != 200 or answer.get("error_code") != "0" or not isinstance(session, str):
             raise _Transient(f"sync login refused (HTTP {response.status_code}, error_code {answer.get('error_code')})")
         self._session = session
 
-    async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+    async def _post(self, path: str, body: bytes) -> httpx.Response:
         assert self._client is not None
         try:
             return await self._client.post(
-                self.national_url + path, content=orjson.dumps(body), headers={"Content-Type": "application/json"}
+                self.national_url + path, content=body, headers={"Content-Type": "application/json"}
             )
         except httpx.HTTPError as exc:
             raise _Transient(f"{type(exc).__name__} calling {path}") from None

@@ -1,10 +1,12 @@
 """Relying party of the national identity provider (OIDC authorization code flow, PKCE S256, nonce).
 
-``/auth/login`` remembers (state, nonce, code_verifier) under a ``haicap_login`` cookie and redirects to the
-national ``authorize`` endpoint (``login_hint`` passed through, so automated clients sign a test citizen in
-without a UI). ``/auth/callback`` consumes that login once, exchanges the code with the client secret and the
-verifier, validates the ID token (RS256 only, signature against the national JWKS, iss, aud, exp, iat, nonce),
-fetches userinfo and issues a province session. Every refusal is a 401 problem naming the reason.
+``/auth/login`` remembers (state, nonce, code_verifier) under a ``haicap_login`` cookie (a row of the store, so
+the callback may reach any worker process: :mod:`sessions`) and redirects to the national ``authorize``
+endpoint (``login_hint`` passed through, so automated clients sign a test citizen in without a UI).
+``/auth/callback`` consumes that login once, exchanges the code with the client secret and the verifier,
+validates the ID token (RS256 only, signature against the national JWKS, iss, aud, exp, iat, nonce), fetches
+userinfo and issues a province session (a row of the store too, cached by each worker).
+Every refusal is a 401 problem naming the reason.
 ``/auth/logout`` ends the session and redirects to the national end-session endpoint.
 
 The ``sso`` faults of :mod:`faults` each switch off one of these checks, where it is made.
@@ -18,9 +20,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Collection
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -32,78 +32,23 @@ from starlette.responses import RedirectResponse, Response
 from haicap.contract_registry import ContractRegistry
 from haicap.sandbox.config import OidcClient
 from haicap.sandbox.province.problems import Problem, json_response
+from haicap.sandbox.province.sessions import SESSION_TTL, CitizenSession, PendingLogin, PendingLogins, SessionStore
+from haicap.sandbox.province.store import Store
 
 __all__ = ["CitizenSession", "RelyingParty", "SessionStore"]
 
 LOGIN_COOKIE = "haicap_login"
 LOGIN_TTL = 600.0
-SESSION_TTL = 3600
 CLOCK_LEEWAY = 60
 MAX_PENDING = 100_000
 
 
-@dataclass(frozen=True, slots=True)
-class CitizenSession:
-    """A signed-in citizen. Identity comes from the national identity provider, never from a request body."""
-
-    so_dinh_danh: str
-    ho_va_ten: str
-    id_token: str = field(repr=False)
-    expires_at: float
-
-
-@dataclass(slots=True)
-class _PendingLogin:
-    state: str
-    nonce: str
-    verifier: str = field(repr=False)
-    created: float
-
-
-class SessionStore:
-    """Bearer session tokens → sessions (in memory, expiring)."""
-
-    def __init__(self, max_sessions: int = 500_000) -> None:
-        self._sessions: OrderedDict[str, CitizenSession] = OrderedDict()
-        self._max = max_sessions
-
-    def issue(self, so_dinh_danh: str, ho_va_ten: str, id_token: str) -> tuple[str, CitizenSession]:
-        token = secrets.token_urlsafe(32)
-        session = CitizenSession(so_dinh_danh, ho_va_ten, id_token, time.time() + SESSION_TTL)
-        self._sessions[token] = session
-        while len(self._sessions) > self._max:
-            self._sessions.popitem(last=False)
-        return token, session
-
-    def get(self, token: str) -> CitizenSession | None:
-        session = self._sessions.get(token)
-        if session is None:
-            return None
-        if session.expires_at < time.time():
-            self._sessions.pop(token, None)
-            return None
-        return session
-
-    def revoke(self, token: str) -> CitizenSession | None:
-        return self._sessions.pop(token, None)
-
-    def from_request(self, request: Request) -> tuple[str, CitizenSession]:
-        """The caller's (token, session), or a 401 problem."""
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        session = self.get(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
-        if session is None:
-            raise Problem(
-                401,
-                "Unauthorized",
-                "a valid citizen session is required (Authorization: Bearer <token from /auth/callback>)",
-                headers={"WWW-Authenticate": 'Bearer realm="province"'},
-            )
-        return token.strip(), session
-
-
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _code_hash(code: str) -> bytes:
+    return hashlib.sha256(code.encode()).digest()
 
 
 def _refuse(reason: str) -> Problem:
@@ -120,13 +65,15 @@ class RelyingParty:
         sessions: SessionStore,
         registry: ContractRegistry,
         faults: Collection[str] = (),
+        *,
+        store: Store,
     ) -> None:
         self.issuer = national_url.rstrip("/")
         self.client = client
         self.sessions = sessions
+        self.store = store
         self.faults = frozenset(faults)
-        self._pending: OrderedDict[str, _PendingLogin] = OrderedDict()
-        self._completed: dict[str, tuple[str, str, str]] = {}  # fault accepts-reused-code only
+        self._pending = PendingLogins(store, LOGIN_TTL, MAX_PENDING)
         self._discovery: dict[str, Any] | None = None
         self._keys: dict[str, Any] = {}
         self._keys_fetched = 0.0
@@ -190,14 +137,7 @@ class RelyingParty:
         login_hint = request.query_params.get("login_hint")
         if login_hint is not None and not self._cccd.is_valid(login_hint):
             raise Problem.field(400, "login_hint", "must be a 12-digit CCCD")
-        now = time.monotonic()
-        while self._pending and (
-            len(self._pending) >= MAX_PENDING or next(iter(self._pending.values())).created < now - LOGIN_TTL
-        ):
-            self._pending.popitem(last=False)
-        login_id = secrets.token_urlsafe(24)
-        pending = _PendingLogin(secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(48), now)
-        self._pending[login_id] = pending
+        login_id, pending = await self._pending.add()
         params = {
             "response_type": "code",
             "client_id": self.client.client_id,
@@ -217,13 +157,11 @@ class RelyingParty:
         response.set_cookie(LOGIN_COOKIE, login_id, max_age=int(LOGIN_TTL), path="/auth", httponly=True, samesite="lax")
         return response
 
-    def _take_pending(self, request: Request, state: str) -> _PendingLogin:
+    async def _take_pending(self, request: Request, state: str) -> PendingLogin:
         """The login this callback finishes, consumed (a replayed callback finds nothing)."""
-        login_id = request.cookies.get(LOGIN_COOKIE)
-        if login_id is None:  # a client without cookies: find the login by its state
-            login_id = next((k for k, p in self._pending.items() if hmac.compare_digest(p.state, state)), None)
-        pending = self._pending.pop(login_id, None) if login_id else None
-        if pending is None or pending.created < time.monotonic() - LOGIN_TTL:
+        login_id = request.cookies.get(LOGIN_COOKIE)  # None: a client without cookies, found by its state
+        pending = await self._pending.take(login_id, state) if login_id != "" else None
+        if pending is None:
             raise _refuse("no pending sign-in for this callback (unknown, expired or already used)")
         if "skips-state-check" not in self.faults and not hmac.compare_digest(pending.state, state):
             raise _refuse("state mismatch")
@@ -238,10 +176,13 @@ class RelyingParty:
             raise Problem.field(400, "code", "required")
         if not state:
             raise Problem.field(400, "state", "required")
-        if "accepts-reused-code" in self.faults and code in self._completed:
-            cccd, name, id_token = self._completed[code]
-            return self._signed_in(cccd, name, id_token)
-        pending = self._take_pending(request, state)
+        if "accepts-reused-code" in self.faults:
+            completed = self.store.read_one(
+                "SELECT so_dinh_danh, ho_va_ten, id_token FROM reused_codes WHERE code_hash = ?", (_code_hash(code),)
+            )
+            if completed is not None:
+                return await self._signed_in(*completed)
+        pending = await self._take_pending(request, state)
         tokens = await self._exchange(code, pending.verifier)
         id_token = tokens.get("id_token")
         access_token = tokens.get("access_token")
@@ -258,11 +199,15 @@ class RelyingParty:
         if not isinstance(name, str) or not name.strip():
             raise _refuse("the identity provider gave no HoVaTen")
         if "accepts-reused-code" in self.faults:
-            self._completed[code] = (cccd, name, id_token)
-        return self._signed_in(cccd, name, id_token)
+            await self.store.write(lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO reused_codes (code_hash, so_dinh_danh, ho_va_ten, id_token) "
+                "VALUES (?, ?, ?, ?)",
+                (_code_hash(code), cccd, name, id_token),
+            ).rowcount)
+        return await self._signed_in(cccd, name, id_token)
 
-    def _signed_in(self, cccd: str, name: str, id_token: str) -> Response:
-        token, _ = self.sessions.issue(cccd, name, id_token)
+    async def _signed_in(self, cccd: str, name: str, id_token: str) -> Response:
+        token, _ = await self.sessions.issue(cccd, name, id_token)
         body = {
             "access_token": token,
             "token_type": "Bearer",
@@ -363,7 +308,7 @@ class RelyingParty:
 
     async def logout(self, request: Request) -> Response:
         token, session = self.sessions.from_request(request)
-        self.sessions.revoke(token)
+        await self.sessions.revoke(token)
         if "local-logout-only" in self.faults:  # the defect: the national session stays open
             return json_response({"logged_out": True})
         params = {

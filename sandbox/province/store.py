@@ -3,8 +3,13 @@
 A 2xx from the province means committed. Writes are functions ``op(conn) -> result`` handed to a single
 writer thread, which runs every queued op of a batch inside one transaction (each in its own savepoint, so a
 refused op does not undo its neighbours), commits with ``synchronous=FULL``, and only then resolves the
-callers' futures. One fsync serves a whole batch: that is how a single SQLite file takes thousands of
-durable writes per second. Reads use a per-thread connection (WAL: readers never block the writer).
+callers' futures (the awaited ones of one event loop with a single wake-up of that loop). One fsync serves a
+whole batch: that is how a single SQLite file takes thousands of durable writes per second. Reads use a
+per-thread connection (WAL: readers never block the writer).
+
+Several province processes may share the file: each has its writer thread, and a batch's transaction holds an
+exclusive ``flock`` on ``<db>.writelock`` as well as SQLite's write lock, so a waiting writer is woken the
+moment the other commits (SQLite's own busy handler would poll with sleeps of up to 100 ms).
 
 Example::
 
@@ -17,11 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import fcntl
 import logging
+import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -74,6 +82,28 @@ CREATE TABLE IF NOT EXISTS payments (
     updated_ms    INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS payments_dossier ON payments(ma_ho_so);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash   BLOB PRIMARY KEY,
+    so_dinh_danh TEXT NOT NULL,
+    ho_va_ten    TEXT NOT NULL,
+    id_token     TEXT NOT NULL,
+    expires_at   REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending_logins (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    login_id TEXT NOT NULL UNIQUE,
+    state    TEXT NOT NULL,
+    nonce    TEXT NOT NULL,
+    verifier TEXT NOT NULL,
+    created  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pending_logins_state ON pending_logins(state);
+CREATE TABLE IF NOT EXISTS reused_codes (
+    code_hash    BLOB PRIMARY KEY,
+    so_dinh_danh TEXT NOT NULL,
+    ho_va_ten    TEXT NOT NULL,
+    id_token     TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS callbacks (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     ma_tham_chieu TEXT NOT NULL,
@@ -87,6 +117,40 @@ CREATE TABLE IF NOT EXISTS callbacks (
 
 _STOP = object()
 _MAX_BATCH = 1024
+
+_AnyFuture = concurrent.futures.Future[Any] | asyncio.Future[Any]
+
+
+def _claim(future: _AnyFuture) -> bool:
+    """False if the caller has gone (cancelled): its op is then not run."""
+    if isinstance(future, concurrent.futures.Future):
+        return future.set_running_or_notify_cancel()
+    return not future.cancelled()
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in outcomes:
+        if not future.done():
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+
+def _resolve(outcomes: list[tuple[_AnyFuture, bool, Any]]) -> None:
+    """Resolve futures from the writer thread: thread-safe ones directly, awaited ones with one wake-up per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+    for future, ok, value in outcomes:
+        if isinstance(future, concurrent.futures.Future):
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        else:
+            by_loop.setdefault(future.get_loop(), []).append((future, ok, value))
+    for loop, pending in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a loop closed meanwhile: nobody waits any more
+            loop.call_soon_threadsafe(_settle, pending)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -107,9 +171,20 @@ class Store:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._local = threading.local()
         self._thread = threading.Thread(target=self._run, name=f"store-writer-{self.path.name}", daemon=True)
+        self._lock_fd = os.open(self.path.with_name(self.path.name + ".writelock"), os.O_RDWR | os.O_CREAT, 0o600)
         self._writer = _connect(self.path)
-        self._writer.executescript(SCHEMA)
+        with self._exclusive():
+            self._writer.executescript(SCHEMA)
         self._started = False
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the cross-process write lock (blocking; the kernel wakes us when the holder releases it)."""
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> Store:
@@ -125,6 +200,8 @@ class Store:
             self._thread.join(timeout)
             self._started = False
         self._writer.close()
+        with contextlib.suppress(OSError):
+            os.close(self._lock_fd)
 
     # -- writes ------------------------------------------------------------------------------------
     def submit(self, op: WriteOp[T]) -> concurrent.futures.Future[T]:
@@ -136,7 +213,12 @@ class Store:
         return future
 
     async def write(self, op: WriteOp[T]) -> T:
-        return await asyncio.wrap_future(self.submit(op))
+        """Run ``op`` in the writer transaction; returns its result once committed (raises what it raised)."""
+        if not self._started:
+            raise RuntimeError("store not started")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put((op, future))
+        return await future
 
     def write_sync(self, op: WriteOp[T], timeout: float = 30.0) -> T:
         return self.submit(op).result(timeout)
@@ -158,18 +240,16 @@ class Store:
                     stopping = True
                     break
                 batch.append(nxt)
-            batch = [(op, f) for op, f in batch if f.set_running_or_notify_cancel()]  # a cancelled caller: skip
+            batch = [(op, f) for op, f in batch if _claim(f)]  # a cancelled caller: skip its op
             try:
-                self._run_batch(conn, batch)
+                with self._exclusive():
+                    self._run_batch(conn, batch)
             except Exception:  # the writer must outlive any single batch
                 log.exception("province store: batch failed")
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(RuntimeError("the store could not run this write"))
+                error = RuntimeError("the store could not run this write")
+                _resolve([(f, False, error) for _, f in batch if not f.done()])
 
-    def _run_batch(
-        self, conn: sqlite3.Connection, batch: list[tuple[WriteOp[Any], concurrent.futures.Future[Any]]]
-    ) -> None:
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[tuple[WriteOp[Any], _AnyFuture]]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -189,14 +269,9 @@ class Store:
             log.error("province store: transaction failed: %s", exc)
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            for _, future in batch:
-                future.set_exception(exc)
+            _resolve([(f, False, exc) for _, f in batch])
             return
-        for (ok, value), (_, future) in zip(outcomes, batch, strict=True):
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+        _resolve([(f, ok, value) for (ok, value), (_, f) in zip(outcomes, batch, strict=True)])
         if self.on_commit is not None:
             try:
                 self.on_commit()
