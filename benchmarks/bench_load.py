@@ -156,6 +156,8 @@ def bench_scheduler(args: argparse.Namespace) -> None:
               f"server CPU {r['server_cpu_mean']:3.0f}%  failures {r['failures']}  → {verdict}")
     if not results:
         print("   (the driver produced no result)")
+    elif results[-1]["cpu_max"] < 80:
+        print(f"   (the ladder ended at {results[-1]['target']:g}/s before the generator reached 80% CPU)")
     print(f"   scheduler target (±5% at every rate while generator CPU < 80%): "
           f"{'met' if ok_all and judged else 'NOT met'} over {judged} rate(s) judged")
 
@@ -179,8 +181,13 @@ def bench_saturated(sandbox: Sandbox, creds: Path, scenarios: Path, out: Path, a
               f"completed {r['completed']:6.1f}/s  in flight ≤ {in_flight}  held back {held['count']} "
               f"({held['share']:.1%})  dropped {gen['dropped']}  start lag p99 {lag_p99:.0f} ms  "
               f"request p50/p95/p99 {lat['p50'] or 0:.0f}/{lat['p95'] or 0:.0f}/{lat['p99'] or 0:.0f} ms  "
-              f"generator CPU max {gen['cpu_max']:.0f}%")
-        print(f"   {'':13s} kept up {gen['kept_up']}  {'; '.join(gen['not_kept_up']) or '-'}")
+              f"generator CPU max {gen['cpu_max']:.0f}%  unfinished after the grace window {gen['unfinished']}")
+        saturated = r["completed"] < 0.95 * r["achieved"]
+        print(f"   {'':13s} province {'SATURATED (completed < started)' if saturated else 'kept up with what it got'}"
+              f"; generator kept up {gen['kept_up']}  {'; '.join(gen['not_kept_up']) or '-'}")
+        journeys = summary["journeys"]
+        print(f"   {'':13s} journeys started {journeys['started']}, finished or killed {journeys['completed']}, "
+              f"failed {journeys['failed']}")
         print(f"   {'':13s} exit {summary['_exit_code']}  SLO breaches: {', '.join(breaches) or 'none'}  "
               f"inconclusive: {summary.get('inconclusive') or '-'}  integrity missing "
               f"{summary['integrity']['missing_count']} of {summary['integrity']['accepted']}")
@@ -246,10 +253,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--measure", type=float, default=15.0)
     parser.add_argument("--ladder", type=float, nargs="+",
-                        default=[50, 100, 200, 400, 600, 800, 1000, 1200, 1500, 1800, 2200, 2600, 3000],
+                        default=[50, 100, 200, 400, 600, 800, 1000, 1200, 1500, 1800, 2200, 2600, 3000, 3500,
+                                 4000, 5000, 6000],
                         help="arrivals/s of the scheduler benchmark (stops at 80%% generator CPU)")
     parser.add_argument("--stage-s", type=float, default=6.0, help="seconds per rate of the scheduler benchmark")
-    parser.add_argument("--saturate-rate", type=float, default=90.0, help="journeys/s of the SUT-saturated run")
+    parser.add_argument("--saturate-rate", type=float, default=200.0, help="journeys/s of the SUT-saturated run")
     parser.add_argument("--saturate-s", type=float, default=8.0)
     parser.add_argument("--saturate-bound", type=int, default=30, help="the small --max-in-flight of 2b")
     parser.add_argument("--samples", type=int, default=300_000)

@@ -30,6 +30,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
+from gevent import GreenletExit  # noqa: E402
 from gevent.event import AsyncResult  # noqa: E402
 from geventhttpclient.client import HTTPClientPool  # noqa: E402
 from locust import User, task  # noqa: E402
@@ -124,6 +125,7 @@ class WorkerLoad:
                               "backlog_max": scheduler.backlog_max, "dropped": scheduler.dropped,
                               "in_flight_at_end": scheduler.in_flight, "started": scheduler.started,
                               "held_back": scheduler.held_back, "requests": self.recorder.requests_total,
+                              "unfinished": scheduler.unfinished,
                               "max_in_flight": scheduler.cap, "connections": self.connections},
             })
             self.national.close()
@@ -155,6 +157,11 @@ class WorkerLoad:
         )
         try:
             run_journey(scenario, context, self.recorder, lag)
+        except GreenletExit:  # still running when the grace window ended: the slowest journeys count, as failed
+            self.recorder.journey(scenario.id, (time.time() - intended) * 1000, False)
+            self.recorder.failures_sample.setdefault(
+                f"{scenario.id}\x1f(journey)", "unfinished: still running when the grace window after the load ended")
+            raise
         except Exception as exc:  # a bug or an unexpected answer must not kill the arrival's greenlet
             self.recorder.journey(scenario.id, (time.time() - intended) * 1000, False)
             self.recorder.failures_sample.setdefault(f"{scenario.id}\x1f(journey)",

@@ -59,6 +59,7 @@ class ArrivalScheduler:
         self.dropped = 0
         self.started = 0  # arrivals this worker started
         self.held_back = 0  # arrivals that found max_in_flight reached and waited for a free slot
+        self.unfinished = 0  # journeys still running when the grace window after the shape ended
         self.stopped = False
         self._process = psutil.Process()
         self._greenlets: set[gevent.Greenlet] = set()
@@ -75,7 +76,8 @@ class ArrivalScheduler:
         self.stopped = True
 
     def run(self, grace_s: float = 30.0) -> None:
-        """Start arrivals until the shape ends (or :meth:`stop`), then wait ≤ ``grace_s`` for running journeys."""
+        """Start arrivals until the shape ends (or :meth:`stop`), then wait ≤ ``grace_s`` for running journeys
+        and kill the rest (counted in :attr:`unfinished`)."""
         self._process.cpu_percent(None)
         sampler = gevent.spawn(self._sample)
         try:
@@ -100,8 +102,10 @@ class ArrivalScheduler:
             self.pending.clear()
             if self._greenlets:
                 gevent.joinall(list(self._greenlets), timeout=grace_s)
-            for greenlet in list(self._greenlets):
-                greenlet.kill(block=False)
+            # journeys still running now are the slowest of the run: they are killed (GreenletExit lets the
+            # journey record itself as failed) and counted, never silently left out of the statistics
+            self.unfinished = len(self._greenlets)
+            gevent.killall(list(self._greenlets), block=True, timeout=5.0)
         finally:
             self.stopped = True
             gevent.sleep(0)

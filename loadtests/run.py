@@ -343,7 +343,9 @@ def _generator(raw: dict[str, Any], recorder: Recorder, planned: int, max_in_fli
         reasons.append(f"generator CPU {cpu_max:.0f}% > {CPU_LIMIT:.0f}%")
     if (lag["p99"] or 0) > LATE_START_MS:
         reasons.append(f"arrivals started late: p99 {lag['p99']:.0f} ms after their intended time")
+    unfinished = sum(int(g.get("unfinished", 0)) for g in generators)
     return {"cpu_max": round(cpu_max, 1), "backlog_max": backlog_max, "kept_up": not reasons, "not_kept_up": reasons,
+            "unfinished": unfinished,
             "held_back": {"count": held, "share": share, "max_in_flight": max_in_flight},
             "dropped": dropped, "start_lag_ms": lag, "workers": int(raw.get("workers") or 0),
             "per_worker": [{k: g.get(k, 0) for k in ("index", "started", "requests", "held_back", "cpu_max")}
@@ -390,6 +392,9 @@ def _print_verdict(summary: dict[str, Any], out: Path) -> None:
     held = gen["held_back"]
     print(f"generator: arrivals held back by --max-in-flight {held['max_in_flight']}: {held['count']} "
           f"({held['share']:.1%}); CPU max {gen['cpu_max']}%; start lag p99 {ms(gen['start_lag_ms']['p99'])} ms")
+    if gen["unfinished"]:
+        print(f"{gen['unfinished']} journeys were still running when the grace window after the load ended: "
+              "counted as failed journeys")
     if not gen["kept_up"]:
         print("WARNING: the load generator did not keep up — " + "; ".join(gen["not_kept_up"])
               + ": the system got less load than asked for")

@@ -174,7 +174,7 @@ def test_stages_and_timeseries_from_measurements() -> None:
 
 
 # -- the open model's in-flight bound and the kept-up gate -----------------------------------------
-def _schedule(max_in_flight: int, journey_s: float) -> Any:
+def _schedule(max_in_flight: int, journey_s: float, grace_s: float = 5.0) -> Any:
     import gevent
 
     from haicap.loadtests.openmodel import ArrivalScheduler
@@ -182,7 +182,7 @@ def _schedule(max_in_flight: int, journey_s: float) -> Any:
     shape = build_shape("soak", 0.5, {"rate": 40, "ramp_s": 0}).build()  # 20 arrivals, one every 25 ms
     scheduler = ArrivalScheduler(shape, lambda n, intended, lag: gevent.sleep(journey_s), Recorder(),
                                  start_epoch=time.time(), max_rate=200, max_in_flight=max_in_flight)
-    gevent.spawn(scheduler.run, 5.0).join(timeout=10)
+    gevent.spawn(scheduler.run, grace_s).join(timeout=10)
     return scheduler
 
 
@@ -196,6 +196,11 @@ def test_arrivals_held_back_by_the_bound_are_counted() -> None:
     scheduler = _schedule(max_in_flight=2, journey_s=0.3)
     assert scheduler.held_back == 18  # every arrival after the first two found the bound reached
     assert scheduler.started + scheduler.dropped == 20 and scheduler.dropped > 0
+
+
+def test_journeys_still_running_after_the_grace_window_are_killed_and_counted() -> None:
+    scheduler = _schedule(max_in_flight=1000, journey_s=3.0, grace_s=0.2)
+    assert scheduler.started == 20 and scheduler.unfinished == 20 and scheduler.in_flight == 0
 
 
 def _generator_of(held: int, cpu: float = 10.0) -> dict[str, Any]:
