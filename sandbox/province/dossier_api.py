@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from datetime import timedelta
+import time
 from typing import Any
 
 import orjson
@@ -168,7 +168,9 @@ class DossierApi:
                     "Identity mismatch",
                 )
             identities = [identity, *[x for x in (given or []) if x.get("LoaiDinhDanh") != "1"]]
-        now = d.now_vn()
+        second = int(time.time())
+        now, _ = d.clock_strings(second)
+        promised, _ = d.clock_strings(second, PROMISE_DAYS)
         fee = int(procedure["PhiPhaiNop"])
         entry = d.history_entry("1", NguoiXuLy=owner_name, NoiDungXuLy="Nộp hồ sơ trực tuyến")
         doc: dict[str, Any] = {
@@ -188,9 +190,9 @@ class DossierApi:
             "LoaiDoiTuong": body.get("LoaiDoiTuong") or procedure.get("LoaiDoiTuong") or "1",
             "TaiKhoanDuocXacThucVoiVNeID": "1",
             "TrangThaiHoSo": "1",
-            "NgayNopHoSo": d.thoi_gian(now),
-            "NgayTiepNhan": d.thoi_gian(now),
-            "NgayHenTra": d.thoi_gian(now + timedelta(days=PROMISE_DAYS)),
+            "NgayNopHoSo": now,
+            "NgayTiepNhan": now,
+            "NgayHenTra": promised,
             "NoiNopHoSo": NOI_NOP,
             "TaiLieuNop": body.get("TaiLieuNop") or [],
             "DanhSachLePhi": procedure.get("DanhSachLePhi") or [],

@@ -10,7 +10,9 @@ Asia/Ho_Chi_Minh; the sequence is allocated inside the transaction, so it is uni
 
 from __future__ import annotations
 
+import functools
 import sqlite3
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -25,6 +27,8 @@ __all__ = [
     "TRANSITIONS",
     "VN_TZ",
     "allocate_sequence",
+    "clock_strings",
+    "day_code",
     "format_ma_ho_so",
     "load_dossier",
     "op_create",
@@ -59,13 +63,28 @@ def now_vn() -> datetime:
     return datetime.now(VN_TZ)
 
 
+@functools.lru_cache(maxsize=8)
+def clock_strings(second: int, days: int = 0) -> tuple[str, str]:
+    """(yyyyMMddHHmmss, yyMMdd) of the Unix ``second`` plus ``days``, in Asia/Ho_Chi_Minh.
+
+    Cached: under load every request of one second asks for the same strings (strftime once per second).
+    """
+    moment = datetime.fromtimestamp(second, VN_TZ) + timedelta(days=days)
+    return moment.strftime("%Y%m%d%H%M%S"), moment.strftime("%y%m%d")
+
+
 def thoi_gian(moment: datetime | None = None) -> str:
-    """yyyyMMddHHmmss in Asia/Ho_Chi_Minh."""
-    return (moment or now_vn()).astimezone(VN_TZ).strftime("%Y%m%d%H%M%S")
+    """yyyyMMddHHmmss in Asia/Ho_Chi_Minh (now by default)."""
+    if moment is None:
+        return clock_strings(int(time.time()))[0]
+    return moment.astimezone(VN_TZ).strftime("%Y%m%d%H%M%S")
 
 
 def day_code(moment: datetime | None = None) -> str:
-    return (moment or now_vn()).astimezone(VN_TZ).strftime("%y%m%d")
+    """yyMMdd in Asia/Ho_Chi_Minh (today by default)."""
+    if moment is None:
+        return clock_strings(int(time.time()))[1]
+    return moment.astimezone(VN_TZ).strftime("%y%m%d")
 
 
 def format_ma_ho_so(agency: str, day: str, sequence: int) -> str:

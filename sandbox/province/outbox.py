@@ -32,12 +32,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 
 from haicap.sandbox.config import SyncAccount
 from haicap.sandbox.province.faults import LATE_SYNC_DELAY
 from haicap.sandbox.province.store import Store
+from haicap.sandbox.province.sync_http import JsonPoster, SyncHttpError
 from haicap.sandbox.province.sync_items import SyncItemBuilder
 
 __all__ = ["OutboxDelivery", "OutboxPolicy", "enqueue_change", "outbox_counts"]
@@ -153,13 +153,13 @@ class OutboxDelivery:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: JsonPoster | None = None
         self.last_error: str = ""
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._client = httpx.AsyncClient(timeout=self.timeout)
+        self._client = JsonPoster(self.national_url, timeout=self.timeout)
         self._task = asyncio.create_task(self._run(), name="province-outbox")
 
     async def stop(self) -> None:
@@ -304,42 +304,40 @@ class OutboxDelivery:
             if self._session is None:
                 await self._login()
             envelope["session"] = self._session
-            response = await self._post("/sync/service", orjson.dumps(envelope)[:-1] + data)
-            answer = self._json(response)
-            if response.status_code == 401 or answer.get("error_code") == "-1":
+            status, content = await self._post("/sync/service", orjson.dumps(envelope)[:-1] + data)
+            answer = self._json(content)
+            if status == 401 or answer.get("error_code") == "-1":
                 self._session = None  # expired or unknown: log in again once
                 if attempt == 0:
                     continue
                 raise _Transient("sync session refused after a fresh login")
-            if response.status_code >= 500:
-                raise _Transient(f"HTTP {response.status_code}")
-            if response.status_code >= 400 and answer.get("error_code") not in {"-2", "3", "-3"}:
-                raise _Transient(f"HTTP {response.status_code}: {answer.get('message', '')}")
+            if status >= 500:
+                raise _Transient(f"HTTP {status}")
+            if status >= 400 and answer.get("error_code") not in {"-2", "3", "-3"}:
+                raise _Transient(f"HTTP {status}: {answer.get('message', '')}")
             return answer
         raise _Transient("unreachable")  # pragma: no cover
 
     async def _login(self) -> None:
         body = {"username": self.account.username, "password": self.account.password, "madonvi": self.account.madonvi}
-        response = await self._post("/sync/login", orjson.dumps(body))
-        answer = self._json(response)
+        status, content = await self._post("/sync/login", orjson.dumps(body))
+        answer = self._json(content)
         session = answer.get("session")
-        if response.status_code != 200 or answer.get("error_code") != "0" or not isinstance(session, str):
-            raise _Transient(f"sync login refused (HTTP {response.status_code}, error_code {answer.get('error_code')})")
+        if status != 200 or answer.get("error_code") != "0" or not isinstance(session, str):
+            raise _Transient(f"sync login refused (HTTP {status}, error_code {answer.get('error_code')})")
         self._session = session
 
-    async def _post(self, path: str, body: bytes) -> httpx.Response:
+    async def _post(self, path: str, body: bytes) -> tuple[int, bytes]:
         assert self._client is not None
         try:
-            return await self._client.post(
-                self.national_url + path, content=body, headers={"Content-Type": "application/json"}
-            )
-        except httpx.HTTPError as exc:
-            raise _Transient(f"{type(exc).__name__} calling {path}") from None
+            return await self._client.post(path, body)
+        except SyncHttpError as exc:
+            raise _Transient(str(exc)) from None
 
     @staticmethod
-    def _json(response: httpx.Response) -> dict[str, Any]:
+    def _json(content: bytes) -> dict[str, Any]:
         try:
-            data = orjson.loads(response.content)
+            data = orjson.loads(content)
         except orjson.JSONDecodeError:
             return {}
         return data if isinstance(data, dict) else {}
