@@ -186,8 +186,8 @@ def bench_saturated(sandbox: Sandbox, creds: Path, scenarios: Path, out: Path, a
         print(f"   {'':13s} province {'SATURATED (completed < started)' if saturated else 'kept up with what it got'}"
               f"; generator kept up {gen['kept_up']}  {'; '.join(gen['not_kept_up']) or '-'}")
         journeys = summary["journeys"]
-        print(f"   {'':13s} journeys started {journeys['started']}, finished or killed {journeys['completed']}, "
-              f"failed {journeys['failed']}")
+        print(f"   {'':13s} journeys started {journeys['started']}, completed {journeys['completed']}, killed "
+              f"unfinished {journeys.get('unfinished', 0)}, failed (incl. unfinished) {journeys['failed']}")
         print(f"   {'':13s} exit {summary['_exit_code']}  SLO breaches: {', '.join(breaches) or 'none'}  "
               f"inconclusive: {summary.get('inconclusive') or '-'}  integrity missing "
               f"{summary['integrity']['missing_count']} of {summary['integrity']['accepted']}")

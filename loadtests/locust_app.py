@@ -158,7 +158,7 @@ class WorkerLoad:
         try:
             run_journey(scenario, context, self.recorder, lag)
         except GreenletExit:  # still running when the grace window ended: the slowest journeys count, as failed
-            self.recorder.journey(scenario.id, (time.time() - intended) * 1000, False)
+            self.recorder.unfinished_journey(scenario.id, (time.time() - intended) * 1000)
             self.recorder.failures_sample.setdefault(
                 f"{scenario.id}\x1f(journey)", "unfinished: still running when the grace window after the load ended")
             raise

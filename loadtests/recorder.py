@@ -142,6 +142,12 @@ class Recorder:
             entry.failed += 1
         self.second().completed += 1
 
+    def unfinished_journey(self, scenario: str, ms: float) -> None:
+        """A journey killed while still running at the end: a failed journey, but not a completion."""
+        entry = self.journeys.get(scenario) or self.journeys.setdefault(scenario, Counted())
+        entry.latency.record_ms(ms)
+        entry.failed += 1
+
     def arrival(self, lag_ms: float) -> None:
         self.lag.record_ms(max(lag_ms, 0.0))
         self.second().started += 1

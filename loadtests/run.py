@@ -251,7 +251,7 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
 
     totals = recorder.totals()
     journeys_started = sum(s.started for s in recorder.seconds.values())
-    journeys_completed = sum(j.ok + j.failed for j in recorder.journeys.values())
+    journeys_completed = sum(s.completed for s in recorder.seconds.values())  # killed unfinished ones are not
     duration = shape.duration
     planned = sum(1 for _ in arrival_times(shape, opts.max_rate))
     clipped = any(shape.rate(t / 10) > opts.max_rate for t in range(int(duration * 10)))
@@ -281,6 +281,7 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
         "requests": totals.ok + totals.failed,
         "failures": totals.failed,
         "journeys": {"started": journeys_started, "completed": journeys_completed,
+                     "unfinished": generator["unfinished"],
                      "failed": sum(j.failed for j in recorder.journeys.values())},
         "rate": {"target": round(planned / duration, 3), "achieved": round(journeys_started / duration, 3),
                  "completed": round(journeys_completed / duration, 3),

@@ -111,6 +111,19 @@ def test_reports_add_up_on_the_master() -> None:
     assert a.take_report(final=True)["requests"] == {}  # a report hands over and starts afresh
 
 
+def test_an_unfinished_journey_is_a_failed_journey_but_not_a_completion() -> None:
+    rec, master = Recorder(), Recorder()
+    rec.journey("birth-registration", 40.0, True)
+    rec.unfinished_journey("birth-registration", 25_000.0)
+    master.add_report(rec.take_report(final=True))
+    entry = master.journeys["birth-registration"]
+    assert (entry.ok, entry.failed) == (1, 1) and entry.latency.max_ms() == pytest.approx(25_000, rel=0.001)
+    assert sum(s.completed for s in master.seconds.values()) == 1
+    result = evaluate_slos(master, load_mix_scenarios())
+    assert ("birth-registration", None, "error_rate") in {(b["scenario"], b["step"], b["metric"])
+                                                         for b in result["breaches"]}
+
+
 # -- SLO gates -------------------------------------------------------------------------------------
 def test_slo_gate_lists_each_breach_and_passes_when_within() -> None:
     scenarios = load_mix_scenarios()
