@@ -39,6 +39,8 @@ def register(subparsers: Any) -> None:
                         help="re-run only the checks that failed or errored in OUT/results.json and merge")
     parser.add_argument("--fault", action="append", default=[], metavar="ID",
                         help="switch a named fault on in the embedded sandbox (repeatable)")
+    parser.add_argument("--province", metavar="CODE",
+                        help="the province the embedded reference province plays (default 01 Hà Nội)")
     parser.add_argument("--seed", type=int, default=0, help="seed of generated data and fuzz cases (default 0)")
     parser.add_argument("-n", "--workers", type=int, default=0, help="pytest-xdist workers (default: none)")
     parser.set_defaults(handler=run_certify)
@@ -85,7 +87,7 @@ def run_certify(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     what = f"profile {args.profile}" if args.profile else "embedded sandbox"
     print(f"haicap certify: starting the target ({what})", flush=True)
-    with open_target(args.profile, faults=args.fault, seed=args.seed) as target:
+    with open_target(args.profile, faults=args.fault, seed=args.seed, province=args.province) as target:
         redact = Redactor(target.secret_values)
         print(f"  province {target.province_url}  ·  national counterpart {target.national_url}", flush=True)
         records_path = out / "checks.raw.json"

@@ -31,6 +31,8 @@ _TARGET_KEY = "haicap_target"
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("haicap", "haicap conformance suite")
     group.addoption("--profile", dest="haicap_profile", metavar="FILE", help="province profile YAML")
+    group.addoption("--province", dest="haicap_province", metavar="CODE",
+                    help="province code the embedded reference province plays (default 01); must match a profile")
     group.addoption("--haicap-fault", dest="haicap_faults", action="append", default=[], metavar="ID",
                     help="switch a named fault on in the embedded sandbox (repeatable)")
     group.addoption("--haicap-seed", dest="haicap_seed", type=int, default=0, help="seed of data and fuzz cases")
@@ -46,7 +48,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _wanted(config: pytest.Config) -> bool:
     opt = config.option
-    if opt.haicap_profile or opt.haicap_faults or opt.haicap_run:
+    if opt.haicap_profile or opt.haicap_faults or opt.haicap_run or opt.haicap_province:
         return True
     package_dir = Path(__file__).resolve().parent
     for arg in config.args:
@@ -77,7 +79,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
     stack = contextlib.ExitStack()
     target = stack.enter_context(
-        open_target(config.option.haicap_profile, faults=config.option.haicap_faults, seed=config.option.haicap_seed)
+        open_target(config.option.haicap_profile, faults=config.option.haicap_faults, seed=config.option.haicap_seed,
+                    province=config.option.haicap_province)
     )
     config.stash[_target_stash] = target
     config.stash[_stack_stash] = stack
@@ -145,7 +148,8 @@ def haicap_target(pytestconfig: pytest.Config) -> Iterator[Target]:
         return
     from haicap.target import open_target
 
-    with open_target(None, seed=pytestconfig.option.haicap_seed) as started:
+    option = pytestconfig.option
+    with open_target(None, seed=option.haicap_seed, province=option.haicap_province) as started:
         yield started
 
 

@@ -169,11 +169,9 @@ def _profile_national_config(profile: Profile, state_dir: Path) -> tuple[Any, st
 
 
 def _default_agency_code(province_code: str) -> str:
-    from haicap.sandbox.config import DEFAULT_PROVINCE
+    from haicap.data_generators.agencies import province_agency_code
 
-    if province_code == DEFAULT_PROVINCE[0]:
-        return DEFAULT_PROVINCE[1]
-    raise HaicapError(f"the profile must give agency_code for province {province_code}")
+    return province_agency_code(province_code)
 
 
 @contextlib.contextmanager
@@ -182,12 +180,22 @@ def open_target(
     *,
     faults: Iterable[str] = (),
     seed: int = 0,
+    province: str | None = None,
 ) -> Iterator[Target]:
-    """Start what the run needs (sandbox, or the counterpart for a profile) and yield the Target."""
+    """Start what the run needs (sandbox, or the counterpart for a profile) and yield the Target.
+
+    ``province`` picks which of the 34 provinces the embedded reference province plays (default Hà Nội, 01);
+    with a profile it must be the profile's province.
+    """
     if profile is None:
+        from haicap.data_generators.units import admin_units
+        from haicap.sandbox.config import DEFAULT_PROVINCE
         from haicap.sandbox.runner import Sandbox
 
-        with Sandbox.start(faults=faults, seed=seed) as sandbox:
+        code = province or DEFAULT_PROVINCE[0]
+        admin_units().province(code)  # a one-line error naming the valid codes
+        with Sandbox.start(faults=faults, seed=seed, province_code=code,
+                           agency_code=_default_agency_code(code)) as sandbox:
             cfg = sandbox.configs
             yield Target(
                 name=f"embedded reference province {cfg.province.province_code}",
@@ -206,6 +214,8 @@ def open_target(
     if list(faults):
         raise HaicapError("--fault applies to the embedded sandbox only, not to a profile's province")
     loaded = load_profile(profile)
+    if province is not None and province != loaded.data["province"]:
+        raise HaicapError(f"--province {province} does not match the profile's province {loaded.data['province']}")
     from haicap.sandbox.runner import NATIONAL_FACTORY
     from haicap.sandbox.server import ProcessServer, bind_socket
 
