@@ -147,3 +147,35 @@ def test_unreachable_province_gives_errors_and_a_report(tmp_path: Path, monkeypa
 def test_unknown_criterion_names_the_valid_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["certify", "--only", "speed", "--out", str(tmp_path)]) == 2
     assert "unknown criterion speed; valid: sso, submission" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_rerun_failed_reruns_only_what_failed_and_merges(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["certify", "--only", "sso", "--fault", "skips-nonce-check", "--out", str(out)]) == 1
+    first = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    failed = [c["id"] for c in first["checks"] if c["status"] == "failed"]
+    assert failed == ["SSO-09"]
+    capsys.readouterr()
+    assert main(["certify", "--only", "sso", "--rerun-failed", "--out", str(out)]) == 0  # the province was fixed
+    printed = capsys.readouterr().out
+    merged = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert "SSO-09" in printed and "SSO-03" not in printed  # only the failed check ran again
+    assert len(merged["checks"]) == len(first["checks"]) and merged["summary"]["ok"]
+    assert merged["started"] == first["started"]
+
+
+@pytest.mark.slow
+def test_another_province_with_xdist_workers(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code = main(["certify", "--province", "12", "--only", "units", "--only", "submission", "-n", "2",
+                 "--out", str(out)])
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert code == 0, [(c["id"], c["message"]) for c in results["checks"] if c["status"] != "passed"]
+    assert results["target"]["province"] == "12" and results["target"]["agency_code"].endswith(".H04")
+    assert {c["criterion"] for c in results["checks"]} == {"units", "submission"}
+
+
+def test_unknown_province_names_the_valid_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["certify", "--province", "99", "--out", str(tmp_path)]) == 2
+    assert "unknown province code '99'; valid codes: 01, 04" in capsys.readouterr().err
