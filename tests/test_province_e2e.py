@@ -123,7 +123,11 @@ def test_full_journey_reaches_the_national_ledger(harness: Harness) -> None:
     assert paid["DaThanhToan"] is True and paid["SoTienDaThanhToan"] == 10000
     for action in ("process", "complete", "return-result"):
         assert harness.act(m, action) == 200
-    final = harness.synced(m, "10")
+    def complete() -> dict[str, Any] | None:  # the state and its progress entry travel in two calls
+        entry = harness.ledger(m)
+        return entry if entry and entry["TrangThaiHoSo"] == "10" and len(entry["progress"]) == 6 else None
+
+    final = wait_for(complete)
     assert final is not None, harness.ledger(m)
     assert final["item"]["DuocThanhToanTrucTuyen"] == "1" and final["item"]["NgayTra"]
     statuses = [h["TrangThaiHoSo"] for h in final["history"]]

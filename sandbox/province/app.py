@@ -29,6 +29,7 @@ from haicap.sandbox.config import ProvinceConfig
 from haicap.sandbox.province.catalogue import Catalogue
 from haicap.sandbox.province.context import ProvinceContext
 from haicap.sandbox.province.dossier_api import DossierApi
+from haicap.sandbox.province.fast_lane import FastLaneStarlette
 from haicap.sandbox.province.forwarded import ForwardedDossiers
 from haicap.sandbox.province.officer_api import OfficerApi
 from haicap.sandbox.province.outbox import OutboxDelivery, OutboxPolicy, outbox_counts
@@ -130,7 +131,12 @@ def create_app(config: ProvinceConfig) -> Starlette:
         return problem_response(Problem(500, "Internal error", "the province could not handle this request"))
 
     handlers: dict[Any, Any] = {Problem: on_problem, HTTPException: on_http, Exception: on_error}
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    app = FastLaneStarlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    app.fast_lane(  # the load-test hot paths: same endpoints and problem answers, without the generic dispatch
+        post={"/api/v1/dossiers": dossiers.submit},
+        get_by_key={"/api/v1/dossiers/": ("MaHoSo", dossiers.get)},
+        on_error=on_error,
+    )
     app.state.ctx = ctx
     app.state.outbox = outbox
     return app

@@ -256,11 +256,17 @@ class OutboxDelivery:
         groups: dict[tuple[str, str], list[_Row]] = {}
         for row in rows:
             groups.setdefault((row.service, row.is_updating), []).append(row)
-        for key in sorted(groups, key=lambda k: _call_rank(*k)):  # creates, updates, progress: see _pending
-            service, is_updating = key
-            await self._send(service, is_updating, groups[key])
+        done: list[tuple[list[_Row], dict[int, str]]] = []  # calls answered: marked in one write per round
+        try:
+            for key in sorted(groups, key=lambda k: _call_rank(*k)):  # creates, updates, progress: see _pending
+                service, is_updating = key
+                done.append((groups[key], await self._send(service, is_updating, groups[key])))
+        finally:  # also when a later call of the round failed: what was answered must not be sent again
+            if done:
+                await self.store.write(lambda conn: self._mark(conn, done))
 
-    async def _send(self, service: str, is_updating: str, rows: list[_Row]) -> None:
+    async def _send(self, service: str, is_updating: str, rows: list[_Row]) -> dict[int, str]:
+        """One call; the rows the national side rejected (index → reason), or :class:`_Transient`."""
         envelope: dict[str, Any] = {"service": service, "madonvi": self.account.madonvi}
         if service == DONGBO:
             envelope["isUpdating"] = is_updating
@@ -283,20 +289,22 @@ class OutboxDelivery:
             raise _Transient(f"{service} answered error_code {code}: {answer.get('message', '')}")
         if self.resend:  # the defect: the delivered batch goes out again, as a retry that ignores the answer
             await self._call(envelope, data)
-        await self.store.write(lambda conn: self._mark(conn, rows, rejected))
+        return rejected
 
     @staticmethod
-    def _mark(conn: sqlite3.Connection, rows: list[_Row], rejected: dict[int, str]) -> None:
+    def _mark(conn: sqlite3.Connection, done: list[tuple[list[_Row], dict[int, str]]]) -> None:
         ts = now_ms()
         conn.executemany(
             "UPDATE outbox SET delivered_ms = ?, outcome = ?, detail = ? WHERE id = ?",
             [
                 (ts, "rejected" if i in rejected else "delivered", rejected.get(i), row.id)
+                for rows, rejected in done
                 for i, row in enumerate(rows)
             ],
         )
-        if rejected:
-            log.warning("outbox: %d item(s) rejected by the national side", len(rejected))
+        refused = sum(len(rejected) for _, rejected in done)
+        if refused:
+            log.warning("outbox: %d item(s) rejected by the national side", refused)
 
     async def _call(self, envelope: dict[str, Any], data: bytes = b"}") -> dict[str, Any]:
         """POST the envelope (``data``: the raw tail ``,"data":[...]}`` spliced in) with a live session."""
