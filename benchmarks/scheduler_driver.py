@@ -59,11 +59,13 @@ def measure_rate(env: Environment, pool: HTTPClientPool, spec: dict[str, Any], r
     me = psutil.Process()
     server = psutil.Process(int(spec["server_pid"]))
     gevent.sleep(max(0.0, start - time.time()))
+    psutil.cpu_percent(None)  # machine-wide, since this call: shows when other work starves the generator
     cpu0, server0 = _cpu_s(me), _cpu_s(server)
     t0 = time.perf_counter()
     scheduler.run(grace_s=5.0)
     elapsed = time.perf_counter() - t0
     cpu1, server1 = _cpu_s(me), _cpu_s(server)
+    machine = psutil.cpu_percent(None)
     window = range(int(duration))
     seconds = [recorder.seconds[t] for t in window if t in recorder.seconds]
     started_in_window = sum(s.started for s in seconds)
@@ -84,6 +86,7 @@ def measure_rate(env: Environment, pool: HTTPClientPool, spec: dict[str, Any], r
         "cpu_mean": 100 * (cpu1 - cpu0) / elapsed,
         "cpu_max": max([s.cpu for s in seconds] + [0.0]),
         "server_cpu_mean": 100 * (server1 - server0) / elapsed,
+        "machine_cpu_mean": machine,
         "in_flight_max": max([s.in_flight for s in seconds] + [0]),
     }
 
