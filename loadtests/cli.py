@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "national ledger. Writes OUT/summary.json, timeseries.json, stages.json (step), Locust's HTML/CSV.",
     )
     parser.add_argument("--shape", help="cutover, step, spike or soak (or give --shape-file)")
-    parser.add_argument("--shape-file", type=Path, help="YAML with shape, duration, params (see loadtests/README)")
+    parser.add_argument("--shape-file", type=Path, help="YAML with shape, duration, params (README: load tests)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a shape parameter, e.g. --set surge_factor=3 --set peak_rate=10")
     parser.add_argument("--duration", type=float, help="seconds of load (default: the shape file's, else 60)")
