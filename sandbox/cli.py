@@ -96,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
             credentials = _write_credentials(sandbox)
             print(f"national counterpart  {sandbox.national_url}  (OIDC: {sandbox.national_url}"
                   "/.well-known/openid-configuration)")
-            print(f"reference province    {sandbox.province_url}")
+            workers = sandbox.configs.province.workers
+            several = f"  ({workers} worker processes)" if workers > 1 else ""
+            print(f"reference province    {sandbox.province_url}{several}")
             print(f"faults                {', '.join(sorted(sandbox.faults)) or 'none (correct province)'}")
             print(f"credentials           {credentials} (readable by you only)")
             print("Press Ctrl-C to stop.", flush=True)
