@@ -11,17 +11,12 @@ Example::
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from haicap.contract_registry import ContractRegistry, default_registry
-from haicap.errors import HaicapError
+from haicap.contract_registry import ContractRegistry
+from haicap.data_generators.procedures import load_procedures
 
 __all__ = ["Catalogue"]
-
-PROCEDURE_REF = "dossier.schema.json#/$defs/Procedure"
 
 
 class Catalogue:
@@ -32,22 +27,8 @@ class Catalogue:
 
     @classmethod
     def load(cls, registry: ContractRegistry | None = None) -> Catalogue:
-        registry = registry or default_registry()
-        path = Path(registry.root) / "procedures.yaml"
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise HaicapError(f"{path}: cannot read the procedure catalogue: {exc}") from exc
-        procedures = data.get("procedures") if isinstance(data, dict) else None
-        if not isinstance(procedures, list):
-            raise HaicapError(f"{path}: expected a top-level 'procedures' list")
-        validator = registry.validator(PROCEDURE_REF)
-        for index, procedure in enumerate(procedures):
-            violations = validator.violations(procedure)
-            if violations:
-                v = violations[0]
-                raise HaicapError(f"{path}: procedures[{index}].{v.field}: {v.message}")
-        return cls(procedures)
+        """The catalogue of the contracts folder in use (loaded and validated by the one loader)."""
+        return cls(load_procedures(registry))
 
     def get(self, code: str) -> dict[str, Any] | None:
         return self._by_code.get(code) or self._by_code.get(code[:8])
