@@ -170,6 +170,63 @@ def test_each_defect_is_rejected_for_its_reason(client: httpx.Client, national: 
     assert defect in [e["defect"] for e in events["items"]]
 
 
+OTHER = "079201000123"
+
+
+def _id_token_for(client: httpx.Client, rp: OidcClient, cccd: str) -> tuple[str, dict[str, str]]:
+    code, params = _authorize(client, rp, login_hint=cccd)
+    return _token(client, rp, code, params["code_verifier"]).json()["id_token"], params
+
+
+def _last_token_event(client: httpx.Client, national: RunningNational, cccd: str) -> dict[str, Any]:
+    events = client.get("/_ledger/idp/events", params={"kind": "token", "limit": 1000},
+                        headers=national.control_headers()).json()["items"]
+    return [e for e in events if e["SoDinhDanh"] == cccd][-1]  # type: ignore[no-any-return]
+
+
+def test_targeted_defect_is_not_consumed_by_another_citizen(client: httpx.Client, national: RunningNational) -> None:
+    rp = _rp(national)
+    armed = client.post("/_control/idp/next-token", json={"defect": "wrong-iss", "login_hint": OTHER},
+                        headers=national.control_headers())
+    assert armed.status_code == 200, armed.text
+    assert armed.json() == {"defect": "wrong-iss", "pending": 1, "login_hint": OTHER}
+    for _ in range(2):  # another citizen signs in, twice: good tokens, the defect stays armed for OTHER
+        token, params = _id_token_for(client, rp, CCCD)
+        assert _verify(client, national, token)["nonce"] == params["nonce"]
+        assert _last_token_event(client, national, CCCD)["defect"] is None
+    token, _ = _id_token_for(client, rp, OTHER)
+    with pytest.raises(jwt.InvalidIssuerError):
+        _verify(client, national, token)
+    event = _last_token_event(client, national, OTHER)
+    assert event["defect"] == "wrong-iss" and "target=login_hint" in event["detail"]
+    token, params = _id_token_for(client, rp, OTHER)  # count 1: consumed
+    assert _verify(client, national, token)["SoDinhDanh"] == OTHER
+
+
+def test_targeted_defect_goes_before_the_untargeted_queue(client: httpx.Client, national: RunningNational) -> None:
+    rp = _rp(national)
+    headers = national.control_headers()
+    assert client.post("/_control/idp/next-token", json={"defect": "expired"}, headers=headers).json()["pending"] == 1
+    targeted = client.post("/_control/idp/next-token", json={"defect": "wrong-aud", "count": 2, "login_hint": OTHER},
+                           headers=headers)
+    assert targeted.json()["pending"] == 2
+    for _ in range(2):
+        with pytest.raises(jwt.InvalidAudienceError):
+            _verify(client, national, _id_token_for(client, rp, OTHER)[0])
+    with pytest.raises(jwt.ExpiredSignatureError):  # OTHER's targeted defects are used up: the shared queue next
+        _verify(client, national, _id_token_for(client, rp, OTHER)[0])
+    assert _verify(client, national, _id_token_for(client, rp, CCCD)[0])["SoDinhDanh"] == CCCD
+
+
+@pytest.mark.parametrize("hint", ["123", "003090123456", 79201000123])
+def test_targeted_defect_needs_a_valid_cccd(client: httpx.Client, national: RunningNational, hint: object) -> None:
+    response = client.post("/_control/idp/next-token", json={"defect": "alg-none", "login_hint": hint},
+                           headers=national.control_headers())
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["errors"][0]["field"] == "login_hint"
+
+
 def test_unknown_defect_is_a_problem(client: httpx.Client, national: RunningNational) -> None:
     response = client.post("/_control/idp/next-token", json={"defect": "rot13"}, headers=national.control_headers())
     assert response.status_code == 400

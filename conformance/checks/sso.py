@@ -6,25 +6,18 @@ that are forged or not meant for it (SSO-03…09, the counterpart arms the defec
 forged state (SSO-10), a replayed authorization code (SSO-11). Finally the identity of a dossier must be the
 one the national provider vouched for, not what the form says (SSO-12).
 
-The counterpart's defect queue is shared by every client of the counterpart: the next ID token it issues, to
-whoever asks, carries the defect. The sign-ins of these checks therefore take turns (a thread lock and a lock
-file per counterpart, so xdist workers on this host take turns too), and each looks up, in the counterpart's
-IdP event ledger, which defect the token issued for its own fresh CCCD really carried, trying again with a new
-citizen when another client of the counterpart took the defect or handed one over.
+Each sign-in is made by a fresh citizen of its own, and a defect is armed for that citizen only (control API
+``login_hint``): sign-ins of other checks, xdist workers or clients of the counterpart can neither take it nor
+receive it, so the checks need no turn-taking. As evidence, each sign-in then looks up in the counterpart's IdP
+event ledger which defect the ID token issued for its citizen really carried.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import json
-import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import date
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -74,11 +67,8 @@ ID_TOKEN_DEFECTS: tuple[tuple[str, str, str, str, str], ...] = (
 
 _SECRET_PARAMS = frozenset({"id_token_hint", "code", "code_verifier", "client_secret", "access_token", "id_token"})
 _SECRET_KEYS = frozenset({"access_token", "id_token", "refresh_token", "session", "client_secret"})
-_ATTEMPTS = 3
 _LEDGER_WINDOW = 500
-_LOCK_WAIT = 60.0
-#: One sign-in at a time per process (and, through a lock file, per host): the counterpart's defect queue is global.
-_IDP_LOCK = threading.Lock()
+_EVENTS = "/_ledger/idp/events"
 
 
 # -- pure helpers (tested in tests/test_checks_sso.py) ------------------------------------------------
@@ -177,41 +167,35 @@ def _discovery(ctx: CheckContext) -> dict[str, Any]:
     return ctx.shared("sso:discovery", fetch)
 
 
-def _token_event(ctx: CheckContext, cccd: str) -> dict[str, Any] | None:
-    """The counterpart's latest token-endpoint event for ``cccd`` (which defect its ID token carried)."""
-    url = "/_ledger/idp/events"
+def _ledger(ctx: CheckContext) -> httpx.Client:
+    return httpx.Client(base_url=ctx.target.national_url, headers=ctx.target.control_headers(), timeout=10.0)
+
+
+def _ledger_error(exc: Exception) -> CheckError:
+    return CheckError(f"the counterpart's IdP event ledger is unreadable: {type(exc).__name__}: {exc}")
+
+
+def _token_events_total(ctx: CheckContext) -> int:
+    """How many token-endpoint events the counterpart has recorded so far (a mark before a sign-in)."""
     try:
-        with httpx.Client(base_url=ctx.target.national_url, headers=ctx.target.control_headers(),
-                          timeout=10.0) as http:
-            total = http.get(url, params={"kind": "token", "limit": 1}).raise_for_status().json()["total"]
-            offset = max(0, int(total) - _LEDGER_WINDOW)
-            page = http.get(url, params={"kind": "token", "limit": _LEDGER_WINDOW, "offset": offset})
+        with _ledger(ctx) as http:
+            return int(http.get(_EVENTS, params={"kind": "token", "limit": 1}).raise_for_status().json()["total"])
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        raise _ledger_error(exc) from None
+
+
+def _token_event(ctx: CheckContext, cccd: str, since: int) -> dict[str, Any] | None:
+    """The counterpart's latest token-endpoint event for ``cccd`` recorded after mark ``since`` (which defect
+    its ID token carried), or None when the code was not exchanged."""
+    try:
+        with _ledger(ctx) as http:
+            total = int(http.get(_EVENTS, params={"kind": "token", "limit": 1}).raise_for_status().json()["total"])
+            offset = max(since, total - _LEDGER_WINDOW)
+            page = http.get(_EVENTS, params={"kind": "token", "limit": _LEDGER_WINDOW, "offset": offset})
             items = page.raise_for_status().json()["items"]
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-        raise CheckError(f"the counterpart's IdP event ledger is unreadable: {type(exc).__name__}: {exc}") from None
+        raise _ledger_error(exc) from None
     return next((e for e in reversed(items) if e.get("SoDinhDanh") == cccd), None)
-
-
-@contextlib.contextmanager
-def _idp_turn(ctx: CheckContext) -> Iterator[None]:
-    """Hold the counterpart's identity provider for one sign-in, against other threads and xdist workers."""
-    digest = hashlib.sha256(ctx.target.national_url.encode()).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / f"haicap-idp-{digest}.lock"
-    with _IDP_LOCK, path.open("a") as handle:
-        deadline = time.monotonic() + _LOCK_WAIT
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise CheckError(f"waited {_LOCK_WAIT:.0f} s for another worker's sign-in to finish "
-                                     f"({path})") from None
-                time.sleep(0.005)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _sign_in(
@@ -225,33 +209,39 @@ def _sign_in(
 ) -> tuple[str, LoginHops]:
     """Walk the sign-on hops for a new citizen, the ID token carrying ``defect`` (or none) for sure.
 
-    A sign-on that does not reach the province callback is a :class:`CheckError` (this check cannot run),
-    unless ``partial`` (SSO-01 judges the hops itself)."""
-    seen: list[str | None] = []
-    for attempt in range(_ATTEMPTS):
-        cccd = _new_cccd(ctx, f"{purpose}:{attempt}")
-        with _idp_turn(ctx):
-            if defect is not None:
-                ctx.national.next_token_defect(defect)
-            hops = ctx.province.login_hops(cccd, port=port, tamper_callback=tamper)
-        if hops.callback is None:
-            if partial:
-                return cccd, hops
-            raise CheckError("sign-on did not reach the province callback: GET /auth/login → "
-                             f"{describe_response(hops.login)}; national authorize → "
-                             f"{describe_response(hops.authorize)}")
-        event = _token_event(ctx, cccd)
-        if event is None:  # the code was never exchanged (refused before the token endpoint)
-            if defect is None:
-                return cccd, hops
-            raise CheckError(f"the province refused the callback before exchanging the code, so the '{defect}' "
-                             f"ID token was never examined: {describe_response(hops.callback)}")
-        applied = event.get("defect")
-        if event.get("outcome") == "ok" and applied == defect:
+    The defect is armed for this citizen only, and the counterpart's ledger must confirm the ID token issued
+    for the citizen carried exactly it. A sign-on that does not reach the province callback is a
+    :class:`CheckError` (this check cannot run), unless ``partial`` (SSO-01 judges the hops itself)."""
+    cccd = _new_cccd(ctx, purpose)
+    since = _token_events_total(ctx)
+    if defect is not None:
+        ctx.national.next_token_defect(defect, login_hint=cccd)
+    hops = ctx.province.login_hops(cccd, port=port, tamper_callback=tamper)
+    if hops.callback is None:
+        if partial:
             return cccd, hops
-        seen.append(applied if event.get("outcome") == "ok" else f"token endpoint {event.get('outcome')}")
-    raise CheckError(f"could not get a sign-in whose ID token carries defect {defect or 'none'} after {_ATTEMPTS} "
-                     f"tries (got: {seen}); another client of the counterpart is using its defect queue")
+        raise CheckError("sign-on did not reach the province callback: GET /auth/login → "
+                         f"{describe_response(hops.login)}; national authorize → "
+                         f"{describe_response(hops.authorize)}")
+    event = _token_event(ctx, cccd, since)
+    if event is None:  # the code was never exchanged (refused before the token endpoint)
+        if defect is None:
+            return cccd, hops
+        raise CheckError(f"the province refused the callback before exchanging the code, so the '{defect}' "
+                         f"ID token was never examined: {describe_response(hops.callback)}")
+    if event.get("outcome") != "ok":
+        raise CheckError(f"the counterpart's token endpoint refused the province's code exchange for citizen {cccd} "
+                         f"({event.get('outcome')}: {event.get('detail')}), so no ID token was examined")
+    applied = event.get("defect")
+    if applied != defect and defect is None:
+        raise CheckError(f"the ID token issued for citizen {cccd} carried defect {applied} although none was armed "
+                         "for it: another client of the counterpart armed an untargeted defect (next-token without "
+                         "login_hint), see the counterpart's IdP event ledger")
+    if applied != defect:
+        raise CheckError(f"the ID token issued for citizen {cccd} carried defect {applied or 'none'}, not {defect} "
+                         "(counterpart IdP event ledger): does the counterpart support targeted defects "
+                         "(next-token login_hint)?")
+    return cccd, hops
 
 
 def _session(ctx: CheckContext, purpose: str) -> tuple[str, CitizenSession]:
@@ -288,7 +278,8 @@ def _expected_name(ctx: CheckContext, cccd: str) -> str | None:
 def _reproduce_sign_in(ctx: CheckContext, cccd: str, defect: str | None = None, then: str = "") -> str:
     steps = []
     if defect:
-        steps.append(f"POST {ctx.target.national_url}/_control/idp/next-token {{\"defect\": \"{defect}\"}}")
+        steps.append(f"POST {ctx.target.national_url}/_control/idp/next-token "
+                     f"{{\"defect\": \"{defect}\", \"login_hint\": \"{cccd}\"}}")
     steps.append(f"GET {ctx.target.province_url}/auth/login?login_hint={cccd}, follow the 302 to the national "
                  "authorize endpoint and its 302 to the province callback")
     if then:

@@ -1,9 +1,9 @@
 """The control API (haicap extension, control token required): make the national side misbehave on purpose.
 
-Certification needs a counterpart that can be bad in named ways: the next ID tokens carry a defect, the last
-payment callback is replayed or tampered with, a dossier is forwarded, the national services go down for a
-while, sync sessions expire. Request bodies are validated against the ``Control*`` definitions of the
-contracts; errors are problem+json naming the field.
+Certification needs a counterpart that can be bad in named ways: the next ID tokens (of anyone, or of the
+one citizen named by ``login_hint``) carry a defect, the last payment callback is replayed or tampered with,
+a dossier is forwarded, the national services go down for a while, sync sessions expire. Request bodies are
+validated against the ``Control*`` definitions of the contracts; errors are problem+json naming the field.
 """
 
 from __future__ import annotations
@@ -59,8 +59,16 @@ class ControlApi:
 
     async def next_token(self, request: Request) -> Response:
         body = await self._valid(request, self._next_token)
-        pending = self.oidc.arm(body["defect"], int(body.get("count", 1)))
-        return JSONResponse({"defect": body["defect"], "pending": pending})
+        login_hint = body.get("login_hint")
+        try:
+            pending = self.oidc.arm(body["defect"], int(body.get("count", 1)), login_hint)
+        except ValueError as exc:
+            raise ProblemError(400, "Bad Request", "invalid control request",
+                               [{"field": "login_hint", "message": str(exc)}]) from None
+        answer: dict[str, Any] = {"defect": body["defect"], "pending": pending}
+        if login_hint is not None:
+            answer["login_hint"] = login_hint
+        return JSONResponse(answer)
 
     async def replay(self, request: Request) -> Response:
         return JSONResponse(await self.payments.replay(request.path_params["MaThamChieu"]))

@@ -3,7 +3,10 @@
 It plays NPSP/VNeID single sign-on for real — RS256 keys generated at start, discovery, JWKS, single-use
 authorization codes that expire, PKCE S256, nonce and state echo, access tokens for userinfo, RP-initiated
 logout — so a province's relying party can be tested against it. On command (control API) the next ID
-tokens are bad in one named way, which is what OpenID RP certification checks a relying party rejects:
+tokens are bad in one named way, which is what OpenID RP certification checks a relying party rejects.
+A defect is either untargeted (the next tokens, whoever signs in) or targeted at one citizen (the next
+tokens issued for that CCCD only), so that concurrent sign-ins of other citizens can neither take nor
+receive it:
 
 - ``bad-signature``: signed by another RSA key under the same ``kid``;
 - ``alg-none``: unsigned, header ``alg: none``;
@@ -44,9 +47,11 @@ from haicap.sandbox.national.outage import Outages
 from haicap.sandbox.national.problems import JSONResponse, ProblemError
 from haicap.sandbox.national.store import Store, now_ms
 
-__all__ = ["CODE_TTL", "DEFECTS", "ID_TOKEN_TTL", "OidcProvider", "SigningKeys"]
+__all__ = ["CODE_TTL", "DEFECTS", "ID_TOKEN_TTL", "MAX_TARGETED_CITIZENS", "OidcProvider", "SigningKeys"]
 
 CODE_TTL = 60.0
+#: Bound on the citizens with targeted defects pending at once (a control client that never signs them in).
+MAX_TARGETED_CITIZENS = 10_000
 ACCESS_TOKEN_TTL = 3600
 ID_TOKEN_TTL = 600
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43,128}$")
@@ -123,6 +128,7 @@ class OidcProvider:
         self._used_codes: dict[str, float] = {}
         self._access: dict[str, _AccessToken] = {}
         self._pending: deque[str] = deque()
+        self._targeted: dict[str, deque[str]] = {}
         self.routes = [
             Route("/.well-known/openid-configuration", self.discovery, methods=["GET"]),
             Route("/jwks", self.jwks, methods=["GET"]),
@@ -133,16 +139,41 @@ class OidcProvider:
         ]
 
     # -- control ---------------------------------------------------------------------------------
-    def arm(self, defect: str, count: int) -> int:
-        """The next ``count`` ID tokens carry ``defect``; returns how many defective tokens are pending."""
+    def arm(self, defect: str, count: int, login_hint: str | None = None) -> int:
+        """The next ``count`` ID tokens carry ``defect`` — only those issued for citizen ``login_hint`` when given.
+
+        Returns how many defective tokens are pending for the same target (that citizen, or anyone). Raises
+        :class:`ValueError` for an unknown defect, a login_hint that is not a valid CCCD, or too many targets.
+        """
         if defect not in DEFECTS:
-            raise ValueError(defect)
-        self._pending.extend([defect] * count)
-        return len(self._pending)
+            raise ValueError(f"unknown defect {defect!r}")
+        if login_hint is None:
+            self._pending.extend([defect] * count)
+            return len(self._pending)
+        if not _CCCD.match(login_hint) or self.citizens.get(login_hint) is None:
+            raise ValueError("login_hint is not a valid citizen identity number (CCCD)")
+        queue = self._targeted.get(login_hint)
+        if queue is None:
+            if len(self._targeted) >= MAX_TARGETED_CITIZENS:
+                raise ValueError(f"{MAX_TARGETED_CITIZENS} citizens already have targeted defects pending")
+            queue = self._targeted[login_hint] = deque()
+        queue.extend([defect] * count)
+        return len(queue)
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        """Defective tokens still to be issued, untargeted and targeted."""
+        return len(self._pending) + sum(len(q) for q in self._targeted.values())
+
+    def _take_defect(self, cccd: str) -> tuple[str | None, bool]:
+        """(the defect of the next ID token for ``cccd`` or None, whether it was targeted at that citizen)."""
+        queue = self._targeted.get(cccd)
+        if queue:
+            defect = queue.popleft()
+            if not queue:
+                del self._targeted[cccd]
+            return defect, True
+        return (self._pending.popleft() if self._pending else None), False
 
     # -- helpers ---------------------------------------------------------------------------------
     def _check_up(self) -> None:
@@ -327,14 +358,15 @@ class OidcProvider:
         if failure:
             await self._event("token", "invalid_grant", client_id=client.client_id, cccd=grant.cccd, detail=failure)
             return _token_error("invalid_grant", failure)
-        defect = self._pending.popleft() if self._pending else None
+        defect, targeted = self._take_defect(grant.cccd)
         citizen = self.citizens.get(grant.cccd)
         assert citizen is not None  # the code was only issued for a valid CCCD
         id_token = self._id_token(grant, client.client_id, citizen.claims(), int(now), defect)
         access = secrets.token_urlsafe(32)
         self._access[access] = _AccessToken(grant.cccd, client.client_id, now + ACCESS_TOKEN_TTL)
+        target = (" target=login_hint" if targeted else " target=any") if defect else ""
         await self._event("token", "ok", client_id=client.client_id, cccd=grant.cccd, defect=defect,
-                          detail=f"pkce={'S256' if grant.code_challenge else 'none'}")
+                          detail=f"pkce={'S256' if grant.code_challenge else 'none'}{target}")
         return JSONResponse(
             {"access_token": access, "token_type": "Bearer", "expires_in": ACCESS_TOKEN_TTL,
              "id_token": id_token, "scope": "openid"},
