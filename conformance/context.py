@@ -38,7 +38,8 @@ class CheckContext:
             from haicap.province_client import ProvinceClient
 
             self._province = ProvinceClient(
-                self.target.province_url, officer_token=self.target.officer_token, seed=self.seed
+                self.target.province_url, officer_token=self.target.officer_token, seed=self.seed,
+                allowed_hosts=frozenset(self.target.allowed_hosts),
             )
         return self._province
 

@@ -112,6 +112,7 @@ def _target_from_json(raw: str) -> Target:
     for key in ("capabilities", "faults"):
         data[key] = frozenset(data[key])
     data["secret_values"] = tuple(data["secret_values"])
+    data["allowed_hosts"] = tuple(data.get("allowed_hosts", ()))
     if data.get("communes") is not None:
         data["communes"] = tuple(data["communes"])
     return Target(**data)

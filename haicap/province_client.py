@@ -66,16 +66,17 @@ class ProvinceClient:
         officer_token: str | None = None,
         seed: int = 0,
         port_factory: Callable[[], HttpPort] | None = None,
+        allowed_hosts: frozenset[str] = frozenset(),
     ) -> None:
         if port is None:
             if base_url is None:
                 raise ValueError("give a base_url or a port")
-            port = HttpxPort(base_url)
+            port = HttpxPort(base_url, allowed_hosts=allowed_hosts)
         self.port = port
         self.base_url = port.base_url
         self._officer_token = officer_token
         self.seed = seed
-        self._port_factory = port_factory or (lambda: HttpxPort(self.base_url))
+        self._port_factory = port_factory or (lambda: HttpxPort(self.base_url, allowed_hosts=allowed_hosts))
         self._owned: list[Any] = [port]
 
     def close(self) -> None:

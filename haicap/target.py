@@ -49,6 +49,8 @@ class Target:
     embedded: bool = False
     faults: frozenset[str] = frozenset()
     secret_values: tuple[str, ...] = field(default=(), repr=False)
+    #: non-loopback hosts haicap may contact for this target: only those the profile names
+    allowed_hosts: tuple[str, ...] = ()
 
     def control_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.control_token}"}
@@ -164,8 +166,16 @@ def _profile_national_config(profile: Profile, state_dir: Path) -> tuple[Any, st
         communes=tuple(data["communes"]) if data.get("communes") else None,
         secret_values=tuple(s for s in (control_token, client_secret, payment_secret, sync_password,
                                         forward_token, officer_token) if s),
+        allowed_hosts=tuple(sorted({_host(u) for u in (province_url, public_url, creds["oidc_redirect_uri"],
+                                                         creds.get("oidc_post_logout_redirect_uri", province_url))})),
     )
     return config, listen, target
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(url).hostname or "").lower()
 
 
 def _default_agency_code(province_code: str) -> str:

@@ -256,7 +256,7 @@ def _session(ctx: CheckContext, purpose: str) -> tuple[str, CitizenSession]:
 @contextlib.contextmanager
 def _browser(ctx: CheckContext) -> Iterator[HttpxPort]:
     """A new browser (own cookie jar) on the province."""
-    port = HttpxPort(ctx.target.province_url)
+    port = HttpxPort(ctx.target.province_url, allowed_hosts=frozenset(ctx.target.allowed_hosts))
     try:
         yield port
     finally:
