@@ -7,6 +7,7 @@ Every response is checked: a non-2xx or non-JSON answer raises :class:`Counterpa
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -127,6 +128,8 @@ class CounterpartClient:
 
     def wait_for_status(self, ma_ho_so: str, status: str, within: float, poll: float = 0.05) -> dict[str, Any] | None:
         """Poll the ledger until the dossier's history contains ``status`` or ``within`` seconds pass."""
+        if not math.isfinite(within) or within < 0:
+            raise HaicapError(f"waiting for {ma_ho_so}: the wait must be a finite number of seconds, not {within}")
         deadline = time.monotonic() + within
         while True:
             record = self.synced_dossier(ma_ho_so)

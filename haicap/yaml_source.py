@@ -7,6 +7,7 @@ line is known by its path, then validated against a JSON Schema. A violation bec
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,12 @@ def _construct(
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_construct(item, (*key, i), lines, path, loader) for i, item in enumerate(node.value)]
-    return loader.construct_object(node)
+    value = loader.construct_object(node)
+    if isinstance(value, float) and not math.isfinite(value):
+        # JSON Schema bounds do not exclude NaN, and an infinite wait or rate is never what a file means
+        field = ".".join(str(k) if isinstance(k, str) else f"[{k}]" for k in key).replace(".[", "[") or "(value)"
+        raise HaicapError(f"{path}:{node.start_mark.line + 1}: {field}: must be a finite number, not {value}")
+    return value
 
 
 def load_yaml_document(path: Path | str) -> YamlDocument:

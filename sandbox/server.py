@@ -42,6 +42,8 @@ def is_loopback_host(host: str) -> bool:
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind and listen on ``host:port`` or raise a one-line :class:`HaicapError` naming port and reason."""
+    if not 0 <= port <= 65535:
+        raise HaicapError(f"cannot bind {host}:{port}: a port is a number from 0 to 65535")
     if not is_loopback_host(host):
         raise HaicapError(f"refusing to serve on {host}: the sandbox listens on loopback only (127.0.0.0/8, ::1)")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

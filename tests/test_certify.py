@@ -28,6 +28,19 @@ def _free_port() -> int:
 @pytest.fixture
 def province_behind_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, list[str]]]:
     """The reference province alone (no sandbox counterpart): certify must start the national side itself."""
+    yield from _province_behind_profile(tmp_path, monkeypatch, frozenset())
+
+
+@pytest.fixture
+def faulty_province_behind_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                   ) -> Iterator[tuple[Path, list[str]]]:
+    """The same, with defects whose failures carry requests, tokens and callbacks as evidence."""
+    yield from _province_behind_profile(tmp_path, monkeypatch, frozenset(
+        {"skips-nonce-check", "ignores-callback-checksum", "sync-missing-fields", "500-on-malformed-input"}))
+
+
+def _province_behind_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                             faults: frozenset[str]) -> Iterator[tuple[Path, list[str]]]:
     national_port = _free_port()
     national_url = f"http://127.0.0.1:{national_port}"
     sock = bind_socket("127.0.0.1", 0)
@@ -43,7 +56,7 @@ def province_behind_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
                         f"{province_url}/auth/logged-out"),
         payment=PaymentPartner("DVC01", values["HAICAP_T_PAY"], f"{province_url}/DvcPayment/Confirm"),
         sync=SyncAccount("000.00.00.H26", "sync-01", values["HAICAP_T_SYNC"]),
-        forward_token=values["HAICAP_T_FWD"], officer_token=values["HAICAP_T_OFFICER"],
+        forward_token=values["HAICAP_T_FWD"], officer_token=values["HAICAP_T_OFFICER"], faults=faults,
     )
     config.state_dir.mkdir(parents=True)
     profile = tmp_path / "profile.yaml"
@@ -92,12 +105,32 @@ def test_correct_province_passes_every_check_and_no_secret_leaks(
     for name in ("report.html", "junit.xml"):
         assert (out / name).is_file()
     assert any((out / "allure-results").glob("*-result.json"))
+    _assert_no_secret(out, printed, used_secrets)
+
+
+def _assert_no_secret(out: Path, printed: str, used_secrets: list[str]) -> None:
     for path in [p for p in out.rglob("*") if p.is_file()]:
         text = path.read_text(encoding="utf-8", errors="replace")
         for secret in used_secrets:
             assert secret not in text, f"a secret leaked into {path.relative_to(out)}"
     for secret in used_secrets:
         assert secret not in printed, "a secret leaked into the output"
+
+
+@pytest.mark.slow
+def test_failing_checks_carry_evidence_but_no_secret(
+    faulty_province_behind_profile: tuple[Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profile, used_secrets = faulty_province_behind_profile
+    out = tmp_path / "run"
+    code = main(["certify", "--profile", str(profile), "--out", str(out),
+                 "--only", "sso", "--only", "payment", "--only", "sync", "--only", "fuzzing"])
+    printed = capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    failed = {c["id"] for c in results["checks"] if c["status"] == "failed"}
+    assert code == 1 and {"SSO-09", "PAY-02", "SYNC-02", "FUZZ-01"} <= failed, failed
+    assert all(c.get("actual") is not None or c.get("reproduce") for c in results["checks"] if c["status"] == "failed")
+    _assert_no_secret(out, printed, used_secrets)
 
 
 def test_profile_with_a_missing_field_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
