@@ -1,6 +1,7 @@
 """``haicap data``: generate synthetic data files and export the official administrative units.
 
     haicap data generate --kind dossiers --count 1000000 --seed 7 --out dossiers.jsonl [--province 01]
+    haicap data generate --kind citizens --count 100 --out - | head      # "-" is standard output
     haicap data units --province 01 --format csv [--legacy] [--out units.csv]
 
 Importing this module is cheap: Faker, the unit tables and the contracts are loaded inside the handlers.
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from haicap.errors import HaicapError
@@ -30,7 +30,14 @@ def register(subparsers: Any) -> None:
     gen.add_argument("--kind", required=True, metavar="|".join(KINDS), help="what to generate")
     gen.add_argument("--count", required=True, type=int, help="number of records")
     gen.add_argument("--seed", type=int, default=0, help="the same seed gives a byte-identical file (default 0)")
-    gen.add_argument("--out", required=True, type=Path, help="output file (written atomically)")
+    gen.add_argument(
+        "--out", required=True,
+        help="output file (written atomically; a device or FIFO is written directly; '-' is standard output)",
+    )  # fmt: skip
+    gen.add_argument(
+        "--manifest", help="legacy-dossiers: where to write the planted-defect manifest "
+        "(default <out>.manifest.json; none when --out is standard output or a device unless given)",
+    )  # fmt: skip
     gen.add_argument("--province", help="current province code (34-province list); default: all provinces")
     gen.add_argument("--format", default="jsonl", metavar="jsonl|csv", help="file format (default jsonl)")
     gen.add_argument(
@@ -45,7 +52,7 @@ def register(subparsers: Any) -> None:
     units.add_argument("--province", help="only this province (current code; with --legacy an old code)")
     units.add_argument("--legacy", action="store_true", help="the 63-province list with each ward's new commune(s)")
     units.add_argument("--format", default="csv", metavar="csv|json", help="output format (default csv)")
-    units.add_argument("--out", type=Path, help="output file (default: standard output)")
+    units.add_argument("--out", help="output file (default or '-': standard output)")
     units.set_defaults(handler=_units)
 
 
@@ -56,7 +63,7 @@ def _choice(name: str, value: str, valid: tuple[str, ...]) -> str:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from haicap.data_generators.output import FORMATS, Progress, write_jsonl_batches, write_records
+    from haicap.data_generators.output import FORMATS, STDOUT, Progress, write_jsonl_batches, write_records
 
     kind = _choice("kind", args.kind, KINDS)
     fmt = _choice("format", args.format, FORMATS)
@@ -67,7 +74,8 @@ def _generate(args: argparse.Namespace) -> int:
 
         admin_units().province(args.province)
     records, columns, after, batches = _source(kind, args)
-    progress = Progress(args.count, f"{kind} -> {args.out}", enabled=not args.quiet)
+    where = "standard output" if args.out == STDOUT else args.out
+    progress = Progress(args.count, f"{kind} -> {where}", enabled=not args.quiet)  # on stderr, never in the data
     if fmt == "jsonl" and batches is not None:  # the source renders its own JSON lines (fast path)
         written = write_jsonl_batches(args.out, batches, progress)
     else:
@@ -76,7 +84,7 @@ def _generate(args: argparse.Namespace) -> int:
         after()
     if args.quiet:
         return 0
-    print(f"wrote {written:,} {kind} to {args.out}", file=sys.stderr)
+    print(f"wrote {written:,} {kind} to {where}", file=sys.stderr)
     return 0
 
 
@@ -103,9 +111,14 @@ def _source(kind: str, args: argparse.Namespace) -> tuple[Any, list[str], Any, A
     legacy = LegacyDossierGenerator(args.seed, args.province, args.defect_rate)
 
     def write_manifest() -> None:
-        from haicap.data_generators.output import write_records
+        from haicap.data_generators.output import is_special_target, write_records
 
-        manifest_path = Path(f"{args.out}.manifest.json")
+        if args.manifest is None and is_special_target(args.out):
+            # "-.manifest.json" or "/dev/null.manifest.json" is nobody's intention
+            if not args.quiet:
+                print("no manifest of planted defects written (give --manifest PATH to keep it)", file=sys.stderr)
+            return
+        manifest_path = args.manifest if args.manifest is not None else f"{args.out}.manifest.json"
         write_records(manifest_path, [legacy.manifest.as_dict()], 1, "jsonl")
         if not args.quiet:
             print(f"manifest of planted defects: {manifest_path}", file=sys.stderr)
@@ -117,7 +130,7 @@ def _source(kind: str, args: argparse.Namespace) -> tuple[Any, list[str], Any, A
 def _units(args: argparse.Namespace) -> int:
     import orjson
 
-    from haicap.data_generators.output import write_records
+    from haicap.data_generators.output import STDOUT, write_records
     from haicap.data_generators.units import admin_units
 
     fmt = _choice("format", args.format, UNIT_FORMATS)
@@ -146,7 +159,7 @@ def _units(args: argparse.Namespace) -> int:
             for c in units.communes(args.province)
         ]  # fmt: skip
     columns = list(rows[0]) if rows else []
-    if args.out is None:
+    if args.out is None or args.out == STDOUT:
         if fmt == "json":
             sys.stdout.buffer.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n")
         else:

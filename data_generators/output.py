@@ -1,10 +1,12 @@
 """Writing record streams to a file: JSONL or CSV, atomically, with a plain progress line on stderr.
 
 Records are serialised with orjson and written in batches; a generator that renders its own JSON lines
-(the dossier generator's fast path) hands over ready batches of lines to :func:`write_jsonl_batches`. The file
-appears under its name only when complete (written to a temporary file in the same folder, then renamed),
-so a failed or interrupted run never leaves a partial file behind. CSV columns are given by the caller (the
-contract's property order); nested values (lists, objects) are JSON in their cell.
+(the dossier generator's fast path) hands over ready batches of lines to :func:`write_jsonl_batches`. A regular
+file appears under its name only when complete (written to a temporary file in the same folder, then renamed),
+so a failed or interrupted run (an exception, Ctrl-C or SIGTERM) never leaves a partial file behind. A target that
+exists and is not a regular file (``/dev/null``, a FIFO, a terminal) is written directly and never replaced;
+``-`` means standard output. CSV columns are given by the caller (the contract's property order); nested
+values (lists, objects) are JSON in their cell.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import contextlib
 import csv
 import io
 import os
+import signal
+import stat
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,9 +29,11 @@ import orjson
 
 from haicap.errors import HaicapError
 
-__all__ = ["FORMATS", "Progress", "write_jsonl_batches", "write_records"]
+__all__ = ["FORMATS", "STDOUT", "Progress", "is_special_target", "write_jsonl_batches", "write_records"]
 
 FORMATS = ("jsonl", "csv")
+#: The ``path`` (a ``str``, not a ``Path``) that means standard output, as in most command-line tools.
+STDOUT = "-"
 _BATCH = 2000
 
 
@@ -40,6 +47,7 @@ class Progress:
         self.enabled = enabled
         self.started = time.perf_counter()
         self._last = 0.0
+        self._open_line = False  # a line without its newline is on the stream
 
     def update(self, done: int, *, final: bool = False) -> None:
         if not self.enabled:
@@ -53,6 +61,14 @@ class Progress:
         end = "\n" if final else ""
         self.stream.write(f"\r{self.label}: {percent:3d}% {done:,}/{self.total:,} {rate:,.0f} rec/s{end}")
         self.stream.flush()
+        self._open_line = not final
+
+    def abandon(self) -> None:
+        """End an unfinished progress line, so that an error message that follows starts on its own line."""
+        if self._open_line:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open_line = False
 
 
 def _cell(value: Any) -> str:
@@ -98,9 +114,40 @@ def write_jsonl_batches(
     return _write_atomically(path, write, progress)
 
 
+def is_special_target(path: Path | str) -> bool:
+    """True for standard output (``"-"``) and for an existing target that is not a regular file or folder."""
+    if isinstance(path, str) and path == STDOUT:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
 def _write_atomically(path: Path | str, write: Callable[[IO[bytes]], int], progress: Progress | None) -> int:
-    """Run ``write`` on a temporary file next to ``path``, then rename it; on any failure remove it."""
-    target = Path(path)
+    """Run ``write`` on a temporary file next to ``path``, then rename it; on any failure remove it.
+
+    Standard output and special files (devices, FIFOs) are written directly: renaming onto them would replace
+    the device node or the pipe with a regular file."""
+    try:
+        with _terminate_as_exit():
+            if isinstance(path, str) and path == STDOUT:
+                written = _write_stdout(write)
+            elif is_special_target(path):
+                written = _write_special(Path(path), write)
+            else:
+                written = _write_regular(Path(path), write)
+    except BaseException:
+        if progress:
+            progress.abandon()
+        raise
+    if progress:
+        progress.update(written, final=True)
+    return written
+
+
+def _write_regular(target: Path, write: Callable[[IO[bytes]], int]) -> int:
     folder = target.parent if str(target.parent) else Path(".")
     if target.is_dir():
         raise HaicapError(f"cannot write {target}: it is a directory")
@@ -121,9 +168,53 @@ def _write_atomically(path: Path | str, write: Callable[[IO[bytes]], int], progr
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
-    if progress:
-        progress.update(written, final=True)
     return written
+
+
+def _write_special(target: Path, write: Callable[[IO[bytes]], int]) -> int:
+    """Write straight into a device or FIFO (opening a FIFO waits for its reader, as ``cat > fifo`` does)."""
+    try:
+        with open(target, "wb") as fh:  # the flush on close is inside the try: ENOSPC (/dev/full) may surface there
+            return write(fh)
+    except OSError as exc:
+        raise HaicapError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def _write_stdout(write: Callable[[IO[bytes]], int]) -> int:
+    """Write to standard output; a closed pipe (``| head``) is left to the CLI, other errors name the stream."""
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    try:
+        written = write(out)
+        out.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise HaicapError(f"cannot write standard output: {exc.strerror or exc}") from None
+    return written
+
+
+def _raise_exit(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """While writing, turn SIGTERM/SIGHUP into SystemExit so the ``finally``/``except`` clean-up runs.
+
+    Only a default (process-killing) disposition is replaced, only in the main thread (signal handlers can be
+    set nowhere else), and the previous handlers are restored afterwards."""
+    installed: list[tuple[int, Any]] = []
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGHUP"):
+            signum = getattr(signal, name, None)
+            if signum is not None and signal.getsignal(signum) is signal.SIG_DFL:
+                installed.append((signum, signal.signal(signum, _raise_exit)))
+    try:
+        yield
+    finally:
+        for signum, previous in installed:
+            signal.signal(signum, previous)
 
 
 def _write_jsonl(fh: IO[bytes], records: Iterable[dict[str, Any]], progress: Progress | None) -> int:

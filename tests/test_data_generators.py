@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import os
 import pickle
 import random
 import re
 import shutil
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -405,6 +414,107 @@ def test_cli_unwritable_path_and_no_partial_file(
     out = tmp_path / "big.jsonl"
     assert _run("generate", "--kind", "dossiers", "--count", "10000", "--out", str(out), "--quiet") == 2
     assert "No space left on device" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def restore_devices() -> Iterator[None]:
+    """A regression (renaming the temporary file onto the device) would leave the machine without /dev/null:
+    put the character devices back (as root) after the test, which still fails on its own assertions."""
+    yield
+    for path, minor in ((os.devnull, 3), ("/dev/full", 7)):
+        with contextlib.suppress(OSError):
+            if os.path.lexists(path) and not stat.S_ISCHR(os.lstat(path).st_mode):
+                os.unlink(path)
+                os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
+                os.chmod(path, 0o666)
+
+
+@pytest.mark.usefixtures("restore_devices")
+def test_cli_devices_are_written_not_replaced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    handler = signal.getsignal(signal.SIGTERM)
+    assert _run("generate", "--kind", "dossiers", "--count", "5", "--out", os.devnull) == 0
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    assert "wrote 5 dossiers to /dev/null" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is handler  # the SIGTERM handler only lives while writing
+    # the planted-defect manifest has no sensible default next to a device: none, unless asked for
+    manifest = tmp_path / "m.json"
+    assert _run("generate", "--kind", "legacy-dossiers", "--count", "5", "--out", os.devnull) == 0
+    assert not Path(f"{os.devnull}.manifest.json").exists()
+    assert "no manifest" in capsys.readouterr().err
+    assert _run("generate", "--kind", "legacy-dossiers", "--count", "5", "--out", os.devnull,
+                "--manifest", str(manifest), "--quiet") == 0  # fmt: skip
+    assert json.loads(manifest.read_bytes())["kind"] == "legacy-dossiers"
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    if not os.path.exists("/dev/full"):
+        return
+    assert _run("generate", "--kind", "dossiers", "--count", "5", "--out", "/dev/full") == 2
+    err = capsys.readouterr().err
+    last = err.splitlines()[-1]
+    assert last == "haicap: error: cannot write /dev/full: No space left on device"
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_cli_fifo_receives_the_records_and_stays_a_fifo(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+
+    def read() -> None:
+        with open(fifo, "rb") as fh:
+            received.append(fh.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert _run("generate", "--kind", "citizens", "--count", "300", "--out", str(fifo), "--quiet") == 0
+    finally:
+        with contextlib.suppress(OSError):  # unblock a reader the CLI never served
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(timeout=10)
+    assert not reader.is_alive()
+    lines = received[0].splitlines()
+    assert len(lines) == 300 and all(json.loads(line)["SoDinhDanh"] for line in lines)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]  # no temporary file left
+
+
+def test_cli_dash_means_standard_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _run("generate", "--kind", "dossiers", "--count", "7", "--out", "-") == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert len(lines) == 7 and all(json.loads(line)["MaTTHC"] for line in lines)  # nothing but records
+    assert "100% 7/7" in err and "wrote 7 dossiers to standard output" in err
+    assert _run("generate", "--kind", "citizens", "--count", "3", "--format", "csv", "--out", "-", "--quiet") == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4
+    assert list(tmp_path.iterdir()) == []  # no file named "-"
+
+
+def test_sigterm_while_writing_leaves_no_temporary_file(tmp_path: Path) -> None:
+    out = tmp_path / "x.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "haicap.cli", "data", "generate", "--kind", "dossiers", "--count", "100000000",
+         "--out", str(out), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not any(p.name.endswith(".part") for p in tmp_path.iterdir()):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the temporary file never appeared"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        if proc.stderr:
+            proc.stderr.close()
+    assert rc == 128 + signal.SIGTERM
     assert list(tmp_path.iterdir()) == []
 
 
