@@ -7,12 +7,50 @@ load generator's own processes (``--worker`` turns this process into one).
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 from haicap.errors import HaicapError
 from haicap.loadtests import DEFAULT_MAX_IN_FLIGHT
 
-__all__ = ["register"]
+__all__ = ["bounded_float", "port_number", "register"]
+
+#: the longest load a shape may describe (the shape schema's own maximum duration)
+MAX_DURATION_S = 86400.0
+MAX_RATE = 100_000.0
+MAX_DRAIN_S = 3600.0
+
+
+def bounded_float(low: float, high: float, *, low_inclusive: bool = True) -> Callable[[str], float]:
+    """An argparse type: a finite number in ``[low, high]`` (``(low, high]`` unless ``low_inclusive``).
+
+    ``float()`` alone accepts ``nan`` and ``inf``: a NaN drain busy-spins, an infinite one never ends, a NaN
+    rate cap disables the cap.
+    """
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        low_ok = value >= low if low_inclusive else value > low
+        if not math.isfinite(value) or not low_ok or value > high:
+            bound = "≥" if low_inclusive else ">"
+            raise argparse.ArgumentTypeError(f"{text!r}: give a finite number {bound} {low:g} and ≤ {high:g}")
+        return value
+
+    return parse
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 1..65535 (0, the default, means "any free port" where that makes sense)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: a port is 1..65535")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,8 +65,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--shape-file", type=Path, help="YAML with shape, duration, params (README: load tests)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a shape parameter, e.g. --set surge_factor=3 --set peak_rate=10")
-    parser.add_argument("--duration", type=float, help="seconds of load (default: the shape file's, else 60)")
-    parser.add_argument("--max-rate", type=float, default=200.0, metavar="R",
+    parser.add_argument("--duration", type=bounded_float(0, MAX_DURATION_S, low_inclusive=False),
+                        help="seconds of load (default: the shape file's, else 60)")
+    parser.add_argument("--max-rate", type=bounded_float(0, MAX_RATE, low_inclusive=False), default=200.0,
+                        metavar="R",
                         help="cap on journeys started per second; the shape is clipped to it (default 200)")
     target = parser.add_argument_group("target (default: the embedded sandbox)")
     target.add_argument("--target", metavar="URL", help="base URL of a running province system")
@@ -43,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--scenario-path", action="append", default=[], type=Path, metavar="PATH",
                         help="scenario files or folders instead of the shipped library")
     parser.add_argument("--out", type=Path, default=Path("haicap-load"), help="output folder (default haicap-load)")
-    parser.add_argument("--drain", type=float, default=30.0, metavar="S",
+    parser.add_argument("--drain", type=bounded_float(0, MAX_DRAIN_S), default=30.0, metavar="S",
                         help="seconds to wait for accepted dossiers to reach the national ledger (default 30)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT, metavar="N",
@@ -62,7 +102,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     dist.add_argument("--expect-workers", type=int, default=1, metavar="N")
     dist.add_argument("--master-bind", default="127.0.0.1", metavar="HOST",
                       help="interface the master listens on (default 127.0.0.1)")
-    dist.add_argument("--master-port", type=int, default=0, metavar="PORT",
+    dist.add_argument("--master-port", type=port_number, default=0, metavar="PORT",
                       help="master port (default: a free port; give one with --master)")
     dist.add_argument("--worker", action="store_true", help="be a worker of a master at --master-host:--master-port")
     dist.add_argument("--master-host", default="127.0.0.1", metavar="HOST")
@@ -81,7 +121,8 @@ def _pairs(values: list[str], flag: str) -> dict[str, object]:
 def run(args: argparse.Namespace) -> int:
     if args.worker:
         if not args.master_port:
-            raise HaicapError("--worker needs --master-port (and --master-host unless the master is on 127.0.0.1)")
+            raise HaicapError("--worker needs --master-port 1..65535 (and --master-host unless the master is on "
+                              "127.0.0.1)")
         from haicap.loadtests import locust_app  # gevent-patches this process: it is a worker from now on
 
         return locust_app.run_worker(args.master_host, args.master_port)
@@ -102,12 +143,10 @@ def run(args: argparse.Namespace) -> int:
     if args.processes < 0 or args.expect_workers < 1:
         raise HaicapError("--processes must be ≥ 0 and --expect-workers ≥ 1")
     if args.master and not args.master_port:
-        raise HaicapError("--master needs --master-port so that workers can find it")
+        raise HaicapError("--master needs --master-port 1..65535 so that workers can find it")
     for name in ("max_in_flight", "pool_size"):
         if getattr(args, name) < 1:
             raise HaicapError(f"--{name.replace('_', '-')} must be ≥ 1")
-    if args.drain < 0:
-        raise HaicapError("--drain must be ≥ 0")
     options = LoadOptions(
         shape=spec, out=args.out, max_rate=args.max_rate, target_url=args.target, credentials=args.credentials,
         profile=args.profile, allow_target=args.allow_target, faults=args.fault, processes=args.processes,

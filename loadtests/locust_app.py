@@ -147,7 +147,8 @@ class WorkerLoad:
         scenario = self.mix.choose(rng, self.shape.mix(intended - self.recorder.start_epoch))
         event = TimedEvent(self.request_event, self.recorder)
         event.pending_lag_ms = lag * 1000
-        port = LocustPort(setup["province_url"], event, client_pool=self.client_pool)
+        port = LocustPort(setup["province_url"], event, client_pool=self.client_pool,
+                          allowed_hosts=frozenset(setup["allowed_hosts"]))
         province = ProvinceClient(port=port, officer_token=setup["officer_token"], seed=int(setup["seed"]),
                                   port_factory=port.fresh)
         context = ScenarioContext(
@@ -380,7 +381,7 @@ def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
 def _setup_for(plan: dict[str, Any], index: int, count: int) -> dict[str, Any]:
     keys = ("province_url", "national_url", "control_token", "officer_token", "province_code", "capabilities",
             "sync_sla_seconds", "communes", "scenario_files", "only", "shape", "max_rate", "max_in_flight",
-            "seed", "pool_size", "grace_s")
+            "seed", "pool_size", "grace_s", "allowed_hosts")
     setup = {k: plan[k] for k in keys}
     setup["max_in_flight"] = max(1, int(plan["max_in_flight"]) // count)
     return {**setup, "worker_index": index, "worker_count": count}

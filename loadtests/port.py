@@ -2,7 +2,11 @@
 
 Requests are named by the step's label so Locust's statistics read like the journey; redirects are never
 followed (the SSO steps follow them hop by hop); a transport failure raises
-:class:`~haicap.http_port.TargetUnreachable`. The request event goes through :class:`TimedEvent`, which adds
+:class:`~haicap.http_port.TargetUnreachable`. An absolute URL (a redirect or a URL the system under test
+handed out) is sent only to loopback or a host the run allows (the target's, the national side's,
+``--allow-target``): any other is never sent, but recorded as a failed request and raised as
+:class:`~haicap.http_port.HostNotAllowed`, so a province configured with a real IdP cannot turn the load
+generator on it. The request event goes through :class:`TimedEvent`, which adds
 the time the journey waited in the generator to its first request (latency from the *intended* start) and
 records every request into the worker's :class:`~haicap.loadtests.recorder.Recorder` before Locust sees it.
 
@@ -13,11 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from locust.contrib.fasthttp import FastHttpSession
 
-from haicap.http_port import TargetUnreachable
+from haicap.http_port import HostNotAllowed, TargetUnreachable, ensure_allowed_host
 from haicap.loadtests.recorder import Recorder
 
 __all__ = ["LocustPort", "TimedEvent"]
@@ -40,6 +44,13 @@ class TimedEvent:
         self._recorder.request(meta["name"], meta["response_time"], meta.get("exception") is not None or transport,
                                transport)
         self._forward.fire(**meta)
+
+    def refused(self, method: str, name: str, host: str, error: HostNotAllowed) -> None:
+        """A request never sent (its host is not allowed): a failed request, not a transport error."""
+        self._recorder.request(name, 0.0, True, False)
+        self._recorder.refused_host(host)
+        self._forward.fire(request_type=method, name=name, response_time=0.0, response_length=0, response=None,
+                           context={}, exception=error)
 
 
 class _Response:
@@ -64,9 +75,11 @@ class _Response:
 
 
 class LocustPort:
-    def __init__(self, base_url: str, event: TimedEvent, *, client_pool: Any = None, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, event: TimedEvent, *, client_pool: Any = None, timeout: float = 30.0,
+                 allowed_hosts: frozenset[str] = frozenset()) -> None:
         self.base_url = base_url.rstrip("/")
         self._event = event
+        self.allowed_hosts = frozenset({*(h.lower() for h in allowed_hosts), _host(self.base_url)})
         self._session = FastHttpSession(self.base_url, request_event=event, user=None, client_pool=client_pool,
                                         network_timeout=timeout, connection_timeout=timeout, max_retries=0)
 
@@ -84,12 +97,18 @@ class LocustPort:
     ) -> _Response:
         if params:
             url += ("&" if "?" in url else "?") + urlencode(params)
+        label = name or url.split("?", 1)[0]
+        try:
+            ensure_allowed_host(url, self.allowed_hosts)
+        except HostNotAllowed as exc:
+            self._event.refused(method, label, _host(url), exc)
+            raise
         sent_headers = dict(headers or {})
         body: Any = content
         if data is not None:
             body = urlencode(data)
             sent_headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
-        raw = self._session.request(method, url, name=name or url.split("?", 1)[0], data=body, json=json,
+        raw = self._session.request(method, url, name=label, data=body, json=json,
                                     headers=sent_headers, allow_redirects=False)
         if not raw.status_code:
             error = getattr(raw, "error", None)
@@ -99,4 +118,9 @@ class LocustPort:
 
     def fresh(self) -> LocustPort:
         """A port with an empty cookie jar (a new browser) sharing the connection pool and the timing."""
-        return LocustPort(self.base_url, self._event, client_pool=self._session.client.clientpool)
+        return LocustPort(self.base_url, self._event, client_pool=self._session.client.clientpool,
+                          allowed_hosts=self.allowed_hosts)
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()

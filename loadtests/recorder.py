@@ -97,6 +97,8 @@ class Recorder:
         self.expectations: list[list[Any]] = []  # [MaHoSo, TrangThaiHoSo, deadline epoch]
         self.transport_errors = 0
         self.failures_sample: dict[str, str] = {}  # a few failure messages by step, for the summary
+        #: host -> requests never sent because the system under test pointed the generator at a host not allowed
+        self.refused: dict[str, int] = {}
 
     # -- recording (worker) ------------------------------------------------------------------------
     def second(self, now: float | None = None) -> SecondSample:
@@ -121,6 +123,9 @@ class Recorder:
         if transport_error:
             self.transport_errors += 1
             self.transport_errors_total += 1
+
+    def refused_host(self, host: str) -> None:
+        self.refused[host] = self.refused.get(host, 0) + 1
 
     def step(self, scenario: str, label: str, ms: float, passed: bool, message: str = "") -> None:
         key = f"{scenario}{_SEP}{label}"
@@ -175,6 +180,7 @@ class Recorder:
             "expectations": self.expectations,
             "transport_errors": self.transport_errors,
             "failures_sample": self.failures_sample,
+            "refused": self.refused,
         }
         running = {k: v for k, v in self.seconds.items() if k not in done}
         self._reset()
@@ -196,6 +202,8 @@ class Recorder:
         for key, message in report["failures_sample"].items():
             if len(self.failures_sample) < 50:
                 self.failures_sample.setdefault(key, message)
+        for host, count in (report.get("refused") or {}).items():
+            self.refused[host] = self.refused.get(host, 0) + int(count)
 
     # -- views (master) ----------------------------------------------------------------------------
     @staticmethod

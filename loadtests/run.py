@@ -8,14 +8,17 @@ for the drain window to check integrity against the national ledger, evaluates t
 summary.json, timeseries.json, stages.json (step) and the capacity report (step, if the report module is there).
 
 Exit codes: 0 passed; 1 an SLO breached or data lost; 2 the run could not be completed (unreachable target,
-workers failed) or, with ``require_kept_up`` (the default), it is inconclusive: the gates passed but the
-generator did not offer the load asked for, so a pass would rest on under-load.
+workers failed, the national ledger not readable so integrity could not be checked, the system under test
+pointed the generator at a host that is not allowed) or, with ``require_kept_up`` (the default), it is
+inconclusive: the gates passed but the generator did not offer the load asked for, so a pass would rest on
+under-load.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 import subprocess
@@ -124,11 +127,41 @@ def _target(opts: LoadOptions) -> Iterator[Target]:
                      control_token=control, officer_token=creds.get("officer_token"))
         return
     if opts.profile:
-        from haicap.target import load_profile
-
-        check_target_allowed(load_profile(opts.profile).data["province_url"], opts.allow_target)
+        _check_profile_hosts(opts.profile, opts.allow_target)
     with open_target(opts.profile, faults=opts.faults, seed=opts.seed) as target:
         yield target
+
+
+#: profile fields whose URLs the system under test or the counterpart sends haicap's traffic to
+PROFILE_URL_FIELDS = (("province_url",), ("national", "public_url"), ("credentials", "oidc_redirect_uri"),
+                      ("credentials", "oidc_post_logout_redirect_uri"), ("credentials", "payment_callback_url"))
+
+
+def _check_profile_hosts(path: Path, allow: str | None) -> None:
+    """Every URL a profile names is loopback or the ``--allow-target`` host; the refusal names the field."""
+    from haicap.target import load_profile
+
+    data = load_profile(path).data
+    for keys in PROFILE_URL_FIELDS:
+        value: Any = data
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        try:
+            check_target_allowed(str(value), allow)
+        except HaicapError as exc:
+            raise HaicapError(f"{path}: {'.'.join(keys)}: {exc}") from None
+
+
+def allowed_hosts(target: Target, allow: str | None) -> list[str]:
+    """Hosts the generator may follow the system under test to: the target's, the national side's, the profile's
+    (each already checked to be loopback or allowed) and ``--allow-target``; loopback is always allowed."""
+    hosts = {urlsplit(u).hostname or "" for u in (target.province_url, target.national_url)}
+    hosts |= set(target.allowed_hosts)
+    if allow and allow.strip():
+        hosts.add(allow.strip())
+    return sorted(h.lower() for h in hosts if h)
 
 
 def _reachable(url: str) -> str | None:
@@ -185,8 +218,12 @@ def run_load(opts: LoadOptions) -> int:
     Mix.build(scenarios, opts.scenarios)  # unknown scenario ids: error before anything starts
     if opts.target_url:
         check_target_allowed(opts.target_url, opts.allow_target)
-    if opts.max_rate <= 0:
-        raise HaicapError(f"--max-rate must be positive, got {opts.max_rate:g}")
+    from haicap.loadtests.cli import MAX_DRAIN_S, MAX_RATE
+
+    if not (math.isfinite(opts.max_rate) and 0 < opts.max_rate <= MAX_RATE):
+        raise HaicapError(f"--max-rate must be a finite number > 0 and ≤ {MAX_RATE:g}, got {opts.max_rate:g}")
+    if not (math.isfinite(opts.drain_s) and 0 <= opts.drain_s <= MAX_DRAIN_S):
+        raise HaicapError(f"--drain must be a finite number of seconds, 0..{MAX_DRAIN_S:g}, got {opts.drain_s:g}")
     shape = opts.shape.build()
     opts.out.mkdir(parents=True, exist_ok=True)
     for stale in ("summary.json", "timeseries.json", "stages.json", "capacity.html", "raw.json"):
@@ -216,6 +253,7 @@ def run_load(opts: LoadOptions) -> int:
                 "progress_s": opts.progress_s, "out": str(opts.out), "workers": workers,
                 "spawn_workers": not opts.master, "master_bind": opts.master_bind,
                 "master_port": opts.master_port or _free_port(), "connect_timeout_s": opts.connect_timeout_s,
+                "allowed_hosts": allowed_hosts(target, opts.allow_target),
             }
             timeout = shape.duration + opts.grace_s + opts.connect_timeout_s + 180
             _run_child(plan, timeout)
@@ -247,6 +285,15 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
             sync = check_sync_deadlines(national, recorder.expectations)
     integrity["sync_deadlines"] = sync or {"expectations": 0, "checked": 0, "late_count": 0, "late": []}
     integrity["passed"] = integrity["checked"] and integrity["missing_count"] == 0
+    if not integrity["checked"]:  # an unreadable ledger says nothing about data loss: the run is not complete
+        errors.append(f"integrity could not be checked: {integrity.get('error') or 'the ledger was not readable'}")
+        integrity["missing"], integrity["missing_count"] = [], 0
+        integrity["synced"] = 0
+    if recorder.refused:
+        hosts = ", ".join(f"{h} ({n} requests)" for h, n in sorted(recorder.refused.items()))
+        errors.append("the system under test tried to send the load generator to a host that is not allowed: "
+                      f"{hosts}; those requests were refused, none was sent (if that host is yours and meant to be "
+                      "loaded, name it with --allow-target)")
     slo = evaluate_slos(recorder, scenarios, sync)
 
     totals = recorder.totals()
@@ -295,6 +342,7 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
         "shape": {**opts.shape.as_dict(), "description": shape.describe(), "events": raw.get("events", [])},
         "target": target.describe(),
         "scenarios": _scenario_table(recorder),
+        "refused_hosts": dict(sorted(recorder.refused.items())),
         "failure_samples": {" / ".join(Recorder.split_step_key(k)): v for k, v in recorder.failures_sample.items()},
         "capacity": capacity,
         "files": files,
@@ -408,8 +456,12 @@ def _print_verdict(summary: dict[str, Any], out: Path) -> None:
                            f"({i['samples']} < {i['needed']})" for i in insufficient[:6])
         more = f" and {len(insufficient) - 6} more" if len(insufficient) > 6 else ""
         print(f"SLO insufficient samples (not judged): {listed}{more}")
-    print(f"integrity: {integ['synced']}/{integ['accepted']} accepted dossiers in the national ledger with their "
-          f"latest status" + ("" if integ["checked"] else f" (ledger not readable: {integ.get('error')})"))
+    if integ["checked"]:
+        print(f"integrity: {integ['synced']}/{integ['accepted']} accepted dossiers in the national ledger with "
+              "their latest status")
+    else:
+        print(f"integrity: NOT CHECKED for {integ['accepted']} accepted dossiers (the national ledger was not "
+              "readable)")
     for item in integ["missing"][:20]:
         print(f"  MISSING {item['MaHoSo']}: {item['problem']} (expected {item['expected_status']}, "
               f"ledger {item['ledger_status']})")

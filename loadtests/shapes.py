@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -290,6 +291,10 @@ def build_shape(name: str, duration: float | None, params: Mapping[str, Any] | N
     """Validate ``params`` (given ones over the shape's defaults) and return the spec; errors name the field."""
     _check_name(name)
     merged = {**_defaults(name), **(params or {})}
+    # JSON Schema bounds let NaN through (every comparison with it is false): refuse non-finite numbers first
+    for field, value in [("duration", duration), *((f"params.{k}", v) for k, v in merged.items())]:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise HaicapError(f"shape {name}: {field}: must be a finite number, not {value}")
     document = {"shape": name, "params": merged, **({"duration": duration} if duration is not None else {})}
     validator = jsonschema.Draft202012Validator(_schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(document))
@@ -327,5 +332,7 @@ def parse_set_options(values: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise HaicapError(f"--set {item!r}: expected KEY=VALUE (e.g. --set surge_factor=3)")
         value = yaml.safe_load(raw) if raw.strip() else ""
+        if isinstance(value, float) and not math.isfinite(value):
+            raise HaicapError(f"--set {item!r}: give a finite number, not {raw.strip()}")
         out[key.strip()] = raw if key.strip() in {"open", "close", "resync_at"} else value
     return out

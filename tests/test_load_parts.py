@@ -278,3 +278,116 @@ def test_integrity_passes_as_soon_as_everything_arrived() -> None:
     ledger = _Ledger([[{"MaHoSo": "A", "TrangThaiHoSo": "1"}]])
     result = check_integrity(ledger, {"A": ["1", True]}, drain_s=30, say=lambda _: None)
     assert result["missing"] == [] and result["checked"] and result["drained_in_s"] < 5
+
+
+# -- refused input: non-finite and out-of-range numbers, ports, profile hosts --------------------------
+@pytest.mark.parametrize(("args", "message"), [
+    (["--drain", "nan"], "argument --drain: 'nan': give a finite number ≥ 0 and ≤ 3600"),
+    (["--drain", "inf"], "argument --drain: 'inf': give a finite number"),
+    (["--drain", "-1"], "argument --drain: '-1': give a finite number"),
+    (["--drain", "3601"], "argument --drain: '3601'"),
+    (["--duration", "nan"], "argument --duration: 'nan': give a finite number > 0"),
+    (["--duration", "inf"], "argument --duration: 'inf'"),
+    (["--duration", "0"], "argument --duration: '0'"),
+    (["--max-rate", "nan"], "argument --max-rate: 'nan': give a finite number > 0 and ≤ 100000"),
+    (["--max-rate", "inf"], "argument --max-rate: 'inf'"),
+    (["--max-rate", "0"], "argument --max-rate: '0'"),
+    (["--max-rate", "1e9"], "argument --max-rate: '1e9'"),
+    (["--master", "--master-port", "70000"], "argument --master-port: '70000': a port is 1..65535"),
+    (["--worker", "--master-port", "-1"], "argument --master-port: '-1': a port is 1..65535"),
+])
+def test_non_finite_or_out_of_range_numbers_are_refused_by_the_parser(
+    tmp_path: Any, capsys: Any, args: list[str], message: str,
+) -> None:
+    from haicap.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["load", "--shape", "soak", "--out", str(tmp_path / "out"), *args])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("error:") == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "rate=.nan"], "--set 'rate=.nan': give a finite number, not .nan"),
+    (["--set", "rate=.inf"], "--set 'rate=.inf': give a finite number"),
+    (["--set", "rate=-.inf"], "--set 'rate=-.inf': give a finite number"),
+    (["--projection", "surge_factor=.nan"], "--projection 'surge_factor=.nan': give a finite number"),
+    (["--master"], "--master needs --master-port 1..65535"),
+    (["--worker"], "--worker needs --master-port 1..65535"),
+])
+def test_non_finite_shape_values_and_missing_ports_are_one_line_errors(
+    tmp_path: Any, capsys: Any, args: list[str], message: str,
+) -> None:
+    from haicap.cli import main
+
+    assert main(["load", "--shape", "soak", "--out", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_shape_params_must_be_finite_numbers() -> None:
+    for params in ({"rate": float("nan")}, {"rate": float("inf")}, {"ramp_s": float("nan")}):
+        with pytest.raises(HaicapError, match=r"params\.\w+: must be a finite number"):
+            build_shape("soak", 10, params)
+    with pytest.raises(HaicapError, match="duration: must be a finite number"):
+        build_shape("soak", float("nan"))
+
+
+def test_a_shape_file_with_a_non_finite_number_is_refused(tmp_path: Any) -> None:
+    path = tmp_path / "shape.yaml"
+    path.write_text("shape: soak\nduration: 10\nparams:\n  rate: .nan\n", encoding="utf-8")
+    with pytest.raises(HaicapError, match=r"shape\.yaml:4: params\.rate: must be a finite number"):
+        load_shape_file(path)
+
+
+def test_run_options_from_the_api_are_checked_as_the_cli_checks_them(tmp_path: Any) -> None:
+    from haicap.loadtests.run import LoadOptions, run_load
+
+    spec = build_shape("soak", 1, {"rate": 1})
+    for field, value, message in (("max_rate", float("nan"), "--max-rate must be a finite number"),
+                                  ("max_rate", float("inf"), "--max-rate must be a finite number"),
+                                  ("drain_s", float("nan"), "--drain must be a finite number"),
+                                  ("drain_s", float("inf"), "--drain must be a finite number")):
+        with pytest.raises(HaicapError, match=message):
+            run_load(LoadOptions(shape=spec, out=tmp_path / "out", **{field: value}))
+    assert not (tmp_path / "out").exists()
+
+
+_PROFILE = """province: '01'
+province_url: http://127.0.0.1:9
+national: {{public_url: '{public}'}}
+credentials:
+  oidc_client_id: c
+  oidc_client_secret_env: SECRET
+  oidc_redirect_uri: '{redirect}'
+  payment_callback_url: '{callback}'
+"""
+
+
+@pytest.mark.parametrize(("field", "urls"), [
+    ("national.public_url", {"public": "http://192.0.2.10"}),
+    ("credentials.oidc_redirect_uri", {"redirect": "http://192.0.2.10/auth/callback"}),
+    ("credentials.payment_callback_url", {"callback": "https://pay.example.org/DvcPayment/Confirm"}),
+])
+def test_every_url_a_profile_names_must_be_loopback_or_allowed(
+    tmp_path: Any, capsys: Any, field: str, urls: dict[str, str],
+) -> None:
+    from haicap.cli import main
+
+    loopback = {"public": "http://127.0.0.1:8710", "redirect": "http://127.0.0.1:9/auth/callback",
+                "callback": "http://127.0.0.1:9/DvcPayment/Confirm"}
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(_PROFILE.format(**{**loopback, **urls}), encoding="utf-8")
+    assert main(["load", "--shape", "soak", "--profile", str(profile), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"profile.yaml: {field}: refusing to load" in err and "not a loopback address" in err
+    assert err.count("\n") == 1
+    host = urls[next(iter(urls))].split("/")[2]
+    profile_allowed = ["--allow-target", host]
+    # the same profile with that host allowed gets past the check (and fails later, on the missing secret)
+    assert main(["load", "--shape", "soak", "--profile", str(profile), "--out", str(tmp_path / "out"),
+                 *profile_allowed]) == 2
+    assert "refusing to load" not in capsys.readouterr().err

@@ -194,3 +194,79 @@ def test_bad_input_is_refused_with_the_reason(tmp_path: Path, capsys: Any, args:
     assert code != 0
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def _redirecting_province(seen: list[str]) -> Any:
+    """A province whose sign-in hands the generator to a TEST-NET host; it also serves an empty ledger."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, RedirectResponse, Response
+    from starlette.routing import Route
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def login(request: Request) -> Response:
+        seen.append(request.url.path)
+        return RedirectResponse("http://192.0.2.10:9/authorize?client_id=x&state=s", status_code=302)
+
+    async def ledger(request: Request) -> Response:
+        return JSONResponse({"items": []})
+
+    async def other(request: Request) -> Response:
+        seen.append(request.url.path)
+        return JSONResponse({"title": "not found"}, status_code=404)
+
+    return Starlette(routes=[Route("/health", health), Route("/auth/login", login),
+                             Route("/_ledger/sync/dossiers", ledger),
+                             Route("/{path:path}", other, methods=["GET", "POST", "PUT", "DELETE"])])
+
+
+def test_the_generator_never_follows_the_system_under_test_to_a_host_nobody_allowed(
+    tmp_path: Path, capsys: Any,
+) -> None:
+    from haicap.sandbox.server import ThreadServer, bind_socket
+
+    seen: list[str] = []
+    with ThreadServer(_redirecting_province(seen), bind_socket("127.0.0.1", 0)) as fake:
+        creds = tmp_path / "credentials.json"
+        creds.write_text(json.dumps({"national_url": fake.url, "control_token": "x"}), "utf-8")
+        code, summary = _load(tmp_path, "--shape", "soak", "--duration", "2", "--set", "rate=2", "--set", "ramp_s=0",
+                              "--scenario", "first-login", "--target", fake.url, "--credentials", str(creds),
+                              "--drain", "0")
+    printed = capsys.readouterr().out
+    refused = summary["refused_hosts"]
+    assert set(refused) == {"192.0.2.10"} and refused["192.0.2.10"] == seen.count("/auth/login") >= 2
+    assert code == 2 and not summary["passed"]
+    assert any("tried to send the load generator to a host that is not allowed: 192.0.2.10" in e
+               for e in summary["errors"])
+    assert "none was sent" in printed
+    # each refusal is a failed request whose message names the host (never a connection error: nothing was sent)
+    assert summary["failures"] >= refused["192.0.2.10"]
+    samples = " ".join(summary["failure_samples"].values())
+    assert "refusing to send a request to 192.0.2.10" in samples and "Unreachable" not in samples
+    failures = (tmp_path / "out" / "locust_failures.csv").read_text(encoding="utf-8")
+    assert "refusing to send a request to 192.0.2.10" in failures
+    assert set(seen) == {"/auth/login"}  # the journey stopped at the refusal
+
+
+def test_a_ledger_that_cannot_be_read_is_not_reported_as_data_loss(
+    tmp_path: Path, capsys: Any, sandbox: Any,
+) -> None:
+    creds = tmp_path / "credentials.json"
+    officer = sandbox.officer_headers()["Authorization"].split(" ", 1)[1]
+    creds.write_text(json.dumps({"national_url": sandbox.national_url, "control_token": "not-the-control-token",
+                                 "officer_token": officer}), "utf-8")
+    code, summary = _load(tmp_path, "--shape", "soak", "--duration", "3", "--set", "rate=2", "--set", "ramp_s=0",
+                          "--scenario", "birth-registration", "--target", sandbox.province_url,
+                          "--credentials", str(creds), "--drain", "1")
+    printed = capsys.readouterr().out
+    integrity = summary["integrity"]
+    assert integrity["accepted"] >= 2  # dossiers were accepted: only their presence in the ledger is unknown
+    assert not integrity["checked"] and "HTTP 401" in integrity["error"]
+    assert integrity["missing"] == [] and integrity["missing_count"] == 0 and not integrity["passed"]
+    assert code == 2 and not summary["passed"]
+    assert any(e.startswith("integrity could not be checked: ") and "HTTP 401" in e for e in summary["errors"])
+    assert "MISSING" not in printed
+    assert "ERROR: integrity could not be checked: " in printed and "FAILED (exit 2)" in printed
+    assert "not-the-control-token" not in printed
