@@ -25,6 +25,7 @@ from haicap.data_generators.identity import make_cccd
 from haicap.data_generators.units import admin_units
 from haicap.sandbox.config import NationalConfig, ProvinceEndpoint
 from haicap.sandbox.national.citizens import CitizenRegistry
+from haicap.sandbox.national.outbound import post_json
 from haicap.sandbox.national.problems import ProblemError
 from haicap.sandbox.national.store import Store, now_ms
 from haicap.sandbox.national.timefmt import VN_TZ, thoi_gian
@@ -120,20 +121,8 @@ class Forwarder:
         dossier = self.build(province.province_code)
         dossier.update(fields)
         url = province.base_url.rstrip("/") + FORWARD_PATH
-        status: int | None = None
-        answer: Any = None
-        error: str | None = None
-        try:
-            client = await self._http()
-            response = await client.post(url, json=dossier,
-                                         headers={"Authorization": f"Bearer {province.forward_token}"})
-            status = response.status_code
-            try:
-                answer = response.json()
-            except ValueError:
-                answer = response.text[:1000]
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
+        status, answer, error = await post_json(await self._http(), url, dossier,
+                                                {"Authorization": f"Bearer {province.forward_token}"})
         record = {"at_ms": now_ms(), "province_code": province.province_code,
                   "MaHoSo": str(dossier.get("MaHoSo", "")), "url": url, "dossier": dossier,
                   "status_code": status, "answer": answer, "error": error}

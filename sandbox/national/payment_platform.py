@@ -30,6 +30,7 @@ from haicap.contract_registry import default_registry
 from haicap.payment_checksum import checksum, verify
 from haicap.sandbox.config import NationalConfig, PaymentPartner
 from haicap.sandbox.national.outage import Outages
+from haicap.sandbox.national.outbound import post_json
 from haicap.sandbox.national.problems import JSONResponse, ProblemError
 from haicap.sandbox.national.store import Store, now_ms
 from haicap.sandbox.national.timefmt import thoi_gian
@@ -242,19 +243,7 @@ class PaymentPlatform:
     # -- delivery --------------------------------------------------------------------------------
     async def _deliver(self, txn: _Txn, callback: dict[str, Any], kind: str) -> dict[str, Any]:
         started = time.perf_counter()
-        status: int | None = None
-        answer: Any = None
-        error: str | None = None
-        try:
-            client = await self._http()
-            response = await client.post(txn.partner.callback_url, json=callback)
-            status = response.status_code
-            try:
-                answer = response.json()
-            except ValueError:
-                answer = response.text[:1000]
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
+        status, answer, error = await post_json(await self._http(), txn.partner.callback_url, callback)
         elapsed = round((time.perf_counter() - started) * 1000, 3)
         record = {"at_ms": now_ms(), "kind": kind, "callback": callback, "status_code": status, "answer": answer,
                   "error": error, "elapsed_ms": elapsed}
