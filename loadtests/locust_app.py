@@ -221,6 +221,9 @@ def run_worker(master_host: str, master_port: int) -> int:
     runner.register_message("haicap_setup", _on_setup)
     runner.register_message("haicap_go", _on_go)
     runner.register_message("haicap_stop", _on_stop)
+    # Locust sends "client_ready" while it connects, before a handler can be registered: a setup sent on that
+    # signal can arrive first and be dropped as an unknown message. A hello once the handlers exist closes the race.
+    runner.send_message("haicap_hello", None)
     runner.greenlet.join()
     return 0
 
@@ -411,18 +414,25 @@ def run_master(plan: dict[str, Any]) -> int:
         runner = env.create_master_runner(plan["master_bind"], int(plan["master_port"]))
         for kind in ("haicap_ready", "haicap_report", "haicap_final"):
             runner.register_message(kind, lambda environment, msg, kind=kind, **_: controller.receive(kind, msg.data))
+        hellos: list[str] = []  # worker node ids whose message handlers are in place, in order of arrival
+
+        def on_hello(environment: Environment, msg: Any, **_: Any) -> None:
+            if msg.node_id not in hellos:
+                hellos.append(msg.node_id)
+
+        runner.register_message("haicap_hello", on_hello)
         if plan["spawn_workers"]:
             procs = _spawn_workers(workers, int(plan["master_port"]))
         else:
             print(f"haicap load: master on {plan['master_bind']}:{plan['master_port']}, waiting for {workers} "
                   "worker(s) (haicap load --worker --master-host HOST --master-port PORT)", flush=True)
-        if not controller.wait(f"{workers} workers to connect", lambda: len(runner.clients.ready) >= workers,
+        if not controller.wait(f"{workers} workers to connect", lambda: len(hellos) >= workers,
                                float(plan["connect_timeout_s"])):
             runner.quit()
             _stop_workers(procs)
             return _finish(controller, env, out, plan)
-        for index, node in enumerate(list(runner.clients.values())[:workers]):
-            runner.send_message("haicap_setup", _setup_for(plan, index, workers), client_id=node.id)
+        for index, node_id in enumerate(hellos[:workers]):
+            runner.send_message("haicap_setup", _setup_for(plan, index, workers), client_id=node_id)
 
         def broadcast(kind: str, data: Any) -> None:
             runner.send_message(kind, data)

@@ -136,6 +136,50 @@ def test_explicit_master_and_two_workers_on_loopback(tmp_path: Path) -> None:
     assert integrity["passed"] and integrity["accepted"] >= 15 and integrity["synced"] == integrity["accepted"]
 
 
+SLOW_WORKER = """
+import sys
+import gevent
+from locust.env import Environment
+from haicap.loadtests import locust_app
+
+connect = Environment.create_worker_runner
+
+def connect_then_stall(self, *args, **kwargs):
+    runner = connect(self, *args, **kwargs)
+    gevent.sleep(1.5)  # connected, handlers not yet registered: whatever the master sends now is dropped
+    return runner
+
+Environment.create_worker_runner = connect_then_stall
+sys.exit(locust_app.run_worker("127.0.0.1", int(sys.argv[1])))
+"""
+
+
+def test_master_waits_for_a_worker_that_registers_its_handlers_late(tmp_path: Path) -> None:
+    """A setup sent on Locust's client_ready can beat the worker's handlers (the CI failure of a 2-worker run)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    haicap = str(Path(sys.executable).with_name("haicap"))
+    out = tmp_path / "out"
+    with (tmp_path / "master.log").open("wb") as log, (tmp_path / "worker.log").open("wb") as wlog:
+        master = subprocess.Popen([haicap, "load", "--master", "--expect-workers", "1", "--master-port", port,
+                                   "--shape", "soak", "--duration", "2", "--set", "rate=2", "--set", "ramp_s=0",
+                                   "--scenario", "birth-registration", "--drain", "10", "--out", str(out)],
+                                  stdout=log, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen([sys.executable, "-c", SLOW_WORKER, port], stdout=wlog, stderr=subprocess.STDOUT)
+        try:
+            code = master.wait(timeout=40)
+            worker.wait(timeout=10)
+        finally:
+            for proc in (master, worker):
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(timeout=5)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert code == 0 and summary["journeys"]["started"] == 4, (tmp_path / "master.log").read_text()[-2000:]
+    assert "Unknown message type" not in (tmp_path / "worker.log").read_text(errors="replace")
+
+
 PATIENT = """id: patient-citizen
 title: a light journey whose SLO nobody could breach
 rule: "tests/test_load_runs.py"
