@@ -19,7 +19,8 @@ from typing import Any
 
 import orjson
 
-from haicap.sandbox.province.outbox import OutboxPolicy, enqueue_change, now_ms
+from haicap.sandbox.group_commit import now_ms
+from haicap.sandbox.province.outbox import OutboxPolicy, enqueue_change
 from haicap.sandbox.province.problems import Problem
 
 __all__ = [

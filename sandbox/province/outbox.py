@@ -27,7 +27,6 @@ import fcntl
 import logging
 import os
 import sqlite3
-import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +34,7 @@ from typing import Any
 import orjson
 
 from haicap.sandbox.config import SyncAccount
+from haicap.sandbox.group_commit import now_ms
 from haicap.sandbox.province.faults import LATE_SYNC_DELAY
 from haicap.sandbox.province.store import Store
 from haicap.sandbox.province.sync_http import JsonPoster, SyncHttpError
@@ -58,10 +58,6 @@ class OutboxPolicy:
     @classmethod
     def for_faults(cls, builder: SyncItemBuilder, faults: Collection[str]) -> OutboxPolicy:
         return cls(builder=builder, sync_updates="no-status-sync" not in faults)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def enqueue_change(

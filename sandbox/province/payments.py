@@ -22,10 +22,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from haicap import payment_checksum
+from haicap.sandbox.group_commit import now_ms
 from haicap.sandbox.province import dossiers as d
 from haicap.sandbox.province.context import ProvinceContext
 from haicap.sandbox.province.dossier_api import DossierApi
-from haicap.sandbox.province.outbox import OutboxPolicy, enqueue_change, now_ms
+from haicap.sandbox.province.outbox import OutboxPolicy, enqueue_change
 from haicap.sandbox.province.problems import Problem, json_response, read_json
 
 __all__ = ["Payments"]
