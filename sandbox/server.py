@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import importlib
 import ipaddress
@@ -18,6 +19,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -26,6 +28,8 @@ from typing import Any
 import uvicorn
 
 from haicap.errors import HaicapError
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 __all__ = ["ProcessServer", "ThreadServer", "bind_socket", "is_loopback_host", "url_of"]
 
@@ -128,7 +132,21 @@ class ThreadServer:
         self.stop()
 
 
-def _serve_in_child(factory_path: str, config: Any, sock: socket.socket, ready: Any) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGTERM this child when its parent dies, even by SIGKILL (a CI timeout): no orphan keeps
+    serving the port. Linux ties this to the *thread* that started the child, so start servers from a thread
+    that outlives them (the main thread, as every caller does). Elsewhere the parent's stop() is the only guard."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _serve_in_child(factory_path: str, config: Any, sock: socket.socket, ready: Any, parent_pid: int) -> None:
+    _die_with_parent(parent_pid)
     module_name, _, attr = factory_path.partition(":")
     factory: Callable[[Any], Any] = getattr(importlib.import_module(module_name), attr)
     app = factory(config)
@@ -163,7 +181,7 @@ class ProcessServer:
         self._ready = [ctx.Event() for _ in range(workers)]
         self._processes = [
             ctx.Process(
-                target=_serve_in_child, args=(factory_path, config, sock, ready),
+                target=_serve_in_child, args=(factory_path, config, sock, ready, os.getpid()),
                 name=name if workers == 1 else f"{name}-{i + 1}", daemon=True,
             )
             for i, ready in enumerate(self._ready)

@@ -116,3 +116,32 @@ def test_foreground_sandbox_serves_both_apps_and_stops_on_ctrl_c(tmp_path) -> No
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=30)
     assert code == 0, proc.stderr.read()  # type: ignore[union-attr]
+
+
+def test_server_processes_die_with_a_killed_parent(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A sandbox whose parent is SIGKILLed (a CI timeout) leaves no orphan serving its ports."""
+    import signal
+    import time
+
+    import psutil
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "haicap.cli", "sandbox", "--national-port", "0", "--province-port", "0",
+         "--state-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            if not line or line.startswith("Press Ctrl-C"):
+                break
+        children = psutil.Process(proc.pid).children()
+        assert len(children) >= 2  # the national and the province server processes
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    _, alive = psutil.wait_procs(children, timeout=15)
+    for orphan in alive:
+        orphan.kill()
+    assert alive == []
