@@ -38,11 +38,14 @@ class CounterpartClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any) -> Any:
+        """The JSON answer; None for an empty one, or for 404 when ``missing_ok``."""
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise CounterpartError(f"{method} {self.base_url}{path}: {type(exc).__name__}: {exc}") from None
+        if missing_ok and response.status_code == 404:
+            return None
         if response.status_code >= 300:
             detail = response.text[:300]
             raise CounterpartError(f"{method} {self.base_url}{path}: HTTP {response.status_code}: {detail}")
@@ -83,15 +86,7 @@ class CounterpartClient:
     # -- ledger ----------------------------------------------------------------------------------
     def synced_dossier(self, ma_ho_so: str) -> dict[str, Any] | None:
         """The latest item, status history and progress the counterpart recorded for a dossier, or None."""
-        try:
-            response = self._http.get(f"/_ledger/sync/dossiers/{ma_ho_so}")
-        except httpx.HTTPError as exc:
-            raise CounterpartError(f"GET ledger for {ma_ho_so}: {type(exc).__name__}: {exc}") from None
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise CounterpartError(f"GET ledger for {ma_ho_so}: HTTP {response.status_code}")
-        return response.json()  # type: ignore[no-any-return]
+        return self._call("GET", f"/_ledger/sync/dossiers/{ma_ho_so}", missing_ok=True)  # type: ignore[no-any-return]
 
     def synced_dossiers(self, madonvi: str | None = None, page_size: int = 1000) -> list[dict[str, Any]]:
         """Every dossier's latest item (paged through)."""
@@ -125,6 +120,10 @@ class CounterpartClient:
     def idp_events(self) -> list[dict[str, Any]]:
         page = self._call("GET", "/_ledger/idp/events")
         return page.get("items", page) if isinstance(page, dict) else page  # type: ignore[no-any-return]
+
+    def citizen(self, so_dinh_danh: str) -> dict[str, Any] | None:
+        """The claims the counterpart's identity provider gives this CCCD, or None when it is not a test citizen."""
+        return self._call("GET", f"/_ledger/idp/citizens/{so_dinh_danh}", missing_ok=True)  # type: ignore[no-any-return]
 
     def wait_for_status(self, ma_ho_so: str, status: str, within: float, poll: float = 0.05) -> dict[str, Any] | None:
         """Poll the ledger until the dossier's history contains ``status`` or ``within`` seconds pass."""

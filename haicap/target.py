@@ -108,7 +108,7 @@ def load_profile(path: Path | str) -> Profile:
     return Profile(document)
 
 
-def _profile_national_config(profile: Profile, state_dir: Path) -> tuple[Any, str, Target]:
+def _profile_national_config(profile: Profile, state_dir: Path, seed: int = 0) -> tuple[Any, str, Target]:
     from haicap.sandbox.config import NationalConfig, OidcClient, PaymentPartner, ProvinceEndpoint, SyncAccount
     from haicap.sandbox.server import is_loopback_host
 
@@ -152,6 +152,7 @@ def _profile_national_config(profile: Profile, state_dir: Path) -> tuple[Any, st
         payment_partners=partners,
         sync_accounts=accounts,
         provinces=endpoints,
+        seed=seed,  # the run's seed picks the test citizens, as in the embedded sandbox
     )
     target = Target(
         name=data.get("name", f"province {data['province']}"),
@@ -231,7 +232,7 @@ def open_target(
 
     state_dir = Path(tempfile.mkdtemp(prefix="haicap-counterpart-"))
     try:
-        config, listen, target = _profile_national_config(loaded, state_dir)
+        config, listen, target = _profile_national_config(loaded, state_dir, seed)
         host, _, port = listen.rpartition(":")
         server = ProcessServer(NATIONAL_FACTORY, config, bind_socket(host, int(port)), "national")
         server.start()

@@ -80,6 +80,17 @@ def test_full_code_flow_with_pkce(client: httpx.Client, national: RunningNationa
     assert registry.validator("idp.schema.json#/$defs/UserInfo").violations(userinfo) == []
     assert userinfo["sub"] == claims["sub"] and userinfo["NgayThangNamSinh"].startswith("1990")
     assert userinfo["GioiTinh"] == "1"  # 4th CCCD digit 0: male, born 1900s
+    # the ledger gives checks the same identity without their knowing the counterpart's seed
+    ledger = client.get(f"/_ledger/idp/citizens/{CCCD}", headers=national.control_headers())
+    assert ledger.status_code == 200 and ledger.json() == userinfo
+
+
+@pytest.mark.parametrize("cccd", ["001090", "999090012345", "0010900123456"])  # short; no province 999; long
+def test_ledger_citizen_lookup_refuses_what_is_not_a_cccd(client: httpx.Client, national: RunningNational,
+                                                           cccd: str) -> None:
+    answer = client.get(f"/_ledger/idp/citizens/{cccd}", headers=national.control_headers())
+    assert answer.status_code == 404 and answer.json()["errors"][0]["field"] == "SoDinhDanh"
+    assert client.get(f"/_ledger/idp/citizens/{CCCD}").status_code == 401  # behind the control token
 
 
 def test_wrong_code_verifier_fails_and_burns_the_code(client: httpx.Client, national: RunningNational) -> None:

@@ -264,15 +264,10 @@ def _browser(ctx: CheckContext) -> Iterator[HttpxPort]:
 
 
 def _expected_name(ctx: CheckContext, cccd: str) -> str | None:
-    """HoVaTen the counterpart's identity provider gives ``cccd`` (its citizens are synthesised from the seed)."""
-    from haicap.sandbox.national.citizens import CitizenRegistry
-
-    # The embedded sandbox runs the counterpart with the run's seed; a profile's counterpart with NationalConfig's
-    # default seed (0).
-    seed = ctx.seed if ctx.target.embedded else 0
-    registry = ctx.shared(f"sso:citizens:{seed}", lambda: CitizenRegistry(seed, [ctx.target.province_code]))
-    citizen = registry.get(cccd)
-    return citizen.ho_va_ten if citizen else None
+    """HoVaTen the counterpart's identity provider gives ``cccd``, as its ledger reports it (whatever its seed)."""
+    claims = ctx.national.citizen(cccd)
+    name = claims.get("HoVaTen") if isinstance(claims, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def _reproduce_sign_in(ctx: CheckContext, cccd: str, defect: str | None = None, then: str = "") -> str:

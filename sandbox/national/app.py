@@ -58,7 +58,7 @@ class National:
         self.payments = PaymentPlatform(config, self.store, self.outages, self.http)
         self.forwarder = Forwarder(config, self.store, self.citizens, self.http)
         self.control = ControlApi(self.oidc, self.payments, self.forwarder, self.sync, self.outages)
-        self.ledger = LedgerApi(self.store)
+        self.ledger = LedgerApi(self.store, self.citizens)
 
     async def http(self) -> httpx.AsyncClient:
         """The outgoing client (callbacks, forwarding), created on first use in the serving loop."""

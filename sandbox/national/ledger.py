@@ -2,9 +2,10 @@
 
 Checks and the post-surge integrity count read the counterpart's view here: the latest item of every synced
 dossier with its status history and receive times, refused items with their violations, counters, payment
-transactions with each callback sent and the province's answer, forwarded dossiers, and identity-provider
-events. Nothing secret is stored, so nothing secret can be returned: no client secrets, passwords, sessions,
-codes or tokens (ID-token events carry the defect applied, never the token).
+transactions with each callback sent and the province's answer, forwarded dossiers, identity-provider
+events, and the identity the provider gives each test citizen. Nothing secret is stored, so nothing secret can be
+returned: no client secrets, passwords, sessions, codes or tokens (ID-token events carry the defect applied, never
+the token).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from haicap.sandbox.national.citizens import CitizenRegistry
 from haicap.sandbox.national.problems import JSONResponse, ProblemError, query_int
 from haicap.sandbox.national.store import Store
 
@@ -40,8 +42,9 @@ def _where(filters: dict[str, str | None]) -> tuple[str, list[Any]]:
 class LedgerApi:
     """Read-only views; :attr:`routes` are mounted by the app behind the control token."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, citizens: CitizenRegistry) -> None:
         self.store = store
+        self.citizens = citizens
         self.routes = [
             Route("/_ledger/sync/dossiers", self.dossiers, methods=["GET"]),
             Route("/_ledger/sync/dossiers/{MaHoSo}", self.dossier, methods=["GET"]),
@@ -51,6 +54,7 @@ class LedgerApi:
             Route("/_ledger/payments/{MaThamChieu}", self.payment, methods=["GET"]),
             Route("/_ledger/forwarded", self.forwarded, methods=["GET"]),
             Route("/_ledger/idp/events", self.idp_events, methods=["GET"]),
+            Route("/_ledger/idp/citizens/{SoDinhDanh}", self.idp_citizen, methods=["GET"]),
         ]
 
     # -- sync ------------------------------------------------------------------------------------
@@ -189,6 +193,15 @@ class LedgerApi:
             return {"total": total, "items": items}
 
         return JSONResponse(await self.store.read(query))
+
+    async def idp_citizen(self, request: Request) -> Response:
+        cccd = request.path_params["SoDinhDanh"]
+        citizen = self.citizens.get(cccd)
+        if citizen is None:
+            raise ProblemError(404, "Not Found", f"{cccd!r} is not a valid CCCD, so no test citizen has it",
+                               [{"field": "SoDinhDanh", "message": "12 digits: birth-province code, gender/century "
+                                 "digit, birth-year digits, serial"}])
+        return JSONResponse(citizen.claims())
 
 
 _PAYMENT_COLUMNS = "MaDoiTac, MaThamChieu, SoTien, MaHoSo, TrangThaiGD, MaGiaoDich, init_ms, settled_ms, queries, init"
