@@ -22,6 +22,7 @@ th,td{border-bottom:1px solid #dde2e6;padding:.45rem .6rem;text-align:left;verti
 th{background:#f4f6f8} .v{font-weight:600;border-radius:4px;padding:.15rem .5rem;white-space:nowrap}
 .ready,.passed{background:#dff3e4;color:#135e2a} .not-ready,.failed{background:#fbe0df;color:#8a1c17}
 .not-tested,.skipped{background:#eef0f2;color:#4a525a} .could-not-run,.error{background:#fff1d6;color:#7a4d00}
+.incomplete{background:#fff1d6;color:#7a4d00}
 pre{background:#f6f8fa;padding:.5rem;overflow-x:auto;white-space:pre-wrap;margin:.3rem 0}
 details summary{cursor:pointer} td code{white-space:nowrap}
 """
@@ -36,20 +37,27 @@ def _pre(value: Any) -> str:
     return f"<pre>{escape(text)}</pre>"
 
 
+def _reruns(results: dict[str, Any]) -> str:
+    items = [f"<li>{escape(r['started'])}: re-ran {escape(', '.join(r['checks']) or 'nothing')}"
+             + (f" (sandbox faults: {escape(', '.join(r['faults']))})" if r["faults"] else "") + "</li>"
+             for r in results.get("reruns", [])]
+    return f"<p class='muted'>Re-runs merged into this report:</p><ul class='muted'>{''.join(items)}</ul>" \
+        if items else ""
+
+
 def render_readiness_html(results: dict[str, Any]) -> str:
     target = results["target"]
     summary = results["summary"]
-    overall = "ready" if summary["ok"] else "not ready"
+    overall = summary["readiness"]
     rows = []
     for criterion, label in CRITERIA.items():
-        verdict = results["verdicts"].get(criterion)
-        if verdict is None:
-            continue
+        verdict = results["verdicts"].get(criterion, "not tested")
         checks = [c for c in results["checks"] if c["criterion"] == criterion]
         passed = sum(c["status"] == "passed" for c in checks)
+        count = f"{passed} / {len(checks)} passed" if checks else "not run in this run (--only)"
         rows.append(
             f"<tr><td>{escape(label)}</td><td><span class='v {_cls(verdict)}'>{escape(verdict)}</span></td>"
-            f"<td>{passed} / {len(checks)} passed</td></tr>"
+            f"<td>{count}</td></tr>"
         )
     details = []
     for c in results["checks"]:
@@ -64,21 +72,29 @@ def render_readiness_html(results: dict[str, Any]) -> str:
                 parts.append("<b>Reproduce with</b>" + _pre(c["reproduce"]))
             evidence = f"<details open><summary>evidence</summary>{''.join(parts)}</details>"
         elif c["status"] == "skipped":
-            evidence = f"<span class='muted'>{escape(c.get('message', ''))}</span>"
+            evidence = f"<br><span class='muted'>{escape(c.get('message', ''))}</span>"
+        elif c.get("message"):  # a passed check's summary of what it covered
+            evidence = f"<br>{escape(c['message'])}"
         details.append(
             f"<tr><td><code>{escape(c['id'])}</code></td><td>{escape(c['title'])}<br>"
             f"<span class='muted'>{escape(c['rule'])} · {escape(c['severity'])}</span>{evidence}</td>"
             f"<td><span class='v {_cls(c['status'])}'>{escape(c['status'])}</span></td></tr>"
         )
-    faults = ", ".join(target.get("faults") or []) or "none"
+    where = [escape(str(target.get("name", "")))]
+    province = f"province {target.get('province', '')}"
+    if province not in str(target.get("name", "")):
+        where.append(escape(province))
+    where.append(escape(str(target.get("province_url", ""))))
+    if target.get("embedded_sandbox"):
+        where.append("sandbox faults: " + escape(", ".join(target.get("faults") or []) or "none"))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>haicap readiness report — {escape(target.get('name', ''))}</title>
 <style>{_CSS}</style></head><body>
 <h1>Readiness report <span class='v {_cls(overall)}'>{overall}</span></h1>
-<p class="muted">{escape(target.get('name', ''))} · province {escape(str(target.get('province', '')))}
- · {escape(str(target.get('province_url', '')))} · sandbox faults: {escape(faults)}<br>
+<p class="muted">{' · '.join(where)}<br>
 haicap {escape(results['haicap_version'])} · seed {results['seed']} · {escape(results['started'])} →
  {escape(results['finished'])}</p>
+{_reruns(results)}
 <p>{summary['total']} checks: {summary['passed']} passed, {summary['failed']} failed, {summary['error']} could not run,
 {summary['skipped']} skipped.</p>
 <h2>Verdict per criterion</h2>

@@ -1,0 +1,157 @@
+"""What a certify run folder claims: never "ready" for a run that verified nothing or only part of the checklist,
+re-runs that merge only into results of the same province and seed (results, report and junit), no stale evidence
+next to an interrupted run, and a clear error for outputs that cannot be written."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from haicap.cli import main
+from haicap.conformance.registry import CRITERIA, checks_for
+from haicap.reports.junit_merge import merge_junit
+from haicap.reports.readiness_html import render_readiness_html
+from haicap.reports.results import build_results, write_results
+
+TARGET = {"name": "embedded reference province 01", "province": "01", "province_url": "http://127.0.0.1:1",
+          "embedded_sandbox": True, "faults": []}
+
+
+def _record(spec: Any, status: str, message: str = "") -> dict[str, Any]:
+    return {"id": spec.id, "criterion": spec.criterion, "severity": spec.severity, "title": spec.title,
+            "rule": spec.rule, "status": status, "message": message}
+
+
+def _results(statuses: dict[str, str], criteria: set[str] | None = None) -> dict[str, Any]:
+    expected = checks_for(criteria)
+    records = [_record(spec, statuses.get(spec.id, "passed"), "capability not declared: sso"
+                       if statuses.get(spec.id) == "skipped" else "") for spec in expected]
+    return build_results(records, expected, target=TARGET, seed=0, started="s", finished="f")
+
+
+def test_a_run_where_every_check_was_skipped_is_not_ready_and_not_ok(tmp_path: Path) -> None:
+    results = _results({spec.id: "skipped" for spec in checks_for(None)})
+    assert results["summary"]["ok"] is False and results["summary"]["readiness"] == "not tested"
+    html = render_readiness_html(results)
+    assert "Readiness report <span class='v not-tested'>not tested</span>" in html
+    assert "critical</span><br><span class='muted'>capability not declared" in html  # reason apart from severity
+    write_results(tmp_path / "results.json", results)  # schema-valid
+
+
+def test_only_one_criterion_lists_every_criterion_and_is_incomplete() -> None:
+    results = _results({}, {"sso"})
+    assert results["summary"]["ok"] and results["summary"]["readiness"] == "incomplete"
+    assert list(results["verdicts"]) == list(CRITERIA)
+    assert {v for k, v in results["verdicts"].items() if k != "sso"} == {"not tested"}
+    html = render_readiness_html(results)
+    assert "<span class='v incomplete'>incomplete</span>" in html
+    assert all(label in html for label in CRITERIA.values())
+    assert html.count("not run in this run (--only)") == len(CRITERIA) - 1
+
+
+@pytest.mark.parametrize(("status", "readiness"), [("failed", "not ready"), ("error", "could not run"),
+                                                   ("passed", "ready")])
+def test_readiness_of_a_full_run(status: str, readiness: str) -> None:
+    results = _results({"SSO-03": status})
+    assert results["summary"]["readiness"] == readiness
+    assert results["summary"]["ok"] is (status == "passed")
+
+
+JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests"><testsuite name="pytest" errors="0"
+failures="1" skipped="1" tests="3" time="3.0"><testcase classname="test_conformance" name="test_check[SSO-01]"
+time="1.0"/><testcase classname="test_conformance" name="test_check[SSO-09]" time="1.0"><failure message="x">x
+</failure></testcase><testcase classname="test_conformance" name="test_check[PAY-01]" time="1.0"><skipped
+message="capability"/></testcase></testsuite></testsuites>"""
+
+RERUN = """<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests"><testsuite name="pytest" errors="0"
+failures="0" skipped="0" tests="1" time="0.5"><testcase classname="test_conformance" name="test_check[SSO-09]"
+time="0.5"/></testsuite></testsuites>"""
+
+
+def test_junit_of_a_rerun_is_merged_into_the_whole_run(tmp_path: Path) -> None:
+    (tmp_path / "junit.xml").write_text(JUNIT)
+    (tmp_path / "rerun.xml").write_text(RERUN)
+    merge_junit(tmp_path / "junit.xml", tmp_path / "rerun.xml", tmp_path / "junit.xml")
+    merged = (tmp_path / "junit.xml").read_text()
+    assert 'tests="3"' in merged and 'failures="0"' in merged and 'skipped="1"' in merged and 'time="2.500"' in merged
+    assert merged.count("<testcase") == 3 and "<failure" not in merged
+
+
+def test_an_output_that_is_a_directory_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "results.json").mkdir()
+    assert main(["certify", "--only", "units", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"haicap: error: cannot write {tmp_path / 'results.json'}: it exists and is "
+                                       "not a regular file\n")
+
+
+def _previous(out: Path, seed: int = 0, faults: list[str] | None = None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    results = _results({"SSO-09": "failed"})
+    results["seed"] = seed
+    results["target"] = {**TARGET, "faults": faults or []}
+    write_results(out / "results.json", results)
+
+
+@pytest.mark.parametrize(("args", "why"), [
+    (["--seed", "5"], "was run with --seed 0, not 5"),
+    (["--province", "12"], "tested province 01, not 12"),
+])
+def test_rerun_refuses_another_seed_or_province(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                args: list[str], why: str) -> None:
+    _previous(tmp_path)
+    assert main(["certify", "--rerun-failed", "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert why in err and "run again without --rerun-failed" in err
+
+
+def test_rerun_with_nothing_failed_in_the_chosen_criteria(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _previous(tmp_path)
+    before = (tmp_path / "results.json").read_bytes()
+    assert main(["certify", "--rerun-failed", "--only", "units", "--out", str(tmp_path)]) == 1  # SSO-09 still failed
+    assert "nothing to re-run: no check failed or errored among units" in capsys.readouterr().out
+    assert (tmp_path / "results.json").read_bytes() == before and not (tmp_path / "junit.xml").exists()
+
+
+@pytest.mark.slow
+def test_rerun_merges_results_report_and_junit_and_records_the_rerun(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["certify", "--only", "sso", "--fault", "skips-nonce-check", "--out", str(out)]) == 1
+    first_junit = (out / "junit.xml").read_text(encoding="utf-8")
+    assert first_junit.count("<testcase") == 12 and 'failures="1"' in first_junit
+    assert main(["certify", "--only", "sso", "--rerun-failed", "--out", str(out)]) == 0  # the fault switched off
+    merged = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert merged["target"]["faults"] == ["skips-nonce-check"]  # what most checks ran against
+    assert merged["reruns"][0]["checks"] == ["SSO-09"] and merged["reruns"][0]["faults"] == []
+    junit = (out / "junit.xml").read_text(encoding="utf-8")
+    assert junit.count("<testcase") == 12 and 'failures="0"' in junit and not (out / "junit.rerun.xml").exists()
+    assert "re-ran SSO-09" in (out / "report.html").read_text(encoding="utf-8")
+    assert len(list((out / "allure-results").glob("*-result.json"))) == 13  # both attempts of SSO-09 kept
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_leaves_no_stale_or_partial_results(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    _previous(out)
+    (out / "report.html").write_text("an old report")
+    proc = subprocess.Popen([sys.executable, "-m", "haicap.cli", "certify", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line or "national counterpart" in line:
+            break
+    time.sleep(2)  # the checks are running
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted; no results were written" in err
+    left = {p.name for p in out.iterdir()}
+    assert not left & {"results.json", "report.html", "junit.xml", "checks.raw.json"}, left
