@@ -8,6 +8,11 @@ The target is started once, on the controller, in ``pytest_configure`` — only 
 requested (a profile, a fault, ``--haicap-run``, or collecting ``conformance/``) — and handed to pytest-xdist
 workers through ``workerinput``; without xdist the session uses it directly. Each check's outcome is recorded
 with its metadata in ``user_properties`` so that reports merge across workers.
+
+pytest's own outcome says what the record says, so the console, JUnit and Allure agree with ``results.json``:
+passed; failed (a ``<failure>`` whose text is the evidence: message, expected, actual, reproduce, rule, seed);
+skipped (with the reason); error (``<error>``, Allure "broken") when the check could not run or has a bug. Only
+a bug keeps its traceback: for the rest the evidence is the story, not the stack.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest._code.code import ExceptionChainRepr, ReprEntry, ReprFileLocation, ReprTraceback
 
 from haicap.conformance.registry import CheckError, CheckFailure, CheckSkipped, CheckSpec
+from haicap.errors import HaicapError
 from haicap.redaction import Redactor
 from haicap.target import Target
 
@@ -163,17 +170,33 @@ def haicap_context(haicap_target: Target, pytestconfig: pytest.Config) -> Iterat
     context.close()
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport | None:
+    """Make a check's report: its haicap record (user_properties) and a pytest outcome that says the same.
+
+    failed → a failure whose text is the evidence (no traceback); skipped → skipped with the reason; could not
+    run → an error (junit ``<error>``, Allure "broken"), also when raised while the check ran; an unexpected
+    exception (a bug in the check) → an error that keeps its traceback.
+    """
     spec = _spec_of(item)
     if spec is None:
-        return
-    report = outcome.get_result()
+        return None
+    report = pytest.TestReport.from_item_and_call(item, call)
     if call.when != "call" and not (call.when == "setup" and report.outcome != "passed"):
-        return
+        return report
     target = item.config.stash.get(_target_stash, None)
     redact = Redactor(target.secret_values if target else ())
+    record = redact.value(_record(spec, call.excinfo, report.duration))
+    item.user_properties.append(("haicap_check", json.dumps(record, ensure_ascii=False)))
+    report.user_properties = list(item.user_properties)
+    seed = item.config.option.haicap_seed
+    _shape_report(report, spec, call.excinfo, record, seed, item.config.option.tbstyle)
+    _allure_report(spec, record, seed)
+    return report
+
+
+def _record(spec: CheckSpec, excinfo: pytest.ExceptionInfo[BaseException] | None, duration: float) -> dict[str, Any]:
+    """The check's haicap record (checks.raw.json → results.json)."""
     record: dict[str, Any] = {
         "id": spec.id,
         "criterion": spec.criterion,
@@ -181,9 +204,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "title": spec.title,
         "rule": spec.rule,
         "detects": list(spec.detects),
-        "duration_s": round(report.duration, 3),
+        "duration_s": round(duration, 3),
     }
-    excinfo = call.excinfo
     if excinfo is None:
         record.update(status="passed", message="")
     elif excinfo.errisinstance(CheckFailure):
@@ -196,10 +218,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         record.update(status="error", message=str(excinfo.value))
     else:
         record.update(status="error", message=f"{excinfo.typename}: {excinfo.value}")
-    record = redact.value(record)
-    item.user_properties.append(("haicap_check", json.dumps(record, ensure_ascii=False)))
-    report.user_properties = list(item.user_properties)
-    _allure_labels(spec)
+    return record
 
 
 def _jsonable(value: Any) -> Any:
@@ -210,7 +229,76 @@ def _jsonable(value: Any) -> Any:
         return repr(value)
 
 
-def _allure_labels(spec: CheckSpec) -> None:
+def _could_not_run(excinfo: pytest.ExceptionInfo[BaseException]) -> bool:
+    """An announced "could not run" (target unreachable, setup refused), as opposed to a bug in the check."""
+    return excinfo.errisinstance(CheckError) or excinfo.errisinstance(HaicapError)
+
+
+def _shape_report(report: pytest.TestReport, spec: CheckSpec, excinfo: pytest.ExceptionInfo[BaseException] | None,
+                  record: dict[str, Any], seed: int, tbstyle: str) -> None:
+    """Make pytest's outcome (terminal, JUnit, Allure) agree with the record, with the evidence as the text."""
+    status = record["status"]
+    if excinfo is None or status == "passed":
+        return
+    where, line = _check_location(spec, excinfo)
+    if status == "skipped":
+        report.outcome = "skipped"
+        report.longrepr = (where, line, f"Skipped: {record['message']}")
+        return
+    report.outcome = "failed"
+    if status == "failed":
+        report.longrepr = _text_repr(evidence_text(spec, record, seed), where, line,
+                                     f"{spec.id} failed: {record['message']}")
+        return
+    # could not run, or a bug in the check: an error, like a failing fixture (JUnit writes <error> for setup only)
+    report.when = "setup"
+    if _could_not_run(excinfo):
+        summary = f"{spec.id} could not run: {record['message']}"
+        report.longrepr = _text_repr(summary, where, line, summary)
+    elif tbstyle in ("line", "no"):
+        # a bug in the check: its stack is the story, even when the run asked for one line per failure
+        # (haicap certify does); error summaries print the longrepr only, not the crash line
+        code = spec.func.__code__
+        excinfo.traceback = excinfo.traceback.cut(path=code.co_filename, firstlineno=code.co_firstlineno - 1)
+        report.longrepr = excinfo.getrepr(style="short", funcargs=False, tbfilter=True)
+
+
+def evidence_text(spec: CheckSpec, record: dict[str, Any], seed: int) -> str:
+    """A failed check's evidence, readable: the fact, then expected, actual, how to reproduce, the rule, the seed."""
+    lines = [f"{spec.id} failed: {record['message']}"]
+    for label in ("expected", "actual", "reproduce"):
+        if record.get(label) not in (None, ""):
+            lines.append(_field(label, record[label]))
+    lines.append(_field("rule", spec.rule))
+    lines.append(_field("seed", seed))
+    return "\n".join(lines)
+
+
+def _field(label: str, value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=2)
+    head = f"  {label + ':':<11}"
+    return head + text.replace("\n", "\n" + " " * len(head))
+
+
+def _text_repr(text: str, where: str, line: int, crash: str) -> ExceptionChainRepr:
+    """A longrepr that is just ``text`` (like ``pytest.fail(pytrace=False)``), with ``crash`` as its one-line
+    message (JUnit's message attribute, ``-r`` summaries). A standard repr, so it crosses pytest-xdist intact."""
+    entry = ReprEntry(text.splitlines(), None, None, None, "value")
+    return ExceptionChainRepr([(ReprTraceback([entry], None, "value"), ReprFileLocation(where, line, crash), None)])
+
+
+def _check_location(spec: CheckSpec, excinfo: pytest.ExceptionInfo[BaseException]) -> tuple[str, int]:
+    """Where in the check's module it stopped, as a package path (``haicap/conformance/checks/sso.py``, line):
+    the deepest frame in that module, else the check's ``def`` line."""
+    code = spec.func.__code__
+    line = code.co_firstlineno
+    for entry in excinfo.traceback:
+        if str(entry.path) == code.co_filename:
+            line = entry.lineno + 1
+    return spec.func.__module__.replace(".", "/") + ".py", line
+
+
+def _allure_report(spec: CheckSpec, record: dict[str, Any], seed: int) -> None:
     try:
         import allure
     except ImportError:  # pragma: no cover - allure-pytest is a dependency
@@ -223,8 +311,15 @@ def _allure_labels(spec: CheckSpec) -> None:
                                 else allure.severity_level.MINOR)
         allure.dynamic.feature(spec.criterion)
         allure.dynamic.title(f"{spec.id} {spec.title}")
-        allure.dynamic.link(spec.rule, name=spec.rule) if spec.rule.startswith("http") else \
-            allure.dynamic.label("rule", spec.rule)
+        allure.dynamic.label("rule", spec.rule)
+        for name, url in spec.rule_links:
+            allure.dynamic.link(url, name=name)
+        if record["status"] != "passed":
+            evidence = {key: record[key] for key in ("id", "status", "message", "expected", "actual", "reproduce",
+                                                     "rule") if key in record}
+            evidence["seed"] = seed
+            allure.attach(json.dumps(evidence, ensure_ascii=False, indent=2), name="evidence",
+                          attachment_type=allure.attachment_type.JSON)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

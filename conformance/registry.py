@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -34,6 +35,7 @@ __all__ = [
     "all_checks",
     "check",
     "checks_for",
+    "rule_links",
 ]
 
 #: Readiness criteria, in the order of the national checklist (DOMAIN.md), plus contract fuzzing.
@@ -56,11 +58,11 @@ class CheckFailure(EvidenceFailure):
 
 
 class CheckSkipped(Exception):
-    """The check does not apply (a capability the profile does not declare). Not a pass."""
+    """The check does not apply (a capability the profile does not declare). Not a pass. pytest: skipped."""
 
 
 class CheckError(Exception):
-    """The check could not run (target unreachable, setup failed). Not a failure of the rule."""
+    """The check could not run (target unreachable, setup failed). Not a failure of the rule. pytest: an error."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,46 @@ class CheckSpec:
     @property
     def number(self) -> int:
         return int(self.id.rsplit("-", 1)[1])
+
+    @property
+    def rule_links(self) -> list[tuple[str, str]]:
+        """``(name, url)`` of each part of :attr:`rule` that names a public document (see :func:`rule_links`)."""
+        return rule_links(self.rule)
+
+
+#: Public documents a rule may cite, by the name the rule text uses, and where to read them.
+RULE_DOCUMENTS: dict[str, str] = {
+    "OpenID Connect Core 1.0": "https://openid.net/specs/openid-connect-core-1_0.html",
+    "OpenID Connect RP-Initiated Logout 1.0": "https://openid.net/specs/openid-connect-rpinitiated-1_0.html",
+    "OpenID Connect Session Management": "https://openid.net/specs/openid-connect-session-1_0.html",
+}
+_RFC = re.compile(r"\bRFC (\d{3,5})(?:\s*§\s*([0-9][0-9.]*[0-9]|[0-9]))?")
+_URL = re.compile(r"https?://[^\s;,]+")
+
+
+def rule_links(rule: str) -> list[tuple[str, str]]:
+    """Links for a rule text such as ``"RFC 6749 §10.12; OpenID Connect Core 1.0 §3.1.2.7"``.
+
+    Each ``;``-separated part that cites an RFC (linked to its first section), a known OpenID specification, or
+    carries a URL gives one ``(part, url)``; decrees and DOMAIN.md sources have no public URL and give none.
+    """
+    links: list[tuple[str, str]] = []
+    for part in (p.strip() for p in rule.split(";")):
+        if not part:
+            continue
+        url_match = _URL.search(part)
+        rfc = _RFC.search(part)
+        if url_match:
+            url = url_match.group(0)
+        elif rfc:
+            url = f"https://www.rfc-editor.org/rfc/rfc{rfc.group(1)}.html"
+            if rfc.group(2):
+                url += f"#section-{rfc.group(2)}"
+        else:
+            url = next((u for name, u in RULE_DOCUMENTS.items() if part.startswith(name)), "")
+        if url and url not in {u for _, u in links}:
+            links.append((part, url))
+    return links
 
 
 _REGISTRY: dict[str, CheckSpec] = {}
