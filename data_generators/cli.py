@@ -10,7 +10,9 @@ Importing this module is cheap: Faker, the unit tables and the contracts are loa
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from haicap.errors import HaicapError
@@ -41,10 +43,11 @@ def register(subparsers: Any) -> None:
     gen.add_argument("--province", help="current province code (34-province list); default: all provinces")
     gen.add_argument("--format", default="jsonl", metavar="jsonl|csv", help="file format (default jsonl)")
     gen.add_argument(
-        "--shape", default="submission", metavar="|".join(SHAPES),
-        help="dossier shape: citizen submission, national forward or national sync item (default submission)",
+        "--shape", metavar="|".join(SHAPES),
+        help="dossiers: citizen submission, national forward or national sync item (default submission)",
     )  # fmt: skip
-    gen.add_argument("--defect-rate", type=float, default=0.0, help="legacy-dossiers: share of records with a defect")
+    gen.add_argument("--defect-rate", type=float,
+                     help="legacy-dossiers: share of records with a planted defect, 0..1 (default 0)")
     gen.add_argument("--quiet", action="store_true", help="no progress line")
     gen.set_defaults(handler=_generate)
 
@@ -69,6 +72,11 @@ def _generate(args: argparse.Namespace) -> int:
     fmt = _choice("format", args.format, FORMATS)
     if args.count <= 0:
         raise HaicapError(f"--count must be a positive number of records, got {args.count}")
+    for flag, value, applies_to in (("--shape", args.shape, "dossiers"), ("--defect-rate", args.defect_rate,
+                                                                          "legacy-dossiers"),
+                                    ("--manifest", args.manifest, "legacy-dossiers")):
+        if value is not None and kind != applies_to:
+            raise HaicapError(f"{flag} applies to --kind {applies_to} only, not to {kind}")
     if args.province is not None:
         from haicap.data_generators.units import admin_units
 
@@ -103,28 +111,49 @@ def _source(kind: str, args: argparse.Namespace) -> tuple[Any, list[str], Any, A
     if kind == "dossiers":
         from haicap.data_generators.dossiers import DossierGenerator
 
-        shape = _choice("shape", args.shape, SHAPES)
+        shape = _choice("shape", args.shape or "submission", SHAPES)
         gen = DossierGenerator(args.seed, args.province, shape)
         return gen.records(args.count), list(gen.fields), None, gen.jsonl_batches(args.count)
     from haicap.data_generators.legacy import LegacyDossierGenerator
+    from haicap.data_generators.output import is_special_target, write_records
 
-    legacy = LegacyDossierGenerator(args.seed, args.province, args.defect_rate)
+    legacy = LegacyDossierGenerator(args.seed, args.province, args.defect_rate or 0.0)
+    # "-.manifest.json" or "/dev/null.manifest.json" is nobody's intention
+    skip = args.manifest is None and is_special_target(args.out)
+    manifest_path = args.manifest if args.manifest is not None else f"{args.out}.manifest.json"
+    if not skip:
+        _check_manifest_path(manifest_path, args.out)
 
     def write_manifest() -> None:
-        from haicap.data_generators.output import is_special_target, write_records
-
-        if args.manifest is None and is_special_target(args.out):
-            # "-.manifest.json" or "/dev/null.manifest.json" is nobody's intention
+        if skip:
             if not args.quiet:
                 print("no manifest of planted defects written (give --manifest PATH to keep it)", file=sys.stderr)
             return
-        manifest_path = args.manifest if args.manifest is not None else f"{args.out}.manifest.json"
-        write_records(manifest_path, [legacy.manifest.as_dict()], 1, "jsonl")
+        try:
+            write_records(manifest_path, [legacy.manifest.as_dict()], 1, "jsonl")
+        except HaicapError:  # data without its manifest cannot be checked: leave neither
+            if not is_special_target(args.out):
+                Path(args.out).unlink(missing_ok=True)
+            raise
         if not args.quiet:
             print(f"manifest of planted defects: {manifest_path}", file=sys.stderr)
 
     columns = [*legacy.dossiers.fields, "HoSoCu", "KyVong"]
     return legacy.records(args.count), columns, write_manifest, None
+
+
+def _check_manifest_path(manifest: str, out: str) -> None:
+    """Before any record is generated: the manifest can be written and does not overwrite the data."""
+    path, data = Path(manifest), Path(out)
+    if out != "-" and path.resolve() == data.resolve():
+        raise HaicapError(f"--manifest {manifest} is the --out file: the manifest would replace the data")
+    folder = path.parent
+    if not folder.is_dir():
+        raise HaicapError(f"cannot write the manifest {manifest}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise HaicapError(f"cannot write the manifest {manifest}: folder {folder} is not writable")
+    if path.is_dir():
+        raise HaicapError(f"cannot write the manifest {manifest}: it is a folder")
 
 
 def _units(args: argparse.Namespace) -> int:

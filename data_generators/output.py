@@ -38,7 +38,8 @@ _BATCH = 2000
 
 
 class Progress:
-    """``label: 41% 410,000/1,000,000 123,456 rec/s`` on one stderr line, refreshed at most 4 times a second."""
+    """``label: 41% 410,000/1,000,000 123,456 rec/s`` on stderr: one line redrawn 4 times a second on a terminal,
+    a whole line every 5 s elsewhere (log files and CI keep readable lines)."""
 
     def __init__(self, total: int, label: str, stream: IO[str] | None = None, enabled: bool = True) -> None:
         self.total = total
@@ -48,20 +49,24 @@ class Progress:
         self.started = time.perf_counter()
         self._last = 0.0
         self._open_line = False  # a line without its newline is on the stream
+        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
 
     def update(self, done: int, *, final: bool = False) -> None:
         if not self.enabled:
             return
         now = time.perf_counter()
-        if not final and now - self._last < 0.25:
+        if not final and now - self._last < (0.25 if self._tty else 5.0):
             return
         self._last = now
         rate = done / max(now - self.started, 1e-9)
         percent = 100 * done // max(self.total, 1)
-        end = "\n" if final else ""
-        self.stream.write(f"\r{self.label}: {percent:3d}% {done:,}/{self.total:,} {rate:,.0f} rec/s{end}")
+        line = f"{self.label}: {percent:3d}% {done:,}/{self.total:,} {rate:,.0f} rec/s"
+        if self._tty:  # redrawn in place
+            self.stream.write(f"\r{line}" + ("\n" if final else ""))
+            self._open_line = not final
+        else:  # a log file or CI: whole lines, one every 5 s
+            self.stream.write(f"{line}\n")
         self.stream.flush()
-        self._open_line = not final
 
     def abandon(self) -> None:
         """End an unfinished progress line, so that an error message that follows starts on its own line."""

@@ -35,6 +35,19 @@ PROVINCE_FACTORY = "haicap.sandbox.province.app:create_app"
 Mode = Literal["process", "thread"]
 
 
+def _check_state_dir(path: Path) -> None:
+    """A state folder that cannot hold the sandbox's databases is one line, before any port is bound."""
+    if path.exists() and not path.is_dir():
+        raise HaicapError(f"cannot use {path} as the sandbox state folder: it exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".haicap-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise HaicapError(f"cannot use {path} as the sandbox state folder: {exc.strerror or exc}") from None
+
+
 def _check_faults(faults: Iterable[str]) -> frozenset[str]:
     from haicap.sandbox.province.faults import FAULTS
 
@@ -88,6 +101,8 @@ class Sandbox:
         if province_workers < 1 or (province_workers > 1 and mode != "process"):
             raise HaicapError(f"province workers must be ≥ 1, and > 1 only in process mode (got {province_workers} "
                               f"in {mode} mode)")
+        if state_dir is not None:
+            _check_state_dir(Path(state_dir))
         national_sock = bind_socket(host, national_port)
         try:
             province_sock = bind_socket(host, province_port)

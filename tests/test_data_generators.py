@@ -528,3 +528,43 @@ def test_cli_units_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert lines[0].startswith("MaXaCu,TenXaCu") and len(lines) == 1 + len(admin_units().legacy_wards("26"))
     assert _run("units", "--format", "yaml") == 2
     assert "valid formats: csv, json" in capsys.readouterr().err
+
+
+def test_a_manifest_that_would_replace_the_data_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "x.jsonl"
+    assert _run("generate", "--kind", "legacy-dossiers", "--count", "5", "--manifest", str(out),
+                "--out", str(out), "--quiet") == 2
+    assert "the manifest would replace the data" in capsys.readouterr().err and not out.exists()
+
+
+def test_an_unwritable_manifest_is_refused_before_any_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "lm.jsonl"
+    assert _run("generate", "--kind", "legacy-dossiers", "--count", "5", "--manifest",
+                str(tmp_path / "missing" / "m.json"), "--out", str(out), "--quiet") == 2
+    err = capsys.readouterr().err
+    assert f"folder {tmp_path / 'missing'} does not exist" in err and not out.exists()
+
+
+@pytest.mark.parametrize(("flag", "value", "kind"), [("--shape", "sync", "citizens"),
+                                                     ("--defect-rate", "0.1", "dossiers"),
+                                                     ("--manifest", "m.json", "enterprises")])
+def test_a_flag_for_another_kind_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str,
+                                           value: str, kind: str) -> None:
+    assert _run("generate", "--kind", kind, "--count", "5", flag, value, "--out", str(tmp_path / "o")) == 2
+    assert capsys.readouterr().err.strip().endswith(f"{flag} applies to --kind "
+                                                    f"{'dossiers' if flag == '--shape' else 'legacy-dossiers'} "
+                                                    f"only, not to {kind}")
+
+
+def test_progress_off_a_terminal_is_whole_lines() -> None:
+    import io
+
+    from haicap.data_generators.output import Progress
+
+    stream = io.StringIO()  # not a TTY: no carriage returns, every update on its own line
+    progress = Progress(10, "dossiers -> f", stream=stream)
+    progress.update(5)
+    progress.update(10, final=True)
+    lines = stream.getvalue().split("\n")
+    assert "\r" not in stream.getvalue() and lines[-1] == "" and len(lines) == 3
+    assert lines[0].startswith("dossiers -> f:  50% 5/10") and lines[1].startswith("dossiers -> f: 100% 10/10")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -145,3 +146,16 @@ def test_server_processes_die_with_a_killed_parent(tmp_path) -> None:  # type: i
     for orphan in alive:
         orphan.kill()
     assert alive == []
+
+
+@pytest.mark.parametrize("kind", ["file", "missing-parent-in-proc"])
+def test_an_unusable_state_folder_is_one_line(tmp_path, capsys, kind: str) -> None:  # type: ignore[no-untyped-def]
+    from haicap.cli import main
+
+    path = tmp_path / "afile"
+    path.write_text("")
+    if kind != "file":
+        path = Path("/proc/haicap-nope/state")
+    assert main(["sandbox", "--state-dir", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"haicap: error: cannot use {path} as the sandbox state folder: ") and err.count("\n") == 1
