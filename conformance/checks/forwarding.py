@@ -13,7 +13,7 @@ from typing import Any
 
 from haicap.conformance.checks.submission import curl_line, evidence, scenario_data, today_vn
 from haicap.conformance.context import CheckContext
-from haicap.conformance.registry import CheckFailure, check
+from haicap.conformance.registry import CheckError, CheckFailure, check
 from haicap.data_generators.agencies import NATIONAL_PORTAL_AGENCY
 
 FORWARD_PATH = "/national/forwarded-dossiers"
@@ -52,10 +52,14 @@ def forwarded_dossier_processed(ctx: CheckContext) -> None:
     ma_ho_so = sent.get("MaHoSo") or (sent.get("dossier") or {}).get("MaHoSo")
     answer = sent.get("answer")
     repro = "POST <national>/_control/forward (the counterpart forwards one dossier with its credential)"
+    held = sent.get("already_held") or []
     ctx.expect(sent.get("status_code") == 201 and isinstance(answer, dict),
-               f"the province did not accept forwarded dossier {ma_ho_so}",
+               f"the province did not accept forwarded dossier {ma_ho_so}"
+               + (f" (after answering 200 'already held' for {len(held)} new code(s) of the national portal)"
+                  if held else ""),
                expected="201 {MaHoSo, TrangThaiHoSo '1', acknowledged: true}",
-               actual={"status": sent.get("status_code"), "body": answer, "error": sent.get("error")},
+               actual={"status": sent.get("status_code"), "body": answer, "error": sent.get("error"),
+                       **({"codes_answered_as_already_held": held} if held else {})},
                reproduce=repro)
     ack = {"MaHoSo": ma_ho_so, "TrangThaiHoSo": "1", "acknowledged": True}
     wrong = {k: answer.get(k) for k, v in ack.items() if answer.get(k) != v}
@@ -80,12 +84,23 @@ def forwarded_dossier_processed(ctx: CheckContext) -> None:
     _expect_synced(ctx, ma_ho_so, "2", "after the officer received it")
 
 
+#: codes tried for FWD-02's unsolicited dossier before giving up on finding one the province does not hold
+UNSOLICITED_TRIES = 20
+
+
 def _unsolicited_dossier(ctx: CheckContext) -> dict[str, Any]:
-    """A well-formed ForwardedDossier for the province that the national side never sent."""
+    """A well-formed ForwardedDossier for the province that the national side never sent: with the officer
+    API, under a code the province does not hold yet (forwarded codes of earlier runs may be anywhere in the
+    day's 9,999), so a 200 afterwards can only mean the refused forward created it."""
     rng = ctx.rng("FWD-02")
     record: dict[str, Any] = scenario_data(ctx).pool.dossier(rng.randrange(10_000), "forwarded")
-    record["MaHoSo"] = f"{NATIONAL_PORTAL_AGENCY}-{today_vn():%y%m%d}-{rng.randrange(5000, 10_000):04d}"
-    return record
+    day = f"{today_vn():%y%m%d}"
+    for _ in range(UNSOLICITED_TRIES):
+        record["MaHoSo"] = f"{NATIONAL_PORTAL_AGENCY}-{day}-{rng.randrange(1, 10_000):04d}"
+        if not _officer_api(ctx) or ctx.province.officer_dossier(record["MaHoSo"]).status_code == 404:
+            return record
+    raise CheckError(f"the province holds each of {UNSOLICITED_TRIES} national-portal codes tried for "
+                     f"{day}: no free MaHoSo for an unsolicited dossier")
 
 
 @check("FWD-02", criterion="forwarding", severity="critical",

@@ -6,6 +6,12 @@ forwarder builds a valid dossier — MaHoSo of the portal's agency 000.00.00.G22
 a current commune of the province, a valid CCCD and a real procedure from ``contracts/procedures.yaml`` —
 applies overrides (so invalid dossiers can be sent on purpose), sends it and records the province's answer.
 A province that cannot be reached is recorded, never raised.
+
+MaHoSo stays unique across runs against one persistent province, although each run starts a counterpart with
+a fresh state: the 4-digit sequence of the day (at most 9,999 codes a day, the format's limit) starts at the
+slot of the time of day (:func:`sequence_slot`, one slot every 8.64 s), so a later run starts past an earlier
+one; and a province answering 200 (it already holds the code: a dossier of an earlier run) makes the forwarder
+take the next number and send again, a few times at most, since the national portal never assigns a code twice.
 """
 
 from __future__ import annotations
@@ -30,10 +36,14 @@ from haicap.sandbox.national.problems import ProblemError
 from haicap.sandbox.national.store import Store, now_ms
 from haicap.sandbox.national.timefmt import VN_TZ, thoi_gian
 
-__all__ = ["NATIONAL_PORTAL_AGENCY", "Forwarder", "load_procedures"]
+__all__ = ["NATIONAL_PORTAL_AGENCY", "Forwarder", "load_procedures", "sequence_slot"]
 
 NATIONAL_PORTAL_AGENCY = "000.00.00.G22"
 FORWARD_PATH = "/national/forwarded-dossiers"
+#: codes a day: MaHoSo ends in a 4-digit sequence (common.schema.json MaHoSo)
+SEQUENCES_PER_DAY = 9999
+#: how many codes the province already holds the forwarder skips before it reports the province's answer
+MAX_TAKEN = 20
 _FALLBACK_PROCEDURE: dict[str, Any] = {"MaTTHC": "1.001193", "TenTTHC": "Đăng ký khai sinh", "DanhSachLePhi": [],
                                        "ThanhPhanHoSo": [{"MaThanhPhanHoSo": "TKKS",
                                                           "TenThanhPhanHoSo": "Tờ khai đăng ký khai sinh"}]}
@@ -50,8 +60,22 @@ def load_procedures() -> list[dict[str, Any]]:
     return [p for p in procedures if p.get("LoaiDoiTuong", "1") == "1"] or [_FALLBACK_PROCEDURE]
 
 
+def sequence_slot(moment: datetime) -> int:
+    """The first sequence number (1..9999) a counterpart started at ``moment`` (Asia/Ho_Chi_Minh) uses: the
+    day's codes spread over its seconds, so runs started later in the day start further on."""
+    local = moment.astimezone(VN_TZ)
+    seconds = local.hour * 3600 + local.minute * 60 + local.second
+    return 1 + seconds * SEQUENCES_PER_DAY // 86400
+
+
+def _sequence_of(ma_ho_so: str, day: str) -> int:
+    agency_day, _, sequence = ma_ho_so.rpartition("-")
+    return int(sequence) if agency_day == f"{NATIONAL_PORTAL_AGENCY}-{day}" and sequence.isdigit() else 0
+
+
 class Forwarder:
-    """Builds and sends forwarded dossiers; the sequence continues from what the store already holds."""
+    """Builds and sends forwarded dossiers; the sequence continues from what the store already holds and never
+    starts before the time-of-day slot (:func:`sequence_slot`)."""
 
     def __init__(self, config: NationalConfig, store: Store, citizens: CitizenRegistry,
                  http: Callable[[], Awaitable[httpx.AsyncClient]]) -> None:
@@ -61,7 +85,18 @@ class Forwarder:
         self._http = http
         self._rng = random.Random(f"forward:{config.seed}")
         self._procedures = load_procedures()
-        self._seq = store.read_now(lambda conn: conn.execute("SELECT COUNT(*) FROM forwarded").fetchone()[0])
+        self._day = ""
+        self._last = 0  # the last sequence number used on ``self._day``
+        self._stored = store.read_now(lambda conn: [r[0] for r in conn.execute("SELECT MaHoSo FROM forwarded")])
+
+    def next_ma_ho_so(self, now: datetime) -> str:
+        """A code of the national portal for ``now``: after the last one used today, never before the slot."""
+        day = f"{now.astimezone(VN_TZ):%y%m%d}"
+        if day != self._day:
+            self._day = day
+            self._last = max((_sequence_of(m, day) for m in self._stored), default=0)
+        self._last = max(self._last + 1, sequence_slot(now))
+        return f"{NATIONAL_PORTAL_AGENCY}-{day}-{(self._last - 1) % SEQUENCES_PER_DAY + 1:04d}"
 
     def _province(self, code: str | None) -> ProvinceEndpoint:
         if code is None:
@@ -76,11 +111,11 @@ class Forwarder:
                                  "message": f"registered: {', '.join(sorted(self.provinces))}"}]) from None
 
     def build(self, province_code: str) -> dict[str, Any]:
-        """A valid forwarded dossier for a province (deterministic per run seed and sequence)."""
-        self._seq += 1
+        """A valid forwarded dossier for a province (content deterministic per run seed; MaHoSo per
+        :meth:`next_ma_ho_so`)."""
         rng = self._rng
         today = datetime.now(VN_TZ)
-        ma_ho_so = f"{NATIONAL_PORTAL_AGENCY}-{today:%y%m%d}-{(self._seq - 1) % 9999 + 1:04d}"
+        ma_ho_so = self.next_ma_ho_so(today)
         procedure = rng.choice(self._procedures)
         commune = rng.choice(admin_units().communes(province_code))
         birth = date(rng.randint(1950, 2005), rng.randint(1, 12), rng.randint(1, 28))
@@ -118,6 +153,17 @@ class Forwarder:
             raise ProblemError(400, "Bad Request", "province_code must be a string",
                                [{"field": "province_code", "message": "expected a 2-digit province code"}])
         province = self._province(code)
+        taken: list[str] = []
+        while True:
+            record = await self._send(province, fields)
+            if "MaHoSo" in fields or not _already_held(record) or len(taken) >= MAX_TAKEN:
+                break
+            taken.append(record["MaHoSo"])  # a dossier of an earlier run: the portal never reuses a code
+        if taken:
+            record["already_held"] = taken
+        return record
+
+    async def _send(self, province: ProvinceEndpoint, fields: Mapping[str, Any]) -> dict[str, Any]:
         dossier = self.build(province.province_code)
         dossier.update(fields)
         url = province.base_url.rstrip("/") + FORWARD_PATH
@@ -136,3 +182,10 @@ class Forwarder:
 
         await self.store.write(insert)
         return record
+
+
+def _already_held(record: Mapping[str, Any]) -> bool:
+    """The province answered 200 for the code: it holds a dossier under it already (wire agreement: a second
+    delivery of one MaHoSo answers 200 with the current state)."""
+    answer = record.get("answer")
+    return record.get("status_code") == 200 and isinstance(answer, dict) and answer.get("MaHoSo") == record["MaHoSo"]

@@ -1,0 +1,51 @@
+"""Forwarded MaHoSo stay unique across runs against one persistent province (each run starts a counterpart
+with a fresh state), and FWD-02's unsolicited dossier never reuses a code the province already holds."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from haicap.contract_registry import default_registry
+from haicap.sandbox.national.app import create_app as national_app
+from haicap.sandbox.national.forwarder import sequence_slot
+from haicap.sandbox.national.timefmt import VN_TZ
+from haicap.sandbox.runner import Sandbox
+from haicap.sandbox.server import ThreadServer, bind_socket
+
+MA_HO_SO = default_registry().validator("common.schema.json#/$defs/MaHoSo")
+
+
+def test_sequence_slot_spreads_the_days_codes_over_its_seconds() -> None:
+    day = [datetime(2025, 7, 1, h, m, s, tzinfo=VN_TZ) for h, m, s in ((0, 0, 0), (8, 0, 0), (12, 0, 0),
+                                                                        (23, 59, 59))]
+    slots = [sequence_slot(t) for t in day]
+    assert slots[0] == 1 and slots[-1] == 9999 and slots == sorted(slots) and slots[2] == 5000
+    assert sequence_slot(datetime(2025, 7, 1, 8, 0, 9, tzinfo=VN_TZ)) > slots[1]  # a new slot every 8.64 s
+
+
+def _forward(url: str, headers: dict[str, str], **overrides: str) -> dict[str, object]:
+    answer = httpx.post(url + "/_control/forward", json=overrides, headers=headers, timeout=15)
+    assert answer.status_code == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def test_two_counterparts_forward_to_one_persistent_province_without_reusing_a_code(tmp_path: Path) -> None:
+    with Sandbox.start(mode="thread", state_dir=tmp_path / "sandbox") as sandbox:
+        headers = sandbox.control_headers()
+        first = [_forward(sandbox.national_url, headers) for _ in range(2)]
+        # the next certify run: a counterpart with a fresh state, the same registrations, the same province
+        second_config = dataclasses.replace(sandbox.configs.national, state_dir=tmp_path / "second-run")
+        second_config.state_dir.mkdir()
+        with ThreadServer(national_app(second_config), bind_socket("127.0.0.1", 0)) as again:
+            later = _forward(again.url, headers)
+            held = _forward(again.url, headers, MaHoSo=str(first[0]["MaHoSo"]))  # an explicit code: sent as is
+    codes = [str(r["MaHoSo"]) for r in (*first, later)]
+    assert [r["status_code"] for r in (*first, later)] == [201, 201, 201], [r["answer"] for r in (*first, later)]
+    assert len(set(codes)) == 3 and all(MA_HO_SO.is_valid(c) for c in codes), codes
+    assert later["answer"] == {"MaHoSo": later["MaHoSo"], "TrangThaiHoSo": "1", "acknowledged": True}
+    assert set(later.get("already_held", [])) <= set(codes[:2])  # only the earlier run's codes were skipped
+    assert held["status_code"] == 200 and held["MaHoSo"] == first[0]["MaHoSo"] and "already_held" not in held
