@@ -30,6 +30,7 @@ __all__ = ["ALL_CAPABILITIES", "Target", "load_profile", "open_target"]
 
 ALL_CAPABILITIES = frozenset({"sso", "submission", "sync", "payment", "forwarding", "units", "officer_api", "fuzzing"})
 PROFILE_SCHEMA = Path(__file__).resolve().parent / "schemas" / "profile.schema.json"
+DEFAULT_LISTEN = "127.0.0.1:8710"
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class Target:
         return {"Authorization": f"Bearer {self.officer_token}"}
 
     def describe(self) -> dict[str, Any]:
-        """A report-safe description (no secrets)."""
+        """A report-safe description (no secrets), with what the profile restricts (capabilities, communes)."""
         return {
             "name": self.name,
             "province": self.province_code,
@@ -72,7 +73,20 @@ class Target:
             "faults": sorted(self.faults),
             "capabilities": sorted(self.capabilities),
             "sync_sla_seconds": self.sync_sla_seconds,
+            "communes": self.commune_coverage(),
         }
+
+    def commune_coverage(self) -> dict[str, Any]:
+        """Which communes the run submits in: every official commune of the province (Decision 19/2025/QĐ-TTg),
+        or only the profile's ``communes`` — then ``restricted`` is true and ``not_covered`` counts the rest."""
+        from haicap.data_generators.units import admin_units
+
+        official = [c.code for c in admin_units().communes(self.province_code)]
+        if self.communes is None:
+            return {"restricted": False, "official": len(official), "covered": len(official)}
+        chosen = set(self.communes)
+        return {"restricted": True, "official": len(official), "covered": len(chosen),
+                "codes": list(self.communes), "not_covered": sum(code not in chosen for code in official)}
 
 
 @dataclass(frozen=True)
@@ -105,7 +119,31 @@ def load_profile(path: Path | str) -> Profile:
     province = document.data["province"]
     if province not in {p.code for p in admin_units().provinces()}:
         raise document.error(("province",), f"{province!r} is not a province code of the 34-province list")
+    _check_listen(document)
+    current = {c.code for c in admin_units().communes(province)}
+    for index, code in enumerate(document.data.get("communes") or []):
+        if code not in current:
+            raise document.error(("communes", index), f"{code} is not a current commune, ward or special zone of "
+                                                      f"province {province} (Decision 19/2025/QĐ-TTg)")
     return Profile(document)
+
+
+def _check_listen(document: YamlDocument) -> None:
+    """``national.listen`` is a loopback host and a fixed port 1..65535: the province reaches the counterpart
+    at ``public_url``, so a random port (0) would leave both it and haicap pointing nowhere."""
+    from haicap.sandbox.server import is_loopback_host
+
+    listen = document.data["national"].get("listen")
+    if listen is None:
+        return
+    host, _, port = listen.rpartition(":")
+    key = ("national", "listen")
+    if not is_loopback_host(host):
+        raise document.error(key, "the counterpart listens on loopback only")
+    if not 1 <= int(port) <= 65535:
+        raise document.error(key, f"port {int(port)} is not a fixed TCP port 1..65535"
+                                  + (" (0, a random port, cannot be: the province and haicap must know it)"
+                                     if int(port) == 0 else ""))
 
 
 def _profile_national_config(profile: Profile, state_dir: Path, seed: int = 0) -> tuple[Any, str, Target]:
@@ -114,10 +152,10 @@ def _profile_national_config(profile: Profile, state_dir: Path, seed: int = 0) -
 
     data = profile.data
     creds = data["credentials"]
-    listen = data["national"].get("listen", "127.0.0.1:8710")
+    listen = data["national"].get("listen", DEFAULT_LISTEN)
     host, _, port = listen.rpartition(":")
-    if not is_loopback_host(host):
-        raise profile.document.error(("national", "listen"), "the counterpart listens on loopback only")
+    if not is_loopback_host(host) or not 1 <= int(port) <= 65535:  # load_profile said which, with the line
+        raise profile.document.error(("national", "listen"), "must be a loopback host and a port 1..65535")
     agency = data.get("agency_code") or _default_agency_code(data["province"])
     public_url = data["national"]["public_url"].rstrip("/")
     province_url = data["province_url"].rstrip("/")

@@ -213,3 +213,18 @@ def test_another_province_with_xdist_workers(tmp_path: Path) -> None:
 def test_unknown_province_names_the_valid_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["certify", "--province", "99", "--out", str(tmp_path)]) == 2
     assert "unknown province code '99'; valid codes: 01, 04" in capsys.readouterr().err
+
+
+def test_a_counterpart_port_haicap_could_not_reach_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HAICAP_T_SECRET", "s3cr3t-value-xyz")
+    profile = tmp_path / "p.yaml"
+    for port in ("0", "99999"):
+        profile.write_text(
+            "province: '01'\nprovince_url: http://127.0.0.1:9\n"
+            f"national:\n  public_url: http://127.0.0.1:8710\n  listen: 127.0.0.1:{port}\n"
+            "credentials:\n  oidc_client_id: c\n  oidc_client_secret_env: HAICAP_T_SECRET\n"
+            "  oidc_redirect_uri: http://127.0.0.1:9/cb\n")
+        assert main(["certify", "--profile", str(profile), "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"haicap: error: {profile}:5: national.listen: port {port} is not a fixed TCP port"), err

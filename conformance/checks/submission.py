@@ -35,6 +35,7 @@ __all__ = [
     "names_field",
     "parallel",
     "problem_fields",
+    "restriction_note",
     "scenario_data",
     "submission_payload",
     "submit_concurrently",
@@ -490,11 +491,14 @@ def pre_merger_codes_refused(ctx: CheckContext) -> None:
        rule="DOMAIN.md: national readiness checklist, 'every commune, ward and special zone tested at least once'",
        requires=("sso", "submission"), detects=("draft-commune-codes",))
 def commune_coverage(ctx: CheckContext) -> None:
-    """One valid submission in every current commune of the province (Decision 19/2025/QĐ-TTg; a profile
-    may restrict the list): each answered 201."""
+    """One valid submission in every current commune of the province (Decision 19/2025/QĐ-TTg): each
+    answered 201. A profile may restrict the communes (``communes``); then a refusal still fails, but all
+    accepted is no pass: the check errors, naming the communes covered and how many were not tested."""
     ctx.require("sso", "submission")
     citizen, session = citizen_session(ctx, "SUB-05")
     communes = _communes(ctx)
+    coverage = ctx.target.commune_coverage()
+    restriction = restriction_note(coverage)
     payloads = [submission_payload(ctx, citizen, code) for code, _ in communes]
     responses = submit_concurrently(ctx, [(session, p) for p in payloads])
     refused = [{"MaXa": code, "TenXa": name, **evidence(r, 300)}
@@ -502,10 +506,29 @@ def commune_coverage(ctx: CheckContext) -> None:
     if refused:
         raise CheckFailure(
             f"{len(refused)} of {len(communes)} communes refused a valid submission: "
-            + ", ".join(f"{r['MaXa']} {r['TenXa']} → {r['status']}" for r in refused[:5]),
+            + ", ".join(f"{r['MaXa']} {r['TenXa']} → {r['status']}" for r in refused[:5])
+            + (f" ({restriction})" if restriction else ""),
             expected=f"201 in each of the {len(communes)} communes", actual=refused,
             reproduce=curl_line("POST", ctx.target.province_url + SUBMIT_PATH,
                                 body=payloads[communes.index((refused[0]["MaXa"], refused[0]["TenXa"]))]))
+    if restriction:
+        untested = [f"{c.code} {c.name}" for c in admin_units().communes(ctx.target.province_code)
+                    if c.code not in set(coverage["codes"])]
+        raise CheckError(
+            f"not a full pass: {restriction}; all {len(communes)} accepted "
+            f"({', '.join(f'{code} {name}' for code, name in communes[:10])}"
+            f"{f', +{len(communes) - 10} more' if len(communes) > 10 else ''}); not tested: "
+            f"{', '.join(untested[:5])}{f', +{len(untested) - 5} more' if len(untested) > 5 else ''}. The national "
+            "checklist needs every commune, ward and special zone tested at least once: remove `communes` from "
+            "the profile for a verdict")
+
+
+def restriction_note(coverage: dict[str, Any]) -> str:
+    """What a profile's commune restriction leaves out (empty: every official commune is covered)."""
+    if not coverage.get("restricted") or not coverage.get("not_covered"):
+        return ""
+    return (f"the profile's `communes` restricts coverage to {coverage['covered']} of the {coverage['official']} "
+            f"official communes; {coverage['not_covered']} not tested")
 
 
 # -- SUB-06 ----------------------------------------------------------------------------------------
