@@ -9,7 +9,9 @@ operation (its credential belongs to the counterpart) are not fuzzed.
 
 Runs are reproducible (Hypothesis seeded with the run seed, no example database) and bounded: at most
 :data:`MAX_EXAMPLES` cases per operation and mode, :data:`BUDGET_S` seconds in all. A finding names the
-operation and carries a curl reproduction with the credential replaced by a placeholder.
+operation and carries a curl reproduction with the credential replaced by a placeholder, rendered from the
+bytes actually sent (:func:`curl_replay`: bash ANSI-C quoting, so invalid UTF-8, control bytes and odd header
+values replay exactly); the headline reproduction is one that replays exactly.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from haicap.conformance.context import CheckContext
 from haicap.conformance.registry import CheckError, CheckFailure, CheckSkipped, check
 from haicap.contract_registry import default_registry
 
-__all__ = ["BUDGET_S", "MAX_EXAMPLES", "Finding", "FuzzRun"]
+__all__ = ["BUDGET_S", "MAX_EXAMPLES", "Finding", "FuzzRun", "curl_replay", "headline", "shell_quote"]
 
 CONTRACT = "province-dossier"
 SUBMIT_LABEL = "POST /api/v1/dossiers"
@@ -42,6 +44,11 @@ SHOWN = 20
 log = logging.getLogger(__name__)
 
 
+#: request headers the client adds on its own (curl sends its own): left out of a reproduction unless generated
+CLIENT_HEADERS = frozenset({"user-agent", "accept-encoding", "accept", "connection", "content-length",
+                            "x-schemathesis-testcaseid"})
+
+
 @dataclass(frozen=True)
 class Finding:
     operation: str
@@ -49,10 +56,75 @@ class Finding:
     problems: tuple[str, ...]
     status: int | None
     curl: str
+    #: the curl line was rendered from the bytes sent (False: from the generated case, may differ)
+    exact: bool = True
 
     def as_dict(self) -> dict[str, Any]:
-        return {"operation": self.operation, "mode": self.mode, "status": self.status,
-                "problems": list(self.problems), "reproduce": self.curl}
+        out = {"operation": self.operation, "mode": self.mode, "status": self.status,
+               "problems": list(self.problems), "reproduce": self.curl}
+        if not self.exact:
+            out["reproduce_exact"] = False
+        return out
+
+
+def shell_quote(data: bytes) -> str:
+    """``data`` as one bash word that expands to exactly these bytes: ``'plain'`` for printable text, else
+    ANSI-C ``$'...'`` with ``\\xHH`` for control bytes and bytes that are not UTF-8 (valid UTF-8 text is kept
+    readable). A NUL cannot be in an argument at all: see :func:`curl_replay`."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    if all(c.isprintable() and c != "'" and not 0xDC80 <= ord(c) <= 0xDCFF for c in text):
+        return f"'{text}'"
+    out = []
+    for char in text:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as surrogateescape keeps it
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif char in "\\'":
+            out.append("\\" + char)
+        elif not char.isprintable():
+            out.extend(f"\\x{b:02x}" for b in char.encode("utf-8"))
+        else:
+            out.append(char)
+    return "$'" + "".join(out) + "'"
+
+
+def _printf_word(data: bytes) -> str:
+    """A bash ``printf`` format that writes exactly ``data`` (NULs included)."""
+    return "'" + "".join(chr(b) if 0x20 <= b < 0x7F and chr(b) not in "\\%'" else f"\\x{b:02x}"
+                         for b in data) + "'"
+
+
+def _raw(value: str | bytes) -> bytes:
+    """What goes on the wire for a header value or body that ``requests`` was given (str: ISO-8859-1, as
+    http.client encodes it; text beyond Latin-1 as UTF-8, the only bytes curl could send for it)."""
+    if isinstance(value, bytes):
+        return value
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", errors="surrogatepass")
+
+
+def curl_replay(method: str, url: str, headers: list[tuple[str, str | bytes]], body: str | bytes | None) -> str:
+    """A curl command that sends this request byte for byte (bash): the URL as sent (``--globoff
+    --path-as-is``: no globbing, no dot-segment removal), each header as sent (an empty value as ``Name;``),
+    the body with ``--data-binary`` (through ``printf`` when it holds a NUL, which no argument can)."""
+    parts = [f"curl -X {method} --globoff --path-as-is {shell_quote(_raw(url))}"]
+    for name, value in headers:
+        raw = _raw(value)
+        line = _raw(name) + (b": " + raw if raw else b";")
+        parts.append(f"-H {shell_quote(line)}")
+    if body is not None:
+        data = _raw(body)
+        parts.append(f"--data-binary @<(printf -- {_printf_word(data)})" if b"\x00" in data
+                     else f"--data-binary {shell_quote(data)}")
+    return " ".join(parts)
+
+
+def headline(findings: list[Finding]) -> Finding:
+    """The finding whose reproduction leads a failure: one that replays exactly, a 5xx or dropped connection
+    first (the most serious), then the shortest command."""
+    return min(findings, key=lambda f: (not f.exact, not (f.status is None or f.status >= 500), len(f.curl)))
 
 
 class _OutOfTime(Exception):
@@ -135,7 +207,8 @@ class FuzzRun:
                 response = case.call(base_url=self.base_url, headers=sent, allow_redirects=False, timeout=10)
             except Exception as exc:  # a dropped connection is a finding, not a crash of the check
                 self.cases += 1
-                self._record(case, _mode_name(mode), shown, None, [f"no answer: {type(exc).__name__}"])
+                self._record(case, _mode_name(mode), shown, None, [f"no answer: {type(exc).__name__}"],
+                             _prepared(case, self.base_url, sent))
                 return
             self.judge(case, response, _mode_name(mode), sent, shown, checks)
 
@@ -163,17 +236,32 @@ class FuzzRun:
             problems.append(f"HTTP {response.status_code} problem does not name the offending field "
                             "(errors[].field missing or empty)")
         if problems:
-            self._record(case, mode, shown, response.status_code, problems)
+            self._record(case, mode, shown, response.status_code, problems, getattr(response, "request", None))
 
-    def _record(self, case: Any, mode: str, shown: dict[str, str], status: int | None, problems: list[str]) -> None:
+    def _record(self, case: Any, mode: str, shown: dict[str, str], status: int | None, problems: list[str],
+                request: Any = None) -> None:
+        curl, exact = self._curl(case, shown, request)
+        self.findings.append(Finding(case.operation.label, mode, tuple(self._redact(p)[:400] for p in problems),
+                                     status, self._redact(curl), exact))
+
+    def _curl(self, case: Any, shown: dict[str, str], request: Any) -> tuple[str, bool]:
+        """The reproduction: from the request as sent when there is one, else schemathesis' rendering."""
+        if request is not None:
+            try:
+                generated = {str(k).lower() for k in (case.headers or {})}
+                headers = [(name, shown.get("Authorization", value) if name.lower() == "authorization" else value)
+                           for name, value in request.headers.items()
+                           if name.lower() not in CLIENT_HEADERS or name.lower() in generated]
+                return curl_replay(str(request.method), str(request.url), headers, request.body), True
+            except Exception:  # pragma: no cover - an odd request object: fall back to the case
+                log.debug("no exact curl for %s", case.operation.label, exc_info=True)
         try:
             curl = case.as_curl_command(headers=shown, base_url=self.base_url)
         except Exception as exc:  # pragma: no cover - curl rendering of an odd case
             curl = f"(no curl: {type(exc).__name__})"
         if shown.get("Authorization"):
             curl = curl.replace("Authorization: [Filtered]", f"Authorization: {shown['Authorization']}")
-        self.findings.append(Finding(case.operation.label, mode, tuple(self._redact(p)[:400] for p in problems),
-                                     status, self._redact(curl)))
+        return curl, False
 
     def run_stateful(self, submission: Callable[[], dict[str, Any]], max_examples: int = 10, steps: int = 6) -> None:
         """Walk the contract's links (submit → get, supplement, withdraw, payments) as a Hypothesis state
@@ -215,6 +303,18 @@ class FuzzRun:
                     report_multiple_bugs=False, print_blob=False))
         except _OutOfTime:
             self.timed_out = True
+
+
+def _prepared(case: Any, base_url: str, sent: dict[str, str]) -> Any:
+    """The request ``requests`` would send for ``case`` (when sending it failed before an answer), or None."""
+    try:
+        import requests
+
+        kwargs = case.as_transport_kwargs(base_url=base_url, headers=sent)
+        wanted = ("method", "url", "headers", "params", "cookies", "data", "json", "files")
+        return requests.Request(**{k: v for k, v in kwargs.items() if k in wanted}).prepare()
+    except Exception:  # a case requests itself cannot prepare: the generated rendering will do
+        return None
 
 
 def _authorize(case: Any, sent: dict[str, str]) -> None:
@@ -317,7 +417,8 @@ def _report(ctx: CheckContext, run: FuzzRun, elapsed: float, what: str) -> None:
             actual={"findings": [f.as_dict() for f in run.findings[:SHOWN]],
                     "more": max(0, len(run.findings) - SHOWN), "cases": run.cases, "seconds": round(elapsed, 1),
                     "seed": ctx.seed, "not fuzzed": run.skipped},
-            reproduce=run.findings[0].curl)
+            reproduce=headline(run.findings).curl)
+
 
 @check("FUZZ-02", criterion="fuzzing", severity="major",
        title="Stateful walks along the contract's links find every created dossier and get conformant answers",
