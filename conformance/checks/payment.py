@@ -151,24 +151,50 @@ def _expect_unpaid(ctx: CheckContext, payment: Payment, after: str) -> None:
                reproduce=f"GET /api/v1/dossiers/{payment.ma_ho_so}")
 
 
+#: what each tamper defect of the platform changes in its last callback (the national control API)
+TAMPERED = {
+    "bad-checksum": "MaXacThuc altered (one hex digit), every other field as in the platform's last callback",
+    "wrong-amount": "SoTien changed and MaXacThuc validly recomputed, every other field as in the platform's "
+                    "last callback",
+}
+
+
+def _sent(callback: Any, defect: str, fee: int) -> dict[str, Any]:
+    """What the tampered callback carried: its fields (MaXacThuc only as a fact), the defect, SoTien vs fee."""
+    fields = {k: v for k, v in callback.items() if k != "MaXacThuc"} if isinstance(callback, dict) else {}
+    amount = fields.get("SoTien")
+    return {"defect": f"{defect}: {TAMPERED.get(defect, defect)}",
+            "SoTien_sent": amount, "fee_of_the_dossier": fee,
+            "MaXacThuc": "valid for the fields" if defect == "wrong-amount" else "does not match the fields",
+            "callback": fields}
+
+
 def _callback_refused(ctx: CheckContext, payment: Payment, defect: str, what: str) -> None:
     """Send the platform's last callback altered by ``defect``: the province must refuse it (4xx, MaLoi != 00)
-    and neither the dossier's paid state nor its payments may change."""
+    and neither the dossier's paid state nor its payments may change. The evidence says what was sent (the
+    defect, SoTien against the fee, the callback's fields) and what came back."""
     before = (_paid_view(_dossier(ctx, payment)), _payments(ctx, payment))
     delivery = ctx.national.tamper_callback(payment.ma_tham_chieu, defect)
     status = delivery.get("status_code")
     answer = delivery.get("answer")
     ma_loi = answer.get("MaLoi") if isinstance(answer, dict) else None
+    sent = _sent(delivery.get("callback"), defect, payment.fee)
+    detail = (f"SoTien {sent['SoTien_sent']} for a fee of {payment.fee}, validly signed" if defect == "wrong-amount"
+              else f"a MaXacThuc that does not match its fields (SoTien {sent['SoTien_sent']}, fee {payment.fee})")
+    came_back = {"status": status, "answer": answer, "error": delivery.get("error")}
     reproduce = (f"POST <national>/_control/payment/{payment.ma_tham_chieu}/tamper {{\"defect\": \"{defect}\"}} "
                  f"→ the platform POSTs the callback to <province>/DvcPayment/Confirm")
     ctx.expect(isinstance(status, int) and 400 <= status < 500 and ma_loi not in (None, "00"),
-               f"the province accepted a callback with {what}",
-               expected="HTTP 4xx with MaLoi != \"00\"",
-               actual={"status": status, "answer": answer, "error": delivery.get("error")}, reproduce=reproduce)
+               f"the province accepted a callback with {what} ({detail}): HTTP {status}, MaLoi {ma_loi!r}"
+               + (f" {answer.get('MoTaLoi')!r}" if isinstance(answer, dict) and answer.get("MoTaLoi") else ""),
+               expected=f"HTTP 4xx with MaLoi != \"00\" for a callback with {detail}",
+               actual={"sent": sent, "province_answer": came_back}, reproduce=reproduce)
     after = (_paid_view(_dossier(ctx, payment)), _payments(ctx, payment))
-    ctx.expect(after == before, f"a callback with {what} changed dossier {payment.ma_ho_so} or its payments",
+    ctx.expect(after == before, f"a callback with {what} ({detail}) changed dossier {payment.ma_ho_so} or its "
+                                "payments",
                expected={"dossier": before[0], "payments": before[1]},
-               actual={"dossier": after[0], "payments": after[1]}, reproduce=reproduce)
+               actual={"dossier": after[0], "payments": after[1], "sent": sent, "province_answer": came_back},
+               reproduce=reproduce)
 
 
 # -- the checks ------------------------------------------------------------------------------------

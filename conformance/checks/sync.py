@@ -26,7 +26,7 @@ import orjson
 
 from haicap.conformance.context import CheckContext
 from haicap.conformance.journeys import PreparedJourney, prepare_journey, scenario_data
-from haicap.conformance.registry import CheckError, CheckFailure, check
+from haicap.conformance.registry import CheckError, CheckFailure, CheckSkipped, check
 from haicap.contract_registry import default_registry
 from haicap.http_port import ResponseLike
 from haicap.province_client import CitizenSession, LoginFailed
@@ -37,6 +37,7 @@ __all__ = [
     "Arrival",
     "duplicate_changes",
     "invalid_transitions",
+    "listed",
     "match_arrivals",
     "thoi_gian_ms",
 ]
@@ -83,9 +84,16 @@ MARGIN_SECONDS = 1.5
 STATE_FIELDS = ("TrangThaiHoSo", "NgayTiepNhan", "NgayHenTra", "NgayTuChoi", "NgayKetThucXuLy", "NgayTra")
 
 _VN = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
+#: entries of a list shown in full in a failure's evidence; the rest are counted ("+8 more")
+SHOWN = 10
 
 
 # -- pure helpers (tests/test_checks_sync.py) -----------------------------------------------------
+def listed(items: list[Any], limit: int = SHOWN) -> list[Any]:
+    """The first ``limit`` items, then ``"+N more"`` for the rest, so evidence never drops entries silently."""
+    return items[:limit] + ([f"+{len(items) - limit} more"] if len(items) > limit else [])
+
+
 def thoi_gian_ms(value: Any) -> int | None:
     """A ``yyyyMMddHHmmss`` time (Asia/Ho_Chi_Minh) as epoch milliseconds, or None if it is not one."""
     if not isinstance(value, str) or len(value) != 14 or not value.isdigit():
@@ -289,7 +297,7 @@ def every_change_in_time(ctx: CheckContext) -> None:
                f"{len(missing) + len(late)} of {total} state changes did not reach the national portal within "
                f"{seen.sla_seconds:g}s ({len(missing)} not received within the SLA, {len(late)} received late)",
                expected=f"every state change received within {seen.sla_seconds:g}s of its ThoiDiemXuLy",
-               actual={"not_received": missing[:10], "late": late[:10]},
+               actual={"not_received": listed(missing), "late": listed(late)},
                reproduce="haicap certify --only sync; then GET <national>/_ledger/sync/dossiers/{MaHoSo} against "
                          "GET /api/v1/dossiers/{MaHoSo} LichSu")
 
@@ -299,31 +307,41 @@ def every_change_in_time(ctx: CheckContext) -> None:
        rule=f"{RULE}; {ITEM_REF} required fields", detects=("sync-missing-fields",))
 def required_fields(ctx: CheckContext) -> None:
     """The national side refused none of the walked dossiers' items, and the latest item of each validates
-    against DongBoHoSoMCItem."""
+    against DongBoHoSoMCItem. Dossiers of which no item has arrived (read again now) have no fields to judge:
+    arrival is SYNC-01's rule, so if any is missing this check is skipped, saying which and how to look."""
     seen = _observed(ctx)
     mine = {d.ma_ho_so for d in seen.walked}
     refused = [r for r in ctx.national.sync_rejections() if r.get("MaHoSo") in mine]
     ctx.expect(not refused, f"the national portal refused {len(refused)} item(s) of {len(mine)} walked dossiers",
                expected="no item refused",
-               actual=[{"MaHoSo": r.get("MaHoSo"), "service": r.get("service"),
-                        "errors": (r.get("errors") or [])[:5]} for r in refused[:5]],
+               actual=listed([{"MaHoSo": r.get("MaHoSo"), "service": r.get("service"),
+                               "errors": listed(r.get("errors") or [], 5)} for r in refused], 5),
                reproduce="GET <national>/_ledger/sync/rejections")
     validator = default_registry().validator(ITEM_REF)
     invalid: dict[str, Any] = {}
     absent: list[str] = []
     for dossier in seen.walked:
-        item = (dossier.record or {}).get("item")
+        record = dossier.record if (dossier.record or {}).get("item") else ctx.national.synced_dossier(dossier.ma_ho_so)
+        item = (record or {}).get("item")
         if item is None:
-            absent.append(_where(dossier))
+            absent.append(dossier.ma_ho_so)
             continue
         violations = validator.violations(item)
         if violations:
-            invalid[dossier.ma_ho_so] = [{"field": v.field, "message": v.message} for v in violations[:5]]
+            invalid[dossier.ma_ho_so] = listed([{"field": v.field, "message": v.message} for v in violations], 5)
+    first = next(iter(invalid), "{MaHoSo}")
     ctx.expect(not invalid, f"{len(invalid)} synchronised item(s) do not validate against {ITEM_REF}",
                expected=f"items valid against {ITEM_REF}", actual=invalid,
-               reproduce="GET <national>/_ledger/sync/dossiers/{MaHoSo}")
-    ctx.expect(not absent, f"no item of {len(absent)} walked dossier(s) reached the national portal",
-               expected="the latest item of each dossier", actual={"without_item": absent})
+               reproduce=f"GET <national>/_ledger/sync/dossiers/{first} (item)")
+    if absent:
+        raise CheckSkipped(
+            f"could not check fields: nothing arrived within the SLA for {len(absent)} of {len(seen.walked)} "
+            f"walked dossiers ({seen.sla_seconds:g} s after the last change, read again since) — a timing "
+            "problem (SYNC-01's verdict), not a field defect"
+            + (f"; the {len(seen.walked) - len(absent)} that arrived carry every required field" if
+               len(absent) < len(seen.walked) else "")
+            + f". Not arrived: {', '.join(listed(absent, 5))}. To look: GET <national>/_ledger/sync/dossiers/"
+              f"{absent[0]}")
 
 
 @check("SYNC-03", criterion="sync", severity="major", requires=("sync", "officer_api"),
