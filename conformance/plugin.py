@@ -126,6 +126,8 @@ def _target_from_json(raw: str) -> Target:
 
 
 _target_stash = pytest.StashKey[Target]()
+#: What a passed check says it verified (the check function's return value), set by test_check.
+PASSED_SUMMARY = pytest.StashKey[str]()
 _stack_stash = pytest.StashKey[contextlib.ExitStack]()
 
 
@@ -186,7 +188,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return report
     target = item.config.stash.get(_target_stash, None)
     redact = Redactor(target.secret_values if target else ())
-    record = redact.value(_record(spec, call.excinfo, report.duration))
+    record = redact.value(_record(spec, call.excinfo, report.duration, item.stash.get(PASSED_SUMMARY, "")))
     item.user_properties.append(("haicap_check", json.dumps(record, ensure_ascii=False)))
     report.user_properties = list(item.user_properties)
     seed = item.config.option.haicap_seed
@@ -195,8 +197,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-def _record(spec: CheckSpec, excinfo: pytest.ExceptionInfo[BaseException] | None, duration: float) -> dict[str, Any]:
-    """The check's haicap record (checks.raw.json → results.json)."""
+def _record(spec: CheckSpec, excinfo: pytest.ExceptionInfo[BaseException] | None, duration: float,
+            summary: str = "") -> dict[str, Any]:
+    """The check's haicap record (checks.raw.json → results.json); a passed check's message is its summary."""
     record: dict[str, Any] = {
         "id": spec.id,
         "criterion": spec.criterion,
@@ -207,7 +210,7 @@ def _record(spec: CheckSpec, excinfo: pytest.ExceptionInfo[BaseException] | None
         "duration_s": round(duration, 3),
     }
     if excinfo is None:
-        record.update(status="passed", message="")
+        record.update(status="passed", message=summary)
     elif excinfo.errisinstance(CheckFailure):
         failure: CheckFailure = excinfo.value  # type: ignore[assignment]
         record.update(status="failed", message=failure.message, expected=_jsonable(failure.expected),

@@ -50,7 +50,9 @@ CRITERIA: dict[str, str] = {
 }
 SEVERITIES = ("critical", "major", "minor")
 Severity = Literal["critical", "major", "minor"]
-CheckFunc = Callable[["CheckContext"], None]
+#: A check raises CheckFailure / CheckSkipped / CheckError, or returns a one-line summary of what it verified
+#: (``"126 of 126 communes accepted"``), which a passed check's record carries as its message.
+CheckFunc = Callable[["CheckContext"], "str | None"]
 
 
 class CheckFailure(EvidenceFailure):

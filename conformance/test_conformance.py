@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from haicap.conformance.plugin import PASSED_SUMMARY
 from haicap.conformance.registry import CheckSkipped, CheckSpec, all_checks
 
 
@@ -23,8 +24,10 @@ def haicap_check_context(haicap_context: Any) -> Any:
 
 
 @pytest.mark.parametrize("spec", all_checks(), ids=lambda spec: spec.id)
-def test_check(spec: CheckSpec, haicap_check_context: Any) -> None:
+def test_check(spec: CheckSpec, haicap_check_context: Any, request: pytest.FixtureRequest) -> None:
     try:
-        spec.func(haicap_check_context)
+        summary = spec.func(haicap_check_context)
     except CheckSkipped as exc:
         pytest.skip(str(exc))
+    if isinstance(summary, str):
+        request.node.stash[PASSED_SUMMARY] = summary
