@@ -217,11 +217,24 @@ def _record(spec: CheckSpec, excinfo: pytest.ExceptionInfo[BaseException] | None
                       actual=_jsonable(failure.actual), reproduce=failure.reproduce)
     elif excinfo.errisinstance(CheckSkipped) or excinfo.errisinstance(pytest.skip.Exception):
         record.update(status="skipped", message=str(excinfo.value))
+        _add_reproduce(record, excinfo.value)
     elif excinfo.errisinstance(CheckError):
         record.update(status="error", message=str(excinfo.value))
+        _add_reproduce(record, excinfo.value)
     else:
         record.update(status="error", message=f"{excinfo.typename}: {excinfo.value}")
     return record
+
+
+def _add_reproduce(record: dict[str, Any], exc: BaseException) -> None:
+    """Copy how to look into a skipped or could-not-run check (``CheckSkipped``/``CheckError(reproduce=...)``)
+    into its record. test_check turns a CheckSkipped into ``pytest.skip`` inside its ``except``, so the
+    CheckSkipped is then the skip's context."""
+    for candidate in (exc, exc.__cause__, exc.__context__):
+        if isinstance(candidate, (CheckSkipped, CheckError)):
+            if candidate.reproduce:
+                record["reproduce"] = candidate.reproduce
+            return
 
 
 def _jsonable(value: Any) -> Any:
@@ -257,7 +270,8 @@ def _shape_report(report: pytest.TestReport, spec: CheckSpec, excinfo: pytest.Ex
     report.when = "setup"
     if _could_not_run(excinfo):
         summary = f"{spec.id} could not run: {record['message']}"
-        report.longrepr = _text_repr(summary, where, line, summary)
+        text = summary + ("\n" + _field("reproduce", record["reproduce"]) if record.get("reproduce") else "")
+        report.longrepr = _text_repr(text, where, line, summary)
     elif tbstyle in ("line", "no"):
         # a bug in the check: its stack is the story, even when the run asked for one line per failure
         # (haicap certify does); error summaries print the longrepr only, not the crash line

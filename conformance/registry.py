@@ -59,11 +59,20 @@ class CheckFailure(EvidenceFailure):
     """The system under test broke the rule. Carries its evidence: expected, actual, how to reproduce."""
 
 
-class CheckSkipped(Exception):
+class _NotJudged(Exception):
+    """A check that reached no verdict, with the reason and, optionally, how to look into it (``reproduce``:
+    a request or command to replay, carried in the record's ``reproduce`` field, not in the message)."""
+
+    def __init__(self, message: str = "", *, reproduce: str | None = None) -> None:
+        super().__init__(message)
+        self.reproduce = reproduce
+
+
+class CheckSkipped(_NotJudged):
     """The check does not apply (a capability the profile does not declare). Not a pass. pytest: skipped."""
 
 
-class CheckError(Exception):
+class CheckError(_NotJudged):
     """The check could not run (target unreachable, setup failed). Not a failure of the rule. pytest: an error."""
 
 
