@@ -12,6 +12,7 @@ from html import escape
 from typing import Any
 
 from haicap.conformance.registry import CRITERIA
+from haicap.target import ALL_CAPABILITIES
 
 __all__ = ["render_readiness_html"]
 
@@ -45,6 +46,22 @@ def _reruns(results: dict[str, Any]) -> str:
         if items else ""
 
 
+def _scope(target: dict[str, Any]) -> list[str]:
+    """What the profile left out of the run, so a reader sees what was not tested: the communes it restricts
+    submission to (``covered/official``) and the capabilities it does not declare (checks needing them skip)."""
+    parts: list[str] = []
+    communes = target.get("communes")
+    if isinstance(communes, dict) and communes.get("restricted"):
+        parts.append(f"communes: {escape(str(communes.get('covered')))}/{escape(str(communes.get('official')))} "
+                     "(restricted by the profile)")
+    declared = target.get("capabilities")
+    if isinstance(declared, list):
+        missing = sorted(ALL_CAPABILITIES - set(declared))
+        if missing:
+            parts.append("not declared: " + escape(", ".join(missing)))
+    return parts
+
+
 def render_readiness_html(results: dict[str, Any]) -> str:
     target = results["target"]
     summary = results["summary"]
@@ -73,6 +90,8 @@ def render_readiness_html(results: dict[str, Any]) -> str:
             evidence = f"<details open><summary>evidence</summary>{''.join(parts)}</details>"
         elif c["status"] == "skipped":
             evidence = f"<br><span class='muted'>{escape(c.get('message', ''))}</span>"
+            if c.get("reproduce"):
+                evidence += f"<details><summary>how to look</summary>{_pre(c['reproduce'])}</details>"
         elif c.get("message"):  # a passed check's summary of what it covered
             evidence = f"<br>{escape(c['message'])}"
         details.append(
@@ -87,6 +106,7 @@ def render_readiness_html(results: dict[str, Any]) -> str:
     where.append(escape(str(target.get("province_url", ""))))
     if target.get("embedded_sandbox"):
         where.append("sandbox faults: " + escape(", ".join(target.get("faults") or []) or "none"))
+    where.extend(_scope(target))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>haicap readiness report — {escape(target.get('name', ''))}</title>
 <style>{_CSS}</style></head><body>
