@@ -9,6 +9,7 @@ endpoint creates dossiers, it must refuse anyone who does not present the nation
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from haicap.conformance.checks.submission import curl_line, evidence, scenario_data, today_vn
@@ -27,15 +28,19 @@ def _officer_api(ctx: CheckContext) -> bool:
     return "officer_api" in ctx.target.capabilities and bool(ctx.target.officer_token)
 
 
-def _expect_synced(ctx: CheckContext, ma_ho_so: str, status: str, after: str) -> None:
+def _expect_synced(ctx: CheckContext, ma_ho_so: str, status: str, after: str) -> float:
+    """Wait (bounded by the SLA) for ``status`` of ``ma_ho_so`` in the national ledger; seconds it took."""
     sla = ctx.target.sync_sla_seconds
+    started = time.monotonic()
     record = ctx.national.wait_for_status(ma_ho_so, status, within=sla)
+    took = time.monotonic() - started
     ctx.expect(status in _statuses(record),
                f"state {status} of forwarded dossier {ma_ho_so} did not reach the national ledger within {sla:g} s "
                f"({after})",
                expected=f"DongBoHoSoMC item with MaHoSo {ma_ho_so}, TrangThaiHoSo {status}, within {sla:g} s",
                actual={"statuses synced": _statuses(record)} if record else "nothing synced for this MaHoSo",
                reproduce=f"POST <national>/_control/forward, then GET <national>/_ledger/sync/dossiers/{ma_ho_so}")
+    return took
 
 
 @check("FWD-01", criterion="forwarding", severity="critical",
@@ -43,7 +48,7 @@ def _expect_synced(ctx: CheckContext, ma_ho_so: str, status: str, after: str) ->
        rule="DOMAIN.md: national checklist 'dossiers forwarded from NPSP received and processed'; wire agreement "
             "POST /national/forwarded-dossiers → 201 {MaHoSo, TrangThaiHoSo 1, acknowledged}",
        requires=("forwarding", "sync"), detects=("ignores-forwarded-dossiers",))
-def forwarded_dossier_processed(ctx: CheckContext) -> None:
+def forwarded_dossier_processed(ctx: CheckContext) -> str:
     """The counterpart forwards one dossier: the province answers 201 ``acknowledged: true`` with the same
     MaHoSo; the officer API returns it; its state 1 reaches the national ledger within the SLA; after an
     officer receives it, state 2 does too."""
@@ -73,15 +78,20 @@ def forwarded_dossier_processed(ctx: CheckContext) -> None:
                    expected=f"GET /officer/dossiers/{ma_ho_so} → 200", actual=evidence(stored),
                    reproduce=curl_line("GET", f"{ctx.target.province_url}/officer/dossiers/{ma_ho_so}",
                                        auth="<officer token>"))
-    _expect_synced(ctx, ma_ho_so, "1", "after the acknowledgement")
+    first = _expect_synced(ctx, ma_ho_so, "1", "after the acknowledgement")
+    sla = ctx.target.sync_sla_seconds
+    head = f"forwarded dossier {ma_ho_so} acknowledged (HTTP {sent.get('status_code')}, TrangThaiHoSo 1)"
     if not officer:
-        return
+        return (f"{head}; state 1 in the national ledger (waited {first:.1f} s, SLA {sla:g} s); not processed "
+                "further (no officer API declared)")
     received = ctx.province.officer_action(ma_ho_so, "receive")
     ctx.expect(received.status_code == 200, f"an officer cannot receive forwarded dossier {ma_ho_so}",
                expected="200, state 2", actual=evidence(received),
                reproduce=curl_line("POST", f"{ctx.target.province_url}/officer/dossiers/{ma_ho_so}/actions",
                                    body={"action": "receive"}, auth="<officer token>"))
-    _expect_synced(ctx, ma_ho_so, "2", "after the officer received it")
+    second = _expect_synced(ctx, ma_ho_so, "2", "after the officer received it")
+    return (f"{head}, stored (officer GET → HTTP {stored.status_code}); in the national ledger: state 1 (waited "
+            f"{first:.1f} s), state 2 after the officer's receive (waited {second:.1f} s), SLA {sla:g} s")
 
 
 #: codes tried for FWD-02's unsolicited dossier before giving up on finding one the province does not hold
@@ -108,17 +118,19 @@ def _unsolicited_dossier(ctx: CheckContext) -> dict[str, Any]:
        rule="RFC 6750 §3.1 (missing or invalid bearer token → 401); wire agreement: Authorization: Bearer "
             "<forward_token>",
        requires=("forwarding",), detects=("unauthenticated-forwarding",))
-def forwarding_requires_credential(ctx: CheckContext) -> None:
+def forwarding_requires_credential(ctx: CheckContext) -> str:
     """POST a well-formed forwarded dossier with no Authorization header, then with a wrong Bearer token:
     both answered 401, and the dossier is not created."""
     ctx.require("forwarding")
     url = ctx.target.province_url + FORWARD_PATH
     body = _unsolicited_dossier(ctx)
     accepted: list[dict[str, Any]] = []
+    answers: list[str] = []
     for label, headers in (("no Authorization header", {}),
                            ("a wrong Bearer token", {"Authorization": "Bearer haicap-not-the-forward-token"})):
         response = ctx.province.port.request("POST", FORWARD_PATH, json=body, headers=headers,
                                              name="forward without credential")
+        answers.append(f"{label} → HTTP {response.status_code}")
         if response.status_code != 401:
             accepted.append({"credential": label, "MaHoSo": body["MaHoSo"], **evidence(response, 300)})
     if accepted:
@@ -128,7 +140,10 @@ def forwarding_requires_credential(ctx: CheckContext) -> None:
             + (f" (and {len(accepted) - 1} more)" if len(accepted) > 1 else ""),
             expected="401 for a request without the national forward credential", actual=accepted,
             reproduce=curl_line("POST", url, body=body, auth=None))
+    created = "not checked (no officer API declared)"
     if _officer_api(ctx):
         stored = ctx.province.officer_dossier(body["MaHoSo"])
         ctx.expect(stored.status_code == 404, f"a refused forward still created dossier {body['MaHoSo']}",
                    expected="404 (not created)", actual=evidence(stored))
+        created = f"not created (officer GET → HTTP {stored.status_code})"
+    return f"unsolicited dossier {body['MaHoSo']}: {', '.join(answers)}; {created}"

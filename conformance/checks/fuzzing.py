@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,6 +145,9 @@ class FuzzRun:
     cases: int = 0
     skipped: list[str] = field(default_factory=list)
     timed_out: bool = False
+    #: answers judged, by status code, and the operations they came from (a passed check's summary)
+    statuses: Counter[int] = field(default_factory=Counter)
+    operations: set[str] = field(default_factory=set)
 
     def _redact(self, text: str) -> str:
         for scheme, token in self.credentials.items():
@@ -220,6 +224,8 @@ class FuzzRun:
         from schemathesis.core.failures import Failure, FailureGroup
 
         self.cases += 1
+        self.statuses[response.status_code] += 1
+        self.operations.add(case.operation.label)
         problems: list[str] = []
         try:
             case.validate_response(response, checks=checks, headers=sent,
@@ -387,7 +393,7 @@ def _credentials(ctx: CheckContext, purpose: str, citizen: list[dict[str, Any]] 
        title="Generated requests to every operation get documented, schema-valid answers, never a 5xx",
        rule="contracts/province-dossier.openapi.yaml under schemathesis (positive and negative cases); RFC 9457",
        requires=("fuzzing",), detects=("500-on-malformed-input",))
-def contract_fuzzing(ctx: CheckContext) -> None:
+def contract_fuzzing(ctx: CheckContext) -> str:
     """Schemathesis generates schema-valid and schema-breaking requests (seeded by the run seed, at most
     12 per operation and mode, 20 s in all) for the citizen (signed in), public and officer operations;
     every answer must be no 5xx, a documented status and media type, valid against the documented schema,
@@ -400,10 +406,11 @@ def contract_fuzzing(ctx: CheckContext) -> None:
     run = FuzzRun(ctx.target.province_url, ctx.seed, _credentials(ctx, "FUZZ-01"))
     started = time.monotonic()
     run.run()
-    _report(ctx, run, time.monotonic() - started, "generated requests")
+    return _report(ctx, run, time.monotonic() - started, "generated requests")
 
 
-def _report(ctx: CheckContext, run: FuzzRun, elapsed: float, what: str) -> None:
+def _report(ctx: CheckContext, run: FuzzRun, elapsed: float, what: str) -> str:
+    """Fail with the findings, or say what was generated and how it was answered."""
     if run.cases == 0:
         raise CheckSkipped("no operation of the contract could be fuzzed with the declared credentials")
     if run.findings:
@@ -418,6 +425,13 @@ def _report(ctx: CheckContext, run: FuzzRun, elapsed: float, what: str) -> None:
                     "more": max(0, len(run.findings) - SHOWN), "cases": run.cases, "seconds": round(elapsed, 1),
                     "seed": ctx.seed, "not fuzzed": run.skipped},
             reproduce=headline(run.findings).curl)
+    classes = Counter(f"{status // 100}xx" for status in run.statuses.elements())
+    answered = ", ".join(f"{cls} ×{n}" for cls, n in sorted(classes.items()))
+    return (f"{run.cases} {what} over {len(run.operations)} operations (seed {ctx.seed}, {elapsed:.1f} s"
+            + (f", stopped at the {run.budget_s:g} s budget" if run.timed_out else "")
+            + f"): 0 server errors, every answer documented and schema-valid ({answered})"
+            + (f"; not fuzzed: {len(run.skipped)} operations (sign-in, national portal, or no credential declared)"
+               if run.skipped else ""))
 
 
 @check("FUZZ-02", criterion="fuzzing", severity="major",
@@ -425,7 +439,7 @@ def _report(ctx: CheckContext, run: FuzzRun, elapsed: float, what: str) -> None:
        rule="contracts/province-dossier.openapi.yaml links (submitDossier → getDossier, supplement, withdraw, "
             "payments) under schemathesis' state machine; a 201-created resource must not be 404",
        requires=("fuzzing", "sso", "submission"), detects=("loses-dossiers-under-concurrency",))
-def stateful_fuzzing(ctx: CheckContext) -> None:
+def stateful_fuzzing(ctx: CheckContext) -> str:
     """Schemathesis' state machine over the contract's links (deterministic, at most 10 walks of 6 steps,
     20 s): each submission is a valid one, then linked operations use its MaHoSo. Every answer is judged
     as in FUZZ-01, and a dossier just answered 201 must not be 404 on the linked GET."""
@@ -437,4 +451,4 @@ def stateful_fuzzing(ctx: CheckContext) -> None:
     started = time.monotonic()
     run.run_stateful(lambda: submission_payload(ctx, citizen[0]))
     elapsed = time.monotonic() - started
-    _report(ctx, run, elapsed, "stateful walks")
+    return _report(ctx, run, elapsed, "calls in stateful walks")

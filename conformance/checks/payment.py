@@ -10,6 +10,7 @@ checks are independent of each other and of their order.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -139,16 +140,22 @@ def _dossier(ctx: CheckContext, payment: Payment) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
+def _json_text(value: Any) -> str:
+    """A value as the JSON it came in (``false``, not Python's ``False``), for a summary."""
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _paid_view(dossier: dict[str, Any]) -> dict[str, Any]:
     return {k: dossier.get(k) for k in ("DaThanhToan", "SoTienDaThanhToan", "PhiPhaiNop", "TrangThaiHoSo")}
 
 
-def _expect_unpaid(ctx: CheckContext, payment: Payment, after: str) -> None:
+def _expect_unpaid(ctx: CheckContext, payment: Payment, after: str) -> dict[str, Any]:
     dossier = _dossier(ctx, payment)
     ctx.expect(dossier.get("DaThanhToan") is False and not dossier.get("SoTienDaThanhToan"),
                f"dossier {payment.ma_ho_so} shows the fee as paid after {after}",
                expected={"DaThanhToan": False, "SoTienDaThanhToan": 0}, actual=_paid_view(dossier),
                reproduce=f"GET /api/v1/dossiers/{payment.ma_ho_so}")
+    return dossier
 
 
 #: what each tamper defect of the platform changes in its last callback (the national control API)
@@ -169,7 +176,7 @@ def _sent(callback: Any, defect: str, fee: int) -> dict[str, Any]:
             "callback": fields}
 
 
-def _callback_refused(ctx: CheckContext, payment: Payment, defect: str, what: str) -> None:
+def _callback_refused(ctx: CheckContext, payment: Payment, defect: str, what: str) -> str:
     """Send the platform's last callback altered by ``defect``: the province must refuse it (4xx, MaLoi != 00)
     and neither the dossier's paid state nor its payments may change. The evidence says what was sent (the
     defect, SoTien against the fee, the callback's fields) and what came back."""
@@ -195,6 +202,9 @@ def _callback_refused(ctx: CheckContext, payment: Payment, defect: str, what: st
                expected={"dossier": before[0], "payments": before[1]},
                actual={"dossier": after[0], "payments": after[1], "sent": sent, "province_answer": came_back},
                reproduce=reproduce)
+    return (f"callback of {payment.ma_tham_chieu} carrying {detail}: refused with HTTP {status}, MaLoi {ma_loi}; "
+            f"dossier {payment.ma_ho_so} (DaThanhToan {_json_text(after[0].get('DaThanhToan'))}) and its "
+            f"{len(after[1])} payment(s) unchanged")
 
 
 # -- the checks ------------------------------------------------------------------------------------
@@ -202,7 +212,7 @@ def _callback_refused(ctx: CheckContext, payment: Payment, defect: str, what: st
        title="INIT carries a MaXacThuc the platform verifies and the procedure's fee",
        rule=f"{RULE}; MaXacThuc over payment.schema.json InitRequest x-checksum-fields",
        detects=("bad-init-checksum",))
-def init_checksum(ctx: CheckContext) -> None:
+def init_checksum(ctx: CheckContext) -> str:
     """Starting a payment makes the province send INIT; the platform's ledger shows it accepted (its MaXacThuc
     verified over the contract's field order) with SoTien equal to the procedure's fee."""
     ctx.require("payment")
@@ -223,36 +233,38 @@ def init_checksum(ctx: CheckContext) -> None:
                f"{payment.ma_ho_so}", expected={**wanted, "PhiPhaiNop": wanted["SoTien"]},
                actual={**got, "PhiPhaiNop": payment.fee},
                reproduce=f"GET <national>/_ledger/payments/{payment.ma_tham_chieu}")
+    return (f"INIT {payment.ma_tham_chieu} for dossier {payment.ma_ho_so} accepted by the platform (MaXacThuc "
+            f"verified, UrlThanhToan returned), SoTien {got['SoTien']} = fee of procedure {FEE_PROCEDURE}")
 
 
 @check("PAY-02", criterion="payment", severity="critical", requires=("payment",),
        title="A callback with a bad MaXacThuc is refused", rule=f"{RULE}: checksum verified both ways",
        detects=("ignores-callback-checksum",))
-def callback_checksum(ctx: CheckContext) -> None:
+def callback_checksum(ctx: CheckContext) -> str:
     """The platform's callback re-sent with a corrupted MaXacThuc is refused (4xx, MaLoi != "00") and the
     dossier stays unpaid."""
     ctx.require("payment")
     payment = _start(ctx)
     _settle(ctx, payment, "failure")
-    _callback_refused(ctx, payment, "bad-checksum", "a MaXacThuc that does not match")
+    return _callback_refused(ctx, payment, "bad-checksum", "a MaXacThuc that does not match")
 
 
 @check("PAY-03", criterion="payment", severity="critical", requires=("payment",),
        title="A callback for another amount than the fee is refused",
        rule=f"{RULE}: the amount matches the dossier fee", detects=("accepts-wrong-amount",))
-def callback_amount(ctx: CheckContext) -> None:
+def callback_amount(ctx: CheckContext) -> str:
     """A validly signed callback whose SoTien differs from the dossier's fee is refused (4xx, MaLoi != "00")
     and the dossier stays unpaid."""
     ctx.require("payment")
     payment = _start(ctx)
     _settle(ctx, payment, "failure")
-    _callback_refused(ctx, payment, "wrong-amount", "an amount other than the fee")
+    return _callback_refused(ctx, payment, "wrong-amount", "an amount other than the fee")
 
 
 @check("PAY-04", criterion="payment", severity="critical", requires=("payment",),
        title="A replayed callback changes nothing", rule=f"{RULE}: a replayed callback charges nothing twice",
        detects=("double-applies-replayed-callback",))
-def replayed_callback(ctx: CheckContext) -> None:
+def replayed_callback(ctx: CheckContext) -> str:
     """After a successful payment the platform sends the same callback again: the province's payments and the
     dossier's amount paid do not change (SoTienDaThanhToan stays the fee, never double)."""
     ctx.require("payment")
@@ -274,12 +286,17 @@ def replayed_callback(ctx: CheckContext) -> None:
                f"dossier {payment.ma_ho_so} does not show its fee paid exactly once",
                expected={"DaThanhToan": True, "SoTienDaThanhToan": payment.fee}, actual=after_dossier,
                reproduce=reproduce)
+    answer = delivery.get("answer")
+    ma_loi = f", MaLoi {answer.get('MaLoi')}" if isinstance(answer, dict) and answer.get("MaLoi") else ""
+    return (f"replayed callback of {payment.ma_tham_chieu} answered HTTP {delivery.get('status_code')}{ma_loi}; "
+            f"dossier {payment.ma_ho_so} still paid once (SoTienDaThanhToan {after_dossier.get('SoTienDaThanhToan')}"
+            f" for a fee of {payment.fee}), its {len(after_payments)} payment(s) unchanged")
 
 
 @check("PAY-05", criterion="payment", severity="critical", requires=("payment",),
        title="A failed payment leaves the dossier unpaid", rule=f"{RULE}: a failed payment leaves the dossier unpaid",
        detects=("marks-paid-on-failed-payment",))
-def failed_payment(ctx: CheckContext) -> None:
+def failed_payment(ctx: CheckContext) -> str:
     """The citizen's payment fails (callback MaLoi != "00"): the payment is recorded as failed and the dossier
     stays unpaid."""
     ctx.require("payment")
@@ -288,24 +305,29 @@ def failed_payment(ctx: CheckContext) -> None:
     ctx.expect(settled.get("TrangThai") != "paid", f"the failed payment {payment.ma_tham_chieu} is recorded as paid",
                expected={"TrangThai": "failed"}, actual=settled,
                reproduce=f"GET {payment.url}?result=failure")
-    _expect_unpaid(ctx, payment, "a failed payment")
+    dossier = _expect_unpaid(ctx, payment, "a failed payment")
+    return (f"failed payment {payment.ma_tham_chieu} recorded as {settled.get('TrangThai')}; dossier "
+            f"{payment.ma_ho_so} unpaid (DaThanhToan {_json_text(dossier.get('DaThanhToan'))}, SoTienDaThanhToan "
+            f"{dossier.get('SoTienDaThanhToan')}, fee {payment.fee})")
 
 
 @check("PAY-06", criterion="payment", severity="major", requires=("payment", "sync"),
        title="The paid flag reaches the national portal within the sync SLA",
        rule=f"{RULE}: status reaches NPSP (DongBoHoSoMC DuocThanhToanTrucTuyen \"1\")",
        detects=("no-paid-flag-sync",))
-def paid_flag_synced(ctx: CheckContext) -> None:
+def paid_flag_synced(ctx: CheckContext) -> str:
     """After a successful payment the dossier's synchronised item carries DuocThanhToanTrucTuyen "1" at the
     national side within the profile's sync SLA."""
     ctx.require("payment", "sync")
     payment = _start(ctx)
     _settle(ctx, payment, "success")
     sla = ctx.target.sync_sla_seconds
-    deadline = time.monotonic() + sla
+    paid_at = time.monotonic()
+    deadline = paid_at + sla
     flag: Any = None
     while True:
         record = ctx.national.synced_dossier(payment.ma_ho_so)
+        seen_after = time.monotonic() - paid_at
         flag = ((record or {}).get("item") or {}).get("DuocThanhToanTrucTuyen")
         if str(flag) == "1" or time.monotonic() >= deadline:
             break
@@ -314,3 +336,5 @@ def paid_flag_synced(ctx: CheckContext) -> None:
                f"the paid flag of {payment.ma_ho_so} did not reach the national portal within {sla:g}s of the payment",
                expected={"DuocThanhToanTrucTuyen": "1"}, actual={"DuocThanhToanTrucTuyen": flag},
                reproduce=f"GET <national>/_ledger/sync/dossiers/{payment.ma_ho_so}")
+    return (f"DuocThanhToanTrucTuyen \"1\" of paid dossier {payment.ma_ho_so} seen at the national portal "
+            f"{seen_after:.1f} s after the payment settled, SLA {sla:g} s")

@@ -25,7 +25,7 @@ import httpx
 import jwt
 
 from haicap.conformance.context import CheckContext
-from haicap.conformance.registry import CheckError, check
+from haicap.conformance.registry import CheckError, CheckFailure, check
 from haicap.data_generators.identity import make_cccd
 from haicap.errors import HaicapError
 from haicap.http_port import HttpPort, HttpxPort, ResponseLike
@@ -287,7 +287,7 @@ def _reproduce_sign_in(ctx: CheckContext, cccd: str, defect: str | None = None, 
        title="Sign-on is an authorization code request with state, nonce and PKCE S256, and yields the citizen",
        rule="OpenID Connect Core 1.0 §3.1.2.1, §3.1.3; RFC 6749 §4.1.1; RFC 7636 §4.3; RFC 9700 §2.1.1",
        requires=("sso",), detects=("no-pkce",))
-def sign_on_request(ctx: CheckContext) -> None:
+def sign_on_request(ctx: CheckContext) -> str:
     """The province's ``/auth/login`` redirects to the national authorize endpoint with response_type=code, scope
     openid, client_id, its registered redirect_uri, a fresh state and nonce, a PKCE S256 code_challenge and
     acr_values LoA1; the code flow then completes with a province session carrying the citizen's SoDinhDanh
@@ -298,13 +298,12 @@ def sign_on_request(ctx: CheckContext) -> None:
     cccd, hops = _sign_in(ctx, "SSO-01", partial=True)
     reproduce = _reproduce_sign_in(ctx, cccd)
     if hops.authorize_url is None:
-        ctx.fail(
+        raise CheckFailure(
             "GET /auth/login did not redirect to the national authorize endpoint",
             expected=f"302 Location: {authorize_endpoint}?response_type=code&…",
             actual=describe_response(hops.login),
             reproduce=f"GET {ctx.target.province_url}/auth/login?login_hint={cccd}",
         )
-        return
     findings = authorization_request_findings(hops.authorize_url, authorize_endpoint)
     ctx.expect(
         not findings,
@@ -338,13 +337,12 @@ def sign_on_request(ctx: CheckContext) -> None:
     try:
         session = ProvinceClient.session_from_callback(cccd, hops.callback)  # type: ignore[arg-type]
     except LoginFailed as exc:
-        ctx.fail(
+        raise CheckFailure(
             "the code flow did not complete: the province callback issued no session",
             expected="HTTP 200 with a province session (access_token, claims SoDinhDanh and HoVaTen)",
             actual=describe_response(exc.response) if exc.response is not None else str(exc),
             reproduce=reproduce,
-        )
-        return
+        ) from None
     name = _expected_name(ctx, cccd)
     claims = session.claims
     wrong = {}
@@ -368,6 +366,11 @@ def sign_on_request(ctx: CheckContext) -> None:
         actual=describe_response(listed),
         reproduce=reproduce + "; GET /api/v1/dossiers with Authorization: Bearer <session>",
     )
+    return (f"citizen {cccd}: /auth/login → HTTP {hops.login.status_code} to {authorize_endpoint} "
+            f"(response_type {first.get('response_type')}, PKCE {first.get('code_challenge_method')}, acr_values "
+            f"{first.get('acr_values')}; state, nonce and code_challenge new on a second sign-on); callback → "
+            f"session with SoDinhDanh {claims.get('SoDinhDanh')} and HoVaTen {claims.get('HoVaTen')!r} as the "
+            f"national IdP gave them; dossier list → HTTP {listed.status_code}")
 
 
 # -- SSO-02 -----------------------------------------------------------------------------------------
@@ -375,7 +378,7 @@ def sign_on_request(ctx: CheckContext) -> None:
        title="Logout ends the province session and redirects to the national end-session endpoint",
        rule="OpenID Connect RP-Initiated Logout 1.0 §2, §3; OpenID Connect Session Management",
        requires=("sso",), detects=("local-logout-only",))
-def logout(ctx: CheckContext) -> None:
+def logout(ctx: CheckContext) -> str:
     """``/auth/logout`` answers a redirect to the national ``end_session_endpoint`` with the citizen's
     ``id_token_hint`` and a registered ``post_logout_redirect_uri`` (which the national side accepts), and the
     province session no longer opens the dossier API afterwards."""
@@ -387,6 +390,7 @@ def logout(ctx: CheckContext) -> None:
     reproduce = _reproduce_sign_in(ctx, cccd, then="GET /auth/logout with Authorization: Bearer <session>")
     answer = ctx.province.port.request("GET", "/auth/logout", headers=session.headers(), name="/auth/logout")
     problems: list[str] = []
+    back = ""
     location = answer.headers.get("location") if answer.status_code in {302, 303, 307} else None
     if location is None:
         problems.append(f"GET /auth/logout answered HTTP {answer.status_code} without a redirect to the national "
@@ -427,10 +431,13 @@ def logout(ctx: CheckContext) -> None:
         actual=describe_response(answer),
         reproduce=reproduce,
     )
+    return (f"citizen {cccd}: /auth/logout → HTTP {answer.status_code} to {end_session} with this sign-in's "
+            f"id_token_hint; the national end-session redirected back to {split_url(back)[0]}; the province "
+            f"session then answered HTTP {after.status_code}")
 
 
 # -- SSO-03 … SSO-09 --------------------------------------------------------------------------------
-def _rejects_defective_id_token(ctx: CheckContext, check_id: str, defect: str, what: str) -> None:
+def _rejects_defective_id_token(ctx: CheckContext, check_id: str, defect: str, what: str) -> str:
     ctx.require("sso")
     cccd, hops = _sign_in(ctx, check_id, defect=defect)
     callback = hops.callback
@@ -456,11 +463,14 @@ def _rejects_defective_id_token(ctx: CheckContext, check_id: str, defect: str, w
         actual=describe_response(hops_after.callback),
         reproduce=_reproduce_sign_in(ctx, after),
     )
+    return (f"'{defect}' ID token (confirmed by the counterpart's IdP ledger for citizen {cccd}) refused: callback "
+            f"answered HTTP {callback.status_code}, no session; a normal sign-in right after → HTTP "
+            f"{hops_after.callback.status_code if hops_after.callback is not None else '?'}")
 
 
 def _register_id_token_check(check_id: str, defect: str, fault: str, what: str, rule: str) -> None:
-    def run(ctx: CheckContext) -> None:
-        _rejects_defective_id_token(ctx, check_id, defect, what)
+    def run(ctx: CheckContext) -> str:
+        return _rejects_defective_id_token(ctx, check_id, defect, what)
 
     run.__name__ = run.__qualname__ = f"rejects_{defect.replace('-', '_')}"
     run.__doc__ = (f"After the counterpart is told to issue {what} (control API defect '{defect}'), the province's "
@@ -479,7 +489,7 @@ for _spec in ID_TOKEN_DEFECTS:
        title="Relying party rejects a callback whose state is not the one it sent",
        rule="RFC 6749 §10.12; RFC 9700 §4.7.1; OpenID Connect Core 1.0 §3.1.2.7",
        requires=("sso",), detects=("skips-state-check",))
-def rejects_state_mismatch(ctx: CheckContext) -> None:
+def rejects_state_mismatch(ctx: CheckContext) -> str:
     """The callback URL coming back from the national authorize endpoint is altered to carry another state;
     the province must refuse it (CSRF protection) and issue no session."""
     ctx.require("sso")
@@ -498,6 +508,7 @@ def rejects_state_mismatch(ctx: CheckContext) -> None:
         actual=describe_response(callback),
         reproduce=reproduce,
     )
+    return f"callback for citizen {cccd} carrying state 'forged-<state>' refused: HTTP {callback.status_code}"
 
 
 # -- SSO-11 -----------------------------------------------------------------------------------------
@@ -505,7 +516,7 @@ def rejects_state_mismatch(ctx: CheckContext) -> None:
        title="A replayed callback (reused authorization code) yields no session",
        rule="RFC 6749 §4.1.2, §10.5; RFC 9700 §4.5; OpenID Connect Core 1.0 §3.1.3.2",
        requires=("sso",), detects=("accepts-reused-code",))
-def rejects_reused_code(ctx: CheckContext) -> None:
+def rejects_reused_code(ctx: CheckContext) -> str:
     """A sign-in completes, then the browser opens the very same callback URL (same code, same state) again:
     the second request must not produce a session."""
     ctx.require("sso")
@@ -524,6 +535,8 @@ def rejects_reused_code(ctx: CheckContext) -> None:
         actual=describe_response(replay),
         reproduce=_reproduce_sign_in(ctx, cccd, then="GET the same callback URL a second time"),
     )
+    return (f"citizen {cccd}: first callback → HTTP {first.status_code} with a session; the same callback (code "
+            f"already used) again → HTTP {replay.status_code}")
 
 
 # -- SSO-12 -----------------------------------------------------------------------------------------
@@ -556,7 +569,7 @@ def _citizen_procedure(ctx: CheckContext, data: Any) -> str:
        title="The dossier carries the signed-in identity (CCCD, name), not the one claimed in the body",
        rule="OpenID Connect Core 1.0 §5.1, §5.7; Decree 45/2020/NĐ-CP art. 11 (VNeID-authenticated applicant)",
        requires=("sso", "submission"), detects=("identity-from-body",))
-def identity_on_dossier(ctx: CheckContext) -> None:
+def identity_on_dossier(ctx: CheckContext) -> str:
     """A signed-in citizen submits a dossier whose body names another person as applicant (ChuHoSo and the
     DinhDanhCHS of LoaiDinhDanh 1). The province must either refuse it, or store the dossier with the SSO
     identity: the signed-in citizen's SoDinhDanh and HoVaTen."""
@@ -578,8 +591,9 @@ def identity_on_dossier(ctx: CheckContext) -> None:
     reproduce = _reproduce_sign_in(ctx, cccd, then=(
         f"POST /api/v1/dossiers (MaTTHC {procedure}) with ChuHoSo {other['HoVaTen']!r} and DinhDanhCHS "
         f"[{{LoaiDinhDanh 1, SoDinhDanh {other['SoDinhDanh']}}}]"))
-    if 400 <= answer.status_code < 500:
-        return  # refused: the identity cannot be overridden by the form
+    if 400 <= answer.status_code < 500:  # refused: the identity cannot be overridden by the form
+        return (f"citizen {cccd}'s own {procedure} dossier → HTTP {own.status_code}; a dossier naming citizen "
+                f"{other['SoDinhDanh']} as applicant refused: HTTP {answer.status_code}")
     ctx.expect(
         answer.status_code == 201,
         f"the submission naming another person answered HTTP {answer.status_code}",
@@ -618,3 +632,5 @@ def identity_on_dossier(ctx: CheckContext) -> None:
         actual={"ChuHoSo": dossier.get("ChuHoSo"), "DinhDanhCHS": dossier.get("DinhDanhCHS")},
         reproduce=reproduce,
     )
+    return (f"dossier {ma_ho_so} ({procedure}) whose body names citizen {other['SoDinhDanh']} was stored "
+            f"(HTTP {answer.status_code}) under the signed-in identity: DinhDanhCHS {cccd}, ChuHoSo {name!r}")

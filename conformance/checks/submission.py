@@ -16,6 +16,7 @@ import concurrent.futures
 import json
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -221,14 +222,17 @@ def _expect_201(ctx: CheckContext, response: ResponseLike, payload: dict[str, An
 
 
 # -- SUB-01 ----------------------------------------------------------------------------------------
-def _echo_mismatches(payload: dict[str, Any], dossier: dict[str, Any]) -> dict[str, Any]:
-    """Fields of the submission (those the Dossier contract also has) that the dossier does not carry as sent."""
+def _echoed_fields(payload: dict[str, Any]) -> list[str]:
+    """Fields of the submission that the Dossier contract also has (identity fields aside): kept as sent."""
     registry = default_registry()
     common = set(registry.property_names(SUBMISSION_REF)) & set(registry.property_names(DOSSIER_REF))
+    return [name for name in sorted(common - SESSION_FIELDS) if name in payload]
+
+
+def _echo_mismatches(payload: dict[str, Any], dossier: dict[str, Any]) -> dict[str, Any]:
+    """Fields of the submission (those the Dossier contract also has) that the dossier does not carry as sent."""
     out: dict[str, Any] = {}
-    for name in sorted(common - SESSION_FIELDS):
-        if name not in payload:
-            continue
+    for name in _echoed_fields(payload):
         sent, got = payload[name], dossier.get(name)
         if isinstance(sent, list):
             ok = isinstance(got, list) and len(got) == len(sent) and all(
@@ -245,7 +249,7 @@ def _echo_mismatches(payload: dict[str, Any], dossier: dict[str, Any]) -> dict[s
        title="A valid submission is accepted as a contract-conformant dossier in state 1, readable back",
        rule="contracts/province-dossier.openapi.yaml: POST /api/v1/dossiers 201 → Dossier; GET by MaHoSo; list",
        requires=("sso", "submission"), detects=("bad-mahoso-format",))
-def submission_contract(ctx: CheckContext) -> None:
+def submission_contract(ctx: CheckContext) -> str:
     """POST a valid DossierSubmission: 201 with a body valid against ``Dossier``, TrangThaiHoSo "1", the
     submitted fields echoed; GET /api/v1/dossiers/{MaHoSo} returns the same dossier and the applicant's
     list contains it."""
@@ -285,6 +289,11 @@ def submission_contract(ctx: CheckContext) -> None:
     ctx.expect(listed.status_code == 200 and ma_ho_so in codes,
                f"the applicant's list does not contain {ma_ho_so}", expected=f"{ma_ho_so} among the items",
                actual=evidence(listed), reproduce=curl_line("GET", url))
+    echoed = len(_echoed_fields(payload))
+    return (f"dossier {ma_ho_so} (MaTTHC {payload.get('MaTTHC')}, MaXa {payload.get('MaXa')}): HTTP 201 valid "
+            f"against Dossier, TrangThaiHoSo {dossier['TrangThaiHoSo']}, {echoed} submitted fields kept as sent; "
+            f"GET by MaHoSo returned the same {len(dossier)} fields; listed among the applicant's {len(codes)} "
+            "dossiers")
 
 
 # -- SUB-02 ----------------------------------------------------------------------------------------
@@ -327,7 +336,7 @@ def _repro_bad(url: str, case: dict[str, Any]) -> str:
        title="Bad input is refused with a 4xx RFC 9457 problem naming the field, never a 5xx",
        rule="RFC 9457 §3; RFC 9110 §15.5 (4xx client errors); province-dossier.openapi.yaml POST /api/v1/dossiers",
        requires=("sso", "submission"), detects=("500-on-malformed-input",))
-def bad_input_refused(ctx: CheckContext) -> None:
+def bad_input_refused(ctx: CheckContext) -> str:
     """Every schema-invalid variant of a valid submission (haicap.data_generators.invalid), malformed JSON,
     a wrong content type, an empty body and a non-object body: each answered 4xx with
     ``application/problem+json``; a schema variant's problem names the offending field in ``errors``."""
@@ -338,7 +347,9 @@ def bad_input_refused(ctx: CheckContext) -> None:
     findings: list[dict[str, Any]] = []
     first_repro: str | None = None
     port = HttpxPort(ctx.target.province_url, timeout=15.0)
-    for case in _bad_inputs(payload):
+    cases = _bad_inputs(payload)
+    statuses: Counter[int] = Counter()
+    for case in cases:
         try:
             response = _send_bad(port, session, case)
         except TargetUnreachable as exc:  # the server dropped the connection instead of answering
@@ -351,6 +362,7 @@ def bad_input_refused(ctx: CheckContext) -> None:
             first_repro = first_repro or _repro_bad(url, case)
             continue
         status = response.status_code
+        statuses[status] += 1
         if status >= 500:
             verdict = "server error"
         elif status < 400:
@@ -372,6 +384,10 @@ def bad_input_refused(ctx: CheckContext) -> None:
             + ", ".join(f"{f['variant']} → {f['status'] or 'no answer'}" for f in findings[:6]),
             expected="4xx application/problem+json naming the offending field",
             actual=findings, reproduce=first_repro)
+    named = sum(case["field"] is not None for case in cases)
+    return (f"{len(cases)} bad inputs ({named} schema variants, {len(cases) - named} malformed requests) each refused "
+            f"with an RFC 9457 problem ({', '.join(f'HTTP {s} ×{n}' for s, n in sorted(statuses.items()))}); "
+            f"each of the {named} problems named its field")
 
 
 # -- SUB-03 ----------------------------------------------------------------------------------------
@@ -416,13 +432,13 @@ def today_vn() -> datetime:
        title="MaHoSo has the official format, names the receiving agency and is unique under concurrency",
        rule="DOMAIN.md: MaHoSo {agency code}-{yyMMdd}-{4-digit sequence} (common.schema.json MaHoSo)",
        requires=("sso", "submission"), detects=("duplicate-mahoso", "bad-mahoso-format"))
-def ma_ho_so_official_and_unique(ctx: CheckContext) -> None:
+def ma_ho_so_official_and_unique(ctx: CheckContext) -> str:
     """40 concurrent submissions in one commune: every 201 carries a MaHoSo of the official pattern whose
     agency part is a commune agency of the province (the one declared for the commune, when the province
     declares its units) and whose date part is today's; all 40 codes are distinct."""
     ctx.require("sso", "submission")
     citizen, session = citizen_session(ctx, "SUB-03")
-    commune = ctx.rng("SUB-03").choice(_communes(ctx))[0]
+    commune, commune_name = ctx.rng("SUB-03").choice(_communes(ctx))
     payloads = [submission_payload(ctx, citizen, commune) for _ in range(40)]
     responses = submit_concurrently(ctx, [(session, p) for p in payloads])
     url = ctx.target.province_url + SUBMIT_PATH
@@ -446,6 +462,10 @@ def ma_ho_so_official_and_unique(ctx: CheckContext) -> None:
     ctx.expect(not duplicates, f"{sum(duplicates.values())} of 40 concurrent submissions share "
                f"{len(duplicates)} MaHoSo", expected="40 distinct MaHoSo", actual=duplicates,
                reproduce=f"40 concurrent POST {url} in commune {commune} (seed {ctx.seed})")
+    agencies = sorted({str(c).rsplit("-", 2)[0] for c in codes})
+    ordered = sorted(str(c) for c in codes)
+    return (f"{len(codes)} concurrent submissions in commune {commune} {commune_name}: {len(seen)} distinct MaHoSo "
+            f"of agency {', '.join(agencies)}, dated today ({ordered[0]} … {ordered[-1]})")
 
 
 # -- SUB-04 ----------------------------------------------------------------------------------------
@@ -462,7 +482,7 @@ def legacy_only_codes(province_code: str, how_many: int, rng: Any) -> list[tuple
        title="Pre-merger (63-province) ward codes are refused as MaXa with a 4xx naming MaXa",
        rule="Decision 19/2025/QĐ-TTg: commune codes in force from 1 July 2025",
        requires=("sso", "submission"), detects=("pre-merger-commune-codes",))
-def pre_merger_codes_refused(ctx: CheckContext) -> None:
+def pre_merger_codes_refused(ctx: CheckContext) -> str:
     """Submit with MaXa = ward codes of the province's pre-merger provinces that are no current commune
     code: each must be refused with a 4xx problem naming MaXa."""
     ctx.require("sso", "submission")
@@ -472,9 +492,11 @@ def pre_merger_codes_refused(ctx: CheckContext) -> None:
         raise CheckError(f"no pre-merger ward code of province {ctx.target.province_code} is free of reuse")
     url = ctx.target.province_url + SUBMIT_PATH
     wrong: list[dict[str, Any]] = []
+    statuses: Counter[int] = Counter()
     for code, name in legacy:
         payload = submission_payload(ctx, citizen, code)
         response = ctx.province.submit(session, payload, name="submit (pre-merger MaXa)")
+        statuses[response.status_code] += 1
         if not (400 <= response.status_code < 500 and names_field(_json(response), "MaXa")):
             wrong.append({"MaXa": code, "old ward": name, **evidence(response, 300)})
     if wrong:
@@ -483,6 +505,9 @@ def pre_merger_codes_refused(ctx: CheckContext) -> None:
             + ", ".join(f"{w['MaXa']} {w['old ward']} → {w['status']}" for w in wrong[:4]),
             expected="4xx problem naming MaXa", actual=wrong,
             reproduce=curl_line("POST", url, body=submission_payload(ctx, citizen, wrong[0]["MaXa"])))
+    return (f"{len(legacy)} of {len(legacy)} pre-merger ward codes refused with a problem naming MaXa "
+            f"({', '.join(f'HTTP {s} ×{n}' for s, n in sorted(statuses.items()))}): "
+            + ", ".join(f"{code} {name}" for code, name in legacy))
 
 
 # -- SUB-05 ----------------------------------------------------------------------------------------
@@ -490,7 +515,7 @@ def pre_merger_codes_refused(ctx: CheckContext) -> None:
        title="Every commune, ward and special zone of the province accepts an online submission",
        rule="DOMAIN.md: national readiness checklist, 'every commune, ward and special zone tested at least once'",
        requires=("sso", "submission"), detects=("draft-commune-codes",))
-def commune_coverage(ctx: CheckContext) -> None:
+def commune_coverage(ctx: CheckContext) -> str:
     """One valid submission in every current commune of the province (Decision 19/2025/QĐ-TTg): each
     answered 201. A profile may restrict the communes (``communes``); then a refusal still fails, but all
     accepted is no pass: the check errors, naming the communes covered and how many were not tested."""
@@ -520,7 +545,11 @@ def commune_coverage(ctx: CheckContext) -> None:
             f"{f', +{len(communes) - 10} more' if len(communes) > 10 else ''}); not tested: "
             f"{', '.join(untested[:5])}{f', +{len(untested) - 5} more' if len(untested) > 5 else ''}. The national "
             "checklist needs every commune, ward and special zone tested at least once: remove `communes` from "
-            "the profile for a verdict")
+            "the profile for a verdict",
+            reproduce="haicap certify --profile <profile without `communes`> --only submission")
+    codes = {(_json(r) or {}).get("MaHoSo") for r in responses}
+    return (f"{len(communes)} of {coverage['official']} communes of province {ctx.target.province_code} accepted "
+            f"a submission ({len(responses)} dossiers, {len(codes - {None})} distinct MaHoSo)")
 
 
 def restriction_note(coverage: dict[str, Any]) -> str:
@@ -536,7 +565,7 @@ def restriction_note(coverage: dict[str, Any]) -> str:
        title="Every acknowledged submission survives a burst of concurrent clients",
        rule="province-dossier.openapi.yaml: 201 = committed (durable); DOMAIN.md cutover load (no loss)",
        requires=("sso", "submission"), detects=("loses-dossiers-under-concurrency",))
-def durable_under_concurrency(ctx: CheckContext) -> None:
+def durable_under_concurrency(ctx: CheckContext) -> str:
     """20 citizens submit 10 dossiers each, all at once; afterwards every MaHoSo answered 201 is readable by
     GET and listed in its applicant's dossiers."""
     ctx.require("sso", "submission")
@@ -574,3 +603,5 @@ def durable_under_concurrency(ctx: CheckContext) -> None:
                actual={"not readable": unreadable[:10], "not listed": missing_list[:10],
                        "acknowledged": len(acknowledged), "refused": len(refused)},
                reproduce=f"{CLIENTS} clients x {per_client} concurrent POST {url}, then GET each (seed {ctx.seed})")
+    return (f"{len(jobs)} concurrent submissions by {len(clients)} citizens: {len(acknowledged)} acknowledged "
+            f"(201), {len(refused)} refused; all {len(acknowledged)} readable by GET and in their applicant's list")

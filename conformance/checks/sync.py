@@ -279,16 +279,19 @@ def _where(dossier: Walked) -> str:
        title="Every state change reaches the national portal within the SLA",
        rule=f"{RULE}: DongBoHoSoMC on every TrangThaiHoSo change; SLA = profile sync_sla_seconds",
        detects=("no-status-sync", "late-sync"))
-def every_change_in_time(ctx: CheckContext) -> None:
+def every_change_in_time(ctx: CheckContext) -> str:
     """Dossiers walked through their states (journeys): each state change in the province's history is in the
     national ledger, received no later than the SLA after the change (ThoiDiemXuLy → receive time)."""
     seen = _observed(ctx)
     missing: list[dict[str, Any]] = []
     late: list[dict[str, Any]] = []
     total = 0
+    delays: list[int] = []
     for dossier in seen.walked:
         for arrival in dossier.arrivals():
             total += 1
+            if arrival.delay_ms is not None:
+                delays.append(arrival.delay_ms)
             if arrival.received_ms is None:
                 missing.append({"MaHoSo": dossier.ma_ho_so, **arrival.evidence()})
             elif arrival.late(seen.sla_seconds):
@@ -300,12 +303,15 @@ def every_change_in_time(ctx: CheckContext) -> None:
                actual={"not_received": listed(missing), "late": listed(late)},
                reproduce="haicap certify --only sync; then GET <national>/_ledger/sync/dossiers/{MaHoSo} against "
                          "GET /api/v1/dossiers/{MaHoSo} LichSu")
+    slowest = f"slowest {max(delays) / 1000:.1f} s" if delays else "none timed"
+    return (f"{total} state changes of {len(seen.walked)} dossiers ({', '.join(d.journey for d in seen.walked)}) "
+            f"reached the national portal, {slowest} of a {seen.sla_seconds:g} s SLA (ThoiDiemXuLy to receipt)")
 
 
 @check("SYNC-02", criterion="sync", severity="critical", requires=("sync",),
        title="Synchronised items carry every required field of the contract",
        rule=f"{RULE}; {ITEM_REF} required fields", detects=("sync-missing-fields",))
-def required_fields(ctx: CheckContext) -> None:
+def required_fields(ctx: CheckContext) -> str:
     """The national side refused none of the walked dossiers' items, and the latest item of each validates
     against DongBoHoSoMCItem. Dossiers of which no item has arrived (read again now) have no fields to judge:
     arrival is SYNC-01's rule, so if any is missing this check is skipped, saying which and how to look."""
@@ -340,15 +346,18 @@ def required_fields(ctx: CheckContext) -> None:
             "problem (SYNC-01's verdict), not a field defect"
             + (f"; the {len(seen.walked) - len(absent)} that arrived carry every required field" if
                len(absent) < len(seen.walked) else "")
-            + f". Not arrived: {', '.join(listed(absent, 5))}. To look: GET <national>/_ledger/sync/dossiers/"
-              f"{absent[0]}")
+            + f". Not arrived: {', '.join(listed(absent, 5))}",
+            reproduce=f"GET <national>/_ledger/sync/dossiers/{absent[0]}")
+    required = default_registry().required_names(ITEM_REF)
+    return (f"the latest items of {len(seen.walked)} of {len(seen.walked)} walked dossiers validate against "
+            f"DongBoHoSoMCItem ({len(required)} required fields); the national side refused none of their items")
 
 
 @check("SYNC-03", criterion="sync", severity="major", requires=("sync", "officer_api"),
        title="Status transitions follow the dossier state table",
        rule=f"{RULE}: TrangThaiHoSo; dossier.schema.json#/$defs/OfficerAction (transition table)",
        detects=("invalid-status-transition",))
-def valid_transitions(ctx: CheckContext) -> None:
+def valid_transitions(ctx: CheckContext) -> str:
     """An officer action that the table does not allow (return-result or complete on a new dossier) is
     refused with 409 and leaves the dossier new; the ledger's status history of every walked dossier contains
     only allowed transitions."""
@@ -363,8 +372,10 @@ def valid_transitions(ctx: CheckContext) -> None:
     if submitted.status_code != 201:
         raise CheckError(f"submitting a dossier failed (HTTP {submitted.status_code}): {str(_body(submitted))[:200]}")
     ma_ho_so = submitted.json()["MaHoSo"]
+    refusals: list[str] = []
     for action in ("return-result", "complete"):
         answer = ctx.province.officer_action(ma_ho_so, action)
+        refusals.append(f"{action} → HTTP {answer.status_code}")
         ctx.expect(answer.status_code == 409,
                    f"officer action {action!r} on new dossier {ma_ho_so} (state 1) was not refused with 409",
                    expected=f"HTTP 409 ({action} starts from {TRANSITION_TABLE[action][0]})",
@@ -375,20 +386,26 @@ def valid_transitions(ctx: CheckContext) -> None:
                expected=INITIAL_STATUS, actual=status)
     seen = _observed(ctx)
     bad = {}
+    steps: set[str] = set()
     for dossier in seen.walked:
         statuses = [str(h.get("TrangThaiHoSo")) for h in dossier.ledger_history]
+        path = [s for i, s in enumerate(statuses) if i == 0 or s != statuses[i - 1]]
+        steps.update(f"{a}→{b}" for a, b in itertools.pairwise(path))
         wrong = invalid_transitions(statuses)
         if wrong:
             bad[_where(dossier)] = {"history": statuses, "not_allowed": wrong}
     ctx.expect(not bad, f"the national status history of {len(bad)} dossier(s) contains transitions the table "
                         "does not allow", expected=sorted(f"{a}→{b}" for a, b in ALLOWED_TRANSITIONS), actual=bad,
                reproduce="GET <national>/_ledger/sync/dossiers/{MaHoSo}")
+    return (f"on new dossier {ma_ho_so} officer {', '.join(refusals)}, it stayed in state {status}; the national "
+            f"status histories of {len(seen.walked)} dossiers hold only allowed transitions "
+            f"({', '.join(sorted(steps, key=lambda t: tuple(int(x) for x in t.split('→')))) or 'none'})")
 
 
 @check("SYNC-04", criterion="sync", severity="major", requires=("sync",),
        title="Each state change is recorded once (no duplicates)",
        rule=f"{RULE}: DongBoHoSoMC isUpdating; CapNhatTienDoHoSoMC", detects=("duplicate-sync",))
-def no_duplicates(ctx: CheckContext) -> None:
+def no_duplicates(ctx: CheckContext) -> str:
     """For every walked dossier the ledger holds one item per state change (an update that changes fields,
     like the paid flag, is not a duplicate) and no progress item twice with identical content."""
     seen = _observed(ctx)
@@ -396,9 +413,14 @@ def no_duplicates(ctx: CheckContext) -> None:
     if settle > 0:  # a re-send follows its original closely: give it a moment to land
         time.sleep(settle)
     found: dict[str, Any] = {}
+    items = changes = progress = paid = 0
     for dossier in seen.walked:
         record = ctx.national.synced_dossier(dossier.ma_ho_so) or {}
         paid_updates = 1 if dossier.province.get("DaThanhToan") and dossier.province.get("PhiPhaiNop") else 0
+        items += len(record.get("history") or [])
+        changes += len(dossier.history)
+        progress += len(record.get("progress") or [])
+        paid += paid_updates
         duplicates = duplicate_changes(dossier.history, record.get("history") or [], record.get("progress") or [],
                                        content_updates=paid_updates)
         if duplicates:
@@ -409,20 +431,27 @@ def no_duplicates(ctx: CheckContext) -> None:
                expected="one item per state change, one progress item per change",
                actual={"dossiers": found, "create_duplicates_counted_by_the_national_side": recreated},
                reproduce="GET <national>/_ledger/sync/dossiers/{MaHoSo} (history, progress)")
+    return (f"{len(seen.walked)} dossiers: {items} national items for {changes} state changes"
+            + (f" and {paid} paid-flag update{'s' if paid > 1 else ''}" if paid else "")
+            + f", {progress} progress items, none repeated")
 
 
 @check("SYNC-05", criterion="sync", severity="major", requires=("sync",),
        title="TraCuuHoSo agrees with the province's current state",
        rule=f"{RULE}: TraCuuHoSo returns the latest DongBoHoSoMC item", detects=("no-status-sync",))
-def lookup_consistent(ctx: CheckContext) -> None:
+def lookup_consistent(ctx: CheckContext) -> str:
     """For every walked dossier, the national portal's latest item (what TraCuuHoSo returns) has the
     province's current TrangThaiHoSo and state dates."""
     seen = _observed(ctx)
     differ: dict[str, Any] = {}
+    compared = 0
+    states: list[str] = []
     for dossier in seen.walked:
         item = (dossier.record or {}).get("item") or {}
         current = _province_view(ctx, dossier.ma_ho_so, dossier.session)
         fields = [f for f in STATE_FIELDS if f in current and (f in item or f == "TrangThaiHoSo")]
+        compared += len(fields)
+        states.append(str(current.get("TrangThaiHoSo")))
         mismatch = {f: {"province": current.get(f), "TraCuuHoSo": item.get(f)}
                     for f in fields if str(current.get(f)) != str(item.get(f))}
         if mismatch:
@@ -430,3 +459,5 @@ def lookup_consistent(ctx: CheckContext) -> None:
     ctx.expect(not differ, f"TraCuuHoSo disagrees with the province on {len(differ)} of {len(seen.walked)} dossiers",
                expected="the latest national item equals the province's current state", actual=differ,
                reproduce="POST <national>/sync/service {\"service\": \"TraCuuHoSo\", \"MaHoSo\": ...}")
+    return (f"TraCuuHoSo's item (the national latest) agrees with the province on {len(seen.walked)} of "
+            f"{len(seen.walked)} dossiers ({compared} state fields compared; current states {', '.join(states)})")

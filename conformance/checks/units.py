@@ -150,7 +150,7 @@ def _declaration(ctx: CheckContext) -> dict[str, Any]:
        title="The declared communes are exactly the official current communes of the province",
        rule="Decision 19/2025/QĐ-TTg (administrative unit codes, 34 provinces); Resolution 202/2025/QH15",
        requires=("units",), detects=("wrong-agency-codes",))
-def communes_match_official_list(ctx: CheckContext) -> None:
+def communes_match_official_list(ctx: CheckContext) -> str:
     """``GET /api/v1/units`` names the target province (MaTinh, TenTinh) and lists every current commune, ward
     and special zone of it, with its official code and name, and nothing else: no pre-merger ward code, no
     commune of another province, no duplicate."""
@@ -199,6 +199,10 @@ def communes_match_official_list(ctx: CheckContext) -> None:
                 "duplicates": len(diff.duplicates), "names_differ": len(diff.renamed)},
         reproduce=reproduce,
     )
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(Counter(str(row.get("LoaiDonVi"))
+                                                                  for row in body["DonVi"]).items()))
+    return (f"province {declared_province} {body.get('TenTinh')}: {len(body['DonVi'])} declared communes = the "
+            f"{len(official)} official ones, codes and names ({kinds}); no pre-merger, unknown or duplicate code")
 
 
 # -- UNIT-02 ----------------------------------------------------------------------------------------
@@ -207,7 +211,7 @@ def communes_match_official_list(ctx: CheckContext) -> None:
        rule="Decision 20/2020/QĐ-TTg as amended by Decision 09/2025/QĐ-TTg (agency electronic identification "
             "codes); contracts common.schema.json MaCoQuan",
        requires=("units",), detects=("wrong-agency-codes",))
-def agency_codes_well_formed(ctx: CheckContext) -> None:
+def agency_codes_well_formed(ctx: CheckContext) -> str:
     """The province-level ``MaCoQuan`` is the code the province is registered under and ends with an H group;
     every commune's ``MaCoQuan`` matches the agency-code format, is unique, and ends with the same H-number."""
     ctx.require("units")
@@ -224,3 +228,6 @@ def agency_codes_well_formed(ctx: CheckContext) -> None:
                 "communes_sample": [{k: u.get(k) for k in ("MaXa", "MaCoQuan")} for u in body["DonVi"][:3]]},
         reproduce=f"GET {ctx.target.province_url}/api/v1/units",
     )
+    return (f"province MaCoQuan {body.get('MaCoQuan')} (as registered); {len(body['DonVi'])} commune MaCoQuan, "
+            f"{len({u.get('MaCoQuan') for u in body['DonVi']})} distinct, all of the agency-code format and ending "
+            f"with .{group}")
