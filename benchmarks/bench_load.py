@@ -40,6 +40,7 @@ from typing import Any
 
 from bench_sandbox import run_driver
 
+from haicap.loadtests.histograms import nearest_rank
 from haicap.loadtests.recorder import Counted, Recorder
 from haicap.loadtests.run import LoadOptions, run_load
 from haicap.loadtests.shapes import build_shape
@@ -200,8 +201,9 @@ def bench_saturated(sandbox: Sandbox, creds: Path, scenarios: Path, out: Path, a
 
 # -- 3. percentiles vs exact -----------------------------------------------------------------------------------
 def _exact(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile: the smallest sample with at least p% of the samples at or below it."""
-    return sorted_values[max(math.ceil(p / 100 * len(sorted_values)) - 1, 0)]
+    """Nearest-rank percentile: the smallest sample with at least p% of the samples at or below it (the
+    definition the engine reports, :func:`~haicap.loadtests.histograms.nearest_rank`)."""
+    return sorted_values[nearest_rank(p, len(sorted_values)) - 1]
 
 
 def bench_percentiles(count: int) -> None:

@@ -5,6 +5,12 @@ two HDR histograms is exact (bucket counts add), so the master's percentiles are
 relative error ≤ 0.1 %; a histogram travels as HDR's compressed base64 form (hundreds of bytes, whatever the
 sample count), which keeps worker reports small where exact sample arrays would grow with the run.
 
+Percentiles are **nearest-rank**: the p-th percentile of n samples is the smallest sample with at least p % of
+the samples at or below it, the sample of rank ``ceil(p / 100 × n)`` (:func:`nearest_rank`). So with 158 samples
+of 100 ms and 2 of 5 s, p99 is 5 s (rank 159), never a value that 1 % of the samples exceed: a p99 gate judges
+the slowest 1 %. (``hdrh``'s own ``get_value_at_percentile`` rounds the rank, ``int(p / 100 × n + 0.5)``, which
+is one rank too low there.) The value reported is the upper end of that sample's HDR bucket (≤ 0.1 % above it).
+
 Example::
 
     h = Latency()
@@ -15,13 +21,26 @@ Example::
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from hdrh.histogram import HdrHistogram
 
-__all__ = ["Latency"]
+__all__ = ["Latency", "nearest_rank"]
 
 _LOWEST_US = 1
 _HIGHEST_US = 3_600_000_000
 _DIGITS = 3
+
+
+def nearest_rank(p: float, n: int) -> int:
+    """1-based rank of the ``p``-th percentile of ``n`` samples: ``ceil(p / 100 × n)``, at least 1, at most n.
+
+    Exact for decimal ``p`` (95, 99.9): ``0.95 × 20`` is 19, not the 19.000000000000004 floats would give.
+    """
+    if n <= 0:
+        raise ValueError("nearest_rank needs at least one sample")
+    exact = Fraction(str(p)) * n / 100
+    return min(max(-(-exact.numerator // exact.denominator), 1), n)
 
 
 class Latency:
@@ -46,7 +65,9 @@ class Latency:
     def percentile_ms(self, p: float) -> float | None:
         if not self.count:
             return None
-        return round(self._h.get_value_at_percentile(p) / 1000, 3)
+        count = self.count
+        # hdrh finds the value at rank int(q / 100 × count + 0.5); q = 100 × rank / count makes that the rank
+        return round(self._h.get_value_at_percentile(100 * nearest_rank(p, count) / count) / 1000, 3)
 
     def max_ms(self) -> float | None:
         return round(self._h.get_max_value() / 1000, 3) if self.count else None

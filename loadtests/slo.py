@@ -6,19 +6,23 @@ pass every step; a step's, the share of its executions that failed. A status cha
 side after its ``expect_synced`` deadline breaches the sync SLA. Every breach is listed; any breach fails.
 A percentile gate over too few samples to mean anything (fewer than :func:`min_samples`: 20 for p95, 100 for
 p99) is neither passed nor breached: it is listed under ``insufficient`` ("insufficient samples"), so a p99
-is never judged on a short run's maximum.
+is never judged on a short run's maximum. Percentiles are nearest-rank (see :mod:`~haicap.loadtests.histograms`).
+
+The gates are plain data (:func:`gates`: one per scenario and one per scenario step), and :func:`judge` applies
+them to any set of measurements: the whole run (:func:`evaluate_slos`) and each stage of a step run
+(:func:`~haicap.loadtests.summary.build_stages`) are judged by the very same rule.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from haicap.loadtests.recorder import Counted, Recorder
 from haicap.scenarios.engine import SLO, Scenario
 
-__all__ = ["evaluate_slos", "min_samples", "mix_slo"]
+__all__ = ["evaluate_slos", "gates", "judge", "min_samples", "mix_slo"]
 
 
 def min_samples(percentile: float) -> int:
@@ -61,29 +65,66 @@ def _step_slo(scenario: Scenario, label: str) -> SLO:
     return SLO(low([s.p95_ms for s in slos]), low([s.p99_ms for s in slos]), low([s.error_rate for s in slos]))
 
 
-def evaluate_slos(recorder: Recorder, scenarios: Mapping[str, Scenario],
-                  sync: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def _gate(scenario: str, step: str | None, slo: SLO) -> dict[str, Any]:
+    return {"scenario": scenario, "step": step, "p95_ms": slo.p95_ms, "p99_ms": slo.p99_ms,
+            "error_rate": slo.error_rate}
+
+
+def gates(scenarios: Mapping[str, Scenario], ids: Iterable[str],
+          steps: Iterable[tuple[str, str]] = ()) -> list[dict[str, Any]]:
+    """The SLO gates of scenarios ``ids``, as JSON-able data: per scenario its journey error rate (``step``
+    None), per step label of the scenario its p95/p99/error rate (the strictest among steps with that label);
+    ``steps`` adds (scenario, label) pairs measured but not in the scenario file (judged on the scenario's SLO)."""
+    out: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for scenario_id in ids:
+        scenario = scenarios.get(scenario_id)
+        if scenario is None:
+            continue
+        out[(scenario_id, None)] = _gate(scenario_id, None, SLO(error_rate=scenario.slo.error_rate))
+        for call in scenario.steps:
+            out.setdefault((scenario_id, call.label), _gate(scenario_id, call.label, _step_slo(scenario, call.label)))
+    for scenario_id, label in steps:
+        scenario = scenarios.get(scenario_id)
+        if scenario is not None:
+            out.setdefault((scenario_id, label), _gate(scenario_id, label, _step_slo(scenario, label)))
+    return list(out.values())
+
+
+def judge(journeys: Mapping[str, Counted], steps: Mapping[str, Counted],
+          slo_gates: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Judge measured journeys (by scenario) and steps (``Recorder`` step keys) against ``slo_gates`` (from
+    :func:`gates`): ``{"passed", "breaches", "insufficient"}``. Measurements without a gate are not judged."""
+    by_key = {(g["scenario"], g["step"]): g for g in slo_gates}
     breaches: list[dict[str, Any]] = []
     insufficient: list[dict[str, Any]] = []
-    for scenario_id, stats in sorted(recorder.journeys.items()):
-        scenario = scenarios.get(scenario_id)
-        if scenario is not None:
-            _judge(breaches, insufficient, scenario_id, None, SLO(error_rate=scenario.slo.error_rate), stats)
-    for key, stats in sorted(recorder.steps.items()):
-        scenario_id, label = Recorder.split_step_key(key)
-        scenario = scenarios.get(scenario_id)
-        if scenario is not None:
-            _judge(breaches, insufficient, scenario_id, label, _step_slo(scenario, label), stats)
-    if sync and sync.get("late_count"):
-        breaches.append({"scenario": None, "step": "expect_synced", "metric": "sync_sla",
-                         "limit": "every expected status at the national side by its deadline",
-                         "actual": f"{sync['late_count']} of {sync['checked']} late or never received",
-                         "samples": sync["checked"]})
+    measured = [((scenario_id, None), stats) for scenario_id, stats in sorted(journeys.items())]
+    measured += [(Recorder.split_step_key(key), stats) for key, stats in sorted(steps.items())]
+    for (scenario_id, step), stats in measured:
+        gate = by_key.get((scenario_id, step))
+        if gate is not None:
+            _judge(breaches, insufficient, scenario_id, step,
+                   SLO(gate.get("p95_ms"), gate.get("p99_ms"), gate.get("error_rate")), stats)
     return {"passed": not breaches, "breaches": breaches, "insufficient": insufficient}
 
 
-def mix_slo(scenarios: Mapping[str, Scenario], ids: list[str]) -> dict[str, float | None]:
-    """One SLO for the whole mix (the strictest scenario-level objectives), used to judge load stages."""
+def evaluate_slos(recorder: Recorder, scenarios: Mapping[str, Scenario],
+                  sync: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    measured_steps = [Recorder.split_step_key(key) for key in recorder.steps]
+    ids = sorted({*recorder.journeys, *(scenario_id for scenario_id, _ in measured_steps)})
+    result = judge(recorder.journeys, recorder.steps, gates(scenarios, ids, measured_steps))
+    if sync and sync.get("late_count"):
+        result["breaches"].append({"scenario": None, "step": "expect_synced", "metric": "sync_sla",
+                                   "limit": "every expected status at the national side by its deadline",
+                                   "actual": f"{sync['late_count']} of {sync['checked']} late or never received",
+                                   "samples": sync["checked"]})
+        result["passed"] = False
+    return result
+
+
+def mix_slo(scenarios: Mapping[str, Scenario], ids: list[str]) -> dict[str, Any]:
+    """The SLO a step run's stages are judged against: ``gates`` (:func:`gates` of the mix: a stage meets the
+    SLO only if it passes every gate the run is gated on, with enough samples), plus the strictest
+    scenario-level p95/p99/error rate of the mix, a one-line summary for figures."""
     chosen = [scenarios[i].slo for i in ids if i in scenarios]
 
     def low(values: list[float | None]) -> float | None:
@@ -91,4 +132,4 @@ def mix_slo(scenarios: Mapping[str, Scenario], ids: list[str]) -> dict[str, floa
         return min(present) if present else None
 
     return {"p95_ms": low([s.p95_ms for s in chosen]), "p99_ms": low([s.p99_ms for s in chosen]),
-            "error_rate": low([s.error_rate for s in chosen])}
+            "error_rate": low([s.error_rate for s in chosen]), "gates": gates(scenarios, ids)}

@@ -1,11 +1,19 @@
 """Capacity sizing from a ``step`` load run: where the system stops meeting its SLO (the knee) and how many
 instances the projected cutover peak needs.
 
-The knee is the highest *achieved* throughput among the stages that met every SLO (p95, p99, error rate)
-while the load generator kept up. A stage where the generator fell behind says nothing about the system
-under test (it was under-loaded, or its latency includes the generator's own queueing): it is reported as
-inconclusive and never chosen as the knee. If the highest conclusive stage still met the SLO, the system did
-not break within the tested range and the knee is only a lower bound — the report says so.
+The knee is the highest *achieved* throughput among the stages that met the SLO while the load generator kept
+up. A stage meets the SLO by the rule of ``haicap load``'s gate: every gate the run is gated on (each scenario's
+journey error rate, each step's p95/p99/error rate) passed on the stage's own measurements, each percentile
+gate with enough samples (20 for p95, 100 for p99). The stages document carries each stage's gate results
+(``gates``: breaches, insufficient, judged), written by :func:`haicap.loadtests.summary.build_stages`; a breach
+names its gate ("login-submit / sso_login: p95 35 ms > 20 ms"). A stage whose gates had too few samples, or
+that has no gate results, is **not judged** — never "meets SLO". A stages document without per-stage gate
+results (an older or hand-written one) is judged on its stage-level p95/p99/error rate against its ``slo``,
+with the same minimum sample counts over its requests. A stage where the generator fell behind says nothing
+about the system under test (it was under-loaded, or its latency includes the generator's own queueing): it is
+inconclusive. Neither a not-judged nor an inconclusive stage is ever the knee. If the highest conclusive stage
+still met the SLO, the system did not break within the tested range and the knee is only a lower bound — the
+report says so.
 
 The projected peak is
 
@@ -33,6 +41,7 @@ from typing import Any
 import jsonschema
 
 from haicap.errors import HaicapError
+from haicap.loadtests.slo import min_samples
 
 __all__ = [
     "DEFAULTS_RATIONALE",
@@ -236,32 +245,98 @@ def validate_stages(stages_doc: Any) -> None:
         if stage["errors"] > stage["requests"]:
             raise HaicapError(f"invalid stages document: stages[index={stage['index']}] has more errors "
                               f"({stage['errors']}) than requests ({stage['requests']})")
+        _check_gates(stage)
+
+
+_BREACH_KEYS = ("metric", "limit", "actual")
+_INSUFFICIENT_KEYS = ("metric", "samples", "needed")
+
+
+def _check_gates(stage: dict[str, Any]) -> None:
+    """A stage's gate results, when present: ``{"judged": bool, "breaches": [...], "insufficient": [...]}``."""
+    if "gates" not in stage:
+        return
+    gates, where = stage["gates"], f"stages[index={stage['index']}].gates"
+    if not isinstance(gates, dict) or not isinstance(gates.get("judged"), bool):
+        raise HaicapError(f"invalid stages document: {where} must be an object with judged (true/false), "
+                          "breaches and insufficient")
+    for key, needed in (("breaches", _BREACH_KEYS), ("insufficient", _INSUFFICIENT_KEYS)):
+        items = gates.get(key, [])
+        if not isinstance(items, list) or not all(isinstance(i, dict) and all(k in i for k in needed)
+                                                  for i in items):
+            raise HaicapError(f"invalid stages document: {where}.{key} must be a list of objects with "
+                              f"{', '.join(needed)}")
 
 
 # -- the knee --------------------------------------------------------------------------------------------
-def _judge(stage: dict[str, Any], slo: dict[str, Any]) -> tuple[str, list[str]]:
-    """("meets SLO" | "breaches SLO" | "inconclusive", reasons)."""
-    if not stage["generator_kept_up"]:
-        return "inconclusive", ["the load generator did not keep up (backlog or CPU > 80%): the system was "
-                                "under-loaded or its latency includes the generator's queueing"]
-    if stage["requests"] == 0:
-        return "inconclusive", ["no requests were recorded in this stage"]
-    reasons = []
+def _gate_name(item: dict[str, Any]) -> str:
+    scenario, step = item.get("scenario"), item.get("step")
+    if scenario is None:
+        return str(step)
+    return f"{scenario} / {step}" if step else f"{scenario} (journeys)"
+
+
+def _breach_reason(breach: dict[str, Any]) -> str:
+    metric, limit, actual = breach["metric"], breach["limit"], breach["actual"]
+    if metric == "error_rate":
+        text = f"error rate {actual:.2%} > {limit:.2%}"
+    elif metric in ("p95_ms", "p99_ms"):
+        text = f"{metric[:3]} {actual:,.0f} ms > {limit:,.0f} ms"
+    else:
+        text = f"{metric} {actual} > {limit}"
+    return f"{_gate_name(breach)}: {text} ({breach.get('samples', '?')} samples)"
+
+
+def _insufficient_reason(items: list[dict[str, Any]]) -> str:
+    listed = ", ".join(f"{_gate_name(i)} {i['metric'][:3]} ({i['samples']} < {i['needed']})" for i in items[:4])
+    more = f" and {len(items) - 4} more" if len(items) > 4 else ""
+    return (f"too few samples to judge {listed}{more}: run longer stages, at higher rates, or fewer scenarios "
+            "(--scenario)")
+
+
+def _judge_numbers(stage: dict[str, Any], slo: dict[str, Any]) -> tuple[str, list[str]]:
+    """A stage without gate results: its request percentiles and error rate against ``slo``."""
+    reasons, short = [], []
     error_rate = stage["error_rate"]
     if error_rate is None:
         error_rate = stage["errors"] / stage["requests"]
-    for key, label, value in (("p95_ms", "p95", stage["p95_ms"]), ("p99_ms", "p99", stage["p99_ms"])):
+    for key, label, value, pct in (("p95_ms", "p95", stage["p95_ms"], 95), ("p99_ms", "p99", stage["p99_ms"], 99)):
         limit = slo.get(key)
         if limit is None:
             continue
         if value is None:
             reasons.append(f"{label} not measured")
+        elif stage["requests"] < min_samples(pct):
+            short.append({"scenario": None, "step": "requests", "metric": key, "samples": stage["requests"],
+                          "needed": min_samples(pct)})
         elif value > limit:
             reasons.append(f"{label} {value:,.0f} ms > {limit:,.0f} ms")
     limit = slo.get("error_rate")
     if limit is not None and error_rate > limit:
         reasons.append(f"error rate {error_rate:.2%} > {limit:.2%}")
-    return ("breaches SLO", reasons) if reasons else ("meets SLO", [])
+    if reasons:
+        return "breaches SLO", reasons
+    return ("not judged", [_insufficient_reason(short)]) if short else ("meets SLO", [])
+
+
+def _judge(stage: dict[str, Any], slo: dict[str, Any]) -> tuple[str, list[str]]:
+    """("meets SLO" | "breaches SLO" | "not judged" | "inconclusive", reasons)."""
+    if not stage["generator_kept_up"]:
+        return "inconclusive", ["the load generator did not keep up (backlog or CPU > 80%): the system was "
+                                "under-loaded or its latency includes the generator's queueing"]
+    if stage["requests"] == 0:
+        return "inconclusive", ["no requests were recorded in this stage"]
+    gates = stage.get("gates")
+    if gates is None:
+        return _judge_numbers(stage, slo)
+    if not gates.get("judged"):
+        return "not judged", [gates.get("note") or "the stage has no SLO gate results"]
+    breaches = gates.get("breaches") or []
+    if breaches:
+        return "breaches SLO", [_breach_reason(b) for b in breaches]
+    if gates.get("insufficient"):
+        return "not judged", [_insufficient_reason(gates["insufficient"])]
+    return "meets SLO", []
 
 
 def _find_knee(stages_doc: dict[str, Any], unit: str) -> dict[str, Any]:
@@ -274,16 +349,20 @@ def _find_knee(stages_doc: dict[str, Any], unit: str) -> dict[str, Any]:
     meeting = [j for j in judged if j["verdict"] == "meets SLO"]
     breaching = [j for j in judged if j["verdict"] == "breaches SLO"]
     inconclusive = [j for j in judged if j["verdict"] == "inconclusive"]
+    not_judged = [j for j in judged if j["verdict"] == "not judged"]
     notes: list[str] = []
-    if inconclusive:
-        notes.append(f"stage(s) {', '.join(str(j['index']) for j in inconclusive)} inconclusive: "
-                     + "; ".join(sorted({j['reasons'][0] for j in inconclusive})) + " — not used for the knee")
+    for group, word in ((inconclusive, "inconclusive"), (not_judged, "not judged")):
+        if group:
+            notes.append(f"stage(s) {', '.join(str(j['index']) for j in group)} {word}: "
+                         + "; ".join(sorted({j['reasons'][0] for j in group})) + " — not used for the knee")
     knee = max(meeting, key=lambda j: (j["achieved_rate"], -j["index"])) if meeting else None
     lower_bound = False
     if knee is None:
         if breaching:
             notes.append(f"no stage met the SLO: the system breached it already at "
                          f"{min(j['achieved_rate'] for j in breaching):,.1f} {unit}; run a lower staircase")
+        elif not_judged:
+            notes.append("no stage could be judged against the SLO gates (see above); no knee")
         else:
             notes.append("no conclusive stage: the generator never kept up; add workers (--processes) and rerun")
     else:

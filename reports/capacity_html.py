@@ -34,12 +34,15 @@ th,td{border-bottom:1px solid #dde2e6;padding:.4rem .6rem;text-align:left;vertic
 td.n{text-align:right;font-variant-numeric:tabular-nums} th{background:#f4f6f8}
 .v{font-weight:600;border-radius:4px;padding:.15rem .5rem;white-space:nowrap}
 .meets-SLO{background:#dff3e4;color:#135e2a} .breaches-SLO{background:#fbe0df;color:#8a1c17}
-.inconclusive{background:#fff1d6;color:#7a4d00} tr.knee td{background:#eef6ff}
+.inconclusive{background:#fff1d6;color:#7a4d00} .not-judged{background:#eceff1;color:#455a64}
+tr.knee td{background:#eef6ff}
 .big{font-size:1.25rem} figure{margin:1.2rem 0} img{max-width:100%}
 pre{background:#f6f8fa;padding:.6rem;overflow-x:auto;white-space:pre-wrap}
 """
 
-_COLOURS = {"meets SLO": "#1b7f3b", "breaches SLO": "#c0392b", "inconclusive": "#b7791f"}
+_COLOURS = {"meets SLO": "#1b7f3b", "breaches SLO": "#c0392b", "inconclusive": "#b7791f", "not judged": "#78909c"}
+#: verdicts drawn hollow and left out of the latency line: they say nothing about the SLO
+_UNJUDGED = ("inconclusive", "not judged")
 
 
 def _num(value: Any) -> float:
@@ -111,7 +114,7 @@ def figure_latency_vs_throughput(sizing: dict[str, Any]) -> Figure:
     unit = sizing["rate_unit"]
     fig = _figure(11, 5)
     ax = fig.subplots()
-    conclusive = [s for s in stages if s["verdict"] != "inconclusive"]
+    conclusive = [s for s in stages if s["verdict"] not in _UNJUDGED]
     x = [s["achieved_rate"] for s in conclusive]
     ax.plot(x, [_num(s["p95_ms"]) for s in conclusive], color="#e67e22", lw=1, alpha=0.6)
     ax.plot(x, [_num(s["p99_ms"]) for s in conclusive], color="#c0392b", lw=1, alpha=0.6)
@@ -120,14 +123,15 @@ def figure_latency_vs_throughput(sizing: dict[str, Any]) -> Figure:
         if not chosen:
             continue
         xs = [s["achieved_rate"] for s in chosen]
-        hollow = verdict == "inconclusive"
+        hollow = verdict in _UNJUDGED
         ax.scatter(xs, [_num(s["p95_ms"]) for s in chosen], marker="o", s=46, zorder=3,
                    facecolors="none" if hollow else colour, edgecolors=colour, label=f"p95 — {verdict}")
         ax.scatter(xs, [_num(s["p99_ms"]) for s in chosen], marker="^", s=46, zorder=3,
                    facecolors="none" if hollow else colour, edgecolors=colour, label=f"p99 — {verdict}")
+    per_step = " (strictest scenario; gates are per step)" if slo.get("gates") else ""
     for key, colour in (("p95_ms", "#e67e22"), ("p99_ms", "#c0392b")):
         if slo.get(key) is not None:
-            ax.axhline(slo[key], color=colour, ls=":", lw=1.3, label=f"SLO {key[:3]} {slo[key]:g} ms")
+            ax.axhline(slo[key], color=colour, ls=":", lw=1.3, label=f"SLO {key[:3]} {slo[key]:g} ms{per_step}")
     knee = sizing.get("knee")
     if knee is not None:
         ax.axvline(knee["achieved_rate"], color="#1f5fa8", ls="--", lw=1.4)
@@ -178,6 +182,24 @@ def _stage_rows(sizing: dict[str, Any]) -> str:
     return "".join(rows)
 
 
+def _gates_section(slo: dict[str, Any]) -> str:
+    """The run's SLO gates, each of which a stage must pass on its own journeys to meet the SLO."""
+    gates = slo.get("gates")
+    if not gates:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(str(g.get('scenario')))}</td><td>{escape(str(g.get('step') or '(journeys)'))}</td>"
+        f"<td class='n'>{_fmt(g.get('p95_ms'), ',.0f')}</td><td class='n'>{_fmt(g.get('p99_ms'), ',.0f')}</td>"
+        f"<td class='n'>{_fmt(g.get('error_rate'), '.2%')}</td></tr>"
+        for g in gates
+    )
+    return ("<h2>SLO gates</h2><p class='muted'>The gates <code>haicap load</code> exits on, applied to each stage: "
+            "a stage meets the SLO only if every gate passes on the journeys whose intended start fell in it, each "
+            "percentile with enough samples (20 for p95, 100 for p99; fewer: not judged). Percentiles are "
+            "nearest-rank.</p><table><thead><tr><th>scenario</th><th>step</th><th>p95 ms</th><th>p99 ms</th>"
+            f"<th>error rate</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
 def render_capacity_html(
     stages_doc: dict[str, Any], timeseries_doc: dict[str, Any], sizing: dict[str, Any], *, title: str | None = None
 ) -> str:
@@ -190,8 +212,9 @@ def render_capacity_html(
     figures = [
         ("Throughput (target vs achieved) and latency percentiles over time; shaded: the generator was behind.",
          _png(figure_over_time(timeseries_doc, slo, unit)) if timeseries_doc["samples"] else None),
-        ("p95 (●) and p99 (▲) of each stage against the throughput it achieved; hollow: inconclusive "
-         "(generator did not keep up); dotted: the SLO; dashed: the knee.",
+        ("p95 (●) and p99 (▲) of all requests of each stage against the throughput it achieved, coloured by the "
+         "stage's verdict on the SLO gates; hollow: inconclusive (generator did not keep up) or not judged; dotted: "
+         "the SLO; dashed: the knee.",
          _png(figure_latency_vs_throughput(sizing))),
     ]
     if knee is not None:
@@ -209,6 +232,8 @@ def render_capacity_html(
             ("error rate", f"{slo['error_rate']:.2%}" if slo.get("error_rate") is not None else None),
         ) if value is not None
     ) or "none"
+    if slo.get("gates"):
+        slo_text = f"{len(slo['gates'])} gates per scenario and step (below); strictest scenario SLO {slo_text}"
     figure_html = "".join(
         f"<figure><img alt='{escape(caption)}' src='{src}'><figcaption class='muted'>{escape(caption)}"
         "</figcaption></figure>" if src else f"<p class='muted'>No time series samples: {escape(caption)}</p>"
@@ -234,8 +259,9 @@ def render_capacity_html(
 {figure_html}
 <h2>Stages</h2>
 <table><thead><tr><th>#</th><th>target ({escape(unit)})</th><th>achieved</th><th>s</th><th>requests</th>
-<th>errors</th><th>error rate</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>generator kept up</th>
-<th>verdict</th></tr></thead><tbody>{_stage_rows(sizing)}</tbody></table>
+<th>errors</th><th>error rate</th><th>request p50 ms</th><th>request p95 ms</th><th>request p99 ms</th>
+<th>generator kept up</th><th>verdict (which gate)</th></tr></thead><tbody>{_stage_rows(sizing)}</tbody></table>
+{_gates_section(slo)}
 <h2>Sizing</h2>
 <pre>{escape(chr(10).join(sizing["arithmetic"]))}</pre>
 <h3>Inputs and where they come from</h3>

@@ -10,7 +10,7 @@ import pytest
 
 from haicap.counterpart_client import CounterpartError
 from haicap.errors import HaicapError
-from haicap.loadtests.histograms import Latency
+from haicap.loadtests.histograms import Latency, nearest_rank
 from haicap.loadtests.integrity import check_integrity
 from haicap.loadtests.journeys import Mix, load_mix_scenarios
 from haicap.loadtests.recorder import Recorder
@@ -78,7 +78,7 @@ def test_shape_file_errors_name_file_line_and_field(tmp_path: Any) -> None:
 # -- histograms and reports ------------------------------------------------------------------------
 def _exact(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[max(0, round(p / 100 * len(ordered) + 0.5) - 1)]
+    return ordered[nearest_rank(p, len(ordered)) - 1]
 
 
 def test_histograms_merged_from_workers_keep_percentiles_within_a_percent() -> None:
