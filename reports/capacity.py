@@ -359,8 +359,12 @@ def _find_knee(stages_doc: dict[str, Any], unit: str) -> dict[str, Any]:
     lower_bound = False
     if knee is None:
         if breaching:
-            notes.append(f"no stage met the SLO: the system breached it already at "
-                         f"{min(j['achieved_rate'] for j in breaching):,.1f} {unit}; run a lower staircase")
+            first = min(breaching, key=lambda j: j["index"])
+            lower = [j for j in not_judged if j["index"] < first["index"]]
+            notes.append(f"no stage met the SLO: the system breached it at {first['achieved_rate']:,.1f} {unit} "
+                         f"(stage {first['index']})"
+                         + (f"; the stage(s) below, {', '.join(str(j['index']) for j in lower)}, were not judged: "
+                            "run longer stages" if lower else "; run a lower staircase"))
         elif not_judged:
             notes.append("no stage could be judged against the SLO gates (see above); no knee")
         else:

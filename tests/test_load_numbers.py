@@ -206,6 +206,7 @@ def test_a_stage_is_judged_by_the_gates_the_run_exits_on(login_submit: dict[str,
     assert [s["verdict"] for s in sizing["stages"]] == ["breaches SLO", "breaches SLO"]
     assert sizing["knee"] is None and sizing["instances"] is None
     assert sizing["stages"][0]["reasons"] == ["login-submit / sso_login: p95 35 ms > 20 ms (36 samples)"]
+    assert "no stage met the SLO: the system breached it at 6.0 iterations/s (stage 0)" in " ".join(sizing["notes"])
     html = render_capacity_html(stages, {"interval_s": 1, "samples": []}, sizing)
     assert "login-submit / sso_login: p95 35 ms &gt; 20 ms" in html and "SLO gates" in html
 
@@ -223,6 +224,9 @@ def test_a_stage_with_too_few_samples_is_not_judged(login_submit: dict[str, Any]
     sizing = size_capacity(stages, {"communes": 10})
     assert [s["verdict"] for s in sizing["stages"]] == ["not judged", "meets SLO"]
     assert "too few samples to judge login-submit / sso_login p95 (12 < 20)" in sizing["stages"][0]["reasons"][0]
+    breached, _, _ = _step_run(login_submit, [12, 60], login_ms=35.0)
+    notes = " ".join(size_capacity(breached, {"communes": 10})["notes"])
+    assert "breached it at 10.0 iterations/s (stage 1); the stage(s) below, 0, were not judged" in notes
     assert sizing["knee"]["index"] == 1
     assert any("stage(s) 0 not judged" in note for note in sizing["notes"])
 
