@@ -60,9 +60,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Run the YAML journeys as an open-model load (arrivals at the shape's rate, latency from the "
         "intended start), gate on the scenarios' SLOs, and check that every accepted dossier reached the "
         "national ledger. Writes OUT/summary.json, timeseries.json, stages.json (step), Locust's HTML/CSV.",
+        epilog="exit codes: 0 passed; 1 an SLO breached or a dossier lost; 2 bad input or credentials, a run that "
+        "could not be completed, or an inconclusive one (the generator did not keep up); 130 (SIGINT, Ctrl-C) or "
+        "143 (SIGTERM): stopped by the user — the load stops, the run drains, integrity is checked and "
+        "summary.json is written with stopped_by_user (a second signal stops at once).",
     )
-    parser.add_argument("--shape", help="cutover, step, spike or soak (or give --shape-file)")
-    parser.add_argument("--shape-file", type=Path, help="YAML with shape, duration, params (README: load tests)")
+    parser.add_argument("--shape", help="cutover, step, spike or soak (or --shape-file, not both)")
+    parser.add_argument("--shape-file", type=Path,
+                        help="YAML with shape, duration, params (README: load tests); instead of --shape")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a shape parameter, e.g. --set surge_factor=3 --set peak_rate=10")
     parser.add_argument("--duration", type=bounded_float(0, MAX_DURATION_S, low_inclusive=False),
@@ -94,7 +99,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "cannot pass: it exits 2, inconclusive (default on)")
     parser.add_argument("--pool-size", type=int, default=1000, metavar="N", help="pre-generated citizens per worker")
     parser.add_argument("--projection", action="append", default=[], metavar="KEY=VALUE",
-                        help="capacity projection for a step run, e.g. --projection surge_factor=3")
+                        help="capacity projection of a step run (other shapes refuse it), e.g. "
+                        "--projection surge_factor=3; keys checked before the run")
     dist = parser.add_argument_group("distributed")
     dist.add_argument("--processes", type=int, default=0, metavar="N",
                       help="run N local worker processes under a master (default 0: one process)")
@@ -130,10 +136,11 @@ def run(args: argparse.Namespace) -> int:
     from haicap.loadtests.shapes import build_shape, load_shape_file
 
     overrides = _pairs(args.set, "--set")
+    if args.shape_file and args.shape:
+        raise HaicapError(f"give --shape or --shape-file, not both: {args.shape_file} names its own shape "
+                          "(--set and --duration still override the file)")
     if args.shape_file:
         spec = load_shape_file(args.shape_file, duration=args.duration, overrides=overrides)
-        if args.shape and args.shape != spec.name:
-            raise HaicapError(f"--shape {args.shape} contradicts {args.shape_file} (shape {spec.name})")
     elif args.shape:
         spec = build_shape(args.shape, args.duration, overrides)
     else:

@@ -6,6 +6,9 @@ dossier's presence is required: its last status is not known). After the load, t
 counterpart is polled for up to the drain window until every accepted dossier is there with that status; what
 is still absent or stale is listed. ``expect_synced`` steps also left (MaHoSo, status, deadline) expectations:
 a status that reached the national side after its deadline is a breach of the sync SLA.
+
+Both checks take ``should_stop``: when the user asks again to stop, the drain is cut short after one look at
+the ledger (``cut_short`` in the result: what is listed missing may only have been late).
 """
 
 from __future__ import annotations
@@ -34,12 +37,15 @@ def check_integrity(
     *,
     poll_s: float = 1.0,
     say: Callable[[str], None] = print,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> dict[str, Any]:
-    """Poll the ledger until every accepted dossier is there (with its status) or ``drain_s`` passes."""
+    """Poll the ledger until every accepted dossier is there (with its status), ``drain_s`` passes or
+    ``should_stop()``."""
     started = time.monotonic()
     deadline = started + drain_s
     ledger: dict[str, Mapping[str, Any]] = {}
     error = None
+    cut_short = False
     while True:
         try:
             ledger = {item["MaHoSo"]: item for item in national.synced_dossiers()}
@@ -48,6 +54,9 @@ def check_integrity(
             error = str(exc)
         bad = [m for m, (status, certain) in accepted.items() if not _ok(ledger.get(m), status, certain)]
         if not bad or time.monotonic() >= deadline:
+            break
+        if should_stop():
+            cut_short = True
             break
         say(f"integrity: {len(accepted) - len(bad)}/{len(accepted)} accepted dossiers in the national ledger, "
             f"waiting (≤ {max(0.0, deadline - time.monotonic()):.0f} s more)")
@@ -68,6 +77,7 @@ def check_integrity(
         "missing": missing[:MAX_LISTED],
         "drain_s": drain_s,
         "drained_in_s": round(time.monotonic() - started, 2),
+        "cut_short": cut_short,
     }
     if error:
         result["error"] = error
@@ -75,7 +85,8 @@ def check_integrity(
 
 
 def check_sync_deadlines(
-    national: CounterpartClient, expectations: Sequence[Sequence[Any]], *, limit: int = 2000
+    national: CounterpartClient, expectations: Sequence[Sequence[Any]], *, limit: int = 2000,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> dict[str, Any]:
     """For each (MaHoSo, status, deadline) expectation: did the status reach the ledger by its deadline?"""
     by_dossier: dict[str, list[tuple[str, float]]] = {}
@@ -83,7 +94,11 @@ def check_sync_deadlines(
         by_dossier.setdefault(str(m), []).append((str(status), float(deadline)))
     late: list[dict[str, Any]] = []
     checked = 0
+    looked = 0
     for m in sorted(by_dossier)[:limit]:
+        if should_stop():
+            break
+        looked += 1
         try:
             record = national.synced_dossier(m) or {}
         except CounterpartError:
@@ -98,4 +113,4 @@ def check_sync_deadlines(
                 late.append({"MaHoSo": m, "status": status,
                              "late_by_s": None if at is None else round(at / 1000 - deadline, 2)})
     return {"expectations": len(expectations), "checked": checked, "late_count": len(late),
-            "late": late[:MAX_LISTED], "truncated": len(by_dossier) > limit}
+            "late": late[:MAX_LISTED], "truncated": looked < len(by_dossier)}

@@ -8,6 +8,17 @@ monkey-patching never touches the process that runs the sandbox. Messages betwee
 ``haicap_setup`` (master → worker: the plan, the worker's index), ``haicap_ready`` (worker built its data),
 ``haicap_go`` (the common start time), ``haicap_report`` (every second: measurement deltas),
 ``haicap_stop`` (stop early), ``haicap_final`` (last deltas and the generator's own figures).
+
+Stopping, in levels: SIGINT or SIGTERM (``haicap load`` passes its own on as SIGTERM; Ctrl-C reaches every
+process of the group) stops the arrivals, running journeys get the grace window, and the measurements are still
+written with the signal recorded (level 1). SIGUSR1 — what ``haicap load`` sends on a second stop — kills the
+running journeys at once, counted as unfinished, and the measurements are still written (level 2); the master
+passes both levels on to its workers (``haicap_stop``, ``haicap_hurry``). A process with a parent repeats no
+level on a repeated SIGINT/SIGTERM (one Ctrl-C reaches it directly *and* through its parent); a worker started by
+hand goes to level 2 on the second and exits on the third. A process started with ``--parent-pid`` asks for a
+signal when its parent dies (:func:`haicap.parent_death.die_with_parent`) and, orphaned, exits at once: nobody is
+left to judge the run, so it must not keep loading the target. Signals that arrive while this module is still
+importing are recorded and acted on as soon as the handlers are in place.
 """
 
 from __future__ import annotations
@@ -16,10 +27,27 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import signal  # noqa: E402
+
+_EARLY_SIGNALS: list[int] = []  # stop signals received before the gevent handlers were installed
+
+
+def _record_early_signal(signum: int, frame: object) -> None:
+    _EARLY_SIGNALS.append(signum)
+
+
+for _signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+    try:
+        signal.signal(_signum, _record_early_signal)
+    except ValueError:  # not the main thread (imported by a test, say): the process is not ours to steer
+        break
+
 import argparse  # noqa: E402
 import csv  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import random  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -31,27 +59,33 @@ from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent import GreenletExit  # noqa: E402
-from gevent.event import AsyncResult  # noqa: E402
+from gevent.event import AsyncResult, Event  # noqa: E402
 from geventhttpclient.client import HTTPClientPool  # noqa: E402
 from locust import User, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
 from locust.exception import StopUser  # noqa: E402
 from locust.html import get_html_report  # noqa: E402
 from locust.log import setup_logging  # noqa: E402
+from locust.runners import CONNECT_RETRY_COUNT, CONNECT_TIMEOUT  # noqa: E402
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV  # noqa: E402
 
 from haicap.counterpart_client import CounterpartClient  # noqa: E402
+from haicap.errors import HaicapError  # noqa: E402
 from haicap.loadtests.journeys import Mix, run_journey  # noqa: E402
 from haicap.loadtests.openmodel import ArrivalScheduler  # noqa: E402
 from haicap.loadtests.port import LocustPort, TimedEvent  # noqa: E402
 from haicap.loadtests.recorder import Recorder  # noqa: E402
 from haicap.loadtests.shapes import ShapeSpec  # noqa: E402
+from haicap.loadtests.stopping import exit_code_for, signal_name  # noqa: E402
+from haicap.parent_death import die_with_parent, orphaned  # noqa: E402
 from haicap.province_client import ProvinceClient  # noqa: E402
 from haicap.scenarios.data import PoolScenarioData  # noqa: E402
 from haicap.scenarios.engine import ScenarioContext, load_scenarios  # noqa: E402
 
 SETUP_TIMEOUT_S = 120.0
 REPORT_INTERVAL_S = 1.0
+#: how long a worker keeps trying to reach its master (Locust's retries)
+MASTER_WAIT_S = CONNECT_TIMEOUT * (CONNECT_RETRY_COUNT + 1)
 
 Send = Callable[[str, Any], None]
 
@@ -91,9 +125,12 @@ class WorkerLoad:
         self.send = send
         self.index, self.count = int(setup["worker_index"]), int(setup["worker_count"])
         scenario_dir = Path(tempfile.mkdtemp(prefix="haicap-scenarios-"))
-        for name, text in setup["scenario_files"].items():
-            (scenario_dir / name).write_text(text, encoding="utf-8")
-        self.scenarios = load_scenarios([scenario_dir])
+        try:
+            for name, text in setup["scenario_files"].items():
+                (scenario_dir / name).write_text(text, encoding="utf-8")
+            self.scenarios = load_scenarios([scenario_dir])
+        finally:
+            shutil.rmtree(scenario_dir, ignore_errors=True)
         self.mix = Mix.build(self.scenarios, setup["only"], frozenset(setup["capabilities"]))
         pool = PoolScenarioData.build(int(setup["seed"]), setup["province_code"], size=int(setup["pool_size"]))
         self.data = PoolScenarioData(pool.pool, start=self.index, stride=self.count)
@@ -105,6 +142,11 @@ class WorkerLoad:
         self.request_event: Any = None  # environment.events.request, set by the driver
         self.recorder: Recorder | None = None
         self.scheduler: ArrivalScheduler | None = None
+        self.stop_requested = False
+        self.finished = Event()  # set once the final report was handed to send()
+        self._journeys: set[gevent.Greenlet] = set()  # running journeys, for a stop at once (hurry)
+        self.hurried = False
+        self.killed = 0  # journeys killed by hurry(), counted as unfinished
 
     def run(self, start_epoch: float) -> None:
         self.recorder = Recorder(start_epoch)
@@ -112,6 +154,8 @@ class WorkerLoad:
             self.shape, self.run_one, self.recorder, start_epoch=start_epoch, max_rate=float(self.setup["max_rate"]),
             worker_index=self.index, worker_count=self.count, max_in_flight=int(self.setup["max_in_flight"]),
         )
+        if self.stop_requested:  # the stop came while this process built its data or waited for the start
+            self.scheduler.stop()
         reporter = gevent.spawn(self._report_loop)
         try:
             self.scheduler.run(grace_s=float(self.setup["grace_s"]))
@@ -125,14 +169,23 @@ class WorkerLoad:
                               "backlog_max": scheduler.backlog_max, "dropped": scheduler.dropped,
                               "in_flight_at_end": scheduler.in_flight, "started": scheduler.started,
                               "held_back": scheduler.held_back, "requests": self.recorder.requests_total,
-                              "unfinished": scheduler.unfinished,
+                              "unfinished": scheduler.unfinished + self.killed,
                               "max_in_flight": scheduler.cap, "connections": self.connections},
             })
+            self.finished.set()
             self.national.close()
 
     def stop(self) -> None:
+        self.stop_requested = True
         if self.scheduler is not None:
             self.scheduler.stop()
+
+    def hurry(self) -> None:
+        """Stop at once: no new arrivals, and the running journeys are killed now (each records itself as an
+        unfinished, failed journey), so the final report follows within moments instead of the grace window."""
+        self.stop()
+        self.hurried = True
+        gevent.killall(list(self._journeys), block=False)
 
     def _report_loop(self) -> None:
         assert self.recorder is not None
@@ -156,17 +209,24 @@ class WorkerLoad:
             capabilities=frozenset(setup["capabilities"]), province_code=setup["province_code"],
             sync_sla_seconds=float(setup["sync_sla_seconds"]), mode="load", communes=tuple(setup["communes"]),
         )
+        current = gevent.getcurrent()
+        self._journeys.add(current)
         try:
             run_journey(scenario, context, self.recorder, lag)
         except GreenletExit:  # still running when the grace window ended: the slowest journeys count, as failed
+            if self.hurried:  # killed by hurry(), not by the scheduler (which counts its own)
+                self.killed += 1
             self.recorder.unfinished_journey(scenario.id, (time.time() - intended) * 1000)
-            self.recorder.failures_sample.setdefault(
-                f"{scenario.id}\x1f(journey)", "unfinished: still running when the grace window after the load ended")
+            why = ("killed by a second stop signal" if self.hurried
+                   else "still running when the grace window after the load ended")
+            self.recorder.failures_sample.setdefault(f"{scenario.id}\x1f(journey)", f"unfinished: {why}")
             raise
         except Exception as exc:  # a bug or an unexpected answer must not kill the arrival's greenlet
             self.recorder.journey(scenario.id, (time.time() - intended) * 1000, False)
             self.recorder.failures_sample.setdefault(f"{scenario.id}\x1f(journey)",
                                                      f"{type(exc).__name__}: {exc}"[:300])
+        finally:
+            self._journeys.discard(current)
 
 
 _SETUP: AsyncResult = AsyncResult()
@@ -214,18 +274,106 @@ def _on_stop(environment: Environment, msg: Any, **_: Any) -> None:
         worker.stop()
 
 
-def run_worker(master_host: str, master_port: int) -> int:
+# -- stopping ----------------------------------------------------------------------------------------
+#: "signal": the first SIGINT/SIGTERM this process received; "level": 1 stop arrivals, 2 kill running journeys
+_STOP: dict[str, int] = {}
+HURRY_SIGNAL = signal.SIGUSR1
+
+
+def _install_stop_handlers(parent_pid: int | None, on_level: Callable[[int], None]) -> None:
+    """Stop signals raise the stop level and call ``on_level(level)`` (in a greenlet) when it rises; an orphan
+    exits at once. See the module docstring for the levels."""
+    count = [0]
+
+    def handle(signum: int) -> None:
+        if orphaned(parent_pid):  # haicap was killed: nobody will judge this run; stop loading the target now
+            os._exit(exit_code_for(_STOP.get("signal", signum)))
+        if signum == HURRY_SIGNAL:
+            level = 2
+        else:
+            _STOP.setdefault("signal", signum)
+            count[0] += 1
+            level = 1 if parent_pid is not None else count[0]
+        if level >= 3:
+            print(f"haicap load: {signal_name(signum)} a third time: stopping at once", flush=True)
+            os._exit(exit_code_for(_STOP["signal"]))
+        if level > _STOP.get("level", 0):
+            _STOP["level"] = level
+            on_level(level)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, HURRY_SIGNAL):
+        gevent.signal_handler(signum, handle, signum)
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
+    while _EARLY_SIGNALS:
+        handle(_EARLY_SIGNALS.pop(0))
+
+
+def _on_hurry(environment: Environment | None, msg: Any, **_: Any) -> None:
+    worker = _WORKER.get("load")
+    if worker is not None:
+        worker.hurry()
+
+
+def _leave(runner: Any, grace_s: float) -> None:
+    """A worker asked to stop: end its arrivals, let its final report reach the master, then disconnect."""
+    worker = _WORKER.get("load")
+    if worker is not None:
+        worker.stop()
+        if worker.scheduler is not None:  # running: its final report follows the grace window
+            worker.finished.wait(timeout=grace_s + 15)
+            gevent.sleep(0.5)  # let ZeroMQ send it
+    runner.quit()
+
+
+def run_worker(master_host: str, master_port: int, *, parent_pid: int | None = None) -> int:
+    """Be one worker of the master at ``master_host:master_port``; returns 0, or 128 + signal when stopped.
+
+    ``parent_pid``: started by a local master (``--processes``), which speaks for it; otherwise (a worker
+    started by hand) it says where it waits and for how long.
+    """
     setup_logging("WARNING")
+    say = (lambda text: None) if parent_pid is not None else (lambda text: print(text, flush=True))
+    where = f"{master_host}:{master_port}"
+    runners: list[Any] = []
+
+    def on_level(level: int) -> None:
+        name = signal_name(_STOP.get("signal", HURRY_SIGNAL))
+        if not runners:  # still looking for the master: nothing runs yet
+            say(f"haicap load: worker stopped ({name}) before it reached the master at {where}")
+            sys.stdout.flush()
+            os._exit(exit_code_for(_STOP.get("signal", signal.SIGTERM)))
+        if level >= 2:
+            say("haicap load: worker stopping at once: running journeys killed (counted as unfinished); "
+                "a third signal exits without reporting")
+            _on_hurry(None, None)
+            return
+        say(f"haicap load: worker stopping ({name}): no new arrivals; its running journeys finish, then it "
+            "reports to the master and leaves (again to stop at once)")
+        load = _WORKER.get("load")
+        gevent.spawn(_leave, runners[0], float(load.setup.get("grace_s", 20.0)) if load else 0.0)
+
+    _install_stop_handlers(parent_pid, on_level)
+    say(f"haicap load: worker waiting for the master at {where} (up to {MASTER_WAIT_S:.0f} s; start it with "
+        f"haicap load --master --master-port {master_port})")
     env = Environment(user_classes=[Driver])
-    runner = env.create_worker_runner(master_host, master_port)
+    try:
+        runner = env.create_worker_runner(master_host, master_port)
+    except ConnectionError:
+        raise HaicapError(f"no master answered at {where} within {MASTER_WAIT_S:.0f} s (is haicap load --master "
+                          f"--master-port {master_port} running, and is {master_host} the right host?)") from None
     runner.register_message("haicap_setup", _on_setup)
     runner.register_message("haicap_go", _on_go)
     runner.register_message("haicap_stop", _on_stop)
+    runner.register_message("haicap_hurry", _on_hurry)
+    runners.append(runner)
     # Locust sends "client_ready" while it connects, before a handler can be registered: a setup sent on that
     # signal can arrive first and be dropped as an unknown message. A hello once the handlers exist closes the race.
     runner.send_message("haicap_hello", None)
+    say(f"haicap load: worker connected to the master at {where}; it runs its share of the load when the run "
+        "starts")
     runner.greenlet.join()
-    return 0
+    return exit_code_for(_STOP["signal"]) if "signal" in _STOP else 0
 
 
 # -- master / local side ---------------------------------------------------------------------------
@@ -241,6 +389,9 @@ class Controller:
         self.finals: dict[int, dict[str, Any]] = {}
         self.errors: list[str] = []
         self.stop_reason: str | None = None
+        self.stopped_by: int | None = None  # the signal that stopped the run
+        self.stopped_at_s: float | None = None  # seconds into the shape when the arrivals were stopped
+        self.hurried = False  # running journeys were killed (a second stop)
         self.start_epoch = 0.0
         self.events_done: list[dict[str, Any]] = []
         self.shape = ShapeSpec(**plan["shape"]).build()
@@ -261,9 +412,27 @@ class Controller:
             self.recorder.add_report(data["report"])
             self.finals[int(data["index"])] = data["generator"]
 
+    def user_stop(self) -> bool:
+        """A stop signal arrived: record it once (reason, when) and say so. True while the run is stopping."""
+        if not _STOP.get("level"):
+            return False
+        signum = _STOP.get("signal", signal.SIGTERM)
+        if self.stopped_by is None:
+            self.stopped_by = signum
+            t = max(0.0, time.time() - self.start_epoch) if self.start_epoch else 0.0
+            self.stopped_at_s = round(min(t, self.shape.duration), 2)
+            when = f" at t={t:.1f} s of {self.shape.duration:g} s" if self.start_epoch else " before the load started"
+            self.stop_reason = f"stopped by the user ({signal_name(signum)}){when}"
+            grace = float(self.plan["grace_s"])
+            print(f"haicap load: {self.stop_reason}: no new arrivals; running journeys get ≤ {grace:g} s",
+                  flush=True)
+        return True
+
     def wait(self, what: str, done: Callable[[], bool], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while not done():
+            if self.user_stop():
+                return False
             if self.errors or time.monotonic() > deadline:
                 if not self.errors:
                     self.errors.append(f"timed out after {timeout:.0f} s waiting for {what}")
@@ -287,6 +456,16 @@ class Controller:
         while len(self.finals) < self.worker_count:
             gevent.sleep(0.25)
             t = time.time() - self.start_epoch
+            if self.stopped_by is None and self.user_stop():
+                broadcast("haicap_stop", None)
+                limit = min(limit, t + float(plan["grace_s"]) + 15)
+                if self.events_done:  # a national outage this run started must not outlast it
+                    gevent.spawn(self._end_outage)
+            if _STOP.get("level", 0) >= 2 and not self.hurried:
+                self.hurried = True
+                print("haicap load: stopping at once: running journeys killed (counted as unfinished)", flush=True)
+                broadcast("haicap_hurry", None)
+                limit = min(limit, t + 15)
             if t - last_progress >= float(plan["progress_s"]) and t < self.shape.duration + 1:
                 last_progress = t
                 self._progress(t)
@@ -314,6 +493,13 @@ class Controller:
         except Exception as exc:  # the counterpart's control API is ours: report, do not stop the load
             record["error"] = str(exc)
         self.events_done.append(record)
+
+    def _end_outage(self) -> None:
+        try:
+            with CounterpartClient(self.plan["national_url"], self.plan["control_token"]) as national:
+                national.end_outage()
+        except Exception as exc:  # the counterpart's control API is ours: report, do not stop the stop
+            print(f"haicap load: note: could not end the national outage ({exc})", flush=True)
 
     def _window(self, t: float, width: int) -> tuple[float, float, Any, int, int, int]:
         from haicap.loadtests.histograms import Latency
@@ -365,14 +551,15 @@ def _write_locust_outputs(env: Environment, out: Path) -> None:
 
 def _spawn_workers(count: int, port: int) -> list[subprocess.Popen[bytes]]:
     return [subprocess.Popen([sys.executable, "-P", "-m", "haicap.loadtests.locust_app", "--worker",
-                              "--master-host", "127.0.0.1", "--master-port", str(port)])
+                              "--master-host", "127.0.0.1", "--master-port", str(port),
+                              "--parent-pid", str(os.getpid())])
             for _ in range(count)]
 
 
-def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+def _stop_workers(procs: list[subprocess.Popen[bytes]], wait_s: float = 10.0) -> None:
     for proc in procs:
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=wait_s)
         except subprocess.TimeoutExpired:
             proc.terminate()
             try:
@@ -390,8 +577,9 @@ def _setup_for(plan: dict[str, Any], index: int, count: int) -> dict[str, Any]:
     return {**setup, "worker_index": index, "worker_count": count}
 
 
-def run_master(plan: dict[str, Any]) -> int:
+def run_master(plan: dict[str, Any], *, parent_pid: int | None = None) -> int:
     setup_logging("WARNING")
+    _install_stop_handlers(parent_pid, lambda level: None)  # the controller acts on it
     out = Path(plan["out"])
     env = Environment(user_classes=[Driver])
     workers = int(plan["workers"])
@@ -406,6 +594,8 @@ def run_master(plan: dict[str, Any]) -> int:
                 _GO.set(data)
             elif kind == "haicap_stop":
                 _on_stop(env, None)
+            elif kind == "haicap_hurry":
+                _on_hurry(env, None)
 
         _SETUP.set(_setup_for(plan, 0, 1))
         runner.start(1, spawn_rate=1)
@@ -429,7 +619,7 @@ def run_master(plan: dict[str, Any]) -> int:
         if not controller.wait(f"{workers} workers to connect", lambda: len(hellos) >= workers,
                                float(plan["connect_timeout_s"])):
             runner.quit()
-            _stop_workers(procs)
+            _stop_workers(procs, 2.0 if controller.stopped_by else 10.0)
             return _finish(controller, env, out, plan)
         for index, node_id in enumerate(hellos[:workers]):
             runner.send_message("haicap_setup", _setup_for(plan, index, workers), client_id=node_id)
@@ -442,7 +632,7 @@ def run_master(plan: dict[str, Any]) -> int:
         controller.run(broadcast)
     finally:
         runner.quit()
-        _stop_workers(procs)
+        _stop_workers(procs, 2.0 if controller.stopped_by else 10.0)
     return _finish(controller, env, out, plan)
 
 
@@ -455,6 +645,8 @@ def _finish(controller: Controller, env: Environment, out: Path, plan: dict[str,
         "generators": list(controller.finals.values()),
         "workers": controller.worker_count,
         "stop_reason": controller.stop_reason,
+        "stopped_by_signal": controller.stopped_by,
+        "stopped_at_s": controller.stopped_at_s,
         "errors": controller.errors,
         "events": controller.events_done,
     }
@@ -468,12 +660,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", action="store_true")
     parser.add_argument("--master-host", default="127.0.0.1")
     parser.add_argument("--master-port", type=int, default=5557)
+    parser.add_argument("--parent-pid", type=int, help="stop when this process (haicap load) dies")
     args = parser.parse_args(argv)
-    if args.worker:
-        return run_worker(args.master_host, args.master_port)
-    plan = json.loads(args.plan.read_text(encoding="utf-8"))
-    args.plan.unlink(missing_ok=True)  # it holds tokens: gone as soon as read
-    return run_master(plan)
+    try:
+        if args.worker:
+            return run_worker(args.master_host, args.master_port, parent_pid=args.parent_pid)
+        if args.plan is None:
+            raise HaicapError("give the run plan file (or --worker)")
+        plan = json.loads(args.plan.read_text(encoding="utf-8"))
+        args.plan.unlink(missing_ok=True)  # it holds tokens: gone as soon as read
+        return run_master(plan, parent_pid=args.parent_pid)
+    except HaicapError as exc:
+        print(f"haicap load: error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

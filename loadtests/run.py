@@ -7,11 +7,19 @@ runner, plus ``--processes`` local workers). When the child is done it reads the
 for the drain window to check integrity against the national ledger, evaluates the SLO gates and writes
 summary.json, timeseries.json, stages.json (step) and the capacity report (step, if the report module is there).
 
-Exit codes: 0 passed; 1 an SLO breached or data lost; 2 the run could not be completed (unreachable target,
-workers failed, the national ledger not readable so integrity could not be checked, the system under test
-pointed the generator at a host that is not allowed) or, with ``require_kept_up`` (the default), it is
-inconclusive: the gates passed but the generator did not offer the load asked for, so a pass would rest on
-under-load.
+Before anything starts, every option is checked (the credentials file field by field, ``--projection`` keys
+against a step shape, ``--out`` creatable); the previous run's outputs are removed from ``--out`` when the run
+starts, and ``files`` in the summary lists only files this run wrote. Before any load, the credentials are
+tried (:mod:`.preflight`): a refused control or officer token, or a national counterpart that does not answer,
+is a one-line error naming the credential, exit 2.
+
+Exit codes: 0 passed; 1 an SLO breached or data lost; 2 the run could not be completed (bad input or
+credentials, unreachable target, workers failed, the national ledger not readable so integrity could not be
+checked, the system under test pointed the generator at a host that is not allowed) or, with
+``require_kept_up`` (the default), it is inconclusive: the gates passed but the generator did not offer the load
+asked for, so a pass would rest on under-load; 130 (SIGINT, Ctrl-C) or 143 (SIGTERM): stopped by the user — the
+load stopped, the run drained, integrity was checked and the summary written with ``stopped_by_user``
+(:mod:`.stopping`).
 """
 
 from __future__ import annotations
@@ -38,17 +46,24 @@ from haicap.errors import HaicapError
 from haicap.loadtests import DEFAULT_MAX_IN_FLIGHT
 from haicap.loadtests.integrity import check_integrity, check_sync_deadlines
 from haicap.loadtests.journeys import Mix, load_mix_scenarios
+from haicap.loadtests.preflight import CredentialNames, Credentials, check_url, preflight, read_credentials
 from haicap.loadtests.recorder import Recorder
 from haicap.loadtests.shapes import ShapeSpec, arrival_times
 from haicap.loadtests.slo import evaluate_slos, mix_slo
+from haicap.loadtests.stopping import LoadStopped, StopControl, exit_code_for, signal_name
 from haicap.loadtests.summary import CPU_LIMIT, build_stages, build_timeseries, validate_summary
 from haicap.target import Target, open_target
 
-__all__ = ["LoadOptions", "check_target_allowed", "decide", "run_load"]
+__all__ = ["OUTPUT_FILES", "LoadOptions", "check_target_allowed", "decide", "run_load"]
 
 DEFAULT_MAX_RATE = 200.0
 #: an arrival started this much after its intended time (p99) means the scheduler fell behind
 LATE_START_MS = 1000.0
+#: what a run writes into --out (haicap's own files, then Locust's): a new run removes them first
+OUTPUT_FILES = ("summary.json", "timeseries.json", "stages.json", "capacity.html", "raw.json")
+LOCUST_OUTPUT_GLOBS = ("locust*.html", "locust*.csv")
+#: the sync-deadline check after the drain gets the drain window again, at least this long
+SYNC_CHECK_MIN_S = 10.0
 
 
 @dataclass
@@ -83,10 +98,8 @@ def check_target_allowed(url: str, allow: str | None) -> None:
     """A target outside loopback is refused unless ``--allow-target`` names exactly its host."""
     from haicap.sandbox.server import is_loopback_host
 
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise HaicapError(f"target {url!r} is not an http(s) URL")
-    host = parts.hostname
+    check_url(url, "target")
+    host = urlsplit(url).hostname or ""
     if is_loopback_host(host):
         return
     if allow is not None and allow.strip().lower() == host.lower():
@@ -102,29 +115,50 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextlib.contextmanager
-def _target(opts: LoadOptions) -> Iterator[Target]:
+def _check_target_options(opts: LoadOptions) -> Credentials | None:
+    """The target flags fit together; for ``--target`` the credentials file is read (field by field)."""
     if opts.target_url and opts.profile:
         raise HaicapError("give --target (a running province, with --credentials) or --profile, not both")
-    if opts.target_url:
-        check_target_allowed(opts.target_url, opts.allow_target)
-        if opts.faults:
-            raise HaicapError("--fault applies to the embedded sandbox only, not to --target")
-        if opts.credentials is None:
-            raise HaicapError("--target needs --credentials FILE (the credentials.json `haicap sandbox` writes: "
-                              "national_url, control_token, officer_token) to check integrity in the ledger")
-        try:
-            creds = json.loads(opts.credentials.read_text(encoding="utf-8"))
-            national_url, control = creds["national_url"], creds["control_token"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise HaicapError(f"{opts.credentials}: not a credentials file ({type(exc).__name__}: {exc})") from None
-        check_target_allowed(national_url, opts.allow_target)
+    if opts.credentials is not None and not opts.target_url:
+        raise HaicapError(f"--credentials {opts.credentials} applies to --target only (the credentials of the "
+                          "target's national counterpart); without --target the "
+                          + ("profile's counterpart" if opts.profile else "embedded sandbox") + " is used")
+    if not opts.target_url:
+        return None
+    check_target_allowed(opts.target_url, opts.allow_target)
+    if opts.faults:
+        raise HaicapError("--fault applies to the embedded sandbox only, not to --target")
+    if opts.credentials is None:
+        raise HaicapError("--target needs --credentials FILE (the credentials.json `haicap sandbox` writes: "
+                          "national_url, control_token, officer_token) to check integrity in the ledger")
+    creds = read_credentials(opts.credentials)
+    try:
+        check_target_allowed(creds.national_url, opts.allow_target)
+    except HaicapError as exc:
+        raise HaicapError(f"{opts.credentials}: national_url: {exc}") from None
+    return creds
+
+
+def _credential_names(opts: LoadOptions) -> CredentialNames:
+    if opts.credentials is not None:
+        return CredentialNames.of_file(opts.credentials)
+    if opts.profile is not None:
+        return CredentialNames("the national counterpart haicap runs for the profile",
+                               "the control token of the counterpart haicap runs for the profile",
+                               f"{opts.profile}: the officer token (credentials.officer_token_env)")
+    return CredentialNames("the embedded sandbox's national URL", "the embedded sandbox's control token",
+                           "the embedded sandbox's officer token")
+
+
+@contextlib.contextmanager
+def _target(opts: LoadOptions, creds: Credentials | None) -> Iterator[Target]:
+    if opts.target_url and creds is not None:
         from haicap.sandbox.config import DEFAULT_PROVINCE
 
-        yield Target(name=f"province at {opts.target_url}", province_code=creds.get("province", DEFAULT_PROVINCE[0]),
-                     agency_code=creds.get("agency_code", DEFAULT_PROVINCE[1]),
-                     province_url=opts.target_url.rstrip("/"), national_url=national_url.rstrip("/"),
-                     control_token=control, officer_token=creds.get("officer_token"))
+        yield Target(name=f"province at {opts.target_url}", province_code=creds.province or DEFAULT_PROVINCE[0],
+                     agency_code=creds.agency_code or DEFAULT_PROVINCE[1],
+                     province_url=opts.target_url.rstrip("/"), national_url=creds.national_url,
+                     control_token=creds.control_token, officer_token=creds.officer_token)
         return
     if opts.profile:
         _check_profile_hosts(opts.profile, opts.allow_target)
@@ -187,30 +221,74 @@ def _scenario_files(paths: list[Path]) -> dict[str, str]:
     return files
 
 
-def _run_child(plan: dict[str, Any], timeout: float) -> int:
+def _run_child(plan: dict[str, Any], timeout: float, stops: StopControl) -> int:
+    """Run the generator; a stop signal reaches it through ``stops`` (SIGTERM, then SIGKILL on a second)."""
     private = Path(tempfile.mkdtemp(prefix="haicap-load-"))
     plan_path = private / "plan.json"
     fd = os.open(plan_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(plan, fh)
-    proc = subprocess.Popen([sys.executable, "-P", "-m", "haicap.loadtests.locust_app", str(plan_path)])
+    stops.loading()
+    proc = subprocess.Popen([sys.executable, "-P", "-m", "haicap.loadtests.locust_app",
+                             "--parent-pid", str(os.getpid()), str(plan_path)])
+    stops.started(proc)
     try:
-        return proc.wait(timeout=timeout)
+        return stops.wait(proc, timeout)
     except subprocess.TimeoutExpired:
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(timeout=10)
         raise HaicapError(f"the load generator did not finish within {timeout:.0f} s; stopped") from None
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait(timeout=10)
-        raise
     finally:
+        if proc.poll() is None:  # never leave the generator running behind us
+            proc.kill()
+            proc.wait(timeout=10)
         plan_path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             private.rmdir()
+
+
+def _check_projection(opts: LoadOptions, shape: Any) -> None:
+    """``--projection`` sizes capacity from a step run: other shapes refuse it, and its keys are checked now."""
+    if not opts.projection:
+        return
+    if not shape.stages():
+        raise HaicapError(f"--projection sizes capacity from a step run; this run's shape is {opts.shape.name}, "
+                          "which writes no capacity report (use --shape step, or drop --projection)")
+    try:
+        from haicap.reports.capacity import Projection
+    except ImportError:  # the report module is optional: the run says so when it would write the report
+        return
+    try:
+        projection = Projection.from_dict(dict(opts.projection))
+        if "province" in opts.projection:
+            projection.resolve()
+    except HaicapError as exc:
+        raise HaicapError(f"--projection: {exc}") from None
+
+
+def _prepare_out(out: Path) -> None:
+    """Create ``out`` (a one-line error naming it if that cannot be done) and remove the previous run's outputs."""
+    if out.exists() and not out.is_dir():
+        raise HaicapError(f"--out {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HaicapError(f"--out {out}: cannot create the output folder ({exc.strerror or exc})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise HaicapError(f"--out {out}: the output folder is not writable")
+    stale = [out / name for name in OUTPUT_FILES]
+    for pattern in LOCUST_OUTPUT_GLOBS:
+        stale.extend(sorted(out.glob(pattern)))
+    for path in stale:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise HaicapError(f"--out {out}: cannot remove the previous run's {path.name} "
+                              f"({exc.strerror or exc})") from None
 
 
 def run_load(opts: LoadOptions) -> int:
@@ -225,10 +303,22 @@ def run_load(opts: LoadOptions) -> int:
     if not (math.isfinite(opts.drain_s) and 0 <= opts.drain_s <= MAX_DRAIN_S):
         raise HaicapError(f"--drain must be a finite number of seconds, 0..{MAX_DRAIN_S:g}, got {opts.drain_s:g}")
     shape = opts.shape.build()
-    opts.out.mkdir(parents=True, exist_ok=True)
-    for stale in ("summary.json", "timeseries.json", "stages.json", "capacity.html", "raw.json"):
-        (opts.out / stale).unlink(missing_ok=True)
-    with _target(opts) as target:
+    _check_projection(opts, shape)
+    creds = _check_target_options(opts)
+    _prepare_out(opts.out)
+    stops = StopControl(after_stop=f"; running journeys get ≤ {opts.grace_s:g} s, then the integrity check "
+                                   f"≤ {opts.drain_s:g} s and the summary")
+    try:
+        with stops.installed():
+            return _run(opts, creds, scenarios, shape, stops)
+    except LoadStopped as exc:
+        raise HaicapError(f"stopped by {signal_name(exc.signum)} before the load started: nothing was run, no "
+                          "summary written", exit_code=exit_code_for(exc.signum)) from None
+
+
+def _run(opts: LoadOptions, creds: Credentials | None, scenarios: dict[str, Any], shape: Any,
+         stops: StopControl) -> int:
+    with _target(opts, creds) as target:
         capabilities = target.capabilities if target.officer_token else target.capabilities - {"officer_api"}
         mix = Mix.build(scenarios, opts.scenarios, frozenset(capabilities))
         print(f"haicap load: {target.name} — province {target.province_url}, national {target.national_url}"
@@ -241,6 +331,9 @@ def run_load(opts: LoadOptions) -> int:
         if unreachable:
             print(f"haicap load: stopping early: {unreachable}", flush=True)
         else:
+            officer = target.officer_token if "officer_api" in capabilities else None
+            preflight(target.province_url, target.national_url, target.control_token, officer,
+                      _credential_names(opts))
             workers = opts.expect_workers if opts.master else opts.processes
             plan = {
                 "province_url": target.province_url, "national_url": target.national_url,
@@ -256,18 +349,29 @@ def run_load(opts: LoadOptions) -> int:
                 "allowed_hosts": allowed_hosts(target, opts.allow_target),
             }
             timeout = shape.duration + opts.grace_s + opts.connect_timeout_s + 180
-            _run_child(plan, timeout)
+            _run_child(plan, timeout, stops)
             raw_path = opts.out / "raw.json"
             if raw_path.exists():
                 raw = json.loads(raw_path.read_text(encoding="utf-8"))
                 raw_path.unlink()
             else:
-                raw = {"errors": ["the load generator wrote no results"]}
-        return _judge(opts, target, scenarios, mix, shape, raw, unreachable)
+                killed = " (it was killed after a second stop signal)" if stops.hurry else ""
+                raw = {"errors": [f"the load generator wrote no results{killed}"]}
+        stops.judging()
+        return _judge(opts, target, scenarios, mix, shape, raw, unreachable, stops)
+
+
+def _user_stop(stops: StopControl, raw: dict[str, Any]) -> int | None:
+    """The signal that stopped the run: the one ``haicap load`` got, else one its generator got directly."""
+    if stops.signum is not None:
+        return stops.signum
+    signum = raw.get("stopped_by_signal")
+    return int(signum) if isinstance(signum, int) and not isinstance(signum, bool) else None
 
 
 def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mix, shape: Any,
-           raw: dict[str, Any], unreachable: str | None) -> int:
+           raw: dict[str, Any], unreachable: str | None, stops: StopControl | None = None) -> int:
+    stops = stops or StopControl()
     recorder = Recorder(raw.get("start_epoch") or time.time())
     if raw.get("report"):
         recorder.add_report(raw["report"])
@@ -280,10 +384,21 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
         if accepted:
             print(f"haicap load: integrity — {len(accepted)} accepted dossiers, draining ≤ {opts.drain_s:g} s",
                   flush=True)
-        integrity = check_integrity(national, accepted, opts.drain_s)
-        if recorder.expectations:
-            sync = check_sync_deadlines(national, recorder.expectations)
-    integrity["sync_deadlines"] = sync or {"expectations": 0, "checked": 0, "late_count": 0, "late": []}
+        integrity = check_integrity(national, accepted, opts.drain_s, should_stop=lambda: stops.hurry)
+        if recorder.expectations and integrity["checked"]:  # an unreadable ledger would time out once per dossier
+            budget_end = time.monotonic() + max(SYNC_CHECK_MIN_S, opts.drain_s)
+            sync = check_sync_deadlines(national, recorder.expectations,
+                                        should_stop=lambda: stops.hurry or time.monotonic() > budget_end)
+    integrity["sync_deadlines"] = sync or {"expectations": len(recorder.expectations), "checked": 0,
+                                           "late_count": 0, "late": []}
+    user_signum = _user_stop(stops, raw)
+    if user_signum is not None:
+        by_user = f"stopped by the user ({signal_name(user_signum)})"
+        if unreachable:
+            errors.append(f"stopping early: {unreachable}")
+        if not (stop_reason or "").startswith(by_user):  # not stopped in the generator: killed, or judging
+            stop_reason = by_user + (" after the load, during the integrity check"
+                                     if stops.first_phase == "judge" else "")
     integrity["passed"] = integrity["checked"] and integrity["missing_count"] == 0
     if not integrity["checked"]:  # an unreadable ledger says nothing about data loss: the run is not complete
         errors.append(f"integrity could not be checked: {integrity.get('error') or 'the ledger was not readable'}")
@@ -300,17 +415,23 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
     journeys_started = sum(s.started for s in recorder.seconds.values())
     journeys_completed = sum(s.completed for s in recorder.seconds.values())  # killed unfinished ones are not
     duration = shape.duration
-    planned = sum(1 for _ in arrival_times(shape, opts.max_rate))
+    load_s = duration  # seconds of load the run offered: less when the user stopped it
+    stopped_at = raw.get("stopped_at_s")
+    if user_signum is not None and isinstance(stopped_at, int | float) and not isinstance(stopped_at, bool):
+        load_s = min(duration, max(0.0, float(stopped_at)))
+    planned = sum(1 for _, t in arrival_times(shape, opts.max_rate) if t < load_s)
+    per_s = max(load_s, 1e-9)
     clipped = any(shape.rate(t / 10) > opts.max_rate for t in range(int(duration * 10)))
     generator = _generator(raw, recorder, planned, opts.max_in_flight)
     complete = stop_reason is None and not errors
     exit_code, inconclusive = decide(complete, slo["passed"] and bool(integrity["passed"]), generator,
-                                     opts.require_kept_up)
+                                     opts.require_kept_up, stopped_by=user_signum)
     passed = exit_code == 0
 
     timeseries = build_timeseries(recorder, shape, opts.max_rate)
     (opts.out / "timeseries.json").write_text(json.dumps(timeseries, indent=1), encoding="utf-8")
-    files = {"timeseries": "timeseries.json", "locust_html": "locust.html", "locust_csv": "locust_stats.csv"}
+    files = {"timeseries": "timeseries.json", "locust_html": "locust.html", "locust_csv": "locust_stats.csv",
+             "locust_failures_csv": "locust_failures.csv"}
     capacity = None
     if shape.stages():
         stages = build_stages(recorder, shape, opts.max_rate, mix_slo(scenarios, list(mix.weights)))
@@ -318,21 +439,24 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
         (opts.out / "stages.json").write_text(json.dumps(stages, indent=1), encoding="utf-8")
         files["stages"] = "stages.json"
         capacity = _capacity(opts, target, stages, timeseries)
-        if capacity is not None:
-            files["capacity"] = "capacity.html"
+        files["capacity"] = "capacity.html"
+    files = {key: name for key, name in files.items() if (opts.out / name).is_file()}  # only what this run wrote
     summary: dict[str, Any] = {
         "passed": passed,
         "exit_code": exit_code,
         "stopped_early": stop_reason,
+        "stopped_by_user": None if user_signum is None else signal_name(user_signum),
+        "load_s": round(load_s, 2),
         "errors": errors,
         "requests": totals.ok + totals.failed,
         "failures": totals.failed,
         "journeys": {"started": journeys_started, "completed": journeys_completed,
                      "unfinished": generator["unfinished"],
                      "failed": sum(j.failed for j in recorder.journeys.values())},
-        "rate": {"target": round(planned / duration, 3), "achieved": round(journeys_started / duration, 3),
-                 "completed": round(journeys_completed / duration, 3),
-                 "requests_per_s": round((totals.ok + totals.failed) / duration, 3),
+        "rate": {"target": round(planned / per_s, 3) if load_s else 0.0,
+                 "achieved": round(journeys_started / per_s, 3) if load_s else 0.0,
+                 "completed": round(journeys_completed / per_s, 3) if load_s else 0.0,
+                 "requests_per_s": round((totals.ok + totals.failed) / per_s, 3) if load_s else 0.0,
                  "max_rate": opts.max_rate, "clipped": clipped},
         "latency_ms": totals.latency.summary(),
         "slo": slo,
@@ -355,13 +479,16 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
 
 
 def decide(complete: bool, gates_passed: bool, generator: dict[str, Any], require_kept_up: bool = True,
-           ) -> tuple[int, str | None]:
+           stopped_by: int | None = None) -> tuple[int, str | None]:
     """The exit code, and why the run is inconclusive if it is.
 
-    A run that could not be completed exits 2; one whose SLO or integrity gate failed exits 1 (a system that
-    breaks or loses data under less load than asked for fails all the more); one whose gates passed while the
-    generator did not keep up cannot pass when ``require_kept_up``: it exits 2, inconclusive.
+    A run the user stopped exits 128 + the signal (130 SIGINT, 143 SIGTERM) whatever was found: it did not run
+    to its end. A run that could not be completed exits 2; one whose SLO or integrity gate failed exits 1 (a
+    system that breaks or loses data under less load than asked for fails all the more); one whose gates passed
+    while the generator did not keep up cannot pass when ``require_kept_up``: it exits 2, inconclusive.
     """
+    if stopped_by is not None:
+        return exit_code_for(stopped_by), None
     if not complete:
         return 2, None
     if not gates_passed:
@@ -458,7 +585,8 @@ def _print_verdict(summary: dict[str, Any], out: Path) -> None:
         print(f"SLO insufficient samples (not judged): {listed}{more}")
     if integ["checked"]:
         print(f"integrity: {integ['synced']}/{integ['accepted']} accepted dossiers in the national ledger with "
-              "their latest status")
+              "their latest status" + ("; the drain was cut short by a second stop signal: a dossier listed "
+                                       "missing may only have been late" if integ.get("cut_short") else ""))
     else:
         print(f"integrity: NOT CHECKED for {integ['accepted']} accepted dossiers (the national ledger was not "
               "readable)")
@@ -473,5 +601,8 @@ def _print_verdict(summary: dict[str, Any], out: Path) -> None:
         print(f"ERROR: {error}")
     if summary["inconclusive"]:
         print(f"INCONCLUSIVE: {summary['inconclusive']} (--no-require-kept-up to accept such a run)")
-    verdict = "PASSED" if summary["passed"] else ("INCONCLUSIVE" if summary["inconclusive"] else "FAILED")
+    if summary["stopped_by_user"]:
+        verdict = f"STOPPED BY THE USER ({summary['stopped_by_user']})"
+    else:
+        verdict = "PASSED" if summary["passed"] else ("INCONCLUSIVE" if summary["inconclusive"] else "FAILED")
     print(f"{verdict} (exit {summary['exit_code']}) — {out / 'summary.json'}", flush=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
 import importlib
 import ipaddress
@@ -19,7 +18,6 @@ import multiprocessing
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -28,8 +26,7 @@ from typing import Any
 import uvicorn
 
 from haicap.errors import HaicapError
-
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+from haicap.parent_death import die_with_parent
 
 __all__ = ["ProcessServer", "ThreadServer", "bind_socket", "is_loopback_host", "url_of"]
 
@@ -132,21 +129,8 @@ class ThreadServer:
         self.stop()
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Ask Linux to SIGTERM this child when its parent dies, even by SIGKILL (a CI timeout): no orphan keeps
-    serving the port. Linux ties this to the *thread* that started the child, so start servers from a thread
-    that outlives them (the main thread, as every caller does). Elsewhere the parent's stop() is the only guard."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent_pid:  # the parent died before the request took effect
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 def _serve_in_child(factory_path: str, config: Any, sock: socket.socket, ready: Any, parent_pid: int) -> None:
-    _die_with_parent(parent_pid)
+    die_with_parent(parent_pid)
     module_name, _, attr = factory_path.partition(":")
     factory: Callable[[Any], Any] = getattr(importlib.import_module(module_name), attr)
     app = factory(config)

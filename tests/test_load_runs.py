@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -294,23 +295,59 @@ def test_the_generator_never_follows_the_system_under_test_to_a_host_nobody_allo
     assert set(seen) == {"/auth/login"}  # the journey stopped at the refusal
 
 
-def test_a_ledger_that_cannot_be_read_is_not_reported_as_data_loss(
+def test_credentials_the_sandbox_refuses_fail_before_any_load(
     tmp_path: Path, capsys: Any, sandbox: Any,
 ) -> None:
+    """A wrong control or officer token is a configuration error found before the load (an unreadable ledger
+    after the load is still not data loss: tests/test_load_lifecycle.py)."""
     creds = tmp_path / "credentials.json"
     officer = sandbox.officer_headers()["Authorization"].split(" ", 1)[1]
-    creds.write_text(json.dumps({"national_url": sandbox.national_url, "control_token": "not-the-control-token",
-                                 "officer_token": officer}), "utf-8")
-    code, summary = _load(tmp_path, "--shape", "soak", "--duration", "3", "--set", "rate=2", "--set", "ramp_s=0",
-                          "--scenario", "birth-registration", "--target", sandbox.province_url,
-                          "--credentials", str(creds), "--drain", "1")
-    printed = capsys.readouterr().out
+    control = sandbox.control_headers()["Authorization"].split(" ", 1)[1]
+    for fields, named in (({"control_token": "not-the-control-token", "officer_token": officer}, "control_token"),
+                          ({"control_token": control, "officer_token": "not-the-officer-token"}, "officer_token")):
+        creds.write_text(json.dumps({"national_url": sandbox.national_url, **fields}), "utf-8")
+        started = time.monotonic()
+        code = main(["load", "--out", str(tmp_path / "out"), "--shape", "soak", "--duration", "30",
+                     "--set", "rate=2", "--target", sandbox.province_url, "--credentials", str(creds)])
+        captured = capsys.readouterr()
+        assert code == 2 and time.monotonic() - started < 10
+        assert f"credentials.json: {named} was refused by the " in captured.err and "HTTP 401" in captured.err
+        assert captured.err.count("\n") == 1 and "t=" not in captured.out  # no progress line: no load
+        assert "not-the-" not in captured.err + captured.out
+        assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_sigterm_stops_the_load_then_checks_integrity_and_writes_the_summary(tmp_path: Path) -> None:
+    """`timeout`, CI and Kubernetes stop a run with SIGTERM: the load stops, accepted dossiers are still checked."""
+    import psutil
+
+    haicap = str(Path(sys.executable).with_name("haicap"))
+    out = tmp_path / "out"
+    with (tmp_path / "load.log").open("wb") as log:
+        proc = subprocess.Popen([haicap, "load", "--shape", "soak", "--duration", "60", "--set", "rate=3",
+                                 "--set", "ramp_s=0", "--scenario", "birth-registration", "--drain", "20",
+                                 "--out", str(out)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    generators: list[Any] = []
+    try:
+        deadline = time.monotonic() + 60
+        while "t=    3s" not in (tmp_path / "load.log").read_text(errors="replace"):  # the load runs
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        generators = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                      if "haicap.loadtests.locust_app" in " ".join(p.cmdline())]
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    _, alive = psutil.wait_procs(generators, timeout=5)
+    assert generators and alive == []
+    printed = (tmp_path / "load.log").read_text(encoding="utf-8", errors="replace")
+    assert "Traceback" not in printed
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert code == summary["exit_code"] == 143 and summary["stopped_by_user"] == "SIGTERM", printed[-2000:]
+    assert summary["load_s"] < 10 and summary["journeys"]["started"] == pytest.approx(3 * summary["load_s"], abs=2)
     integrity = summary["integrity"]
-    assert integrity["accepted"] >= 2  # dossiers were accepted: only their presence in the ledger is unknown
-    assert not integrity["checked"] and "HTTP 401" in integrity["error"]
-    assert integrity["missing"] == [] and integrity["missing_count"] == 0 and not integrity["passed"]
-    assert code == 2 and not summary["passed"]
-    assert any(e.startswith("integrity could not be checked: ") and "HTTP 401" in e for e in summary["errors"])
-    assert "MISSING" not in printed
-    assert "ERROR: integrity could not be checked: " in printed and "FAILED (exit 2)" in printed
-    assert "not-the-control-token" not in printed
+    assert integrity["checked"] and integrity["accepted"] >= 5 and integrity["synced"] == integrity["accepted"]
+    assert "STOPPED BY THE USER (SIGTERM) (exit 143)" in printed
