@@ -75,7 +75,7 @@ from haicap.loadtests.journeys import Mix, run_journey  # noqa: E402
 from haicap.loadtests.openmodel import ArrivalScheduler  # noqa: E402
 from haicap.loadtests.port import LocustPort, TimedEvent  # noqa: E402
 from haicap.loadtests.recorder import Recorder  # noqa: E402
-from haicap.loadtests.shapes import ShapeSpec  # noqa: E402
+from haicap.loadtests.shapes import ShapeSpec, StageIndex  # noqa: E402
 from haicap.loadtests.stopping import exit_code_for, signal_name  # noqa: E402
 from haicap.parent_death import die_with_parent, orphaned  # noqa: E402
 from haicap.province_client import ProvinceClient  # noqa: E402
@@ -135,6 +135,7 @@ class WorkerLoad:
         pool = PoolScenarioData.build(int(setup["seed"]), setup["province_code"], size=int(setup["pool_size"]))
         self.data = PoolScenarioData(pool.pool, start=self.index, stride=self.count)
         self.shape = ShapeSpec(**setup["shape"]).build()
+        self.stage_index = StageIndex(self.shape, float(setup["max_rate"]))
         self.national = CounterpartClient(setup["national_url"], setup["control_token"])
         self.connections = _connection_budget(int(setup["max_in_flight"]) + 10)
         self.client_pool = HTTPClientPool(concurrency=self.connections, network_timeout=30.0,
@@ -198,8 +199,10 @@ class WorkerLoad:
         setup = self.setup
         rng = random.Random(int(setup["seed"]) * 1_000_003 + n)
         scenario = self.mix.choose(rng, self.shape.mix(intended - self.recorder.start_epoch))
+        stage = self.stage_index.of_arrival(n)
         event = TimedEvent(self.request_event, self.recorder)
         event.pending_lag_ms = lag * 1000
+        event.stage = stage
         port = LocustPort(setup["province_url"], event, client_pool=self.client_pool,
                           allowed_hosts=frozenset(setup["allowed_hosts"]))
         province = ProvinceClient(port=port, officer_token=setup["officer_token"], seed=int(setup["seed"]),
@@ -212,17 +215,17 @@ class WorkerLoad:
         current = gevent.getcurrent()
         self._journeys.add(current)
         try:
-            run_journey(scenario, context, self.recorder, lag)
+            run_journey(scenario, context, self.recorder, lag, stage=stage)
         except GreenletExit:  # still running when the grace window ended: the slowest journeys count, as failed
             if self.hurried:  # killed by hurry(), not by the scheduler (which counts its own)
                 self.killed += 1
-            self.recorder.unfinished_journey(scenario.id, (time.time() - intended) * 1000)
+            self.recorder.unfinished_journey(scenario.id, (time.time() - intended) * 1000, stage=stage)
             why = ("killed by a second stop signal" if self.hurried
                    else "still running when the grace window after the load ended")
             self.recorder.failures_sample.setdefault(f"{scenario.id}\x1f(journey)", f"unfinished: {why}")
             raise
         except Exception as exc:  # a bug or an unexpected answer must not kill the arrival's greenlet
-            self.recorder.journey(scenario.id, (time.time() - intended) * 1000, False)
+            self.recorder.journey(scenario.id, (time.time() - intended) * 1000, False, stage=stage)
             self.recorder.failures_sample.setdefault(f"{scenario.id}\x1f(journey)",
                                                      f"{type(exc).__name__}: {exc}"[:300])
         finally:

@@ -20,11 +20,12 @@ import time
 from collections.abc import Callable
 
 import gevent
+import gevent.event
 import psutil
 
 from haicap.loadtests import DEFAULT_MAX_IN_FLIGHT
 from haicap.loadtests.recorder import Recorder
-from haicap.loadtests.shapes import LoadShape, arrival_times
+from haicap.loadtests.shapes import LoadShape, StageIndex, arrival_times
 
 __all__ = ["ArrivalScheduler"]
 
@@ -49,6 +50,7 @@ class ArrivalScheduler:
         self.recorder = recorder
         self.start_epoch = start_epoch
         self.max_rate = max_rate
+        self.stage_index = StageIndex(shape, max_rate)
         self.index, self.count = worker_index, max(worker_count, 1)
         self.cap = max(1, max_in_flight)
         self.in_flight = 0
@@ -61,6 +63,7 @@ class ArrivalScheduler:
         self.held_back = 0  # arrivals that found max_in_flight reached and waited for a free slot
         self.unfinished = 0  # journeys still running when the grace window after the shape ended
         self.stopped = False
+        self._wake = gevent.event.Event()  # set by stop(): the wait for the next arrival ends at once
         self._process = psutil.Process()
         self._greenlets: set[gevent.Greenlet] = set()
 
@@ -74,6 +77,7 @@ class ArrivalScheduler:
 
     def stop(self) -> None:
         self.stopped = True
+        self._wake.set()
 
     def run(self, grace_s: float = 30.0) -> None:
         """Start arrivals until the shape ends (or :meth:`stop`), then wait ≤ ``grace_s`` for running journeys
@@ -89,7 +93,7 @@ class ArrivalScheduler:
                 self.cursor = t
                 delay = self.start_epoch + t - time.time()
                 if delay > 0:
-                    gevent.sleep(delay)
+                    self._wake.wait(delay)  # a sleep that stop() interrupts (the next arrival may be far off)
                 if self.stopped:
                     break
                 if self.in_flight < self.cap:
@@ -123,7 +127,7 @@ class ArrivalScheduler:
                 intended = self.start_epoch + t
                 lag = max(0.0, time.time() - intended)
                 self.started += 1
-                self.recorder.arrival(lag * 1000)
+                self.recorder.arrival(lag * 1000, stage=self.stage_index.of_time(t))
                 self.run_one(n, intended, lag)
                 if not self.pending or self.stopped:
                     return

@@ -34,6 +34,7 @@ class TimedEvent:
         self._forward = forward
         self._recorder = recorder
         self.pending_lag_ms = 0.0
+        self.stage: int | None = None  # the journey's stage (step runs), by its intended start
 
     def fire(self, **meta: Any) -> None:
         meta["response_time"] = float(meta.get("response_time") or 0.0) + self.pending_lag_ms
@@ -42,12 +43,12 @@ class TimedEvent:
         status = getattr(response, "status_code", 0) or 0
         transport = status == 0
         self._recorder.request(meta["name"], meta["response_time"], meta.get("exception") is not None or transport,
-                               transport)
+                               transport, stage=self.stage)
         self._forward.fire(**meta)
 
     def refused(self, method: str, name: str, host: str, error: HostNotAllowed) -> None:
         """A request never sent (its host is not allowed): a failed request, not a transport error."""
-        self._recorder.request(name, 0.0, True, False)
+        self._recorder.request(name, 0.0, True, False, stage=self.stage)
         self._recorder.refused_host(host)
         self._forward.fire(request_type=method, name=name, response_time=0.0, response_length=0, response=None,
                            context={}, exception=error)

@@ -7,6 +7,10 @@ samples add (rates, in-flight, backlog) or take the maximum (target rate, genera
 
 Latencies are timed from each journey's *intended* start: the first request of a journey carries the time the
 arrival waited in the generator (coordinated omission corrected); steps are what the scenario SLOs speak about.
+
+A step run also keeps each stage's measurements apart (:meth:`Recorder.stage`): every recording method takes the
+``stage`` of the journey's intended start and records into that stage's own Recorder as well, so a stage is
+judged by the run's SLO gates on exactly its own journeys.
 """
 
 from __future__ import annotations
@@ -99,6 +103,15 @@ class Recorder:
         self.failures_sample: dict[str, str] = {}  # a few failure messages by step, for the summary
         #: host -> requests never sent because the system under test pointed the generator at a host not allowed
         self.refused: dict[str, int] = {}
+        #: stage index -> the measurements of the journeys whose intended start fell in that stage (step runs)
+        self.stages: dict[int, Recorder] = {}
+
+    def stage(self, index: int) -> Recorder:
+        """The measurements of stage ``index`` (created on first use)."""
+        rec = self.stages.get(index)
+        if rec is None:
+            rec = self.stages[index] = Recorder(self.start_epoch)
+        return rec
 
     # -- recording (worker) ------------------------------------------------------------------------
     def second(self, now: float | None = None) -> SecondSample:
@@ -108,7 +121,10 @@ class Recorder:
             sample = self.seconds[key] = SecondSample()
         return sample
 
-    def request(self, name: str, ms: float, failed: bool, transport_error: bool = False) -> None:
+    def request(self, name: str, ms: float, failed: bool, transport_error: bool = False,
+                stage: int | None = None) -> None:
+        if stage is not None:
+            self.stage(stage).request(name, ms, failed, transport_error)
         entry = self.requests.get(name) or self.requests.setdefault(name, Counted())
         entry.latency.record_ms(ms)
         sample = self.second()
@@ -127,7 +143,10 @@ class Recorder:
     def refused_host(self, host: str) -> None:
         self.refused[host] = self.refused.get(host, 0) + 1
 
-    def step(self, scenario: str, label: str, ms: float, passed: bool, message: str = "") -> None:
+    def step(self, scenario: str, label: str, ms: float, passed: bool, message: str = "",
+             stage: int | None = None) -> None:
+        if stage is not None:
+            self.stage(stage).step(scenario, label, ms, passed)
         key = f"{scenario}{_SEP}{label}"
         entry = self.steps.get(key) or self.steps.setdefault(key, Counted())
         entry.latency.record_ms(ms)
@@ -138,7 +157,9 @@ class Recorder:
             if message and len(self.failures_sample) < 50:
                 self.failures_sample.setdefault(key, message[:300])
 
-    def journey(self, scenario: str, ms: float, passed: bool) -> None:
+    def journey(self, scenario: str, ms: float, passed: bool, stage: int | None = None) -> None:
+        if stage is not None:
+            self.stage(stage).journey(scenario, ms, passed)
         entry = self.journeys.get(scenario) or self.journeys.setdefault(scenario, Counted())
         entry.latency.record_ms(ms)
         if passed:
@@ -147,13 +168,17 @@ class Recorder:
             entry.failed += 1
         self.second().completed += 1
 
-    def unfinished_journey(self, scenario: str, ms: float) -> None:
+    def unfinished_journey(self, scenario: str, ms: float, stage: int | None = None) -> None:
         """A journey killed while still running at the end: a failed journey, but not a completion."""
+        if stage is not None:
+            self.stage(stage).unfinished_journey(scenario, ms)
         entry = self.journeys.get(scenario) or self.journeys.setdefault(scenario, Counted())
         entry.latency.record_ms(ms)
         entry.failed += 1
 
-    def arrival(self, lag_ms: float) -> None:
+    def arrival(self, lag_ms: float, stage: int | None = None) -> None:
+        if stage is not None:
+            self.stage(stage).arrival(lag_ms)
         self.lag.record_ms(max(lag_ms, 0.0))
         self.second().started += 1
 
@@ -181,6 +206,7 @@ class Recorder:
             "transport_errors": self.transport_errors,
             "failures_sample": self.failures_sample,
             "refused": self.refused,
+            "stages": {str(i): rec.take_report(final=True) for i, rec in self.stages.items()},
         }
         running = {k: v for k, v in self.seconds.items() if k not in done}
         self._reset()
@@ -204,6 +230,8 @@ class Recorder:
                 self.failures_sample.setdefault(key, message)
         for host, count in (report.get("refused") or {}).items():
             self.refused[host] = self.refused.get(host, 0) + int(count)
+        for index, stage_report in (report.get("stages") or {}).items():
+            self.stage(int(index)).add_report(stage_report)
 
     # -- views (master) ----------------------------------------------------------------------------
     @staticmethod

@@ -25,6 +25,7 @@ load stopped, the run drained, integrity was checked and the summary written wit
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -302,6 +303,8 @@ def run_load(opts: LoadOptions) -> int:
         raise HaicapError(f"--max-rate must be a finite number > 0 and ≤ {MAX_RATE:g}, got {opts.max_rate:g}")
     if not (math.isfinite(opts.drain_s) and 0 <= opts.drain_s <= MAX_DRAIN_S):
         raise HaicapError(f"--drain must be a finite number of seconds, 0..{MAX_DRAIN_S:g}, got {opts.drain_s:g}")
+    # the cutover's storm and burst journeys run only if selected: every process builds the shape with the selection
+    opts = dataclasses.replace(opts, shape=opts.shape.with_selection(opts.scenarios))
     shape = opts.shape.build()
     _check_projection(opts, shape)
     creds = _check_target_options(opts)
@@ -434,7 +437,8 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
              "locust_failures_csv": "locust_failures.csv"}
     capacity = None
     if shape.stages():
-        stages = build_stages(recorder, shape, opts.max_rate, mix_slo(scenarios, list(mix.weights)))
+        stages = build_stages(recorder, shape, opts.max_rate, mix_slo(scenarios, list(mix.weights)),
+                              recorder.stages)
         stages["rate_unit"] = "iterations/s"
         (opts.out / "stages.json").write_text(json.dumps(stages, indent=1), encoding="utf-8")
         files["stages"] = "stages.json"

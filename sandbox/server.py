@@ -143,7 +143,9 @@ def _serve_in_child(factory_path: str, config: Any, sock: socket.socket, ready: 
         ready.set()
         await serving
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop (SIGTERM)
+    # the parent decides when we stop (SIGTERM): a Ctrl-C to the process group must not end the servers while a
+    # load run still checks integrity. Blocked, not ignored: uvicorn installs its own SIGINT handler over SIG_IGN.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     _run(main())
 
 

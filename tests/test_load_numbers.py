@@ -366,3 +366,20 @@ def test_the_cli_refuses_a_spike_outside_the_run_in_one_line(tmp_path: Path, cap
     err = capsys.readouterr().err
     assert "params.spike_at: 1 puts the 10 s spike at 20–30 s" in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_stage_measurements_travel_from_workers_to_the_master_apart_per_stage() -> None:
+    worker_a, worker_b, master = Recorder(0.0), Recorder(0.0), Recorder(0.0)
+    for rec, stage in ((worker_a, 0), (worker_b, 1), (worker_b, 0)):
+        rec.arrival(0.0, stage=stage)
+        rec.request("sso_login", 5.0, False, stage=stage)
+        rec.step("login-submit", "sso_login", 35.0, True, stage=stage)
+        rec.journey("login-submit", 40.0, True, stage=stage)
+    rec_report = worker_b.take_report()  # a report mid-run hands the stages over too, and starts afresh
+    assert worker_b.stages == {}
+    master.add_report(worker_a.take_report(final=True))
+    master.add_report(rec_report)
+    assert sorted(master.stages) == [0, 1]
+    assert master.stages[0].journeys["login-submit"].ok == 2 and master.stages[1].journeys["login-submit"].ok == 1
+    assert master.journeys["login-submit"].ok == 3  # the run's own totals as before
+    assert sum(s.started for s in master.stages[0].seconds.values()) == 2

@@ -391,3 +391,19 @@ def test_every_url_a_profile_names_must_be_loopback_or_allowed(
     assert main(["load", "--shape", "soak", "--profile", str(profile), "--out", str(tmp_path / "out"),
                  *profile_allowed]) == 2
     assert "refusing to load" not in capsys.readouterr().err
+
+
+def test_stop_ends_the_wait_for_a_far_arrival_at_once() -> None:
+    import gevent
+
+    from haicap.loadtests.openmodel import ArrivalScheduler
+
+    shape = build_shape("soak", 60, {"rate": 0.05, "ramp_s": 0}).build()  # the second arrival is 20 s away
+    scheduler = ArrivalScheduler(shape, lambda n, intended, lag: None, Recorder(), start_epoch=time.time(),
+                                 max_rate=200, max_in_flight=10)
+    runner = gevent.spawn(scheduler.run, 1.0)
+    gevent.sleep(0.3)
+    began = time.monotonic()
+    scheduler.stop()
+    runner.join(timeout=10)
+    assert runner.dead and time.monotonic() - began < 2.0 and scheduler.started <= 1
