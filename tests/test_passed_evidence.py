@@ -13,10 +13,8 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -124,28 +122,13 @@ def skips_plainly(ctx):
 '''
 
 
-class _Health(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b'{"status":"ok"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
-def records(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, Any]]]:
+def records(tmp_path_factory: pytest.TempPathFactory, health_url: str) -> Iterator[dict[str, dict[str, Any]]]:
     """The stand-in checks run as ``haicap certify`` runs the suite (a child pytest), against a health endpoint."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     folder = tmp_path_factory.mktemp("reproduce")
     (folder / "haicap_fake_evidence.py").write_text(FAKE_CHECKS, encoding="utf-8")
     target = Target(name="test", province_code="01", agency_code="000.00.00.H26",
-                    province_url=f"http://127.0.0.1:{server.server_address[1]}",
+                    province_url=health_url,
                     national_url="http://127.0.0.1:9", control_token="c", capabilities=frozenset({"fuzzing"}))
     from haicap.conformance.plugin import target_to_json
 
@@ -153,12 +136,8 @@ def records(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict
     cmd = [sys.executable, "-P", "-m", "pytest", "--pyargs", "haicap.conformance", "-p", "haicap_fake_evidence",
            "-k", "FUZZ-8", "-p", "no:cacheprovider", "-q", "--tb=line", f"--rootdir={folder}",
            f"--haicap-target-file={folder / 'target.json'}", f"--haicap-results={folder / 'records.json'}"]
-    try:
-        done = subprocess.run(cmd, cwd=folder, env=dict(os.environ, PYTHONPATH=str(folder)), capture_output=True,
-                              text=True, timeout=120)
-    finally:
-        server.shutdown()
-        server.server_close()
+    done = subprocess.run(cmd, cwd=folder, env=dict(os.environ, PYTHONPATH=str(folder)), capture_output=True,
+                          text=True, timeout=120)
     path = folder / "records.json"
     assert path.is_file(), done.stdout + done.stderr
     yield {r["id"]: r for r in json.loads(path.read_text(encoding="utf-8"))}
