@@ -173,37 +173,13 @@ class DossierApi:
         promised, _ = d.clock_strings(second, PROMISE_DAYS)
         fee = int(procedure["PhiPhaiNop"])
         entry = d.history_entry("1", NguoiXuLy=owner_name, NoiDungXuLy="Nộp hồ sơ trực tuyến")
-        doc: dict[str, Any] = {
-            "MaTTHC": body["MaTTHC"],
-            "TenTTHC": procedure["TenTTHC"],
-            "MaLinhVuc": procedure.get("MaLinhVuc"),
-            "TenLinhVuc": procedure.get("TenLinhVuc"),
-            "MaXa": unit.code,
-            "MaCoQuan": unit.agency_code,
-            "DonViXuLy": f"UBND {unit.name}",
-            "ChuHoSo": owner_name,
-            "DinhDanhCHS": identities,
-            "SoDienThoai": body.get("SoDienThoai"),
-            "Email": body.get("Email"),
-            "TrichYeuHoSo": body["TrichYeuHoSo"],
-            "KenhThucHien": body.get("KenhThucHien") or "2",
-            "LoaiDoiTuong": body.get("LoaiDoiTuong") or procedure.get("LoaiDoiTuong") or "1",
-            "TaiKhoanDuocXacThucVoiVNeID": "1",
-            "TrangThaiHoSo": "1",
-            "NgayNopHoSo": now,
-            "NgayTiepNhan": now,
-            "NgayHenTra": promised,
-            "NoiNopHoSo": NOI_NOP,
-            "TaiLieuNop": body.get("TaiLieuNop") or [],
-            "DanhSachLePhi": procedure.get("DanhSachLePhi") or [],
-            "PhiPhaiNop": fee,
-            "DaThanhToan": False,
-            "SoTienDaThanhToan": 0,
-            "DuocThanhToanTrucTuyen": "0" if fee else "2",
-            "NguonHoSo": "province",
-            "LichSu": [entry],
-        }
-        return {k: v for k, v in doc.items() if v is not None}, unit.agency_code
+        doc = d.new_dossier(
+            body, procedure, unit, fees=procedure.get("DanhSachLePhi"), fee=fee,
+            TenTTHC=procedure["TenTTHC"], ChuHoSo=owner_name, DinhDanhCHS=identities,
+            TaiKhoanDuocXacThucVoiVNeID="1", NgayNopHoSo=now, NgayTiepNhan=now, NgayHenTra=promised,
+            NoiNopHoSo=NOI_NOP, NguonHoSo="province", LichSu=[entry],
+        )
+        return doc, unit.agency_code
 
     # -- reads -------------------------------------------------------------------------------------
     def owned(self, request: Request) -> tuple[str, CitizenSession]:

@@ -22,6 +22,7 @@ import orjson
 from haicap.sandbox.group_commit import now_ms
 from haicap.sandbox.province.outbox import OutboxPolicy, enqueue_change
 from haicap.sandbox.province.problems import Problem
+from haicap.sandbox.province.units import ReceivingUnit
 
 __all__ = [
     "CITIZEN_WITHDRAWABLE",
@@ -32,6 +33,7 @@ __all__ = [
     "day_code",
     "format_ma_ho_so",
     "load_dossier",
+    "new_dossier",
     "op_create",
     "op_officer_action",
     "op_supplement",
@@ -140,6 +142,35 @@ def save_dossier(conn: sqlite3.Connection, doc: dict[str, Any], *, insert: bool 
             "UPDATE dossiers SET status = ?, doc = ?, updated_ms = ? WHERE ma_ho_so = ?",
             (doc["TrangThaiHoSo"], blob, ts, doc["MaHoSo"]),
         )
+
+
+def new_dossier(body: dict[str, Any], procedure: dict[str, Any], unit: ReceivingUnit, *, fees: list[Any] | None,
+                fee: int, **own: Any) -> dict[str, Any]:
+    """A dossier in state 1: the fields a citizen's submission and a dossier forwarded by the national portal take
+    alike from the request, the procedure catalogue and the receiving commune; ``own`` holds what differs (owner,
+    dates, where it was filed, history). Fields whose value is None are left out."""
+    doc: dict[str, Any] = {
+        "MaTTHC": body["MaTTHC"],
+        "MaLinhVuc": procedure.get("MaLinhVuc"),
+        "TenLinhVuc": procedure.get("TenLinhVuc"),
+        "MaXa": unit.code,
+        "MaCoQuan": unit.agency_code,
+        "DonViXuLy": f"UBND {unit.name}",
+        "SoDienThoai": body.get("SoDienThoai"),
+        "Email": body.get("Email"),
+        "TrichYeuHoSo": body["TrichYeuHoSo"],
+        "KenhThucHien": body.get("KenhThucHien") or "2",
+        "LoaiDoiTuong": body.get("LoaiDoiTuong") or procedure.get("LoaiDoiTuong") or "1",
+        "TrangThaiHoSo": "1",
+        "TaiLieuNop": body.get("TaiLieuNop") or [],
+        "DanhSachLePhi": fees or [],
+        "PhiPhaiNop": fee,
+        "DaThanhToan": False,
+        "SoTienDaThanhToan": 0,
+        "DuocThanhToanTrucTuyen": "0" if fee else "2",
+        **own,
+    }
+    return {k: v for k, v in doc.items() if v is not None}
 
 
 def history_entry(status: str, **fields: Any) -> dict[str, Any]:

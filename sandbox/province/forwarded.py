@@ -53,35 +53,10 @@ class ForwardedDossiers:
         fee = sum(int(f.get("Gia", 0)) for f in fees or [] if str(f.get("HinhThucThu", "2")) == "2")
         now = d.now_vn()
         entry = d.history_entry("1", NguoiXuLy="Cổng DVCQG", NoiDungXuLy="Tiếp nhận hồ sơ chuyển từ Cổng DVCQG")
-        doc: dict[str, Any] = {
-            "MaHoSo": body["MaHoSo"],
-            "SoBienNhan": body["MaHoSo"],
-            "MaTTHC": body["MaTTHC"],
-            "TenTTHC": name,
-            "MaLinhVuc": procedure.get("MaLinhVuc"),
-            "TenLinhVuc": procedure.get("TenLinhVuc"),
-            "MaXa": unit.code,
-            "MaCoQuan": unit.agency_code,
-            "DonViXuLy": f"UBND {unit.name}",
-            "ChuHoSo": body["ChuHoSo"],
-            "DinhDanhCHS": body["DinhDanhCHS"],
-            "SoDienThoai": body.get("SoDienThoai"),
-            "Email": body.get("Email"),
-            "TrichYeuHoSo": body["TrichYeuHoSo"],
-            "KenhThucHien": body.get("KenhThucHien") or "2",
-            "LoaiDoiTuong": body.get("LoaiDoiTuong") or procedure.get("LoaiDoiTuong") or "1",
-            "TrangThaiHoSo": "1",
-            "NgayNopHoSo": body["NgayNopHoSo"],
-            "NgayTiepNhan": d.thoi_gian(now),
-            "NgayHenTra": d.thoi_gian(now + timedelta(days=5)),
-            "NoiNopHoSo": NOI_NOP_NATIONAL,
-            "TaiLieuNop": body.get("TaiLieuNop") or [],
-            "DanhSachLePhi": fees or [],
-            "PhiPhaiNop": fee,
-            "DaThanhToan": False,
-            "SoTienDaThanhToan": 0,
-            "DuocThanhToanTrucTuyen": "0" if fee else "2",
-            "NguonHoSo": "national",
-            "LichSu": [entry],
-        }
-        return {k: v for k, v in doc.items() if v is not None}
+        return d.new_dossier(
+            body, procedure, unit, fees=fees, fee=fee,
+            MaHoSo=body["MaHoSo"], SoBienNhan=body["MaHoSo"], TenTTHC=name, ChuHoSo=body["ChuHoSo"],
+            DinhDanhCHS=body["DinhDanhCHS"], NgayNopHoSo=body["NgayNopHoSo"], NgayTiepNhan=d.thoi_gian(now),
+            NgayHenTra=d.thoi_gian(now + timedelta(days=5)), NoiNopHoSo=NOI_NOP_NATIONAL, NguonHoSo="national",
+            LichSu=[entry],
+        )
