@@ -12,9 +12,11 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 import sys
+from typing import Any
 
-__all__ = ["die_with_parent", "orphaned"]
+__all__ = ["die_with_parent", "end_child", "orphaned"]
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -39,3 +41,17 @@ def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:
 def orphaned(parent_pid: int | None) -> bool:
     """True when this process was started by ``parent_pid`` and that process is gone (we were re-parented)."""
     return parent_pid is not None and os.getppid() != parent_pid
+
+
+def end_child(proc: subprocess.Popen[Any], *, wait_s: float = 0.0, term_wait_s: float = 10.0) -> None:
+    """The parent's side: give ``proc`` ``wait_s`` to finish on its own, then SIGTERM and ``term_wait_s`` more,
+    then SIGKILL; it is reaped in every case."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=wait_s)
+        return
+    proc.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=term_wait_s)
+        return
+    proc.kill()
+    proc.wait()

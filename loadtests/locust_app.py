@@ -77,7 +77,7 @@ from haicap.loadtests.port import LocustPort, TimedEvent  # noqa: E402
 from haicap.loadtests.recorder import Recorder  # noqa: E402
 from haicap.loadtests.shapes import ShapeSpec, StageIndex  # noqa: E402
 from haicap.loadtests.stopping import exit_code_for, signal_name  # noqa: E402
-from haicap.parent_death import die_with_parent, orphaned  # noqa: E402
+from haicap.parent_death import die_with_parent, end_child, orphaned  # noqa: E402
 from haicap.province_client import ProvinceClient  # noqa: E402
 from haicap.scenarios.data import PoolScenarioData  # noqa: E402
 from haicap.scenarios.engine import ScenarioContext, load_scenarios  # noqa: E402
@@ -561,14 +561,7 @@ def _spawn_workers(count: int, port: int) -> list[subprocess.Popen[bytes]]:
 
 def _stop_workers(procs: list[subprocess.Popen[bytes]], wait_s: float = 10.0) -> None:
     for proc in procs:
-        try:
-            proc.wait(timeout=wait_s)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        end_child(proc, wait_s=wait_s, term_wait_s=5)
 
 
 def _setup_for(plan: dict[str, Any], index: int, count: int) -> dict[str, Any]:

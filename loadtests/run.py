@@ -53,6 +53,7 @@ from haicap.loadtests.shapes import ShapeSpec, arrival_times
 from haicap.loadtests.slo import evaluate_slos, mix_slo
 from haicap.loadtests.stopping import LoadStopped, StopControl, exit_code_for, signal_name
 from haicap.loadtests.summary import CPU_LIMIT, build_stages, build_timeseries, validate_summary
+from haicap.parent_death import end_child
 from haicap.target import Target, open_target
 
 __all__ = ["OUTPUT_FILES", "LoadOptions", "check_target_allowed", "decide", "run_load"]
@@ -236,12 +237,7 @@ def _run_child(plan: dict[str, Any], timeout: float, stops: StopControl) -> int:
     try:
         return stops.wait(proc, timeout)
     except subprocess.TimeoutExpired:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        end_child(proc, term_wait_s=10)
         raise HaicapError(f"the load generator did not finish within {timeout:.0f} s; stopped") from None
     finally:
         if proc.poll() is None:  # never leave the generator running behind us

@@ -416,3 +416,24 @@ def test_a_worker_says_where_it_waits_for_its_master_and_stops_on_ctrl_c(tmp_pat
     assert f"worker stopped (SIGINT) before it reached the master at 127.0.0.1:{port}" in rest
     assert "Traceback" not in rest
 
+
+
+def test_end_child_escalates_from_waiting_to_sigterm_to_sigkill() -> None:
+    import subprocess
+    import sys
+
+    from haicap.parent_death import end_child
+
+    quick = subprocess.Popen([sys.executable, "-c", "pass"])
+    end_child(quick, wait_s=10)  # finishes on its own: no signal needed
+    assert quick.returncode == 0
+    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    end_child(polite, term_wait_s=10)
+    assert polite.returncode == -15  # SIGTERM was enough
+    stubborn = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                                 "signal.SIG_IGN); print('ready', flush=True); time.sleep(30)"],
+                                stdout=subprocess.PIPE, text=True)
+    assert stubborn.stdout is not None and stubborn.stdout.readline() == "ready\n"
+    end_child(stubborn, term_wait_s=0.3)
+    assert stubborn.returncode == -9
+    stubborn.stdout.close()
