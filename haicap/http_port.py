@@ -14,7 +14,8 @@ import httpx
 
 from haicap.errors import HaicapError
 
-__all__ = ["HostNotAllowed", "HttpPort", "HttpxPort", "ResponseLike", "TargetUnreachable", "ensure_allowed_host"]
+__all__ = ["HostNotAllowed", "HttpPort", "HttpxPort", "ResponseLike", "TargetUnreachable", "allowed_with_base",
+           "ensure_allowed_host"]
 
 
 class TargetUnreachable(HaicapError):
@@ -38,6 +39,12 @@ def ensure_allowed_host(url: str, allowed_hosts: frozenset[str]) -> None:
     if host and not is_loopback_host(host) and host.lower() not in allowed_hosts:
         raise HostNotAllowed(f"refusing to send a request to {host} ({url.split('?', 1)[0]}): not loopback and "
                              "not an allowed target (name it with --allow-target or in the profile)")
+
+
+def allowed_with_base(base_url: str, allowed_hosts: frozenset[str]) -> frozenset[str]:
+    """The hosts a port may reach besides loopback: those named, lower-cased, and the base URL's own host (the
+    user chose it)."""
+    return frozenset({*(h.lower() for h in allowed_hosts), httpx.URL(base_url).host.lower()})
 
 
 class ResponseLike(Protocol):
@@ -74,8 +81,7 @@ class HttpxPort:
 
     def __init__(self, base_url: str, *, timeout: float = 15.0, allowed_hosts: frozenset[str] = frozenset()) -> None:
         self.base_url = base_url.rstrip("/")
-        # the base URL's host was chosen by the user; any other absolute URL must be loopback or allowed
-        self.allowed_hosts = frozenset({*(h.lower() for h in allowed_hosts), httpx.URL(self.base_url).host.lower()})
+        self.allowed_hosts = allowed_with_base(self.base_url, allowed_hosts)
         self._client = httpx.Client(base_url=self.base_url, timeout=timeout, follow_redirects=False)
 
     def request(

@@ -21,7 +21,7 @@ from urllib.parse import urlencode, urlsplit
 
 from locust.contrib.fasthttp import FastHttpSession
 
-from haicap.http_port import HostNotAllowed, TargetUnreachable, ensure_allowed_host
+from haicap.http_port import HostNotAllowed, TargetUnreachable, allowed_with_base, ensure_allowed_host
 from haicap.loadtests.recorder import Recorder
 
 __all__ = ["LocustPort", "TimedEvent"]
@@ -80,7 +80,7 @@ class LocustPort:
                  allowed_hosts: frozenset[str] = frozenset()) -> None:
         self.base_url = base_url.rstrip("/")
         self._event = event
-        self.allowed_hosts = frozenset({*(h.lower() for h in allowed_hosts), _host(self.base_url)})
+        self.allowed_hosts = allowed_with_base(self.base_url, allowed_hosts)
         self._session = FastHttpSession(self.base_url, request_event=event, user=None, client_pool=client_pool,
                                         network_timeout=timeout, connection_timeout=timeout, max_retries=0)
 
