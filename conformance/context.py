@@ -65,10 +65,15 @@ class CheckContext:
         """A random generator reproducible from the run seed and a purpose label."""
         return random.Random(f"{self.seed}:{purpose}")
 
-    def require(self, *capabilities: str) -> None:
-        missing = [c for c in capabilities if c not in self.target.capabilities]
-        if missing:
-            raise CheckSkipped(f"capability not declared in the profile: {', '.join(missing)}")
+    @staticmethod
+    def require_evidence(observed: int, needed: int, what: str, *, reproduce: str | None = None) -> None:
+        """No vacuous pass: a check that saw fewer than ``needed`` of ``what`` reached no verdict.
+
+        Raises :class:`CheckError` ("observed 0 of 3 progress items") so the record is ``error`` (could not run),
+        never ``passed`` on nothing. Call it before judging, with the evidence the check's rule needs.
+        """
+        if observed < needed:
+            raise CheckError(f"observed {observed} of {needed} {what}: too little to judge", reproduce=reproduce)
 
     def shared(self, key: str, factory: Callable[[], T]) -> T:
         """Compute ``factory()`` once per process and reuse it across checks (failures are not cached).

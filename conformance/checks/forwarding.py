@@ -52,7 +52,6 @@ def forwarded_dossier_processed(ctx: CheckContext) -> str:
     """The counterpart forwards one dossier: the province answers 201 ``acknowledged: true`` with the same
     MaHoSo; the officer API returns it; its state 1 reaches the national ledger within the SLA; after an
     officer receives it, state 2 does too."""
-    ctx.require("forwarding", "sync")
     sent = ctx.national.forward_dossier()
     ma_ho_so = sent.get("MaHoSo") or (sent.get("dossier") or {}).get("MaHoSo")
     answer = sent.get("answer")
@@ -121,7 +120,6 @@ def _unsolicited_dossier(ctx: CheckContext) -> dict[str, Any]:
 def forwarding_requires_credential(ctx: CheckContext) -> str:
     """POST a well-formed forwarded dossier with no Authorization header, then with a wrong Bearer token:
     both answered 401, and the dossier is not created."""
-    ctx.require("forwarding")
     url = ctx.target.province_url + FORWARD_PATH
     body = _unsolicited_dossier(ctx)
     accepted: list[dict[str, Any]] = []

@@ -398,7 +398,6 @@ def contract_fuzzing(ctx: CheckContext) -> str:
     12 per operation and mode, 20 s in all) for the citizen (signed in), public and officer operations;
     every answer must be no 5xx, a documented status and media type, valid against the documented schema,
     and every 4xx an RFC 9457 problem."""
-    ctx.require("fuzzing")
     try:
         import schemathesis  # noqa: F401
     except ImportError as exc:  # pragma: no cover - schemathesis is a dependency
@@ -443,7 +442,6 @@ def stateful_fuzzing(ctx: CheckContext) -> str:
     """Schemathesis' state machine over the contract's links (deterministic, at most 10 walks of 6 steps,
     20 s): each submission is a valid one, then linked operations use its MaHoSo. Every answer is judged
     as in FUZZ-01, and a dossier just answered 201 must not be 404 on the linked GET."""
-    ctx.require("fuzzing", "sso", "submission")
     from haicap.conformance.checks.submission import submission_payload
 
     citizen: list[dict[str, Any]] = []

@@ -215,7 +215,6 @@ def _callback_refused(ctx: CheckContext, payment: Payment, defect: str, what: st
 def init_checksum(ctx: CheckContext) -> str:
     """Starting a payment makes the province send INIT; the platform's ledger shows it accepted (its MaXacThuc
     verified over the contract's field order) with SoTien equal to the procedure's fee."""
-    ctx.require("payment")
     payment = _start(ctx, refused="no UrlThanhToan, the payment platform did not accept the province's INIT "
                                   "(MaXacThuc over the contract's x-checksum-fields order, or its fields)")
     try:
@@ -243,7 +242,6 @@ def init_checksum(ctx: CheckContext) -> str:
 def callback_checksum(ctx: CheckContext) -> str:
     """The platform's callback re-sent with a corrupted MaXacThuc is refused (4xx, MaLoi != "00") and the
     dossier stays unpaid."""
-    ctx.require("payment")
     payment = _start(ctx)
     _settle(ctx, payment, "failure")
     return _callback_refused(ctx, payment, "bad-checksum", "a MaXacThuc that does not match")
@@ -255,7 +253,6 @@ def callback_checksum(ctx: CheckContext) -> str:
 def callback_amount(ctx: CheckContext) -> str:
     """A validly signed callback whose SoTien differs from the dossier's fee is refused (4xx, MaLoi != "00")
     and the dossier stays unpaid."""
-    ctx.require("payment")
     payment = _start(ctx)
     _settle(ctx, payment, "failure")
     return _callback_refused(ctx, payment, "wrong-amount", "an amount other than the fee")
@@ -267,7 +264,6 @@ def callback_amount(ctx: CheckContext) -> str:
 def replayed_callback(ctx: CheckContext) -> str:
     """After a successful payment the platform sends the same callback again: the province's payments and the
     dossier's amount paid do not change (SoTienDaThanhToan stays the fee, never double)."""
-    ctx.require("payment")
     payment = _start(ctx)
     _settle(ctx, payment, "success")
     before_dossier = _paid_view(_dossier(ctx, payment))
@@ -299,7 +295,6 @@ def replayed_callback(ctx: CheckContext) -> str:
 def failed_payment(ctx: CheckContext) -> str:
     """The citizen's payment fails (callback MaLoi != "00"): the payment is recorded as failed and the dossier
     stays unpaid."""
-    ctx.require("payment")
     payment = _start(ctx)
     settled = _settle(ctx, payment, "failure")
     ctx.expect(settled.get("TrangThai") != "paid", f"the failed payment {payment.ma_tham_chieu} is recorded as paid",
@@ -318,7 +313,6 @@ def failed_payment(ctx: CheckContext) -> str:
 def paid_flag_synced(ctx: CheckContext) -> str:
     """After a successful payment the dossier's synchronised item carries DuocThanhToanTrucTuyen "1" at the
     national side within the profile's sync SLA."""
-    ctx.require("payment", "sync")
     payment = _start(ctx)
     _settle(ctx, payment, "success")
     sla = ctx.target.sync_sla_seconds

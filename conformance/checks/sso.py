@@ -292,7 +292,6 @@ def sign_on_request(ctx: CheckContext) -> str:
     openid, client_id, its registered redirect_uri, a fresh state and nonce, a PKCE S256 code_challenge and
     acr_values LoA1; the code flow then completes with a province session carrying the citizen's SoDinhDanh
     and HoVaTen as the national identity provider gave them."""
-    ctx.require("sso")
     discovery = _discovery(ctx)
     authorize_endpoint = str(discovery.get("authorization_endpoint", ""))
     cccd, hops = _sign_in(ctx, "SSO-01", partial=True)
@@ -382,7 +381,6 @@ def logout(ctx: CheckContext) -> str:
     """``/auth/logout`` answers a redirect to the national ``end_session_endpoint`` with the citizen's
     ``id_token_hint`` and a registered ``post_logout_redirect_uri`` (which the national side accepts), and the
     province session no longer opens the dossier API afterwards."""
-    ctx.require("sso")
     discovery = _discovery(ctx)
     end_session = str(discovery.get("end_session_endpoint", ""))
     issuer = str(discovery.get("issuer", ""))
@@ -438,7 +436,6 @@ def logout(ctx: CheckContext) -> str:
 
 # -- SSO-03 … SSO-09 --------------------------------------------------------------------------------
 def _rejects_defective_id_token(ctx: CheckContext, check_id: str, defect: str, what: str) -> str:
-    ctx.require("sso")
     cccd, hops = _sign_in(ctx, check_id, defect=defect)
     callback = hops.callback
     assert callback is not None
@@ -492,7 +489,6 @@ for _spec in ID_TOKEN_DEFECTS:
 def rejects_state_mismatch(ctx: CheckContext) -> str:
     """The callback URL coming back from the national authorize endpoint is altered to carry another state;
     the province must refuse it (CSRF protection) and issue no session."""
-    ctx.require("sso")
 
     def forge(url: str) -> str:
         return with_query_param(url, "state", "forged-" + split_url(url)[1].get("state", ""))
@@ -519,7 +515,6 @@ def rejects_state_mismatch(ctx: CheckContext) -> str:
 def rejects_reused_code(ctx: CheckContext) -> str:
     """A sign-in completes, then the browser opens the very same callback URL (same code, same state) again:
     the second request must not produce a session."""
-    ctx.require("sso")
     with _browser(ctx) as browser:
         cccd, hops = _sign_in(ctx, "SSO-11", port=browser)
         first = hops.callback
@@ -573,7 +568,6 @@ def identity_on_dossier(ctx: CheckContext) -> str:
     """A signed-in citizen submits a dossier whose body names another person as applicant (ChuHoSo and the
     DinhDanhCHS of LoaiDinhDanh 1). The province must either refuse it, or store the dossier with the SSO
     identity: the signed-in citizen's SoDinhDanh and HoVaTen."""
-    ctx.require("sso", "submission")
     data = _data(ctx)
     cccd, session = _session(ctx, "SSO-12")
     name = session.claims.get("HoVaTen")

@@ -253,7 +253,6 @@ def submission_contract(ctx: CheckContext) -> str:
     """POST a valid DossierSubmission: 201 with a body valid against ``Dossier``, TrangThaiHoSo "1", the
     submitted fields echoed; GET /api/v1/dossiers/{MaHoSo} returns the same dossier and the applicant's
     list contains it."""
-    ctx.require("sso", "submission")
     session, payload, response = _submit_one(ctx, "SUB-01")
     dossier = _expect_201(ctx, response, payload, "POST /api/v1/dossiers")
     url = ctx.target.province_url + SUBMIT_PATH
@@ -340,7 +339,6 @@ def bad_input_refused(ctx: CheckContext) -> str:
     """Every schema-invalid variant of a valid submission (haicap.data_generators.invalid), malformed JSON,
     a wrong content type, an empty body and a non-object body: each answered 4xx with
     ``application/problem+json``; a schema variant's problem names the offending field in ``errors``."""
-    ctx.require("sso", "submission")
     citizen, session = citizen_session(ctx, "SUB-02")
     payload = submission_payload(ctx, citizen)
     url = ctx.target.province_url + SUBMIT_PATH
@@ -436,7 +434,6 @@ def ma_ho_so_official_and_unique(ctx: CheckContext) -> str:
     """40 concurrent submissions in one commune: every 201 carries a MaHoSo of the official pattern whose
     agency part is a commune agency of the province (the one declared for the commune, when the province
     declares its units) and whose date part is today's; all 40 codes are distinct."""
-    ctx.require("sso", "submission")
     citizen, session = citizen_session(ctx, "SUB-03")
     commune, commune_name = ctx.rng("SUB-03").choice(_communes(ctx))
     payloads = [submission_payload(ctx, citizen, commune) for _ in range(40)]
@@ -485,7 +482,6 @@ def legacy_only_codes(province_code: str, how_many: int, rng: Any) -> list[tuple
 def pre_merger_codes_refused(ctx: CheckContext) -> str:
     """Submit with MaXa = ward codes of the province's pre-merger provinces that are no current commune
     code: each must be refused with a 4xx problem naming MaXa."""
-    ctx.require("sso", "submission")
     citizen, session = citizen_session(ctx, "SUB-04")
     legacy = legacy_only_codes(ctx.target.province_code, 6, ctx.rng("SUB-04"))
     if not legacy:
@@ -519,7 +515,6 @@ def commune_coverage(ctx: CheckContext) -> str:
     """One valid submission in every current commune of the province (Decision 19/2025/QĐ-TTg): each
     answered 201. A profile may restrict the communes (``communes``); then a refusal still fails, but all
     accepted is no pass: the check errors, naming the communes covered and how many were not tested."""
-    ctx.require("sso", "submission")
     citizen, session = citizen_session(ctx, "SUB-05")
     communes = _communes(ctx)
     coverage = ctx.target.commune_coverage()
@@ -568,7 +563,6 @@ def restriction_note(coverage: dict[str, Any]) -> str:
 def durable_under_concurrency(ctx: CheckContext) -> str:
     """20 citizens submit 10 dossiers each, all at once; afterwards every MaHoSo answered 201 is readable by
     GET and listed in its applicant's dossiers."""
-    ctx.require("sso", "submission")
     clients = parallel(lambda i: citizen_session(ctx, "SUB-06"), range(CLIENTS), 8)
     per_client = 10
     jobs = [(session, submission_payload(ctx, citizen)) for citizen, session in clients for _ in range(per_client)]

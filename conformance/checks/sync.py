@@ -263,7 +263,6 @@ def _walk_and_observe(ctx: CheckContext, prepared: list[tuple[PreparedJourney, b
 
 def _observed(ctx: CheckContext) -> Observation:
     """The walked dossiers and the ledger's view of them, computed once per process."""
-    ctx.require("sync")
     scenario_data(ctx)  # resolve shared data before entering the shared factory (its lock is not reentrant)
     prepared = [(prepare_journey(ctx, name, defer_sync=True), required) for name, required in WALKS
                 if required or ctx.target.capabilities >= {"payment"}]
@@ -361,7 +360,6 @@ def valid_transitions(ctx: CheckContext) -> str:
     """An officer action that the table does not allow (return-result or complete on a new dossier) is
     refused with 409 and leaves the dossier new; the ledger's status history of every walked dossier contains
     only allowed transitions."""
-    ctx.require("sync", "officer_api")
     data = scenario_data(ctx)
     citizen = data.citizen()
     try:

@@ -154,7 +154,6 @@ def communes_match_official_list(ctx: CheckContext) -> str:
     """``GET /api/v1/units`` names the target province (MaTinh, TenTinh) and lists every current commune, ward
     and special zone of it, with its official code and name, and nothing else: no pre-merger ward code, no
     commune of another province, no duplicate."""
-    ctx.require("units")
     reproduce = f"GET {ctx.target.province_url}/api/v1/units"
     body = _declaration(ctx)
     units = admin_units()
@@ -214,7 +213,6 @@ def communes_match_official_list(ctx: CheckContext) -> str:
 def agency_codes_well_formed(ctx: CheckContext) -> str:
     """The province-level ``MaCoQuan`` is the code the province is registered under and ends with an H group;
     every commune's ``MaCoQuan`` matches the agency-code format, is unique, and ends with the same H-number."""
-    ctx.require("units")
     body = _declaration(ctx)
     pattern = default_registry().schema("common.schema.json#/$defs/MaCoQuan")["pattern"]
     findings = agency_code_findings(body.get("MaCoQuan"), body["DonVi"], pattern, ctx.target.agency_code)
