@@ -7,7 +7,11 @@ counterpart is polled for up to the drain window until every accepted dossier is
 is still absent or stale is listed. ``expect_synced`` steps also left (MaHoSo, status, deadline) expectations:
 a status that reached the national side after its deadline is a breach of the sync SLA.
 
-Both checks take ``should_stop``: when the user asks again to stop, the drain is cut short after one look at
+The province's own record counts too (:func:`check_province_records`): every accepted dossier must still be
+readable at the province by MaHoSo (officer API), with its latest status. A province that answers 201 and then
+loses the dossier locally fails here even when what it did send reached the ledger.
+
+All checks take ``should_stop``: when the user asks again to stop, the drain is cut short after one look at
 the ledger (``cut_short`` in the result: what is listed missing may only have been late).
 """
 
@@ -15,13 +19,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from haicap.counterpart_client import CounterpartClient, CounterpartError
 
-__all__ = ["check_integrity", "check_sync_deadlines"]
+__all__ = ["check_integrity", "check_province_records", "check_sync_deadlines"]
 
 MAX_LISTED = 200
+#: Parallel reads of the province's records after the load (a few connections, not a second load).
+PROVINCE_READERS = 8
+#: What reading one dossier at the province gives: (HTTP status, its TrangThaiHoSo or None), or raises OSError-like.
+ProvinceRead = Callable[[str], tuple[int, "str | None"]]
 
 
 def _ok(ledger_item: Mapping[str, Any] | None, status: str | None, certain: bool) -> bool:
@@ -114,3 +123,57 @@ def check_sync_deadlines(
                              "late_by_s": None if at is None else round(at / 1000 - deadline, 2)})
     return {"expectations": len(expectations), "checked": checked, "late_count": len(late),
             "late": late[:MAX_LISTED], "truncated": looked < len(by_dossier)}
+
+
+def _province_problem(answer: tuple[int, str | None] | str, status: str | None, certain: bool) -> str | None:
+    if isinstance(answer, str):
+        return answer
+    code, current = answer
+    if code == 404:
+        return "lost at the province (HTTP 404 by MaHoSo after a 201)"
+    if code != 200:
+        return f"not readable at the province (HTTP {code})"
+    if certain and status is not None and current != status:
+        return f"stale status at the province ({current}, the journey last saw {status})"
+    return None
+
+
+def check_province_records(
+    read: ProvinceRead,
+    accepted: Mapping[str, Sequence[Any]],
+    *,
+    budget_s: float,
+    should_stop: Callable[[], bool] = lambda: False,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Read every accepted dossier back at the province (``read(MaHoSo)``), a few in parallel, within
+    ``budget_s``. ``checked`` is false when not every dossier could be read in time (then nothing is claimed
+    about the unread ones); each dossier that is gone or stale is listed with its problem."""
+    deadline = time.monotonic() + budget_s
+    results: dict[str, tuple[int, str | None] | str] = {}
+
+    def one(ma_ho_so: str) -> None:
+        if should_stop() or time.monotonic() > deadline:
+            return
+        try:
+            results[ma_ho_so] = read(ma_ho_so)
+        except Exception as exc:  # a transport error is evidence about this dossier, not a crash
+            results[ma_ho_so] = f"not readable at the province ({type(exc).__name__})"
+
+    if accepted:
+        say(f"integrity: reading {len(accepted)} accepted dossiers back at the province")
+    with ThreadPoolExecutor(PROVINCE_READERS) as pool:
+        list(pool.map(one, sorted(accepted)))
+    lost: list[dict[str, Any]] = []
+    for m in sorted(results):
+        status, certain = accepted[m]
+        problem = _province_problem(results[m], status, bool(certain))
+        if problem:
+            lost.append({"MaHoSo": m, "expected_status": status if certain else None, "problem": problem})
+    unread = len(accepted) - len(results)
+    out: dict[str, Any] = {"checked": unread == 0, "accepted": len(accepted), "read": len(results),
+                           "lost_count": len(lost), "lost": lost[:MAX_LISTED]}
+    if unread:
+        out["error"] = (f"{unread} of {len(accepted)} accepted dossiers were not read back at the province "
+                        f"within {budget_s:g} s")
+    return out

@@ -45,7 +45,7 @@ import httpx
 from haicap.counterpart_client import CounterpartClient
 from haicap.errors import HaicapError
 from haicap.loadtests import DEFAULT_MAX_IN_FLIGHT
-from haicap.loadtests.integrity import check_integrity, check_sync_deadlines
+from haicap.loadtests.integrity import check_integrity, check_province_records, check_sync_deadlines
 from haicap.loadtests.journeys import Mix, load_mix_scenarios
 from haicap.loadtests.preflight import CredentialNames, Credentials, check_url, preflight, read_credentials
 from haicap.loadtests.recorder import Recorder
@@ -360,6 +360,63 @@ def _run(opts: LoadOptions, creds: Credentials | None, scenarios: dict[str, Any]
         return _judge(opts, target, scenarios, mix, shape, raw, unreachable, stops)
 
 
+def _print_province_records(province: dict[str, Any]) -> None:
+    if "skipped" in province:
+        print(f"integrity at the province: not checked ({province['skipped']})")
+        return
+    print(f"integrity at the province: {province['read'] - province['lost_count']}/{province['accepted']} accepted "
+          "dossiers readable by MaHoSo with their latest status" + ("" if province["checked"] else
+                                                                    f" — NOT COMPLETE: {province.get('error')}"))
+    for item in province["lost"][:20]:
+        print(f"  LOST {item['MaHoSo']}: {item['problem']}")
+    if province["lost_count"] > 20:
+        print(f"  … and {province['lost_count'] - 20} more (summary.json)")
+
+
+def _integrity(opts: LoadOptions, target: Target, recorder: Recorder,
+               stops: StopControl) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """After the load: every accepted dossier in the national ledger with its latest status (within the drain),
+    still readable at the province with that status, and each expect_synced status on time."""
+    accepted = recorder.accepted
+    sync: dict[str, Any] | None = None
+    with CounterpartClient(target.national_url, target.control_token) as national:
+        if accepted:
+            print(f"haicap load: integrity — {len(accepted)} accepted dossiers, draining ≤ {opts.drain_s:g} s",
+                  flush=True)
+        integrity = check_integrity(national, accepted, opts.drain_s, should_stop=lambda: stops.hurry)
+        if recorder.expectations and integrity["checked"]:  # an unreadable ledger would time out once per dossier
+            budget_end = time.monotonic() + max(SYNC_CHECK_MIN_S, opts.drain_s)
+            sync = check_sync_deadlines(national, recorder.expectations,
+                                        should_stop=lambda: stops.hurry or time.monotonic() > budget_end)
+    integrity["sync_deadlines"] = sync or {"expectations": len(recorder.expectations), "checked": 0,
+                                           "late_count": 0, "late": []}
+    integrity["province"] = _province_records(opts, target, accepted, stops)
+    return integrity, sync
+
+
+def _province_records(opts: LoadOptions, target: Target, accepted: dict[str, Any],
+                      stops: StopControl) -> dict[str, Any]:
+    if not target.officer_token:
+        return {"checked": False, "accepted": len(accepted), "read": 0, "lost_count": 0, "lost": [],
+                "skipped": "no officer token: the province's own records were not read back"}
+    from haicap.province_client import ProvinceClient
+
+    with ProvinceClient(target.province_url, officer_token=target.officer_token,
+                        allowed_hosts=frozenset(target.allowed_hosts)) as province:
+        def read(ma_ho_so: str) -> tuple[int, str | None]:
+            answer = province.officer_dossier(ma_ho_so)
+            try:
+                body = answer.json() if answer.status_code == 200 else None
+            except ValueError:
+                body = None
+            status = body.get("TrangThaiHoSo") if isinstance(body, dict) else None
+            return answer.status_code, None if status is None else str(status)
+
+        return check_province_records(read, accepted, budget_s=max(SYNC_CHECK_MIN_S, opts.drain_s),
+                                      should_stop=lambda: stops.hurry,
+                                      say=lambda line: print(f"haicap load: {line}", flush=True))
+
+
 def _user_stop(stops: StopControl, raw: dict[str, Any]) -> int | None:
     """The signal that stopped the run: the one ``haicap load`` got, else one its generator got directly."""
     if stops.signum is not None:
@@ -376,20 +433,7 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
         recorder.add_report(raw["report"])
     stop_reason = unreachable or raw.get("stop_reason")
     errors = list(raw.get("errors") or [])
-    accepted = recorder.accepted
-    integrity: dict[str, Any]
-    sync: dict[str, Any] | None = None
-    with CounterpartClient(target.national_url, target.control_token) as national:
-        if accepted:
-            print(f"haicap load: integrity — {len(accepted)} accepted dossiers, draining ≤ {opts.drain_s:g} s",
-                  flush=True)
-        integrity = check_integrity(national, accepted, opts.drain_s, should_stop=lambda: stops.hurry)
-        if recorder.expectations and integrity["checked"]:  # an unreadable ledger would time out once per dossier
-            budget_end = time.monotonic() + max(SYNC_CHECK_MIN_S, opts.drain_s)
-            sync = check_sync_deadlines(national, recorder.expectations,
-                                        should_stop=lambda: stops.hurry or time.monotonic() > budget_end)
-    integrity["sync_deadlines"] = sync or {"expectations": len(recorder.expectations), "checked": 0,
-                                           "late_count": 0, "late": []}
+    integrity, sync = _integrity(opts, target, recorder, stops)
     user_signum = _user_stop(stops, raw)
     if user_signum is not None:
         by_user = f"stopped by the user ({signal_name(user_signum)})"
@@ -398,11 +442,16 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
         if not (stop_reason or "").startswith(by_user):  # not stopped in the generator: killed, or judging
             stop_reason = by_user + (" after the load, during the integrity check"
                                      if stops.first_phase == "judge" else "")
-    integrity["passed"] = integrity["checked"] and integrity["missing_count"] == 0
+    province = integrity["province"]
+    integrity["passed"] = bool(integrity["checked"] and integrity["missing_count"] == 0
+                               and province.get("lost_count", 0) == 0
+                               and (province["checked"] or "skipped" in province))
     if not integrity["checked"]:  # an unreadable ledger says nothing about data loss: the run is not complete
         errors.append(f"integrity could not be checked: {integrity.get('error') or 'the ledger was not readable'}")
         integrity["missing"], integrity["missing_count"] = [], 0
         integrity["synced"] = 0
+    if not province["checked"] and "skipped" not in province:
+        errors.append(f"integrity could not be checked at the province: {province.get('error')}")
     if recorder.refused:
         hosts = ", ".join(f"{h} ({n} requests)" for h, n in sorted(recorder.refused.items()))
         errors.append("the system under test tried to send the load generator to a host that is not allowed: "
@@ -595,6 +644,7 @@ def _print_verdict(summary: dict[str, Any], out: Path) -> None:
               f"ledger {item['ledger_status']})")
     if integ["missing_count"] > 20:
         print(f"  … and {integ['missing_count'] - 20} more (summary.json)")
+    _print_province_records(integ["province"])
     if summary["stopped_early"]:
         print(f"STOPPED EARLY: {summary['stopped_early']}")
     for error in summary["errors"]:

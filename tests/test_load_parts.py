@@ -419,3 +419,34 @@ def test_an_expectation_step_is_judged_on_errors_not_latency() -> None:
     assert gate["p95_ms"] is None and gate["p99_ms"] is None and gate["error_rate"] is not None
     submit = next(g for g in gates(scenarios, ["birth-registration"]) if g["step"] == "submit_dossier")
     assert submit["p95_ms"] is not None
+
+
+def test_province_records_name_what_the_province_lost_or_left_stale() -> None:
+    from haicap.loadtests.integrity import check_province_records
+
+    answers = {"A": (200, "2"), "B": (404, None), "C": (200, "1"), "D": (503, None), "E": (200, "4")}
+
+    def read(ma_ho_so: str) -> tuple[int, str | None]:
+        if ma_ho_so == "F":
+            raise OSError("connection reset")
+        return answers[ma_ho_so]
+
+    accepted = {"A": ("2", True), "B": ("1", True), "C": ("2", True), "D": ("1", True), "E": ("2", False),
+                "F": ("1", True)}
+    result = check_province_records(read, accepted, budget_s=30, say=lambda line: None)
+    assert result["checked"] and result["read"] == 6 and result["lost_count"] == 4
+    problems = {item["MaHoSo"]: item["problem"] for item in result["lost"]}
+    assert problems == {
+        "B": "lost at the province (HTTP 404 by MaHoSo after a 201)",
+        "C": "stale status at the province (1, the journey last saw 2)",
+        "D": "not readable at the province (HTTP 503)",
+        "F": "not readable at the province (OSError)",
+    }  # E: the journey broke off, its last status is not known, so only presence counts
+
+
+def test_province_records_not_all_read_in_time_are_not_claimed() -> None:
+    from haicap.loadtests.integrity import check_province_records
+
+    result = check_province_records(lambda m: (200, "1"), {"A": ("1", True)}, budget_s=-1, say=lambda line: None)
+    assert not result["checked"] and result["read"] == 0 and result["lost_count"] == 0
+    assert result["error"] == "1 of 1 accepted dossiers were not read back at the province within -1 s"

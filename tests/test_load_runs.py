@@ -41,6 +41,9 @@ def test_short_cutover_against_the_correct_province_passes(tmp_path: Path, capsy
         assert gate["samples"] < gate["needed"] and gate["needed"] in (20, 100)
     integrity = summary["integrity"]
     assert integrity["accepted"] > 10 and integrity["synced"] == integrity["accepted"] and not integrity["missing"]
+    province = integrity["province"]  # the province's own record counts too
+    assert province["checked"] and province["read"] == integrity["accepted"] and province["lost_count"] == 0
+    assert "accepted dossiers readable by MaHoSo with their latest status" in printed
     assert code == 0 and summary["passed"]
     assert summary["requests"] > 50 and summary["failures"] == 0
     assert summary["journeys"]["started"] == pytest.approx(summary["rate"]["target"] * 12, abs=1)
@@ -78,7 +81,9 @@ def test_lost_dossiers_fail_the_run(tmp_path: Path) -> None:
     lost = summary["integrity"]["missing_count"]
     breached = {b["metric"] for b in summary["slo"]["breaches"]}
     assert lost > 0 or "error_rate" in breached
-    assert summary["integrity"]["accepted"] > 0
+    province = summary["integrity"]["province"]  # what the province lost locally is named as such
+    assert province["checked"] and province["read"] == summary["integrity"]["accepted"] > 0
+    assert all(item["problem"].startswith("lost at the province") for item in province["lost"])
 
 
 def test_two_workers_merge_into_one_step_run(tmp_path: Path) -> None:
