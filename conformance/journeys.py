@@ -91,7 +91,7 @@ class JourneyRun:
         return value if isinstance(value, str) else None
 
     @property
-    def sync_expectations(self) -> list[tuple[str, str, float]]:
+    def sync_expectations(self) -> list[tuple[str, str, float, float]]:
         return self.context.sync_expectations
 
     @property

@@ -24,7 +24,7 @@ from typing import Any
 
 from haicap.counterpart_client import CounterpartClient, CounterpartError
 
-__all__ = ["check_integrity", "check_province_records", "check_sync_deadlines"]
+__all__ = ["check_integrity", "check_province_records", "check_sync_deadlines", "deadline_after_outages"]
 
 MAX_LISTED = 200
 #: Parallel reads of the province's records after the load (a few connections, not a second load).
@@ -93,14 +93,28 @@ def check_integrity(
     return result
 
 
+def deadline_after_outages(deadline: float, within: float | None, outages: Sequence[tuple[float, float]]) -> float:
+    """The SLA counted from recovery: a status whose SLA window ``[deadline - within, deadline]`` overlaps a
+    national outage ``(start, end)`` (epochs) is due ``within`` seconds after the outage ended, not before."""
+    if within is None:
+        return deadline
+    for start, end in outages:
+        if deadline > start and deadline - within < end:
+            deadline = max(deadline, end + within)
+    return deadline
+
+
 def check_sync_deadlines(
     national: CounterpartClient, expectations: Sequence[Sequence[Any]], *, limit: int = 2000,
-    should_stop: Callable[[], bool] = lambda: False,
+    should_stop: Callable[[], bool] = lambda: False, outages: Sequence[tuple[float, float]] = (),
 ) -> dict[str, Any]:
-    """For each (MaHoSo, status, deadline) expectation: did the status reach the ledger by its deadline?"""
+    """For each (MaHoSo, status, deadline[, SLA s]) expectation: did the status reach the ledger by its deadline
+    (counted from the end of a national outage that overlapped its SLA window)?"""
     by_dossier: dict[str, list[tuple[str, float]]] = {}
-    for m, status, deadline in expectations:
-        by_dossier.setdefault(str(m), []).append((str(status), float(deadline)))
+    for m, status, deadline, *rest in expectations:
+        within = float(rest[0]) if rest else None
+        by_dossier.setdefault(str(m), []).append(
+            (str(status), deadline_after_outages(float(deadline), within, outages)))
     late: list[dict[str, Any]] = []
     checked = 0
     looked = 0

@@ -98,7 +98,7 @@ class Recorder:
         self.lag = Latency()
         #: MaHoSo -> [latest status the SUT reported, whether the journey ended knowing it for sure]
         self.accepted: dict[str, list[Any]] = {}
-        self.expectations: list[list[Any]] = []  # [MaHoSo, TrangThaiHoSo, deadline epoch]
+        self.expectations: list[list[Any]] = []  # [MaHoSo, TrangThaiHoSo, deadline epoch, SLA s]
         self.transport_errors = 0
         self.failures_sample: dict[str, str] = {}  # a few failure messages by step, for the summary
         #: host -> requests never sent because the system under test pointed the generator at a host not allowed

@@ -373,8 +373,15 @@ def _print_province_records(province: dict[str, Any]) -> None:
         print(f"  … and {province['lost_count'] - 20} more (summary.json)")
 
 
-def _integrity(opts: LoadOptions, target: Target, recorder: Recorder,
-               stops: StopControl) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _outages(raw: dict[str, Any]) -> list[tuple[float, float]]:
+    """The national outages the run started, as (start, end) epochs."""
+    start = float(raw.get("start_epoch") or 0.0)
+    return [(start + float(e["t"]), start + float(e["t"]) + float(e["seconds"])) for e in raw.get("events") or []
+            if e.get("action") == "sync-outage" and "error" not in e]
+
+
+def _integrity(opts: LoadOptions, target: Target, recorder: Recorder, stops: StopControl,
+               outages: list[tuple[float, float]]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """After the load: every accepted dossier in the national ledger with its latest status (within the drain),
     still readable at the province with that status, and each expect_synced status on time."""
     accepted = recorder.accepted
@@ -386,7 +393,7 @@ def _integrity(opts: LoadOptions, target: Target, recorder: Recorder,
         integrity = check_integrity(national, accepted, opts.drain_s, should_stop=lambda: stops.hurry)
         if recorder.expectations and integrity["checked"]:  # an unreadable ledger would time out once per dossier
             budget_end = time.monotonic() + max(SYNC_CHECK_MIN_S, opts.drain_s)
-            sync = check_sync_deadlines(national, recorder.expectations,
+            sync = check_sync_deadlines(national, recorder.expectations, outages=outages,
                                         should_stop=lambda: stops.hurry or time.monotonic() > budget_end)
     integrity["sync_deadlines"] = sync or {"expectations": len(recorder.expectations), "checked": 0,
                                            "late_count": 0, "late": []}
@@ -433,7 +440,7 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
         recorder.add_report(raw["report"])
     stop_reason = unreachable or raw.get("stop_reason")
     errors = list(raw.get("errors") or [])
-    integrity, sync = _integrity(opts, target, recorder, stops)
+    integrity, sync = _integrity(opts, target, recorder, stops, _outages(raw))
     user_signum = _user_stop(stops, raw)
     if user_signum is not None:
         by_user = f"stopped by the user ({signal_name(user_signum)})"

@@ -243,17 +243,29 @@ class CutoverShape(LoadShape):
         return {DEFAULT_MIX: base, STORM_JOURNEY: storm, RESYNC_JOURNEY: burst}
 
     def events(self) -> list[ShapeEvent]:
+        seconds = self.outage_seconds()
+        if seconds <= 0:
+            return []
+        end = self._t(self.resync_h)
+        return [ShapeEvent(at=end - seconds, action="sync-outage", seconds=seconds)]
+
+    def outage_seconds(self) -> float:
+        """Real seconds of the national sync outage before ``resync_at``: the compressed ``outage_minutes``, at
+        least ``outage_min_s`` (several of a province's retry intervals), never starting before the run."""
         minutes = float(self.params["outage_minutes"])
         if minutes <= 0:
-            return []
-        seconds = minutes * 60 / self.compression
-        start = self._t(self.resync_h) - seconds
-        return [ShapeEvent(at=max(0.0, start), action="sync-outage", seconds=seconds)]
+            return 0.0
+        wanted = max(minutes * 60 / self.compression, float(self.params["outage_min_s"]))
+        return min(wanted, self._t(self.resync_h))
 
     def describe(self) -> str:
         p = self.params
         minute = 60 / self.compression
-        outage = f" after a {p['outage_minutes']} min national sync outage" if float(p["outage_minutes"]) else ""
+        real = self.outage_seconds()
+        floor = (f"at least outage_min_s {p['outage_min_s']:g} s" if real >= float(p["outage_min_s"]) - 1e-9
+                 else f"outage_min_s {p['outage_min_s']:g} s clipped to the start of the run")
+        outage = (f" after a {p['outage_minutes']} min national sync outage ({real:.1f} s real, {floor})"
+                  if float(p["outage_minutes"]) else "")
         if self.storm_on:
             storm = f"first-login storm {p['storm_minutes']} min at opening (+{p['storm_factor']}× peak)"
         elif not self.includes(STORM_JOURNEY):
@@ -265,10 +277,10 @@ class CutoverShape(LoadShape):
                      f"(+{p['resync_factor']}× peak){outage}")
         elif not self.includes(RESYNC_JOURNEY):
             burst = f"no batch re-sync burst ({RESYNC_JOURNEY} is not among the selected scenarios)"
-            burst += f"; a {p['outage_minutes']} min national sync outage before {p['resync_at']}" if outage else ""
+            burst += f"; a{outage.removeprefix(' after a')} before {p['resync_at']}" if outage else ""
         else:
-            burst = "no batch re-sync burst" + (f"; a {p['outage_minutes']} min national sync outage before "
-                                                f"{p['resync_at']}" if outage else "")
+            burst = "no batch re-sync burst" + (f"; a{outage.removeprefix(' after a')} before {p['resync_at']}"
+                                                if outage else "")
         return (f"cutover: office day {p['open']}–{p['close']} compressed {self.compression:,.0f}× into "
                 f"{self.duration:g} s (1 s ≈ {self.compression / 60:,.1f} min of the day, 1 min ≈ {minute:.2f} s); "
                 f"peak {p['peak_rate']}/s × day-one surge {p['surge_factor']} = {self.peak:g}/s; {storm}; {burst}")

@@ -165,7 +165,8 @@ class ScenarioContext:
     communes: tuple[str, ...] = ()
     state: dict[str, Any] = field(default_factory=dict)
     #: (MaHoSo, TrangThaiHoSo, deadline) the load integrity check verifies after the run
-    sync_expectations: list[tuple[str, str, float]] = field(default_factory=list)
+    #: (MaHoSo, TrangThaiHoSo, deadline epoch, SLA seconds) left by expect_synced in load mode
+    sync_expectations: list[tuple[str, str, float, float]] = field(default_factory=list)
 
     def require(self, *capabilities: str) -> None:
         missing = [c for c in capabilities if c not in self.capabilities]

@@ -116,7 +116,7 @@ def expect_synced(ctx: ScenarioContext, params: dict[str, Any]) -> None:
     ma_ho_so = ctx.get("ma_ho_so", "expect_synced")
     within = float(params.get("within", ctx.sync_sla_seconds))
     if ctx.mode == "load":
-        ctx.sync_expectations.append((ma_ho_so, params["status"], time.time() + within))
+        ctx.sync_expectations.append((ma_ho_so, params["status"], time.time() + within, within))
         return
     if ctx.national is None:
         raise StepFailed("the national counterpart's ledger is not reachable", expected="a ledger", actual=None)

@@ -450,3 +450,29 @@ def test_province_records_not_all_read_in_time_are_not_claimed() -> None:
     result = check_province_records(lambda m: (200, "1"), {"A": ("1", True)}, budget_s=-1, say=lambda line: None)
     assert not result["checked"] and result["read"] == 0 and result["lost_count"] == 0
     assert result["error"] == "1 of 1 accepted dossiers were not read back at the province within -1 s"
+
+
+def test_sync_deadlines_overlapping_an_outage_are_counted_from_its_end() -> None:
+    from haicap.loadtests.integrity import deadline_after_outages
+
+    outage = [(100.0, 115.0)]
+    assert deadline_after_outages(105.0, 10.0, outage) == 125.0  # changed during the outage: due 10 s after it
+    assert deadline_after_outages(103.0, 10.0, outage) == 125.0  # its SLA window ran into the outage
+    assert deadline_after_outages(99.0, None, outage) == 99.0    # an old 3-field expectation: as recorded
+    assert deadline_after_outages(130.0, 10.0, outage) == 130.0  # made after recovery: its own SLA
+    assert deadline_after_outages(95.0, 5.0, outage) == 95.0     # due before the outage began
+
+
+def test_the_default_cutover_outage_spans_several_retry_intervals_in_real_time() -> None:
+    from haicap.loadtests.shapes import build_shape
+
+    for duration in (30, 60, 120):
+        shape = build_shape("cutover", duration).build()
+        (event,) = shape.events()
+        assert event.seconds >= 15 and event.at >= 0, (duration, event)
+        assert "15.0 s real, at least outage_min_s 15 s" in shape.describe() or duration > 600
+    short = build_shape("cutover", 12).build()
+    (event,) = short.events()
+    assert event.at == 0 and "clipped to the start of the run" in short.describe()
+    none = build_shape("cutover", 60, {"outage_minutes": 0}).build()
+    assert none.events() == []
