@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -104,6 +105,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     dist = parser.add_argument_group("distributed")
     dist.add_argument("--processes", type=int, default=0, metavar="N",
                       help="run N local worker processes under a master (default 0: one process)")
+    dist.add_argument("--oversubscribe", action="store_true",
+                      help="allow --processes above this machine's usable CPU cores (refused by default)")
     dist.add_argument("--master", action="store_true", help="be the master and wait for --expect-workers workers")
     dist.add_argument("--expect-workers", type=int, default=1, metavar="N")
     dist.add_argument("--master-bind", default="127.0.0.1", metavar="HOST",
@@ -113,6 +116,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     dist.add_argument("--worker", action="store_true", help="be a worker of a master at --master-host:--master-port")
     dist.add_argument("--master-host", default="127.0.0.1", metavar="HOST")
     parser.set_defaults(handler=run)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (the affinity mask, e.g. a container's cpuset), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, object]:
@@ -149,6 +160,13 @@ def run(args: argparse.Namespace) -> int:
         raise HaicapError(f"give --shape ({', '.join(sorted(SHAPES))}) or --shape-file")
     if args.processes < 0 or args.expect_workers < 1:
         raise HaicapError("--processes must be ≥ 0 and --expect-workers ≥ 1")
+    cores = usable_cores()
+    if args.processes > cores and not args.oversubscribe:
+        raise HaicapError(f"--processes {args.processes}: this machine has {cores} usable CPU core"
+                          f"{'s' if cores != 1 else ''}; more generator processes than cores compete with each other "
+                          "and with the system under test, so the load offered falls behind the load asked for. Use "
+                          f"at most --processes {cores}, run workers on other machines (--master / --worker), or "
+                          "--oversubscribe")
     if args.master and not args.master_port:
         raise HaicapError("--master needs --master-port 1..65535 so that workers can find it")
     for name in ("max_in_flight", "pool_size"):

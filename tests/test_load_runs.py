@@ -238,6 +238,7 @@ def test_unreachable_target_stops_early_and_still_writes_a_summary(tmp_path: Pat
     (["--shape", "soak", "--set", "rat=3"], "params: Additional properties"),
     (["--shape", "soak", "--fault", "nope"], "valid faults: "),
     ([], "give --shape"),
+    (["--shape", "soak", "--processes", "4096"], "usable CPU core"),
 ])
 def test_bad_input_is_refused_with_the_reason(tmp_path: Path, capsys: Any, args: list[str], message: str) -> None:
     code = main(["load", "--out", str(tmp_path / "out"), *args])
