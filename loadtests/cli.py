@@ -98,6 +98,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--require-kept-up", action=argparse.BooleanOptionalAction, default=True,
                         help="a run where the generator did not keep up (arrivals held back or late, CPU > 80%%) "
                         "cannot pass: it exits 2, inconclusive (default on)")
+    parser.add_argument("--strict", action="store_true",
+                        help="a SLO gate not judged (too few samples) makes an otherwise passing run exit 3, "
+                        "incomplete")
     parser.add_argument("--pool-size", type=int, default=1000, metavar="N", help="pre-generated citizens per worker")
     parser.add_argument("--projection", action="append", default=[], metavar="KEY=VALUE",
                         help="capacity projection of a step run (other shapes refuse it), e.g. "
@@ -179,5 +182,6 @@ def run(args: argparse.Namespace) -> int:
         master_port=args.master_port, seed=args.seed, drain_s=args.drain, scenarios=args.scenario,
         scenario_paths=args.scenario_path, max_in_flight=args.max_in_flight, pool_size=args.pool_size,
         projection=_pairs(args.projection, "--projection"), require_kept_up=args.require_kept_up,
+        auto_duration=args.duration is None and not args.shape_file, strict=args.strict,
     )
     return run_load(options)

@@ -94,6 +94,10 @@ class LoadOptions:
     connect_timeout_s: float = 60.0
     projection: dict[str, Any] = field(default_factory=dict)
     require_kept_up: bool = True
+    #: no --duration given: take the shortest duration that gives every SLO gate its samples
+    auto_duration: bool = False
+    #: a gate not judged (too few samples) makes an otherwise passing run exit 3, incomplete
+    strict: bool = False
 
 
 def check_target_allowed(url: str, allow: str | None) -> None:
@@ -301,6 +305,8 @@ def run_load(opts: LoadOptions) -> int:
         raise HaicapError(f"--drain must be a finite number of seconds, 0..{MAX_DRAIN_S:g}, got {opts.drain_s:g}")
     # the cutover's storm and burst journeys run only if selected: every process builds the shape with the selection
     opts = dataclasses.replace(opts, shape=opts.shape.with_selection(opts.scenarios))
+    if opts.auto_duration:
+        opts = _judged_duration(opts, scenarios)
     shape = opts.shape.build()
     _check_projection(opts, shape)
     creds = _check_target_options(opts)
@@ -315,6 +321,44 @@ def run_load(opts: LoadOptions) -> int:
                           "summary written", exit_code=exit_code_for(exc.signum)) from None
 
 
+def _judged_duration(opts: LoadOptions, scenarios: dict[str, Any]) -> LoadOptions:
+    """No --duration: the shortest duration (60 s … AUTO_MAX_S) that gives every SLO gate its samples."""
+    from haicap.loadtests.judgeability import AUTO_MAX_S, duration_to_judge
+
+    weights = Mix.build(scenarios, opts.scenarios).weights
+    chosen = duration_to_judge(opts.shape, weights, scenarios, opts.max_rate, longest=AUTO_MAX_S)
+    if chosen is None:
+        print(f"haicap load: no duration up to {AUTO_MAX_S:g} s gives every SLO gate its samples at this rate; "
+              f"running the default {opts.shape.duration:g} s (raise the rate with --set, or give --duration)",
+              flush=True)
+        return opts
+    print(f"haicap load: duration {chosen:g} s — no --duration given: the shortest that gives every SLO gate its "
+          "samples at this shape's rate (--duration to choose)", flush=True)
+    return dataclasses.replace(opts, shape=dataclasses.replace(opts.shape, duration=chosen))
+
+
+def _warn_unjudgeable(opts: LoadOptions, scenarios: dict[str, Any], shape: Any, mix: Mix) -> list[dict[str, Any]]:
+    """Before the load: which percentile gates this run cannot judge, and the duration that would."""
+    from haicap.loadtests.judgeability import (
+        as_json,
+        duration_to_judge,
+        percentile_gate_count,
+        summarize,
+        unjudgeable,
+    )
+
+    short = unjudgeable(shape, mix.weights, scenarios, opts.max_rate)
+    if not short:
+        return []
+    total = percentile_gate_count(mix.weights, scenarios, list(shape.mix(0) or ()))
+    needed = duration_to_judge(opts.shape, mix.weights, scenarios, opts.max_rate)
+    advice = (f"--duration {needed:g} would judge them all" if needed is not None else
+              "no duration up to 3600 s would judge them all: raise the rate (--set)")
+    print(f"haicap load: note: {summarize(short, total)}; they will be reported 'not judged' ({advice}; --strict "
+          "makes a not-judged gate exit 3)", flush=True)
+    return as_json(short)
+
+
 def _run(opts: LoadOptions, creds: Credentials | None, scenarios: dict[str, Any], shape: Any,
          stops: StopControl) -> int:
     with _target(opts, creds) as target:
@@ -325,6 +369,7 @@ def _run(opts: LoadOptions, creds: Credentials | None, scenarios: dict[str, Any]
         print(f"haicap load: {shape.describe()}", flush=True)
         print(f"haicap load: mix {', '.join(f'{k} {v:g}' for k, v in mix.weights.items())}; rate cap "
               f"{opts.max_rate:g}/s; drain window {opts.drain_s:g} s", flush=True)
+        expected_short = _warn_unjudgeable(opts, scenarios, shape, mix)
         unreachable = _reachable(target.province_url)
         raw: dict[str, Any] = {}
         if unreachable:
@@ -357,6 +402,7 @@ def _run(opts: LoadOptions, creds: Credentials | None, scenarios: dict[str, Any]
                 killed = " (it was killed after a second stop signal)" if stops.hurry else ""
                 raw = {"errors": [f"the load generator wrote no results{killed}"]}
         stops.judging()
+        raw["expected_not_judged"] = expected_short
         return _judge(opts, target, scenarios, mix, shape, raw, unreachable, stops)
 
 
@@ -424,6 +470,21 @@ def _province_records(opts: LoadOptions, target: Target, accepted: dict[str, Any
                                       say=lambda line: print(f"haicap load: {line}", flush=True))
 
 
+def _gate_summary(opts: LoadOptions, scenarios: dict[str, Any], mix: Mix, shape: Any, recorder: Recorder,
+                  slo: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """Gates judged / passed / breached / not judged, over every gate of the journeys the shape asked for."""
+    from haicap.loadtests.judgeability import expected_journeys
+    from haicap.loadtests.slo import gate_counts, gates
+
+    asked = {k for k, v in expected_journeys(shape, mix.weights, opts.max_rate, scenarios).items() if v > 0}
+    measured = [(s, None) for s in recorder.journeys] + [Recorder.split_step_key(k) for k in recorder.steps]
+    ids = sorted(asked | {s for s, _ in measured})
+    counts = gate_counts(slo, gates(scenarios, ids, [m for m in measured if m[1] is not None]), measured)
+    counts["expected_not_judged"] = raw.get("expected_not_judged") or []
+    counts["strict"] = opts.strict
+    return counts
+
+
 def _user_stop(stops: StopControl, raw: dict[str, Any]) -> int | None:
     """The signal that stopped the run: the one ``haicap load`` got, else one its generator got directly."""
     if stops.signum is not None:
@@ -465,6 +526,7 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
                       f"{hosts}; those requests were refused, none was sent (if that host is yours and meant to be "
                       "loaded, name it with --allow-target)")
     slo = evaluate_slos(recorder, scenarios, sync)
+    gate_summary = _gate_summary(opts, scenarios, mix, shape, recorder, slo, raw)
 
     totals = recorder.totals()
     journeys_started = sum(s.started for s in recorder.seconds.values())
@@ -481,6 +543,8 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
     complete = stop_reason is None and not errors
     exit_code, inconclusive = decide(complete, slo["passed"] and bool(integrity["passed"]), generator,
                                      opts.require_kept_up, stopped_by=user_signum)
+    if opts.strict and exit_code == 0 and gate_summary["not_judged"]:
+        exit_code = 3  # incomplete: a gate was selected and not judged
     passed = exit_code == 0
 
     timeseries = build_timeseries(recorder, shape, opts.max_rate)
@@ -516,6 +580,7 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
                  "max_rate": opts.max_rate, "clipped": clipped},
         "latency_ms": totals.latency.summary(),
         "slo": slo,
+        "gates": gate_summary,
         "integrity": integrity,
         "inconclusive": inconclusive,
         "generator": generator,
@@ -633,6 +698,10 @@ def _print_verdict(summary: dict[str, Any], out: Path) -> None:
     for breach in summary["slo"]["breaches"]:
         where = " / ".join(x for x in (breach["scenario"], breach["step"]) if x)
         print(f"SLO BREACH {where}: {breach['metric']} {breach['actual']} > {breach['limit']}")
+    g = summary["gates"]
+    print(f"SLO gates: {g['total']} — judged {g['judged']} (passed {g['passed']}, breached {g['breached']}), not "
+          f"judged {g['not_judged']}" + (" (too few samples or none: --strict makes that exit 3)"
+                                         if g["not_judged"] else ""))
     insufficient = summary["slo"]["insufficient"]
     if insufficient:
         listed = ", ".join(f"{' / '.join(x for x in (i['scenario'], i['step']) if x)} {i['metric']} "

@@ -22,7 +22,7 @@ from typing import Any
 from haicap.loadtests.recorder import Counted, Recorder
 from haicap.scenarios.engine import SLO, Scenario
 
-__all__ = ["evaluate_slos", "gates", "judge", "min_samples", "mix_slo"]
+__all__ = ["evaluate_slos", "gate_counts", "gates", "judge", "min_samples", "mix_slo"]
 
 
 def min_samples(percentile: float) -> int:
@@ -120,6 +120,7 @@ def evaluate_slos(recorder: Recorder, scenarios: Mapping[str, Scenario],
     measured_steps = [Recorder.split_step_key(key) for key in recorder.steps]
     ids = sorted({*recorder.journeys, *(scenario_id for scenario_id, _ in measured_steps)})
     result = judge(recorder.journeys, recorder.steps, gates(scenarios, ids, measured_steps))
+    result["sync_checked"] = bool(sync and sync.get("checked"))
     if sync and sync.get("late_count"):
         result["breaches"].append({"scenario": None, "step": "expect_synced", "metric": "sync_sla",
                                    "limit": "every expected status at the national side by its deadline",
@@ -141,3 +142,33 @@ def mix_slo(scenarios: Mapping[str, Scenario], ids: list[str]) -> dict[str, Any]
 
     return {"p95_ms": low([s.p95_ms for s in chosen]), "p99_ms": low([s.p99_ms for s in chosen]),
             "error_rate": low([s.error_rate for s in chosen]), "gates": gates(scenarios, ids)}
+
+
+def gate_counts(result: Mapping[str, Any], slo_gates: Iterable[Mapping[str, Any]],
+                measured: Iterable[tuple[str, str | None]]) -> dict[str, Any]:
+    """How many gates (one per scenario/step and metric with a limit) were judged, passed, breached or not
+    judged: a gate is not judged when it had too few samples (``insufficient``) or none at all. The sync-SLA
+    gate counts once when the run recorded expectations (it is then in ``breaches`` or passed)."""
+    seen = set(measured)
+    breached = {(b["scenario"], b["step"], b["metric"]) for b in result["breaches"]}
+    short = {(i["scenario"], i["step"], i["metric"]) for i in result["insufficient"]}
+    counts = {"total": 0, "judged": 0, "passed": 0, "breached": 0, "not_judged": 0}
+    unmeasured: list[dict[str, Any]] = []
+    for gate in slo_gates:
+        for metric in ("p95_ms", "p99_ms", "error_rate"):
+            if gate.get(metric) is None:
+                continue
+            key = (gate["scenario"], gate["step"], metric)
+            counts["total"] += 1
+            if key in short or (gate["scenario"], gate["step"]) not in seen:
+                counts["not_judged"] += 1
+                if key not in short:
+                    unmeasured.append({"scenario": gate["scenario"], "step": gate["step"], "metric": metric})
+            else:
+                counts["judged"] += 1
+                counts["breached" if key in breached else "passed"] += 1
+    if any(b["metric"] == "sync_sla" for b in result["breaches"]) or result.get("sync_checked"):
+        counts["total"] += 1
+        counts["judged"] += 1
+        counts["breached" if any(b["metric"] == "sync_sla" for b in result["breaches"]) else "passed"] += 1
+    return {**counts, "unmeasured": unmeasured}

@@ -476,3 +476,31 @@ def test_the_default_cutover_outage_spans_several_retry_intervals_in_real_time()
     assert event.at == 0 and "clipped to the start of the run" in short.describe()
     none = build_shape("cutover", 60, {"outage_minutes": 0}).build()
     assert none.events() == []
+
+
+def test_gates_a_shape_cannot_judge_are_named_with_the_duration_that_would() -> None:
+    from haicap.loadtests.journeys import Mix, load_mix_scenarios
+    from haicap.loadtests.judgeability import duration_to_judge, expected_journeys, unjudgeable
+    from haicap.loadtests.shapes import build_shape
+
+    scenarios = load_mix_scenarios()
+    mix = Mix.build(scenarios, ["birth-registration"])
+    spec = build_shape("soak", 60, {"rate": 2, "ramp_s": 0})
+    journeys = expected_journeys(spec.build(), mix.weights, 200, scenarios)
+    assert journeys == {"birth-registration": pytest.approx(120, abs=1)}
+    short = unjudgeable(spec.build(), mix.weights, scenarios, 200)
+    assert {g.metric for g in short} == {"p99_ms"} and all(g.needed == 100 for g in short)  # 120 < 1.25 × 100
+    assert duration_to_judge(spec, mix.weights, scenarios, 200) == 90.0
+    assert unjudgeable(build_shape("soak", 90, {"rate": 2, "ramp_s": 0}).build(), mix.weights, scenarios, 200) == []
+
+
+def test_the_cutover_storm_and_burst_count_for_their_own_journeys() -> None:
+    from haicap.loadtests.journeys import Mix, load_mix_scenarios
+    from haicap.loadtests.judgeability import expected_journeys
+    from haicap.loadtests.shapes import build_shape
+
+    scenarios = load_mix_scenarios()
+    mix = Mix.build(scenarios)
+    journeys = expected_journeys(build_shape("cutover", 60).build(), mix.weights, 200, scenarios)
+    assert journeys["first-login"] > 0 and journeys["batch-resync"] > 0
+    assert journeys["birth-registration"] > journeys["marriage-withdrawal"]  # weights 40 and 5

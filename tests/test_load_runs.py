@@ -45,6 +45,11 @@ def test_short_cutover_against_the_correct_province_passes(tmp_path: Path, capsy
     assert province["checked"] and province["read"] == integrity["accepted"] and province["lost_count"] == 0
     assert "accepted dossiers readable by MaHoSo with their latest status" in printed
     assert code == 0 and summary["passed"]
+    gates = summary["gates"]  # a short run judges few percentile gates: it says so before and after
+    assert gates["total"] == gates["judged"] + gates["not_judged"] and gates["breached"] == 0 and gates["judged"] > 0
+    assert gates["not_judged"] > 0 and gates["expected_not_judged"]
+    assert "percentile gates cannot get their samples" in printed and "would judge them all" in printed
+    assert f"SLO gates: {gates['total']} — judged {gates['judged']}" in printed
     assert summary["requests"] > 50 and summary["failures"] == 0
     assert summary["journeys"]["started"] == pytest.approx(summary["rate"]["target"] * 12, abs=1)
     assert any(e["action"] == "sync-outage" for e in summary["shape"]["events"])
@@ -62,6 +67,14 @@ def test_short_cutover_against_the_correct_province_passes(tmp_path: Path, capsy
     stats = (out / "locust_stats.csv").read_text(encoding="utf-8")
     assert "submit dossier" in stats and "officer receive" in stats  # requests named by the journey's steps
     assert (out / "locust.html").stat().st_size > 1000
+
+
+def test_strict_makes_a_run_with_gates_not_judged_incomplete(tmp_path: Path) -> None:
+    code, summary = _load(tmp_path, "--shape", "soak", "--duration", "4", "--set", "rate=2", "--set", "ramp_s=0",
+                          "--scenario", "birth-registration", "--drain", "10", "--strict")
+    assert summary["slo"]["passed"] and summary["integrity"]["passed"]
+    assert summary["gates"]["not_judged"] > 0 and summary["gates"]["strict"]
+    assert code == 3 and not summary["passed"]
 
 
 def test_late_sync_fails_the_gate(tmp_path: Path) -> None:
