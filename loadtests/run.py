@@ -664,13 +664,14 @@ def _scenario_table(recorder: Recorder) -> dict[str, Any]:
 
 def _capacity(opts: LoadOptions, target: Target, stages: dict[str, Any], timeseries: dict[str, Any]) -> Any:
     try:
-        from haicap.reports.capacity import size_capacity
+        from haicap.reports.capacity import capacity_answer, size_capacity
         from haicap.reports.capacity_html import render_capacity_html
     except ImportError as exc:
         print(f"haicap load: note: capacity report skipped (haicap.reports.capacity not available: {exc})")
         return None
     try:
         sizing = size_capacity(stages, {"province": target.province_code, **opts.projection})
+        sizing["answer"] = capacity_answer(sizing)
         (opts.out / "capacity.html").write_text(render_capacity_html(stages, timeseries, sizing), encoding="utf-8")
     except HaicapError as exc:
         print(f"haicap load: note: capacity report not written: {exc}")
@@ -721,6 +722,8 @@ def _print_verdict(summary: dict[str, Any], out: Path) -> None:
     if integ["missing_count"] > 20:
         print(f"  … and {integ['missing_count'] - 20} more (summary.json)")
     _print_province_records(integ["province"])
+    if summary.get("capacity"):
+        print(summary["capacity"]["answer"])
     if summary["stopped_early"]:
         print(f"STOPPED EARLY: {summary['stopped_early']}")
     for error in summary["errors"]:

@@ -26,7 +26,7 @@ import jsonschema
 
 from haicap.loadtests.recorder import Counted, Recorder, SecondSample
 from haicap.loadtests.shapes import LoadShape, Stage, StageIndex, arrival_times
-from haicap.loadtests.slo import judge
+from haicap.loadtests.slo import gate_counts, judge
 
 __all__ = ["NO_STAGE_MEASUREMENTS", "SUMMARY_SCHEMA", "build_stages", "build_timeseries", "planned_per_second",
            "validate_summary"]
@@ -116,6 +116,9 @@ def build_stages(recorder: Recorder, shape: LoadShape, max_rate: float, slo: Map
         if by_stage is not None and slo_gates is not None:
             measured = by_stage.get(stage.index) or Recorder(recorder.start_epoch)
             verdict = {"judged": True, **judge(measured.journeys, measured.steps, slo_gates), "note": None}
+            keys = [(j, None) for j in measured.journeys] + [Recorder.split_step_key(k) for k in measured.steps]
+            counts = gate_counts(verdict, slo_gates, keys)
+            verdict["counts"] = {k: counts[k] for k in ("total", "judged", "passed", "breached", "not_judged")}
             started = sum(s.started for s in measured.seconds.values())
             completed = sum(s.completed for s in measured.seconds.values())
             totals = measured.totals()

@@ -46,8 +46,10 @@ from haicap.loadtests.slo import min_samples
 __all__ = [
     "DEFAULTS_RATIONALE",
     "NATIONAL_DOSSIERS_PER_COMMUNE_DAY",
+    "NO_BREACH",
     "PROVINCE_DAILY_DOSSIERS",
     "Projection",
+    "capacity_answer",
     "size_capacity",
     "validate_stages",
     "validate_timeseries",
@@ -319,8 +321,13 @@ def _judge_numbers(stage: dict[str, Any], slo: dict[str, Any]) -> tuple[str, lis
     return ("not judged", [_insufficient_reason(short)]) if short else ("meets SLO", [])
 
 
+#: A stage where every gate it could judge passed but some gates had too few samples: evidence for a lower
+#: bound of the knee ("knee ≥ X"), never the knee itself.
+NO_BREACH = "no breach (partly judged)"
+
+
 def _judge(stage: dict[str, Any], slo: dict[str, Any]) -> tuple[str, list[str]]:
-    """("meets SLO" | "breaches SLO" | "not judged" | "inconclusive", reasons)."""
+    """("meets SLO" | "no breach (partly judged)" | "breaches SLO" | "not judged" | "inconclusive", reasons)."""
     if not stage["generator_kept_up"]:
         return "inconclusive", ["the load generator did not keep up (backlog or CPU > 80%): the system was "
                                 "under-loaded or its latency includes the generator's queueing"]
@@ -334,8 +341,13 @@ def _judge(stage: dict[str, Any], slo: dict[str, Any]) -> tuple[str, list[str]]:
     breaches = gates.get("breaches") or []
     if breaches:
         return "breaches SLO", [_breach_reason(b) for b in breaches]
-    if gates.get("insufficient"):
-        return "not judged", [_insufficient_reason(gates["insufficient"])]
+    counts = gates.get("counts") or {}
+    if gates.get("insufficient") or counts.get("not_judged"):
+        if counts.get("judged"):
+            return NO_BREACH, [f"judged {counts['judged']} of {counts['total']} gates, none breached; "
+                               + (_insufficient_reason(gates["insufficient"]) if gates.get("insufficient")
+                                  else "the others had no samples in this stage")]
+        return "not judged", [_insufficient_reason(gates.get("insufficient") or [])]
     return "meets SLO", []
 
 
@@ -357,6 +369,9 @@ def _find_knee(stages_doc: dict[str, Any], unit: str) -> dict[str, Any]:
                          + "; ".join(sorted({j['reasons'][0] for j in group})) + " — not used for the knee")
     knee = max(meeting, key=lambda j: (j["achieved_rate"], -j["index"])) if meeting else None
     lower_bound = False
+    partial = [j for j in judged if j["verdict"] == NO_BREACH]
+    if knee is None and partial:
+        return _partial_knee(judged, partial, breaching, notes, unit)
     if knee is None:
         if breaching:
             first = min(breaching, key=lambda j: j["index"])
@@ -381,6 +396,47 @@ def _find_knee(stages_doc: dict[str, Any], unit: str) -> dict[str, Any]:
             notes.append(f"first breach above the knee: stage {breaking['index']} at "
                          f"{breaking['achieved_rate']:,.1f} {unit} ({'; '.join(breaking['reasons'])})")
     return {"stages": judged, "knee": knee, "lower_bound": lower_bound, "notes": notes}
+
+
+def _partial_knee(judged: list[dict[str, Any]], partial: list[dict[str, Any]], breaching: list[dict[str, Any]],
+                  notes: list[str], unit: str) -> dict[str, Any]:
+    """No stage was judged on every gate, but some passed every gate they could judge: the highest of those
+    below the first breach is a lower bound of the knee ("knee ≥ X"), between X and the breach if there is one."""
+    first = min(breaching, key=lambda j: j["index"]) if breaching else None
+    below = [j for j in partial if first is None or j["index"] < first["index"]]
+    if not below:
+        assert first is not None
+        notes.append(f"no stage met the SLO: the system breached it at {first['achieved_rate']:,.1f} {unit} "
+                     f"(stage {first['index']}; {'; '.join(first['reasons'])}); run a lower staircase")
+        return {"stages": judged, "knee": None, "lower_bound": False, "notes": notes}
+    knee = max(below, key=lambda j: (j["achieved_rate"], -j["index"]))
+    judged_counts = knee.get("gates", {}).get("counts", {})
+    share = f"{judged_counts.get('judged', '?')} of {judged_counts.get('total', '?')} gates"
+    if first is None:
+        notes.append(f"knee ≥ {knee['achieved_rate']:,.1f} {unit}: no stage breached the gates it could judge "
+                     f"(stage {knee['index']} judged {share}); extend the staircase or lengthen the stages to "
+                     "find where it breaks")
+    else:
+        notes.append(f"knee between {knee['achieved_rate']:,.1f} and {first['achieved_rate']:,.1f} {unit}: stage "
+                     f"{first['index']} breached ({'; '.join(first['reasons'])}); stage {knee['index']} below it "
+                     f"breached none of the {share} it could judge")
+    return {"stages": judged, "knee": knee, "lower_bound": True, "notes": notes}
+
+
+def capacity_answer(sizing: dict[str, Any]) -> str:
+    """The capacity answer in one line, as the console prints it."""
+    unit, knee, instances = sizing["rate_unit"], sizing["knee"], sizing["instances"]
+    if knee is None:
+        return "capacity: no knee — " + (sizing["notes"][-1] if sizing["notes"] else "no stage could be judged")
+    rate = knee["achieved_rate"]
+    head = (f"capacity: knee ≥ {rate:,.1f} {unit} (a lower bound)" if sizing["knee_is_lower_bound"]
+            else f"capacity: knee {rate:,.1f} {unit}")
+    peak = sizing["peak"]["rate_with_headroom"]
+    if instances is not None:
+        head += (f"; the projected peak with headroom, {peak:,.2f} {unit}, needs "
+                 f"{'at most ' if sizing['knee_is_lower_bound'] else ''}{instances} instance"
+                 f"{'s' if instances != 1 else ''}")
+    return head
 
 
 # -- sizing ----------------------------------------------------------------------------------------------
@@ -445,6 +501,7 @@ def size_capacity(stages_doc: Any, projection: Projection | dict[str, Any] | Non
         "slo": dict(stages_doc["slo"]),
         "knee": knee,
         "knee_is_lower_bound": found["lower_bound"],
+        "knee_lower_bound": knee["achieved_rate"] if knee is not None and found["lower_bound"] else None,
         "knee_per_instance": knee_per_instance,
         "stages": found["stages"],
         "notes": found["notes"],

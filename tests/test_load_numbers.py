@@ -29,7 +29,7 @@ from haicap.loadtests.shapes import (
 )
 from haicap.loadtests.slo import evaluate_slos, mix_slo
 from haicap.loadtests.summary import NO_STAGE_MEASUREMENTS, build_stages, build_timeseries
-from haicap.reports.capacity import size_capacity, validate_stages
+from haicap.reports.capacity import capacity_answer, size_capacity, validate_stages
 from haicap.reports.capacity_html import render_capacity_html
 
 
@@ -219,16 +219,29 @@ def test_stages_within_every_gate_meet_the_slo_and_give_the_knee(login_submit: d
     assert sizing["knee"]["index"] == 1 and sizing["knee"]["achieved_rate"] == 10.0  # 60 started in 6 s
 
 
-def test_a_stage_with_too_few_samples_is_not_judged(login_submit: dict[str, Any]) -> None:
+def test_a_stage_with_too_few_samples_is_only_partly_judged(login_submit: dict[str, Any]) -> None:
     stages, _, _ = _step_run(login_submit, [12, 60], login_ms=15.0)  # 12 < 20 samples for a p95
     sizing = size_capacity(stages, {"communes": 10})
-    assert [s["verdict"] for s in sizing["stages"]] == ["not judged", "meets SLO"]
-    assert "too few samples to judge login-submit / sso_login p95 (12 < 20)" in sizing["stages"][0]["reasons"][0]
+    assert [s["verdict"] for s in sizing["stages"]] == ["no breach (partly judged)", "meets SLO"]
+    reason = sizing["stages"][0]["reasons"][0]
+    assert reason.startswith("judged 3 of 5 gates, none breached; too few samples to judge login-submit / "
+                             "sso_login p95 (12 < 20)"), reason
+    assert sizing["knee"]["index"] == 1 and sizing["knee_lower_bound"] == 10.0  # fully judged, nothing above breached
     breached, _, _ = _step_run(login_submit, [12, 60], login_ms=35.0)
-    notes = " ".join(size_capacity(breached, {"communes": 10})["notes"])
-    assert "breached it at 10.0 iterations/s (stage 1); the stage(s) below, 0, were not judged" in notes
-    assert sizing["knee"]["index"] == 1
-    assert any("stage(s) 0 not judged" in note for note in sizing["notes"])
+    found = size_capacity(breached, {"communes": 10})
+    assert found["knee"]["index"] == 0 and found["knee_is_lower_bound"] and found["knee_lower_bound"] == 2.0
+    assert "knee between 2.0 and 10.0 iterations/s: stage 1 breached" in " ".join(found["notes"])
+    assert capacity_answer(found).startswith("capacity: knee ≥ 2.0 iterations/s (a lower bound)")
+
+
+def test_partly_judged_stages_without_a_breach_give_a_lower_bound(login_submit: dict[str, Any]) -> None:
+    stages, _, _ = _step_run(login_submit, [12, 15], login_ms=15.0)  # no stage has 20 samples per p95 gate
+    sizing = size_capacity(stages, {"communes": 10})
+    assert sizing["knee"]["index"] == 1 and sizing["knee_lower_bound"] == 2.5 and sizing["instances"] is not None
+    assert "knee ≥ 2.5 iterations/s: no stage breached the gates it could judge" in " ".join(sizing["notes"])
+    answer = capacity_answer(sizing)
+    assert answer.startswith("capacity: knee ≥ 2.5 iterations/s (a lower bound); the projected peak") and (
+        f"needs at most {sizing['instances']} instance" in answer)
 
 
 def test_without_per_stage_measurements_no_stage_meets_the_slo(login_submit: dict[str, Any]) -> None:
