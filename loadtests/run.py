@@ -406,6 +406,19 @@ def _run(opts: LoadOptions, creds: Credentials | None, scenarios: dict[str, Any]
         return _judge(opts, target, scenarios, mix, shape, raw, unreachable, stops)
 
 
+def _print_capacity(sizing: dict[str, Any]) -> None:
+    """The capacity answer, then the projection's arithmetic with where each figure came from."""
+    print(sizing["answer"])
+    projection = sizing["projection"]
+    print(f"  projected peak of province {projection.get('province')} (--projection to change any figure):")
+    for line in sizing["arithmetic"]:
+        print(f"    {line}")
+    for key, source in sizing["sources"].items():
+        print(f"    {key}: {source}")
+    assumed = [k for k in ("office_hours", "peak_hour_factor", "surge_factor", "headroom") if k in projection]
+    print("    assumptions: " + "; ".join(f"{k} {projection[k]:g}" for k in assumed) + " (capacity.html says why)")
+
+
 def _print_province_records(province: dict[str, Any]) -> None:
     if "skipped" in province:
         print(f"integrity at the province: not checked ({province['skipped']})")
@@ -723,7 +736,7 @@ def _print_verdict(summary: dict[str, Any], out: Path) -> None:
         print(f"  … and {integ['missing_count'] - 20} more (summary.json)")
     _print_province_records(integ["province"])
     if summary.get("capacity"):
-        print(summary["capacity"]["answer"])
+        _print_capacity(summary["capacity"])
     if summary["stopped_early"]:
         print(f"STOPPED EARLY: {summary['stopped_early']}")
     for error in summary["errors"]:

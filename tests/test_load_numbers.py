@@ -396,3 +396,17 @@ def test_stage_measurements_travel_from_workers_to_the_master_apart_per_stage() 
     assert master.stages[0].journeys["login-submit"].ok == 2 and master.stages[1].journeys["login-submit"].ok == 1
     assert master.journeys["login-submit"].ok == 3  # the run's own totals as before
     assert sum(s.started for s in master.stages[0].seconds.values()) == 2
+
+
+def test_the_console_prints_the_capacity_answer_with_the_projection(login_submit: dict[str, Any],
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from haicap.loadtests.run import _print_capacity
+
+    stages, _, _ = _step_run(login_submit, [36, 60], login_ms=15.0)
+    sizing = size_capacity(stages, {"province": "79"})
+    sizing["answer"] = capacity_answer(sizing)
+    _print_capacity(sizing)
+    printed = capsys.readouterr().out
+    assert printed.startswith("capacity: knee ≥ 10.0 iterations/s (a lower bound); the projected peak")
+    assert "projected peak of province 79" in printed and "communes ×" in printed
+    assert "HCMC: > 645,000 dossiers" in printed and "assumptions: office_hours 8" in printed
