@@ -45,9 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Two-word commands spelled as one sub-command: ``haicap load compare`` is ``haicap load-compare``.
+ALIASES: dict[tuple[str, str], str] = {("load", "compare"): "load-compare"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if tuple(words[:2]) in ALIASES:
+        words = [ALIASES[(words[0], words[1])], *words[2:]]
+    args = parser.parse_args(words)
     try:
         return int(args.handler(args) or 0)
     except HaicapError as exc:

@@ -32,6 +32,7 @@ __all__ = [
     "ContractRegistry",
     "SchemaValidator",
     "Violation",
+    "contracts_digest",
     "default_contracts_dir",
     "default_registry",
 ]
@@ -210,6 +211,18 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise HaicapError(f"{path}: expected a mapping at the top level")
     return data
+
+
+def contracts_digest(root: Path | None = None) -> str:
+    """SHA-256 over the contracts folder in use (each YAML/JSON/Markdown file's relative path and bytes, in
+    order): two runs made against the same contracts have the same digest, whatever the install path."""
+    import hashlib
+
+    folder = root or default_contracts_dir()
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in {".yaml", ".json", ".md"}):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=1)

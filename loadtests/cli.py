@@ -11,6 +11,7 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from haicap.errors import HaicapError
 from haicap.loadtests import DEFAULT_MAX_IN_FLIGHT
@@ -119,6 +120,50 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     dist.add_argument("--worker", action="store_true", help="be a worker of a master at --master-host:--master-port")
     dist.add_argument("--master-host", default="127.0.0.1", metavar="HOST")
     parser.set_defaults(handler=run)
+    register_compare(subparsers)
+
+
+def register_compare(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "load-compare", help="compare two load runs (also spelled: haicap load compare BASE NEW)",
+        description="Compare two haicap load runs of the same shape, province, haicap version and contracts: "
+        "exit 1 on a regression beyond the tolerance and noise floors, 2 when the runs are not comparable.",
+    )
+    parser.add_argument("base", type=Path, metavar="BASE", help="the reference run folder (or its summary.json)")
+    parser.add_argument("new", type=Path, metavar="NEW", help="the run to judge against it")
+    parser.add_argument("--tolerance", default="10%", help="relative change allowed before a metric regresses "
+                        "(default 10%%; noise floors apply too: 5 ms, 0.5 points of error rate, 0.2/s)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for compare.json and compare.html (default: NEW's folder)")
+    parser.set_defaults(handler=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from haicap.reports.load_compare import compare_runs, load_run, parse_tolerance, render_compare_html
+
+    tolerance = parse_tolerance(args.tolerance)
+    base, base_series, _ = load_run(args.base)
+    new, new_series, new_folder = load_run(args.new)
+    result = compare_runs(base, new, tolerance)
+    out = args.out or new_folder
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "compare.json").write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
+        (out / "compare.html").write_text(render_compare_html(result, base_series, new_series,
+                                                              (str(args.base), str(args.new))), encoding="utf-8")
+    except OSError as exc:
+        raise HaicapError(f"cannot write the comparison to {out}: {exc.strerror or exc}") from None
+    for metric in result["metrics"]:
+        if metric["verdict"] in {"regression", "improvement"}:
+            print(f"{metric['verdict'].upper():12} {metric['name']}: {metric['base']} → {metric['new']} "
+                  f"({metric['better']} is better)")
+    compared = sum(1 for m in result["metrics"] if m["verdict"] != "not compared")
+    verdict = (f"REGRESSION in {len(result['regressions'])} of {compared} metrics" if result["regressed"]
+               else f"no regression in {compared} metrics (tolerance {tolerance:.0%})")
+    print(f"{verdict} — {out / 'compare.html'}")
+    return 1 if result["regressed"] else 0
 
 
 def usable_cores() -> int:

@@ -42,6 +42,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from haicap import __version__
+from haicap.contract_registry import contracts_digest
 from haicap.counterpart_client import CounterpartClient
 from haicap.errors import HaicapError
 from haicap.loadtests import DEFAULT_MAX_IN_FLIGHT
@@ -575,6 +577,8 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
         files["capacity"] = "capacity.html"
     files = {key: name for key, name in files.items() if (opts.out / name).is_file()}  # only what this run wrote
     summary: dict[str, Any] = {
+        "haicap_version": __version__,
+        "contracts_sha256": contracts_digest(),
         "passed": passed,
         "exit_code": exit_code,
         "stopped_early": stop_reason,
