@@ -102,6 +102,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--strict", action="store_true",
                         help="a SLO gate not judged (too few samples) makes an otherwise passing run exit 3, "
                         "incomplete")
+    parser.add_argument("--metrics-port", type=port_number, default=0, metavar="PORT",
+                        help="serve OpenMetrics (Prometheus) at http://BIND:PORT/metrics while the run lasts: latency "
+                        "histograms per scenario and step, counters, rates (default: off)")
+    parser.add_argument("--metrics-bind", default="127.0.0.1", metavar="HOST",
+                        help="interface of the metrics endpoint (default 127.0.0.1)")
     parser.add_argument("--pool-size", type=int, default=1000, metavar="N", help="pre-generated citizens per worker")
     parser.add_argument("--projection", action="append", default=[], metavar="KEY=VALUE",
                         help="capacity projection of a step run (other shapes refuse it), e.g. "
@@ -228,5 +233,6 @@ def run(args: argparse.Namespace) -> int:
         scenario_paths=args.scenario_path, max_in_flight=args.max_in_flight, pool_size=args.pool_size,
         projection=_pairs(args.projection, "--projection"), require_kept_up=args.require_kept_up,
         auto_duration=args.duration is None and not args.shape_file, strict=args.strict,
+        metrics_port=args.metrics_port, metrics_bind=args.metrics_bind,
     )
     return run_load(options)

@@ -76,6 +76,13 @@ class Latency:
         return {"p50": self.percentile_ms(50), "p95": self.percentile_ms(95), "p99": self.percentile_ms(99),
                 "max": self.max_ms()}
 
+    def recorded(self) -> list[tuple[float, int]]:
+        """Every recorded HDR bucket as (value in seconds, count), in increasing order."""
+        if not self.count:
+            return []
+        return [(it.value_iterated_to / 1_000_000, int(it.count_at_value_iterated_to))
+                for it in self._h.get_recorded_iterator()]
+
     def encode(self) -> str:
         return self._h.encode().decode("ascii") if self.count else ""
 

@@ -77,7 +77,7 @@ def _latest_status(state: dict[str, Any], ma_ho_so: str) -> str | None:
 
 
 def run_journey(scenario: Scenario, context: ScenarioContext, recorder: Recorder, lag_s: float = 0.0,
-                stage: int | None = None) -> bool:
+                stage: int | None = None, trace_id: str | None = None) -> bool:
     """Run ``scenario`` once and record it; ``lag_s`` is how late the arrival started (added to the first step
     and the journey: latency from the intended start); ``stage``: the stage of its intended start (step runs),
     where its steps and journey are also recorded. True if every step passed."""
@@ -88,7 +88,8 @@ def run_journey(scenario: Scenario, context: ScenarioContext, recorder: Recorder
         ok = result.status == "passed"
         recorder.step(scenario.id, result.call.label, (result.seconds + (lag_s if index == 0 else 0.0)) * 1000, ok,
                       "" if ok else f"{result.status}: {result.message}", stage=stage)
-    recorder.journey(scenario.id, (time.perf_counter() - started + lag_s) * 1000, passed, stage=stage)
+    recorder.journey(scenario.id, (time.perf_counter() - started + lag_s) * 1000, passed, stage=stage,
+                     trace_id=trace_id)
     ma_ho_so = context.state.get("ma_ho_so")
     if ma_ho_so:
         recorder.dossier(ma_ho_so, _latest_status(context.state, ma_ho_so), certain=passed)

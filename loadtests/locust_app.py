@@ -215,7 +215,7 @@ class WorkerLoad:
         current = gevent.getcurrent()
         self._journeys.add(current)
         try:
-            run_journey(scenario, context, self.recorder, lag, stage=stage)
+            run_journey(scenario, context, self.recorder, lag, stage=stage, trace_id=port.trace_id)
         except GreenletExit:  # still running when the grace window ended: the slowest journeys count, as failed
             if self.hurried:  # killed by hurry(), not by the scheduler (which counts its own)
                 self.killed += 1
@@ -624,12 +624,32 @@ def run_master(plan: dict[str, Any], *, parent_pid: int | None = None) -> int:
             runner.send_message(kind, data)
 
         runner.start(workers, spawn_rate=workers)
+    metrics = _start_metrics(plan, controller)
     try:
         controller.run(broadcast)
     finally:
+        if metrics is not None:
+            metrics.shutdown()
         runner.quit()
         _stop_workers(procs, 2.0 if controller.stopped_by else 10.0)
     return _finish(controller, env, out, plan)
+
+
+def _start_metrics(plan: dict[str, Any], controller: Controller) -> Any:
+    """The OpenMetrics endpoint over the controller's merged recorder, when the plan asks for one."""
+    port = int(plan.get("metrics_port") or 0)
+    if not port:
+        return None
+    from haicap.loadtests.metrics import serve_metrics
+
+    bind = str(plan.get("metrics_bind") or "127.0.0.1")
+    try:
+        server = serve_metrics(lambda: controller.recorder, bind, port)
+    except OSError as exc:
+        controller.errors.append(f"--metrics-port {port}: cannot listen on {bind}:{port}: {exc.strerror or exc}")
+        return None
+    print(f"haicap load: OpenMetrics at http://{bind}:{port}/metrics while the run lasts", flush=True)
+    return server
 
 
 def _finish(controller: Controller, env: Environment, out: Path, plan: dict[str, Any]) -> int:

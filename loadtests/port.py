@@ -15,6 +15,7 @@ Imported only in Locust processes (it imports locust, which monkey-patches with 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -75,10 +76,19 @@ class _Response:
         return self._raw.json()
 
 
+def new_trace_id() -> str:
+    """A W3C Trace Context trace id: 16 random bytes, lowercase hex, never all zeros."""
+    return secrets.token_hex(16)
+
+
 class LocustPort:
+    """One journey's browser: every request carries the journey's W3C ``traceparent`` (one trace id per
+    journey, a new span id per request), so a slow journey can be found in the province's own traces."""
+
     def __init__(self, base_url: str, event: TimedEvent, *, client_pool: Any = None, timeout: float = 30.0,
-                 allowed_hosts: frozenset[str] = frozenset()) -> None:
+                 allowed_hosts: frozenset[str] = frozenset(), trace_id: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.trace_id = trace_id or new_trace_id()
         self._event = event
         self.allowed_hosts = allowed_with_base(self.base_url, allowed_hosts)
         self._session = FastHttpSession(self.base_url, request_event=event, user=None, client_pool=client_pool,
@@ -105,6 +115,7 @@ class LocustPort:
             self._event.refused(method, label, _host(url), exc)
             raise
         sent_headers = dict(headers or {})
+        sent_headers.setdefault("traceparent", f"00-{self.trace_id}-{secrets.token_hex(8)}-01")
         body: Any = content
         if data is not None:
             body = urlencode(data)
@@ -120,7 +131,7 @@ class LocustPort:
     def fresh(self) -> LocustPort:
         """A port with an empty cookie jar (a new browser) sharing the connection pool and the timing."""
         return LocustPort(self.base_url, self._event, client_pool=self._session.client.clientpool,
-                          allowed_hosts=self.allowed_hosts)
+                          allowed_hosts=self.allowed_hosts, trace_id=self.trace_id)
 
 
 def _host(url: str) -> str:

@@ -15,6 +15,7 @@ judged by the run's SLO gates on exactly its own journeys.
 
 from __future__ import annotations
 
+import heapq
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,10 @@ class SecondSample:
         return cls(Latency.decode(d["h"]), d["r"], d["e"], d["s"], d["c"], d["t"], d["i"], d["b"], d["u"], d["n"])
 
 
+#: How many of the slowest journeys the summary names with their trace ids.
+SLOWEST_KEPT = 10
+
+
 @dataclass
 class Counted:
     latency: Latency = field(default_factory=Latency)
@@ -105,6 +110,8 @@ class Recorder:
         self.refused: dict[str, int] = {}
         #: stage index -> the measurements of the journeys whose intended start fell in that stage (step runs)
         self.stages: dict[int, Recorder] = {}
+        #: the slowest journeys with their W3C trace ids: [ms, scenario, trace id, passed], at most SLOWEST_KEPT
+        self.slowest: list[list[Any]] = []
 
     def stage(self, index: int) -> Recorder:
         """The measurements of stage ``index`` (created on first use)."""
@@ -157,9 +164,12 @@ class Recorder:
             if message and len(self.failures_sample) < 50:
                 self.failures_sample.setdefault(key, message[:300])
 
-    def journey(self, scenario: str, ms: float, passed: bool, stage: int | None = None) -> None:
+    def journey(self, scenario: str, ms: float, passed: bool, stage: int | None = None,
+                trace_id: str | None = None) -> None:
         if stage is not None:
             self.stage(stage).journey(scenario, ms, passed)
+        if trace_id is not None:
+            self._keep_slowest([[round(ms, 3), scenario, trace_id, passed]])
         entry = self.journeys.get(scenario) or self.journeys.setdefault(scenario, Counted())
         entry.latency.record_ms(ms)
         if passed:
@@ -167,6 +177,9 @@ class Recorder:
         else:
             entry.failed += 1
         self.second().completed += 1
+
+    def _keep_slowest(self, entries: list[list[Any]]) -> None:
+        self.slowest = heapq.nlargest(SLOWEST_KEPT, [*self.slowest, *entries], key=lambda e: e[0])
 
     def unfinished_journey(self, scenario: str, ms: float, stage: int | None = None) -> None:
         """A journey killed while still running at the end: a failed journey, but not a completion."""
@@ -206,6 +219,7 @@ class Recorder:
             "transport_errors": self.transport_errors,
             "failures_sample": self.failures_sample,
             "refused": self.refused,
+            "slowest": self.slowest,
             "stages": {str(i): rec.take_report(final=True) for i, rec in self.stages.items()},
         }
         running = {k: v for k, v in self.seconds.items() if k not in done}
@@ -228,6 +242,7 @@ class Recorder:
         for key, message in report["failures_sample"].items():
             if len(self.failures_sample) < 50:
                 self.failures_sample.setdefault(key, message)
+        self._keep_slowest(list(report.get("slowest") or []))
         for host, count in (report.get("refused") or {}).items():
             self.refused[host] = self.refused.get(host, 0) + int(count)
         for index, stage_report in (report.get("stages") or {}).items():

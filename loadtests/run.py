@@ -100,6 +100,9 @@ class LoadOptions:
     auto_duration: bool = False
     #: a gate not judged (too few samples) makes an otherwise passing run exit 3, incomplete
     strict: bool = False
+    #: serve OpenMetrics on this port while the run lasts (0: no endpoint)
+    metrics_port: int = 0
+    metrics_bind: str = "127.0.0.1"
 
 
 def check_target_allowed(url: str, allow: str | None) -> None:
@@ -393,6 +396,7 @@ def _run(opts: LoadOptions, creds: Credentials | None, scenarios: dict[str, Any]
                 "spawn_workers": not opts.master, "master_bind": opts.master_bind,
                 "master_port": opts.master_port or _free_port(), "connect_timeout_s": opts.connect_timeout_s,
                 "allowed_hosts": allowed_hosts(target, opts.allow_target),
+                "metrics_port": opts.metrics_port, "metrics_bind": opts.metrics_bind,
             }
             timeout = shape.duration + opts.grace_s + opts.connect_timeout_s + 180
             _run_child(plan, timeout, stops)
@@ -605,6 +609,8 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
         "target": target.describe(),
         "scenarios": _scenario_table(recorder),
         "refused_hosts": dict(sorted(recorder.refused.items())),
+        "slowest_journeys": [{"ms": ms, "scenario": scenario, "trace_id": trace, "passed": ok}
+                             for ms, scenario, trace, ok in recorder.slowest],
         "failure_samples": {" / ".join(Recorder.split_step_key(k)): v for k, v in recorder.failures_sample.items()},
         "capacity": capacity,
         "files": files,
