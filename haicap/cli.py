@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "haicap.loadtests.cli",
     "haicap.sandbox.cli",
     "haicap.data_generators.cli",
+    "haicap.reports.cli",
 )
 
 
