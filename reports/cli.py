@@ -23,6 +23,19 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--trust", type=Path, metavar="KEY",
                         help="PEM public key (Ed25519) the bundle must be signed with, e.g. the province's")
     parser.set_defaults(handler=run_verify)
+    board = subparsers.add_parser(
+        "scoreboard", help="verify every province's bundle in a folder and write the 34-province scoreboard",
+        description="One row per province (its newest verified bundle), one column per national criterion, and "
+        "a totals row 'x / 34' like the 28-June checklist; board.html, board.json and board.csv.",
+    )
+    board.add_argument("folder", type=Path, metavar="DIR", help="folder of bundle zips (one or more per province)")
+    board.add_argument("--out", type=Path, default=Path("board"), help="output folder (default ./board)")
+    board.add_argument("--keys", type=Path, metavar="KEYDIR",
+                       help="folder of trusted public keys named <province>.pub (default: bundles are checked "
+                       "intact, signers not checked)")
+    board.add_argument("--max-age", type=float, default=30.0, metavar="DAYS",
+                       help="a bundle older than this is stale (default 30)")
+    board.set_defaults(handler=run_scoreboard)
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -43,3 +56,20 @@ def run_verify(args: argparse.Namespace) -> int:
     print(f"verified — {what}" + (" (the trusted key)" if trusted is not None else
                                     " (no --trust given: intact, but the signer is not checked)"))
     return 0
+
+
+def run_scoreboard(args: argparse.Namespace) -> int:
+    import math
+
+    from haicap.errors import HaicapError
+    from haicap.reports.scoreboard import write_board
+
+    if not (math.isfinite(args.max_age) and args.max_age > 0):
+        raise HaicapError(f"--max-age must be a positive number of days, got {args.max_age:g}")
+    doc = write_board(args.folder, args.out, keys=args.keys, max_age_days=args.max_age)
+    totals = ", ".join(f"{c} {n}/34" for c, n in doc["totals"].items())
+    print(f"scoreboard: {len(doc['rows'])} province(s), {len(doc['rejected'])} bundle(s) rejected — {totals}")
+    for rejected in doc["rejected"]:
+        print(f"REJECTED {rejected['bundle']}: {'; '.join(rejected['problems'])}")
+    print(f"board: {args.out / 'board.html'}")
+    return 1 if doc["rejected"] else 0
