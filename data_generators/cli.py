@@ -19,7 +19,7 @@ from haicap.errors import HaicapError
 
 __all__ = ["KINDS", "register"]
 
-KINDS = ("citizens", "enterprises", "dossiers", "legacy-dossiers")
+KINDS = ("citizens", "enterprises", "dossiers", "legacy-dossiers", "conversion")
 SHAPES = ("submission", "forwarded", "sync")
 UNIT_FORMATS = ("csv", "json")
 
@@ -72,15 +72,17 @@ def _generate(args: argparse.Namespace) -> int:
     fmt = _choice("format", args.format, FORMATS)
     if args.count <= 0:
         raise HaicapError(f"--count must be a positive number of records, got {args.count}")
-    for flag, value, applies_to in (("--shape", args.shape, "dossiers"), ("--defect-rate", args.defect_rate,
-                                                                          "legacy-dossiers"),
-                                    ("--manifest", args.manifest, "legacy-dossiers")):
-        if value is not None and kind != applies_to:
-            raise HaicapError(f"{flag} applies to --kind {applies_to} only, not to {kind}")
+    for flag, value, applies_to in (("--shape", args.shape, ("dossiers",)),
+                                    ("--defect-rate", args.defect_rate, ("legacy-dossiers", "conversion")),
+                                    ("--manifest", args.manifest, ("legacy-dossiers",))):
+        if value is not None and kind not in applies_to:
+            raise HaicapError(f"{flag} applies to --kind {' or '.join(applies_to)} only, not to {kind}")
     if args.province is not None:
         from haicap.data_generators.units import admin_units
 
         admin_units().province(args.province)
+    if kind == "conversion":
+        return _conversion_pairs(args)
     records, columns, after, batches = _source(kind, args)
     where = "standard output" if args.out == STDOUT else args.out
     progress = Progress(args.count, f"{kind} -> {where}", enabled=not args.quiet)  # on stderr, never in the data
@@ -93,6 +95,28 @@ def _generate(args: argparse.Namespace) -> int:
     if args.quiet:
         return 0
     print(f"wrote {written:,} {kind} to {where}", file=sys.stderr)
+    return 0
+
+
+def _conversion_pairs(args: argparse.Namespace) -> int:
+    """--kind conversion: OUT is a folder for before.jsonl, after.jsonl and manifest.json."""
+    from haicap.data_generators.conversion import ConversionPairs
+
+    if args.format != "jsonl":
+        raise HaicapError("--kind conversion writes JSONL (before.jsonl, after.jsonl); --format csv is not offered")
+    folder = Path(args.out)
+    if folder.exists() and not folder.is_dir():
+        raise HaicapError(f"--out {folder}: --kind conversion writes a folder (before.jsonl, after.jsonl, "
+                          "manifest.json), and this is a file")
+    pairs = ConversionPairs(args.seed, args.province, args.defect_rate or 0.0)
+    try:
+        manifest = pairs.write(args.count, folder)
+    except OSError as exc:
+        raise HaicapError(f"--out {folder}: {exc.strerror or exc}") from None
+    if not args.quiet:
+        planted = sum(len(v) for v in manifest.defects.values())
+        print(f"wrote {manifest.before:,} old and {manifest.after:,} converted records to {folder} "
+              f"({planted:,} planted defects in manifest.json)", file=sys.stderr)
     return 0
 
 

@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "haicap.sandbox.cli",
     "haicap.data_generators.cli",
     "haicap.reports.cli",
+    "haicap.conversion.cli",
 )
 
 

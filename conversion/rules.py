@@ -1,0 +1,166 @@
+"""The rules a converted dossier must follow, one finding kind each, with the rule it enforces.
+
+A conversion is judged record by record (a dossier before, the same dossier after, joined by MaHoSo) and as a
+whole (nothing dropped, duplicated or invented). The unit facts come from the official mapping
+(:mod:`haicap.data_generators.units`: which current commune(s) each old ward went to, which wards were split);
+the record fields from ``contracts/schemas/conversion.schema.json``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from haicap.contract_registry import default_registry
+
+__all__ = ["FINDINGS", "Finding", "UnitFacts", "judge_pair", "normalise_name", "settled_statuses"]
+
+#: Finding kind → (family, what it means, the rule).
+FINDINGS: dict[str, tuple[str, str, str]] = {
+    "dropped": ("completeness", "in the old data, missing after the conversion",
+                "Official Dispatch on data conversion: completeness — every record accounted for"),
+    "duplicated": ("completeness", "appears more than once after the conversion", "completeness — by MaHoSo"),
+    "invented": ("completeness", "after the conversion but not in the old data", "completeness — by MaHoSo"),
+    "invalid-record": ("completeness", "not a record of the conversion contract",
+                       "contracts/schemas/conversion.schema.json"),
+    "foreign-code-system": ("accuracy", "the old MaXa is a code of another system (tax TMS, home affairs), not a "
+                            "GSO commune code: convert it through that system's table first",
+                            "Decision 19/2025/QĐ-TTg (GSO unit codes)"),
+    "unknown-code": ("accuracy", "the old MaXa is a 5-digit code that is not in the last 63-province list "
+                     "(merged before 2024, or invalid)", "Decision 19/2025/QĐ-TTg; Resolution 202/2025/QH15"),
+    "unconverted": ("accuracy", "MaXa still holds the pre-merger code",
+                    "Resolution 202/2025/QH15 and the NQ-UBTVQH arrangement resolutions (official mapping)"),
+    "not-a-current-commune": ("accuracy", "MaXa after the conversion is not a current commune code",
+                              "Decision 19/2025/QĐ-TTg (3,321 commune-level codes)"),
+    "wrong-mapping": ("accuracy", "MaXa is a current commune the old ward did not go to",
+                      "the official old → new mapping (NQ-UBTVQH arrangement resolutions)"),
+    "split-undecided": ("accuracy", "the old ward was partly merged ('Nhập một phần') and no recorded decision "
+                        "(QuyetDinhTach: which commune, on what basis, by whom, when) backs the chosen commune",
+                        "official mapping: a partly merged ward maps to 2–5 communes; no silent pick"),
+    "wrong-province": ("accuracy", "MaTinh is not the province the old province merged into",
+                       "Resolution 202/2025/QH15 (34 provinces)"),
+    "status-changed": ("continuity", "TrangThaiHoSo changed in the conversion",
+                       "in-progress dossiers keep MaHoSo, NgayTiepNhan, NgayHenTra and status"),
+    "dates-changed": ("continuity", "NgayTiepNhan or NgayHenTra changed in the conversion",
+                      "in-progress dossiers keep MaHoSo, NgayTiepNhan, NgayHenTra and status"),
+    "procedure-changed": ("continuity", "MaTTHC changed in the conversion", "the dossier's procedure is kept"),
+    "agency-not-current": ("continuity", "MaCoQuan is not a current agency (left with one that no longer exists)",
+                           "Decision 20/2020/QĐ-TTg as amended by 09/2025/QĐ-TTg (agency codes)"),
+    "address-mismatch": ("consistency", "DiaChi does not name the commune of the new MaXa",
+                         "address text consistent with the new unit code"),
+    "not-digitised": ("digitisation", "a settled dossier of a dissolved district-level authority without its "
+                      "result documents digitised and reusable (DuocSoHoa, DuocTaiSuDung)",
+                      "the seed: digitise 100 % of the results of district-level authorities"),
+}
+_TMS = re.compile(r"^[0-9]{8}$")
+_GSO = re.compile(r"^[0-9]{5}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    ma_ho_so: str
+    kind: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"MaHoSo": self.ma_ho_so, "kind": self.kind, "family": FINDINGS[self.kind][0],
+                "message": self.message}
+
+
+@cache
+def settled_statuses() -> frozenset[str]:
+    """The settled TrangThaiHoSo values, read from the conversion contract (``x-settled-statuses``)."""
+    document = default_registry().schema_file("conversion.schema.json")
+    return frozenset(str(s) for s in document["x-settled-statuses"])
+
+
+def normalise_name(text: str) -> str:
+    """Lower case, no accents, đ → d, single spaces: 'Phường Ba Đình' and 'phuong ba dinh' agree."""
+    decomposed = unicodedata.normalize("NFD", text.replace("Đ", "D").replace("đ", "d"))
+    bare = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn").lower()
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", bare).split())
+
+
+class UnitFacts:
+    """What the official tables say, in the lookups a record check needs (built once, ~10,000 units)."""
+
+    def __init__(self) -> None:
+        from haicap.data_generators.agencies import commune_agency_code, province_agency_code
+        from haicap.data_generators.units import admin_units
+
+        units = admin_units()
+        self.legacy = {w.code: w for w in units.legacy_wards()}
+        self.targets = {code: frozenset(c.code for c in units.new_communes_for_legacy(code)) for code in self.legacy}
+        self.split = frozenset(code for code, targets in self.targets.items() if len(targets) > 1)
+        self.new_province = {p.code: units.new_province_for_legacy(p.code).code for p in units.legacy_provinces()}
+        self.communes = {c.code: c for c in units.communes()}
+        self.commune_names = {code: normalise_name(c.name) for code, c in self.communes.items()}
+        self.agencies = frozenset({province_agency_code(p.code) for p in units.provinces()}
+                                  | {commune_agency_code(c) for c in self.communes})
+
+
+def _classify_old(facts: UnitFacts, old: str) -> str | None:
+    if old in facts.legacy:
+        return None
+    if _GSO.match(old):
+        return "unknown-code"
+    return "foreign-code-system"
+
+
+def judge_pair(facts: UnitFacts, before: dict[str, Any], after: dict[str, Any]) -> list[Finding]:
+    """Every rule one converted record breaks (the completeness rules are judged over the whole set)."""
+    m = str(before["MaHoSo"])
+    out: list[Finding] = []
+    old, new = str(before["MaXa"]), str(after["MaXa"])
+    foreign = _classify_old(facts, old)
+    if foreign:
+        out.append(Finding(m, foreign, f"old MaXa {old}: {FINDINGS[foreign][1]}"))
+    else:
+        out.extend(_mapping(facts, m, before, after, old, new))
+    for key, kind in (("TrangThaiHoSo", "status-changed"), ("MaTTHC", "procedure-changed")):
+        if before[key] != after[key]:
+            out.append(Finding(m, kind, f"{key} {before[key]} before, {after[key]} after"))
+    changed = [k for k in ("NgayTiepNhan", "NgayHenTra") if before[k] != after[k]]
+    if changed:
+        out.append(Finding(m, "dates-changed", "; ".join(f"{k} {before[k]} → {after[k]}" for k in changed)))
+    if after["MaCoQuan"] not in facts.agencies:
+        out.append(Finding(m, "agency-not-current", f"MaCoQuan {after['MaCoQuan']} is not a current agency code"))
+    name = facts.commune_names.get(new)
+    if name is not None and name not in normalise_name(str(after["DiaChi"])):
+        out.append(Finding(m, "address-mismatch", f"DiaChi {after['DiaChi']!r} does not name "
+                                                  f"{facts.communes[new].name} ({new})"))
+    if before["CapCoQuan"] == "huyen" and str(before["TrangThaiHoSo"]) in settled_statuses():
+        results = after.get("KetQua") or []
+        if not results or not all(r.get("DuocSoHoa") is True and r.get("DuocTaiSuDung") is True for r in results):
+            what = "no result document" if not results else "a result document not digitised or not reusable"
+            out.append(Finding(m, "not-digitised", f"settled by district-level authority {before['MaCoQuan']}: "
+                                                   f"{what}"))
+    return out
+
+
+def _mapping(facts: UnitFacts, m: str, before: dict[str, Any], after: dict[str, Any], old: str,
+             new: str) -> list[Finding]:
+    targets = facts.targets[old]
+    out: list[Finding] = []
+    if new == old and new not in facts.communes:
+        out.append(Finding(m, "unconverted", f"MaXa {new} is the pre-merger code of {facts.legacy[old].name}"))
+    elif new not in facts.communes:
+        out.append(Finding(m, "not-a-current-commune", f"MaXa {new} (old ward {old})"))
+    elif new not in targets:
+        out.append(Finding(m, "wrong-mapping", f"old ward {old} ({facts.legacy[old].name}) went to "
+                                               f"{', '.join(sorted(targets))}, not {new}"))
+    elif old in facts.split:
+        decision = after.get("QuyetDinhTach")
+        if not isinstance(decision, dict) or decision.get("MaXa") != new:
+            why = ("no QuyetDinhTach" if not isinstance(decision, dict)
+                   else f"QuyetDinhTach names {decision.get('MaXa')}")
+            out.append(Finding(m, "split-undecided", f"old ward {old} was split into {', '.join(sorted(targets))}; "
+                                                     f"{new} chosen with {why}"))
+    expected = facts.new_province.get(str(before["MaTinh"]))
+    if expected is not None and str(after["MaTinh"]) != expected:
+        out.append(Finding(m, "wrong-province", f"MaTinh {after['MaTinh']}, old province {before['MaTinh']} merged "
+                                                f"into {expected}"))
+    return out

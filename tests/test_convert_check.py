@@ -1,0 +1,80 @@
+"""``haicap convert check`` finds exactly the defects the conversion generator planted — no more, no fewer — and a
+clean conversion is ready; CSV input, bad records and the province filter."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from haicap.cli import main
+from haicap.conversion.rules import FINDINGS
+from haicap.data_generators.conversion import PLANTED, ConversionPairs
+
+
+def _check(folder: Path, *extra: str) -> tuple[int, dict]:
+    code = main(["convert", "check", "--before", str(folder / "before.jsonl"), "--after",
+                 str(folder / "after.jsonl"), "--out", str(folder / "out"), *extra])
+    return code, json.loads((folder / "out" / "results.json").read_text(encoding="utf-8"))
+
+
+def test_every_planted_kind_is_a_finding_kind() -> None:
+    assert set(PLANTED) <= set(FINDINGS)
+
+
+@pytest.mark.parametrize(("rate", "count"), [(0.001, 20_000), (0.01, 6_000), (0.05, 3_000)])
+def test_finds_exactly_the_planted_defects(tmp_path: Path, rate: float, count: int) -> None:
+    manifest = ConversionPairs(seed=3, defect_rate=rate).write(count, tmp_path)
+    code, results = _check(tmp_path)
+    planted = {(m, kind) for kind, ids in manifest.defects.items() for m in ids}
+    found = {(f["MaHoSo"], f["kind"]) for f in results["findings"]}
+    assert planted, "the generator planted defects"
+    assert found == planted, {"missed": sorted(planted - found)[:5], "extra": sorted(found - planted)[:5]}
+    assert code == 1 and results["verdict"] == "not ready"
+    assert results["records"] == {"before": manifest.before, "after": manifest.after, "outside_province": 0}
+
+
+def test_a_clean_conversion_is_ready_with_its_reconciliation(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    ConversionPairs(seed=4).write(2_000, tmp_path)
+    code, results = _check(tmp_path)
+    assert code == 0 and results["verdict"] == "ready" and results["findings"] == []
+    assert results["digitisation"]["share"] == 1.0 and results["digitisation"]["due"] > 0
+    statuses = results["reconciliation"]["by_status"]
+    assert sum(s["before"] for s in statuses) == sum(s["after"] for s in statuses) == 2_000
+    assert all(u["before"] == u["converted"] for u in results["reconciliation"]["by_old_unit"])
+    junit = (tmp_path / "out" / "junit.xml").read_text(encoding="utf-8")
+    assert 'failures="0"' in junit and "conversion digitisation" in junit
+    assert "ready" in capsys.readouterr().out
+
+
+def test_csv_input_bad_records_and_the_province_filter(tmp_path: Path) -> None:
+    ConversionPairs(seed=5, province="79").write(200, tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "before.jsonl").read_text(encoding="utf-8").splitlines()]
+    with (tmp_path / "before.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "KetQua": json.dumps(row["KetQua"], ensure_ascii=False)})
+    with (tmp_path / "after.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write("{not json\n")
+    code = main(["convert", "check", "--before", str(tmp_path / "before.csv"), "--after",
+                 str(tmp_path / "after.jsonl"), "--out", str(tmp_path / "out"), "--province", "79"])
+    results = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))
+    assert code == 1 and results["finding_counts"] == {"invalid-record": 1}
+    assert results["findings"][0]["message"] == "after.jsonl:201: not a JSON object"
+    assert main(["convert", "check", "--before", str(tmp_path / "before.csv"), "--after",
+                 str(tmp_path / "after.jsonl"), "--out", str(tmp_path / "o2"), "--province", "01"]) == 1
+    other = json.loads((tmp_path / "o2" / "results.json").read_text(encoding="utf-8"))
+    assert other["records"]["outside_province"] == 200  # none of HCMC's dossiers is judged for Hà Nội
+
+
+def test_generate_kind_conversion_writes_the_pair_and_its_manifest(tmp_path: Path) -> None:
+    out = tmp_path / "pair"
+    assert main(["data", "generate", "--kind", "conversion", "--count", "50", "--defect-rate", "0.2",
+                 "--seed", "1", "--out", str(out), "--quiet"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["before_records"] == 50 and sum(manifest["defect_counts"].values()) > 0
+    assert main(["data", "generate", "--kind", "conversion", "--count", "5", "--format", "csv", "--out",
+                 str(tmp_path / "x")]) == 2
