@@ -77,11 +77,23 @@ def settled_statuses() -> frozenset[str]:
     return frozenset(str(s) for s in document["x-settled-statuses"])
 
 
+def _fold(ch: str) -> str:
+    if ch in "Đđ":
+        return "d"
+    base = "".join(c for c in unicodedata.normalize("NFD", ch) if unicodedata.category(c) != "Mn").lower()
+    return base if base.isascii() and base.isalnum() else " "
+
+
+#: Every Latin letter with diacritics (Vietnamese included, U+00C0–U+1EFF) and every ASCII character folded to
+#: a lower-case ASCII letter or digit, or a space: one str.translate instead of a per-character decomposition.
+_FOLD = {cp: _fold(chr(cp)) for cp in (*range(0x80), *range(0xC0, 0x250), *range(0x1E00, 0x1F00))}
+_SPACES = re.compile(r" +")
+
+
 def normalise_name(text: str) -> str:
     """Lower case, no accents, đ → d, single spaces: 'Phường Ba Đình' and 'phuong ba dinh' agree."""
-    decomposed = unicodedata.normalize("NFD", text.replace("Đ", "D").replace("đ", "d"))
-    bare = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn").lower()
-    return " ".join(re.sub(r"[^0-9a-z]+", " ", bare).split())
+    folded = unicodedata.normalize("NFC", text).translate(_FOLD)
+    return _SPACES.sub(" ", folded).strip()
 
 
 class UnitFacts:
