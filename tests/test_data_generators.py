@@ -603,3 +603,12 @@ def test_progress_off_a_terminal_is_whole_lines() -> None:
     lines = stream.getvalue().split("\n")
     assert "\r" not in stream.getvalue() and lines[-1] == "" and len(lines) == 3
     assert lines[0].startswith("dossiers -> f:  50% 5/10") and lines[1].startswith("dossiers -> f: 100% 10/10")
+
+
+def test_the_supplement_placeholder_is_a_valid_document() -> None:
+    """A submission without TaiLieuNop (the generators now send some) is supplemented with the step's placeholder:
+    it must itself be a valid TaiLieuNopItem."""
+    from haicap.scenarios.steps import _placeholder_document
+
+    validator = default_registry().validator("sync.schema.json#/$defs/TaiLieuNopItem")
+    assert validator.violations(_placeholder_document()) == []
