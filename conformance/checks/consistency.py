@@ -130,14 +130,15 @@ def show(value: Any) -> str:
 
 
 def disagreement(name: str, submitted: Any, province: dict[str, Any], npsp: Any, *, sent: bool,
-                 synced: bool) -> str:
-    """``field: submitted X, province Y, NPSP Z``; province views that differ are each named."""
+                 synced: bool, sender: str = "submitted") -> str:
+    """``field: submitted X, province Y, NPSP Z``; province views that differ are each named; ``sender`` says
+    who sent the dossier (``forwarded`` for the national portal)."""
     values = list(province.items())
     if len({show(v) for _, v in values}) <= 1:
         province_text = show(values[0][1]) if values else _ABSENT
     else:
         province_text = " / ".join(f"{show(v)} ({view})" for view, v in values)
-    parts = [f"submitted {show(submitted) if sent else 'not sent'}", f"province {province_text}"]
+    parts = [f"{sender} {show(submitted) if sent else 'not sent'}", f"province {province_text}"]
     if synced:
         parts.append(f"NPSP {show(npsp)}")
     return f"{name}: {', '.join(parts)}"
@@ -260,6 +261,7 @@ class Filed:
     status: int
     body: Any
     window: tuple[int, int]  # epoch ms: sent, answered
+    origin: str = "submitted"  # or "forwarded" (by the national portal)
 
     @property
     def dossier(self) -> dict[str, Any] | None:
@@ -268,6 +270,7 @@ class Filed:
     @property
     def label(self) -> str:
         kind = "minimal" if self.minimal else f"{len(self.payload)} fields"
+        kind = kind if self.origin == "submitted" else f"{self.origin}, {kind}"
         code = self.dossier.get("MaHoSo") if self.dossier else None
         return f"{code or 'refused'} ({self.procedure}, {kind})"
 
@@ -420,6 +423,12 @@ class Views:
     filed: Filed
     province: dict[str, dict[str, Any]]  # view name → Dossier
     record: dict[str, Any] | None  # the national ledger's record (latest item, history, progress)
+    sent_ref: str = SUBMISSION_REF  # what the sender's body is
+
+    @property
+    def reference(self) -> dict[str, Any]:
+        """The province's first view (the 201 answer of a submission, the officer's view of a forwarded one)."""
+        return next(iter(self.province.values()))
 
     @property
     def item(self) -> dict[str, Any] | None:
@@ -469,21 +478,21 @@ def _session_disagreements(views: Views, session: CitizenSession) -> list[str]:
 
 def _field_disagreements(views: Views) -> list[str]:
     registry = default_registry()
-    session_fields = set(correspondence().get("session_fields") or {})
-    echoed = set(shared_fields(SUBMISSION_REF, DOSSIER_REF)) - session_fields
+    session_fields = set(correspondence().get("session_fields") or {}) if views.sent_ref == SUBMISSION_REF else set()
+    echoed = set(shared_fields(views.sent_ref, DOSSIER_REF)) - session_fields
     synced = set(shared_fields(DOSSIER_REF, ITEM_REF)) if views.item is not None else set()
     out = []
     for name in registry.property_names(DOSSIER_REF):
         province = {view: doc.get(name) for view, doc in views.province.items()}
-        reference = province["201"]
+        reference = province[next(iter(province))]
         sent = name in echoed and name in views.filed.payload
         bad = not all(same(reference, value) for value in province.values())
         bad = bad or (sent and not contains(views.filed.payload[name], reference))
         npsp = (views.item or {}).get(name)
-        bad = bad or (name in synced and name not in session_fields and not same(reference, npsp))
+        bad = bad or (name in synced and not same(reference, npsp))
         if bad:
             out.append(disagreement(name, views.filed.payload.get(name), province, npsp, sent=sent,
-                                    synced=name in synced))
+                                    synced=name in synced, sender=views.filed.origin))
     return out
 
 
@@ -493,7 +502,7 @@ def _renamed_disagreements(views: Views) -> list[str]:
     if latest is None:
         return []
     out = []
-    current = views.province["GET"] or views.province["201"]
+    current = views.province.get("GET") or views.reference
     for ref, names in (correspondence().get("renamed") or {}).items():
         if ref != PROGRESS_REF:
             continue
@@ -513,8 +522,9 @@ def views_agree(ctx: CheckContext) -> str:
     """For the catalogue set (a seeded and a minimal dossier of every offered procedure, with and without fee):
     what was submitted, the 201 answer, GET by MaHoSo, the citizen's list entry, the officer's GET and the
     national ledger's latest DongBoHoSoMC item (and its latest progress item) agree on every field their
-    contracts share; identity is the session's everywhere. Each disagreement is reported as ``field: submitted X,
-    province Y, NPSP Z``."""
+    contracts share; identity is the session's everywhere. With forwarding and the officer API, a dossier the
+    national portal forwards agrees likewise between what it sent (ForwardedDossier), the officer's view and the
+    ledger. Each disagreement is reported as ``field: submitted X, province Y, NPSP Z``."""
     batch = _catalogue_set(ctx)
     accepted = batch.accepted()
     fees = [f for f in accepted if (f.dossier or {}).get("PhiPhaiNop")]
@@ -524,14 +534,22 @@ def views_agree(ctx: CheckContext) -> str:
     records = _await_ledger(ctx, codes, lambda r: bool(r.get("item")) and bool(r.get("progress")))
     everything = [Views(f, _province_views(ctx, batch.session, f), records[c]) for f, c in zip(accepted, codes,
                                                                                              strict=True)]
+    forwarded = _forwarded_views(ctx)
+    if forwarded is not None:
+        code = str(forwarded.filed.payload["MaHoSo"])
+        records.update(_await_ledger(ctx, [code], lambda r: bool(r.get("item")) and bool(r.get("progress"))))
+        forwarded.record = records[code]
+        everything.append(forwarded)
+        codes.append(code)
     found = {}
     for views in everything:
         unread = [view for view, doc in views.province.items() if not doc]
         if unread:
             found[views.filed.label] = [f"not returned by {', '.join(unread)} (HTTP 200 with the dossier expected)"]
             continue
-        wrong = _field_disagreements(views) + _renamed_disagreements(views) + _session_disagreements(views,
-                                                                                                  batch.session)
+        wrong = _field_disagreements(views) + _renamed_disagreements(views)
+        if views.sent_ref == SUBMISSION_REF:
+            wrong += _session_disagreements(views, batch.session)
         if wrong:
             found[views.filed.label] = wrong
     first = next(iter(found), "")
@@ -545,10 +563,27 @@ def views_agree(ctx: CheckContext) -> str:
         raise _not_in_ledger(ctx, missing, len(codes), "SYNC-02")
     compared = len(default_registry().property_names(DOSSIER_REF))
     views_named = ", ".join(everything[0].province) + ", NPSP"
-    return (f"{len(everything)} dossiers ({len(fees)} with a fee, {len(everything) - len(fees)} free, "
+    also = (f"; forwarded {forwarded.filed.label} agrees with what the national portal sent in the officer's view "
+            "and the ledger" if forwarded is not None else "")
+    return (f"{len(accepted)} submitted dossiers ({len(fees)} with a fee, {len(accepted) - len(fees)} free, "
             f"{sum(f.minimal for f in accepted)} minimal) agree in {views_named} on each of the {compared} Dossier "
             f"fields ({len(shared_fields(DOSSIER_REF, ITEM_REF))} shared with DongBoHoSoMCItem, the progress item's "
-            "renamed ones and the session's identity)")
+            f"renamed ones and the session's identity){also}")
+
+
+def _forwarded_views(ctx: CheckContext) -> Views | None:
+    """A dossier the national portal forwards, as it sent it and as the officer sees it (officer API and
+    forwarding declared; None otherwise, or when the province refused it: FWD-01's verdict)."""
+    if "forwarding" not in ctx.target.capabilities or not _officer_api(ctx):
+        return None
+    sent = ctx.national.forward_dossier()
+    body = sent.get("dossier") if isinstance(sent.get("dossier"), dict) else None
+    if sent.get("status_code") != 201 or body is None:
+        return None
+    officer = ctx.province.officer_dossier(str(body["MaHoSo"]))
+    doc = _json(officer) if officer.status_code == 200 and isinstance(_json(officer), dict) else {}
+    filed = Filed(str(body.get("MaTTHC")), False, body, 201, doc, (0, 0), origin="forwarded")
+    return Views(filed, {"officer": doc}, None, sent_ref=FORWARDED_REF)
 
 
 # -- SYNC-21 ---------------------------------------------------------------------------------------
@@ -965,7 +1000,7 @@ def _officer_filter_problems(ctx: CheckContext, query: dict[str, str], member: s
         if wrong:
             sample = ", ".join(f"{i.get('MaHoSo')} ({', '.join(f'{k} {i.get(k)}' for k in query)})" for i in wrong[:3])
             out.append(f"GET {base} returned {len(wrong)} of {len(items)} items that do not match: {sample}")
-            break
+            return out  # the filter is not applied: presence says nothing more
         found |= {i.get("MaHoSo") for i in items}
         total = page.get("total")
         if len(items) < 200 or (member in found):
@@ -974,6 +1009,41 @@ def _officer_filter_problems(ctx: CheckContext, query: dict[str, str], member: s
         out.append(f"GET {base} does not return {member}, which matches it")
     out += [f"GET {base} returns {code}, which does not match it" for code in excluded if code in found]
     return out
+
+
+def list_filters(operation: str = "officerListDossiers") -> list[str]:
+    """The filters of a list operation of contracts/province-dossier.openapi.yaml: its query parameters that are
+    not paging (integers: limit, offset); each names the Dossier field it filters on."""
+    document = default_registry().openapi("province-dossier")
+    for item in document.get("paths", {}).values():
+        for op in item.values():
+            if isinstance(op, dict) and op.get("operationId") == operation:
+                return [p["name"] for p in op.get("parameters") or [] if isinstance(p, dict) and p.get("in") == "query"
+                        and (p.get("schema") or {}).get("type") != "integer"]
+    return []
+
+
+def _officer_lists(ctx: CheckContext, codes: list[str]) -> tuple[list[str], str]:
+    """Receive the first dossier (state 2), then for each filter of GET /officer/dossiers (from the contract), and
+    for all of them together, ask with the values of one dossier: only matching items, that dossier among them,
+    the dossiers that differ not."""
+    moved = ctx.province.officer_action(codes[0], "receive")
+    ctx.require_evidence(int(moved.status_code == 200), 1, f"received dossiers (receive → HTTP {moved.status_code})")
+    docs = {c: _json(ctx.province.officer_dossier(c)) or {} for c in codes}
+    filters = list_filters()
+    ctx.require_evidence(len(filters), 1, "filters of officerListDossiers in contracts/province-dossier.openapi.yaml")
+    problems: list[str] = []
+    asked = 0
+    for member in (codes[0], codes[1]):
+        mine = docs[member]
+        for names in [[name] for name in filters] + [filters]:
+            query = {name: str(mine.get(name)) for name in names}
+            excluded = [c for c in codes if any(str(docs[c].get(n)) != v for n, v in query.items())]
+            problems += _officer_filter_problems(ctx, query, member, excluded)
+            asked += 1
+    return problems, (f"{asked} officer lists filtered by {', '.join(filters)} (alone and together, with the values "
+                      f"of a received and a new dossier) return only matching items, the dossier asked for and not "
+                      "the ones that differ")
 
 
 @check("SUB-16", criterion="submission", severity="major", requires=("sso", "submission"),
@@ -985,12 +1055,12 @@ def _officer_filter_problems(ctx: CheckContext, query: dict[str, str], member: s
 def lists_return_what_they_say(ctx: CheckContext) -> str:
     """A new citizen files three dossiers: their list holds exactly those, newest first, with the right total,
     and pages of two (limit/offset) cut it as they say. With the officer API, one dossier is received (state 2):
-    GET /officer/dossiers filtered by its MaXa, by TrangThaiHoSo 2, and by both with TrangThaiHoSo 1 returns only
-    matching items, includes the dossier where it matches and leaves it out where it does not."""
+    GET /officer/dossiers filtered by each of its contract's filters (MaXa, TrangThaiHoSo), and by all together,
+    with the values of the received and of a new dossier, returns only matching items, includes the dossier asked
+    for and leaves out those of the three that differ."""
     citizen, session = citizen_session(ctx, "SUB-16")
     data = scenario_data(ctx)
     codes: list[str] = []
-    communes: dict[str, str] = {}
     for procedure in [p["MaTTHC"] for p in load_procedures()][:3]:
         payload = data.submission(procedure, None, citizen)
         payload["MaXa"] = _commune(ctx, f"SUB-16:{procedure}", payload["MaXa"])
@@ -998,23 +1068,12 @@ def lists_return_what_they_say(ctx: CheckContext) -> str:
         body = _json(answer)
         if answer.status_code == 201 and isinstance(body, dict):
             codes.append(body["MaHoSo"])
-            communes[body["MaHoSo"]] = str(body.get("MaXa"))
     ctx.require_evidence(len(codes), 3, "dossiers accepted to list (SUB-01 judges refusals)")
     problems = _citizen_list_problems(ctx, session, codes)
     officer = "no officer API declared"
     if _officer_api(ctx):
-        received, others = codes[0], codes[1:]
-        moved = ctx.province.officer_action(received, "receive")
-        ctx.require_evidence(int(moved.status_code == 200), 1,
-                             f"received dossiers (receive → HTTP {moved.status_code})")
-        ma_xa = communes[received]
-        same_commune = [c for c in others if communes[c] == ma_xa]
-        problems += _officer_filter_problems(ctx, {"MaXa": ma_xa}, received, [])
-        problems += _officer_filter_problems(ctx, {"TrangThaiHoSo": "2"}, received, others)
-        problems += _officer_filter_problems(ctx, {"MaXa": ma_xa, "TrangThaiHoSo": "1"},
-                                             same_commune[0] if same_commune else None, [received])
-        officer = (f"officer lists by MaXa {ma_xa}, by TrangThaiHoSo 2 and by both with 1 return only matching items, "
-                   f"{received} where it matches and not where it does not")
+        found, officer = _officer_lists(ctx, codes)
+        problems += found
     ctx.expect(not problems, f"{len(problems)} list(s) do not return what they say: " + "; ".join(problems[:3]),
                expected="each item matches the list's filter; items known to match are present",
                actual=listed(problems), reproduce="GET /api/v1/dossiers?limit=2&offset=0; GET /officer/dossiers?"
