@@ -948,6 +948,8 @@ def callback_idempotent(ctx: CheckContext) -> str:
 # -- SUB-16 ----------------------------------------------------------------------------------------
 #: pages of 200 an officer-list search reads at most before giving up on finding a dossier known to match
 SEARCH_PAGES = 5
+#: seeded records SUB-16 tries per procedure before it has no dossier to list
+TRIES = 24
 
 
 def _page(ctx: CheckContext, path: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -1028,7 +1030,9 @@ def _officer_lists(ctx: CheckContext, codes: list[str]) -> tuple[list[str], str]
     for all of them together, ask with the values of one dossier: only matching items, that dossier among them,
     the dossiers that differ not."""
     moved = ctx.province.officer_action(codes[0], "receive")
-    ctx.require_evidence(int(moved.status_code == 200), 1, f"received dossiers (receive → HTTP {moved.status_code})")
+    ctx.expect(moved.status_code == 200, f"an officer cannot receive {codes[0]}, acknowledged with 201 (HTTP "
+               f"{moved.status_code})", expected="HTTP 200, state 2", actual=evidence(moved),
+               reproduce=f"POST /officer/dossiers/{codes[0]}/actions {{\"action\": \"receive\"}}")
     docs = {c: _json(ctx.province.officer_dossier(c)) or {} for c in codes}
     filters = list_filters()
     ctx.require_evidence(len(filters), 1, "filters of officerListDossiers in contracts/province-dossier.openapi.yaml")
@@ -1061,14 +1065,19 @@ def lists_return_what_they_say(ctx: CheckContext) -> str:
     citizen, session = citizen_session(ctx, "SUB-16")
     data = scenario_data(ctx)
     codes: list[str] = []
+    refused = 0
     for procedure in [p["MaTTHC"] for p in load_procedures()][:3]:
-        payload = data.submission(procedure, None, citizen)
-        payload["MaXa"] = _commune(ctx, f"SUB-16:{procedure}", payload["MaXa"])
-        answer = ctx.province.submit(session, payload, name="submit (lists)")
-        body = _json(answer)
-        if answer.status_code == 201 and isinstance(body, dict):
-            codes.append(body["MaHoSo"])
-    ctx.require_evidence(len(codes), 3, "dossiers accepted to list (SUB-01 judges refusals)")
+        for _ in range(TRIES):  # a refusal is another check's verdict (SUB-15, SUB-01): try the next record
+            payload = data.submission(procedure, None, citizen)
+            payload["MaXa"] = _commune(ctx, f"SUB-16:{procedure}", payload["MaXa"])
+            answer = ctx.province.submit(session, payload, name="submit (lists)")
+            body = _json(answer)
+            if answer.status_code == 201 and isinstance(body, dict):
+                codes.append(body["MaHoSo"])
+                break
+            refused += 1
+    ctx.require_evidence(len(codes), 3, f"dossiers accepted to list ({refused} seeded submissions refused: SUB-01 and "
+                         "SUB-15 judge refusals)")
     problems = _citizen_list_problems(ctx, session, codes)
     officer = "no officer API declared"
     if _officer_api(ctx):
