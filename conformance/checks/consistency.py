@@ -350,7 +350,8 @@ def minimal_submission_accepted(ctx: CheckContext) -> str:
         elif filed.dossier.get("TrangThaiHoSo") != "1":
             wrong.append(f"{filed.label}: TrangThaiHoSo {show(filed.dossier.get('TrangThaiHoSo'))}, not \"1\"")
     first = next((f for f in batch.filed if f.dossier is None), batch.filed[0])
-    ctx.expect(not wrong, f"{len(wrong)} of {len(batch.filed)} valid submissions not accepted as a new dossier: "
+    ctx.expect(not wrong, f"{len(wrong)} of {len(batch.filed)} valid submissions not answered with a new, valid "
+               "dossier: "
                + "; ".join(wrong[:3]), expected="201 with a Dossier in state 1 for required fields only, and with "
                "any optional fields", actual=listed(wrong),
                reproduce=curl_line("POST", ctx.target.province_url + "/api/v1/dossiers", body=first.payload))
@@ -461,9 +462,11 @@ def _session_disagreements(views: Views, session: CitizenSession) -> list[str]:
     out = []
     rules = correspondence().get("session_fields") or {}
     sent_payload = views.filed.payload
-    for name, claim in rules.items():
+    for name, rule in rules.items():
+        claim = str(rule.get("claim")) if isinstance(rule, dict) else str(rule)
+        when = rule.get("when") or {} if isinstance(rule, dict) else {}
         wanted = session.claims.get(claim) or (session.cccd if claim == "SoDinhDanh" else None)
-        if wanted is None:
+        if wanted is None or any(str(views.reference.get(k)) != str(v) for k, v in when.items()):
             continue
         seen = {**views.province, **({"NPSP": views.item} if views.item else {})}
         for view, doc in seen.items():
@@ -609,14 +612,22 @@ def _walk(ctx: CheckContext, session: CitizenSession, payload: dict[str, Any]) -
             raise CheckFailure(f"officer {action} on {doc['MaHoSo']} failed", expected="HTTP 200",
                                actual=evidence(moved), reproduce=f"POST /officer/dossiers/{doc['MaHoSo']}/actions")
         doc, ended = body, _now_ms()
-        problems += [f"after {action}: {p}" for p in date_problems(doc, ended)]
-        for name in _date_fields(DOSSIER_REF, default_registry()):
-            moment = thoi_gian_ms(doc.get(name))
-            changed = doc.get(name) != before.get(name) and moment is not None
-            if changed and name not in (correspondence().get("promises") or []) and \
-                    not started - SKEW_SECONDS * 1000 - 999 <= moment <= ended + SKEW_SECONDS * 1000:  # type: ignore[operator]
-                problems.append(f"after {action}: {name} {doc[name]} is not the time of the action")
+        problems += [f"after {action}: {p}" for p in date_problems(doc, ended) + _set_by(before, doc, started, ended)]
     return doc, problems
+
+
+def _set_by(before: dict[str, Any], after: dict[str, Any], started: int, ended: int) -> list[str]:
+    """Event dates an action set (changed) that are not the time of the action (within the skew)."""
+    promises = set(correspondence().get("promises") or [])
+    low, high = started - SKEW_SECONDS * 1000 - 999, ended + SKEW_SECONDS * 1000
+    out = []
+    for name in _date_fields(DOSSIER_REF, default_registry()):
+        moment = thoi_gian_ms(after.get(name))
+        if name in promises or moment is None or after.get(name) == before.get(name):
+            continue
+        if not low <= moment <= high:
+            out.append(f"{name} {after[name]} is {(moment - started) / 1000:+.0f} s from the action that set it")
+    return out
 
 
 @check("SYNC-21", criterion="sync", severity="major",
