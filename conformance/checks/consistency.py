@@ -534,16 +534,15 @@ def views_agree(ctx: CheckContext) -> str:
     ctx.require_evidence(len(accepted) - len(fees), 1, "accepted dossiers of a free procedure")
     ctx.require_evidence(len(fees), 1, "accepted dossiers of a procedure with a fee")
     codes = [str((f.dossier or {})["MaHoSo"]) for f in accepted]
-    records = _await_ledger(ctx, codes, lambda r: bool(r.get("item")) and bool(r.get("progress")))
-    everything = [Views(f, _province_views(ctx, batch.session, f), records[c]) for f, c in zip(accepted, codes,
-                                                                                             strict=True)]
     forwarded = _forwarded_views(ctx)
     if forwarded is not None:
-        code = str(forwarded.filed.payload["MaHoSo"])
-        records.update(_await_ledger(ctx, [code], lambda r: bool(r.get("item")) and bool(r.get("progress"))))
-        forwarded.record = records[code]
+        codes.append(str(forwarded.filed.payload["MaHoSo"]))
+    records = _await_ledger(ctx, codes, lambda r: bool(r.get("item")) and bool(r.get("progress")))
+    everything = [Views(f, _province_views(ctx, batch.session, f), records[c]) for f, c in zip(accepted, codes,
+                                                                                             strict=False)]
+    if forwarded is not None:
+        forwarded.record = records[codes[-1]]
         everything.append(forwarded)
-        codes.append(code)
     found = {}
     for views in everything:
         unread = [view for view, doc in views.province.items() if not doc]
