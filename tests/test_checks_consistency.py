@@ -16,6 +16,7 @@ from haicap.conformance.checks.consistency import (
     correspondence,
     date_problems,
     disagreement,
+    narrow,
     same,
     shared_fields,
     show,
@@ -65,6 +66,8 @@ def test_a_disagreement_names_every_side() -> None:
     assert line == 'KenhThucHien: submitted "2", province "2", NPSP "1"'
     line = disagreement("DanhSachLePhi", None, {"201": [], "GET": [{"Gia": 5}]}, None, sent=False, synced=False)
     assert line == 'DanhSachLePhi: submitted not sent, province [] (201) / [{"Gia":5}] (GET)'
+    assert narrow([{"Gia": 10000, "Ten": "x"}], [{"Gia": 0, "Ten": "x"}]) == [("[0].Gia", 10000, 0)]
+    assert narrow([{"Gia": 1}], [{"Gia": 1}, {"Gia": 2}]) == [] and narrow("a", "b") == []
     assert show(None) == "absent" and show("x" * 500).endswith("…") and len(show("x" * 500)) == 120
 
 

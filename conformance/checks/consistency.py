@@ -51,6 +51,7 @@ __all__ = [
     "correspondence",
     "date_problems",
     "disagreement",
+    "narrow",
     "same",
     "shared_fields",
     "show",
@@ -492,11 +493,24 @@ def _field_disagreements(views: Views) -> list[str]:
         bad = not all(same(reference, value) for value in province.values())
         bad = bad or (sent and not contains(views.filed.payload[name], reference))
         npsp = (views.item or {}).get(name)
-        bad = bad or (name in synced and not same(reference, npsp))
-        if bad:
+        only_npsp = not bad and name in synced and not same(reference, npsp)
+        if only_npsp and narrow(reference, npsp):  # name the element fields that differ, not the whole list
+            for path, mine, theirs in narrow(reference, npsp):
+                out.append(disagreement(f"{name}{path}", None, {"province": mine}, theirs, sent=False, synced=True,
+                                        sender=views.filed.origin))
+        elif bad or only_npsp:
             out.append(disagreement(name, views.filed.payload.get(name), province, npsp, sent=sent,
                                     synced=name in synced, sender=views.filed.origin))
     return out
+
+
+def narrow(a: Any, b: Any) -> list[tuple[str, Any, Any]]:
+    """Where two lists of objects of one length differ: ``([i].Field, a's value, b's value)``; [] otherwise."""
+    if not (isinstance(a, list) and isinstance(b, list) and len(a) == len(b)
+            and all(isinstance(x, dict) for x in [*a, *b])):
+        return []
+    return [(f"[{i}].{key}", x.get(key), y.get(key)) for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for key in dict.fromkeys([*x, *y]) if not same(x.get(key), y.get(key))]
 
 
 def _renamed_disagreements(views: Views) -> list[str]:
