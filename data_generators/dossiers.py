@@ -6,9 +6,14 @@
   fees, status and dates (``sync.schema.json#/$defs/DongBoHoSoMCItem``).
 
 Keys and their order come from the contract (``property_names``); a field the contract drops disappears from the
-output, a required field this module cannot fill is an error at start-up. Dates start on the cutover day
-(1 July 2025) and advance one day per ``per_commune_per_day`` dossiers per commune (DOMAIN.md: ≈ 37 a commune a
-day); times fall in office hours. Names come from the Faker pools (a per-seed table of applicants).
+output, a required field this module cannot fill is an error at start-up. What a sender sends (``submission``,
+``forwarded``) varies, seeded, in which *optional* fields it carries: each record takes one of
+:data:`OPTIONAL_PATTERNS` presence patterns — every optional field, none (the contract's required fields only),
+or a subset drawn from the seed — so receivers are exercised with both full and minimal input. Sync items keep
+every field they have a value for (their optional fields follow the dossier's state, not a sender's choice).
+Dates start on the cutover day (1 July 2025) and advance one day per ``per_commune_per_day`` dossiers per commune
+(DOMAIN.md: ≈ 37 a commune a day); times fall in office hours. Names come from the Faker pools (a per-seed table
+of applicants).
 
 How it is fast (≥ 50,000 records/s written; benchmarks/bench_data.py measures it): at start-up every *variant*
 of a record (procedure × status × channel: the choices that decide which fields exist and their constant values)
@@ -49,13 +54,17 @@ from haicap.data_generators.taxcode import WEIGHTS
 from haicap.data_generators.templates import Slot, Text, compile_template, escaped
 from haicap.errors import HaicapError
 
-__all__ = ["SHAPES", "DossierGenerator"]
+__all__ = ["OPTIONAL_PATTERNS", "SHAPES", "VARIED_SHAPES", "DossierGenerator"]
 
 SHAPES: dict[str, str] = {
     "submission": "dossier.schema.json#/$defs/DossierSubmission",
     "forwarded": "dossier.schema.json#/$defs/ForwardedDossier",
     "sync": "sync.schema.json#/$defs/DongBoHoSoMCItem",
 }
+#: Shapes whose records vary which optional fields they carry (what a sender sends).
+VARIED_SHAPES = frozenset({"submission", "forwarded"})
+#: Presence patterns of the optional fields: 0 all of them, 1 none, the others a seeded subset each.
+OPTIONAL_PATTERNS = 4
 #: TrangThaiHoSo mix of a synchronised backlog [haicap assumption]: mostly in progress or returned.
 _STATUS_WEIGHTS = {"1": 10, "2": 15, "3": 3, "4": 30, "5": 5, "6": 5, "7": 2, "8": 1, "9": 9, "10": 20}
 #: KenhThucHien mix of Hà Nội 1 Jul – 23 Sep 2025 (DOMAIN.md): 59.71% online, 40.05% in person, 0.24% post.
@@ -152,10 +161,24 @@ class DossierGenerator:
         self.start = start
         self._statuses = tuple(_STATUS_WEIGHTS) if shape == "sync" else ("",)
         self._channels = tuple(_CHANNEL_PER_10000) if shape == "sync" else ("2",)
+        self.omitted = self._optional_patterns() if shape in VARIED_SHAPES else (frozenset(),)
         self._prepare_tables(registry)
         self._compile_variants()
 
     # -- set-up ------------------------------------------------------------------------------------
+    def _optional_patterns(self) -> tuple[frozenset[str], ...]:
+        """The optional fields each presence pattern leaves out: none, all, then seeded subsets."""
+        optional = [f for f in self.fields if f not in self.required]
+        rng = random.Random(f"{self.seed}-optional")
+        patterns = [frozenset(), frozenset(optional)]
+        for _ in range(100 * OPTIONAL_PATTERNS):  # proper, distinct subsets (fewer if there are too few fields)
+            if len(patterns) == OPTIONAL_PATTERNS:
+                break
+            subset = frozenset(f for f in optional if rng.random() < 0.5)
+            if subset not in patterns:
+                patterns.append(subset)
+        return tuple(dict.fromkeys(patterns))
+
     def _item_fields(self, registry: ContractRegistry, field: str) -> tuple[str, ...]:
         if field not in self.fields:
             return ()
@@ -202,18 +225,21 @@ class DossierGenerator:
 
     def _compile_variants(self) -> None:
         """One JSON line template per (procedure, status, channel); checks that every required field is filled."""
-        keys = [(p, s, c) for p in self.procedures for s in self._statuses for c in self._channels]
+        keys = [(p, s, c, m) for p in self.procedures for s in self._statuses for c in self._channels
+                for m in self.omitted]
         specs = [self._spec(*key) for key in keys]
         filled = set.intersection(*(set(spec) for spec in specs))
         missing = [f for f in self.required if f not in filled]
         if missing:
             raise HaicapError(f"{self.ref} requires {', '.join(missing)}, which the dossier generator cannot fill")
         self._variants = [compile_template(spec) for spec in specs]
-        self._enterprise_variant = np.array([p.get("LoaiDoiTuong", "1") == "2" for p, _, _ in keys])
+        self._enterprise_variant = np.array([p.get("LoaiDoiTuong", "1") == "2" for p, _, _, _ in keys])
         self._slots = {name for _, names in self._variants for name in names}
 
-    def _spec(self, procedure: dict[str, Any], status: str, channel: str) -> dict[str, Any]:
-        """A record of this variant: constants, and Slot/Text markers for the per-record parts; contract order."""
+    def _spec(self, procedure: dict[str, Any], status: str, channel: str, omitted: frozenset[str] = frozenset()
+              ) -> dict[str, Any]:
+        """A record of this variant: constants, and Slot/Text markers for the per-record parts; contract order;
+        the optional fields of ``omitted`` left out."""
         subject = procedure.get("LoaiDoiTuong", "1")
         owner_kind = ""
         identities: list[dict[str, Any]] = [{"LoaiDinhDanh": "1", "SoDinhDanh": Text(_CCCD)}]
@@ -241,7 +267,7 @@ class DossierGenerator:
             values["DanhSachLePhi"] = self._fees[procedure["MaTTHC"]]
         elif self.shape == "sync":
             values.update(self._sync_spec(procedure, status, channel))
-        return {k: values[k] for k in self.fields if k in values}
+        return {k: values[k] for k in self.fields if k in values and k not in omitted}
 
     def _document_spec(self, i: int, component: str) -> dict[str, Any]:
         file_id = Slot(f"file{i}")
@@ -341,12 +367,15 @@ class DossierGenerator:
         return b"\n".join(in_order.tolist())
 
     def _draw_variants(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Which template each record uses: its procedure and, for sync items, its status and channel."""
+        """Which template each record uses: its procedure, for sync items its status and channel, for what a
+        sender sends its optional-field pattern."""
         variant = rng.integers(len(self.procedures), size=n) * len(self._statuses)
         if self._status_bounds is not None and self._channel_bounds is not None:
             status = np.searchsorted(self._status_bounds, rng.integers(self._status_bounds[-1], size=n), side="right")
             channel = np.searchsorted(self._channel_bounds, rng.integers(10_000, size=n), side="right")
             variant = (variant + status) * len(self._channels) + channel
+        if len(self.omitted) > 1:  # which optional fields the record carries
+            variant = variant * len(self.omitted) + rng.integers(len(self.omitted), size=n)
         return variant  # type: ignore[no-any-return]
 
     def _draw(self, rng: np.random.Generator, n: int, variant: np.ndarray) -> dict[str, np.ndarray]:

@@ -29,11 +29,14 @@ __all__ = ["DataPool"]
 class DataPool:
     """``size`` (citizen, dossier) entries; indexes wrap around, so any non-negative int is valid."""
 
-    def __init__(self, seed: int, size: int, province: str | None, entries: dict[str, list[bytes]]) -> None:
+    def __init__(self, seed: int, size: int, province: str | None, entries: dict[str, list[bytes]],
+                 submission_fields: tuple[str, ...] = ()) -> None:
         self.seed = seed
         self.size = size
         self.province = province
         self._entries = entries
+        #: the submission contract's field names, in its order
+        self.submission_fields = submission_fields
 
     @classmethod
     def build(cls, seed: int, size: int = 10_000, province: str | None = None) -> DataPool:
@@ -43,13 +46,15 @@ class DataPool:
         rng = random.Random(seed)
         citizens = [people.citizen(rng) for _ in range(size)]
         entries: dict[str, list[bytes]] = {"citizen": [orjson.dumps(c) for c in citizens]}
+        fields: tuple[str, ...] = ()
         for shape in ("submission", "forwarded", "sync"):
             gen = DossierGenerator(seed, province, shape, people=people)
+            fields = gen.fields if shape == "submission" else fields
             serialised = []
             for citizen, record in zip(citizens, gen.records(size), strict=True):
                 serialised.append(orjson.dumps(_owned_by(record, citizen)))
             entries[shape] = serialised
-        return cls(seed, size, province, entries)
+        return cls(seed, size, province, entries, fields)
 
     def __reduce__(self) -> tuple[Any, tuple[int, int, str | None]]:
         return (DataPool.build, (self.seed, self.size, self.province))

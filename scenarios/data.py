@@ -3,6 +3,12 @@
 Steps ask for "a citizen" and "a submission of procedure P in commune C for this citizen"; the pool holds
 ready-made records, indexed here by procedure once, so a step costs a lookup and a dict copy, never a Faker
 call. Successive calls walk the pool (``start``/``stride`` let Locust users share one pool without overlap).
+
+The pool's records vary, seeded, which optional fields they carry (``data_generators.dossiers``), so the steps and
+checks that submit them exercise full and minimal input alike. One exception: a submission for a given citizen
+always names that citizen (DinhDanhCHS, and ChuHoSo for a person's dossier), because the caller asked for a
+dossier *of this citizen* — the identity checks need the body to say whom it claims; a submission without
+identity fields is the must-accept case SUB-15 sends on purpose.
 """
 
 from __future__ import annotations
@@ -48,9 +54,16 @@ class PoolScenarioData:
         record = self.pool.submission(index)
         if commune is not None:
             record["MaXa"] = commune
-        if "DinhDanhCHS" in record:
-            extra = [d for d in record["DinhDanhCHS"] if d.get("LoaiDinhDanh") != "1"]
+        fields = self.pool.submission_fields
+        if "DinhDanhCHS" in record or "DinhDanhCHS" in fields:
+            extra = [d for d in record.get("DinhDanhCHS") or [] if d.get("LoaiDinhDanh") != "1"]
             record["DinhDanhCHS"] = [{"LoaiDinhDanh": "1", "SoDinhDanh": citizen["SoDinhDanh"]}, *extra]
-        if "ChuHoSo" in record and record.get("LoaiDoiTuong", "1") == "1":
+        if ("ChuHoSo" in record or "ChuHoSo" in fields) and record.get("LoaiDoiTuong", "1") == "1" \
+                and citizen.get("HoVaTen"):
             record["ChuHoSo"] = citizen["HoVaTen"]
-        return record
+        return _in_contract_order(record, self.pool.submission_fields)
+
+
+def _in_contract_order(record: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """The record's keys in the contract's order (restored identity fields go back where the contract has them)."""
+    return {k: record[k] for k in (*fields, *record) if k in record} if fields else record

@@ -180,8 +180,8 @@ def supplement(ctx: ScenarioContext, params: dict[str, Any]) -> None:
 
 def _placeholder_document() -> dict[str, Any]:
     return {"TepDinhKemId": "bo-sung-1", "TenTepDinhKem": "bo-sung.pdf", "IsDeleted": False,
-            "MaThanhPhanHoSo": "BS", "DuongDanTaiTepTin": "/files/bo-sung-1", "DuocSoHoa": False,
-            "DuocTaiSuDung": False}
+            "MaThanhPhanHoSo": "BS", "DuongDanTaiTepTin": "/files/bo-sung-1", "DuocSoHoa": "0",
+            "DuocTaiSuDung": "0"}  # sync.schema.json#/$defs/TaiLieuNopItem: "0" | "1"
 
 
 @step("withdraw", params={"properties": {"LyDo": {"type": "string", "minLength": 1}}}, requires=("submission",))

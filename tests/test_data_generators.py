@@ -27,7 +27,7 @@ import pytest
 from haicap.cli import main as haicap_main
 from haicap.contract_registry import ContractRegistry, default_registry
 from haicap.data_generators.agencies import commune_agency_code, ma_ho_so, province_agency_code
-from haicap.data_generators.dossiers import SHAPES, DossierGenerator
+from haicap.data_generators.dossiers import OPTIONAL_PATTERNS, SHAPES, VARIED_SHAPES, DossierGenerator
 from haicap.data_generators.identity import OLD_PROVINCE_CODES, cccd_birth_info
 from haicap.data_generators.invalid import invalid_variants
 from haicap.data_generators.legacy import DEFECTS, LegacyDossierGenerator
@@ -153,17 +153,19 @@ def test_dossiers_validate_against_their_contract(shape: str) -> None:
         assert list(r) == [f for f in fields if f in r], "keys follow the contract's order"
         assert units.is_current_commune(r["MaXa"], "79")
         assert r["MaTTHC"] in catalogue
-        if shape != "submission":
+        if shape != "submission" and "DanhSachLePhi" in r:  # optional in a forwarded dossier
             assert r["DanhSachLePhi"] == catalogue[r["MaTTHC"]]["DanhSachLePhi"]
         if shape == "sync":
             assert r["MaHoSo"].startswith(commune_agency_code(r["MaXa"]) + "-250701-")
             assert r["DuocThanhToanTrucTuyen"] == ("2" if not catalogue[r["MaTTHC"]]["PhiPhaiNop"] else
                                                    r["DuocThanhToanTrucTuyen"])  # fmt: skip
-        if catalogue[r["MaTTHC"]]["LoaiDoiTuong"] == "2":
-            assert is_valid_tax_code(r["DinhDanhCHS"][1]["SoDinhDanh"])
-        birth = cccd_birth_info(r["DinhDanhCHS"][0]["SoDinhDanh"])
-        assert birth is not None and birth[0] in OLD_PROVINCE_CODES and 1945 <= birth[2] <= 2007
-        assert MOBILE.match(r["SoDienThoai"]) and re.match(r"^[a-z]+\.[a-z]+[0-9]{1,2}@[a-z.]+$", r["Email"])
+        if "DinhDanhCHS" in r:  # optional in a submission: the identity is the session's
+            if catalogue[r["MaTTHC"]]["LoaiDoiTuong"] == "2":
+                assert is_valid_tax_code(r["DinhDanhCHS"][1]["SoDinhDanh"])
+            birth = cccd_birth_info(r["DinhDanhCHS"][0]["SoDinhDanh"])
+            assert birth is not None and birth[0] in OLD_PROVINCE_CODES and 1945 <= birth[2] <= 2007
+        assert "SoDienThoai" not in r or MOBILE.match(r["SoDienThoai"])
+        assert "Email" not in r or re.match(r"^[a-z]+\.[a-z]+[0-9]{1,2}@[a-z.]+$", r["Email"])
         if "TaiLieuNop" in r:
             components = [c["MaThanhPhanHoSo"] for c in catalogue[r["MaTTHC"]]["ThanhPhanHoSo"]]
             assert [d["MaThanhPhanHoSo"] for d in r["TaiLieuNop"]] == components
@@ -175,6 +177,38 @@ def test_dossiers_validate_against_their_contract(shape: str) -> None:
     if shape == "sync":
         assert {r["TrangThaiHoSo"] for r in records} == {str(n) for n in range(1, 11)}
         assert Counter(r["KenhThucHien"] for r in records)["2"] > len(records) / 2
+
+
+@pytest.mark.parametrize("shape", sorted(VARIED_SHAPES))
+def test_senders_vary_which_optional_fields_they_send(shape: str) -> None:
+    """What a sender sends carries every optional field in some records, none in others (only the contract's
+    required fields), a seeded subset in the rest; every optional field is both present and absent; seeded."""
+    registry = default_registry()
+    fields = registry.property_names(SHAPES[shape])
+    required = set(registry.required_names(SHAPES[shape]))
+    optional = set(fields) - required
+    records = list(DossierGenerator(seed=5, province_code="01", shape=shape).records(400))
+    kinds = Counter(frozenset(r) for r in records)
+    assert frozenset(fields) in kinds and frozenset(required) in kinds
+    assert len(kinds) == OPTIONAL_PATTERNS
+    assert all(sum(name in r for r in records) not in (0, len(records)) for name in optional)
+    assert records == list(DossierGenerator(seed=5, province_code="01", shape=shape).records(400))
+    other = DossierGenerator(seed=6, province_code="01", shape=shape)
+    assert other.omitted != DossierGenerator(seed=5, province_code="01", shape=shape).omitted
+    sync = list(DossierGenerator(seed=5, province_code="01", shape="sync").records(50))
+    assert all(len(r) >= len(registry.required_names(SHAPES["sync"])) for r in sync)
+
+
+def test_scenario_submissions_name_the_citizen_and_vary_the_rest() -> None:
+    from haicap.scenarios.data import PoolScenarioData
+
+    data = PoolScenarioData.build(seed=2, province="01", size=300)
+    citizen = data.citizen()
+    submissions = [data.submission("1.001193", None, citizen) for _ in range(40)]
+    fields = default_registry().property_names(SHAPES["submission"])
+    assert all(s["DinhDanhCHS"][0]["SoDinhDanh"] == citizen["SoDinhDanh"] for s in submissions)
+    assert all(s["ChuHoSo"] == citizen["HoVaTen"] and list(s) == [f for f in fields if f in s] for s in submissions)
+    assert len({frozenset(s) for s in submissions}) > 1  # the other optional fields vary
 
 
 def test_dossier_dates_roll_over_and_sequences_stay_in_range() -> None:
@@ -227,7 +261,8 @@ def test_dossier_fields_come_from_the_contract(tmp_path: Path) -> None:
     del schema["$defs"]["DossierSubmission"]["properties"]["Email"]
     path.write_text(json.dumps(schema), encoding="utf-8")
     gen = DossierGenerator(seed=1, province_code="01", registry=ContractRegistry(contracts))
-    assert all("Email" not in r and "SoDienThoai" in r for r in gen.records(50))
+    records = list(gen.records(50))
+    assert all("Email" not in r for r in records) and any("SoDienThoai" in r for r in records)
     schema["$defs"]["DossierSubmission"]["required"].append("MaMoi")
     schema["$defs"]["DossierSubmission"]["properties"]["MaMoi"] = {"type": "string"}
     path.write_text(json.dumps(schema), encoding="utf-8")
@@ -248,8 +283,8 @@ def test_invalid_variants_are_invalid_as_labelled(shape: str) -> None:
     validator = default_registry().validator(SHAPES[shape])
     units = admin_units()
     procedures = {p["MaTTHC"] for p in load_procedures()}
-    records = DossierGenerator(seed=3, province_code="01", shape=shape).records(40)
-    enterprise = next(r for r in records if len(r["DinhDanhCHS"]) > 1)
+    records = DossierGenerator(seed=3, province_code="01", shape=shape).records(400)
+    enterprise = next(r for r in records if len(r.get("DinhDanhCHS", [])) > 1)
     before = copy.deepcopy(enterprise)
     variants = invalid_variants(enterprise, shape)
     labels = {v.label for v in variants}
@@ -328,7 +363,7 @@ def test_pool_entries_are_consistent_and_the_pool_pickles_as_its_recipe() -> Non
         for shape, ref in SHAPES.items():
             record = pool.dossier(i, shape)
             assert registry.validator(ref).violations(record) == [], (shape, record)
-            assert record["DinhDanhCHS"][0]["SoDinhDanh"] == citizen["SoDinhDanh"]
+            assert "DinhDanhCHS" not in record or record["DinhDanhCHS"][0]["SoDinhDanh"] == citizen["SoDinhDanh"]
         assert json.loads(pool.submission_json(i)) == pool.submission(i)
     assert pool.citizen(5) == pool.citizen(305)
     blob = pickle.dumps(pool)
@@ -568,3 +603,12 @@ def test_progress_off_a_terminal_is_whole_lines() -> None:
     lines = stream.getvalue().split("\n")
     assert "\r" not in stream.getvalue() and lines[-1] == "" and len(lines) == 3
     assert lines[0].startswith("dossiers -> f:  50% 5/10") and lines[1].startswith("dossiers -> f: 100% 10/10")
+
+
+def test_the_supplement_placeholder_is_a_valid_document() -> None:
+    """A submission without TaiLieuNop (the generators now send some) is supplemented with the step's placeholder:
+    it must itself be a valid TaiLieuNopItem."""
+    from haicap.scenarios.steps import _placeholder_document
+
+    validator = default_registry().validator("sync.schema.json#/$defs/TaiLieuNopItem")
+    assert validator.violations(_placeholder_document()) == []

@@ -326,3 +326,107 @@ def _local_logout(h: Harness) -> bool:
         assert answer.status_code < 400, answer.text
         assert browser.get(h.sb.province_url + "/api/v1/dossiers", headers=bearer).status_code == 401
     return answer.status_code != 302 or not answer.headers["location"].startswith(h.sb.national_url + "/end-session?")
+
+
+# -- consistency: views, idempotency, lists, minimal input (appended with SUB-15/16, SYNC-20/21/22, PAY-15/16,
+# FWD-07) ---------------------------------------------------------------------------------------------------
+def _at_once(calls: list[Callable[[], httpx.Response]]) -> list[httpx.Response]:
+    import threading
+
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], httpx.Response]) -> httpx.Response:
+        barrier.wait(timeout=10)
+        return call()
+
+    with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def _synced_item(h: Harness, ma_ho_so: str) -> dict:
+    assert h.synced(ma_ho_so, "1", timeout=5) is not None
+    entry = h.ledger(ma_ho_so)
+    assert entry is not None
+    return entry["item"]  # type: ignore[no-any-return]
+
+
+@probe("sync-fee-from-wrong-field")
+def _sync_fee(h: Harness) -> bool:
+    token, _ = h.login()
+    dossier = h.submit(token, MaTTHC="1.004222")
+    return _synced_item(h, dossier["MaHoSo"])["DanhSachLePhi"] != dossier["DanhSachLePhi"]
+
+
+@probe("channel-not-synced")
+def _channel(h: Harness) -> bool:
+    token, _ = h.login()
+    dossier = h.submit(token, KenhThucHien="2")
+    return _synced_item(h, dossier["MaHoSo"])["KenhThucHien"] != "2"
+
+
+@probe("hen-tra-before-tiep-nhan")
+def _hen_tra(h: Harness) -> bool:
+    token, _ = h.login()
+    dossier = h.submit(token)
+    return dossier["NgayHenTra"] < dossier["NgayTiepNhan"]  # yyyyMMddHHmmss: text order is time order
+
+
+@probe("double-transition-on-concurrent-action")
+def _double_transition(h: Harness) -> bool:
+    token, _ = h.login()
+    m = h.submit(token)["MaHoSo"]
+    clients = [httpx.Client(base_url=h.sb.province_url, headers=h.sb.officer_headers(), timeout=15.0) for _ in "ab"]
+    try:
+        answers = _at_once([lambda c=c: c.post(f"/officer/dossiers/{m}/actions", json={"action": "receive"})
+                            for c in clients])
+    finally:
+        for c in clients:
+            c.close()
+    return [a.status_code for a in answers].count(200) > 1
+
+
+@probe("list-filter-ignored")
+def _list_filter(h: Harness) -> bool:
+    token, _ = h.login()
+    h.submit(token)  # a dossier in state 1
+    listed = h.http.get("/officer/dossiers?TrangThaiHoSo=2&limit=200", headers=h.sb.officer_headers()).json()
+    return any(item["TrangThaiHoSo"] != "2" for item in listed["items"])
+
+
+@probe("requires-optional-fields")
+def _requires_optional(h: Harness) -> bool:
+    token, _ = h.login()
+    minimal = {"MaTTHC": "1.001193", "MaXa": "00226", "TrichYeuHoSo": "x"}  # the contract's required fields
+    answer = h.province.submit(token, minimal)
+    assert answer.status_code in (201, 422), answer.text
+    return answer.status_code == 422
+
+
+@probe("wrong-fee-for-free-procedure")
+def _free_fee(h: Harness) -> bool:
+    procedures = {p["MaTTHC"]: p for p in h.http.get("/api/v1/procedures").json()["items"]}
+    return procedures["1.001193"]["PhiPhaiNop"] != 0  # birth registration is free (contracts/procedures.yaml)
+
+
+@probe("double-effect-on-concurrent-callback")
+def _double_callback(h: Harness) -> bool:
+    token, _ = h.login()
+    m = h.submit(token, MaTTHC="1.004222")["MaHoSo"]
+    start = h.province.start_payment(token, m)
+    assert start.status_code == 201, start.text
+    paid = httpx.get(start.json()["UrlThanhToan"] + "?result=success&deliveries=2", timeout=15.0)
+    assert paid.status_code == 200 and len(paid.json()["deliveries"]) == 2, paid.text
+    return h.province.dossier(token, m).json()["SoTienDaThanhToan"] > start.json()["SoTien"]
+
+
+@probe("duplicate-on-concurrent-forward")
+def _double_forward(h: Harness) -> bool:
+    body = dict(h.national.post("/_control/forward", json={}).json()["dossier"])
+    body["MaHoSo"] = body["MaHoSo"][:-4] + "9998"  # a fresh code, delivered twice at once
+    clients = [httpx.Client(base_url=h.sb.national_url, headers=h.sb.control_headers(), timeout=15.0) for _ in "ab"]
+    try:
+        answers = _at_once([lambda c=c: c.post("/_control/forward", json=body) for c in clients])
+    finally:
+        for c in clients:
+            c.close()
+    return [a.json()["status_code"] for a in answers].count(201) > 1

@@ -2,7 +2,8 @@
 
 A province (partner ``MaDoiTac``) opens a transaction with INIT and sends the citizen to ``UrlThanhToan``;
 the sandbox's pay page settles it by query parameter (``result=success|failure``, no UI) and POSTs the
-signed CALLBACK to the partner's registered callback URL, recording the partner's answer. Every message's
+signed CALLBACK to the partner's registered callback URL (``deliveries=N``: N copies at once), recording the
+partner's answer. Every message's
 MaXacThuc is checked with :mod:`haicap.payment_checksum` (the field order comes from the contract). On command
 (control API) the last callback is sent again unchanged (replay) or altered (bad checksum, wrong amount), so
 a checker can see whether the province charges twice or trusts a forged callback.
@@ -13,6 +14,7 @@ never turned into an error of the platform.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import sqlite3
 import time
@@ -63,6 +65,20 @@ class _Txn:
     @property
     def amount(self) -> int:
         return int(self.init["SoTien"])
+
+
+#: most copies of one callback the pay page delivers at once (``deliveries=N``)
+MAX_DELIVERIES = 5
+
+
+def _deliveries(request: Request) -> int:
+    """``deliveries=N`` on the pay page (haicap extension): the platform sends the callback N times at once, as a
+    platform delivering at least once does when it retries before the first answer arrived. Default 1."""
+    raw = request.query_params.get("deliveries", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DELIVERIES:
+        raise ProblemError(400, "Bad Request", f"deliveries must be 1 to {MAX_DELIVERIES}",
+                           [{"field": "deliveries", "message": f"an integer from 1 to {MAX_DELIVERIES}"}])
+    return int(raw)
 
 
 def _error(status: int, code: str, message: str, errors: list[dict[str, str]] | None = None,
@@ -186,6 +202,7 @@ class PaymentPlatform:
         if result not in ("success", "failure"):
             raise ProblemError(400, "Bad Request", "result must be success or failure",
                                [{"field": "result", "message": "expected success or failure"}])
+        copies = _deliveries(request)
         if txn.status != "3":
             return JSONResponse({"MaThamChieu": txn.ref, "TrangThaiGD": txn.status, "callback_status": None,
                                  "callback_answer": None, "detail": "already settled; nothing sent"})
@@ -208,9 +225,14 @@ class PaymentPlatform:
         await self.store.write(lambda conn: conn.execute(
             "UPDATE payments SET TrangThaiGD = ?, MaGiaoDich = ?, settled_ms = ? WHERE MaDoiTac = ? AND "
             "MaThamChieu = ?", settle).rowcount)
-        delivery = await self._deliver(txn, callback, "original")
-        return JSONResponse({"MaThamChieu": txn.ref, "TrangThaiGD": txn.status,
-                             "callback_status": delivery["status_code"], "callback_answer": delivery["answer"]})
+        sent = await asyncio.gather(*(self._deliver(txn, dict(callback), "original") for _ in range(copies)))
+        delivery = sent[0]
+        answer: dict[str, Any] = {"MaThamChieu": txn.ref, "TrangThaiGD": txn.status,
+                                  "callback_status": delivery["status_code"], "callback_answer": delivery["answer"]}
+        if copies > 1:
+            answer["deliveries"] = [{"status_code": x["status_code"], "answer": x["answer"], "error": x["error"]}
+                                    for x in sent]
+        return JSONResponse(answer)
 
     # -- control ---------------------------------------------------------------------------------
     def transaction(self, ma_tham_chieu: str) -> _Txn:

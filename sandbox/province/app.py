@@ -56,7 +56,7 @@ def create_app(config: ProvinceConfig) -> Starlette:
         registry=registry,
         store=store,
         units=ProvinceUnits(config.province_code, config.agency_code, faults),
-        catalogue=Catalogue.load(registry),
+        catalogue=Catalogue.load(registry, faults),
         sessions=SessionStore(store),
         policy=OutboxPolicy.for_faults(SyncItemBuilder(registry, faults), faults),
     )

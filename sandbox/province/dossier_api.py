@@ -5,8 +5,8 @@ DinhDanhCHS must contain the session's CCCD). The commune must be a current comm
 means the dossier and its outbox row are committed.
 
 Faults acting here: ``identity-from-body``, ``500-on-malformed-input``, ``duplicate-mahoso``,
-``loses-dossiers-under-concurrency``, ``bad-mahoso-format`` (and ``pre-merger-commune-codes``,
-``draft-commune-codes`` through :mod:`units`).
+``loses-dossiers-under-concurrency``, ``bad-mahoso-format``, ``requires-optional-fields``,
+``hen-tra-before-tiep-nhan`` (and ``pre-merger-commune-codes``, ``draft-commune-codes`` through :mod:`units`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from haicap.sandbox.province import consistency_faults as cf
 from haicap.sandbox.province import dossiers as d
 from haicap.sandbox.province.context import ProvinceContext
 from haicap.sandbox.province.problems import Problem, json_response, read_json
@@ -126,6 +127,8 @@ class DossierApi:
         _, session = ctx.sessions.from_request(request)
         trusting = ctx.has("500-on-malformed-input")
         body = await read_json(request, self.submission, trusting=trusting)
+        if ctx.has("requires-optional-fields"):  # the defect: optional contact fields demanded
+            cf.contact_fields_required(body)
         doc, agency = self.new_dossier(body, session)
         day = d.day_code()
         policy = ctx.policy
@@ -170,7 +173,8 @@ class DossierApi:
             identities = [identity, *[x for x in (given or []) if x.get("LoaiDinhDanh") != "1"]]
         second = int(time.time())
         now, _ = d.clock_strings(second)
-        promised, _ = d.clock_strings(second, PROMISE_DAYS)
+        wrong_sign = ctx.has("hen-tra-before-tiep-nhan")  # the defect: the processing days counted back
+        promised, _ = d.clock_strings(second, cf.promise_days(PROMISE_DAYS) if wrong_sign else PROMISE_DAYS)
         fee = int(procedure["PhiPhaiNop"])
         entry = d.history_entry("1", NguoiXuLy=owner_name, NoiDungXuLy="Nộp hồ sơ trực tuyến")
         doc = d.new_dossier(

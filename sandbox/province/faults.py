@@ -73,6 +73,28 @@ _FAULTS = [
           "POST /national/forwarded-dossiers accepted without the national forward credential"),
     # units
     Fault("wrong-agency-codes", "units", "declares the pre-merger ward list with malformed agency codes"),
+    # consistency: the views of one dossier disagree, an idempotent message takes effect twice, a list ignores
+    # its filter, a minimal submission is refused (sandbox/province/consistency_faults.py holds the defects)
+    Fault("sync-fee-from-wrong-field", "sync",
+          "DongBoHoSoMC DanhSachLePhi Gia filled from SoTienDaThanhToan (the amount paid so far), not the fee"),
+    Fault("channel-not-synced", "sync",
+          "KenhThucHien is not mapped into the sync item: the national side gets the desk default 1 (direct)"),
+    Fault("hen-tra-before-tiep-nhan", "sync",
+          "NgayHenTra counted back from the submission (processing days with the wrong sign): before NgayTiepNhan"),
+    Fault("double-transition-on-concurrent-action", "sync",
+          "the transition table is checked outside the write transaction: two concurrent receives both apply"),
+    Fault("list-filter-ignored", "submission",
+          "GET /officer/dossiers ignores its TrangThaiHoSo filter (dossiers in every state come back)"),
+    Fault("requires-optional-fields", "submission",
+          "a submission without the optional SoDienThoai and Email is refused (422)"),
+    Fault("wrong-fee-for-free-procedure", "payment",
+          "the catalogue import fills an empty fee with a default charge: free procedures cost 20,000 VND"),
+    Fault("double-effect-on-concurrent-callback", "payment",
+          "the callback's 'already processed?' test reads outside the write transaction: two concurrent "
+          "deliveries of one callback both pay"),
+    Fault("duplicate-on-concurrent-forward", "forwarding",
+          "'already received?' is checked outside the write transaction: two concurrent deliveries of one "
+          "forwarded dossier both create it (two 201s, two creations synced)"),
 ]
 
 #: Every fault by id.

@@ -3,7 +3,7 @@
 The national side presents the forward credential; the dossier is validated, stored under the national
 MaHoSo (idempotent: a second delivery answers 200 with the current state), acknowledged, and from then on
 synchronised like any other dossier. Fault ``ignores-forwarded-dossiers`` acknowledges without storing;
-``unauthenticated-forwarding`` skips the credential check.
+``unauthenticated-forwarding`` skips the credential check; ``duplicate-on-concurrent-forward`` races.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from haicap.sandbox.province import consistency_faults as cf
 from haicap.sandbox.province import dossiers as d
 from haicap.sandbox.province.context import ProvinceContext, require_bearer
 from haicap.sandbox.province.problems import Problem, json_response, read_json
@@ -38,7 +39,10 @@ class ForwardedDossiers:
         if ctx.has("ignores-forwarded-dossiers"):  # the defect: acknowledged, never stored
             return json_response({"MaHoSo": doc["MaHoSo"], "TrangThaiHoSo": "1", "acknowledged": True}, status=201)
         policy = ctx.policy
-        stored, created = await ctx.store.write(lambda c: d.insert_existing(c, policy, doc))
+        if ctx.has("duplicate-on-concurrent-forward"):  # the defect: "already received?" outside the transaction
+            stored, created = await cf.racy_insert(ctx, doc)
+        else:
+            stored, created = await ctx.store.write(lambda c: d.insert_existing(c, policy, doc))
         answer = {"MaHoSo": stored["MaHoSo"], "TrangThaiHoSo": stored["TrangThaiHoSo"], "acknowledged": True}
         return json_response(answer, status=201 if created else 200)
 

@@ -1,7 +1,8 @@
 """The officer API (``/officer/...``, officer Bearer): list, read, and move dossiers through their states.
 
 Transitions follow :data:`dossiers.TRANSITIONS`; anything else is a 409 problem. Fault
-``invalid-status-transition`` lifts the table (e.g. 1→10 is allowed).
+``invalid-status-transition`` lifts the table (e.g. 1→10 is allowed); ``double-transition-on-concurrent-action``
+checks it outside the write transaction; ``list-filter-ignored`` drops the TrangThaiHoSo filter.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from haicap.sandbox.province import consistency_faults as cf
 from haicap.sandbox.province import dossiers as d
 from haicap.sandbox.province.context import ProvinceContext, require_bearer
 from haicap.sandbox.province.dossier_api import dossier_list, parse_ma_ho_so, parse_page
@@ -35,6 +37,8 @@ class OfficerApi:
         clauses, params = ["1 = 1"], []
         for name, column, validator in (("MaXa", "ma_xa", self.maxa_v), ("TrangThaiHoSo", "status", self.status_v)):
             value = request.query_params.get(name)
+            if value is not None and name == "TrangThaiHoSo" and self.ctx.has("list-filter-ignored"):
+                continue  # the defect: the handler never reads this filter
             if value is not None:
                 if not validator.is_valid(value):
                     raise Problem.field(400, name, "invalid value")
@@ -56,6 +60,8 @@ class OfficerApi:
         body = await read_json(request, self.action_v, trusting=self.ctx.has("500-on-malformed-input"))
         policy = self.ctx.policy
         enforce = not self.ctx.has("invalid-status-transition")
+        if enforce and self.ctx.has("double-transition-on-concurrent-action"):  # the defect: checked outside
+            enforce = await cf.stale_transition_check(self.ctx, ma_ho_so, body)
         doc = await self.ctx.store.write(
             lambda c: d.op_officer_action(c, policy, ma_ho_so, body, enforce_transitions=enforce)
         )

@@ -7,7 +7,7 @@ dossier's fee, and it is idempotent per MaThamChieu (a replay changes nothing); 
 dossier unpaid. A paid dossier is synchronised with DuocThanhToanTrucTuyen "1".
 
 Faults acting here: ``ignores-callback-checksum``, ``accepts-wrong-amount``, ``double-applies-replayed-callback``,
-``marks-paid-on-failed-payment``, ``bad-init-checksum``.
+``marks-paid-on-failed-payment``, ``bad-init-checksum``, ``double-effect-on-concurrent-callback``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 from haicap import payment_checksum
 from haicap.sandbox.group_commit import now_ms
+from haicap.sandbox.province import consistency_faults as cf
 from haicap.sandbox.province import dossiers as d
 from haicap.sandbox.province.context import ProvinceContext
 from haicap.sandbox.province.dossier_api import DossierApi
@@ -194,6 +195,8 @@ class Payments:
             raise _CallbackRefused(400, "01", "MaXacThuc does not match the message", "MaXacThuc")
         policy = ctx.policy
         faults = ctx.config.faults
+        if ctx.has("double-effect-on-concurrent-callback"):  # the defect: "already processed?" read outside
+            faults = await cf.stale_callback_faults(ctx, message["MaThamChieu"], faults)
         _, answer = await ctx.store.write(lambda c: _apply_callback(c, policy, message, faults))
         return json_response({"MaLoi": "00", "MoTaLoi": answer})
 

@@ -1,9 +1,10 @@
 """Build the national sync items (DongBoHoSoMC, CapNhatTienDoHoSoMC) from a dossier.
 
 The field lists come from the sync contract (``registry.property_names``), never typed here: an item is
-the dossier's values for the contract's fields, so a field added to the contract flows through. Two
-faults act here: ``sync-missing-fields`` (required fields dropped), ``no-paid-flag-sync``
-(DuocThanhToanTrucTuyen never "1").
+the dossier's values for the contract's fields, so a field added to the contract flows through. Faults
+acting here: ``sync-missing-fields`` (required fields dropped), ``no-paid-flag-sync`` (DuocThanhToanTrucTuyen
+never "1"), ``sync-fee-from-wrong-field`` (fee amounts from the amount paid), ``channel-not-synced``
+(KenhThucHien not mapped: the desk default).
 
 Example::
 
@@ -54,6 +55,8 @@ class SyncItemBuilder:
         keep = {"MaHoSo", "TrangThaiHoSo"}
         self._dropped = {f for f in required if f not in keep} if "sync-missing-fields" in faults else set()
         self._paid_flag = "no-paid-flag-sync" not in faults
+        self._fee_from_paid = "sync-fee-from-wrong-field" in faults
+        self._channel = "channel-not-synced" not in faults
 
     def dossier_item(self, dossier: dict[str, Any]) -> dict[str, Any]:
         item = {
@@ -63,6 +66,11 @@ class SyncItemBuilder:
         }
         if not self._paid_flag and item.get("DuocThanhToanTrucTuyen") == "1":
             item["DuocThanhToanTrucTuyen"] = "0"
+        if self._fee_from_paid and item.get("DanhSachLePhi"):  # the defect: Gia mapped from the amount paid
+            paid = int(dossier.get("SoTienDaThanhToan") or 0)
+            item["DanhSachLePhi"] = [{**fee, "Gia": paid} for fee in item["DanhSachLePhi"]]
+        if not self._channel and "KenhThucHien" in item:  # the defect: not mapped, the one-stop desk's default
+            item["KenhThucHien"] = "1"
         return item
 
     def progress_item(self, dossier: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
