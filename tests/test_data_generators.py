@@ -586,9 +586,9 @@ def test_an_unwritable_manifest_is_refused_before_any_data(tmp_path: Path, capsy
 def test_a_flag_for_another_kind_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str,
                                            value: str, kind: str) -> None:
     assert _run("generate", "--kind", kind, "--count", "5", flag, value, "--out", str(tmp_path / "o")) == 2
-    assert capsys.readouterr().err.strip().endswith(f"{flag} applies to --kind "
-                                                    f"{'dossiers' if flag == '--shape' else 'legacy-dossiers'} "
-                                                    f"only, not to {kind}")
+    kinds = {"--shape": "dossiers", "--defect-rate": "legacy-dossiers or conversion",
+             "--manifest": "legacy-dossiers"}[flag]
+    assert capsys.readouterr().err.strip().endswith(f"{flag} applies to --kind {kinds} only, not to {kind}")
 
 
 def test_progress_off_a_terminal_is_whole_lines() -> None:
