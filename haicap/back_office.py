@@ -335,7 +335,7 @@ class OperatorBackOffice:
 
     kind = "operator"
     #: seconds between two "waiting for the operator" lines while an instruction is pending
-    PROGRESS_EVERY = 15.0
+    PROGRESS_EVERY = 10.0
 
     def __init__(self, context: BackOfficeContext, *, deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
                  poll_seconds: float = DEFAULT_POLL_SECONDS) -> None:

@@ -47,7 +47,7 @@ class CitizenApiChannel:
     """The province's citizen submission API (``POST /api/v1/dossiers``)."""
 
     kind = "citizen_api"
-    label = "online submission"
+    label = "submission"
 
     def __init__(self, province: Any) -> None:
         self.province = province  # haicap.province_client.ProvinceClient
