@@ -175,6 +175,29 @@ def test_back_office_mistakes_are_one_line_with_file_and_line(tmp_path: Path, mo
     assert error in str(raised.value), str(raised.value)
 
 
+def test_capabilities_back_office_and_submission_channel_are_derived(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from haicap.target import _capabilities, back_office_settings
+
+    operator = load_profile(_profile(tmp_path, "capabilities: [sso, sync, forwarding]\nback_office: {kind: operator}\n",
+                                     monkeypatch)).data
+    assert _capabilities(operator, back_office_settings(operator)) == {"sso", "sync", "forwarding", "back_office",
+                                                                        "submission_channel"}
+    bare = load_profile(_profile(tmp_path, "capabilities: [sso, sync]\n", monkeypatch)).data
+    assert back_office_settings(bare).kind is None and _capabilities(bare, back_office_settings(bare)) == {"sso",
+                                                                                                          "sync"}
+    default = load_profile(_profile(tmp_path, "", monkeypatch)).data  # every capability, the officer API
+    assert back_office_settings(default).kind == "officer_api"
+    assert {"back_office", "submission_channel", "officer_api"} <= _capabilities(default, back_office_settings(default))
+
+
+def test_an_unknown_plugin_entry_point_names_the_group() -> None:
+    from haicap.back_office import load_plugin
+
+    with pytest.raises(HaicapError, match=r"no back-office plugin 'nope' in entry point group haicap\.back_office"):
+        load_plugin("nope")
+
+
 # -- end to end: certify a province without an officer API ---------------------------------------
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -311,7 +334,8 @@ def test_an_operator_walks_the_sync_dossiers_of_a_province_without_an_officer_ap
     assert set(operator.answered.values()) == {200} and len(operator.answered) >= 12  # the 4 sync walks alone
     done = sorted(p.name for p in (out / "operator" / "done").iterdir())
     assert len(done) == len(operator.answered) and not list((out / "operator" / "pending").iterdir())
-    assert "tiếp nhận (1 → 2) — receive" in printed and "waiting for the operator" not in printed.split("\n")[0]
+    assert not list((out / "operator" / "expired").iterdir())
+    assert "haicap: operator, please: Hồ sơ " in printed and "tiếp nhận (1 → 2) — receive" in printed
 
 
 @pytest.mark.slow
