@@ -336,6 +336,9 @@ class OperatorBackOffice:
     kind = "operator"
     #: seconds between two "waiting for the operator" lines while an instruction is pending
     PROGRESS_EVERY = 10.0
+    #: missed deadlines in a row after which the operator is taken to be gone: later actions fail at once instead
+    #: of each waiting a whole deadline (a check that could not run is retried by the next one that needs it)
+    MAX_MISSED_IN_A_ROW = 2
 
     def __init__(self, context: BackOfficeContext, *, deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
                  poll_seconds: float = DEFAULT_POLL_SECONDS) -> None:
@@ -347,6 +350,7 @@ class OperatorBackOffice:
         self.deadline_seconds = deadline_seconds
         self.poll_seconds = poll_seconds
         self._lock = threading.Lock()
+        self._missed: list[str] = []  # ids of the instructions missed in a row
         for sub in ("pending", "done", "expired"):
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
 
@@ -355,6 +359,9 @@ class OperatorBackOffice:
 
     def act(self, ma_ho_so: str, action: str, *, expect_from: frozenset[str], expect_to: str,
             fields: Mapping[str, Any]) -> ActionOutcome:
+        if len(self._missed) >= self.MAX_MISSED_IN_A_ROW:
+            raise BackOfficeError(f"not asking the operator to {action} dossier {ma_ho_so}: the deadlines of "
+                                  f"{len(self._missed)} instructions in a row were missed ({', '.join(self._missed)})")
         before = self.view.read(ma_ho_so)
         state = _state(before)
         if state is None:
@@ -389,6 +396,7 @@ class OperatorBackOffice:
             state = _state(now)
             if state == instruction.target:
                 self._move(instruction, "done", {"observed": state})
+                self._missed.clear()
                 return now
             if state is not None and state != instruction.source:
                 self._move(instruction, "expired", {"observed": state})
@@ -396,10 +404,11 @@ class OperatorBackOffice:
                                       f"to state {state}, not {instruction.target}")
             if time.time() >= instruction.deadline:
                 self._move(instruction, "expired", {"observed": state})
+                self._missed.append(instruction.id)
                 raise BackOfficeError(
                     f"operator instruction {instruction.id} ({instruction.text}) was not carried out by its deadline "
                     f"{_hhmm(instruction.deadline)} ({self.deadline_seconds:g} s): the dossier is still in state "
-                    f"{state}", )
+                    f"{state}")
             if time.monotonic() - last_line >= self.PROGRESS_EVERY:
                 self.console(self.progress())
                 last_line = time.monotonic()

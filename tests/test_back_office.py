@@ -62,15 +62,19 @@ def test_the_action_table_is_the_dossier_contracts() -> None:
 
 
 class _FakeView:
-    """A citizen view whose dossier moves to ``after`` once ``moves_after`` reads have happened."""
+    """A citizen view: the dossier is in ``before`` on the first read and in ``after`` (if given) from then on —
+    with ``pending``, only once an instruction file is there (the view plays the operator and keeps the file)."""
 
-    def __init__(self, before: str, after: str | None, moves_after: int = 2) -> None:
-        self.before, self.after, self.moves_after, self.reads = before, after, moves_after, 0
+    def __init__(self, before: str, after: str | None = None, pending: Path | None = None) -> None:
+        self.before, self.after, self.pending, self.reads = before, after, pending, 0
+        self.seen: list[dict[str, Any]] = []
 
     def read(self, ma_ho_so: str) -> ActionOutcome:
         self.reads += 1
-        state = self.after if self.after is not None and self.reads > self.moves_after else self.before
-        return ActionOutcome(200, dossier={"MaHoSo": ma_ho_so, "TrangThaiHoSo": state})
+        if self.pending is not None and not self.seen:
+            self.seen.extend(json.loads(p.read_text(encoding="utf-8")) for p in self.pending.glob("*.json"))
+        moved = self.after is not None and (bool(self.seen) if self.pending is not None else self.reads > 1)
+        return ActionOutcome(200, dossier={"MaHoSo": ma_ho_so, "TrangThaiHoSo": self.after if moved else self.before})
 
 
 def _operator(tmp_path: Path, view: _FakeView, deadline: float = 5.0) -> tuple[OperatorBackOffice, list[str]]:
@@ -84,21 +88,12 @@ MA = "000.17.22.H56-250701-0001"
 
 
 def test_an_instruction_is_written_announced_and_done_when_the_citizen_sees_the_new_state(tmp_path: Path) -> None:
-    view = _FakeView("1", "2")
+    view = _FakeView("1", "2", tmp_path / "operator" / "pending")
     operator, lines = _operator(tmp_path, view)
-    seen: list[dict[str, Any]] = []
-
-    def watch() -> None:
-        while not seen:
-            seen.extend(json.loads(p.read_text(encoding="utf-8")) for p in (tmp_path / "operator/pending").glob("*"))
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
     outcome = operator.act(MA, "receive", expect_from=frozenset({"1"}), expect_to="2", fields={})
-    watcher.join(5)
     assert outcome.status_code == 200 and outcome.as_response().json()["TrangThaiHoSo"] == "2"
     assert "Hồ sơ 000.17.22.H56-250701-0001: tiếp nhận (1 → 2) — receive" in lines[0]
-    pending = seen[0]
+    pending = view.seen[0]
     assert {k: pending[k] for k in ("MaHoSo", "action", "from", "to")} == \
         {"MaHoSo": MA, "action": "receive", "from": "1", "to": "2"}
     deadline = datetime.fromisoformat(pending["deadline"])
@@ -110,16 +105,23 @@ def test_an_instruction_is_written_announced_and_done_when_the_citizen_sees_the_
 
 
 def test_a_missed_deadline_could_not_run_and_names_the_instruction(tmp_path: Path) -> None:
-    operator, _ = _operator(tmp_path, _FakeView("4", None), deadline=0.2)
+    operator, _ = _operator(tmp_path, _FakeView("4"), deadline=0.2)
     with pytest.raises(BackOfficeError, match=r"operator instruction .*-complete-1 \(Hồ sơ .*: hoàn thành xử lý "
                                               r"\(4 → 9\) — complete\) was not carried out by its deadline"):
         operator.act(MA, "complete", expect_from=frozenset({"4"}), expect_to="9", fields={})
     assert [p.name for p in (tmp_path / "operator/expired").iterdir()] == [f"{MA}-complete-1.json"]
     assert "0 pending, 0 done, 1 expired" in operator.progress()
+    with pytest.raises(BackOfficeError, match="was not carried out"):
+        operator.act(MA, "complete", expect_from=frozenset({"4"}), expect_to="9", fields={})
+    started = time.monotonic()  # two missed in a row: the operator is gone, later actions fail at once
+    with pytest.raises(BackOfficeError, match=r"deadlines of 2 instructions in a row were missed \(.*-complete-1, "
+                                              r".*-complete-2\)"):
+        operator.act(MA, "complete", expect_from=frozenset({"4"}), expect_to="9", fields={})
+    assert time.monotonic() - started < 0.1
 
 
 def test_the_operator_is_never_asked_for_an_action_the_state_does_not_allow(tmp_path: Path) -> None:
-    operator, lines = _operator(tmp_path, _FakeView("1", None))
+    operator, lines = _operator(tmp_path, _FakeView("1"))
     with pytest.raises(BackOfficeError, match="it is in state 1, and return-result starts from 9"):
         operator.act(MA, "return-result", expect_from=frozenset({"9"}), expect_to="10", fields={})
     assert lines == [] and not list((tmp_path / "operator/pending").iterdir())
@@ -132,7 +134,7 @@ def test_another_state_than_asked_stops_the_step(tmp_path: Path) -> None:
 
 
 def test_progress_counts_pending_and_done_with_the_next_deadline(tmp_path: Path) -> None:
-    operator, _ = _operator(tmp_path, _FakeView("1", None))
+    operator, _ = _operator(tmp_path, _FakeView("1"))
     for index, deadline in enumerate(("2025-07-01T04:12:00+07:00", "2025-07-01T05:00:00+07:00")):
         (tmp_path / f"operator/pending/p{index}.json").write_text(json.dumps({"deadline": deadline}))
     (tmp_path / "operator/done/d.json").write_text("{}")
