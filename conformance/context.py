@@ -37,7 +37,6 @@ class CheckContext:
         self._lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
         self._province: Any = None
-        self._back_office: Any = None
         self._channel: Any = None
 
     @property

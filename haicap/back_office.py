@@ -68,6 +68,7 @@ __all__ = [
     "OfficerApiBackOffice",
     "OperatorBackOffice",
     "Transition",
+    "build_back_office",
     "load_plugin",
     "officer_transitions",
     "status_names",
