@@ -15,9 +15,11 @@ junit.xml, recording each re-run (when, which checks, which sandbox faults); All
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,6 +134,7 @@ def run_certify(args: argparse.Namespace) -> int:
     else:
         for name in (*OUTPUTS, RECORDS):  # the previous run's evidence must not survive next to this one's
             (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "operator", ignore_errors=True)  # nor its operator instructions
     junit = out / (RERUN_JUNIT if previous is not None else "junit.xml")
     started = _now()
     t0 = time.monotonic()
@@ -145,7 +148,7 @@ def run_certify(args: argparse.Namespace) -> int:
         records_path = out / RECORDS
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
             os.chmod(fh.name, 0o600)
-            fh.write(target_to_json(target))
+            fh.write(target_to_json(dataclasses.replace(target, run_dir=str(out.resolve()))))
             target_file = fh.name
         try:
             cmd = [

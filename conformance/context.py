@@ -3,6 +3,11 @@
 A check never builds its own HTTP clients or data: it asks the context, so every check of a run shares one
 seed (reproducible data), one set of clients and one redaction list, and expensive set-up (a signed-in
 citizen, a dossier walked through every state) is done once per process with :meth:`CheckContext.shared`.
+
+Officer actions of every check go through ``ctx.province.officer_action(...)``; underneath, the province client
+hands them to the run's back office (:attr:`CheckContext.back_office`: the officer API, a guided operator or a
+vendor's plugin, from the profile), so a check never knows which. Dossiers come in through
+:attr:`CheckContext.submission_channel` (the citizen API, or haicap forwarding them as the national portal).
 """
 
 from __future__ import annotations
@@ -22,14 +27,17 @@ T = TypeVar("T")
 
 
 class CheckContext:
-    def __init__(self, target: Target, seed: int = 0) -> None:
+    def __init__(self, target: Target, seed: int = 0, *, console: Callable[[str], None] | None = None) -> None:
         self.target = target
+        #: prints one line where the person running haicap sees it (pytest's capture bypassed by the plugin)
+        self.console: Callable[[str], None] = console or (lambda line: print(line, flush=True))
         self.seed = seed
         self.national = CounterpartClient(target.national_url, target.control_token)
         self._shared: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
         self._province: Any = None
+        self._channel: Any = None
 
     @property
     def province(self) -> Any:
@@ -37,11 +45,43 @@ class CheckContext:
         if self._province is None:
             from haicap.province_client import ProvinceClient
 
-            self._province = ProvinceClient(
+            province = ProvinceClient(
                 self.target.province_url, officer_token=self.target.officer_token, seed=self.seed,
                 allowed_hosts=frozenset(self.target.allowed_hosts),
             )
+            province.back_office = self._make_back_office(province)
+            self._province = province
         return self._province
+
+    @property
+    def back_office(self) -> Any:
+        """How officer actions are done (haicap.back_office.BackOffice), or None when the profile has none."""
+        return self.province.back_office
+
+    @property
+    def submission_channel(self) -> Any:
+        """How dossiers come in (haicap.submission_channel.SubmissionChannel), chosen from the capabilities."""
+        if self._channel is None:
+            from haicap.submission_channel import choose_channel
+
+            self._channel = choose_channel(self.target.capabilities, self.province, self.national,
+                                           self.target.province_code)
+        return self._channel
+
+    def _make_back_office(self, province: Any) -> Any:
+        from pathlib import Path
+
+        from haicap.back_office import BackOfficeContext, CitizenView, build_back_office
+
+        settings = self.target.back_office
+        view = CitizenView(province, self.national)
+        province.on_submitted = view.remember
+        context = BackOfficeContext(
+            province_url=self.target.province_url, officer_token=self.target.officer_token,
+            options=settings.options, run_dir=Path(self.target.run_dir) if self.target.run_dir else Path.cwd(),
+            console=self.console, citizen_view=view, allowed_hosts=frozenset(self.target.allowed_hosts),
+        )
+        return build_back_office(settings, context, province)
 
     def ensure_reachable(self) -> None:
         """Raise CheckError with the cause if the province did not answer its health probe (probed once)."""

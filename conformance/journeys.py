@@ -51,7 +51,8 @@ def _communes(ctx: CheckContext) -> tuple[str, ...]:
 
 
 def scenario_context(ctx: CheckContext, *, defer_sync: bool = False) -> ScenarioContext:
-    """A fresh ScenarioContext (its own journey state) over the check's clients and profile settings."""
+    """A fresh ScenarioContext (its own journey state) over the check's clients and profile settings: officer
+    steps go through the run's back office (``ctx.province``), submissions through its submission channel."""
     return ScenarioContext(
         province=ctx.province,
         national=ctx.national,
@@ -61,6 +62,7 @@ def scenario_context(ctx: CheckContext, *, defer_sync: bool = False) -> Scenario
         sync_sla_seconds=ctx.target.sync_sla_seconds,
         mode="load" if defer_sync else "conformance",
         communes=_communes(ctx),
+        submission_channel=ctx.submission_channel if "submission_channel" in ctx.target.capabilities else None,
     )
 
 

@@ -167,9 +167,20 @@ def haicap_target(pytestconfig: pytest.Config) -> Iterator[Target]:
 def haicap_context(haicap_target: Target, pytestconfig: pytest.Config) -> Iterator[Any]:
     from haicap.conformance.context import CheckContext
 
-    context = CheckContext(haicap_target, seed=pytestconfig.option.haicap_seed)
+    context = CheckContext(haicap_target, seed=pytestconfig.option.haicap_seed, console=_console(pytestconfig))
     yield context
     context.close()
+
+
+def _console(config: pytest.Config) -> Any:
+    """Print a line to the real terminal while a check runs (the back office's operator instructions)."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+
+    def console(line: str) -> None:
+        with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+            print(line, flush=True)
+
+    return console
 
 
 @pytest.hookimpl(tryfirst=True)

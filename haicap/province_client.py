@@ -2,8 +2,12 @@
 and a browser following the single sign-on redirects.
 
 Every call goes through an :class:`~haicap.http_port.HttpPort`, so the same client serves conformance
-(httpx) and load (Locust). Calls return the raw response: judging it is the caller's job (a check expects a
-401, a scenario step expects a 201). Only :meth:`ProvinceClient.login` interprets, because a session is
+(httpx) and load (Locust). Officer actions go through the run's back office (:mod:`haicap.back_office`) when one
+is set — the officer API, a guided operator or a vendor's plugin — so callers of :meth:`officer_action` need
+not know which; :meth:`officer_api_action` is always the officer API itself (for probing refusals).
+
+Calls return the raw response: judging it is the caller's job (a check expects a 401, a scenario step expects a
+201). Only :meth:`ProvinceClient.login` interprets, because a session is
 needed before anything else can be tested.
 """
 
@@ -78,6 +82,10 @@ class ProvinceClient:
         self.seed = seed
         self._port_factory = port_factory or (lambda: HttpxPort(self.base_url, allowed_hosts=allowed_hosts))
         self._owned: list[Any] = [port]
+        #: where officer actions go (haicap.back_office.BackOffice); None: the officer API directly
+        self.back_office: Any = None
+        #: called with (MaHoSo, session) for every accepted submission (the back office follows its dossiers)
+        self.on_submitted: Callable[[str, CitizenSession], None] | None = None
 
     def close(self) -> None:
         for port in self._owned:
@@ -144,7 +152,15 @@ class ProvinceClient:
 
     # -- citizen ---------------------------------------------------------------------------------
     def submit(self, session: CitizenSession, payload: Any, *, name: str = "submit dossier") -> ResponseLike:
-        return self.port.request("POST", f"{API}/dossiers", json=payload, headers=session.headers(), name=name)
+        response = self.port.request("POST", f"{API}/dossiers", json=payload, headers=session.headers(), name=name)
+        if self.on_submitted is not None and response.status_code == 201:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            if isinstance(body, dict) and isinstance(body.get("MaHoSo"), str):
+                self.on_submitted(body["MaHoSo"], session)
+        return response
 
     def dossier(self, session: CitizenSession, ma_ho_so: str, *, name: str = "get dossier") -> ResponseLike:
         return self.port.request("GET", f"{API}/dossiers/{ma_ho_so}", headers=session.headers(), name=name)
@@ -192,9 +208,30 @@ class ProvinceClient:
         return {"Authorization": f"Bearer {self._officer_token}"}
 
     def officer_action(self, ma_ho_so: str, action: str, *, name: str | None = None, **extra: Any) -> ResponseLike:
+        """An officer moves the dossier, through the back office when one is set (its answer as a response)."""
+        if self.back_office is None:
+            return self.officer_api_action(ma_ho_so, action, name=name, **extra)
+        from haicap.back_office import officer_transitions
+
+        move = officer_transitions().get(action)
+        if move is None:
+            raise HaicapError(f"{action!r} is not an officer action of the dossier contract")
+        outcome = self.back_office.act(ma_ho_so, action, expect_from=move.sources, expect_to=move.target,
+                                       fields=extra)
+        return outcome.as_response()  # type: ignore[no-any-return]
+
+    def officer_dossier(self, ma_ho_so: str) -> ResponseLike:
+        """The dossier as the back office sees it (the officer API, or its citizen's view for an operator)."""
+        if self.back_office is None:
+            return self.officer_api_dossier(ma_ho_so)
+        return self.back_office.dossier(ma_ho_so).as_response()  # type: ignore[no-any-return]
+
+    def officer_api_action(self, ma_ho_so: str, action: str, *, name: str | None = None, **extra: Any
+                           ) -> ResponseLike:
+        """``POST /officer/dossiers/{MaHoSo}/actions`` of haicap's officer API contract, whatever the back office."""
         return self.port.request("POST", f"/officer/dossiers/{ma_ho_so}/actions", json={"action": action, **extra},
                                  headers=self._officer_headers(), name=name or f"officer {action}")
 
-    def officer_dossier(self, ma_ho_so: str) -> ResponseLike:
+    def officer_api_dossier(self, ma_ho_so: str) -> ResponseLike:
         return self.port.request("GET", f"/officer/dossiers/{ma_ho_so}", headers=self._officer_headers(),
                                  name="officer get dossier")

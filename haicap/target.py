@@ -23,12 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from haicap.back_office import BackOfficeSettings
 from haicap.errors import HaicapError
 from haicap.yaml_source import YamlDocument, load_yaml_document
 
-__all__ = ["ALL_CAPABILITIES", "Target", "load_profile", "open_target"]
+__all__ = ["ALL_CAPABILITIES", "DERIVED_CAPABILITIES", "Target", "load_profile", "open_target"]
 
-ALL_CAPABILITIES = frozenset({"sso", "submission", "sync", "payment", "forwarding", "units", "officer_api", "fuzzing"})
+#: Derived, never declared: ``back_office`` — officer actions can be carried out (any back office, see
+#: haicap/back_office.py); ``submission_channel`` — dossiers can be brought in (the citizen submission API, or
+#: haicap forwarding them as the national portal).
+DERIVED_CAPABILITIES = frozenset({"back_office", "submission_channel"})
+ALL_CAPABILITIES = frozenset({"sso", "submission", "sync", "payment", "forwarding", "units", "officer_api",
+                              "fuzzing"}) | DERIVED_CAPABILITIES
 PROFILE_SCHEMA = Path(__file__).resolve().parent / "schemas" / "profile.schema.json"
 DEFAULT_LISTEN = "127.0.0.1:8710"
 
@@ -52,6 +58,14 @@ class Target:
     secret_values: tuple[str, ...] = field(default=(), repr=False)
     #: non-loopback hosts haicap may contact for this target: only those the profile names
     allowed_hosts: tuple[str, ...] = ()
+    #: how officer actions are carried out (profile ``back_office``)
+    back_office: BackOfficeSettings = field(default_factory=BackOfficeSettings)
+    #: the run folder (``haicap certify --out``): the operator's instructions go to ``<run_dir>/operator``
+    run_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.back_office, dict):  # read back from the target file the certify child gets
+            object.__setattr__(self, "back_office", BackOfficeSettings(**self.back_office))
 
     def control_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.control_token}"}
@@ -72,6 +86,7 @@ class Target:
             "embedded_sandbox": self.embedded,
             "faults": sorted(self.faults),
             "capabilities": sorted(self.capabilities),
+            "back_office": self.back_office.describe(),
             "sync_sla_seconds": self.sync_sla_seconds,
             "communes": self.commune_coverage(),
         }
@@ -120,6 +135,7 @@ def load_profile(path: Path | str) -> Profile:
     if province not in {p.code for p in admin_units().provinces()}:
         raise document.error(("province",), f"{province!r} is not a province code of the 34-province list")
     _check_listen(document)
+    _check_back_office(document)
     current = {c.code for c in admin_units().communes(province)}
     for index, code in enumerate(document.data.get("communes") or []):
         if code not in current:
@@ -144,6 +160,48 @@ def _check_listen(document: YamlDocument) -> None:
         raise document.error(key, f"port {int(port)} is not a fixed TCP port 1..65535"
                                   + (" (0, a random port, cannot be: the province and haicap must know it)"
                                      if int(port) == 0 else ""))
+
+
+def back_office_settings(data: dict[str, Any]) -> BackOfficeSettings:
+    """The profile's ``back_office``; without one, the officer API when the profile declares it, else none."""
+    raw = data.get("back_office")
+    if raw is None:
+        return BackOfficeSettings("officer_api" if "officer_api" in data.get("capabilities", ALL_CAPABILITIES)
+                                  else None)
+    return BackOfficeSettings(raw["kind"], raw.get("plugin"), float(raw.get("deadline_seconds", 300)),
+                              float(raw.get("poll_seconds", 1)), dict(raw.get("options") or {}))
+
+
+def _check_back_office(document: YamlDocument) -> None:
+    """What the schema cannot say: the officer API back office needs the declared officer API and its token; a
+    plugin names an importable class."""
+    from haicap.back_office import load_plugin
+
+    data = document.data
+    raw = data.get("back_office")
+    if raw is None:
+        return
+    if raw["kind"] == "officer_api":
+        if "officer_api" not in data.get("capabilities", ALL_CAPABILITIES):
+            raise document.error(("back_office", "kind"), "officer_api needs capability officer_api declared")
+        if not data["credentials"].get("officer_token_env"):
+            raise document.error(("back_office", "kind"), "officer_api needs credentials.officer_token_env")
+    if raw["kind"] == "plugin":
+        try:
+            load_plugin(raw["plugin"])
+        except HaicapError as exc:
+            raise document.error(("back_office", "plugin"), str(exc)) from None
+
+
+def _capabilities(data: dict[str, Any], back_office: BackOfficeSettings) -> frozenset[str]:
+    """The declared capabilities plus the derived ones (DERIVED_CAPABILITIES)."""
+    declared = frozenset(data.get("capabilities", sorted(ALL_CAPABILITIES - DERIVED_CAPABILITIES)))
+    derived = set()
+    if back_office.kind is not None:
+        derived.add("back_office")
+    if declared & {"submission", "forwarding"}:
+        derived.add("submission_channel")
+    return declared | derived
 
 
 def _profile_national_config(profile: Profile, state_dir: Path, seed: int = 0) -> tuple[Any, str, Target]:
@@ -200,7 +258,8 @@ def _profile_national_config(profile: Profile, state_dir: Path, seed: int = 0) -
         national_url=f"http://{host}:{port}",
         control_token=control_token,
         officer_token=officer_token,
-        capabilities=frozenset(data.get("capabilities", sorted(ALL_CAPABILITIES))),
+        capabilities=_capabilities(data, back_office_settings(data)),
+        back_office=back_office_settings(data),
         sync_sla_seconds=float(data.get("sync_sla_seconds", 10)),
         communes=tuple(data["communes"]) if data.get("communes") else None,
         secret_values=tuple(s for s in (control_token, client_secret, payment_secret, sync_password,

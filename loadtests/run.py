@@ -367,7 +367,9 @@ def _warn_unjudgeable(opts: LoadOptions, scenarios: dict[str, Any], shape: Any, 
 def _run(opts: LoadOptions, creds: Credentials | None, scenarios: dict[str, Any], shape: Any,
          stops: StopControl) -> int:
     with _target(opts, creds) as target:
-        capabilities = target.capabilities if target.officer_token else target.capabilities - {"officer_api"}
+        # load drives officer steps through the officer API only (no operator or plugin at load rates)
+        officer_steps = bool(target.officer_token) and target.back_office.kind == "officer_api"
+        capabilities = target.capabilities if officer_steps else target.capabilities - {"officer_api", "back_office"}
         mix = Mix.build(scenarios, opts.scenarios, frozenset(capabilities))
         print(f"haicap load: {target.name} — province {target.province_url}, national {target.national_url}"
               + (f", faults: {', '.join(sorted(target.faults))}" if target.faults else ""), flush=True)

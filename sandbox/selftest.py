@@ -43,7 +43,8 @@ def run_selftest(sandbox: Sandbox, out: TextIO, seed: int = 0) -> int:
                 province=province,
                 national=national,
                 data=data,
-                capabilities=frozenset({"sso", "submission", "sync", "payment", "forwarding", "officer_api"}),
+                capabilities=frozenset({"sso", "submission", "sync", "payment", "forwarding", "officer_api",
+                                        "back_office", "submission_channel"}),
                 province_code=province_cfg.province_code,
                 sync_sla_seconds=10.0,
             )

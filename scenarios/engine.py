@@ -164,9 +164,20 @@ class ScenarioContext:
     mode: Mode = "conformance"
     communes: tuple[str, ...] = ()
     state: dict[str, Any] = field(default_factory=dict)
-    #: (MaHoSo, TrangThaiHoSo, deadline) the load integrity check verifies after the run
-    #: (MaHoSo, TrangThaiHoSo, deadline epoch, SLA seconds) left by expect_synced in load mode
+    #: (MaHoSo, TrangThaiHoSo, deadline epoch, SLA seconds) left by expect_synced in load mode, verified by the
+    #: load integrity check after the run
     sync_expectations: list[tuple[str, str, float, float]] = field(default_factory=list)
+    #: how dossiers come in (haicap.submission_channel.SubmissionChannel); None: chosen from the capabilities
+    submission_channel: Any | None = None
+
+    def channel(self) -> Any:
+        """The submission channel: the citizen API, or a national forward when only forwarding is declared."""
+        if self.submission_channel is None:
+            from haicap.submission_channel import choose_channel
+
+            self.submission_channel = choose_channel(self.capabilities, self.province, self.national,
+                                                     self.province_code)
+        return self.submission_channel
 
     def require(self, *capabilities: str) -> None:
         missing = [c for c in capabilities if c not in self.capabilities]

@@ -5,6 +5,11 @@ with a MaHoSo, a 200 with the new status), and leaves the journey's state (sessi
 ``ctx.state`` for the next step. Deeper judgement (contract shape, sync fields, timing) belongs to checks.
 In load mode ``expect_synced`` does not poll: it records an expectation the integrity check verifies after
 the run, so waiting never throttles the load.
+
+Capabilities: ``submission_channel`` (derived) brings a dossier in — the citizen submission API (``submission``)
+or a national forward; the signed-in citizen's own look-up, supplement and withdrawal of its dossier need only
+``sso`` (a province whose submission moved to the national portal keeps its citizen pages); officer actions need
+``back_office`` (derived: any back office of the profile).
 """
 
 from __future__ import annotations
@@ -61,9 +66,11 @@ def sso_login(ctx: ScenarioContext, params: dict[str, Any]) -> None:
         "procedure": {"type": "string", "pattern": _MATTHC_PATTERN},
         "commune": {"type": "string", "pattern": "^([0-9]{5}|any|next)$", "default": "any"},
     },
-}, requires=("submission",))
+}, requires=("submission_channel",))
 def submit_dossier(ctx: ScenarioContext, params: dict[str, Any]) -> None:
-    """Submit a dossier for a procedure in a commune (``any``: drawn from the data; ``next``: coverage order)."""
+    """Submit a dossier for a procedure in a commune (``any``: drawn from the data; ``next``: coverage order),
+    through the submission channel: the citizen API, or a national forward when the province has no submission
+    API."""
     session = ctx.get("session", "submit_dossier")
     commune = params.get("commune", "any")
     if commune == "next":
@@ -71,7 +78,7 @@ def submit_dossier(ctx: ScenarioContext, params: dict[str, Any]) -> None:
         commune = ctx.communes[index % len(ctx.communes)] if ctx.communes else "any"
         ctx.state["commune_index"] = index + 1
     payload = ctx.data.submission(params["procedure"], None if commune == "any" else commune, ctx.state["citizen"])
-    body = _expect_status(ctx.province.submit(session, payload), 201, "submit dossier")
+    body = _expect_status(ctx.channel().submit(session, payload), 201, "submit dossier")
     if not isinstance(body, dict) or not body.get("MaHoSo"):
         raise StepFailed("the 201 answer carries no MaHoSo", expected="a Dossier with MaHoSo", actual=body)
     ctx.state.update(dossier=body, ma_ho_so=body["MaHoSo"], submission=payload)
@@ -80,9 +87,10 @@ def submit_dossier(ctx: ScenarioContext, params: dict[str, Any]) -> None:
 @step("officer_action", params={
     "required": ["action"],
     "properties": {"action": {"enum": _ACTIONS}, "NoiDungXuLy": {"type": "string"}},
-}, requires=("officer_api",))
+}, requires=("back_office",))
 def officer_action(ctx: ScenarioContext, params: dict[str, Any]) -> None:
-    """An officer moves the dossier (receive, process, request-supplement, complete, return-result …)."""
+    """An officer moves the dossier (receive, process, request-supplement, complete, return-result …), through
+    the run's back office (the officer API, a guided operator or a vendor's plugin: haicap/back_office.py)."""
     ma_ho_so = ctx.get("ma_ho_so", "officer_action")
     extra = {"NoiDungXuLy": params["NoiDungXuLy"]} if "NoiDungXuLy" in params else {}
     body = _expect_status(ctx.province.officer_action(ma_ho_so, params["action"], **extra), 200,
@@ -91,7 +99,7 @@ def officer_action(ctx: ScenarioContext, params: dict[str, Any]) -> None:
 
 
 @step("expect_status", params={"required": ["status"], "properties": {"status": {"enum": _STATUSES}}},
-      requires=("submission",))
+      requires=("sso",))
 def expect_status(ctx: ScenarioContext, params: dict[str, Any]) -> None:
     """The citizen sees the dossier in the given TrangThaiHoSo."""
     ma_ho_so = ctx.get("ma_ho_so", "expect_status")
@@ -167,7 +175,7 @@ def pay(ctx: ScenarioContext, params: dict[str, Any]) -> None:
     ctx.state["dossier"] = body
 
 
-@step("supplement", params={"properties": {"GhiChu": {"type": "string"}}}, requires=("submission",))
+@step("supplement", params={"properties": {"GhiChu": {"type": "string"}}}, requires=("sso",))
 def supplement(ctx: ScenarioContext, params: dict[str, Any]) -> None:
     """The citizen supplies the requested documents (5 → 4)."""
     ma_ho_so = ctx.get("ma_ho_so", "supplement")
@@ -184,7 +192,7 @@ def _placeholder_document() -> dict[str, Any]:
             "DuocTaiSuDung": "0"}  # sync.schema.json#/$defs/TaiLieuNopItem: "0" | "1"
 
 
-@step("withdraw", params={"properties": {"LyDo": {"type": "string", "minLength": 1}}}, requires=("submission",))
+@step("withdraw", params={"properties": {"LyDo": {"type": "string", "minLength": 1}}}, requires=("sso",))
 def withdraw(ctx: ScenarioContext, params: dict[str, Any]) -> None:
     """The citizen withdraws the dossier (→ 7)."""
     ma_ho_so = ctx.get("ma_ho_so", "withdraw")
@@ -218,15 +226,16 @@ def forward_from_national(ctx: ScenarioContext, params: dict[str, Any]) -> None:
 @step("cover_communes", params={
     "required": ["procedure"],
     "properties": {"procedure": {"type": "string", "pattern": _MATTHC_PATTERN}},
-}, requires=("submission",))
+}, requires=("submission_channel",))
 def cover_communes(ctx: ScenarioContext, params: dict[str, Any]) -> None:
-    """Submit one dossier in every commune, ward and special zone of the province; each must be accepted."""
+    """Submit one dossier in every commune, ward and special zone of the province (through the submission
+    channel); each must be accepted."""
     session = ctx.get("session", "cover_communes")
     refused: dict[str, Any] = {}
     accepted: list[str] = []
     for commune in ctx.communes:
         payload = ctx.data.submission(params["procedure"], commune, ctx.state["citizen"])
-        response = ctx.province.submit(session, payload, name="submit dossier (coverage)")
+        response = ctx.channel().submit(session, payload, name="submit dossier (coverage)")
         if response.status_code == 201:
             accepted.append(response.json()["MaHoSo"])
         else:

@@ -80,16 +80,17 @@ def forwarded_dossier_processed(ctx: CheckContext) -> str:
     first = _expect_synced(ctx, ma_ho_so, "1", "after the acknowledgement")
     sla = ctx.target.sync_sla_seconds
     head = f"forwarded dossier {ma_ho_so} acknowledged (HTTP {sent.get('status_code')}, TrangThaiHoSo 1)"
-    if not officer:
+    if "back_office" not in ctx.target.capabilities:
         return (f"{head}; state 1 in the national ledger (waited {first:.1f} s, SLA {sla:g} s); not processed "
-                "further (no officer API declared)")
+                "further (no back office declared)")
     received = ctx.province.officer_action(ma_ho_so, "receive")
     ctx.expect(received.status_code == 200, f"an officer cannot receive forwarded dossier {ma_ho_so}",
                expected="200, state 2", actual=evidence(received),
                reproduce=curl_line("POST", f"{ctx.target.province_url}/officer/dossiers/{ma_ho_so}/actions",
                                    body={"action": "receive"}, auth="<officer token>"))
     second = _expect_synced(ctx, ma_ho_so, "2", "after the officer received it")
-    return (f"{head}, stored (officer GET → HTTP {stored.status_code}); in the national ledger: state 1 (waited "
+    stored_note = f", stored (officer GET → HTTP {stored.status_code})" if officer else ""
+    return (f"{head}{stored_note}; in the national ledger: state 1 (waited "
             f"{first:.1f} s), state 2 after the officer's receive (waited {second:.1f} s), SLA {sla:g} s")
 
 

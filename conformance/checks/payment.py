@@ -61,7 +61,7 @@ class Payment:
 
 
 def _payable_dossier(ctx: CheckContext) -> tuple[CitizenSession, dict[str, Any]]:
-    """Sign a new citizen in, submit a dossier with a fee and (officer API) ask for the fee: state 6."""
+    """Sign a new citizen in, submit a dossier with a fee and (a back office) ask for the fee: state 6."""
     data = scenario_data(ctx)
     citizen = data.citizen()
     try:
@@ -75,7 +75,7 @@ def _payable_dossier(ctx: CheckContext) -> tuple[CitizenSession, dict[str, Any]]
         raise CheckFailure(f"submitting a dossier of procedure {FEE_PROCEDURE} (with a fee) failed",
                            expected="HTTP 201", actual=_answer(submitted), reproduce="POST /api/v1/dossiers")
     dossier = submitted.json()
-    if "officer_api" in ctx.target.capabilities:
+    if "back_office" in ctx.target.capabilities:
         for action in ("receive", "request-payment"):
             moved = ctx.province.officer_action(dossier["MaHoSo"], action)
             if moved.status_code != 200:

@@ -510,17 +510,20 @@ def pre_merger_codes_refused(ctx: CheckContext) -> str:
 @check("SUB-05", criterion="submission", severity="critical",
        title="Every commune, ward and special zone of the province accepts an online submission",
        rule="DOMAIN.md: national readiness checklist, 'every commune, ward and special zone tested at least once'",
-       requires=("sso", "submission"), detects=("draft-commune-codes",))
+       requires=("sso", "submission_channel"), detects=("draft-commune-codes",))
 def commune_coverage(ctx: CheckContext) -> str:
     """One valid submission in every current commune of the province (Decision 19/2025/QĐ-TTg): each
-    answered 201. A profile may restrict the communes (``communes``); then a refusal still fails, but all
-    accepted is no pass: the check errors, naming the communes covered and how many were not tested."""
+    answered 201 (through the submission channel: the citizen API, or a national forward when the province
+    declares no submission API). A profile may restrict the communes (``communes``); then a refusal still
+    fails, but all accepted is no pass: the check errors, naming the communes covered and how many were not tested."""
     citizen, session = citizen_session(ctx, "SUB-05")
     communes = _communes(ctx)
     coverage = ctx.target.commune_coverage()
     restriction = restriction_note(coverage)
     payloads = [submission_payload(ctx, citizen, code) for code, _ in communes]
-    responses = submit_concurrently(ctx, [(session, p) for p in payloads])
+    channel = ctx.submission_channel
+    responses = (submit_concurrently(ctx, [(session, p) for p in payloads]) if channel.kind == "citizen_api"
+                 else [channel.submit(session, p) for p in payloads])
     refused = [{"MaXa": code, "TenXa": name, **evidence(r, 300)}
                for (code, name), r in zip(communes, responses, strict=True) if r.status_code != 201]
     if refused:
@@ -544,7 +547,7 @@ def commune_coverage(ctx: CheckContext) -> str:
             reproduce="haicap certify --profile <profile without `communes`> --only submission")
     codes = {(_json(r) or {}).get("MaHoSo") for r in responses}
     return (f"{len(communes)} of {coverage['official']} communes of province {ctx.target.province_code} accepted "
-            f"a submission ({len(responses)} dossiers, {len(codes - {None})} distinct MaHoSo)")
+            f"a {channel.label} ({len(responses)} dossiers, {len(codes - {None})} distinct MaHoSo)")
 
 
 def restriction_note(coverage: dict[str, Any]) -> str:

@@ -352,14 +352,9 @@ def required_fields(ctx: CheckContext) -> str:
             f"DongBoHoSoMCItem ({len(required)} required fields); the national side refused none of their items")
 
 
-@check("SYNC-03", criterion="sync", severity="major", requires=("sync", "officer_api"),
-       title="Status transitions follow the dossier state table",
-       rule=f"{RULE}: TrangThaiHoSo; dossier.schema.json#/$defs/OfficerAction (transition table)",
-       detects=("invalid-status-transition",))
-def valid_transitions(ctx: CheckContext) -> str:
-    """An officer action that the table does not allow (return-result or complete on a new dossier) is
-    refused with 409 and leaves the dossier new; the ledger's status history of every walked dossier contains
-    only allowed transitions."""
+def _refused_on_new_dossier(ctx: CheckContext) -> str:
+    """SYNC-03's probe (officer API only): forbidden officer actions on a new dossier are refused with 409 and
+    change nothing."""
     data = scenario_data(ctx)
     citizen = data.citizen()
     try:
@@ -372,7 +367,7 @@ def valid_transitions(ctx: CheckContext) -> str:
     ma_ho_so = submitted.json()["MaHoSo"]
     refusals: list[str] = []
     for action in ("return-result", "complete"):
-        answer = ctx.province.officer_action(ma_ho_so, action)
+        answer = ctx.province.officer_api_action(ma_ho_so, action)
         refusals.append(f"{action} → HTTP {answer.status_code}")
         ctx.expect(answer.status_code == 409,
                    f"officer action {action!r} on new dossier {ma_ho_so} (state 1) was not refused with 409",
@@ -382,6 +377,21 @@ def valid_transitions(ctx: CheckContext) -> str:
     status = _province_view(ctx, ma_ho_so, session).get("TrangThaiHoSo")
     ctx.expect(str(status) == INITIAL_STATUS, f"refused actions moved dossier {ma_ho_so}",
                expected=INITIAL_STATUS, actual=status)
+    return f"on new dossier {ma_ho_so} officer {', '.join(refusals)}, it stayed in state {status}"
+
+
+@check("SYNC-03", criterion="sync", severity="major", requires=("sync", "back_office"),
+       title="Status transitions follow the dossier state table",
+       rule=f"{RULE}: TrangThaiHoSo; dossier.schema.json#/$defs/OfficerAction (transition table)",
+       detects=("invalid-status-transition",))
+def valid_transitions(ctx: CheckContext) -> str:
+    """An officer action that the table does not allow (return-result or complete on a new dossier) is
+    refused with 409 and leaves the dossier new (probed with the officer API only: an operator or a plugin is
+    never asked to attempt a forbidden action); the ledger's status history of every walked dossier contains
+    only allowed transitions."""
+    probed = (_refused_on_new_dossier(ctx) if "officer_api" in ctx.target.capabilities and ctx.target.officer_token
+              else "forbidden officer actions not attempted (no officer API: a back office is asked for allowed "
+                   "actions only)")
     seen = _observed(ctx)
     bad = {}
     steps: set[str] = set()
@@ -395,7 +405,7 @@ def valid_transitions(ctx: CheckContext) -> str:
     ctx.expect(not bad, f"the national status history of {len(bad)} dossier(s) contains transitions the table "
                         "does not allow", expected=sorted(f"{a}→{b}" for a, b in ALLOWED_TRANSITIONS), actual=bad,
                reproduce="GET <national>/_ledger/sync/dossiers/{MaHoSo}")
-    return (f"on new dossier {ma_ho_so} officer {', '.join(refusals)}, it stayed in state {status}; the national "
+    return (f"{probed}; the national "
             f"status histories of {len(seen.walked)} dossiers hold only allowed transitions "
             f"({', '.join(sorted(steps, key=lambda t: tuple(int(x) for x in t.split('→')))) or 'none'})")
 
