@@ -5,7 +5,8 @@ the callback may reach any worker process: :mod:`sessions`) and redirects to the
 endpoint (``login_hint`` passed through, so automated clients sign a test citizen in without a UI). An optional
 ``return_to`` (a path on this province only, never another site) is kept in a ``haicap_return`` cookie.
 ``/auth/callback`` answers an error response of the national side with a refusal (no session, no code
-redeemed), then requires the RFC 9207 ``iss`` to be the national issuer, a ``state`` equal to the one of the
+redeemed), then requires the RFC 9207 ``iss`` to be the national issuer (present, since the national side
+advertises ``authorization_response_iss_parameter_supported``), a ``state`` equal to the one of the
 login *this browser* started (its cookie: a callback carried to another browser finds nothing, login CSRF),
 consumes that login once, exchanges the code with the client secret and the verifier, validates the ID token
 (RS256 only, signature against the national JWKS, iss, aud, exp, iat, nonce), fetches userinfo and issues a
@@ -208,14 +209,16 @@ class RelyingParty:
             raise _refuse("state mismatch")
         return pending
 
-    def _check_iss(self, iss: str | None) -> None:
-        """RFC 9207 §2.4: the national side sends ``iss`` in every authorization response; it must be ours."""
+    async def _check_iss(self, iss: str | None) -> None:
+        """RFC 9207 §2.4: ``iss`` of an authorization response must be the national issuer, and is required when
+        the national side advertises ``authorization_response_iss_parameter_supported``."""
         if "ignores-iss-parameter" in self.faults:
             return
         if iss is None:
-            if "accepts-missing-iss" in self.faults:
+            advertised = (await self._metadata()).get("authorization_response_iss_parameter_supported") is True
+            if not advertised or "accepts-missing-iss" in self.faults:
                 return
-            raise _refuse("the authorization response carries no iss (RFC 9207)")
+            raise _refuse("the authorization response carries no iss although the national side sends it (RFC 9207)")
         if not hmac.compare_digest(iss.encode(), self.issuer.encode()):
             raise _refuse("the authorization response iss is not the national issuer (RFC 9207 mix-up)")
 
@@ -233,16 +236,16 @@ class RelyingParty:
 
     async def _callback(self, request: Request) -> Response:
         query = request.query_params
-        if "500-on-error-callback" in self.faults:  # the defect: the handler assumes a code is always there
-            code = query["code"]
-        elif query.get("error") is not None:
-            raise _refuse(f"the national identity provider answered error {query.get('error')[:64]!r}")
-        code, state = query.get("code"), query.get("state")
+        crashes = "500-on-error-callback" in self.faults  # the defect: the handler assumes a code is always there
+        error = query.get("error")
+        if error is not None and not crashes:
+            raise _refuse(f"the national identity provider answered error {error[:64]!r} (no session)")
+        code, state = query["code"] if crashes else query.get("code"), query.get("state")
         if not code:
             raise Problem.field(400, "code", "required")
         if not state and "accepts-missing-state" not in self.faults:
             raise Problem.field(400, "state", "required")
-        self._check_iss(query.get("iss"))
+        await self._check_iss(query.get("iss"))
         if "accepts-reused-code" in self.faults:
             completed = self.store.read_one(
                 "SELECT so_dinh_danh, ho_va_ten, id_token FROM reused_codes WHERE code_hash = ?", (_code_hash(code),)
