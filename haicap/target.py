@@ -52,6 +52,8 @@ class Target:
     secret_values: tuple[str, ...] = field(default=(), repr=False)
     #: non-loopback hosts haicap may contact for this target: only those the profile names
     allowed_hosts: tuple[str, ...] = ()
+    #: a second instance of the province configured against the issuer {public_url}/mixup (SSO-30), if any
+    sso_mixup_url: str | None = None
 
     def control_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.control_token}"}
@@ -206,7 +208,9 @@ def _profile_national_config(profile: Profile, state_dir: Path, seed: int = 0) -
         secret_values=tuple(s for s in (control_token, client_secret, payment_secret, sync_password,
                                         forward_token, officer_token) if s),
         allowed_hosts=tuple(sorted({_host(u) for u in (province_url, public_url, creds["oidc_redirect_uri"],
-                                                         creds.get("oidc_post_logout_redirect_uri", province_url))})),
+                                                         creds.get("oidc_post_logout_redirect_uri", province_url),
+                                                         data.get("sso_mixup_province_url", province_url))})),
+        sso_mixup_url=data["sso_mixup_province_url"].rstrip("/") if data.get("sso_mixup_province_url") else None,
     )
     return config, listen, target
 

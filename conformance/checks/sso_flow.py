@@ -20,7 +20,8 @@ Design:
   inert issuer path ``{national}/mixup`` whose document names ``{national}`` as its issuer (OpenID Connect
   Discovery 1.0 §4.3: "MUST NOT be used"). Only a province *instance configured against* ``{national}/mixup``
   reads it: for the embedded sandbox SSO-30 starts one (the reference province with the run's faults, on a
-  free loopback port, for the length of the check); a profile's province is skipped, naming what it would need.
+  free loopback port, for the length of the check); a profile names its own as ``sso_mixup_province_url``
+  (without it SSO-30 is skipped, saying so).
 - **Refused means: no session, a clean answer.** A refusal is a 4xx, a redirect that carries no token, or a
   200 page without a session token; a 5xx is a crash, a 200 with ``access_token`` is a session. After error
   responses the same browser must still have no cookie session (``GET /api/v1/dossiers`` → 401) and must still
@@ -56,7 +57,7 @@ from haicap.conformance.checks.sso import (
 from haicap.conformance.context import CheckContext
 from haicap.conformance.registry import CheckError, CheckSkipped, check
 from haicap.contract_registry import default_registry
-from haicap.http_port import HttpPort, ResponseLike
+from haicap.http_port import HttpPort, HttpxPort, ResponseLike
 
 __all__ = [
     "OPEN_REDIRECT_PAYLOADS",
@@ -237,6 +238,15 @@ def _issuer(ctx: CheckContext) -> str:
 
 # -- SSO-30 -----------------------------------------------------------------------------------------
 @contextlib.contextmanager
+def _browser_on(ctx: CheckContext, base_url: str) -> Iterator[HttpxPort]:
+    port = HttpxPort(base_url, allowed_hosts=frozenset(ctx.target.allowed_hosts))
+    try:
+        yield port
+    finally:
+        port.close()
+
+
+@contextlib.contextmanager
 def _mixup_province(ctx: CheckContext, issuer: str) -> Iterator[str]:
     """A reference-province instance (the run's faults) configured against ``issuer`` (embedded runs only)."""
     from haicap.sandbox.config import build_sandbox_configs
@@ -266,20 +276,24 @@ def refuses_discovery_issuer_mismatch(ctx: CheckContext) -> str:
     ``{national}/mixup/.well-known/openid-configuration``, which names ``{national}`` as its issuer. The values
     differ, so the document must not be used: ``/auth/login`` must not send the browser to the
     ``authorization_endpoint`` it names (a refusal, or an endpoint of the configured issuer's own)."""
-    mixup = ctx.target.national_url.rstrip("/") + _MIXUP
+    mixup = _issuer(ctx) + _MIXUP  # the issuer URL as the province reaches the counterpart
+    served = ctx.target.national_url.rstrip("/") + _MIXUP + "/.well-known/openid-configuration"
     try:
-        document = httpx.get(mixup + "/.well-known/openid-configuration", timeout=10.0).json()
+        document = httpx.get(served, timeout=10.0).json()
     except (httpx.HTTPError, ValueError) as exc:
         raise CheckError(f"the counterpart serves no {_MIXUP} discovery document: {type(exc).__name__}") from None
-    named, endpoint = document.get("issuer"), document.get("authorization_endpoint")
+    named = document.get("issuer") if isinstance(document, dict) else None
+    endpoint = document.get("authorization_endpoint") if isinstance(document, dict) else None
     ctx.require_evidence(int(isinstance(named, str) and named != mixup and isinstance(endpoint, str)), 1,
                          f"mismatching discovery document at {mixup} (issuer {named!r})")
-    if not ctx.target.embedded:
-        raise CheckSkipped(f"needs a second instance of the province configured against the issuer {mixup} "
-                           "(haicap cannot reconfigure a profile's province); the embedded sandbox starts one")
+    if not ctx.target.embedded and not ctx.target.sso_mixup_url:
+        raise CheckSkipped(f"needs a second instance of the province configured against the issuer {mixup}: name "
+                           "it in the profile as sso_mixup_province_url (haicap cannot reconfigure a province)")
     cccd = _new_cccd(ctx, "SSO-30")
-    with _mixup_province(ctx, mixup) as url, httpx.Client(base_url=url, timeout=10.0) as browser:
-        answer = browser.get("/auth/login", params={"login_hint": cccd})
+    with contextlib.ExitStack() as stack:
+        url = ctx.target.sso_mixup_url or stack.enter_context(_mixup_province(ctx, mixup))
+        browser = stack.enter_context(_browser_on(ctx, url))
+        answer = browser.request("GET", "/auth/login?" + urlencode({"login_hint": cccd}), name="/auth/login (mixup)")
     location = answer.headers.get("location") if answer.status_code in _REDIRECTS else None
     used = location is not None and split_url(location)[0] == endpoint
     ctx.expect(
@@ -290,7 +304,7 @@ def refuses_discovery_issuer_mismatch(ctx: CheckContext) -> str:
         actual=describe_response(answer),
         reproduce=f"configure the province with issuer {mixup}, then GET /auth/login?login_hint={cccd}",
     )
-    return (f"province instance configured against {mixup} (discovery names issuer {named}): /auth/login → "
+    return (f"province instance {url} configured against {mixup} (discovery names issuer {named}): /auth/login → "
             f"{describe_response(answer)}, the document was not used")
 
 
