@@ -10,6 +10,7 @@ from haicap.conformance.checks.sso_flow import (
     OPEN_REDIRECT_PAYLOADS,
     SAFE_REFERRER_POLICIES,
     destinations,
+    follows_payload,
     issues_session,
     referrer_policy_of,
     resolves_off_site,
@@ -105,3 +106,11 @@ def test_flow_checks_cite_rules_and_claim_their_faults() -> None:
 def test_error_codes_come_from_the_contract() -> None:
     codes = default_registry().enum("idp.schema.json#/$defs/AuthorizationErrorCode")
     assert {"access_denied", "login_required", "temporarily_unavailable", "server_error"} <= set(codes)
+
+
+def test_follows_payload_only_for_the_payload_host_or_script_urls() -> None:
+    assert follows_payload("https://evil.example/", PAGE)
+    assert follows_payload("/\\evil.example", PAGE)
+    assert follows_payload("javascript:alert(1)", PAGE)
+    assert not follows_payload("https://dichvucong.gov.vn/", PAGE)  # an unrelated link of the page
+    assert not follows_payload("/%2F%2Fevil.example", PAGE)  # a path on the province's site

@@ -57,11 +57,13 @@ from haicap.conformance.checks.sso import (
 from haicap.conformance.context import CheckContext
 from haicap.conformance.registry import CheckError, CheckSkipped, check
 from haicap.contract_registry import default_registry
-from haicap.http_port import HttpPort, HttpxPort, ResponseLike
+from haicap.http_port import HostNotAllowed, HttpPort, HttpxPort, ResponseLike
 
 __all__ = [
     "OPEN_REDIRECT_PAYLOADS",
     "SAFE_REFERRER_POLICIES",
+    "destinations",
+    "follows_payload",
     "issues_session",
     "referrer_policy_of",
     "resolves_off_site",
@@ -662,21 +664,33 @@ def no_code_via_referer(ctx: CheckContext) -> str:
 
 
 # -- SSO-39 -----------------------------------------------------------------------------------------
+def follows_payload(url: str, page: str) -> bool:
+    """Whether destination ``url`` (on ``page``) is an off-site return_to payload followed: off-site, and to the
+    payloads' host or a ``javascript:`` / ``data:`` URL (an unrelated off-site link, e.g. to the national portal,
+    is no open redirect)."""
+    lowered = url.strip().lower()
+    return resolves_off_site(url, page) and (_EVIL in lowered or lowered.startswith(("javascript:", "data:")))
+
+
 def _open_redirect(ctx: CheckContext, payload: str) -> tuple[str, str | None]:
     """(evidence, what went wrong or None) for one return_to value that points off-site."""
     with _browser(ctx) as browser:
-        _, hops = _login_with_return_to(ctx, f"SSO-39:{payload}", payload, browser)
+        try:
+            _, hops = _login_with_return_to(ctx, f"SSO-39:{payload}", payload, browser)
+        except HostNotAllowed as exc:  # a hop pointed the browser at the payload's host
+            return f"{payload!r}: a sign-on hop led off-site", f"sent the browser off-site ({exc})"
     if hops.login.status_code >= 500:
         return f"{payload!r}: /auth/login → HTTP {hops.login.status_code}", "crashed on it at /auth/login"
-    if hops.authorize_url is None:  # refused (or an error page) at /auth/login
-        off = [u for _, u in destinations(hops.login) if resolves_off_site(u, ctx.target.province_url + "/auth/login")]
+    if hops.authorize_url is None:  # refused (or an error page) at /auth/login: only where it sends the browser
+        page = ctx.target.province_url + "/auth/login"
+        off = [u for where, u in destinations(hops.login) if not where.startswith("body") and follows_payload(u, page)]
         return (f"{payload!r}: /auth/login → HTTP {hops.login.status_code}",
                 f"/auth/login sent the browser to {off[0]!r}" if off else None)
     if hops.callback is None:
         raise CheckError(f"sign-on with return_to {payload!r} did not reach the callback: "
                          f"{describe_response(hops.authorize)}")
     page = hops.callback_url or ctx.target.province_url
-    off = [(where, u) for where, u in destinations(hops.callback) if resolves_off_site(u, page)]
+    off = [(where, u) for where, u in destinations(hops.callback) if follows_payload(u, page)]
     evidence = f"{payload!r}: /auth/login → 302, callback → HTTP {hops.callback.status_code}"
     if hops.callback.status_code >= 500:
         return evidence, "the callback crashed on it"
