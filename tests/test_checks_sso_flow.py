@@ -114,3 +114,28 @@ def test_follows_payload_only_for_the_payload_host_or_script_urls() -> None:
     assert follows_payload("javascript:alert(1)", PAGE)
     assert not follows_payload("https://dichvucong.gov.vn/", PAGE)  # an unrelated link of the page
     assert not follows_payload("/%2F%2Fevil.example", PAGE)  # a path on the province's site
+
+
+def test_counterpart_sends_iss_in_every_authorization_response_and_serves_an_inert_mixup_document() -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from haicap.sandbox.runner import Sandbox
+
+    with Sandbox.start(mode="thread") as sb, httpx.Client(timeout=15.0) as browser:
+        issuer = sb.national_url
+        assert httpx.get(issuer + "/.well-known/openid-configuration").json()[
+            "authorization_response_iss_parameter_supported"] is True
+        mixup = httpx.get(issuer + "/mixup/.well-known/openid-configuration").json()
+        assert mixup["issuer"] == issuer != issuer + "/mixup"  # served under /mixup, naming another issuer
+        login = browser.get(sb.province_url + "/auth/login", params={"login_hint": "001090000017"})
+        authorize = browser.get(login.headers["location"])
+        assert parse_qs(urlsplit(authorize.headers["location"]).query)["iss"] == [issuer]
+        bad_scope = login.headers["location"].replace("scope=openid", "scope=profile")
+        error = parse_qs(urlsplit(browser.get(bad_scope).headers["location"]).query)
+        assert error["error"] == ["invalid_scope"] and error["iss"] == [issuer]
+        # the reference province: the right iss signs in, with the relative return_to kept
+        login = browser.get(sb.province_url + "/auth/login",
+                            params={"login_hint": "001090000017", "return_to": "/a?b=1"})
+        callback = browser.get(browser.get(login.headers["location"]).headers["location"])
+        assert callback.status_code == 200 and callback.json()["return_to"] == "/a?b=1"
+        assert callback.headers["referrer-policy"] == "no-referrer"
