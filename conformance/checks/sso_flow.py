@@ -636,10 +636,10 @@ def _referer_problem(response: ResponseLike) -> str | None:
        requires=("sso",), detects=("leaks-code-via-referer",))
 def no_code_via_referer(ctx: CheckContext) -> str:
     """The callback URL holds the code and state; any resource or link of the page it answers would send that URL
-    to another site as Referer. Every callback answer — a successful sign-in and a refused one (forged state) —
-    must either set a Referrer-Policy that keeps the query on the site (no-referrer, same-origin, strict-origin,
-    strict-origin-when-cross-origin, origin; header or ``<meta name=referrer>``), or redirect at once to a URL
-    without code and state."""
+    to another site as Referer. Every callback answer — a successful sign-in, a refused one (forged state), an
+    error response page — must either set a Referrer-Policy that keeps the query on the site (no-referrer,
+    same-origin, strict-origin, strict-origin-when-cross-origin, origin; header or ``<meta name=referrer>``), or
+    redirect at once to a URL without code and state."""
     answers: list[tuple[str, str, ResponseLike]] = []
     cccd, hops = _sign_in(ctx, "SSO-38")
     assert hops.callback is not None
@@ -647,7 +647,12 @@ def no_code_via_referer(ctx: CheckContext) -> str:
     forged, refused = _sign_in(ctx, "SSO-38:refused", tamper=lambda url: with_query_param(url, "state", "forged"))
     assert refused.callback is not None
     answers.append(("refused callback (forged state)", forged, refused.callback))
-    ctx.require_evidence(len(answers), 2, "callback answers")
+    with _browser(ctx) as browser:
+        started = _new_cccd(ctx, "SSO-38:error")
+        _, params = _start_login(browser, started)
+        url = _error_url(params["redirect_uri"], "access_denied", params["state"], _issuer(ctx))
+        answers.append(("error response page", started, browser.request("GET", url, name="/auth/callback (error)")))
+    ctx.require_evidence(len(answers), 3, "callback answers")
     problems = [(label, who, problem) for label, who, answer in answers if (problem := _referer_problem(answer))]
     ctx.expect(
         not problems,
