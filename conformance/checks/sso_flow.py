@@ -304,7 +304,8 @@ def refuses_discovery_issuer_mismatch(ctx: CheckContext) -> str:
         f"redirected to its authorization_endpoint {endpoint}",
         expected=f"no redirect to {endpoint} (a refusal: discovery issuer {named} ≠ configured {mixup})",
         actual=describe_response(answer),
-        reproduce=f"configure the province with issuer {mixup}, then GET /auth/login?login_hint={cccd}",
+        reproduce=f"configure the province with issuer {mixup} (the profile's sso_mixup_province_url must be such an "
+                  f"instance), then GET {url}/auth/login?login_hint={cccd}",
     )
     return (f"province instance {url} configured against {mixup} (discovery names issuer {named}): /auth/login → "
             f"{describe_response(answer)}, the document was not used")
