@@ -139,3 +139,23 @@ def test_counterpart_sends_iss_in_every_authorization_response_and_serves_an_ine
         callback = browser.get(browser.get(login.headers["location"]).headers["location"])
         assert callback.status_code == 200 and callback.json()["return_to"] == "/a?b=1"
         assert callback.headers["referrer-policy"] == "no-referrer"
+
+
+def test_refusal_evidence_names_what_happened() -> None:
+    from haicap.conformance.checks.sso_flow import _referer_problem, _refusal_problem
+
+    assert _refusal_problem(httpx.Response(200, json={"access_token": "t"})) == \
+        "issued a session (HTTP 200 with access_token)"
+    assert _refusal_problem(httpx.Response(500, text="boom")) == "crashed: HTTP 500"
+    assert _refusal_problem(httpx.Response(302, headers={"Location": "/app?access_token=abc"})) == \
+        "redirected with a token in the URL (/app?access_token=***)"
+    assert _refusal_problem(httpx.Response(204)) == "answered HTTP 204 (expected a 4xx or an error page)"
+    assert _refusal_problem(httpx.Response(401, json={"title": "Sign-in refused"})) is None
+    assert _refusal_problem(httpx.Response(200, text="<p>Đăng nhập thất bại</p>")) is None  # an error page
+    assert _refusal_problem(httpx.Response(303, headers={"Location": "/auth/error"})) is None
+
+    assert _referer_problem(httpx.Response(200)) == "no Referrer-Policy on a page whose URL holds the code"
+    assert _referer_problem(httpx.Response(200, headers={"Referrer-Policy": "unsafe-url"})) == \
+        "Referrer-Policy 'unsafe-url' on a page whose URL holds the code"
+    assert _referer_problem(httpx.Response(303, headers={"Location": "/home"})) is None  # the query is dropped
+    assert _referer_problem(httpx.Response(302, headers={"Location": "/home?code=x"})) is not None
