@@ -620,7 +620,7 @@ def no_token_in_url(ctx: CheckContext) -> str:
 
 
 # -- SSO-38 -----------------------------------------------------------------------------------------
-def _referer_problem(response: ResponseLike) -> str | None:
+def _referer_problem(response: ResponseLike, holds: str = "the code") -> str | None:
     if response.status_code in _REDIRECTS:
         location = response.headers.get("location") or ""
         if not {"code", "state"} & set(split_url(location)[1]):
@@ -628,7 +628,7 @@ def _referer_problem(response: ResponseLike) -> str | None:
     policy = referrer_policy_of(response)
     if policy in SAFE_REFERRER_POLICIES:
         return None
-    return (f"Referrer-Policy {policy!r}" if policy else "no Referrer-Policy") + " on a page whose URL holds the code"
+    return (f"Referrer-Policy {policy!r}" if policy else "no Referrer-Policy") + f" on a page whose URL holds {holds}"
 
 
 @check("SSO-38", criterion="sso", severity="major",
@@ -654,7 +654,8 @@ def no_code_via_referer(ctx: CheckContext) -> str:
         url = _error_url(params["redirect_uri"], "access_denied", params["state"], _issuer(ctx))
         answers.append(("error response page", started, browser.request("GET", url, name="/auth/callback (error)")))
     ctx.require_evidence(len(answers), 3, "callback answers")
-    problems = [(label, who, problem) for label, who, answer in answers if (problem := _referer_problem(answer))]
+    problems = [(label, who, problem) for label, who, answer in answers
+                if (problem := _referer_problem(answer, "the state" if label.startswith("error") else "the code"))]
     ctx.expect(
         not problems,
         "the callback page lets the code and state leak through Referer: " + "; ".join(
