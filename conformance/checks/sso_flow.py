@@ -289,8 +289,10 @@ def refuses_discovery_issuer_mismatch(ctx: CheckContext) -> str:
     ctx.require_evidence(int(isinstance(named, str) and named != mixup and isinstance(endpoint, str)), 1,
                          f"mismatching discovery document at {mixup} (issuer {named!r})")
     if not ctx.target.embedded and not ctx.target.sso_mixup_url:
-        raise CheckSkipped(f"needs a second instance of the province configured against the issuer {mixup}: name "
-                           "it in the profile as sso_mixup_province_url (haicap cannot reconfigure a province)")
+        raise CheckSkipped(f"needs a second instance of the province configured against the issuer {mixup} (haicap "
+                           "cannot reconfigure a province)",
+                           reproduce=f"start an instance whose national issuer is {mixup} and add "
+                                     "sso_mixup_province_url: <its base URL> to the profile")
     cccd = _new_cccd(ctx, "SSO-30")
     with contextlib.ExitStack() as stack:
         url = ctx.target.sso_mixup_url or stack.enter_context(_mixup_province(ctx, mixup))
