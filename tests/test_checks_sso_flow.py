@@ -159,3 +159,22 @@ def test_refusal_evidence_names_what_happened() -> None:
         "Referrer-Policy 'unsafe-url' on a page whose URL holds the code"
     assert _referer_problem(httpx.Response(303, headers={"Location": "/home"})) is None  # the query is dropped
     assert _referer_problem(httpx.Response(302, headers={"Location": "/home?code=x"})) is not None
+
+
+def test_sso30_without_a_mixup_instance_skips_and_says_how_to_get_a_verdict() -> None:
+    import dataclasses
+
+    from haicap.conformance.checks.sso_flow import refuses_discovery_issuer_mismatch
+    from haicap.conformance.context import CheckContext
+    from haicap.conformance.registry import CheckSkipped
+    from haicap.target import open_target
+
+    with open_target(None) as target:
+        ctx = CheckContext(dataclasses.replace(target, embedded=False))  # as a profile's province without the key
+        try:
+            with pytest.raises(CheckSkipped) as raised:
+                refuses_discovery_issuer_mismatch(ctx)
+        finally:
+            ctx.close()
+    assert "configured against the issuer" in str(raised.value) and "profile" not in str(raised.value)
+    assert "sso_mixup_province_url" in (raised.value.reproduce or "")
