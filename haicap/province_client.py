@@ -106,12 +106,15 @@ class ProvinceClient:
         *,
         port: HttpPort | None = None,
         tamper_callback: Callable[[str], str] | None = None,
+        return_to: str | None = None,
     ) -> LoginHops:
-        """Walk the code flow hop by hop like a browser; ``tamper_callback`` may rewrite the callback URL."""
+        """Walk the code flow hop by hop like a browser; ``tamper_callback`` may rewrite the callback URL,
+        ``return_to`` is sent to ``/auth/login`` (where to go after signing in)."""
         if port is None:
             port = self._port_factory()
             self._owned.append(port)
-        login = port.request("GET", "/auth/login?" + urlencode({"login_hint": cccd}), name="/auth/login")
+        query = {"login_hint": cccd} if return_to is None else {"login_hint": cccd, "return_to": return_to}
+        login = port.request("GET", "/auth/login?" + urlencode(query), name="/auth/login")
         hops = LoginHops(login=login, authorize_url=_location(login))
         if hops.authorize_url is None:
             return hops

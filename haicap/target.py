@@ -62,6 +62,8 @@ class Target:
     back_office: BackOfficeSettings = field(default_factory=BackOfficeSettings)
     #: the run folder (``haicap certify --out``): the operator's instructions go to ``<run_dir>/operator``
     run_dir: str | None = None
+    #: a second instance of the province configured against the issuer {public_url}/mixup (SSO-30), if any
+    sso_mixup_url: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.back_office, dict):  # read back from the target file the certify child gets
@@ -265,7 +267,9 @@ def _profile_national_config(profile: Profile, state_dir: Path, seed: int = 0) -
         secret_values=tuple(s for s in (control_token, client_secret, payment_secret, sync_password,
                                         forward_token, officer_token) if s),
         allowed_hosts=tuple(sorted({_host(u) for u in (province_url, public_url, creds["oidc_redirect_uri"],
-                                                         creds.get("oidc_post_logout_redirect_uri", province_url))})),
+                                                         creds.get("oidc_post_logout_redirect_uri", province_url),
+                                                         data.get("sso_mixup_province_url", province_url))})),
+        sso_mixup_url=data["sso_mixup_province_url"].rstrip("/") if data.get("sso_mixup_province_url") else None,
     )
     return config, listen, target
 

@@ -5,6 +5,7 @@ appears in any file or in the output. Also: profile mistakes and an unreachable 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import socket
@@ -59,6 +60,11 @@ def _province_behind_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         forward_token=values["HAICAP_T_FWD"], officer_token=values["HAICAP_T_OFFICER"], faults=faults,
     )
     config.state_dir.mkdir(parents=True)
+    # a second instance configured against the counterpart's /mixup issuer (SSO-30: it must refuse its discovery)
+    mixup_sock = bind_socket("127.0.0.1", 0)
+    mixup = dataclasses.replace(config, public_url=url_of(mixup_sock), national_url=f"{national_url}/mixup",
+                                state_dir=tmp_path / "province-mixup")
+    mixup.state_dir.mkdir(parents=True)
     profile = tmp_path / "profile.yaml"
     profile.write_text(f"""\
 name: Hà Nội staging (test)
@@ -80,12 +86,16 @@ credentials:
   forward_token_env: HAICAP_T_FWD
   officer_token_env: HAICAP_T_OFFICER
 sync_sla_seconds: 10
+sso_mixup_province_url: {mixup.public_url}
 """, encoding="utf-8")
     server = ProcessServer(PROVINCE_FACTORY, config, sock, "province")
+    mixup_server = ProcessServer(PROVINCE_FACTORY, mixup, mixup_sock, "province-mixup")
     server.start()
+    mixup_server.start()
     try:
         yield profile, list(values.values())
     finally:
+        mixup_server.stop()
         server.stop()
 
 

@@ -430,3 +430,95 @@ def _double_forward(h: Harness) -> bool:
         for c in clients:
             c.close()
     return [a.json()["status_code"] for a in answers].count(201) > 1
+# -- sso flow (probes of the faults added with SSO-30…39) ------------------------------------------
+def _query_without(url: str, *names: str, **values: str) -> str:
+    parts = urlparse(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items() if k not in names}
+    return urlunparse(parts._replace(query=urlencode({**query, **values})))
+
+
+@probe("accepts-discovery-issuer-mismatch")
+def _discovery_issuer(h: Harness) -> bool:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from haicap.sandbox.config import build_sandbox_configs
+    from haicap.sandbox.province.app import create_app
+    from haicap.sandbox.server import ThreadServer, bind_socket, url_of
+
+    root = Path(tempfile.mkdtemp(prefix="haicap-probe-mixup-"))
+    sock = bind_socket("127.0.0.1", 0)
+    configs = build_sandbox_configs(h.sb.national_url + "/mixup", url_of(sock), root, faults=h.sb.faults)
+    configs.province.state_dir.mkdir(parents=True)
+    server = ThreadServer(create_app(configs.province), sock)
+    try:
+        server.start()
+        answer = httpx.get(server.url + "/auth/login", params={"login_hint": new_cccd()}, timeout=15.0)
+        return answer.status_code == 302
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@probe("accepts-missing-state")
+def _missing_state(h: Harness) -> bool:
+    with httpx.Client(timeout=15.0) as browser:
+        return browser.get(_query_without(_callback_url(browser, h), "state")).status_code == 200
+
+
+@probe("state-not-bound-to-browser")
+def _login_csrf(h: Harness) -> bool:
+    with httpx.Client(timeout=15.0) as a, httpx.Client(timeout=15.0) as b:
+        return b.get(_callback_url(a, h)).status_code == 200
+
+
+@probe("500-on-error-callback")
+def _error_callback(h: Harness) -> bool:
+    with httpx.Client(timeout=15.0) as browser:
+        login = browser.get(h.sb.province_url + "/auth/login", params={"login_hint": new_cccd()})
+        sent = {k: v[0] for k, v in parse_qs(urlparse(login.headers["location"]).query).items()}
+        answer = browser.get(sent["redirect_uri"], params={"error": "access_denied", "state": sent["state"],
+                                                           "iss": h.sb.national_url})
+        assert answer.status_code != 200
+        return answer.status_code >= 500
+
+
+@probe("ignores-iss-parameter")
+def _wrong_iss(h: Harness) -> bool:
+    with httpx.Client(timeout=15.0) as browser:
+        return browser.get(_query_without(_callback_url(browser, h), iss="https://evil.example")).status_code == 200
+
+
+@probe("accepts-missing-iss-parameter")
+def _missing_iss(h: Harness) -> bool:
+    with httpx.Client(timeout=15.0) as browser:
+        return browser.get(_query_without(_callback_url(browser, h), "iss")).status_code == 200
+
+
+@probe("access-token-in-url")
+def _token_in_url(h: Harness) -> bool:
+    with httpx.Client(timeout=15.0) as browser:
+        login = browser.get(h.sb.province_url + "/auth/login", params={"login_hint": new_cccd(), "return_to": "/x"})
+        callback = browser.get(browser.get(login.headers["location"]).headers["location"])
+        body = callback.json()
+        return body["access_token"] in body.get("return_to", "")
+
+
+@probe("leaks-code-via-referer")
+def _referer(h: Harness) -> bool:
+    with httpx.Client(timeout=15.0) as browser:
+        callback = browser.get(_callback_url(browser, h))
+        assert callback.status_code == 200
+        return callback.headers.get("referrer-policy") is None
+
+
+@probe("open-redirect-after-login")
+def _open_redirect(h: Harness) -> bool:
+    with httpx.Client(timeout=15.0) as browser:
+        login = browser.get(h.sb.province_url + "/auth/login",
+                            params={"login_hint": new_cccd(), "return_to": "//evil.example/"})
+        if login.status_code != 302:
+            return False
+        callback = browser.get(browser.get(login.headers["location"]).headers["location"])
+        return callback.json().get("return_to") == "//evil.example/"

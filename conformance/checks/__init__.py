@@ -6,6 +6,7 @@ from haicap.conformance.checks import (  # noqa: F401
     fuzzing,
     payment,
     sso,
+    sso_flow,
     submission,
     sync,
     units,

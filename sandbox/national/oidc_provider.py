@@ -14,6 +14,12 @@ receive it:
 - ``expired``: ``exp`` in the past; ``iat-future``: ``iat`` (and ``exp``) in the future;
 - ``nonce-mismatch``: a nonce other than the one the client sent.
 
+Every authorization response (code or error) carries ``iss`` and discovery advertises
+``authorization_response_iss_parameter_supported`` (RFC 9207), so a relying party can defend against mix-up.
+A second, inert issuer path ``/mixup`` serves a discovery document whose ``issuer`` is not the URL it is served
+under (OpenID Connect Discovery 1.0 §4.3): only a province instance configured against ``{issuer}/mixup`` ever
+reads it, so it disturbs no other sign-on.
+
 Errors follow the protocols: at /token the RFC 6749 JSON ``{"error", "error_description"}``; at /authorize a
 redirect with ``error`` once the client and redirect URI are known, a problem+json before that.
 """
@@ -131,6 +137,7 @@ class OidcProvider:
         self._targeted: dict[str, deque[str]] = {}
         self.routes = [
             Route("/.well-known/openid-configuration", self.discovery, methods=["GET"]),
+            Route("/mixup/.well-known/openid-configuration", self.mixup_discovery, methods=["GET"]),
             Route("/jwks", self.jwks, methods=["GET"]),
             Route("/authorize", self.authorize, methods=["GET"]),
             Route("/token", self.token, methods=["POST"]),
@@ -202,9 +209,18 @@ class OidcProvider:
     # -- discovery -------------------------------------------------------------------------------
     async def discovery(self, request: Request) -> Response:
         self._check_up()
+        return JSONResponse(self._metadata())
+
+    async def mixup_discovery(self, request: Request) -> Response:
+        """Served under ``{issuer}/mixup`` but naming ``{issuer}``: a relying party configured against
+        ``{issuer}/mixup`` must not use it (OpenID Connect Discovery 1.0 §4.3)."""
+        self._check_up()
+        return JSONResponse(self._metadata())
+
+    def _metadata(self) -> dict[str, Any]:
         i = self.issuer
         claims = default_registry().property_names("idp.schema.json#/$defs/UserInfo")
-        return JSONResponse({
+        return {
             "issuer": i,
             "authorization_endpoint": f"{i}/authorize",
             "token_endpoint": f"{i}/token",
@@ -220,7 +236,8 @@ class OidcProvider:
             "code_challenge_methods_supported": ["S256"],
             "acr_values_supported": ["LoA1", "LoA2"],
             "claims_supported": ["iss", "aud", "exp", "iat", "nonce", "auth_time", "acr", *claims],
-        })
+            "authorization_response_iss_parameter_supported": True,
+        }
 
     async def jwks(self, request: Request) -> Response:
         self._check_up()
@@ -247,6 +264,7 @@ class OidcProvider:
             params = {"error": error, "error_description": description}
             if state is not None:
                 params["state"] = state
+            params["iss"] = self.issuer  # RFC 9207 §2: error responses too
             return RedirectResponse(_with_params(redirect_uri, params), status_code=302)
 
         if q.get("response_type") != "code":
@@ -283,6 +301,7 @@ class OidcProvider:
         params = {"code": code}
         if state is not None:
             params["state"] = state
+        params["iss"] = self.issuer  # RFC 9207 §2
         return RedirectResponse(_with_params(redirect_uri, params), status_code=302)
 
     def _login_form(self, q: Mapping[str, str]) -> str:

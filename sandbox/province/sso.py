@@ -2,11 +2,18 @@
 
 ``/auth/login`` remembers (state, nonce, code_verifier) under a ``haicap_login`` cookie (a row of the store, so
 the callback may reach any worker process: :mod:`sessions`) and redirects to the national ``authorize``
-endpoint (``login_hint`` passed through, so automated clients sign a test citizen in without a UI).
-``/auth/callback`` consumes that login once, exchanges the code with the client secret and the verifier,
-validates the ID token (RS256 only, signature against the national JWKS, iss, aud, exp, iat, nonce), fetches
-userinfo and issues a province session (a row of the store too, cached by each worker).
-Every refusal is a 401 problem naming the reason.
+endpoint (``login_hint`` passed through, so automated clients sign a test citizen in without a UI). An optional
+``return_to`` (a path on this province only, never another site) is kept in a ``haicap_return`` cookie.
+``/auth/callback`` answers an error response of the national side with a refusal (no session, no code
+redeemed), then requires the RFC 9207 ``iss`` to be the national issuer (present, since the national side
+advertises ``authorization_response_iss_parameter_supported``), a ``state`` equal to the one of the
+login *this browser* started (its cookie: a callback carried to another browser finds nothing, login CSRF),
+consumes that login once, exchanges the code with the client secret and the verifier, validates the ID token
+(RS256 only, signature against the national JWKS, iss, aud, exp, iat, nonce), fetches userinfo and issues a
+province session (a row of the store too, cached by each worker), naming the kept ``return_to``.
+Every refusal is a 4xx problem naming the reason; every callback answer carries ``Referrer-Policy:
+no-referrer`` (its URL holds the code and state). Discovery is used only when its ``issuer`` is the configured
+national issuer (OpenID Connect Discovery 1.0 §4.3).
 ``/auth/logout`` ends the session and redirects to the national end-session endpoint.
 
 The ``sso`` faults of :mod:`faults` each switch off one of these checks, where it is made.
@@ -22,7 +29,7 @@ import secrets
 import time
 from collections.abc import Collection
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import jwt
@@ -38,6 +45,10 @@ from haicap.sandbox.province.store import Store
 __all__ = ["CitizenSession", "RelyingParty", "SessionStore"]
 
 LOGIN_COOKIE = "haicap_login"
+RETURN_COOKIE = "haicap_return"
+MAX_RETURN_TO = 2000
+#: on every /auth/callback answer: the callback URL carries the code and state (RFC 9700 §4.2.4)
+CALLBACK_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 LOGIN_TTL = 600.0
 CLOCK_LEEWAY = 60
 MAX_PENDING = 100_000
@@ -53,6 +64,18 @@ def _code_hash(code: str) -> bytes:
 
 def _refuse(reason: str) -> Problem:
     return Problem(401, "Sign-in refused", reason)
+
+
+def is_local_path(value: str) -> bool:
+    """Whether ``value`` is a path on this site that no browser resolves to another host: it starts with one
+    ``/``, has no second ``/`` or ``\\`` right after it, no backslash, control character or space anywhere
+    (browsers drop tabs and newlines and read ``\\`` as ``/``), and no scheme or host."""
+    if not value.startswith("/") or len(value) > MAX_RETURN_TO:
+        return False
+    if value[1:2] in {"/", "\\"} or "\\" in value or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
+        return False
+    parts = urlsplit(value)
+    return not parts.scheme and not parts.netloc
 
 
 class RelyingParty:
@@ -101,6 +124,9 @@ class RelyingParty:
                 raise Problem(502, "Identity provider unavailable", f"discovery failed: {type(exc).__name__}") from None
             if response.status_code != 200 or not isinstance(data, dict):
                 raise Problem(502, "Identity provider unavailable", f"discovery answered HTTP {response.status_code}")
+            if "accepts-discovery-issuer-mismatch" not in self.faults and data.get("issuer") != self.issuer:
+                raise Problem(502, "Identity provider misconfigured",
+                              "the discovery document names another issuer than the configured national issuer")
             self._discovery = data
         return self._discovery
 
@@ -137,6 +163,9 @@ class RelyingParty:
         login_hint = request.query_params.get("login_hint")
         if login_hint is not None and not self._cccd.is_valid(login_hint):
             raise Problem.field(400, "login_hint", "must be a 12-digit CCCD")
+        return_to = request.query_params.get("return_to")
+        if return_to is not None and "open-redirect-after-login" not in self.faults and not is_local_path(return_to):
+            raise Problem.field(400, "return_to", "must be a path on this province (one leading /, no host)")
         login_id, pending = await self._pending.add()
         params = {
             "response_type": "code",
@@ -155,34 +184,75 @@ class RelyingParty:
         authorize = await self._endpoint("authorization_endpoint", "/authorize")
         response = RedirectResponse(f"{authorize}?{urlencode(params)}", status_code=302)
         response.set_cookie(LOGIN_COOKIE, login_id, max_age=int(LOGIN_TTL), path="/auth", httponly=True, samesite="lax")
+        if return_to:
+            response.set_cookie(RETURN_COOKIE, return_to, max_age=int(LOGIN_TTL), path="/auth", httponly=True,
+                                samesite="lax")
+        else:
+            response.delete_cookie(RETURN_COOKIE, path="/auth")
         return response
 
     async def _take_pending(self, request: Request, state: str) -> PendingLogin:
-        """The login this callback finishes, consumed (a replayed callback finds nothing)."""
-        login_id = request.cookies.get(LOGIN_COOKIE)  # None: a client without cookies, found by its state
-        pending = await self._pending.take(login_id, state) if login_id != "" else None
+        """The login this browser started and this callback finishes, consumed (a replayed callback finds
+        nothing). Found by the browser's login cookie only: a state carried to another browser is refused."""
+        if "state-not-bound-to-browser" in self.faults:  # the defect: whoever holds the state finishes the login
+            login_id = None
+        else:
+            login_id = request.cookies.get(LOGIN_COOKIE)
+            if not login_id:
+                raise _refuse("no sign-in was started in this browser (login cookie missing)")
+        pending = await self._pending.take(login_id, state)
         if pending is None:
             raise _refuse("no pending sign-in for this callback (unknown, expired or already used)")
+        if not state and "accepts-missing-state" in self.faults:  # the defect: state compared only when present
+            return pending
         if "skips-state-check" not in self.faults and not hmac.compare_digest(pending.state, state):
             raise _refuse("state mismatch")
         return pending
 
+    async def _check_iss(self, iss: str | None) -> None:
+        """RFC 9207 §2.4: ``iss`` of an authorization response must be the national issuer, and is required when
+        the national side advertises ``authorization_response_iss_parameter_supported``."""
+        if "ignores-iss-parameter" in self.faults:
+            return
+        if iss is None:
+            advertised = (await self._metadata()).get("authorization_response_iss_parameter_supported") is True
+            if not advertised or "accepts-missing-iss-parameter" in self.faults:
+                return
+            raise _refuse("the authorization response carries no iss although the national side sends it (RFC 9207)")
+        if not hmac.compare_digest(iss.encode(), self.issuer.encode()):
+            raise _refuse("the authorization response iss is not the national issuer (RFC 9207 mix-up)")
+
     async def callback(self, request: Request) -> Response:
+        headers = dict(CALLBACK_HEADERS)
+        if "leaks-code-via-referer" in self.faults:  # the defect: the page's Referer carries code and state
+            del headers["Referrer-Policy"]
+        try:
+            response = await self._callback(request)
+        except Problem as problem:
+            problem.headers.update(headers)
+            raise
+        response.headers.update(headers)
+        return response
+
+    async def _callback(self, request: Request) -> Response:
         query = request.query_params
-        if query.get("error"):
-            raise _refuse(f"identity provider answered error {query.get('error')!r}")
-        code, state = query.get("code"), query.get("state")
+        crashes = "500-on-error-callback" in self.faults  # the defect: the handler assumes a code is always there
+        error = query.get("error")
+        if error is not None and not crashes:
+            raise _refuse(f"the national identity provider answered error {error[:64]!r} (no session)")
+        code, state = query["code"] if crashes else query.get("code"), query.get("state")
         if not code:
             raise Problem.field(400, "code", "required")
-        if not state:
+        if not state and "accepts-missing-state" not in self.faults:
             raise Problem.field(400, "state", "required")
+        await self._check_iss(query.get("iss"))
         if "accepts-reused-code" in self.faults:
             completed = self.store.read_one(
                 "SELECT so_dinh_danh, ho_va_ten, id_token FROM reused_codes WHERE code_hash = ?", (_code_hash(code),)
             )
             if completed is not None:
-                return await self._signed_in(*completed)
-        pending = await self._take_pending(request, state)
+                return await self._signed_in(*completed, request=request)
+        pending = await self._take_pending(request, state or "")
         tokens = await self._exchange(code, pending.verifier)
         id_token = tokens.get("id_token")
         access_token = tokens.get("access_token")
@@ -204,18 +274,24 @@ class RelyingParty:
                 "VALUES (?, ?, ?, ?)",
                 (_code_hash(code), cccd, name, id_token),
             ).rowcount)
-        return await self._signed_in(cccd, name, id_token)
+        return await self._signed_in(cccd, name, id_token, request=request)
 
-    async def _signed_in(self, cccd: str, name: str, id_token: str) -> Response:
+    async def _signed_in(self, cccd: str, name: str, id_token: str, *, request: Request) -> Response:
         token, _ = await self.sessions.issue(cccd, name, id_token)
-        body = {
+        body: dict[str, Any] = {
             "access_token": token,
             "token_type": "Bearer",
             "expires_in": SESSION_TTL,
             "claims": {"SoDinhDanh": cccd, "HoVaTen": name},
         }
+        return_to = request.cookies.get(RETURN_COOKIE)
+        if return_to and ("open-redirect-after-login" in self.faults or is_local_path(return_to)):
+            body["return_to"] = return_to
+            if "access-token-in-url" in self.faults:  # the defect: a single-page-app hand-off in the fragment
+                body["return_to"] = f"{return_to}#{urlencode({'access_token': token})}"
         response = json_response(body, headers={"Cache-Control": "no-store"})
         response.delete_cookie(LOGIN_COOKIE, path="/auth")
+        response.delete_cookie(RETURN_COOKIE, path="/auth")
         return response
 
     async def _exchange(self, code: str, verifier: str) -> dict[str, Any]:
