@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from haicap.conformance.registry import CheckError, CheckFailure, CheckSkipped
+from haicap.conformance.registry import CheckError, CheckFailure
 from haicap.counterpart_client import CounterpartClient
 from haicap.target import Target
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from haicap.criteria import CRITERIA, CRITERION_TABLE
 from haicap.evidence import EvidenceFailure
 
 if TYPE_CHECKING:
@@ -38,16 +39,6 @@ __all__ = [
     "rule_links",
 ]
 
-#: Readiness criteria, in the order of the national checklist (DOMAIN.md), plus contract fuzzing.
-CRITERIA: dict[str, str] = {
-    "sso": "Single sign-on from the National Public Service Portal",
-    "submission": "Online submission, every commune, ward and special zone",
-    "sync": "Dossier settlement records synchronised to the national portal",
-    "payment": "Online payment",
-    "forwarding": "Dossiers forwarded from the national portal received and processed",
-    "units": "Administrative units and agency identification codes",
-    "fuzzing": "Contract conformance under generated input",
-}
 SEVERITIES = ("critical", "major", "minor")
 Severity = Literal["critical", "major", "minor"]
 #: A check raises CheckFailure / CheckSkipped / CheckError, or returns a one-line summary of what it verified
@@ -76,7 +67,7 @@ class CheckError(_NotJudged):
     """The check could not run (target unreachable, setup failed). Not a failure of the rule. pytest: an error."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class CheckSpec:
     id: str
     criterion: str
@@ -87,6 +78,10 @@ class CheckSpec:
     requires: tuple[str, ...] = ()
     detects: tuple[str, ...] = ()
     description: str = ""
+
+    def __repr__(self) -> str:
+        """The check id: what pytest-allure shows as the test's parameter."""
+        return self.id
 
     @property
     def number(self) -> int:
@@ -134,8 +129,7 @@ def rule_links(rule: str) -> list[tuple[str, str]]:
 
 
 _REGISTRY: dict[str, CheckSpec] = {}
-_PREFIX = {"sso": "SSO", "submission": "SUB", "sync": "SYNC", "payment": "PAY", "forwarding": "FWD",
-           "units": "UNIT", "fuzzing": "FUZZ"}
+_PREFIX = {c.id: c.prefix for c in CRITERION_TABLE}
 
 
 def check(

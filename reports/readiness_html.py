@@ -12,7 +12,7 @@ from html import escape
 from typing import Any
 
 from haicap.conformance.registry import CRITERIA
-from haicap.target import ALL_CAPABILITIES
+from haicap.criteria import ALL_CAPABILITIES
 
 __all__ = ["render_readiness_html"]
 
