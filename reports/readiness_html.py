@@ -62,6 +62,23 @@ def _scope(target: dict[str, Any]) -> list[str]:
     return parts
 
 
+def _preflight(results: dict[str, Any]) -> str:
+    """The wiring probes: a failed pre-flight is the report's headline (no check ran), a passed one a line."""
+    preflight = results.get("preflight")
+    if not preflight:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(p['name'])}</td><td><span class='v {_cls(p['status'])}'>{escape(p['status'])}</span></td>"
+        f"<td>{'<code>' + escape(p['field']) + '</code>: ' if p.get('field') else ''}{escape(p['message'])}</td></tr>"
+        for p in preflight["probes"])
+    if preflight["ok"]:
+        return (f"<details><summary>Pre-flight of the wiring: passed in {preflight['seconds']:.1f}s</summary>"
+                f"<table><tr><th>Probe</th><th>Outcome</th><th>What it saw</th></tr>{rows}</table></details>")
+    return (f"<h2>Pre-flight failed: no check was run</h2><p>The province is not wired to this counterpart as the "
+            f"profile says; fix the field named below (or the province's configuration) and run again.</p>"
+            f"<table><tr><th>Probe</th><th>Outcome</th><th>What it saw</th></tr>{rows}</table>")
+
+
 def render_readiness_html(results: dict[str, Any]) -> str:
     target = results["target"]
     summary = results["summary"]
@@ -115,6 +132,7 @@ def render_readiness_html(results: dict[str, Any]) -> str:
 haicap {escape(results['haicap_version'])} · seed {results['seed']} · {escape(results['started'])} →
  {escape(results['finished'])}</p>
 {_reruns(results)}
+{_preflight(results)}
 <p>{summary['total']} checks: {summary['passed']} passed, {summary['failed']} failed, {summary['error']} could not run,
 {summary['skipped']} skipped.</p>
 <h2>Verdict per criterion</h2>
