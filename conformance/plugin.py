@@ -333,8 +333,9 @@ def _allure_report(spec: CheckSpec, record: dict[str, Any], seed: int) -> None:
         allure.dynamic.feature(spec.criterion)
         allure.dynamic.title(f"{spec.id} {spec.title}")
         allure.dynamic.label("rule", spec.rule)
-        for name, url in spec.rule_links:
-            allure.dynamic.link(url, name=name)
+        for part in spec.rule_parts:
+            if part.kind in ("url", "contract", "rules"):  # a public URL, or a path of the repository/package
+                allure.dynamic.link(part.target, name=part.text)
         if record["status"] != "passed":
             evidence = {key: record[key] for key in ("id", "status", "message", "expected", "actual", "reproduce",
                                                      "rule") if key in record}

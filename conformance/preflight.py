@@ -108,10 +108,15 @@ class _Preflight:
         except httpx.HTTPError as exc:
             raise _Stop(f"GET {login}: {_describe(exc)}", "province_url") from None
         location = response.headers.get("location", "")
+        authorize = str(self.discovery.get("authorization_endpoint", ""))
+        if response.status_code >= 500:
+            public_url = self.wiring.get("national.public_url", self.target.national_url)
+            raise _Stop(f"GET {login} answers HTTP {response.status_code} instead of redirecting to "
+                        f"{_base(authorize)}: the province cannot reach the identity provider it is configured with, "
+                        f"which must be {public_url}", "national.public_url")
         if not response.is_redirect or not location:
             raise _Stop(f"GET {login} answers HTTP {response.status_code}, not a redirect to the national authorize "
                         "endpoint (contracts/province-dossier.openapi.yaml GET /auth/login)", "province_url")
-        authorize = str(self.discovery.get("authorization_endpoint", ""))
         if _base(location) != _base(authorize):
             raise _Stop(f"the province redirects to {_base(location)}, this counterpart is {_base(authorize)}",
                         "national.public_url")

@@ -62,6 +62,25 @@ def _scope(target: dict[str, Any]) -> list[str]:
     return parts
 
 
+def _rule_html(check: dict[str, Any]) -> str:
+    """The rule, each part linked to the document it resolves to: a public URL (RFC, OpenID), or the file of the
+    installed haicap (contracts/…, the criterion's rules page contracts/rules/<criterion>.md)."""
+    from haicap.conformance.registry import contracts_root, resolve_rule
+
+    out = []
+    for part in resolve_rule(check.get("rule", ""), check.get("criterion", "")):
+        text = escape(part.text)
+        if part.kind == "url":
+            out.append(f"<a href='{escape(part.target)}'>{text}</a>")
+        elif part.kind in ("contract", "rules"):
+            path, _, anchor = part.target.partition("#")
+            local = (contracts_root() / path.removeprefix("contracts/")).as_uri() + (f"#{anchor}" if anchor else "")
+            out.append(f"<a href='{escape(local)}' title='{escape(part.target)}'>{text}</a>")
+        else:
+            out.append(text)
+    return "; ".join(out)
+
+
 def _preflight(results: dict[str, Any]) -> str:
     """The wiring probes: a failed pre-flight is the report's headline (no check ran), a passed one a line."""
     preflight = results.get("preflight")
@@ -113,7 +132,7 @@ def render_readiness_html(results: dict[str, Any]) -> str:
             evidence = f"<br>{escape(c['message'])}"
         details.append(
             f"<tr><td><code>{escape(c['id'])}</code></td><td>{escape(c['title'])}<br>"
-            f"<span class='muted'>{escape(c['rule'])} · {escape(c['severity'])}</span>{evidence}</td>"
+            f"<span class='muted'>{_rule_html(c)} · {escape(c['severity'])}</span>{evidence}</td>"
             f"<td><span class='v {_cls(c['status'])}'>{escape(c['status'])}</span></td></tr>"
         )
     where = [escape(str(target.get("name", "")))]
