@@ -160,7 +160,10 @@ def _check_listen(document: YamlDocument) -> None:
 
 def _profile_national_config(profile: Profile, state_dir: Path, seed: int = 0) -> tuple[Any, str, Target]:
     from haicap.hosts import is_loopback_host
-    from haicap.sandbox.config import NationalConfig, OidcClient, PaymentPartner, ProvinceEndpoint, SyncAccount
+
+    types = embedded_provider().registration_types()  # the counterpart's records: the core imports no sandbox
+    NationalConfig, OidcClient, PaymentPartner = types.NationalConfig, types.OidcClient, types.PaymentPartner
+    ProvinceEndpoint, SyncAccount = types.ProvinceEndpoint, types.SyncAccount
 
     data = profile.data
     creds = data["credentials"]
@@ -269,6 +272,11 @@ class TargetProvider(Protocol):
                  agency_code: str) -> contextlib.AbstractContextManager[Target]: ...
 
     def counterpart(self, config: Any, listen: str) -> contextlib.AbstractContextManager[None]: ...
+
+    def registration_types(self) -> Any:
+        """The counterpart's registration records (NationalConfig, OidcClient, PaymentPartner, ProvinceEndpoint,
+        SyncAccount) as attributes."""
+        ...
 
 
 _PROVIDER: list[TargetProvider] = []

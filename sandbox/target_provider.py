@@ -44,6 +44,12 @@ class SandboxProvider:
         with Sandbox.start(faults=faults, seed=seed, province_code=province, agency_code=agency_code) as sandbox:
             yield sandbox_target(sandbox)
 
+    def registration_types(self) -> Any:
+        """The counterpart's registration records, for the core to fill in from a profile."""
+        from haicap.sandbox import config
+
+        return config
+
     @contextlib.contextmanager
     def counterpart(self, config: Any, listen: str) -> Iterator[None]:
         """Serve the national counterpart with ``config`` (a NationalConfig) on ``listen`` (host:port)."""

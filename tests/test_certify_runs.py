@@ -207,3 +207,14 @@ def test_a_criterion_with_passes_and_skips_is_incomplete_and_exits_3() -> None:
     assert allowed["summary"]["exit_code"] == 0 and allowed["verdicts"]["sso"] == "incomplete"
     errored = [_record(spec, "error" if i == 0 else "passed") for i, spec in enumerate(some)]
     assert build_results(errored, some, target=TARGET, seed=0, started="s", finished="f")["summary"]["exit_code"] == 3
+
+
+def test_a_profile_error_on_the_pytest_route_is_one_line(tmp_path: Path) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text("province: '01'\nprovince_url: http://127.0.0.1:9\nnational: {public_url: http://x}\n")
+    done = subprocess.run([sys.executable, "-P", "-m", "pytest", "--pyargs", "haicap.conformance", "-p",
+                           "no:cacheprovider", "--profile", str(profile)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "INTERNALERROR" not in output and "Traceback" not in output, output
+    assert f"ERROR: {profile}:1: credentials: is required but missing" in output

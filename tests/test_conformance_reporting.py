@@ -305,3 +305,32 @@ def test_rules_pages_ship_with_the_package_and_the_report_links_them() -> None:
     html = render_readiness_html(results)
     assert "contracts/rules/submission.md#mahoso" in html
     assert (contracts_root() / "rules" / "submission.md").as_uri() in html
+
+
+def test_the_core_imports_no_sandbox() -> None:
+    """The embedded target and the counterpart come through haicap.target.embedded_provider (entry point
+    haicap.targets), the expected fee from contracts/procedures.yaml: haicap/ and conformance/ never import
+    haicap.sandbox (the CLI only names its sub-command module)."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent
+    found = []
+    for folder in ("haicap", "conformance", "reports"):
+        for path in (root / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                found += [f"{path.relative_to(root)}:{node.lineno} {n}" for n in names
+                          if n.startswith("haicap.sandbox")]
+    assert found == []
+
+
+def test_one_table_of_criteria_and_capabilities() -> None:
+    from haicap.conformance.registry import CRITERIA as registry_criteria
+    from haicap.criteria import CAPABILITIES, CRITERIA
+    from haicap.target import PROFILE_SCHEMA, profile_schema
+
+    assert registry_criteria is CRITERIA
+    on_disk = json.loads(PROFILE_SCHEMA.read_text(encoding="utf-8"))["properties"]["capabilities"]["items"]["enum"]
+    assert profile_schema()["properties"]["capabilities"]["items"]["enum"] == list(CAPABILITIES)
+    assert sorted(on_disk) == sorted(CAPABILITIES)  # the file's enum, for editors: the table is what is checked
