@@ -334,9 +334,10 @@ def _print_summary(results: dict[str, Any], out: Path, seconds: float) -> None:
           f"{s['skipped']} skipped in {seconds:.1f}s — readiness: {s['readiness']}")
     if s["passed"] == 0 and s["failed"] == 0 and s["error"] == 0:
         print("nothing was verified: every check was skipped (see each check's reason in the report)")
-    if s["exit_code"] == 3:
-        print(f"exit 3 (incomplete): {s['skipped']} selected check(s) skipped and {s['error']} reached no verdict; "
-              "--allow-incomplete accepts that")
+    meaning = {0: "every selected check passed", 1: "a rule was broken",
+               3: f"incomplete: {s['skipped']} selected check(s) skipped, {s['error']} reached no verdict "
+                  "(--allow-incomplete accepts that)"}
+    print(f"exit {s['exit_code']}: {meaning.get(s['exit_code'], '')}")
     print(f"report: {out / 'report.html'}  results: {out / 'results.json'}  junit: {out / 'junit.xml'}")
 
 
