@@ -71,6 +71,7 @@ class _Preflight:
         self.client = client
         self.deadline = deadline
         self.wiring = target.wiring
+        self.discovery: dict[str, Any] = {}  # the counterpart's, read by the counterpart probe
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         timeout = max(0.5, min(PROBE_TIMEOUT_S, self.deadline - time.monotonic()))
@@ -98,7 +99,8 @@ class _Preflight:
                 raise _Stop(f"haicap's national counterpart does not answer at {self.target.national_url}",
                             "national.listen")
             time.sleep(0.1)
-        self.discovery = response.json()
+        document = response.json()
+        self.discovery = document if isinstance(document, dict) else {}
         return f"the counterpart serves its discovery document at {url}"
 
     def sso(self) -> str:
