@@ -212,6 +212,25 @@ def run_preflight(target: Target, *, budget_s: float = BUDGET_S) -> dict[str, An
     return {"ok": ok, "seconds": round(time.monotonic() - t0, 3), "probes": [asdict(p) for p in probes]}
 
 
+def after_run_probe(target: Target) -> dict[str, Any] | None:
+    """After the checks: a province whose every sync login was refused gets one probe naming the credential,
+    instead of a reader puzzling over sync checks that each say something else. None when nothing points at it."""
+    if "sync" not in target.capabilities:
+        return None
+    try:
+        with httpx.Client(trust_env=False, timeout=PROBE_TIMEOUT_S) as client:
+            stats = client.get(target.national_url + "/_ledger/sync/stats", headers=target.control_headers()).json()
+        logins, refused = int(stats.get("logins", 0)), int(stats.get("login_failures", 0))
+    except (httpx.HTTPError, ValueError, TypeError, AttributeError):
+        return None
+    if not refused or logins:
+        return None
+    account = target.wiring.get("credentials.sync_username", "")
+    return asdict(Probe("sync (after the run)", "failed", f"every login of the province to the national sync API was "
+                        f"refused ({refused} time(s)): it does not use the profile's account {account!r}, its password "
+                        "(credentials.sync_password_env) or agency_code as madonvi", "credentials.sync_username"))
+
+
 def preflight_message(preflight: dict[str, Any]) -> str:
     """One line for a failed pre-flight: ``national.public_url: the province redirects to …``."""
     failed = next(p for p in preflight["probes"] if p["status"] == "failed")

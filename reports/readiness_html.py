@@ -91,7 +91,10 @@ def _preflight(results: dict[str, Any]) -> str:
         f"<td>{'<code>' + escape(p['field']) + '</code>: ' if p.get('field') else ''}{escape(p['message'])}</td></tr>"
         for p in preflight["probes"])
     if preflight["ok"]:
-        return (f"<details><summary>Pre-flight of the wiring: passed in {preflight['seconds']:.1f}s</summary>"
+        late = any(p["status"] == "failed" for p in preflight["probes"])
+        summary = f"Pre-flight of the wiring: passed in {preflight['seconds']:.1f}s" + \
+            ("; after the run, the wiring explains some outcomes" if late else "")
+        return (f"<details{' open' if late else ''}><summary>{summary}</summary>"
                 f"<table><tr><th>Probe</th><th>Outcome</th><th>What it saw</th></tr>{rows}</table></details>")
     return (f"<h2>Pre-flight failed: no check was run</h2><p>The province is not wired to this counterpart as the "
             f"profile says; fix the field named below (or the province's configuration) and run again.</p>"

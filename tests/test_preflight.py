@@ -166,3 +166,17 @@ def test_only_declared_capabilities_are_probed(rehearsal: Rehearsal, tmp_path: P
                       "payment": "skipped", "forwarding": "skipped"}
     assert results["preflight"]["ok"] and code == 0, results["checks"]
     assert os.environ["HAICAP_REHEARSAL_FORWARD_TOKEN"] == "not-the-token"
+
+
+def test_refused_sync_logins_are_named_once_after_the_run(rehearsal: Rehearsal, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The province logs in to sync only when it has something to send: the counterpart counts refused logins
+    (/_ledger/sync/stats), and a run whose every login was refused says which field, once."""
+    code, _, _, results = _certify(rehearsal, tmp_path, monkeypatch, lambda t: t, capsys,
+                                   env={"HAICAP_REHEARSAL_SYNC_PASSWORD": "an-old-password"},
+                                   extra=("--only", "SYNC-02"))
+    assert results["preflight"]["ok"] and code in (1, 3)
+    late = results["preflight"]["probes"][-1]
+    assert late["name"] == "sync (after the run)" and late["field"] == "credentials.sync_username", late
+    assert "an-old-password" not in json.dumps(results)
