@@ -93,6 +93,13 @@ def pytest_configure(config: pytest.Config) -> None:
     except HaicapError as exc:  # an unusable profile is one line, not an INTERNALERROR traceback
         stack.close()
         raise pytest.UsageError(str(exc)) from None
+    if config.option.haicap_profile:  # a miswired province stops here, as in haicap certify (exit 2 there)
+        from haicap.conformance.preflight import preflight_message, run_preflight
+
+        preflight = run_preflight(target)
+        if not preflight["ok"]:
+            stack.close()
+            raise pytest.UsageError(f"pre-flight failed: {preflight_message(preflight)}")
     config.stash[_target_stash] = target
     config.stash[_stack_stash] = stack
 

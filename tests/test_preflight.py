@@ -180,3 +180,24 @@ def test_refused_sync_logins_are_named_once_after_the_run(rehearsal: Rehearsal, 
     late = results["preflight"]["probes"][-1]
     assert late["name"] == "sync (after the run)" and late["field"] == "credentials.sync_username", late
     assert "an-old-password" not in json.dumps(results)
+
+
+def test_the_pytest_route_runs_the_preflight_too(rehearsal: Rehearsal, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    for line in rehearsal.env_path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            env[name] = value
+    nowhere = f"http://127.0.0.1:{_free_port()}"
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(rehearsal.profile_path.read_text(encoding="utf-8").replace(
+        f"province_url: {rehearsal.province_url}", f"province_url: {nowhere}"), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-P", "-m", "pytest", "--pyargs", "haicap.conformance", "-p",
+                           "no:cacheprovider", "--profile", str(profile)], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, env=env)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "INTERNALERROR" not in output, output
+    assert f"ERROR: pre-flight failed: province_url: the province does not answer at {nowhere}" in output
