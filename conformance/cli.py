@@ -131,6 +131,9 @@ def _check_rerun_matches(previous: dict[str, Any], args: argparse.Namespace) -> 
 
     before = previous["target"]
     how = "run again without --rerun-failed, or use another --out"
+    if previous.get("preflight", {}).get("ok") is False:
+        raise HaicapError(f"--rerun-failed: {args.out / 'results.json'} stopped in its pre-flight, no check ran; "
+                          "run again without --rerun-failed")
     if previous["seed"] != args.seed:
         raise HaicapError(f"--rerun-failed: {args.out / 'results.json'} was run with --seed {previous['seed']}, "
                           f"not {args.seed}; {how}")

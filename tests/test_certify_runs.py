@@ -218,3 +218,15 @@ def test_a_profile_error_on_the_pytest_route_is_one_line(tmp_path: Path) -> None
     output = done.stdout + done.stderr
     assert done.returncode != 0 and "INTERNALERROR" not in output and "Traceback" not in output, output
     assert f"ERROR: {profile}:1: credentials: is required but missing" in output
+
+
+def test_a_rerun_of_a_run_stopped_in_its_preflight_is_refused(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from haicap.reports.results import preflight_results
+
+    stopped = {"ok": False, "seconds": 0.1, "probes": [{"name": "province", "status": "failed",
+                                                         "field": "province_url", "message": "no answer"}]}
+    write_results(tmp_path / "results.json", preflight_results(stopped, target=TARGET, seed=0, started="s",
+                                                               finished="f", criteria=None))
+    assert main(["certify", "--rerun-failed", "--out", str(tmp_path)]) == 2
+    assert "stopped in its pre-flight, no check ran" in capsys.readouterr().err
