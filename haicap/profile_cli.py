@@ -42,14 +42,14 @@ def render_template(province: str) -> str:
 # Fill in the URLs of your staging system, export the secrets named by *_env, then:
 #   haicap certify --profile THIS-FILE
 name: {name} staging
-province: "{province}"                       # 34-province code
-agency_code: "{agency}"               # the province's agency identification code
-province_url: http://127.0.0.1:9000          # base URL of your dossier API (GET /health, /auth/login, /api/v1/…)
+province: "{province}"                                      # 34-province code
+agency_code: "{agency}"                        # the province's agency identification code
+province_url: http://127.0.0.1:9000                 # base URL of your dossier API (GET /health, /auth/login, /api/v1/…)
 national:
-  listen: 127.0.0.1:8710                     # where haicap's national counterpart listens (loopback, fixed port)
-  public_url: http://127.0.0.1:8710          # how your system reaches it: configure it as the OIDC issuer,
-                                             # sync and payment base URL
-credentials:                                 # secrets by environment-variable NAME, never the value
+  listen: 127.0.0.1:8710                            # where haicap's national counterpart listens (loopback, fixed port)
+  public_url: http://127.0.0.1:8710                 # how your system reaches it: configure it as the OIDC issuer,
+                                                    # sync and payment base URL
+credentials:                                        # secrets by environment-variable NAME, never the value
   oidc_client_id: province-{province}                 # the client_id your system sends to /authorize
   oidc_client_secret_env: {upper}_OIDC_SECRET
   oidc_redirect_uri: http://127.0.0.1:9000/auth/callback          # exactly the redirect_uri your system sends
