@@ -280,6 +280,8 @@ class TargetProvider(Protocol):
 
 
 _PROVIDER: list[TargetProvider] = []
+#: what pyproject.toml registers as ``haicap.targets: embedded`` (used when the install's metadata lacks it)
+_SHIPPED_PROVIDER = "haicap.sandbox.target_provider:SandboxProvider"
 
 
 def register_provider(provider: TargetProvider) -> None:
@@ -293,10 +295,17 @@ def embedded_provider() -> TargetProvider:
         from importlib.metadata import entry_points
 
         found = [ep for ep in entry_points(group="haicap.targets") if ep.name == "embedded"]
-        if not found:
-            raise HaicapError("no embedded target is installed (entry point haicap.targets: embedded); "
-                              "reinstall haicap")
-        _PROVIDER.append(found[0].load()())
+        if found:
+            _PROVIDER.append(found[0].load()())
+        else:  # an install whose metadata predates the entry point: the module the package ships, by name
+            import importlib
+
+            module, _, name = _SHIPPED_PROVIDER.partition(":")
+            try:
+                _PROVIDER.append(getattr(importlib.import_module(module), name)())
+            except ModuleNotFoundError:
+                raise HaicapError("no embedded target is installed (entry point haicap.targets: embedded); "
+                                  "reinstall haicap") from None
     return _PROVIDER[0]
 
 
