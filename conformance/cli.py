@@ -3,13 +3,18 @@
 Starts the target (the sandbox with ``--fault``s, or the national counterpart for a ``--profile``), runs the
 checks with pytest in a child process (JUnit XML, Allure results, optional xdist workers), then writes
 ``results.json`` (schema-validated), ``report.html`` (one verdict per criterion), and redacts every file of the
-run folder and every line of output against the run's secrets. Exit 0 only if no check failed or errored and at
-least one passed.
+run folder and every line of output against the run's secrets.
 
-A new run first removes the previous run's results from the folder, so an interrupted run never leaves an old
-report next to new partial evidence. ``--rerun-failed`` re-runs what failed on the *same* province and seed (the
-province fixed in between; for the sandbox, other ``--fault`` values) and merges results.json, report.html and
-junit.xml, recording each re-run (when, which checks, which sandbox faults); Allure keeps both attempts.
+Exit codes (one scheme with ``haicap load``): 0 every selected check passed; 1 a rule was broken; 2 the run
+could not start (bad arguments, unusable profile, a failed pre-flight of the wiring: unreachable or miswired
+province); 3 incomplete (a selected check skipped for an undeclared capability, or reaching no verdict), unless
+``--allow-incomplete``. Arguments and profile are validated before the run folder is touched; the pre-flight
+(conformance/preflight.py) runs before any check and, when it fails, writes a results.json/report.html saying so.
+
+A new run first removes every output of the previous run (results, report, junit, allure-results/, operator/),
+so an interrupted run never leaves old evidence next to new. ``--rerun-failed`` re-runs what failed on the *same*
+province, seed and sandbox faults (the province fixed in between) and merges results.json, report.html and
+junit.xml, recording each re-run (when, which checks); Allure keeps both attempts.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ import dataclasses
 import datetime as dt
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -42,8 +46,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--profile", type=Path, help="province profile YAML (default: the embedded sandbox)")
     parser.add_argument("--out", type=Path, default=Path("haicap-certify"),
                         help="run folder (default ./haicap-certify)")
-    parser.add_argument("--only", action="append", default=[], metavar="CRITERION",
-                        help="run only this criterion's checks (repeatable)")
+    parser.add_argument("--only", action="append", default=[], metavar="CRITERION|CHECK",
+                        help="run only this criterion's checks, or this check (SSO-09); repeatable, mixable")
+    parser.add_argument("--allow-incomplete", action="store_true",
+                        help="exit 0, not 3, when some selected checks were skipped or reached no verdict")
     parser.add_argument("--rerun-failed", action="store_true",
                         help="re-run only the checks that failed or errored in OUT/results.json and merge")
     parser.add_argument("--fault", action="append", default=[], metavar="ID",
@@ -55,20 +61,47 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run_certify)
 
 
-#: What a run writes into its folder (besides allure-results/), and its scratch file.
+#: What a run writes into its folder, its scratch files, and the folders a run fills.
 OUTPUTS = ("results.json", "report.html", "junit.xml")
 RECORDS = "checks.raw.json"
 RERUN_JUNIT = "junit.rerun.xml"
+OUTPUT_DIRS = ("allure-results", "operator")
 
 
 def _validate_args(args: argparse.Namespace) -> None:
-    from haicap.conformance.registry import CRITERIA
+    """Everything that can be wrong with the command line or the profile, before the run folder is touched."""
+    from haicap.conformance.registry import CRITERIA, all_checks
+    from haicap.target import embedded_provider, load_profile
 
-    unknown = [c for c in args.only if c not in CRITERIA]
+    ids = {spec.id for spec in all_checks()}
+    unknown = [c for c in args.only if c not in CRITERIA and c.upper() not in ids]
     if unknown:
-        raise HaicapError(f"unknown criterion {', '.join(unknown)}; valid: {', '.join(CRITERIA)}")
+        raise HaicapError(f"--only {', '.join(unknown)}: neither a criterion ({', '.join(CRITERIA)}) nor a check id "
+                          "(SSO-09; see the README's check table)")
+    args.only = [c if c in CRITERIA else c.upper() for c in args.only]
     if args.workers < 0:
         raise HaicapError("--workers must be 0 or more")
+    if args.profile is not None:
+        if args.fault:
+            raise HaicapError("--fault applies to the embedded sandbox only, not to a profile's province")
+        profile = load_profile(args.profile)
+        for key in profile.data["credentials"]:
+            if key.endswith("_env"):
+                profile.secret(key)  # a variable that is not set is one line naming file, line and field
+        if args.province is not None and args.province != profile.data["province"]:
+            raise HaicapError(f"--province {args.province} does not match the profile's province "
+                              f"{profile.data['province']}")
+    else:
+        embedded_provider().check_faults(args.fault)
+        if args.province is not None:
+            from haicap.data_generators.units import admin_units
+
+            admin_units().province(args.province)
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    if args.out.exists() and not args.out.is_dir():
+        raise HaicapError(f"cannot use {args.out} as the run folder: it exists and is not a folder")
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         probe = args.out / ".haicap-write-test"
@@ -82,23 +115,42 @@ def _validate_args(args: argparse.Namespace) -> None:
             raise HaicapError(f"cannot write {path}: it exists and is not a regular file")
 
 
+def _remove_previous_outputs(out: Path) -> None:
+    """The previous run's evidence must not survive next to this one's."""
+    import shutil
+
+    for name in (*OUTPUTS, RECORDS, RERUN_JUNIT):
+        (out / name).unlink(missing_ok=True)
+    for name in OUTPUT_DIRS:
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+
+
 def _check_rerun_matches(previous: dict[str, Any], args: argparse.Namespace) -> None:
     """A re-run merges into the previous results: it must test the same thing, or the merge would lie."""
-    from haicap.sandbox.config import DEFAULT_PROVINCE
+    from haicap.target import embedded_provider
 
     before = previous["target"]
     how = "run again without --rerun-failed, or use another --out"
+    if previous.get("preflight", {}).get("ok") is False:
+        raise HaicapError(f"--rerun-failed: {args.out / 'results.json'} stopped in its pre-flight, no check ran; "
+                          "run again without --rerun-failed")
     if previous["seed"] != args.seed:
         raise HaicapError(f"--rerun-failed: {args.out / 'results.json'} was run with --seed {previous['seed']}, "
                           f"not {args.seed}; {how}")
     if bool(before.get("embedded_sandbox")) != (args.profile is None):
         was = "the embedded sandbox" if before.get("embedded_sandbox") else "a profile's province"
         raise HaicapError(f"--rerun-failed: {args.out / 'results.json'} tested {was}; {how}")
-    if args.profile is None:  # other --fault values are allowed: switching a fault off is the sandbox's "fix"
-        province = args.province or DEFAULT_PROVINCE[0]
+    if args.profile is None:
+        province = args.province or embedded_provider().default_province
         if province != before.get("province"):
             raise HaicapError(f"--rerun-failed: {args.out / 'results.json'} tested province "
                               f"{before.get('province')}, not {province}; {how}")
+        faults = sorted(set(args.fault))
+        if faults != sorted(before.get("faults") or []):
+            was = ", ".join(before.get("faults") or []) or "none"
+            raise HaicapError(f"--rerun-failed: {args.out / 'results.json'} tested the sandbox with faults {was}, "
+                              f"not {', '.join(faults) or 'none'}; pass the same --fault values, or {how}")
 
 
 def _check_same_target(previous: dict[str, Any], now: dict[str, Any], out: Path) -> None:
@@ -109,18 +161,14 @@ def _check_same_target(previous: dict[str, Any], now: dict[str, Any], out: Path)
 
 
 def run_certify(args: argparse.Namespace) -> int:
-    from haicap.conformance.plugin import target_to_json
-    from haicap.conformance.registry import checks_for
-    from haicap.redaction import Redactor
-    from haicap.reports.readiness_html import render_readiness_html
-    from haicap.reports.results import build_results, load_results, write_results
+    from haicap.reports.results import exit_code, load_results
     from haicap.target import open_target
 
     _validate_args(args)
+    _check_out(args)
     out: Path = args.out
     previous = load_results(out / "results.json") if args.rerun_failed else None
-    criteria = set(args.only) or None
-    expected = checks_for(criteria)
+    expected = _selected(args.only)
     rerun_ids: list[str] = []
     if previous is not None:
         _check_rerun_matches(previous, args)
@@ -128,14 +176,11 @@ def run_certify(args: argparse.Namespace) -> int:
         expected = [spec for spec in expected if spec.id in failed_before]
         rerun_ids = [spec.id for spec in expected]
         if not rerun_ids:
-            scope = f" among {', '.join(sorted(criteria))}" if criteria else ""
+            scope = f" among {', '.join(args.only)}" if args.only else ""
             print(f"nothing to re-run: no check failed or errored{scope} in", out / "results.json")
-            return 0 if previous["summary"]["ok"] else 1
+            return exit_code(previous["summary"], allow_incomplete=args.allow_incomplete)
     else:
-        for name in (*OUTPUTS, RECORDS):  # the previous run's evidence must not survive next to this one's
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "operator", ignore_errors=True)  # nor its operator instructions
-    junit = out / (RERUN_JUNIT if previous is not None else "junit.xml")
+        _remove_previous_outputs(out)
     started = _now()
     t0 = time.monotonic()
     what = f"profile {args.profile}" if args.profile else "embedded sandbox"
@@ -143,57 +188,123 @@ def run_certify(args: argparse.Namespace) -> int:
     with open_target(args.profile, faults=args.fault, seed=args.seed, province=args.province) as target:
         if previous is not None:
             _check_same_target(previous["target"], target.describe(), out)
-        redact = Redactor(target.secret_values)
         print(f"  province {target.province_url}  ·  national counterpart {target.national_url}", flush=True)
-        records_path = out / RECORDS
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
-            os.chmod(fh.name, 0o600)
-            fh.write(target_to_json(dataclasses.replace(target, run_dir=str(out.resolve()))))
-            target_file = fh.name
-        try:
-            cmd = [
-                # -P: the working directory is not put on sys.path, so a source checkout's haicap/ folder can
-                # never shadow the installed package (its top-level folders install as haicap.* subpackages)
-                sys.executable, "-P", "-m", "pytest", "--pyargs", "haicap.conformance",
-                "-p", "no:cacheprovider", "-q", "--no-header", "--tb=line", "-rN",
-                f"--rootdir={out.resolve()}", f"--junitxml={junit.resolve()}",
-                f"--alluredir={(out / 'allure-results').resolve()}",
-                f"--haicap-target-file={target_file}", f"--haicap-results={records_path.resolve()}",
-                f"--haicap-seed={args.seed}",
-            ]
-            for criterion in sorted(criteria or ()):
-                cmd.append(f"--haicap-only={criterion}")
-            if rerun_ids:
-                cmd += ["-k", " or ".join(rerun_ids)]
-            if previous is None:
-                cmd.append("--clean-alluredir")  # a re-run adds its attempts; Allure shows them as retries
-            if args.workers:
-                cmd += ["-n", str(args.workers)]
-            _stream(cmd, redact, cwd=out)
-        except KeyboardInterrupt:
-            _interrupted(out, redact, previous is not None)
-            raise
-        finally:
-            os.unlink(target_file)
-        records = json.loads(records_path.read_text(encoding="utf-8")) if records_path.exists() else []
-        results = build_results(
-            records, expected, target=target.describe(), seed=args.seed, started=started, finished=_now(),
-            previous=previous,
-        )
-        records_path.unlink(missing_ok=True)
-        if previous is not None:
-            rerun_junit = out / RERUN_JUNIT
-            if rerun_junit.exists():
-                from haicap.reports.junit_merge import merge_junit
+        preflight = _preflight(target, args, out, started)
+        if not preflight["ok"]:
+            return 2
+        results = _run_checks(target, args, expected, rerun_ids, previous, started, preflight)
+    _print_summary(results, out, time.monotonic() - t0)
+    return int(results["summary"]["exit_code"])
 
-                merge_junit(out / "junit.xml", rerun_junit, out / "junit.xml")
-                rerun_junit.unlink()
-        results = redact.value(results)
+
+def _selected(only: list[str]) -> list[Any]:
+    """The checks ``--only`` selects: whole criteria and single check ids, mixed (all checks without it)."""
+    from haicap.conformance.registry import all_checks
+
+    return [spec for spec in all_checks() if not only or spec.criterion in only or spec.id in only]
+
+
+def _preflight(target: Any, args: argparse.Namespace, out: Path, started: str) -> dict[str, Any]:
+    """Probe the wiring; when it fails, write the results and report that say so (the run stops, exit 2)."""
+    from haicap.conformance.preflight import preflight_message, run_preflight
+    from haicap.redaction import Redactor
+    from haicap.reports.readiness_html import render_readiness_html
+    from haicap.reports.results import preflight_results, write_results
+
+    preflight = run_preflight(target)
+    if preflight["ok"]:
+        print(f"  pre-flight: the wiring answers ({preflight['seconds']:.1f}s)", flush=True)
+        return preflight
+    message = preflight_message(preflight)
+    criteria = {spec.criterion for spec in _selected(args.only)} if args.only else None
+    results = Redactor(target.secret_values).value(preflight_results(
+        preflight, target=target.describe(), seed=args.seed, started=started, finished=_now(), criteria=criteria))
+    if not args.rerun_failed:  # a re-run that cannot start leaves the results it would merge into untouched
         write_results(out / "results.json", results)
         (out / "report.html").write_text(render_readiness_html(results), encoding="utf-8")
-        redact.files(out)
-    _print_summary(results, out, time.monotonic() - t0)
-    return 0 if results["summary"]["ok"] else 1
+    print(f"haicap: error: pre-flight failed after {preflight['seconds']:.1f}s: {message}", file=sys.stderr,
+          flush=True)
+    print(f"no check was run; fix the profile or the province's configuration. report: {out / 'report.html'}",
+          file=sys.stderr, flush=True)
+    return preflight
+
+
+def _run_checks(target: Any, args: argparse.Namespace, expected: list[Any], rerun_ids: list[str],
+                previous: dict[str, Any] | None, started: str, preflight: dict[str, Any]) -> dict[str, Any]:
+    """Run the checks in a pytest child process, then write results.json, report.html and the merged junit."""
+    from haicap.redaction import Redactor
+    from haicap.reports.readiness_html import render_readiness_html
+    from haicap.reports.results import build_results, write_results
+
+    out: Path = args.out
+    redact = Redactor(target.secret_values)
+    records_path = out / RECORDS
+    # the run folder travels with the target: the operator back office writes its instructions there
+    target_file = _write_target_file(dataclasses.replace(target, run_dir=str(out.resolve())))
+    try:
+        _stream(_pytest_command(args, records_path, target_file, rerun_ids, previous is not None), redact, cwd=out)
+    except KeyboardInterrupt:
+        _interrupted(out, redact, previous is not None)
+        raise
+    finally:
+        os.unlink(target_file)
+    records = json.loads(records_path.read_text(encoding="utf-8")) if records_path.exists() else []
+    from haicap.conformance.preflight import after_run_probe
+
+    late = after_run_probe(target)
+    if late is not None:  # the wiring explains the sync checks' outcomes: say so once, naming the field
+        preflight = {**preflight, "probes": [*preflight["probes"], late]}
+        print(f"  wiring: {late['field']}: {late['message']}", flush=True)
+    results = build_results(
+        records, expected, target=target.describe(), seed=args.seed, started=started, finished=_now(),
+        previous=previous, allow_incomplete=args.allow_incomplete, preflight=preflight,
+    )
+    records_path.unlink(missing_ok=True)
+    if previous is not None:
+        rerun_junit = out / RERUN_JUNIT
+        if rerun_junit.exists():
+            from haicap.reports.junit_merge import merge_junit
+
+            merge_junit(out / "junit.xml", rerun_junit, out / "junit.xml")
+            rerun_junit.unlink()
+    results = redact.value(results)
+    write_results(out / "results.json", results)
+    (out / "report.html").write_text(render_readiness_html(results), encoding="utf-8")
+    redact.files(out)
+    return results
+
+
+def _write_target_file(target: Any) -> str:
+    from haicap.conformance.plugin import target_to_json
+
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        os.chmod(fh.name, 0o600)
+        fh.write(target_to_json(target))
+        return fh.name
+
+
+def _pytest_command(args: argparse.Namespace, records: Path, target_file: str, rerun_ids: list[str],
+                    rerun: bool) -> list[str]:
+    out: Path = args.out
+    junit = out / (RERUN_JUNIT if rerun else "junit.xml")
+    cmd = [
+        # -P: the working directory is not put on sys.path, so a source checkout's haicap/ folder can
+        # never shadow the installed package (its top-level folders install as haicap.* subpackages)
+        sys.executable, "-P", "-m", "pytest", "--pyargs", "haicap.conformance",
+        "-p", "no:cacheprovider", "-q", "--no-header", "--tb=line", "-rN",
+        f"--rootdir={out.resolve()}", f"--junitxml={junit.resolve()}",
+        f"--alluredir={(out / 'allure-results').resolve()}",
+        f"--haicap-target-file={target_file}", f"--haicap-results={records.resolve()}",
+        f"--haicap-seed={args.seed}",
+    ]
+    cmd += [f"--haicap-only={selector}" for selector in sorted(set(args.only))]
+    if rerun_ids:
+        cmd += ["-k", " or ".join(rerun_ids)]
+    if not rerun:
+        cmd.append("--clean-alluredir")  # a re-run adds its attempts; Allure shows them as retries
+    if args.workers:
+        cmd += ["-n", str(args.workers)]
+    return cmd
 
 
 def _interrupted(out: Path, redact: Any, rerun: bool) -> None:
@@ -234,6 +345,10 @@ def _print_summary(results: dict[str, Any], out: Path, seconds: float) -> None:
           f"{s['skipped']} skipped in {seconds:.1f}s — readiness: {s['readiness']}")
     if s["passed"] == 0 and s["failed"] == 0 and s["error"] == 0:
         print("nothing was verified: every check was skipped (see each check's reason in the report)")
+    meaning = {0: "every selected check passed", 1: "a rule was broken",
+               3: f"incomplete: {s['skipped']} selected check(s) skipped, {s['error']} reached no verdict "
+                  "(--allow-incomplete accepts that)"}
+    print(f"exit {s['exit_code']}: {meaning.get(s['exit_code'], '')}")
     print(f"report: {out / 'report.html'}  results: {out / 'results.json'}  junit: {out / 'junit.xml'}")
 
 

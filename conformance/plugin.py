@@ -43,8 +43,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--haicap-fault", dest="haicap_faults", action="append", default=[], metavar="ID",
                     help="switch a named fault on in the embedded sandbox (repeatable)")
     group.addoption("--haicap-seed", dest="haicap_seed", type=int, default=0, help="seed of data and fuzz cases")
-    group.addoption("--haicap-only", dest="haicap_only", action="append", default=[], metavar="CRITERION",
-                    help="run only the checks of this readiness criterion (repeatable)")
+    group.addoption("--haicap-only", dest="haicap_only", action="append", default=[], metavar="CRITERION|CHECK",
+                    help="run only the checks of this readiness criterion, or this check id (repeatable)")
     group.addoption("--haicap-results", dest="haicap_results", metavar="FILE",
                     help="write the per-check records (JSON) here")
     group.addoption("--haicap-run", dest="haicap_run", action="store_true",
@@ -85,10 +85,21 @@ def pytest_configure(config: pytest.Config) -> None:
     from haicap.target import open_target
 
     stack = contextlib.ExitStack()
-    target = stack.enter_context(
-        open_target(config.option.haicap_profile, faults=config.option.haicap_faults, seed=config.option.haicap_seed,
-                    province=config.option.haicap_province)
-    )
+    try:
+        target = stack.enter_context(
+            open_target(config.option.haicap_profile, faults=config.option.haicap_faults,
+                        seed=config.option.haicap_seed, province=config.option.haicap_province)
+        )
+    except HaicapError as exc:  # an unusable profile is one line, not an INTERNALERROR traceback
+        stack.close()
+        raise pytest.UsageError(str(exc)) from None
+    if config.option.haicap_profile:  # a miswired province stops here, as in haicap certify (exit 2 there)
+        from haicap.conformance.preflight import preflight_message, run_preflight
+
+        preflight = run_preflight(target)
+        if not preflight["ok"]:
+            stack.close()
+            raise pytest.UsageError(f"pre-flight failed: {preflight_message(preflight)}")
     config.stash[_target_stash] = target
     config.stash[_stack_stash] = stack
 
@@ -138,7 +149,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep, drop = [], []
     for item in items:
         spec = _spec_of(item)
-        (keep if spec is None or spec.criterion in only else drop).append(item)
+        (keep if spec is None or spec.criterion in only or spec.id in only else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -340,8 +351,9 @@ def _allure_report(spec: CheckSpec, record: dict[str, Any], seed: int) -> None:
         allure.dynamic.feature(spec.criterion)
         allure.dynamic.title(f"{spec.id} {spec.title}")
         allure.dynamic.label("rule", spec.rule)
-        for name, url in spec.rule_links:
-            allure.dynamic.link(url, name=name)
+        for part in spec.rule_parts:
+            if part.kind in ("url", "contract", "rules"):  # a public URL, or a path of the repository/package
+                allure.dynamic.link(part.target, name=part.text)
         if record["status"] != "passed":
             evidence = {key: record[key] for key in ("id", "status", "message", "expected", "actual", "reproduce",
                                                      "rule") if key in record}
@@ -350,6 +362,7 @@ def _allure_report(spec: CheckSpec, record: dict[str, Any], seed: int) -> None:
                           attachment_type=allure.attachment_type.JSON)
 
 
+@pytest.hookimpl(trylast=True)  # after the JUnit writer opened this test case: it is renamed below
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     # pytest copies user_properties onto every phase's report: take the record once, from the phase that made it
     if not (report.when == "call" or (report.when == "setup" and not report.passed)):
@@ -358,14 +371,35 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         if name == "haicap_check":
             record = json.loads(value)
             _RECORDS.append(record)
+            _junit_reads_like_the_report(report, record)
             print(f"  {record['status']:<8} {record['id']:<8} {record['title']}", flush=True)
+
+
+def _junit_reads_like_the_report(report: pytest.TestReport, record: dict[str, Any]) -> None:
+    """JUnit test case classname = the criterion, name = ``SSO-09 Relying party rejects …`` (not
+    ``test_conformance.test_check[SSO-09]``), so a CI dashboard reads like the readiness report."""
+    config = _SESSION_CONFIG[0] if _SESSION_CONFIG else None
+    if config is None:
+        return
+    from _pytest.junitxml import xml_key
+
+    xml = config.stash.get(xml_key, None)
+    if xml is None:
+        return
+    reporter = xml.node_reporter(report)
+    reporter.attrs["classname"] = record["criterion"]
+    reporter.attrs["name"] = f"{record['id']} {record['title']}"
 
 
 _RECORDS: list[dict[str, Any]] = []
 
 
+_SESSION_CONFIG: list[pytest.Config] = []
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     _RECORDS.clear()
+    _SESSION_CONFIG[:] = [session.config]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

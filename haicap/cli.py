@@ -21,6 +21,7 @@ __all__ = ["build_parser", "main"]
 #: Modules that contribute sub-commands, in the order they appear in ``haicap --help``.
 COMMAND_MODULES: tuple[str, ...] = (
     "haicap.conformance.cli",
+    "haicap.profile_cli",
     "haicap.loadtests.cli",
     "haicap.sandbox.cli",
     "haicap.data_generators.cli",

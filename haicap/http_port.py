@@ -33,7 +33,7 @@ def ensure_allowed_host(url: str, allowed_hosts: frozenset[str]) -> None:
     user did not name (a staging province configured with the real national IdP would otherwise turn a load
     test's sign-in storm on production).
     """
-    from haicap.sandbox.server import is_loopback_host
+    from haicap.hosts import is_loopback_host
 
     host = httpx.URL(url).host if url.startswith(("http://", "https://")) else ""
     if host and not is_loopback_host(host) and host.lower() not in allowed_hosts:

@@ -21,20 +21,16 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from haicap.back_office import BackOfficeSettings
+from haicap.criteria import ALL_CAPABILITIES, CAPABILITIES, DERIVED_CAPABILITIES
 from haicap.errors import HaicapError
 from haicap.yaml_source import YamlDocument, load_yaml_document
 
-__all__ = ["ALL_CAPABILITIES", "DERIVED_CAPABILITIES", "Target", "load_profile", "open_target"]
+__all__ = ["ALL_CAPABILITIES", "DERIVED_CAPABILITIES", "Target", "TargetProvider", "embedded_provider",
+           "load_profile", "open_target", "register_provider"]
 
-#: Derived, never declared: ``back_office`` — officer actions can be carried out (any back office, see
-#: haicap/back_office.py); ``submission_channel`` — dossiers can be brought in (the citizen submission API, or
-#: haicap forwarding them as the national portal).
-DERIVED_CAPABILITIES = frozenset({"back_office", "submission_channel"})
-ALL_CAPABILITIES = frozenset({"sso", "submission", "sync", "payment", "forwarding", "units", "officer_api",
-                              "fuzzing"}) | DERIVED_CAPABILITIES
 PROFILE_SCHEMA = Path(__file__).resolve().parent / "schemas" / "profile.schema.json"
 DEFAULT_LISTEN = "127.0.0.1:8710"
 
@@ -64,6 +60,10 @@ class Target:
     run_dir: str | None = None
     #: a second instance of the province configured against the issuer {public_url}/mixup (SSO-30), if any
     sso_mixup_url: str | None = None
+    #: the credential the national portal presents when forwarding (the pre-flight probes it)
+    forward_token: str | None = field(default=None, repr=False)
+    #: the registrations the province must be configured with, by profile field (pre-flight; no secrets)
+    wiring: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.back_office, dict):  # read back from the target file the certify child gets
@@ -125,12 +125,19 @@ class Profile:
         return value
 
 
+def profile_schema() -> dict[str, Any]:
+    """The profile schema, its capability enum taken from the one table (haicap/criteria.py)."""
+    schema: dict[str, Any] = json.loads(PROFILE_SCHEMA.read_text(encoding="utf-8"))
+    schema["properties"]["capabilities"]["items"]["enum"] = list(CAPABILITIES)
+    return schema
+
+
 def load_profile(path: Path | str) -> Profile:
     """Load and validate a profile; any problem is one line naming file, line and field."""
     document = load_yaml_document(path)
     if not isinstance(document.data, dict):
         raise HaicapError(f"{document.path}: a profile is a mapping (see README: Certifying a province)")
-    document.validate(json.loads(PROFILE_SCHEMA.read_text(encoding="utf-8")))
+    document.validate(profile_schema())
     from haicap.data_generators.units import admin_units
 
     province = document.data["province"]
@@ -149,7 +156,7 @@ def load_profile(path: Path | str) -> Profile:
 def _check_listen(document: YamlDocument) -> None:
     """``national.listen`` is a loopback host and a fixed port 1..65535: the province reaches the counterpart
     at ``public_url``, so a random port (0) would leave both it and haicap pointing nowhere."""
-    from haicap.sandbox.server import is_loopback_host
+    from haicap.hosts import is_loopback_host
 
     listen = document.data["national"].get("listen")
     if listen is None:
@@ -207,8 +214,11 @@ def _capabilities(data: dict[str, Any], back_office: BackOfficeSettings) -> froz
 
 
 def _profile_national_config(profile: Profile, state_dir: Path, seed: int = 0) -> tuple[Any, str, Target]:
-    from haicap.sandbox.config import NationalConfig, OidcClient, PaymentPartner, ProvinceEndpoint, SyncAccount
-    from haicap.sandbox.server import is_loopback_host
+    from haicap.hosts import is_loopback_host
+
+    types = embedded_provider().registration_types()  # the counterpart's records: the core imports no sandbox
+    NationalConfig, OidcClient, PaymentPartner = types.NationalConfig, types.OidcClient, types.PaymentPartner
+    ProvinceEndpoint, SyncAccount = types.ProvinceEndpoint, types.SyncAccount
 
     data = profile.data
     creds = data["credentials"]
@@ -266,12 +276,31 @@ def _profile_national_config(profile: Profile, state_dir: Path, seed: int = 0) -
         communes=tuple(data["communes"]) if data.get("communes") else None,
         secret_values=tuple(s for s in (control_token, client_secret, payment_secret, sync_password,
                                         forward_token, officer_token) if s),
+        forward_token=forward_token,
+        wiring=_wiring(data, client, partners, accounts, profile.document.path),
         allowed_hosts=tuple(sorted({_host(u) for u in (province_url, public_url, creds["oidc_redirect_uri"],
                                                          creds.get("oidc_post_logout_redirect_uri", province_url),
                                                          data.get("sso_mixup_province_url", province_url))})),
         sso_mixup_url=data["sso_mixup_province_url"].rstrip("/") if data.get("sso_mixup_province_url") else None,
     )
     return config, listen, target
+
+
+def _wiring(data: dict[str, Any], client: Any, partners: tuple[Any, ...], accounts: tuple[Any, ...],
+            path: Any) -> dict[str, str]:
+    """What the pre-flight compares the province's behaviour with, keyed by the profile field that sets it."""
+    wiring = {
+        "profile": str(path),
+        "national.public_url": data["national"]["public_url"].rstrip("/"),
+        "credentials.oidc_client_id": client.client_id,
+        "credentials.oidc_redirect_uri": client.redirect_uri,
+    }
+    if partners:
+        wiring["credentials.payment_partner"] = partners[0].ma_doi_tac
+        wiring["credentials.payment_callback_url"] = partners[0].callback_url
+    if accounts:
+        wiring["credentials.sync_username"] = accounts[0].username
+    return wiring
 
 
 def _host(url: str) -> str:
@@ -284,6 +313,58 @@ def _default_agency_code(province_code: str) -> str:
     from haicap.data_generators.agencies import province_agency_code
 
     return province_agency_code(province_code)
+
+
+class TargetProvider(Protocol):
+    """What the core asks of the package that plays the national side and ships the embedded province (the
+    sandbox registers one under the ``haicap.targets`` entry point, name ``embedded``)."""
+
+    @property
+    def default_province(self) -> str: ...
+
+    def faults(self) -> dict[str, str]: ...
+
+    def check_faults(self, faults: Iterable[str]) -> None: ...
+
+    def embedded(self, *, faults: Iterable[str], seed: int, province: str,
+                 agency_code: str) -> contextlib.AbstractContextManager[Target]: ...
+
+    def counterpart(self, config: Any, listen: str) -> contextlib.AbstractContextManager[None]: ...
+
+    def registration_types(self) -> Any:
+        """The counterpart's registration records (NationalConfig, OidcClient, PaymentPartner, ProvinceEndpoint,
+        SyncAccount) as attributes."""
+        ...
+
+
+_PROVIDER: list[TargetProvider] = []
+#: what pyproject.toml registers as ``haicap.targets: embedded`` (used when the install's metadata lacks it)
+_SHIPPED_PROVIDER = "haicap.sandbox.target_provider:SandboxProvider"
+
+
+def register_provider(provider: TargetProvider) -> None:
+    """Use ``provider`` instead of the ``haicap.targets`` entry point (tests, other packagings)."""
+    _PROVIDER[:] = [provider]
+
+
+def embedded_provider() -> TargetProvider:
+    """The registered target provider (entry point ``haicap.targets: embedded``)."""
+    if not _PROVIDER:
+        from importlib.metadata import entry_points
+
+        found = [ep for ep in entry_points(group="haicap.targets") if ep.name == "embedded"]
+        if found:
+            _PROVIDER.append(found[0].load()())
+        else:  # an install whose metadata predates the entry point: the module the package ships, by name
+            import importlib
+
+            module, _, name = _SHIPPED_PROVIDER.partition(":")
+            try:
+                _PROVIDER.append(getattr(importlib.import_module(module), name)())
+            except ModuleNotFoundError:
+                raise HaicapError("no embedded target is installed (entry point haicap.targets: embedded); "
+                                  "reinstall haicap") from None
+    return _PROVIDER[0]
 
 
 @contextlib.contextmanager
@@ -301,45 +382,23 @@ def open_target(
     """
     if profile is None:
         from haicap.data_generators.units import admin_units
-        from haicap.sandbox.config import DEFAULT_PROVINCE
-        from haicap.sandbox.runner import Sandbox
 
-        code = province or DEFAULT_PROVINCE[0]
+        provider = embedded_provider()
+        code = province or provider.default_province
         admin_units().province(code)  # a one-line error naming the valid codes
-        with Sandbox.start(faults=faults, seed=seed, province_code=code,
-                           agency_code=_default_agency_code(code)) as sandbox:
-            cfg = sandbox.configs
-            yield Target(
-                name=f"embedded reference province {cfg.province.province_code}",
-                province_code=cfg.province.province_code,
-                agency_code=cfg.province.agency_code,
-                province_url=sandbox.province_url,
-                national_url=sandbox.national_url,
-                control_token=cfg.national.control_token,
-                officer_token=cfg.province.officer_token,
-                embedded=True,
-                faults=sandbox.faults,
-                secret_values=(cfg.national.control_token, cfg.province.officer_token, cfg.province.oidc.client_secret,
-                               cfg.province.payment.secret, cfg.province.sync.password, cfg.province.forward_token),
-            )
+        with provider.embedded(faults=faults, seed=seed, province=code,
+                               agency_code=_default_agency_code(code)) as target:
+            yield target
         return
     if list(faults):
         raise HaicapError("--fault applies to the embedded sandbox only, not to a profile's province")
     loaded = load_profile(profile)
     if province is not None and province != loaded.data["province"]:
         raise HaicapError(f"--province {province} does not match the profile's province {loaded.data['province']}")
-    from haicap.sandbox.runner import NATIONAL_FACTORY
-    from haicap.sandbox.server import ProcessServer, bind_socket
-
     state_dir = Path(tempfile.mkdtemp(prefix="haicap-counterpart-"))
     try:
         config, listen, target = _profile_national_config(loaded, state_dir, seed)
-        host, _, port = listen.rpartition(":")
-        server = ProcessServer(NATIONAL_FACTORY, config, bind_socket(host, int(port)), "national")
-        server.start()
-        try:
+        with embedded_provider().counterpart(config, listen):
             yield target
-        finally:
-            server.stop()
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)

@@ -62,10 +62,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Run the YAML journeys as an open-model load (arrivals at the shape's rate, latency from the "
         "intended start), gate on the scenarios' SLOs, and check that every accepted dossier reached the "
         "national ledger. Writes OUT/summary.json, timeseries.json, stages.json (step), Locust's HTML/CSV.",
-        epilog="exit codes: 0 passed; 1 an SLO breached or a dossier lost; 2 bad input or credentials, a run that "
+        epilog="exit codes (the scheme of haicap certify): 0 passed; 1 an SLO breached or a dossier lost; 2 bad input "
+        "or credentials, a run that "
         "could not be completed, or an inconclusive one (the generator did not keep up); 130 (SIGINT, Ctrl-C) or "
         "143 (SIGTERM): stopped by the user — the load stops, the run drains, integrity is checked and "
-        "summary.json is written with stopped_by_user (a second signal stops at once).",
+        "summary.json is written with stopped_by_user (a second signal stops at once). There is no 3 "
+        "(certify's incomplete): an SLO gate with too few samples is listed as not judged and leaves the code as is.",
     )
     parser.add_argument("--shape", help="cutover, step, spike or soak (or --shape-file, not both)")
     parser.add_argument("--shape-file", type=Path,

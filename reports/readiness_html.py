@@ -12,7 +12,7 @@ from html import escape
 from typing import Any
 
 from haicap.conformance.registry import CRITERIA
-from haicap.target import ALL_CAPABILITIES
+from haicap.criteria import ALL_CAPABILITIES
 
 __all__ = ["render_readiness_html"]
 
@@ -62,6 +62,45 @@ def _scope(target: dict[str, Any]) -> list[str]:
     return parts
 
 
+def _rule_html(check: dict[str, Any]) -> str:
+    """The rule, each part linked to the document it resolves to: a public URL (RFC, OpenID), or the file of the
+    installed haicap (contracts/…, the criterion's rules page contracts/rules/<criterion>.md)."""
+    from haicap.conformance.registry import contracts_root, resolve_rule
+
+    out = []
+    for part in resolve_rule(check.get("rule", ""), check.get("criterion", "")):
+        text = escape(part.text)
+        if part.kind == "url":
+            out.append(f"<a href='{escape(part.target)}'>{text}</a>")
+        elif part.kind in ("contract", "rules"):
+            path, _, anchor = part.target.partition("#")
+            local = (contracts_root() / path.removeprefix("contracts/")).as_uri() + (f"#{anchor}" if anchor else "")
+            out.append(f"<a href='{escape(local)}' title='{escape(part.target)}'>{text}</a>")
+        else:
+            out.append(text)
+    return "; ".join(out)
+
+
+def _preflight(results: dict[str, Any]) -> str:
+    """The wiring probes: a failed pre-flight is the report's headline (no check ran), a passed one a line."""
+    preflight = results.get("preflight")
+    if not preflight:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(p['name'])}</td><td><span class='v {_cls(p['status'])}'>{escape(p['status'])}</span></td>"
+        f"<td>{'<code>' + escape(p['field']) + '</code>: ' if p.get('field') else ''}{escape(p['message'])}</td></tr>"
+        for p in preflight["probes"])
+    if preflight["ok"]:
+        late = any(p["status"] == "failed" for p in preflight["probes"])
+        summary = f"Pre-flight of the wiring: passed in {preflight['seconds']:.1f}s" + \
+            ("; after the run, the wiring explains some outcomes" if late else "")
+        return (f"<details{' open' if late else ''}><summary>{summary}</summary>"
+                f"<table><tr><th>Probe</th><th>Outcome</th><th>What it saw</th></tr>{rows}</table></details>")
+    return (f"<h2>Pre-flight failed: no check was run</h2><p>The province is not wired to this counterpart as the "
+            f"profile says; fix the field named below (or the province's configuration) and run again.</p>"
+            f"<table><tr><th>Probe</th><th>Outcome</th><th>What it saw</th></tr>{rows}</table>")
+
+
 def render_readiness_html(results: dict[str, Any]) -> str:
     target = results["target"]
     summary = results["summary"]
@@ -96,7 +135,7 @@ def render_readiness_html(results: dict[str, Any]) -> str:
             evidence = f"<br>{escape(c['message'])}"
         details.append(
             f"<tr><td><code>{escape(c['id'])}</code></td><td>{escape(c['title'])}<br>"
-            f"<span class='muted'>{escape(c['rule'])} · {escape(c['severity'])}</span>{evidence}</td>"
+            f"<span class='muted'>{_rule_html(c)} · {escape(c['severity'])}</span>{evidence}</td>"
             f"<td><span class='v {_cls(c['status'])}'>{escape(c['status'])}</span></td></tr>"
         )
     where = [escape(str(target.get("name", "")))]
@@ -115,6 +154,7 @@ def render_readiness_html(results: dict[str, Any]) -> str:
 haicap {escape(results['haicap_version'])} · seed {results['seed']} · {escape(results['started'])} →
  {escape(results['finished'])}</p>
 {_reruns(results)}
+{_preflight(results)}
 <p>{summary['total']} checks: {summary['passed']} passed, {summary['failed']} failed, {summary['error']} could not run,
 {summary['skipped']} skipped.</p>
 <h2>Verdict per criterion</h2>

@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import tempfile
 import time
@@ -23,11 +24,12 @@ from typing import Literal
 
 import httpx
 
+from haicap.criteria import CAPABILITIES
 from haicap.errors import HaicapError
-from haicap.sandbox.config import DEFAULT_PROVINCE, SandboxConfigs, build_sandbox_configs
+from haicap.sandbox.config import DEFAULT_PROVINCE, ProvinceConfig, SandboxConfigs, build_sandbox_configs
 from haicap.sandbox.server import ProcessServer, ThreadServer, bind_socket, url_of
 
-__all__ = ["NATIONAL_FACTORY", "PROVINCE_FACTORY", "Sandbox"]
+__all__ = ["NATIONAL_FACTORY", "PROVINCE_FACTORY", "REHEARSAL_ENV", "Rehearsal", "Sandbox", "write_rehearsal_profile"]
 
 NATIONAL_FACTORY = "haicap.sandbox.national.app:create_app"
 PROVINCE_FACTORY = "haicap.sandbox.province.app:create_app"
@@ -180,3 +182,137 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+#: Environment variables the rehearsal profile names for its secrets (written to the .env file, never the YAML).
+REHEARSAL_ENV = {
+    "oidc_client_secret_env": "HAICAP_REHEARSAL_OIDC_SECRET",
+    "payment_secret_env": "HAICAP_REHEARSAL_PAYMENT_SECRET",
+    "sync_password_env": "HAICAP_REHEARSAL_SYNC_PASSWORD",
+    "forward_token_env": "HAICAP_REHEARSAL_FORWARD_TOKEN",
+    "officer_token_env": "HAICAP_REHEARSAL_OFFICER_TOKEN",
+}
+
+
+@dataclass
+class Rehearsal:
+    """The reference province alone, wired to an external national counterpart at ``national_url`` — what a
+    province's staging system looks like to ``haicap certify --profile`` — with the profile that certifies it.
+
+    Example::
+
+        with Rehearsal.start("http://127.0.0.1:8711", state_dir=Path("rehearsal")) as r:
+            r.profile_path, r.env_path   # rehearsal.yaml, rehearsal.env (mode 0600)
+    """
+
+    config: ProvinceConfig
+    server: ProcessServer
+    state_dir: Path
+    profile_path: Path
+    env_path: Path
+    _owns_state_dir: bool = field(default=False, repr=False)
+
+    @property
+    def province_url(self) -> str:
+        return self.config.public_url
+
+    @classmethod
+    def start(cls, national_url: str, *, province_port: int = 0, state_dir: Path | None = None,
+              faults: Iterable[str] = (), host: str = "127.0.0.1", province_code: str = DEFAULT_PROVINCE[0],
+              agency_code: str = DEFAULT_PROVINCE[1]) -> Rehearsal:
+        listen = _listen_of(national_url)
+        chosen = _check_faults(faults)
+        if state_dir is not None:
+            _check_state_dir(Path(state_dir))
+        sock = bind_socket(host, province_port)
+        owns = state_dir is None
+        root = Path(tempfile.mkdtemp(prefix="haicap-rehearsal-")) if state_dir is None else Path(state_dir)
+        configs = build_sandbox_configs(national_url, url_of(sock), root, province_code=province_code,
+                                        agency_code=agency_code, faults=chosen)
+        province = configs.province
+        province.state_dir.mkdir(parents=True, exist_ok=True)
+        server = ProcessServer(PROVINCE_FACTORY, province, sock, "province")
+        profile_path, env_path = write_rehearsal_profile(province, listen, root)
+        try:
+            server.start()
+        except BaseException:
+            if owns:
+                shutil.rmtree(root, ignore_errors=True)
+            raise
+        return cls(province, server, root, profile_path, env_path, owns)
+
+    def stop(self) -> None:
+        self.server.stop()
+        if self._owns_state_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> Rehearsal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _listen_of(national_url: str) -> str:
+    """``national.listen`` for a counterpart reached at ``national_url``: its loopback host and fixed port."""
+    from urllib.parse import urlsplit
+
+    from haicap.hosts import is_loopback_host
+
+    parts = urlsplit(national_url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "http" or not parts.hostname or not port:
+        raise HaicapError(f"--national-url {national_url}: give http://HOST:PORT of the counterpart haicap certify "
+                          "will run (e.g. http://127.0.0.1:8711)")
+    if not is_loopback_host(parts.hostname):
+        raise HaicapError(f"--national-url {national_url}: haicap's counterpart listens on loopback only")
+    return f"{parts.hostname}:{port}"
+
+
+def write_rehearsal_profile(province: ProvinceConfig, listen: str, folder: Path) -> tuple[Path, Path]:
+    """Write ``rehearsal.yaml`` (a ready profile for ``province``) and ``rehearsal.env`` (its secrets as
+    ``NAME=value`` lines, mode 0600) into ``folder``."""
+    secrets_by_key = {
+        "oidc_client_secret_env": province.oidc.client_secret,
+        "payment_secret_env": province.payment.secret,
+        "sync_password_env": province.sync.password,
+        "forward_token_env": province.forward_token,
+        "officer_token_env": province.officer_token,
+    }
+    env_path = Path(folder) / "rehearsal.env"
+    fd = os.open(env_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write("# secrets of the rehearsal province: load with  set -a; . rehearsal.env; set +a\n")
+        for key, value in secrets_by_key.items():
+            fh.write(f"{REHEARSAL_ENV[key]}={value}\n")
+    os.chmod(env_path, 0o600)
+    profile_path = Path(folder) / "rehearsal.yaml"
+    profile_path.write_text(f"""\
+# A ready profile for the rehearsal province (haicap sandbox --national-url): certify it with
+#   set -a; . {env_path.name}; set +a; haicap certify --profile {profile_path.name}
+name: rehearsal of the reference province {province.province_code}
+province: "{province.province_code}"
+agency_code: "{province.agency_code}"
+province_url: {province.public_url}
+national:
+  listen: {listen}
+  public_url: {province.national_url}
+credentials:
+  oidc_client_id: {province.oidc.client_id}
+  oidc_client_secret_env: {REHEARSAL_ENV["oidc_client_secret_env"]}
+  oidc_redirect_uri: {province.oidc.redirect_uri}
+  oidc_post_logout_redirect_uri: {province.oidc.post_logout_redirect_uri}
+  payment_partner: {province.payment.ma_doi_tac}
+  payment_secret_env: {REHEARSAL_ENV["payment_secret_env"]}
+  payment_callback_url: {province.payment.callback_url}
+  sync_username: {province.sync.username}
+  sync_password_env: {REHEARSAL_ENV["sync_password_env"]}
+  forward_token_env: {REHEARSAL_ENV["forward_token_env"]}
+  officer_token_env: {REHEARSAL_ENV["officer_token_env"]}
+capabilities: [{", ".join(CAPABILITIES)}]
+sync_sla_seconds: 10
+""", encoding="utf-8")
+    return profile_path, env_path

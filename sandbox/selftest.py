@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from haicap.counterpart_client import CounterpartClient
+from haicap.criteria import ALL_CAPABILITIES
 from haicap.province_client import ProvinceClient
 from haicap.sandbox.runner import Sandbox
 from haicap.scenarios.data import PoolScenarioData
@@ -43,8 +44,7 @@ def run_selftest(sandbox: Sandbox, out: TextIO, seed: int = 0) -> int:
                 province=province,
                 national=national,
                 data=data,
-                capabilities=frozenset({"sso", "submission", "sync", "payment", "forwarding", "officer_api",
-                                        "back_office", "submission_channel"}),
+                capabilities=ALL_CAPABILITIES,
                 province_code=province_cfg.province_code,
                 sync_sla_seconds=10.0,
             )

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import errno
 import importlib
-import ipaddress
 import multiprocessing
 import os
 import signal
@@ -26,19 +25,10 @@ from typing import Any
 import uvicorn
 
 from haicap.errors import HaicapError
+from haicap.hosts import is_loopback_host
 from haicap.parent_death import die_with_parent
 
 __all__ = ["ProcessServer", "ThreadServer", "bind_socket", "is_loopback_host", "url_of"]
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for localhost and any address in 127.0.0.0/8 or ::1."""
-    if host.lower() in {"localhost", "localhost.localdomain"}:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -39,6 +39,7 @@ def _results(statuses: dict[str, str], criteria: set[str] | None = None) -> dict
 def test_a_run_where_every_check_was_skipped_is_not_ready_and_not_ok(tmp_path: Path) -> None:
     results = _results({spec.id: "skipped" for spec in checks_for(None)})
     assert results["summary"]["ok"] is False and results["summary"]["readiness"] == "not tested"
+    assert results["summary"]["exit_code"] == 3
     html = render_readiness_html(results)
     assert "Readiness report <span class='v not-tested'>not tested</span>" in html
     assert "critical</span><br><span class='muted'>capability not declared" in html  # reason apart from severity
@@ -120,19 +121,28 @@ def test_rerun_with_nothing_failed_in_the_chosen_criteria(tmp_path: Path, capsys
 
 
 @pytest.mark.slow
-def test_rerun_merges_results_report_and_junit_and_records_the_rerun(tmp_path: Path) -> None:
+def test_rerun_merges_results_report_and_junit_and_records_the_rerun(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     assert main(["certify", "--only", "sso", "--fault", "skips-nonce-check", "--out", str(out)]) == 1
     first_junit = (out / "junit.xml").read_text(encoding="utf-8")
-    assert first_junit.count("<testcase") == 12 and 'failures="1"' in first_junit
-    assert main(["certify", "--only", "sso", "--rerun-failed", "--out", str(out)]) == 0  # the fault switched off
+    cases = first_junit.count("<testcase")
+    assert cases == len(checks_for({"sso"})) and 'failures="1"' in first_junit
+    assert 'classname="sso" name="SSO-09 Relying party rejects' in first_junit  # reads like the report
+    capsys.readouterr()
+    # another fault set would merge results of two different provinces: refused, the results untouched
+    before = (out / "results.json").read_bytes()
+    assert main(["certify", "--only", "sso", "--rerun-failed", "--out", str(out)]) == 2
+    assert "tested the sandbox with faults skips-nonce-check, not none" in capsys.readouterr().err
+    assert (out / "results.json").read_bytes() == before
+    assert main(["certify", "--only", "sso", "--rerun-failed", "--fault", "skips-nonce-check", "--out", str(out)]) == 1
     merged = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    assert merged["target"]["faults"] == ["skips-nonce-check"]  # what most checks ran against
-    assert merged["reruns"][0]["checks"] == ["SSO-09"] and merged["reruns"][0]["faults"] == []
+    assert merged["target"]["faults"] == ["skips-nonce-check"]
+    assert merged["reruns"][0]["checks"] == ["SSO-09"] and merged["reruns"][0]["faults"] == ["skips-nonce-check"]
     junit = (out / "junit.xml").read_text(encoding="utf-8")
-    assert junit.count("<testcase") == 12 and 'failures="0"' in junit and not (out / "junit.rerun.xml").exists()
+    assert junit.count("<testcase") == cases and 'failures="1"' in junit and not (out / "junit.rerun.xml").exists()
     assert "re-ran SSO-09" in (out / "report.html").read_text(encoding="utf-8")
-    assert len(list((out / "allure-results").glob("*-result.json"))) == 13  # both attempts of SSO-09 kept
+    assert len(list((out / "allure-results").glob("*-result.json"))) == cases + 1  # both attempts of SSO-09 kept
 
 
 @pytest.mark.slow
@@ -155,3 +165,68 @@ def test_an_interrupted_run_leaves_no_stale_or_partial_results(tmp_path: Path) -
     assert "interrupted; no results were written" in err
     left = {p.name for p in out.iterdir()}
     assert not left & {"results.json", "report.html", "junit.xml", "checks.raw.json"}, left
+
+
+def test_a_mistyped_fault_touches_nothing_of_the_previous_run(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    _previous(tmp_path)
+    (tmp_path / "allure-results").mkdir()
+    (tmp_path / "allure-results" / "x-result.json").write_text("{}")
+    assert main(["certify", "--fault", "skips-nonce-chek", "--out", str(tmp_path)]) == 2
+    assert "unknown fault skips-nonce-chek" in capsys.readouterr().err
+    assert (tmp_path / "results.json").exists() and (tmp_path / "allure-results" / "x-result.json").exists()
+
+
+@pytest.mark.parametrize("only", ["SSO-99", "ssso"])
+def test_only_names_a_criterion_or_a_check(tmp_path: Path, capsys: pytest.CaptureFixture[str], only: str) -> None:
+    assert main(["certify", "--only", only, "--out", str(tmp_path / "run")]) == 2
+    assert f"--only {only}: neither a criterion" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_new_run_removes_every_output_of_the_previous_one(tmp_path: Path) -> None:
+    _previous(tmp_path)
+    for folder in ("allure-results", "operator"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "old.json").write_text("{}")
+    assert main(["certify", "--only", "UNIT-02", "--out", str(tmp_path)]) == 0
+    assert not (tmp_path / "operator").exists()
+    assert not (tmp_path / "allure-results" / "old.json").exists()
+    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert [c["id"] for c in results["checks"]] == ["UNIT-02"]
+    assert results["verdicts"]["units"] == "incomplete"  # UNIT-01 was not selected: never "ready"
+    assert results["preflight"]["ok"] and results["summary"]["exit_code"] == 0
+
+
+def test_a_criterion_with_passes_and_skips_is_incomplete_and_exits_3() -> None:
+    some = checks_for({"sso"})
+    records = [_record(spec, "skipped" if i == 0 else "passed") for i, spec in enumerate(some)]
+    results = build_results(records, some, target=TARGET, seed=0, started="s", finished="f")
+    assert results["verdicts"]["sso"] == "incomplete" and results["summary"]["exit_code"] == 3
+    allowed = build_results(records, some, target=TARGET, seed=0, started="s", finished="f", allow_incomplete=True)
+    assert allowed["summary"]["exit_code"] == 0 and allowed["verdicts"]["sso"] == "incomplete"
+    errored = [_record(spec, "error" if i == 0 else "passed") for i, spec in enumerate(some)]
+    assert build_results(errored, some, target=TARGET, seed=0, started="s", finished="f")["summary"]["exit_code"] == 3
+
+
+def test_a_profile_error_on_the_pytest_route_is_one_line(tmp_path: Path) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text("province: '01'\nprovince_url: http://127.0.0.1:9\nnational: {public_url: http://x}\n")
+    done = subprocess.run([sys.executable, "-P", "-m", "pytest", "--pyargs", "haicap.conformance", "-p",
+                           "no:cacheprovider", "--profile", str(profile)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "INTERNALERROR" not in output and "Traceback" not in output, output
+    assert f"ERROR: {profile}:1: credentials: is required but missing" in output
+
+
+def test_a_rerun_of_a_run_stopped_in_its_preflight_is_refused(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from haicap.reports.results import preflight_results
+
+    stopped = {"ok": False, "seconds": 0.1, "probes": [{"name": "province", "status": "failed",
+                                                         "field": "province_url", "message": "no answer"}]}
+    write_results(tmp_path / "results.json", preflight_results(stopped, target=TARGET, seed=0, started="s",
+                                                               finished="f", criteria=None))
+    assert main(["certify", "--rerun-failed", "--out", str(tmp_path)]) == 2
+    assert "stopped in its pre-flight, no check ran" in capsys.readouterr().err

@@ -42,9 +42,9 @@ def _answer(response: ResponseLike) -> dict[str, Any]:
 
 
 def _catalogue_fee(procedure: str) -> int | None:
-    from haicap.sandbox.province.catalogue import Catalogue
+    from haicap.data_generators.procedures import load_procedures  # contracts/procedures.yaml
 
-    entry = Catalogue.load().get(procedure)
+    entry = next((p for p in load_procedures() if p["MaTTHC"] == procedure), None)
     return int(entry["PhiPhaiNop"]) if entry else None
 
 

@@ -1,0 +1,85 @@
+"""``haicap profile init``: write a commented profile template for a province, to fill in and certify.
+
+The template names every field of ``haicap/schemas/profile.schema.json`` with what it is for, its secrets by
+environment-variable name only, and the capabilities of the one table (haicap/criteria.py); the province's
+agency code is filled in from the official list. ``--out`` refuses to overwrite an existing file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from haicap.errors import HaicapError
+
+__all__ = ["register", "render_template"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("profile", help="write a province profile template",
+                                   description="Province profiles for haicap certify.")
+    sub = parser.add_subparsers(dest="profile_command", metavar="ACTION", required=True)
+    init = sub.add_parser("init", help="write a commented profile template for a province",
+                          description="Write a commented profile template for a province (fill it in, then "
+                                      "haicap certify --profile FILE).")
+    init.add_argument("--province", required=True, metavar="CODE", help="province code of the 34-province list")
+    init.add_argument("--out", type=Path, metavar="FILE", help="write here (default: print to stdout)")
+    init.set_defaults(handler=run_init)
+
+
+def render_template(province: str) -> str:
+    from haicap.criteria import CAPABILITIES
+    from haicap.data_generators.agencies import province_agency_code
+    from haicap.data_generators.units import admin_units
+
+    name = admin_units().province(province).name
+    agency = province_agency_code(province)
+    upper = f"HAICAP_{province}"
+    return f"""\
+# haicap province profile — {name} ({province}). Schema: haicap/schemas/profile.schema.json
+# Fill in the URLs of your staging system, export the secrets named by *_env, then:
+#   haicap certify --profile THIS-FILE
+name: {name} staging
+province: "{province}"                                      # 34-province code
+agency_code: "{agency}"                        # the province's agency identification code
+province_url: http://127.0.0.1:9000                 # base URL of your dossier API (GET /health, /auth/login, /api/v1/…)
+national:
+  listen: 127.0.0.1:8710                            # where haicap's national counterpart listens (loopback, fixed port)
+  public_url: http://127.0.0.1:8710                 # how your system reaches it: configure it as the OIDC issuer,
+                                                    # sync and payment base URL
+credentials:                                        # secrets by environment-variable NAME, never the value
+  oidc_client_id: province-{province}                 # the client_id your system sends to /authorize
+  oidc_client_secret_env: {upper}_OIDC_SECRET
+  oidc_redirect_uri: http://127.0.0.1:9000/auth/callback          # exactly the redirect_uri your system sends
+  oidc_post_logout_redirect_uri: http://127.0.0.1:9000/auth/logged-out   # where logout returns (SSO-02)
+  payment_partner: DVC{province}                      # your MaDoiTac at the payment platform
+  payment_secret_env: {upper}_PAYMENT_SECRET
+  payment_callback_url: http://127.0.0.1:9000/DvcPayment/Confirm  # where the platform sends payment results
+  sync_username: sync-{province}                      # your account at the national sync API (madonvi = agency_code)
+  sync_password_env: {upper}_SYNC_PASSWORD
+  forward_token_env: {upper}_FORWARD_TOKEN   # the bearer token the national portal presents when forwarding
+  officer_token_env: {upper}_OFFICER_TOKEN   # your officer API, to walk dossiers through their states
+# What your system implements; checks needing an undeclared capability are skipped (exit 3 unless
+# --allow-incomplete). Remove what you do not implement.
+capabilities: [{", ".join(CAPABILITIES)}]
+sync_sla_seconds: 60                         # how late a state change may reach the national portal
+# communes: ["00004", "00008"]               # restrict submission to these communes (SUB-05 then cannot pass)
+"""
+
+
+def run_init(args: argparse.Namespace) -> int:
+    text = render_template(args.province)
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    if args.out.exists():
+        raise HaicapError(f"{args.out} exists: give another --out (a profile is never overwritten)")
+    try:
+        args.out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise HaicapError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"wrote {args.out}: fill in your URLs and secrets' variable names, then haicap certify --profile "
+          f"{args.out}")
+    return 0

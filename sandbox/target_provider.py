@@ -1,0 +1,93 @@
+"""The sandbox as haicap's embedded target: registered under the ``haicap.targets`` entry point.
+
+The core (``haicap/``, ``conformance/``) never imports the sandbox: :func:`haicap.target.embedded_provider`
+finds this provider through the entry point, so another package can ship its own embedded target (or none).
+It starts the reference province with its national counterpart, and serves the national counterpart alone for
+a province's profile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from haicap.target import Target
+
+__all__ = ["SandboxProvider"]
+
+
+class SandboxProvider:
+    """What :class:`haicap.target.TargetProvider` asks of the embedded sandbox."""
+
+    @property
+    def default_province(self) -> str:
+        from haicap.sandbox.config import DEFAULT_PROVINCE
+
+        return DEFAULT_PROVINCE[0]
+
+    def faults(self) -> dict[str, str]:
+        """Named faults → the criterion each breaks."""
+        from haicap.sandbox.province.faults import FAULTS
+
+        return {fault_id: fault.breaks for fault_id, fault in FAULTS.items()}
+
+    def check_faults(self, faults: Iterable[str]) -> None:
+        from haicap.sandbox.runner import _check_faults
+
+        _check_faults(faults)
+
+    @contextlib.contextmanager
+    def embedded(self, *, faults: Iterable[str], seed: int, province: str, agency_code: str) -> Iterator[Target]:
+        from haicap.sandbox.runner import Sandbox
+
+        with Sandbox.start(faults=faults, seed=seed, province_code=province, agency_code=agency_code) as sandbox:
+            yield sandbox_target(sandbox)
+
+    def registration_types(self) -> Any:
+        """The counterpart's registration records, for the core to fill in from a profile."""
+        from haicap.sandbox import config
+
+        return config
+
+    @contextlib.contextmanager
+    def counterpart(self, config: Any, listen: str) -> Iterator[None]:
+        """Serve the national counterpart with ``config`` (a NationalConfig) on ``listen`` (host:port)."""
+        from haicap.sandbox.runner import NATIONAL_FACTORY
+        from haicap.sandbox.server import ProcessServer, bind_socket
+
+        host, _, port = listen.rpartition(":")
+        server = ProcessServer(NATIONAL_FACTORY, config, bind_socket(host, int(port)), "national")
+        server.start()
+        try:
+            yield
+        finally:
+            server.stop()
+
+
+def sandbox_target(sandbox: Any) -> Target:
+    """The Target of a running :class:`~haicap.sandbox.runner.Sandbox`."""
+    cfg = sandbox.configs
+    province = cfg.province
+    return Target(
+        name=f"embedded reference province {province.province_code}",
+        province_code=province.province_code,
+        agency_code=province.agency_code,
+        province_url=sandbox.province_url,
+        national_url=sandbox.national_url,
+        control_token=cfg.national.control_token,
+        officer_token=province.officer_token,
+        embedded=True,
+        faults=sandbox.faults,
+        secret_values=(cfg.national.control_token, province.officer_token, province.oidc.client_secret,
+                       province.payment.secret, province.sync.password, province.forward_token),
+        forward_token=province.forward_token,
+        wiring={
+            "national.public_url": sandbox.national_url,
+            "credentials.oidc_client_id": province.oidc.client_id,
+            "credentials.oidc_redirect_uri": province.oidc.redirect_uri,
+            "credentials.payment_partner": province.payment.ma_doi_tac,
+            "credentials.payment_callback_url": province.payment.callback_url,
+            "credentials.sync_username": province.sync.username,
+        },
+    )
