@@ -35,7 +35,7 @@ from haicap.dossier_states import StateMachine, state_machine
 from haicap.http_port import ResponseLike
 from haicap.province_client import CitizenSession, LoginFailed
 
-__all__ = ["Attempt", "Exploration", "attempt_defects", "ledger_extras"]
+__all__ = ["Attempt", "Exploration", "attempt_defects", "ledger_extras", "probe_plan"]
 
 TABLE = "contracts/schemas/dossier.schema.json x-transitions"
 CONFLICT = "contracts/province-dossier.openapi.yaml 409 Conflict"
@@ -120,7 +120,8 @@ def ledger_extras(province_history: Iterable[Any], record: dict[str, Any] | None
                        if isinstance(p, dict) and isinstance(p.get("item"), dict))
     for counted in (history, progress):
         for state, n in counted.items():
-            extras[state] += max(0, n - own[state])
+            if n > own[state]:
+                extras[state] += n - own[state]
     return extras
 
 
@@ -192,18 +193,22 @@ class Explorer:
         return str(body.get("TrangThaiHoSo")) if response.status_code == 200 and isinstance(body, dict) else None
 
     def attempt(self, held: Held, action: str, *, allowed: bool, unmet: tuple[str, ...] = ()) -> Attempt:
+        """Try ``action`` on the dossier and read its state back (an accepted allowed step that answers the
+        table's target state is taken at its word: a walk costs one request per step)."""
         transition = self.machine.transition(action)
         response = self._call(held.ma_ho_so, action)
-        after = self.state_of(held.ma_ho_so)
-        result = Attempt(held.state, action, transition.performer, held.ma_ho_so, response.status_code,
-                         _json(response), after, transition.target if allowed else None, unmet)
+        body = _json(response)
+        answered = str(body.get("TrangThaiHoSo")) if isinstance(body, dict) else None
+        trusted = allowed and response.status_code == 200 and answered == transition.target
+        after = answered if trusted else self.state_of(held.ma_ho_so)
+        result = Attempt(held.state, action, transition.performer, held.ma_ho_so, response.status_code, body,
+                         after, transition.target if allowed else None, unmet)
         if allowed:
             self.accepts.setdefault((held.state, action), result)
             if response.status_code != 200:
                 self.refused_steps.add((held.state, action))
-        if after != held.state:
-            held.spent = after is None or not allowed
-            held.state = after or held.state
+        held.spent = after is None
+        held.state = after or held.state
         return result
 
     # -- walking -----------------------------------------------------------------------------------
@@ -238,6 +243,19 @@ class Explorer:
         body = _json(self.ctx.province.officer_dossier(held.ma_ho_so))
         return list(body.get("LichSu") or []) if isinstance(body, dict) else []
 
+    def _rejected(self) -> Counter[tuple[str, str]]:
+        """Items the national side received and refused, per (MaHoSo, TrangThaiHoSo): sent is sent."""
+        return Counter((str(r.get("MaHoSo")), str(r["item"].get("TrangThaiHoSo")))
+                       for r in self.ctx.national.sync_rejections()
+                       if isinstance(r, dict) and isinstance(r.get("item"), dict))
+
+    @staticmethod
+    def _surplus(held: Held, history: list[Any], record: dict[str, Any] | None,
+                 rejected: Counter[tuple[str, str]]) -> Counter[str]:
+        surplus = ledger_extras(history, record)
+        surplus.update({state: n for (m, state), n in rejected.items() if m == held.ma_ho_so})
+        return surplus
+
     def baseline(self, helds: list[Held]) -> None:
         """Wait (bounded) until the walked changes are in the ledger, then note each dossier's surplus items."""
         if not self.ledger or not helds:
@@ -246,10 +264,13 @@ class Explorer:
         deadline = time.monotonic() + min(CATCHUP_SECONDS, self.ctx.target.sync_sla_seconds)
         pending = list(helds)
         while pending:
+            rejected = self._rejected()
             for held in list(pending):
                 record = self.ctx.national.synced_dossier(held.ma_ho_so) or {}
-                if len(record.get("history") or []) >= len(histories[held.ma_ho_so]) or time.monotonic() > deadline:
-                    held.baseline = ledger_extras(histories[held.ma_ho_so], record)
+                arrived = len(record.get("history") or []) + sum(
+                    n for (m, _), n in rejected.items() if m == held.ma_ho_so)
+                if arrived >= len(histories[held.ma_ho_so]) or time.monotonic() > deadline:
+                    held.baseline = self._surplus(held, histories[held.ma_ho_so], record, rejected)
                     self.catchup = max(self.catchup, time.monotonic() - held.walked_at)
                     pending.remove(held)
             if pending:
@@ -261,8 +282,10 @@ class Explorer:
             return None
         window = min(max(SETTLE_SECONDS, 2 * self.catchup), self.ctx.target.sync_sla_seconds)
         time.sleep(window)
+        rejected = self._rejected()
         for held in helds:
-            new = ledger_extras(self._history(held), self.ctx.national.synced_dossier(held.ma_ho_so)) - held.baseline
+            new = self._surplus(held, self._history(held), self.ctx.national.synced_dossier(held.ma_ho_so),
+                                rejected) - held.baseline
             for attempt in held.attempts:
                 if attempt.expected is None and attempt.status >= 400:
                     target = self.machine.transition(attempt.action).target
@@ -277,7 +300,7 @@ def _json(response: ResponseLike) -> Any:
         return response.text[:300]
 
 
-def _probe_plan(machine: StateMachine) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+def probe_plan(machine: StateMachine) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
     """State → the actions to try there, each with the preconditions left unmet (a fee dossier never pays)."""
     plan: dict[str, list[tuple[str, tuple[str, ...]]]] = {s: [] for s in machine.states}
     for state, action in machine.forbidden_pairs():
@@ -309,6 +332,9 @@ def _probe_all(explorer: Explorer, plan: dict[str, list[tuple[str, tuple[str, ..
             while plan[state] and not held.spent and held.state == state:
                 action, unmet = plan[state].pop(0)
                 held.attempts.append(explorer.attempt(held, action, allowed=False, unmet=unmet))
+            moved_to = current.get(held.state)
+            if held.state != state and not held.spent and (moved_to is None or moved_to.state != held.state):
+                current[held.state] = held  # moved by a wrongly allowed action: it now serves its new state
             if not plan[state]:
                 del plan[state]
     return used, unreachable
@@ -330,7 +356,7 @@ def explore(ctx: CheckContext) -> Exploration:
     started = time.monotonic()
     machine = state_machine()
     explorer = Explorer(ctx, machine)
-    helds, unreachable = _probe_all(explorer, _probe_plan(machine))
+    helds, unreachable = _probe_all(explorer, probe_plan(machine))
     window = explorer.judge_ledger(helds)
     _accept_rest(explorer, helds)
     probes = [a for h in helds for a in h.attempts if a.expected is None]

@@ -213,14 +213,20 @@ def insert_existing(conn: sqlite3.Connection, policy: OutboxPolicy, doc: dict[st
     return doc, True
 
 
-def _move(
-    conn: sqlite3.Connection, policy: OutboxPolicy, doc: dict[str, Any], target: str, entry: dict[str, Any]
-) -> dict[str, Any]:
+def _arrive(doc: dict[str, Any], target: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """The dossier in ``target``: its state, the date that state sets, the history entry (in place)."""
     doc["TrangThaiHoSo"] = target
     date_field = _STATE_DATES.get(target)
     if date_field:
         doc[date_field] = entry["ThoiDiemXuLy"]
     doc["LichSu"].append(entry)
+    return doc
+
+
+def _move(
+    conn: sqlite3.Connection, policy: OutboxPolicy, doc: dict[str, Any], target: str, entry: dict[str, Any]
+) -> dict[str, Any]:
+    _arrive(doc, target, entry)
     save_dossier(conn, doc)
     enqueue_change(conn, policy, doc, created=False, entry=entry)
     return doc
@@ -266,8 +272,7 @@ def op_sync_refused_action(
     portal although the dossier itself is left as it was."""
     doc = load_dossier(conn, ma_ho_so)
     entry = _officer_entry(doc, action)
-    moved = {**doc, "TrangThaiHoSo": entry["TrangThaiHoSo"], "LichSu": [*doc["LichSu"], entry]}
-    enqueue_change(conn, policy, moved, created=False, entry=entry)
+    enqueue_change(conn, policy, _arrive(doc, entry["TrangThaiHoSo"], entry), created=False, entry=entry)
 
 
 def _owned(doc: dict[str, Any], owner: str) -> None:
