@@ -74,3 +74,8 @@ def test_the_probe_plan_covers_every_forbidden_and_conditional_pair() -> None:
     assert planned == set(machine.forbidden_pairs()) | {("6", "process")}
     assert ("process", ("fee-paid",)) in plan["6"]
     assert "1" in plan and len(planned) == 81
+
+
+def test_a_precondition_pair_names_the_unmet_precondition() -> None:
+    unpaid = Attempt("6", "process", "officer", "M", 200, {}, "4", unmet=("fee-paid",))
+    assert attempt_defects(unpaid, 409) == ["process in 6 with fee-paid unmet → HTTP 200, state 4"]

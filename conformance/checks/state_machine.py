@@ -70,7 +70,8 @@ class Attempt:
 
     @property
     def pair(self) -> str:
-        return f"{self.action} in {self.state}"
+        unmet = f" with {', '.join(self.unmet)} unmet" if self.unmet else ""
+        return f"{self.action} in {self.state}{unmet}"
 
     def reproduce(self) -> str:
         if self.performer == "officer":
