@@ -270,9 +270,11 @@ class Explorer:
                 record = self.ctx.national.synced_dossier(held.ma_ho_so) or {}
                 arrived = len(record.get("history") or []) + sum(
                     n for (m, _), n in rejected.items() if m == held.ma_ho_so)
-                if arrived >= len(histories[held.ma_ho_so]) or time.monotonic() > deadline:
+                caught_up = arrived >= len(histories[held.ma_ho_so])
+                if caught_up or time.monotonic() > deadline:
                     held.baseline = self._surplus(held, histories[held.ma_ho_so], record, rejected)
-                    self.catchup = max(self.catchup, time.monotonic() - held.walked_at)
+                    if caught_up:  # a ledger that never caught up sets no pace for the settle window
+                        self.catchup = max(self.catchup, time.monotonic() - held.walked_at)
                     pending.remove(held)
             if pending:
                 time.sleep(POLL_SECONDS)
