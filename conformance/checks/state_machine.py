@@ -6,7 +6,9 @@ The rule is the table of ``contracts/schemas/dossier.schema.json`` (``x-transiti
 state does not allow this action"): a forbidden action — an officer's (officer API) or the citizen's (supplement,
 withdraw, with the citizen's own session) — and an action whose precondition does not hold (processing a dossier
 in state 6 whose requested fee is unpaid) must be answered with a 409 problem, leave the dossier in its state (read
-back) and put nothing new into the national sync ledger for that dossier.
+back) and put nothing new into the national sync ledger for that dossier. The contract names the status (the
+table's ``refusal``, documented as 409 on each of the three operations), so another 4xx is a wrong answer — a
+client cannot tell "not in this state" from "malformed request" — and a 5xx is never a refusal.
 
 How it stays fast: a planner walks one dossier to each source state along the shortest allowed path (learning,
 and then avoiding, allowed steps a province refuses), and every forbidden action of that state is tried on that
@@ -206,8 +208,8 @@ class Explorer:
                          after, transition.target if allowed else None, unmet)
         if allowed:
             self.accepts.setdefault((held.state, action), result)
-            if response.status_code != 200:
-                self.refused_steps.add((held.state, action))
+            if response.status_code != 200 or after != transition.target:
+                self.refused_steps.add((held.state, action))  # the planner walks around it from now on
         held.spent = after is None
         held.state = after or held.state
         return result

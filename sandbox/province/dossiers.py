@@ -325,7 +325,7 @@ _LIFTS: dict[str, Callable[[Transition, str], bool]] = {
     and state in _machine().terminal_states(),
     "withdraw-after-decision": lambda t, state: t.action == "withdraw" and state in {"9", "10"},
     "supplement-without-request": lambda t, state: t.action == "supplement"
-    and state not in _machine().terminal_states(),
+    and _machine().transition("withdraw").starts_from(state),  # wherever the citizen can still withdraw
 }
 #: Faults that refuse a pair the table allows (a false rejection).
 _BLOCKS: dict[str, Callable[[Transition, str], bool]] = {
