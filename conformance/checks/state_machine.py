@@ -135,7 +135,6 @@ class Held:
 
     ma_ho_so: str
     state: str
-    walked_at: float
     spent: bool = False
     baseline: Counter[str] = field(default_factory=Counter)
     attempts: list[Attempt] = field(default_factory=list)
@@ -223,7 +222,7 @@ class Explorer:
             raise CheckError(f"submitting a dossier of {FEE_PROCEDURE} failed (HTTP {submitted.status_code}): "
                              f"{str(body)[:200]}", reproduce="POST /api/v1/dossiers")
         self.dossiers += 1
-        return Held(body["MaHoSo"], str(body.get("TrangThaiHoSo")), time.monotonic())
+        return Held(body["MaHoSo"], str(body.get("TrangThaiHoSo")))
 
     def walk(self, state: str) -> Held | None:
         """A fresh dossier in ``state`` along the shortest path the province has not refused; None: unreachable."""
@@ -237,7 +236,6 @@ class Explorer:
                 if held.spent or held.state != self.machine.transition(action).target:
                     break
             else:
-                held.walked_at = time.monotonic()
                 return held
         return None
 
@@ -264,7 +262,8 @@ class Explorer:
         if not self.ledger or not helds:
             return
         histories = {h.ma_ho_so: self._history(h) for h in helds}
-        deadline = time.monotonic() + min(CATCHUP_SECONDS, self.ctx.target.sync_sla_seconds)
+        started = time.monotonic()  # every walked change happened before now
+        deadline = started + min(CATCHUP_SECONDS, self.ctx.target.sync_sla_seconds)
         pending = list(helds)
         while pending:
             rejected = self._rejected()
@@ -276,7 +275,7 @@ class Explorer:
                 if caught_up or time.monotonic() > deadline:
                     held.baseline = self._surplus(held, histories[held.ma_ho_so], record, rejected)
                     if caught_up:  # a ledger that never caught up sets no pace for the settle window
-                        self.catchup = max(self.catchup, time.monotonic() - held.walked_at)
+                        self.catchup = max(self.catchup, time.monotonic() - started)
                     pending.remove(held)
             if pending:
                 time.sleep(POLL_SECONDS)
