@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -29,6 +29,7 @@ from haicap.errors import HaicapError
 
 __all__ = [
     "PERFORMERS",
+    "PRECONDITION_TESTS",
     "TABLE_REF",
     "Performer",
     "Precondition",
@@ -74,6 +75,17 @@ class Transition:
         return state in self.sources
 
 
+#: How each precondition of the contract is judged on a dossier (a Dossier of dossier.schema.json); a
+#: precondition without a test here never holds.
+PRECONDITION_TESTS: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+    "fee-paid": lambda doc: doc.get("DaThanhToan") is True or _amount(doc.get("PhiPhaiNop")) <= 0,
+}
+
+
+def _amount(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1  # unknown: a fee is due
+
+
 @dataclass(frozen=True)
 class StateMachine:
     """The dossier state table: states, the initial state, the refusal status, actions and preconditions."""
@@ -99,6 +111,12 @@ class StateMachine:
         """Whether ``action`` may start from ``state`` when the preconditions in ``met`` hold."""
         transition = self.transition(action)
         return transition.starts_from(state) and all(p in met for p in transition.requires(state))
+
+    def unmet(self, action: str, doc: Mapping[str, Any]) -> tuple[str, ...]:
+        """The preconditions of ``action`` from the dossier's current state that ``doc`` does not meet."""
+        state = str(doc.get("TrangThaiHoSo"))
+        return tuple(p for p in self.transition(action).requires(state)
+                     if not PRECONDITION_TESTS.get(p, lambda _: False)(doc))
 
     def allowed_steps(self) -> frozenset[tuple[str, str]]:
         """Every (from, to) pair a dossier's status history may contain."""

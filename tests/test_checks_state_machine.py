@@ -95,8 +95,9 @@ class _MemoryProvince:
     it pushes to its ``ledger`` (``sync_refused``: the refused change too)."""
 
     def __init__(self, lift: set[tuple[str, str]] = frozenset(), block: set[tuple[str, str]] = frozenset(),  # type: ignore[assignment]
-                 status: int = 409, sync_refused: bool = False) -> None:
+                 status: int = 409, sync_refused: bool = False, fee: int = 10000) -> None:
         self.machine = state_machine()
+        self.fee = fee
         self.lift, self.block, self.status, self.sync_refused = lift, block, status, sync_refused
         self.docs: dict[str, dict[str, Any]] = {}
         self.ledger: dict[str, dict[str, Any]] = {}
@@ -115,7 +116,7 @@ class _MemoryProvince:
     def submit(self, session: Any, payload: Any, **_: Any) -> _Answer:
         self.requests += 1
         m = f"000.00.04.H26-250701-{len(self.docs) + 1:04d}"
-        self.docs[m] = {"MaHoSo": m, "TrangThaiHoSo": "1", "LichSu": [{"TrangThaiHoSo": "1"}], "PhiPhaiNop": 10000,
+        self.docs[m] = {"MaHoSo": m, "TrangThaiHoSo": "1", "LichSu": [{"TrangThaiHoSo": "1"}], "PhiPhaiNop": self.fee,
                         "DaThanhToan": False}
         self._push(m, "1")
         return _Answer(201, self.docs[m])
@@ -179,7 +180,7 @@ def _defects(attempts: Any) -> list[str]:
 def test_a_correct_province_passes_every_pair_with_one_dossier_per_state(monkeypatch: Any) -> None:
     province = _MemoryProvince()
     seen = _explore(province, monkeypatch)
-    assert len(seen.probes) == 81 and not seen.unreachable and _defects(seen.probes) == []
+    assert len(seen.probes) == 81 and not seen.unprobed and _defects(seen.probes) == []
     assert len(seen.accepts) == len(state_machine().allowed_pairs()) and _defects(seen.accepts.values()) == []
     assert seen.dossiers == 16  # ten probed states, six more for the allowed pairs no walk used
     assert all(a.synced == [] for a in seen.probes)
@@ -195,7 +196,7 @@ def test_every_wrongly_allowed_pair_is_found_and_its_dossier_replaced(monkeypatc
 
 def test_a_refused_allowed_step_is_walked_around_and_reported(monkeypatch: Any) -> None:
     seen = _explore(_MemoryProvince(block={("2", "stop"), ("5", "withdraw")}), monkeypatch)
-    assert len(seen.probes) == 81 and not seen.unreachable and _defects(seen.probes) == []
+    assert len(seen.probes) == 81 and not seen.unprobed and _defects(seen.probes) == []
     assert sorted(_defects(seen.accepts.values())) == [
         "stop in 2 refused with HTTP 409 (expected 200, state 8)",
         "withdraw in 5 refused with HTTP 409 (expected 200, state 7)",
@@ -208,3 +209,9 @@ def test_wrong_status_and_pushed_refusals_are_charged_to_their_pairs(monkeypatch
     assert "withdraw in 9 refused with HTTP 400 (expected 409)" in defects
     assert "withdraw in 9 refused, but reached the national portal (new item in state 7)" in defects
     assert all(a.synced for a in seen.probes)
+
+
+def test_a_precondition_already_met_is_not_probed_but_said(monkeypatch: Any) -> None:
+    seen = _explore(_MemoryProvince(fee=0), monkeypatch)  # a free dossier may be processed from 6
+    assert len(seen.probes) == 80 and _defects(seen.probes) == []
+    assert list(seen.unprobed) == ["process in 6"] and "meets fee-paid already" in seen.unprobed["process in 6"]

@@ -117,3 +117,13 @@ def test_the_citizen_operations_prose_is_the_table() -> None:
         responses = next(op["responses"] for item in paths.values() for op in item.values()
                          if isinstance(op, dict) and op.get("operationId") == operation)
         assert refusal in responses, f"{operation} does not document the refusal {refusal}"
+
+
+def test_unmet_preconditions_are_judged_on_the_dossier() -> None:
+    machine = state_machine()
+    waiting = {"TrangThaiHoSo": "6", "PhiPhaiNop": 10000, "DaThanhToan": False}
+    assert machine.unmet("process", waiting) == ("fee-paid",)
+    assert machine.unmet("process", {**waiting, "DaThanhToan": True}) == ()
+    assert machine.unmet("process", {**waiting, "PhiPhaiNop": 0}) == ()
+    assert machine.unmet("process", {**waiting, "PhiPhaiNop": "junk"}) == ("fee-paid",)  # untrusted: a fee is due
+    assert machine.unmet("process", {**waiting, "TrangThaiHoSo": "2"}) == ()

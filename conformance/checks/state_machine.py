@@ -146,7 +146,8 @@ class Exploration:
 
     probes: list[Attempt]
     accepts: dict[tuple[str, str], Attempt]
-    unreachable: dict[str, list[str]]
+    #: "action in state" → why it could not be tried (state unreachable, precondition already met)
+    unprobed: dict[str, str]
     dossiers: int
     window: float | None  # seconds the ledger was watched after the last probe (None: sync not declared)
     seconds: float
@@ -188,6 +189,11 @@ class Explorer:
         documents = self.data.submission(FEE_PROCEDURE, None, self.citizen).get("TaiLieuNop") or []
         return documents[:1] or [{"TepDinhKemId": "bo-sung-1", "TenTepDinhKem": "bo-sung.pdf", "IsDeleted": False,
                                   "MaThanhPhanHoSo": "BS", "DuongDanTaiTepTin": "/files/bo-sung-1"}]
+
+    def unmet(self, held: Held, action: str) -> tuple[str, ...]:
+        """The preconditions of ``action`` the dossier does not meet now (read back; the contract's tests)."""
+        body = _json(self.ctx.province.officer_dossier(held.ma_ho_so))
+        return self.machine.unmet(action, body) if isinstance(body, dict) else ()
 
     def state_of(self, ma_ho_so: str) -> str | None:
         response = self.ctx.province.officer_dossier(ma_ho_so)
@@ -315,17 +321,18 @@ def probe_plan(machine: StateMachine) -> dict[str, list[tuple[str, tuple[str, ..
 
 
 def _probe_all(explorer: Explorer, plan: dict[str, list[tuple[str, tuple[str, ...]]]]
-               ) -> tuple[list[Held], dict[str, list[str]]]:
+               ) -> tuple[list[Held], dict[str, str]]:
     """Rounds: a dossier per state with actions left, every action tried on it until one moves it."""
     current: dict[str, Held] = {}
     used: list[Held] = []
-    unreachable: dict[str, list[str]] = {}
+    unprobed: dict[str, str] = {}
     while plan:
         fresh = {}
         for state in [s for s in plan if s not in current or current[s].spent or current[s].state != s]:
             held = explorer.walk(state)
             if held is None:
-                unreachable[state] = [a for a, _ in plan.pop(state)]
+                unprobed.update({f"{a} in {state}": "the state is unreachable along allowed steps"
+                                 for a, _ in plan.pop(state)})
                 continue
             fresh[state] = held
         explorer.baseline(list(fresh.values()))
@@ -335,13 +342,16 @@ def _probe_all(explorer: Explorer, plan: dict[str, list[tuple[str, tuple[str, ..
             held = current[state]
             while plan[state] and not held.spent and held.state == state:
                 action, unmet = plan[state].pop(0)
+                if unmet and not explorer.unmet(held, action):
+                    unprobed[f"{action} in {state}"] = f"dossier {held.ma_ho_so} meets {', '.join(unmet)} already"
+                    continue
                 held.attempts.append(explorer.attempt(held, action, allowed=False, unmet=unmet))
             moved_to = current.get(held.state)
             if held.state != state and not held.spent and (moved_to is None or moved_to.state != held.state):
                 current[held.state] = held  # moved by a wrongly allowed action: it now serves its new state
             if not plan[state]:
                 del plan[state]
-    return used, unreachable
+    return used, unprobed
 
 
 def _accept_rest(explorer: Explorer, helds: list[Held]) -> None:
@@ -360,11 +370,11 @@ def explore(ctx: CheckContext) -> Exploration:
     started = time.monotonic()
     machine = state_machine()
     explorer = Explorer(ctx, machine)
-    helds, unreachable = _probe_all(explorer, probe_plan(machine))
+    helds, unprobed = _probe_all(explorer, probe_plan(machine))
     window = explorer.judge_ledger(helds)
     _accept_rest(explorer, helds)
     probes = [a for h in helds for a in h.attempts if a.expected is None]
-    return Exploration(probes, explorer.accepts, unreachable, explorer.dossiers, window,
+    return Exploration(probes, explorer.accepts, unprobed, explorer.dossiers, window,
                        time.monotonic() - started)
 
 
@@ -377,9 +387,9 @@ def _explored(ctx: CheckContext) -> Exploration:
 def _judge_refusals(ctx: CheckContext, seen: Exploration, mine: list[Attempt], expected_pairs: int,
                     what: str) -> str:
     machine = state_machine()
-    ctx.require_evidence(len(mine), expected_pairs, f"{what} probed",
-                         reproduce="haicap certify --only sync --only submission"
-                         + (f" (unreachable states: {', '.join(seen.unreachable)})" if seen.unreachable else ""))
+    why = "; ".join(f"{pair}: {reason}" for pair, reason in seen.unprobed.items())
+    ctx.require_evidence(len(mine), expected_pairs, f"{what} probed" + (f" (not probed: {why})" if why else ""),
+                         reproduce="haicap certify --only sync --only submission")
     wrong = [(a, d) for a in mine for d in attempt_defects(a, machine.refusal_status)]
     if wrong:
         groups: dict[str, list[str]] = {}

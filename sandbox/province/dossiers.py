@@ -314,10 +314,6 @@ def _machine() -> StateMachine:
     return state_machine()
 
 
-#: How each precondition of the contract is evaluated on a stored dossier.
-_PRECONDITIONS: dict[str, Callable[[dict[str, Any]], bool]] = {
-    "fee-paid": lambda doc: bool(doc.get("DaThanhToan")) or int(doc.get("PhiPhaiNop") or 0) <= 0,
-}
 #: Faults that let a pair the table refuses go through: fault → (transition, current state) → lifted?
 _LIFTS: dict[str, Callable[[Transition, str], bool]] = {
     "invalid-status-transition": lambda t, state: t.performer == "officer",
@@ -334,14 +330,15 @@ _BLOCKS: dict[str, Callable[[Transition, str], bool]] = {
 }
 
 
-def _precondition_met(precondition: str, doc: dict[str, Any], faults: Collection[str]) -> bool:
-    if precondition == "fee-paid":
-        if "processes-unpaid-dossier" in faults:
-            return True
-        if "refuses-process-after-payment" in faults:
-            return int(doc.get("PhiPhaiNop") or 0) <= 0
-    evaluate = _PRECONDITIONS.get(precondition)
-    return evaluate is not None and evaluate(doc)
+def _unmet(action: str, doc: dict[str, Any], faults: Collection[str]) -> list[str]:
+    """The preconditions the dossier does not meet (judged by the contract's tests), as the faults distort them."""
+    unmet = list(_machine().unmet(action, doc))
+    if "processes-unpaid-dossier" in faults:
+        unmet = [p for p in unmet if p != "fee-paid"]
+    if ("refuses-process-after-payment" in faults and "fee-paid" in _machine().transition(action).requires(
+            str(doc["TrangThaiHoSo"])) and int(doc.get("PhiPhaiNop") or 0) > 0 and "fee-paid" not in unmet):
+        unmet.append("fee-paid")  # the paid flag is not consulted
+    return unmet
 
 
 def transition_refusal(doc: dict[str, Any], action: str, *, faults: Collection[str] = ()) -> Problem | None:
@@ -363,7 +360,7 @@ def transition_refusal(doc: dict[str, Any], action: str, *, faults: Collection[s
         )
     if lifted and "invalid-status-transition" in faults:
         return None
-    unmet = [p for p in transition.requires(current) if not _precondition_met(p, doc, faults)]
+    unmet = _unmet(action, doc, faults)
     if unmet:
         described = "; ".join(machine.preconditions[p].description if p in machine.preconditions else p for p in unmet)
         return Problem(
