@@ -60,9 +60,12 @@ def test_reproduce_names_the_request() -> None:
 
 def test_ledger_extras_counts_only_items_the_province_history_does_not_explain() -> None:
     history = [{"TrangThaiHoSo": "1"}, {"TrangThaiHoSo": "2"}]
-    record = {"history": [{"TrangThaiHoSo": "1"}, {"TrangThaiHoSo": "2"}, {"TrangThaiHoSo": "10"}],
-              "progress": [{"item": {"TrangThai": "1"}}, {"item": {"TrangThai": "2"}}, {"item": {"TrangThai": "2"}}]}
-    assert ledger_extras(history, record) == {"10": 1, "2": 1}
+    progress = [{"item": {"TrangThai": "1", "ThoiDiemXuLy": "a"}}, {"item": {"TrangThai": "2", "ThoiDiemXuLy": "b"}}]
+    pushed = {"item": {"TrangThai": "10", "ThoiDiemXuLy": "c"}}
+    record = {"history": [{"TrangThaiHoSo": s} for s in ("1", "2", "2", "2")], "progress": [*progress, pushed]}
+    assert ledger_extras(history, record) == {"10": 1}  # progress decides: the repeated history items are ignored
+    assert ledger_extras(history, {**record, "progress": [*progress, progress[1], progress[1]]}) == {}  # re-sent
+    assert ledger_extras(history, {"history": record["history"]}) == {"2": 2}  # no progress: the history counts
     assert ledger_extras(history, None) == {}
     assert ledger_extras(history, {"history": ["junk", {"x": 1}], "progress": [{"item": "junk"}]}) == {"None": 1}
 
@@ -111,7 +114,7 @@ class _MemoryProvince:
     def _push(self, m: str, state: str) -> None:
         record = self.ledger.setdefault(m, {"history": [], "progress": []})
         record["history"].append({"TrangThaiHoSo": state})
-        record["progress"].append({"item": {"TrangThai": state}})
+        record["progress"].append({"item": {"TrangThai": state, "ThoiDiemXuLy": str(self.requests)}})
 
     def submit(self, session: Any, payload: Any, **_: Any) -> _Answer:
         self.requests += 1

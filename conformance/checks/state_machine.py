@@ -14,9 +14,11 @@ How it stays fast: a planner walks one dossier to each source state along the sh
 and then avoiding, allowed steps a province refuses), and every forbidden action of that state is tried on that
 one dossier, since a refusal leaves it where it was; only a dossier that moved is replaced. The ledger is read
 once after the walks (a short bounded wait until each walked change is there) and once after a settle window
-following the last probe: a refused action reached the national portal when the ledger then holds more items of
-the refused action's target state than the province's own history explains. The allowed pairs no walk used are
-tried last, one dossier each. Everything runs once per process (``ctx.shared``) and is judged by five checks.
+following the last probe: a refused action reached the national portal when the ledger then holds more distinct
+items of the refused action's target state (progress items, or the status history of a province that sends none,
+or items the national side received and refused) than before, beyond what the province's own history explains.
+A dossier a wrongly allowed action moved serves its new state. The allowed pairs no walk used are tried last, one
+dossier each. Everything runs once per process (``ctx.shared``) and is judged by six checks (SYNC-09 walks its own).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from haicap.conformance.checks.payment import FEE_PROCEDURE
 from haicap.conformance.checks.sync import listed
@@ -49,6 +53,8 @@ CATCHUP_SECONDS = 5.0
 #: or twice the slowest catch-up the walks showed, never more than the SLA.
 SETTLE_SECONDS = 0.5
 POLL_SECONDS = 0.05
+#: Submissions tried (each in another commune) before the walk gives up: a refused commune is SUB-05's verdict.
+SUBMIT_TRIES = 3
 
 
 # -- what one attempt saw, and its defects (pure; tests/test_checks_state_machine.py) --------------
@@ -114,18 +120,20 @@ def attempt_defects(attempt: Attempt, refusal_status: int) -> list[str]:
 
 
 def ledger_extras(province_history: Iterable[Any], record: dict[str, Any] | None) -> Counter[str]:
-    """National items per state beyond the province's own changes into that state (history and progress)."""
+    """National items per state beyond the province's own changes into that state.
+
+    Counted on the progress items (CapNhatTienDoHoSoMC), each distinct content once, so a re-sent item (SYNC-04's
+    defect) is not taken for a new change; on the status history only when the province sends no progress.
+    """
     own = Counter(str(e.get("TrangThaiHoSo")) for e in province_history if isinstance(e, dict))
     record = record or {}
-    extras: Counter[str] = Counter()
-    history = Counter(str(h.get("TrangThaiHoSo")) for h in record.get("history") or [] if isinstance(h, dict))
-    progress = Counter(str((p.get("item") or {}).get("TrangThai")) for p in record.get("progress") or []
-                       if isinstance(p, dict) and isinstance(p.get("item"), dict))
-    for counted in (history, progress):
-        for state, n in counted.items():
-            if n > own[state]:
-                extras[state] += n - own[state]
-    return extras
+    distinct = {orjson.dumps(p["item"], option=orjson.OPT_SORT_KEYS): p["item"] for p in record.get("progress") or []
+                if isinstance(p, dict) and isinstance(p.get("item"), dict)}
+    if distinct:
+        counted = Counter(str(item.get("TrangThai")) for item in distinct.values())
+    else:
+        counted = Counter(str(h.get("TrangThaiHoSo")) for h in record.get("history") or [] if isinstance(h, dict))
+    return Counter({state: n - own[state] for state, n in counted.items() if n > own[state]})
 
 
 # -- the exploration ---------------------------------------------------------------------------------
@@ -221,14 +229,16 @@ class Explorer:
 
     # -- walking -----------------------------------------------------------------------------------
     def _submit(self) -> Held:
-        submitted = self.ctx.province.submit(self.session, self.data.submission(FEE_PROCEDURE, None, self.citizen),
-                                             name="state machine: submit")
-        body = _json(submitted)
-        if submitted.status_code != 201 or not isinstance(body, dict) or not body.get("MaHoSo"):
-            raise CheckError(f"submitting a dossier of {FEE_PROCEDURE} failed (HTTP {submitted.status_code}): "
-                             f"{str(body)[:200]}", reproduce="POST /api/v1/dossiers")
-        self.dossiers += 1
-        return Held(body["MaHoSo"], str(body.get("TrangThaiHoSo")))
+        """A new dossier of the fee procedure; a refused commune is tried again elsewhere (SUB-05 judges coverage)."""
+        for _ in range(SUBMIT_TRIES):
+            payload = self.data.submission(FEE_PROCEDURE, None, self.citizen)
+            submitted = self.ctx.province.submit(self.session, payload, name="state machine: submit")
+            body = _json(submitted)
+            if submitted.status_code == 201 and isinstance(body, dict) and body.get("MaHoSo"):
+                self.dossiers += 1
+                return Held(str(body["MaHoSo"]), str(body.get("TrangThaiHoSo")))
+        raise CheckError(f"submitting a dossier of {FEE_PROCEDURE} failed (HTTP {submitted.status_code}, "
+                         f"MaXa {payload.get('MaXa')}): {str(body)[:200]}", reproduce="POST /api/v1/dossiers")
 
     def walk(self, state: str) -> Held | None:
         """A fresh dossier in ``state`` along the shortest path the province has not refused; None: unreachable."""
