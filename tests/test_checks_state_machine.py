@@ -3,9 +3,16 @@ refusal is charged with."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
-from haicap.conformance.checks.state_machine import Attempt, attempt_defects, ledger_extras, probe_plan
+from haicap.conformance.checks.state_machine import (
+    Attempt,
+    attempt_defects,
+    charge_refusals,
+    ledger_extras,
+    probe_plan,
+)
 from haicap.dossier_states import state_machine
 
 PROBLEM = {"type": "https://example/problems/invalid-transition", "title": "Invalid transition", "status": 409}
@@ -218,3 +225,14 @@ def test_a_precondition_already_met_is_not_probed_but_said(monkeypatch: Any) -> 
     seen = _explore(_MemoryProvince(fee=0), monkeypatch)  # a free dossier may be processed from 6
     assert len(seen.probes) == 80 and _defects(seen.probes) == []
     assert list(seen.unprobed) == ["process in 6"] and "meets fee-paid already" in seen.unprobed["process in 6"]
+
+
+def test_a_pushed_refusal_is_charged_by_its_marker_then_by_counts() -> None:
+    machine = state_machine()
+    process = Attempt("1", "process", "officer", "M", 409, PROBLEM, "1", marker="probe 1")
+    supplement = Attempt("1", "supplement", "citizen", "M", 409, PROBLEM, "1", marker="probe 2")
+    stop = Attempt("1", "stop", "officer", "M", 409, PROBLEM, "1", marker="probe 3")
+    charge_refusals([process, supplement, stop], Counter({"4": 1}), ['{"NoiDungXuLy": "probe 1"}'], machine)
+    assert (process.synced, supplement.synced, stop.synced) == (["4"], [], [])  # both lead to 4: the marker decides
+    charge_refusals([process, supplement, stop], Counter({"4": 1, "8": 1}), [], machine)  # no marker echoed
+    assert (process.synced, supplement.synced, stop.synced) == (["4"], ["4"], ["8"])

@@ -41,7 +41,7 @@ from haicap.dossier_states import StateMachine, state_machine
 from haicap.http_port import ResponseLike
 from haicap.province_client import CitizenSession, LoginFailed
 
-__all__ = ["Attempt", "Exploration", "attempt_defects", "ledger_extras", "probe_plan"]
+__all__ = ["Attempt", "Exploration", "attempt_defects", "charge_refusals", "ledger_extras", "probe_plan"]
 
 TABLE = "contracts/schemas/dossier.schema.json x-transitions"
 CONFLICT = "contracts/province-dossier.openapi.yaml 409 Conflict"
@@ -75,6 +75,8 @@ class Attempt:
     unmet: tuple[str, ...] = ()
     #: statuses of national items the refusal produced (None: the ledger was not judged)
     synced: list[str] | None = None
+    #: the text sent with the action (NoiDungXuLy, GhiChu, LyDo), by which its national item is recognised
+    marker: str = ""
 
     @property
     def pair(self) -> str:
@@ -136,6 +138,18 @@ def ledger_extras(province_history: Iterable[Any], record: dict[str, Any] | None
     return Counter({state: n - own[state] for state, n in counted.items() if n > own[state]})
 
 
+def charge_refusals(attempts: list[Attempt], new: Counter[str], texts: list[str], machine: StateMachine) -> None:
+    """Set ``synced`` on each refused attempt of one dossier: charged when a national item carries its marker, or
+    when the new items of its target state outnumber those the marked attempts explain (a province that does not
+    echo the text sent with an action is judged on counts alone)."""
+    refused = [a for a in attempts if a.expected is None and a.status >= 400]
+    marked = {id(a) for a in refused if a.marker and any(a.marker in text for text in texts)}
+    explained = Counter(machine.transition(a.action).target for a in refused if id(a) in marked)
+    for attempt in refused:
+        target = machine.transition(attempt.action).target
+        attempt.synced = [target] if id(attempt) in marked or new[target] > explained[target] else []
+
+
 # -- the exploration ---------------------------------------------------------------------------------
 @dataclass
 class Held:
@@ -176,18 +190,21 @@ class Explorer:
         self.refused_steps: set[tuple[str, str]] = set()
         self.accepts: dict[tuple[str, str], Attempt] = {}
         self.dossiers = 0
+        self.sent = 0
         self.catchup = 0.0
 
     # -- acting ------------------------------------------------------------------------------------
-    def _call(self, ma_ho_so: str, action: str) -> ResponseLike:
+    def _call(self, ma_ho_so: str, action: str, marker: str) -> ResponseLike:
         transition = self.machine.transition(action)
         if transition.performer == "officer":
-            return self.ctx.province.officer_action(ma_ho_so, action, name=f"state machine: {action}")
+            return self.ctx.province.officer_action(ma_ho_so, action, name=f"state machine: {action}",
+                                                    NoiDungXuLy=marker)
         calls: dict[str, Callable[[], ResponseLike]] = {
             "supplementDossier": lambda: self.ctx.province.supplement(
-                self.session, ma_ho_so, {"TaiLieuNop": self._documents()}, name="state machine: supplement"),
+                self.session, ma_ho_so, {"TaiLieuNop": self._documents(), "GhiChu": marker},
+                name="state machine: supplement"),
             "withdrawDossier": lambda: self.ctx.province.withdraw(
-                self.session, ma_ho_so, {"LyDo": "Kiểm tra bảng trạng thái"}, name="state machine: withdraw"),
+                self.session, ma_ho_so, {"LyDo": marker}, name="state machine: withdraw"),
         }
         if transition.operation not in calls:
             raise CheckError(f"no way to perform citizen action {action!r} (operation {transition.operation!r})")
@@ -212,13 +229,15 @@ class Explorer:
         """Try ``action`` on the dossier and read its state back (an accepted allowed step that answers the
         table's target state is taken at its word: a walk costs one request per step)."""
         transition = self.machine.transition(action)
-        response = self._call(held.ma_ho_so, action)
+        self.sent += 1
+        marker = f"haicap kiểm tra trạng thái {self.sent}: {action} ở trạng thái {held.state}"
+        response = self._call(held.ma_ho_so, action, marker)
         body = _json(response)
         answered = str(body.get("TrangThaiHoSo")) if isinstance(body, dict) else None
         trusted = allowed and response.status_code == 200 and answered == transition.target
         after = answered if trusted else self.state_of(held.ma_ho_so)
         result = Attempt(held.state, action, transition.performer, held.ma_ho_so, response.status_code, body,
-                         after, transition.target if allowed else None, unmet)
+                         after, transition.target if allowed else None, unmet, marker=marker)
         if allowed:
             self.accepts.setdefault((held.state, action), result)
             if response.status_code != 200 or after != transition.target:
@@ -260,11 +279,12 @@ class Explorer:
         body = _json(self.ctx.province.officer_dossier(held.ma_ho_so))
         return list(body.get("LichSu") or []) if isinstance(body, dict) else []
 
-    def _rejected(self) -> Counter[tuple[str, str]]:
+    def _rejected(self, rejections: list[Any] | None = None) -> Counter[tuple[str, str]]:
         """Items the national side received and refused, per (MaHoSo, TrangThaiHoSo): sent is sent."""
+        if rejections is None:
+            rejections = self.ctx.national.sync_rejections()
         return Counter((str(r.get("MaHoSo")), str(r["item"].get("TrangThaiHoSo")))
-                       for r in self.ctx.national.sync_rejections()
-                       if isinstance(r, dict) and isinstance(r.get("item"), dict))
+                       for r in rejections if isinstance(r, dict) and isinstance(r.get("item"), dict))
 
     @staticmethod
     def _surplus(held: Held, history: list[Any], record: dict[str, Any] | None,
@@ -302,14 +322,14 @@ class Explorer:
             return None
         window = min(max(SETTLE_SECONDS, 2 * self.catchup), self.ctx.target.sync_sla_seconds)
         time.sleep(window)
-        rejected = self._rejected()
+        rejections = [r for r in self.ctx.national.sync_rejections() if isinstance(r, dict)]
+        rejected = self._rejected(rejections)
         for held in helds:
-            new = self._surplus(held, self._history(held), self.ctx.national.synced_dossier(held.ma_ho_so),
-                                rejected) - held.baseline
-            for attempt in held.attempts:
-                if attempt.expected is None and attempt.status >= 400:
-                    target = self.machine.transition(attempt.action).target
-                    attempt.synced = [target] if new[target] > 0 else []
+            record = self.ctx.national.synced_dossier(held.ma_ho_so)
+            new = self._surplus(held, self._history(held), record, rejected) - held.baseline
+            texts = [orjson.dumps(p).decode() for p in (record or {}).get("progress") or []]
+            texts += [orjson.dumps(r).decode() for r in rejections if r.get("MaHoSo") == held.ma_ho_so]
+            charge_refusals(held.attempts, new, texts, self.machine)
         return window
 
 
