@@ -173,6 +173,7 @@ class Exploration:
     dossiers: int
     window: float | None  # seconds the ledger was watched after the last probe (None: sync not declared)
     seconds: float
+    lagging: int = 0
 
 
 class Explorer:
@@ -192,6 +193,7 @@ class Explorer:
         self.dossiers = 0
         self.sent = 0
         self.catchup = 0.0
+        self.lagging = 0  # walked dossiers whose changes the ledger had not all received before probing
 
     # -- acting ------------------------------------------------------------------------------------
     def _call(self, ma_ho_so: str, action: str, marker: str) -> ResponseLike:
@@ -312,6 +314,8 @@ class Explorer:
                     held.baseline = self._surplus(held, histories[held.ma_ho_so], record, rejected)
                     if caught_up:  # a ledger that never caught up sets no pace for the settle window
                         self.catchup = max(self.catchup, time.monotonic() - started)
+                    else:
+                        self.lagging += 1
                     pending.remove(held)
             if pending:
                 time.sleep(POLL_SECONDS)
@@ -405,7 +409,7 @@ def explore(ctx: CheckContext) -> Exploration:
     _accept_rest(explorer, helds)
     probes = [a for h in helds for a in h.attempts if a.expected is None]
     return Exploration(probes, explorer.accepts, unprobed, explorer.dossiers, window,
-                       time.monotonic() - started)
+                       time.monotonic() - started, explorer.lagging)
 
 
 def _explored(ctx: CheckContext) -> Exploration:
@@ -432,6 +436,9 @@ def _judge_refusals(ctx: CheckContext, seen: Exploration, mine: list[Attempt], e
     states = sorted({a.state for a in mine}, key=int)
     ledger = (f"nothing new at the national portal within {seen.window:.1f} s of the last probe"
               if seen.window is not None else "the national ledger not judged (sync not declared)")
+    if seen.lagging:
+        ledger += (f" (the ledger had not received every walked change of {seen.lagging} dossiers within "
+                   f"{CATCHUP_SECONDS:g} s: SYNC-01's verdict)")
     return (f"{len(mine)} {what} (states {', '.join(states)}) refused with HTTP {machine.refusal_status} problems, "
             f"no dossier moved, {ledger}; {seen.dossiers} dossiers walked, {seen.seconds:.1f} s")
 
@@ -494,8 +501,9 @@ def unpaid_not_processed(ctx: CheckContext) -> str:
     hold (the requested fee unpaid): refused with a 409 problem, the state unchanged, nothing new nationally."""
     seen = _explored(ctx)
     mine = [a for a in seen.probes if a.unmet]
-    return _judge_refusals(ctx, seen, mine, len(state_machine().conditional_pairs()),
-                           "(state, action) pairs with an unmet precondition")
+    expected = len(state_machine().conditional_pairs())
+    return _judge_refusals(ctx, seen, mine, expected,
+                           f"(state, action) pair{'' if expected == 1 else 's'} with an unmet precondition")
 
 
 @check("SYNC-09", criterion="sync", severity="major", requires=("officer_api", "sso", "submission", "payment"),
