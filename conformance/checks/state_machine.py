@@ -55,6 +55,8 @@ SETTLE_SECONDS = 0.5
 POLL_SECONDS = 0.05
 #: Submissions tried (each in another commune) before the walk gives up: a refused commune is SUB-05's verdict.
 SUBMIT_TRIES = 3
+#: How long an acknowledged dossier may take to become readable before another is submitted.
+VISIBLE_SECONDS = 2.0
 
 
 # -- what one attempt saw, and its defects (pure; tests/test_checks_state_machine.py) --------------
@@ -217,6 +219,15 @@ class Explorer:
         return documents[:1] or [{"TepDinhKemId": "bo-sung-1", "TenTepDinhKem": "bo-sung.pdf", "IsDeleted": False,
                                   "MaThanhPhanHoSo": "BS", "DuongDanTaiTepTin": "/files/bo-sung-1"}]
 
+    def _visible(self, ma_ho_so: str) -> bool:
+        """Whether the acknowledged dossier can be read (bounded wait: a lost one is SUB-06's verdict, not ours)."""
+        deadline = time.monotonic() + VISIBLE_SECONDS
+        while self.state_of(ma_ho_so) is None:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(POLL_SECONDS)
+        return True
+
     def unmet(self, held: Held, action: str) -> tuple[str, ...]:
         """The preconditions of ``action`` the dossier does not meet now (read back; the contract's tests)."""
         body = _json(self.ctx.province.officer_dossier(held.ma_ho_so))
@@ -250,12 +261,14 @@ class Explorer:
 
     # -- walking -----------------------------------------------------------------------------------
     def _submit(self) -> Held:
-        """A new dossier of the fee procedure; a refused commune is tried again elsewhere (SUB-05 judges coverage)."""
+        """A new, readable dossier of the fee procedure; a refused commune (SUB-05's verdict) or an acknowledged
+        dossier that cannot be read (SUB-06's) is replaced by another submission."""
         for _ in range(SUBMIT_TRIES):
             payload = self.data.submission(FEE_PROCEDURE, None, self.citizen)
             submitted = self.ctx.province.submit(self.session, payload, name="state machine: submit")
             body = _json(submitted)
-            if submitted.status_code == 201 and isinstance(body, dict) and body.get("MaHoSo"):
+            if submitted.status_code == 201 and isinstance(body, dict) and body.get("MaHoSo") \
+                    and self._visible(str(body["MaHoSo"])):
                 self.dossiers += 1
                 return Held(str(body["MaHoSo"]), str(body.get("TrangThaiHoSo")))
         raise CheckError(f"submitting a dossier of {FEE_PROCEDURE} failed (HTTP {submitted.status_code}, "
