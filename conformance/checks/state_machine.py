@@ -443,7 +443,7 @@ def _judge_refusals(ctx: CheckContext, seen: Exploration, mine: list[Attempt], e
         for attempt, defect in wrong:
             groups.setdefault(_kind(attempt, defect), []).append(f"{defect} ({attempt.ma_ho_so})")
         raise CheckFailure(
-            f"{len({id(a) for a, _ in wrong})} of {len(mine)} {what} were not refused cleanly",
+            f"{len({id(a) for a, _ in wrong})} of {len(mine)} {what}: not refused cleanly",
             expected=f"HTTP {machine.refusal_status} problem, the state unchanged, nothing new at the national portal",
             actual={kind: listed(items) for kind, items in groups.items()}, reproduce=wrong[0][0].reproduce())
     states = sorted({a.state for a in mine}, key=int)
@@ -471,7 +471,7 @@ def _judge_accepts(ctx: CheckContext, seen: Exploration, performer: str, what: s
     tried = [seen.accepts[p] for p in pairs if p in seen.accepts]
     ctx.require_evidence(len(tried), len(pairs), what)
     wrong = [(a, d) for a in tried for d in attempt_defects(a, state_machine().refusal_status)]
-    ctx.expect(not wrong, f"{len(wrong)} of {len(tried)} {what} were not accepted",
+    ctx.expect(not wrong, f"{len(wrong)} of {len(tried)} {what}: not accepted",
                expected="HTTP 200 and the dossier in the table's target state",
                actual=listed([f"{d} ({a.ma_ho_so})" for a, d in wrong]),
                reproduce=wrong[0][0].reproduce() if wrong else None)
