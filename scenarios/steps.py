@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from haicap.contract_registry import default_registry
+from haicap.dossier_states import state_machine
 from haicap.http_port import ResponseLike
 from haicap.province_client import LoginFailed
 from haicap.scenarios.engine import ScenarioContext, StepFailed, step
@@ -25,6 +26,7 @@ from haicap.scenarios.engine import ScenarioContext, StepFailed, step
 _REGISTRY = default_registry()
 _ACTIONS = _REGISTRY.schema("dossier.schema.json#/$defs/OfficerAction/properties/action")["enum"]
 _STATUSES = _REGISTRY.enum("common.schema.json#/$defs/TrangThaiHoSo")
+_MACHINE = state_machine(_REGISTRY)  # the contract's transition table: where each action leads
 _MATTHC_PATTERN = _REGISTRY.schema("common.schema.json#/$defs/MaTTHC")["pattern"]
 
 
@@ -95,7 +97,17 @@ def officer_action(ctx: ScenarioContext, params: dict[str, Any]) -> None:
     extra = {"NoiDungXuLy": params["NoiDungXuLy"]} if "NoiDungXuLy" in params else {}
     body = _expect_status(ctx.province.officer_action(ma_ho_so, params["action"], **extra), 200,
                           f"officer {params['action']} on {ma_ho_so}")
-    ctx.state["dossier"] = body
+    ctx.state["dossier"] = _expect_moved(body, params["action"], ma_ho_so)
+
+
+def _expect_moved(body: Any, action: str, ma_ho_so: str) -> Any:
+    """The 200 answer of an action shows the dossier in the state the contract's table leads it to."""
+    target = _MACHINE.transition(action).target
+    state = body.get("TrangThaiHoSo") if isinstance(body, dict) else None
+    if str(state) != target:
+        raise StepFailed(f"after {action} dossier {ma_ho_so} is in state {state}, not {target}", expected=target,
+                         actual=state)
+    return body
 
 
 @step("expect_status", params={"required": ["status"], "properties": {"status": {"enum": _STATUSES}}},
@@ -182,8 +194,8 @@ def supplement(ctx: ScenarioContext, params: dict[str, Any]) -> None:
     session = ctx.get("session", "supplement")
     documents = ctx.state.get("submission", {}).get("TaiLieuNop") or []
     body = {"TaiLieuNop": documents[:1] or [_placeholder_document()], **params}
-    ctx.state["dossier"] = _expect_status(ctx.province.supplement(session, ma_ho_so, body), 200,
-                                          f"supplement {ma_ho_so}")
+    answer = _expect_status(ctx.province.supplement(session, ma_ho_so, body), 200, f"supplement {ma_ho_so}")
+    ctx.state["dossier"] = _expect_moved(answer, "supplement", ma_ho_so)
 
 
 def _placeholder_document() -> dict[str, Any]:
@@ -199,10 +211,7 @@ def withdraw(ctx: ScenarioContext, params: dict[str, Any]) -> None:
     session = ctx.get("session", "withdraw")
     body = _expect_status(ctx.province.withdraw(session, ma_ho_so, {"LyDo": params.get("LyDo", "Công dân rút hồ sơ")}),
                           200, f"withdraw {ma_ho_so}")
-    if str(body.get("TrangThaiHoSo")) != "7":
-        raise StepFailed(f"withdrawn dossier {ma_ho_so} is not in status 7", expected="7",
-                         actual=body.get("TrangThaiHoSo"))
-    ctx.state["dossier"] = body
+    ctx.state["dossier"] = _expect_moved(body, "withdraw", ma_ho_so)
 
 
 @step("forward_from_national", params={"properties": {"MaXa": {"type": "string", "pattern": "^[0-9]{5}$"}}},

@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 from test_province_e2e import Harness, new_cccd, wait_for
 
 from haicap.data_generators.units import admin_units
+from haicap.province_client import CitizenSession
 from haicap.sandbox.province.faults import FAULTS
 from haicap.sandbox.runner import Sandbox
 
@@ -522,3 +524,73 @@ def _open_redirect(h: Harness) -> bool:
             return False
         callback = browser.get(browser.get(login.headers["location"]).headers["location"])
         return callback.json().get("return_to") == "//evil.example/"
+# -- the dossier state machine (faults added with SYNC-06..09, SUB-30/31) -------------------------------------
+def _walked(h: Harness, *actions: str, **fields: Any) -> tuple[CitizenSession, str]:
+    session, _ = h.login()
+    m = h.submit(session, **fields)["MaHoSo"]
+    for action in actions:
+        assert h.act(m, action) == 200, action
+    return session, m
+
+
+_SUPPLEMENT = {"TaiLieuNop": [{"TepDinhKemId": "bs-1", "TenTepDinhKem": "bs.pdf", "IsDeleted": False,
+                               "MaThanhPhanHoSo": "BS", "DuongDanTaiTepTin": "/files/bs-1"}]}
+
+
+@probe("officer-actions-on-closed-dossiers")
+def _closed(h: Harness) -> bool:
+    _, m = _walked(h, "reject")
+    return h.act(m, "receive") == 200
+
+
+@probe("processes-unpaid-dossier")
+def _unpaid(h: Harness) -> bool:
+    _, m = _walked(h, "receive", "request-payment", MaTTHC="1.004222")
+    return h.act(m, "process") == 200
+
+
+@probe("refuses-process-after-payment")
+def _paid_refused(h: Harness) -> bool:
+    session, m = _walked(h, "receive", "request-payment", MaTTHC="1.004222")
+    h.pay(session, m)
+    assert wait_for(lambda: h.province.dossier(session, m).json()["DaThanhToan"])
+    return h.act(m, "process") == 409
+
+
+@probe("stop-only-while-processing")
+def _stop(h: Harness) -> bool:
+    _, m = _walked(h, "receive", "request-supplement")
+    return h.act(m, "stop") == 409
+
+
+@probe("refused-action-still-synced")
+def _refused_synced(h: Harness) -> bool:
+    _, m = _walked(h)
+    assert h.act(m, "return-result") == 409
+    assert wait_for(h.drained)
+    entry = h.ledger(m)
+    return entry is not None and "10" in [e["TrangThaiHoSo"] for e in entry["history"]]
+
+
+@probe("transition-refused-with-400")
+def _refused_400(h: Harness) -> bool:
+    _, m = _walked(h)
+    return h.act(m, "complete") == 400
+
+
+@probe("withdraw-after-decision")
+def _withdraw_decided(h: Harness) -> bool:
+    session, m = _walked(h, "receive", "process", "complete")
+    return h.province.withdraw(session, m, {"LyDo": "x"}).status_code == 200
+
+
+@probe("supplement-without-request")
+def _supplement_unrequested(h: Harness) -> bool:
+    session, m = _walked(h, "receive")
+    return h.province.supplement(session, m, _SUPPLEMENT).status_code == 200
+
+
+@probe("withdraw-refused-while-waiting")
+def _withdraw_waiting(h: Harness) -> bool:
+    session, m = _walked(h, "receive", "request-supplement")
+    return h.province.withdraw(session, m, {"LyDo": "x"}).status_code == 409

@@ -28,6 +28,7 @@ from haicap.conformance.context import CheckContext
 from haicap.conformance.journeys import PreparedJourney, prepare_journey, scenario_data
 from haicap.conformance.registry import CheckError, CheckFailure, CheckSkipped, check
 from haicap.contract_registry import default_registry
+from haicap.dossier_states import state_machine
 from haicap.http_port import ResponseLike
 from haicap.province_client import CitizenSession, LoginFailed
 
@@ -45,26 +46,13 @@ __all__ = [
 RULE = "DOMAIN.md: Dossier sync to NPSP"
 ITEM_REF = "sync.schema.json#/$defs/DongBoHoSoMCItem"
 
-#: The transition table of the dossier contract, written once here. Source: the description of
-#: ``dossier.schema.json#/$defs/OfficerAction``: "receive 1→2, reject 1→3, process 2|6→4 (6 only once paid),
-#: request-supplement 2|4→5, request-payment 2|4→6, stop 2|4|5|6→8, complete 4→9, return-result 9→10. The
-#: citizen's supplement moves 5→4 and withdraw 1|2|4|5|6→7." (tests/test_checks_sync.py keeps the two equal.)
+#: The transition table of the dossier contract (``dossier.schema.json`` ``x-transitions``, read by
+#: haicap.dossier_states): action → ("2|6", "4"), the source states joined by "|" and the target.
 TRANSITION_TABLE: dict[str, tuple[str, str]] = {
-    "receive": ("1", "2"),
-    "reject": ("1", "3"),
-    "process": ("2|6", "4"),
-    "request-supplement": ("2|4", "5"),
-    "request-payment": ("2|4", "6"),
-    "stop": ("2|4|5|6", "8"),
-    "complete": ("4", "9"),
-    "return-result": ("9", "10"),
-    "supplement": ("5", "4"),
-    "withdraw": ("1|2|4|5|6", "7"),
+    t.action: ("|".join(t.sources), t.target) for t in state_machine().transitions.values()
 }
 #: (from, to) pairs a dossier's status history may contain.
-ALLOWED_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
-    (source, target) for sources, target in TRANSITION_TABLE.values() for source in sources.split("|")
-)
+ALLOWED_TRANSITIONS: frozenset[tuple[str, str]] = state_machine().allowed_steps()
 #: A new dossier enters the national record in state 1 (Mới đăng ký).
 INITIAL_STATUS = "1"
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from haicap.dossier_states import state_machine
 from haicap.sandbox.province import dossiers as d
 from haicap.sandbox.province.context import ProvinceContext
 from haicap.sandbox.province.outbox import enqueue_change
@@ -102,8 +103,7 @@ async def stale_transition_check(ctx: ProvinceContext, ma_ho_so: str, action: di
     the writer transaction; the write then trusts it (``enforce_transitions`` off). Returns that flag."""
     row = ctx.store.read_one("SELECT status FROM dossiers WHERE ma_ho_so = ?", (ma_ho_so,))
     await asyncio.sleep(RACE_WINDOW)  # e.g. the officer's permissions looked up in the directory
-    sources = d.TRANSITIONS[action["action"]][0]
-    if row is not None and row[0] not in sources:
+    if row is not None and not state_machine().transition(action["action"]).starts_from(str(row[0])):
         raise Problem(409, "Invalid transition", f"{ma_ho_so} is in state {row[0]}",
                       [{"field": "action", "message": f"not allowed in state {row[0]}"}])
     return False

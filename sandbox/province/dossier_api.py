@@ -213,13 +213,13 @@ class DossierApi:
     async def supplement(self, request: Request) -> Response:
         ma_ho_so, session = self.owned(request)
         body = await read_json(request, self.supplement_v, trusting=self.ctx.has("500-on-malformed-input"))
-        policy, owner = self.ctx.policy, session.so_dinh_danh
-        doc = await self.ctx.store.write(lambda c: d.op_supplement(c, policy, ma_ho_so, owner, body))
+        policy, owner, faults = self.ctx.policy, session.so_dinh_danh, self.ctx.config.faults
+        doc = await self.ctx.store.write(lambda c: d.op_supplement(c, policy, ma_ho_so, owner, body, faults=faults))
         return json_response(doc)
 
     async def withdraw(self, request: Request) -> Response:
         ma_ho_so, session = self.owned(request)
         body = await read_json(request, self.withdraw_v, trusting=self.ctx.has("500-on-malformed-input"))
-        policy, owner = self.ctx.policy, session.so_dinh_danh
-        doc = await self.ctx.store.write(lambda c: d.op_withdraw(c, policy, ma_ho_so, owner, body))
+        policy, owner, faults = self.ctx.policy, session.so_dinh_danh, self.ctx.config.faults
+        doc = await self.ctx.store.write(lambda c: d.op_withdraw(c, policy, ma_ho_so, owner, body, faults=faults))
         return json_response(doc)

@@ -1,4 +1,9 @@
-"""The dossier domain: MaHoSo allocation, the state transition table, and the write operations.
+"""The dossier domain: MaHoSo allocation, the state transition rules, and the write operations.
+
+The transition table is the contract's (``dossier.schema.json`` ``x-transitions``, read by
+:mod:`haicap.dossier_states`); :func:`transition_refusal` is the one place that decides whether an action may
+start from a dossier's state, and where the transition faults switch (a defect lifts a refusal or refuses an
+allowed pair, nothing else).
 
 Every function named ``op_*`` runs inside the store's writer transaction (``store.write(lambda conn:
 op_x(conn, ...))``): it reads the dossier, applies one change, writes it back and queues the change in the
@@ -13,20 +18,19 @@ from __future__ import annotations
 import functools
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 
+from haicap.dossier_states import StateMachine, Transition, state_machine
 from haicap.sandbox.group_commit import now_ms
 from haicap.sandbox.province.outbox import OutboxPolicy, enqueue_change
 from haicap.sandbox.province.problems import Problem
 from haicap.sandbox.province.units import ReceivingUnit
 
 __all__ = [
-    "CITIZEN_WITHDRAWABLE",
-    "TRANSITIONS",
     "VN_TZ",
     "allocate_sequence",
     "clock_strings",
@@ -40,23 +44,11 @@ __all__ = [
     "op_withdraw",
     "save_dossier",
     "thoi_gian",
+    "transition_refusal",
 ]
 
 VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
 
-#: action → (states it may start from, state it leads to)
-TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
-    "receive": (frozenset({"1"}), "2"),
-    "reject": (frozenset({"1"}), "3"),
-    "process": (frozenset({"2", "6"}), "4"),
-    "request-supplement": (frozenset({"2", "4"}), "5"),
-    "request-payment": (frozenset({"2", "4"}), "6"),
-    "stop": (frozenset({"2", "4", "5", "6"}), "8"),
-    "complete": (frozenset({"4"}), "9"),
-    "return-result": (frozenset({"9"}), "10"),
-}
-CITIZEN_WITHDRAWABLE = frozenset({"1", "2", "4", "5", "6"})
-SUPPLEMENTABLE = frozenset({"5"})
 #: the date field an arrival in a state sets
 _STATE_DATES = {"2": "NgayTiepNhan", "3": "NgayTuChoi", "9": "NgayKetThucXuLy", "10": "NgayTra"}
 MAX_SEQUENCE = 9999
@@ -221,14 +213,20 @@ def insert_existing(conn: sqlite3.Connection, policy: OutboxPolicy, doc: dict[st
     return doc, True
 
 
-def _move(
-    conn: sqlite3.Connection, policy: OutboxPolicy, doc: dict[str, Any], target: str, entry: dict[str, Any]
-) -> dict[str, Any]:
+def _arrive(doc: dict[str, Any], target: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """The dossier in ``target``: its state, the date that state sets, the history entry (in place)."""
     doc["TrangThaiHoSo"] = target
     date_field = _STATE_DATES.get(target)
     if date_field:
         doc[date_field] = entry["ThoiDiemXuLy"]
     doc["LichSu"].append(entry)
+    return doc
+
+
+def _move(
+    conn: sqlite3.Connection, policy: OutboxPolicy, doc: dict[str, Any], target: str, entry: dict[str, Any]
+) -> dict[str, Any]:
+    _arrive(doc, target, entry)
     save_dossier(conn, doc)
     enqueue_change(conn, policy, doc, created=False, entry=entry)
     return doc
@@ -240,36 +238,41 @@ def op_officer_action(
     ma_ho_so: str,
     action: dict[str, Any],
     *,
+    faults: Collection[str] = (),
     enforce_transitions: bool = True,
 ) -> dict[str, Any]:
+    """Move the dossier by an officer action, or raise the refusal (``enforce_transitions`` False: fault
+    ``invalid-status-transition``, kept for callers that switch it directly)."""
+    if not enforce_transitions:
+        faults = {*faults, "invalid-status-transition"}
     doc = load_dossier(conn, ma_ho_so)
     name = action["action"]
-    sources, target = TRANSITIONS[name]
-    current = doc["TrangThaiHoSo"]
-    if enforce_transitions:
-        if current not in sources:
-            raise Problem(
-                409,
-                "Invalid transition",
-                f"action {name!r} moves a dossier from state {'/'.join(sorted(sources, key=int))} to {target}; "
-                f"{ma_ho_so} is in state {current}",
-                [{"field": "action", "message": f"not allowed in state {current}"}],
-            )
-        if name == "process" and current == "6" and not doc["DaThanhToan"] and doc["PhiPhaiNop"] > 0:
-            raise Problem(
-                409, "Fee not paid", f"{ma_ho_so} waits for its fee of {doc['PhiPhaiNop']} VND",
-                [{"field": "action", "message": "the fee is not paid yet"}],
-            )
+    refusal = transition_refusal(doc, name, faults=faults)
+    if refusal is not None:
+        raise refusal
     if action.get("NgayHenTra"):
         doc["NgayHenTra"] = action["NgayHenTra"]
-    entry = history_entry(
-        target,
+    return _move(conn, policy, doc, _machine().transition(name).target, _officer_entry(doc, action))
+
+
+def _officer_entry(doc: dict[str, Any], action: dict[str, Any]) -> dict[str, Any]:
+    return history_entry(
+        _machine().transition(action["action"]).target,
         NguoiXuLy=action.get("NguoiXuLy"),
         ChucDanh=action.get("ChucDanh"),
         PhongBanXuLy=action.get("PhongBanXuLy"),
         NoiDungXuLy=action.get("NoiDungXuLy"),
     )
-    return _move(conn, policy, doc, target, entry)
+
+
+def op_sync_refused_action(
+    conn: sqlite3.Connection, policy: OutboxPolicy, ma_ho_so: str, action: dict[str, Any]
+) -> None:
+    """The defect of fault ``refused-action-still-synced``: the refused action's change is queued for the national
+    portal although the dossier itself is left as it was."""
+    doc = load_dossier(conn, ma_ho_so)
+    entry = _officer_entry(doc, action)
+    enqueue_change(conn, policy, _arrive(doc, entry["TrangThaiHoSo"], entry), created=False, entry=entry)
 
 
 def _owned(doc: dict[str, Any], owner: str) -> None:
@@ -278,29 +281,90 @@ def _owned(doc: dict[str, Any], owner: str) -> None:
 
 
 def op_supplement(
-    conn: sqlite3.Connection, policy: OutboxPolicy, ma_ho_so: str, owner: str, body: dict[str, Any]
+    conn: sqlite3.Connection, policy: OutboxPolicy, ma_ho_so: str, owner: str, body: dict[str, Any], *,
+    faults: Collection[str] = (),
 ) -> dict[str, Any]:
     doc = load_dossier(conn, ma_ho_so)
     _owned(doc, owner)
-    if doc["TrangThaiHoSo"] not in SUPPLEMENTABLE:
-        raise Problem(
-            409, "Invalid transition", f"{ma_ho_so} is in state {doc['TrangThaiHoSo']}: no supplement was requested",
-            [{"field": "MaHoSo", "message": "no supplement requested"}],
-        )
+    refusal = transition_refusal(doc, "supplement", faults=faults)
+    if refusal is not None:
+        raise refusal
     doc["TaiLieuNop"] = [*doc.get("TaiLieuNop", []), *body["TaiLieuNop"]]
-    entry = history_entry("4", NguoiXuLy=doc["ChuHoSo"], NoiDungXuLy=body.get("GhiChu") or "Công dân bổ sung hồ sơ")
-    return _move(conn, policy, doc, "4", entry)
+    target = _machine().transition("supplement").target
+    entry = history_entry(target, NguoiXuLy=doc["ChuHoSo"], NoiDungXuLy=body.get("GhiChu") or "Công dân bổ sung hồ sơ")
+    return _move(conn, policy, doc, target, entry)
 
 
 def op_withdraw(
-    conn: sqlite3.Connection, policy: OutboxPolicy, ma_ho_so: str, owner: str, body: dict[str, Any]
+    conn: sqlite3.Connection, policy: OutboxPolicy, ma_ho_so: str, owner: str, body: dict[str, Any], *,
+    faults: Collection[str] = (),
 ) -> dict[str, Any]:
     doc = load_dossier(conn, ma_ho_so)
     _owned(doc, owner)
-    if doc["TrangThaiHoSo"] not in CITIZEN_WITHDRAWABLE:
-        raise Problem(
-            409, "Invalid transition", f"{ma_ho_so} is in state {doc['TrangThaiHoSo']} and can no longer be withdrawn",
-            [{"field": "MaHoSo", "message": "cannot be withdrawn in this state"}],
+    refusal = transition_refusal(doc, "withdraw", faults=faults)
+    if refusal is not None:
+        raise refusal
+    target = _machine().transition("withdraw").target
+    entry = history_entry(target, NguoiXuLy=doc["ChuHoSo"], NoiDungXuLy=f"Công dân rút hồ sơ: {body['LyDo']}")
+    return _move(conn, policy, doc, target, entry)
+
+
+# -- the transition rule and its faults -------------------------------------------------------------
+def _machine() -> StateMachine:
+    return state_machine()
+
+
+#: Faults that let a pair the table refuses go through: fault → (transition, current state) → lifted?
+_LIFTS: dict[str, Callable[[Transition, str], bool]] = {
+    "invalid-status-transition": lambda t, state: t.performer == "officer",
+    "officer-actions-on-closed-dossiers": lambda t, state: t.performer == "officer"
+    and state in _machine().terminal_states(),
+    "withdraw-after-decision": lambda t, state: t.action == "withdraw" and state in {"9", "10"},
+    "supplement-without-request": lambda t, state: t.action == "supplement"
+    and _machine().transition("withdraw").starts_from(state),  # wherever the citizen can still withdraw
+}
+#: Faults that refuse a pair the table allows (a false rejection).
+_BLOCKS: dict[str, Callable[[Transition, str], bool]] = {
+    "withdraw-refused-while-waiting": lambda t, state: t.action == "withdraw" and state in {"5", "6"},
+    "stop-only-while-processing": lambda t, state: t.action == "stop" and state != "4",
+}
+
+
+def _unmet(action: str, doc: dict[str, Any], faults: Collection[str]) -> list[str]:
+    """The preconditions the dossier does not meet (judged by the contract's tests), as the faults distort them."""
+    unmet = list(_machine().unmet(action, doc))
+    if "processes-unpaid-dossier" in faults:
+        unmet = [p for p in unmet if p != "fee-paid"]
+    if ("refuses-process-after-payment" in faults and "fee-paid" in _machine().transition(action).requires(
+            str(doc["TrangThaiHoSo"])) and int(doc.get("PhiPhaiNop") or 0) > 0 and "fee-paid" not in unmet):
+        unmet.append("fee-paid")  # the paid flag is not consulted
+    return unmet
+
+
+def transition_refusal(doc: dict[str, Any], action: str, *, faults: Collection[str] = ()) -> Problem | None:
+    """Why ``action`` may not start from the dossier's state (a 409 problem), or None when the contract's table
+    and the preconditions of that state allow it."""
+    machine = _machine()
+    transition = machine.transition(action)
+    current = str(doc["TrangThaiHoSo"])
+    status = 400 if "transition-refused-with-400" in faults else machine.refusal_status
+    field = "action" if transition.performer == "officer" else "MaHoSo"
+    lifted = any(lift(transition, current) for fault, lift in _LIFTS.items() if fault in faults)
+    blocked = any(block(transition, current) for fault, block in _BLOCKS.items() if fault in faults)
+    if (not transition.starts_from(current) and not lifted) or blocked:
+        return Problem(
+            status, "Invalid transition",
+            f"action {action!r} moves a dossier from state {'/'.join(transition.sources)} to {transition.target}; "
+            f"{doc['MaHoSo']} is in state {current}",
+            [{"field": field, "message": f"{action} is not allowed in state {current}"}],
         )
-    entry = history_entry("7", NguoiXuLy=doc["ChuHoSo"], NoiDungXuLy=f"Công dân rút hồ sơ: {body['LyDo']}")
-    return _move(conn, policy, doc, "7", entry)
+    if lifted and "invalid-status-transition" in faults:
+        return None
+    unmet = _unmet(action, doc, faults)
+    if unmet:
+        described = "; ".join(machine.preconditions[p].description if p in machine.preconditions else p for p in unmet)
+        return Problem(
+            status, "Precondition not met", f"{action} of {doc['MaHoSo']} in state {current} needs: {described}",
+            [{"field": field, "message": f"precondition not met: {', '.join(unmet)}"}],
+        )
+    return None

@@ -112,6 +112,25 @@ _FAULTS = [
     Fault("duplicate-on-concurrent-forward", "forwarding",
           "'already received?' is checked outside the write transaction: two concurrent deliveries of one "
           "forwarded dossier both create it (two 201s, two creations synced)"),
+    # the dossier state machine (contracts/schemas/dossier.schema.json x-transitions)
+    Fault("officer-actions-on-closed-dossiers", "sync",
+          "officer actions on a closed dossier (states 3, 7, 8, 10) are accepted (a withdrawn dossier is received)"),
+    Fault("processes-unpaid-dossier", "sync",
+          "a dossier waiting for its fee (state 6) can be processed before the fee is paid"),
+    Fault("refuses-process-after-payment", "sync",
+          "the paid flag is not consulted: a dossier in state 6 can never be processed, even once its fee is paid"),
+    Fault("stop-only-while-processing", "sync",
+          "stopping (→ 8) is refused outside state 4: a dossier waiting for a supplement or a fee cannot be stopped"),
+    Fault("refused-action-still-synced", "sync",
+          "a refused officer action is answered 409, but its change is still pushed to the national portal"),
+    Fault("transition-refused-with-400", "sync",
+          "a transition the table forbids is refused with HTTP 400 instead of the contract's 409"),
+    Fault("withdraw-after-decision", "submission",
+          "the citizen can still withdraw a decided dossier (states 9, 10)"),
+    Fault("supplement-without-request", "submission",
+          "a citizen supplement is accepted in any open state (1, 2, 4, 6), not only when requested (5)"),
+    Fault("withdraw-refused-while-waiting", "submission",
+          "withdrawal is refused while the dossier waits for the citizen (states 5, 6)"),
 ]
 
 #: Every fault by id.

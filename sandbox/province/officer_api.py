@@ -1,8 +1,11 @@
 """The officer API (``/officer/...``, officer Bearer): list, read, and move dossiers through their states.
 
-Transitions follow :data:`dossiers.TRANSITIONS`; anything else is a 409 problem. Fault
-``invalid-status-transition`` lifts the table (e.g. 1→10 is allowed); ``double-transition-on-concurrent-action``
-checks it outside the write transaction; ``list-filter-ignored`` drops the TrangThaiHoSo filter.
+Transitions follow the contract's table (``dossier.schema.json`` ``x-transitions``, decided by
+:func:`dossiers.transition_refusal`); anything else is a 409 problem. The transition faults switch there (e.g.
+``invalid-status-transition`` lifts the table: 1→10 is allowed); ``refused-action-still-synced`` switches here:
+the refusal is answered, but the refused change is still queued for the national portal;
+``double-transition-on-concurrent-action`` checks the table outside the write transaction; ``list-filter-ignored``
+drops the TrangThaiHoSo filter.
 """
 
 from __future__ import annotations
@@ -58,11 +61,15 @@ class OfficerApi:
         self._auth(request)
         ma_ho_so = parse_ma_ho_so(self.ctx, request)
         body = await read_json(request, self.action_v, trusting=self.ctx.has("500-on-malformed-input"))
-        policy = self.ctx.policy
-        enforce = not self.ctx.has("invalid-status-transition")
-        if enforce and self.ctx.has("double-transition-on-concurrent-action"):  # the defect: checked outside
+        policy, faults = self.ctx.policy, self.ctx.config.faults
+        enforce = True
+        if self.ctx.has("double-transition-on-concurrent-action"):  # the defect: the table checked outside
             enforce = await cf.stale_transition_check(self.ctx, ma_ho_so, body)
-        doc = await self.ctx.store.write(
-            lambda c: d.op_officer_action(c, policy, ma_ho_so, body, enforce_transitions=enforce)
-        )
+        try:
+            doc = await self.ctx.store.write(
+                lambda c: d.op_officer_action(c, policy, ma_ho_so, body, faults=faults, enforce_transitions=enforce))
+        except Problem as refused:
+            if refused.status in (400, 409) and self.ctx.has("refused-action-still-synced"):
+                await self.ctx.store.write(lambda c: d.op_sync_refused_action(c, policy, ma_ho_so, body))
+            raise
         return json_response(doc)
