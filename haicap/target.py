@@ -46,6 +46,8 @@ class Target:
     officer_token: str | None = field(default=None, repr=False)
     capabilities: frozenset[str] = ALL_CAPABILITIES
     sync_sla_seconds: float = 10.0
+    #: the longest pause of the province's sync client between two attempts while the national side is down
+    sync_retry_seconds: float = 1.0
     communes: tuple[str, ...] | None = None
     embedded: bool = False
     faults: frozenset[str] = frozenset()
@@ -73,6 +75,7 @@ class Target:
             "faults": sorted(self.faults),
             "capabilities": sorted(self.capabilities),
             "sync_sla_seconds": self.sync_sla_seconds,
+            "sync_retry_seconds": self.sync_retry_seconds,
             "communes": self.commune_coverage(),
         }
 
@@ -202,6 +205,7 @@ def _profile_national_config(profile: Profile, state_dir: Path, seed: int = 0) -
         officer_token=officer_token,
         capabilities=frozenset(data.get("capabilities", sorted(ALL_CAPABILITIES))),
         sync_sla_seconds=float(data.get("sync_sla_seconds", 10)),
+        sync_retry_seconds=float(data.get("sync_retry_seconds", 1)),
         communes=tuple(data["communes"]) if data.get("communes") else None,
         secret_values=tuple(s for s in (control_token, client_secret, payment_secret, sync_password,
                                         forward_token, officer_token) if s),
@@ -254,6 +258,7 @@ def open_target(
                 national_url=sandbox.national_url,
                 control_token=cfg.national.control_token,
                 officer_token=cfg.province.officer_token,
+                sync_retry_seconds=cfg.province.outbox_retry_max,
                 embedded=True,
                 faults=sandbox.faults,
                 secret_values=(cfg.national.control_token, cfg.province.officer_token, cfg.province.oidc.client_secret,

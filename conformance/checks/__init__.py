@@ -7,5 +7,6 @@ from haicap.conformance.checks import (  # noqa: F401
     sso,
     submission,
     sync,
+    sync_faults,
     units,
 )

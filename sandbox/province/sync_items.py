@@ -1,9 +1,9 @@
 """Build the national sync items (DongBoHoSoMC, CapNhatTienDoHoSoMC) from a dossier.
 
 The field lists come from the sync contract (``registry.property_names``), never typed here: an item is
-the dossier's values for the contract's fields, so a field added to the contract flows through. Two
+the dossier's values for the contract's fields, so a field added to the contract flows through. Three
 faults act here: ``sync-missing-fields`` (required fields dropped), ``no-paid-flag-sync``
-(DuocThanhToanTrucTuyen never "1").
+(DuocThanhToanTrucTuyen never "1") and ``utc-timestamps`` (every ThoiGian field of an item written in UTC).
 
 Example::
 
@@ -15,9 +15,11 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import UTC, datetime
 from typing import Any
 
 from haicap.contract_registry import ContractRegistry
+from haicap.vn_time import to_ms
 
 __all__ = ["DOSSIER_ITEM_REF", "PROGRESS_ITEM_REF", "SyncItemBuilder"]
 
@@ -43,6 +45,19 @@ def _present(value: Any) -> bool:
     return value is not None and value != "" and value != []
 
 
+def _time_fields(registry: ContractRegistry, ref: str) -> frozenset[str]:
+    """The item's fields of the contract's ThoiGian format (``common.schema.json#/$defs/ThoiGian``)."""
+    properties = registry.schema(ref).get("properties", {})
+    return frozenset(name for name, spec in properties.items()
+                     if isinstance(spec, dict) and str(spec.get("$ref", "")).endswith("/ThoiGian"))
+
+
+def _as_utc(value: Any) -> Any:
+    """The defect of ``utc-timestamps``: a Vietnam time rewritten as the UTC wall clock of the same instant."""
+    ms = to_ms(value)
+    return value if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y%m%d%H%M%S")
+
+
 class SyncItemBuilder:
     """Turns a dossier (and one of its history entries) into contract-shaped sync items."""
 
@@ -54,6 +69,9 @@ class SyncItemBuilder:
         keep = {"MaHoSo", "TrangThaiHoSo"}
         self._dropped = {f for f in required if f not in keep} if "sync-missing-fields" in faults else set()
         self._paid_flag = "no-paid-flag-sync" not in faults
+        utc = "utc-timestamps" in faults
+        self._utc_dossier = _time_fields(registry, DOSSIER_ITEM_REF) if utc else frozenset()
+        self._utc_progress = _time_fields(registry, PROGRESS_ITEM_REF) if utc else frozenset()
 
     def dossier_item(self, dossier: dict[str, Any]) -> dict[str, Any]:
         item = {
@@ -63,6 +81,8 @@ class SyncItemBuilder:
         }
         if not self._paid_flag and item.get("DuocThanhToanTrucTuyen") == "1":
             item["DuocThanhToanTrucTuyen"] = "0"
+        for name in self._utc_dossier & item.keys():
+            item[name] = _as_utc(item[name])
         return item
 
     def progress_item(self, dossier: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
@@ -76,4 +96,7 @@ class SyncItemBuilder:
             "NgayBatDau": dossier.get("NgayTiepNhan"),
             "NgayKetThucTheoQuyDinh": dossier.get("NgayHenTra"),
         }
-        return {name: source[name] for name in self.progress_fields if _present(source.get(name))}
+        item = {name: source[name] for name in self.progress_fields if _present(source.get(name))}
+        for name in self._utc_progress & item.keys():
+            item[name] = _as_utc(item[name])
+        return item

@@ -1,0 +1,239 @@
+"""Synchronisation under national faults: an outage of the sync API, and sync sessions that expire.
+
+The rule (``contracts/national-sync.openapi.yaml`` /sync/service, 503 and 401 answers): while the national side
+is down nothing is lost — every change made meanwhile reaches the national ledger after recovery, exactly once,
+within the SLA counted from recovery — and a session the national side refused (error_code -1) is replaced by
+a new login, then delivery goes on.
+
+Both faults are global states of the counterpart, and other checks (and pytest-xdist workers) may be syncing
+their own dossiers of the same province at the same time. They are designed so those checks cannot be hurt:
+
+- The outage lasts ``3 × R`` from the last change the check makes, where R is the province's retry interval
+  (the reference province's ``outbox_retry_max`` in the sandbox, 0.4 s; a profile's ``sync_retry_seconds``,
+  default 1 s). A change another check makes meanwhile is delayed by at most the outage plus one retry interval
+  plus the time the check takes for its three changes, so SYNC-10 runs only when ``4 × R + CHANGE_BUDGET`` fits
+  in half the SLA (else it reports that it could not run, naming the figures); no other check waits less than
+  the SLA. Three times R makes a province that gives up after a few attempts show it, whatever its back-off.
+- Expiring sessions costs a correct province one login; a province that does not log in again is broken for
+  every check from then on, which is the defect itself. SYNC-19 has the highest id of the criterion, so in a
+  sequential run it is the last sync check.
+Neither check switches anything on without a bound: the outage is always given in seconds (never "until
+switched off"), so a check that dies midway leaves no outage behind.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from haicap.conformance.checks.sync import (
+    MARGIN_SECONDS,
+    duplicate_changes,
+    listed,
+    match_arrivals,
+    rejection_reason,
+)
+from haicap.conformance.context import CheckContext
+from haicap.conformance.journeys import scenario_data
+from haicap.conformance.registry import CheckError, CheckFailure, CheckSkipped, check
+from haicap.province_client import CitizenSession, LoginFailed
+
+__all__ = ["OUTAGE_INTERVALS", "outage_plan"]
+
+RULE = "contracts/national-sync.openapi.yaml /sync/service"
+#: how many retry intervals the outage lasts after the check's last change
+OUTAGE_INTERVALS = 3
+#: seconds the check may take for its three changes during the outage (a safety cap on the outage too)
+CHANGE_BUDGET = 3.0
+#: the changes SYNC-10 makes while the national sync is down: the submission, then these officer actions
+OUTAGE_ACTIONS = ("receive", "process")
+PROCEDURE = "1.001193"
+
+
+def outage_plan(retry_seconds: float, sla_seconds: float) -> tuple[float, str | None]:
+    """(outage seconds, why it cannot run safely alongside other checks, or None)."""
+    outage = OUTAGE_INTERVALS * retry_seconds
+    worst = outage + retry_seconds + CHANGE_BUDGET  # what a concurrent check's change may be delayed by
+    if worst > sla_seconds / 2:
+        return outage, (f"an outage of {OUTAGE_INTERVALS} × the {retry_seconds:g} s retry interval would delay other "
+                        f"checks' changes by up to {worst:g} s, more than half the {sla_seconds:g} s SLA: declare a "
+                        "shorter sync_retry_seconds or a longer sync_sla_seconds in the profile")
+    return outage, None
+
+
+def _body(response: Any) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:300]
+
+
+def _login(ctx: CheckContext) -> tuple[CitizenSession, dict[str, Any]]:
+    data = scenario_data(ctx)
+    citizen = data.citizen()
+    try:
+        return ctx.province.login(citizen["SoDinhDanh"]), citizen
+    except LoginFailed as exc:
+        raise CheckError(f"single sign-on failed, no dossier to change: {exc}") from None
+
+
+def _submit(ctx: CheckContext, session: CitizenSession, citizen: dict[str, Any]) -> str:
+    answer = ctx.province.submit(session, scenario_data(ctx).submission(PROCEDURE, None, citizen))
+    if answer.status_code != 201:
+        raise CheckError(f"submitting a dossier failed (HTTP {answer.status_code}): {str(_body(answer))[:200]}")
+    return str(answer.json()["MaHoSo"])
+
+
+def _act(ctx: CheckContext, ma_ho_so: str, action: str) -> None:
+    answer = ctx.province.officer_action(ma_ho_so, action)
+    if answer.status_code != 200:
+        raise CheckError(f"officer action {action!r} on {ma_ho_so} failed (HTTP {answer.status_code}): "
+                         f"{str(_body(answer))[:200]}")
+
+
+def _history(ctx: CheckContext, ma_ho_so: str, session: CitizenSession) -> list[dict[str, Any]]:
+    answer = ctx.province.dossier(session, ma_ho_so)
+    if answer.status_code != 200:
+        raise CheckError(f"reading dossier {ma_ho_so} from the province failed (HTTP {answer.status_code})")
+    return [e for e in answer.json().get("LichSu") or [] if isinstance(e, dict)]
+
+
+def _wait_for(ctx: CheckContext, ma_ho_so: str, statuses: list[str], until: float) -> dict[str, Any]:
+    """The ledger record once it holds ``statuses`` in order (or whatever it holds at ``until``, monotonic)."""
+    while True:
+        record = ctx.national.synced_dossier(ma_ho_so) or {}
+        history = [{"TrangThaiHoSo": s, "ThoiDiemXuLy": ""} for s in statuses]
+        if all(a.received_ms is not None for a in match_arrivals(history, list(record.get("history") or []))):
+            return record
+        if time.monotonic() >= until:
+            return record
+        time.sleep(0.05)
+
+
+@dataclass
+class _Outage:
+    seconds: float
+    recovered_ms: int
+    refused: int  # sync calls the national side refused meanwhile
+
+
+def _changes_during_outage(ctx: CheckContext, session: CitizenSession, citizen: dict[str, Any],
+                           outage: float) -> tuple[str, _Outage]:
+    """Switch the sync off, submit and act on a dossier, and restart the outage clock from the last change."""
+    before = int(ctx.national.sync_stats().get("outage_refusals", 0))
+    ctx.national.start_outage(("sync",), seconds=outage + CHANGE_BUDGET)
+    began = time.monotonic()
+    ma_ho_so = _submit(ctx, session, citizen)
+    for action in OUTAGE_ACTIONS:
+        _act(ctx, ma_ho_so, action)
+    if time.monotonic() - began > CHANGE_BUDGET:
+        raise CheckError(f"the province took {time.monotonic() - began:.1f} s for {1 + len(OUTAGE_ACTIONS)} changes: "
+                         f"the outage (capped at {outage + CHANGE_BUDGET:g} s) may have ended before them")
+    ctx.national.start_outage(("sync",), seconds=outage)  # restart: OUTAGE_INTERVALS retry intervals from now
+    recovered_ms = int((time.time() + outage) * 1000)
+    time.sleep(outage)
+    refused = int(ctx.national.sync_stats().get("outage_refusals", 0)) - before
+    return ma_ho_so, _Outage(outage, recovered_ms, refused)
+
+
+@check("SYNC-10", criterion="sync", severity="critical", requires=("sync", "officer_api"),
+       title="Changes made while the national sync is down arrive once each after recovery, within the SLA",
+       rule=f"{RULE} 503 (retry later; nothing lost); SLA = profile sync_sla_seconds counted from recovery",
+       detects=("gives-up-after-3-attempts", "drops-changes-during-outage"))
+def survives_outage(ctx: CheckContext) -> str:
+    """The national sync is switched off for 3 × the province's retry interval (counted from the last change);
+    meanwhile a dossier is submitted, received and processed. After recovery each of these changes must be in the
+    national ledger exactly once (one DongBoHoSoMC item per change, no progress item twice), received within the
+    SLA counted from recovery."""
+    sla = ctx.target.sync_sla_seconds
+    outage, unsafe = outage_plan(ctx.target.sync_retry_seconds, sla)
+    if unsafe:
+        raise CheckError(unsafe)
+    session, citizen = _login(ctx)
+    ma_ho_so, down = _changes_during_outage(ctx, session, citizen, outage)
+    history = _history(ctx, ma_ho_so, session)
+    made = [str(e.get("TrangThaiHoSo")) for e in history]
+    ctx.require_evidence(len(history), 1 + len(OUTAGE_ACTIONS), f"state changes of {ma_ho_so} made during the "
+                                                                "outage (the province's LichSu)")
+    ctx.require_evidence(down.refused, 1, "sync calls refused during the outage (the province made none: the "
+                                          "outage was not exercised)")
+    record = _wait_for(ctx, ma_ho_so, made, time.monotonic() + sla + MARGIN_SECONDS)
+    time.sleep(min(0.5, sla / 20))  # a re-send follows its original closely: give it a moment to land
+    record = ctx.national.synced_dossier(ma_ho_so) or record
+    _judge_outage(ctx, ma_ho_so, history, record, down, sla)
+    received = [int(h["received_ms"]) for h in record.get("history") or []]
+    return (f"{len(history)} changes of {ma_ho_so} made during a {outage:g} s sync outage "
+            f"({OUTAGE_INTERVALS} × the {ctx.target.sync_retry_seconds:g} s retry interval; the national side refused "
+            f"{down.refused} calls meanwhile) reached the national ledger once each, the last "
+            f"{(max(received) - down.recovered_ms) / 1000:.1f} s after recovery (SLA {sla:g} s)")
+
+
+def _judge_outage(ctx: CheckContext, ma_ho_so: str, history: list[dict[str, Any]], record: dict[str, Any],
+                  down: _Outage, sla: float) -> None:
+    ledger = list(record.get("history") or [])
+    arrivals = match_arrivals(history, ledger)
+    lost = [a for a in arrivals if a.received_ms is None]
+    reproduce = (f"POST <national>/_control/outage {{\"services\": [\"sync\"], \"seconds\": {down.seconds:g}}}, "
+                 f"change a dossier, then GET <national>/_ledger/sync/dossiers/{ma_ho_so}")
+    if lost:
+        rejections = ctx.national.sync_rejections()
+        outcome = {a.status: rejection_reason(rejections, ma_ho_so, a.status)
+                   or f"not received {sla:g} s after recovery" for a in lost}
+        raise CheckFailure(
+            f"{len(lost)} of {len(arrivals)} changes made during the {down.seconds:g} s outage never reached the "
+            f"national ledger (waited {sla:g} s after recovery; the national side refused {down.refused} calls "
+            "during the outage): the province dropped them instead of delivering them after recovery",
+            expected="every change made during the outage delivered after recovery",
+            actual={"MaHoSo": ma_ho_so, "changes": [{**a.evidence(), "outcome": outcome.get(a.status, "received")}
+                                                    for a in arrivals]},
+            reproduce=reproduce)
+    late = [{**a.evidence(), "after_recovery_s": round(((a.received_ms or 0) - down.recovered_ms) / 1000, 3)}
+            for a in arrivals if (a.received_ms or 0) - down.recovered_ms > sla * 1000]
+    ctx.expect(not late, f"{len(late)} of {len(arrivals)} changes made during the outage arrived more than {sla:g} s "
+                         "after recovery", expected=f"received within {sla:g} s of recovery", actual=listed(late),
+               reproduce=reproduce)
+    twice = duplicate_changes(history, ledger, list(record.get("progress") or []))
+    ctx.expect(not twice, f"changes made during the outage were recorded more than once after recovery "
+                          f"({ma_ho_so})", expected="each change exactly once", actual=twice, reproduce=reproduce)
+
+
+@check("SYNC-19", criterion="sync", severity="critical", requires=("sync", "officer_api"),
+       title="After the national side expires the sync session, the province logs in again and delivers",
+       rule=f"{RULE} 401 error_code -1 (session unknown or expired: log in again); /sync/login",
+       detects=("never-logs-in-again",))
+def logs_in_again(ctx: CheckContext) -> str:
+    """A dossier is submitted and synchronised (the province holds a live session); the national side forgets
+    every sync session; an officer then receives the dossier. That change must reach the national ledger within
+    the SLA, which takes a new login: the evidence counts the calls refused for the dead session and the logins."""
+    sla = ctx.target.sync_sla_seconds
+    session, citizen = _login(ctx)
+    ma_ho_so = _submit(ctx, session, citizen)
+    if not (_wait_for(ctx, ma_ho_so, ["1"], time.monotonic() + sla + MARGIN_SECONDS).get("history")):
+        raise CheckSkipped(f"the new dossier {ma_ho_so} did not reach the national ledger within {sla:g} s even "
+                           "before the sessions expired (SYNC-01's verdict)",
+                           reproduce=f"GET <national>/_ledger/sync/dossiers/{ma_ho_so}")
+    before = ctx.national.sync_stats()
+    expired = ctx.national.expire_sync_sessions()
+    _act(ctx, ma_ho_so, "receive")
+    changed = time.time()
+    ctx.require_evidence(len(_history(ctx, ma_ho_so, session)), 2, f"state changes of {ma_ho_so} (the province's "
+                                                                   "LichSu)")
+    record = _wait_for(ctx, ma_ho_so, ["1", "2"], time.monotonic() + sla + MARGIN_SECONDS)
+    after = ctx.national.sync_stats()
+    logins = int(after.get("logins", 0)) - int(before.get("logins", 0))
+    refused = int(after.get("session_refusals", 0)) - int(before.get("session_refusals", 0))
+    statuses = [str(h.get("TrangThaiHoSo")) for h in record.get("history") or []]
+    ctx.expect("2" in statuses,
+               f"the change made after the national side expired the sync sessions did not arrive within {sla:g} s: "
+               f"the national side refused {refused} call(s) with an expired session (error_code -1) and saw "
+               f"{logins} new login(s)" + (" — the province never logged in again" if logins == 0 else ""),
+               expected="a new /sync/login, then the change delivered within the SLA",
+               actual={"MaHoSo": ma_ho_so, "national_history": statuses, "sessions_expired": expired,
+                       "calls_refused_for_the_dead_session": refused, "new_logins": logins},
+               reproduce=f"POST <national>/_control/sync/expire-sessions, then act on a dossier and GET "
+                         f"<national>/_ledger/sync/dossiers/{ma_ho_so}")
+    received = max(int(h["received_ms"]) for h in record["history"] if str(h.get("TrangThaiHoSo")) == "2")
+    return (f"after {expired} sync session(s) were expired the province logged in again ({logins} new login(s), "
+            f"{refused} call(s) refused for the dead session) and the change of {ma_ho_so} arrived "
+            f"{max(0.0, received / 1000 - changed):.1f} s later (SLA {sla:g} s)")
