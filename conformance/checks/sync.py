@@ -573,11 +573,11 @@ def no_duplicates(ctx: CheckContext) -> str:
                reproduce="GET <national>/_ledger/sync/dossiers/{MaHoSo} (history, progress)")
     if items < changes or not progress:
         _skip_unless_arrived(seen, "duplicates")
-        what = "DongBoHoSoMC items" if items < changes else "CapNhatTienDoHoSoMC items"
+        short = (f"{items} DongBoHoSoMC items for {changes} state changes (SYNC-01's verdict)" if items < changes
+                 else f"no CapNhatTienDoHoSoMC item for {changes} state changes (SYNC-11's verdict)")
         raise CheckSkipped(
             f"no duplicate among the {items} DongBoHoSoMC and {progress} CapNhatTienDoHoSoMC items that arrived, but "
-            f"too few {what} arrived to judge every change ({items} items for {changes} state changes; "
-            f"{'SYNC-01' if items < changes else 'SYNC-11'}'s verdict)",
+            f"too few arrived to judge every change: {short}",
             reproduce=f"GET <national>/_ledger/sync/dossiers/{seen.walked[0].ma_ho_so}")
     ctx.require_evidence(items, changes, "DongBoHoSoMC items for the walked dossiers' state changes")
     return (f"{len(seen.walked)} dossiers: {items} national items for {changes} state changes"
