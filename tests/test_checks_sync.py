@@ -175,8 +175,10 @@ def test_the_mahoso_date_is_the_vietnam_date() -> None:
 
 
 def test_the_outage_is_three_retry_intervals_and_refused_when_it_would_hurt_other_checks() -> None:
-    seconds, unsafe = outage_plan(0.4, 10)
-    assert seconds == pytest.approx(1.2) and unsafe is None
-    seconds, unsafe = outage_plan(5, 10)
-    assert seconds == 15 and unsafe is not None and "sync_retry_seconds" in unsafe
-    assert outage_plan(60, 600)[1] is None
+    sandbox = outage_plan(0.4, 10)
+    assert sandbox.seconds == pytest.approx(1.2) and sandbox.change_budget == 3 and sandbox.unsafe is None
+    default = outage_plan(1, 10)  # a profile's default retry interval
+    assert default.seconds == 3 and default.change_budget == 3 and default.unsafe is None
+    slow = outage_plan(2, 10)  # 6 s outage + 2 s retry + 0.5 s of changes leaves less than 2 s of the SLA
+    assert slow.seconds == 6 and slow.unsafe is not None and "sync_retry_seconds" in slow.unsafe
+    assert outage_plan(60, 600).unsafe is None
