@@ -131,16 +131,27 @@ class _Outage:
     refused: int  # sync calls the national side refused meanwhile
 
 
-def _changes_during_outage(ctx: CheckContext, session: CitizenSession, citizen: dict[str, Any],
+def _synced_before(ctx: CheckContext, session: CitizenSession, citizen: dict[str, Any], sla: float) -> str:
+    """A dossier submitted and synchronised while the national side is up: the province delivers at all."""
+    ma_ho_so = _submit(ctx, session, citizen)
+    if not _wait_for(ctx, ma_ho_so, ["1"], time.monotonic() + sla + MARGIN_SECONDS).get("history"):
+        raise CheckSkipped(f"the new dossier {ma_ho_so} did not reach the national ledger within {sla:g} s with the "
+                           "national side up, before any outage (SYNC-01's verdict)",
+                           reproduce=f"GET <national>/_ledger/sync/dossiers/{ma_ho_so}")
+    return ma_ho_so
+
+
+def _changes_during_outage(ctx: CheckContext, session: CitizenSession, citizen: dict[str, Any], synced: str,
                            plan: OutagePlan) -> tuple[str, _Outage]:
-    """Switch the sync off, submit and act on a dossier, and restart the outage clock from the last change."""
+    """Switch the sync off; act on the synced dossier and submit a new one; restart the outage clock from the last
+    change. Returns the new dossier's MaHoSo and what the outage was."""
     outage = plan.seconds
     before = int(ctx.national.sync_stats().get("outage_refusals", 0))
     ctx.national.start_outage(("sync",), seconds=round(outage + plan.change_budget, 3))
     began = time.monotonic()
-    ma_ho_so = _submit(ctx, session, citizen)
     for action in OUTAGE_ACTIONS:
-        _act(ctx, ma_ho_so, action)
+        _act(ctx, synced, action)
+    created = _submit(ctx, session, citizen)
     took = time.monotonic() - began
     if took > plan.change_budget:
         raise CheckError(f"the province took {took:.1f} s for {1 + len(OUTAGE_ACTIONS)} changes, more than the "
@@ -149,7 +160,7 @@ def _changes_during_outage(ctx: CheckContext, session: CitizenSession, citizen: 
     recovered_ms = int((time.time() + outage) * 1000)
     time.sleep(outage)
     refused = int(ctx.national.sync_stats().get("outage_refusals", 0)) - before
-    return ma_ho_so, _Outage(outage, recovered_ms, refused)
+    return created, _Outage(outage, recovered_ms, refused)
 
 
 @check("SYNC-10", criterion="sync", severity="critical", requires=("sync", "officer_api"),
@@ -157,8 +168,9 @@ def _changes_during_outage(ctx: CheckContext, session: CitizenSession, citizen: 
        rule=f"{RULE} 503 (retry later; nothing lost); SLA = profile sync_sla_seconds counted from recovery",
        detects=("gives-up-after-3-attempts", "drops-changes-during-outage"))
 def survives_outage(ctx: CheckContext) -> str:
-    """The national sync is switched off for 3 × the province's retry interval (counted from the last change);
-    meanwhile a dossier is submitted, received and processed. After recovery each of these changes must be in the
+    """A dossier is submitted and synchronised; then the national sync is switched off for 3 × the province's
+    retry interval (counted from the last change) while an officer receives and processes that dossier and a
+    citizen submits another (updates and a create). After recovery each change made meanwhile must be in the
     national ledger exactly once (one DongBoHoSoMC item per change, no progress item twice), received within the
     SLA counted from recovery."""
     sla = ctx.target.sync_sla_seconds
@@ -166,51 +178,61 @@ def survives_outage(ctx: CheckContext) -> str:
     if plan.unsafe:
         raise CheckError(plan.unsafe)
     session, citizen = _login(ctx)
-    ma_ho_so, down = _changes_during_outage(ctx, session, citizen, plan)
-    history = _history(ctx, ma_ho_so, session)
-    made = [str(e.get("TrangThaiHoSo")) for e in history]
-    ctx.require_evidence(len(history), 1 + len(OUTAGE_ACTIONS), f"state changes of {ma_ho_so} made during the "
-                                                                "outage (the province's LichSu)")
-    ctx.require_evidence(down.refused, 1, "sync calls refused during the outage (the province made none: the "
-                                          "outage was not exercised)")
-    record = _wait_for(ctx, ma_ho_so, made, time.monotonic() + sla + MARGIN_SECONDS)
+    synced = _synced_before(ctx, session, citizen, sla)
+    created, down = _changes_during_outage(ctx, session, citizen, synced, plan)
+    histories = {m: _history(ctx, m, session) for m in (synced, created)}
+    during = {synced: histories[synced][1:], created: histories[created]}  # the first change of `synced` was before
+    ctx.require_evidence(sum(map(len, during.values())), 1 + len(OUTAGE_ACTIONS),
+                         "state changes made during the outage (the province's LichSu)")
+    until = time.monotonic() + sla + MARGIN_SECONDS
+    for ma_ho_so, history in histories.items():
+        _wait_for(ctx, ma_ho_so, [str(e.get("TrangThaiHoSo")) for e in history], until)
     time.sleep(min(0.5, sla / 20))  # a re-send follows its original closely: give it a moment to land
-    record = ctx.national.synced_dossier(ma_ho_so) or record
-    _judge_outage(ctx, ma_ho_so, history, record, down, sla)
-    received = [int(h["received_ms"]) for h in record.get("history") or []]
-    return (f"{len(history)} changes of {ma_ho_so} made during a {plan.seconds:g} s sync outage "
-            f"({OUTAGE_INTERVALS} × the {ctx.target.sync_retry_seconds:g} s retry interval; the national side refused "
-            f"{down.refused} calls meanwhile) reached the national ledger once each, the last "
-            f"{(max(received) - down.recovered_ms) / 1000:.1f} s after recovery (SLA {sla:g} s)")
+    records = {m: ctx.national.synced_dossier(m) or {} for m in histories}
+    last = _judge_outage(ctx, histories, during, records, down, sla)
+    ctx.require_evidence(down.refused, 1, "sync calls refused during the outage (the province delivered everything, "
+                                          "but made no call while the national side was down: not exercised)")
+    return (f"{sum(map(len, during.values()))} changes of {synced} and {created} made during a {plan.seconds:g} s "
+            f"sync outage ({OUTAGE_INTERVALS} × the {ctx.target.sync_retry_seconds:g} s retry interval; the national "
+            f"side refused {down.refused} calls meanwhile) reached the national ledger once each, the last "
+            f"{last:.1f} s after recovery (SLA {sla:g} s)")
 
 
-def _judge_outage(ctx: CheckContext, ma_ho_so: str, history: list[dict[str, Any]], record: dict[str, Any],
-                  down: _Outage, sla: float) -> None:
-    ledger = list(record.get("history") or [])
-    arrivals = match_arrivals(history, ledger)
-    lost = [a for a in arrivals if a.received_ms is None]
+def _judge_outage(ctx: CheckContext, histories: dict[str, list[dict[str, Any]]],
+                  during: dict[str, list[dict[str, Any]]], records: dict[str, dict[str, Any]], down: _Outage,
+                  sla: float) -> float:
+    """Fail on a lost, late or repeated change made during the outage; else the seconds from recovery to the
+    last arrival."""
     reproduce = (f"POST <national>/_control/outage {{\"services\": [\"sync\"], \"seconds\": {down.seconds:g}}}, "
-                 f"change a dossier, then GET <national>/_ledger/sync/dossiers/{ma_ho_so}")
-    if lost:
+                 f"change dossiers, then GET <national>/_ledger/sync/dossiers/{{MaHoSo}} ({', '.join(histories)})")
+    arrivals = {m: match_arrivals(h, list(records[m].get("history") or []))[len(h) - len(during[m]):]
+                for m, h in histories.items()}
+    lost = {m: [a for a in found if a.received_ms is None] for m, found in arrivals.items()}
+    if any(lost.values()):
         rejections = ctx.national.sync_rejections()
-        outcome = {a.status: rejection_reason(rejections, ma_ho_so, a.status)
-                   or f"not received {sla:g} s after recovery" for a in lost}
+        total = sum(map(len, arrivals.values()))
         raise CheckFailure(
-            f"{len(lost)} of {len(arrivals)} changes made during the {down.seconds:g} s outage never reached the "
-            f"national ledger (waited {sla:g} s after recovery; the national side refused {down.refused} calls "
-            "during the outage): the province dropped them instead of delivering them after recovery",
+            f"{sum(map(len, lost.values()))} of {total} changes made during the {down.seconds:g} s outage never "
+            f"reached the national ledger (waited {sla:g} s after recovery; the national side refused "
+            f"{down.refused} calls during the outage): the province dropped them instead of delivering them after "
+            "recovery",
             expected="every change made during the outage delivered after recovery",
-            actual={"MaHoSo": ma_ho_so, "changes": [{**a.evidence(), "outcome": outcome.get(a.status, "received")}
-                                                    for a in arrivals]},
+            actual={m: [{**a.evidence(), "outcome": "received" if a.received_ms is not None else
+                         (rejection_reason(rejections, m, a.status) or f"not received {sla:g} s after recovery")}
+                        for a in found] for m, found in arrivals.items()},
             reproduce=reproduce)
-    late = [{**a.evidence(), "after_recovery_s": round(((a.received_ms or 0) - down.recovered_ms) / 1000, 3)}
-            for a in arrivals if (a.received_ms or 0) - down.recovered_ms > sla * 1000]
-    ctx.expect(not late, f"{len(late)} of {len(arrivals)} changes made during the outage arrived more than {sla:g} s "
-                         "after recovery", expected=f"received within {sla:g} s of recovery", actual=listed(late),
-               reproduce=reproduce)
-    twice = duplicate_changes(history, ledger, list(record.get("progress") or []))
-    ctx.expect(not twice, f"changes made during the outage were recorded more than once after recovery "
-                          f"({ma_ho_so})", expected="each change exactly once", actual=twice, reproduce=reproduce)
+    late = [{"MaHoSo": m, **a.evidence(), "after_recovery_s": round(((a.received_ms or 0) - down.recovered_ms) / 1000,
+                                                                    3)}
+            for m, found in arrivals.items() for a in found if (a.received_ms or 0) - down.recovered_ms > sla * 1000]
+    ctx.expect(not late, f"{len(late)} changes made during the outage arrived more than {sla:g} s after recovery",
+               expected=f"received within {sla:g} s of recovery", actual=listed(late), reproduce=reproduce)
+    twice = {m: found for m in histories
+             if (found := duplicate_changes(histories[m], list(records[m].get("history") or []),
+                                            list(records[m].get("progress") or [])))}
+    ctx.expect(not twice, "changes made during the outage were recorded more than once after recovery",
+               expected="each change exactly once", actual=twice, reproduce=reproduce)
+    received = [a.received_ms or 0 for found in arrivals.values() for a in found]
+    return max(0.0, (max(received, default=down.recovered_ms) - down.recovered_ms) / 1000)
 
 
 @check("SYNC-19", criterion="sync", severity="critical", requires=("sync", "officer_api"),
