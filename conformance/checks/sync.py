@@ -544,7 +544,8 @@ def valid_transitions(ctx: CheckContext) -> str:
 
 @check("SYNC-04", criterion="sync", severity="major", requires=("sync",),
        title="Each state change is recorded once (no duplicates)",
-       rule=f"{RULE}: DongBoHoSoMC isUpdating; CapNhatTienDoHoSoMC", detects=("duplicate-sync",))
+       rule="contracts/national-sync.openapi.yaml /sync/service: each change recorded once (DongBoHoSoMC "
+            "isUpdating, CapNhatTienDoHoSoMC)", detects=("duplicate-sync",))
 def no_duplicates(ctx: CheckContext) -> str:
     """For every walked dossier the ledger holds one item per state change (an update that changes fields,
     like the paid flag, is not a duplicate) and no progress item twice with identical content."""
@@ -587,7 +588,8 @@ def no_duplicates(ctx: CheckContext) -> str:
 
 @check("SYNC-05", criterion="sync", severity="major", requires=("sync",),
        title="TraCuuHoSo agrees with the province's current state",
-       rule=f"{RULE}: TraCuuHoSo returns the latest DongBoHoSoMC item", detects=("no-status-sync",))
+       rule="contracts/national-sync.openapi.yaml /sync/service TraCuuHoSo (the latest DongBoHoSoMC item)",
+       detects=("no-status-sync",))
 def lookup_consistent(ctx: CheckContext) -> str:
     """For every walked dossier, the national portal's latest item (what TraCuuHoSo returns) has the
     province's current TrangThaiHoSo and state dates."""
