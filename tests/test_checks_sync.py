@@ -182,3 +182,14 @@ def test_the_outage_is_three_retry_intervals_and_refused_when_it_would_hurt_othe
     slow = outage_plan(2, 10)  # 6 s outage + 2 s retry + 0.5 s of changes leaves less than 2 s of the SLA
     assert slow.seconds == 6 and slow.unsafe is not None and "sync_retry_seconds" in slow.unsafe
     assert outage_plan(60, 600).unsafe is None
+
+
+def test_a_change_time_off_by_whole_hours_is_a_time_zone_error_not_lateness() -> None:
+    utc = Arrival("2", "20250701010000", thoi_gian_ms("20250701010000"), T0 + 800)
+    assert utc.late(10) and utc.zone_error(10) == "ThoiDiemXuLy is 7 h behind: a UTC time sent as Vietnam time"
+    ahead = Arrival("2", "20250701090000", thoi_gian_ms("20250701090000"), T0 + 800)
+    assert ahead.early() and ahead.zone_error(10) == "ThoiDiemXuLy is 1 h ahead: a UTC+8 time sent as Vietnam time"
+    on_time = Arrival("2", "20250701080000", T0, T0 + 800)
+    assert on_time.zone_error(10) is None and not on_time.early() and not on_time.late(10)
+    assert Arrival("2", "20250701080000", T0, T0 + 30_000).zone_error(10) is None  # merely late
+    assert not Arrival("2", "20250701080000", T0, T0 - 1500).early()  # within the clock skew

@@ -205,6 +205,20 @@ class Arrival:
         delay = self.delay_ms
         return delay is not None and delay - (RESOLUTION_MS - 1) > sla_seconds * 1000
 
+    def early(self) -> bool:
+        """Received before the change time it carries (beyond clock skew): the time is wrong, not the sync."""
+        delay = self.delay_ms
+        return delay is not None and delay < -CLOCK_SKEW_MS
+
+    def zone_error(self, sla_seconds: float) -> str | None:
+        """``"ThoiDiemXuLy is 7 h behind: a UTC time sent as Vietnam time"`` when the change time is off the
+        receipt by whole hours (within the SLA), else None."""
+        delay = self.delay_ms
+        if delay is None:
+            return None
+        hours = whole_hours_off(-delay, tolerance_ms=int(sla_seconds * 1000) + RESOLUTION_MS)
+        return None if hours is None else describe_offset("ThoiDiemXuLy", hours)
+
     def evidence(self) -> dict[str, Any]:
         delay = self.delay_ms
         return {"TrangThaiHoSo": self.status, "changed": self.changed,
@@ -409,6 +423,7 @@ def every_change_in_time(ctx: CheckContext) -> str:
     rejections = ctx.national.sync_rejections() if any(not d.complete() for d in seen.walked) else []
     missing: list[dict[str, Any]] = []
     late: list[dict[str, Any]] = []
+    zoned: list[dict[str, Any]] = []
     total = refused = 0
     delays: list[int] = []
     for dossier in seen.walked:
@@ -421,14 +436,18 @@ def every_change_in_time(ctx: CheckContext) -> str:
                 refused += reason is not None
                 missing.append({"MaHoSo": dossier.ma_ho_so, **arrival.evidence(),
                                 "outcome": reason or f"not received within {seen.sla_seconds:g} s"})
-            elif arrival.late(seen.sla_seconds):
+            elif (zone := arrival.zone_error(seen.sla_seconds)) is not None:
+                zoned.append({"MaHoSo": dossier.ma_ho_so, **arrival.evidence(), "diagnosis": zone})
+            elif arrival.late(seen.sla_seconds) or arrival.early():
                 late.append({"MaHoSo": dossier.ma_ho_so, **arrival.evidence()})
-    ctx.expect(not missing and not late,
-               f"{len(missing) + len(late)} of {total} state changes did not reach the national portal within "
-               f"{seen.sla_seconds:g}s ({len(missing) - refused} not received within the SLA, {refused} rejected "
-               f"by the national side, {len(late)} received late)",
+    zones = sorted({z["diagnosis"] for z in zoned})
+    ctx.expect(not missing and not late and not zoned,
+               f"{len(missing) + len(late) + len(zoned)} of {total} state changes did not reach the national portal "
+               f"within {seen.sla_seconds:g}s ({len(missing) - refused} not received within the SLA, {refused} "
+               f"rejected by the national side, {len(late)} received late or before their ThoiDiemXuLy"
+               + (f", {len(zoned)} timed in another zone: {'; '.join(zones)}" if zoned else "") + ")",
                expected=f"every state change received within {seen.sla_seconds:g}s of its ThoiDiemXuLy",
-               actual={"not_received": listed(missing), "late": listed(late)},
+               actual={"not_received": listed(missing), "late": listed(late), "time_zone": listed(zoned)},
                reproduce="haicap certify --only sync; then GET <national>/_ledger/sync/dossiers/{MaHoSo} against "
                          "GET /api/v1/dossiers/{MaHoSo} LichSu")
     slowest = f"slowest {max(delays) / 1000:.1f} s" if delays else "none timed"
