@@ -696,6 +696,9 @@ def progress_for_each_change(ctx: CheckContext) -> str:
                                                                "not all arrive, SYNC-01)" if skipped else ""))
 
 
+_ZONE = re.compile(r"(\d+ h (?:behind|ahead): a \S+ time sent as Vietnam time)")
+
+
 def _event_fields(ref: str) -> list[str]:
     names = default_registry().schema(ref).get("x-event-times")
     if not isinstance(names, list) or not names:
@@ -746,14 +749,14 @@ def vietnam_time(ctx: CheckContext) -> str:
         count, problems = _time_findings(seen, dossier, item_fields, progress_fields)
         judged += count
         if problems:
-            wrong[_where(dossier)] = listed(problems, 6)
+            wrong[_where(dossier)] = problems
     ctx.require_evidence(judged, 2 * len(arrived), "event times and MaHoSo dates of the walked dossiers")
-    shifted = sorted({p.split(": a ")[1].split(" (")[0] for ps in wrong.values() for p in ps if " h behind: " in p
-                      or " h ahead: " in p})
-    ctx.expect(not wrong, f"{sum(len(p) for p in wrong.values())} times of {len(wrong)} of {len(arrived)} dossiers "
-                          "are not Vietnam time" + (f" ({'; '.join(shifted)})" if shifted else ""),
+    shifted = sorted({m.group(1) for ps in wrong.values() for p in ps if (m := _ZONE.search(p))})
+    ctx.expect(not wrong, f"{sum(map(len, wrong.values()))} times of {len(wrong)} of {len(arrived)} dossiers are not "
+                          "Vietnam time" + (f" ({'; '.join(shifted)})" if shifted else ""),
                expected="event times between the walk's start and their receipt, read as Asia/Ho_Chi_Minh; MaHoSo "
                         "dated with the Vietnam date",
-               actual=wrong, reproduce="GET <national>/_ledger/sync/dossiers/{MaHoSo} (item, progress)")
+               actual={where: listed(problems, 6) for where, problems in wrong.items()},
+               reproduce="GET <national>/_ledger/sync/dossiers/{MaHoSo} (item, progress)")
     return (f"{judged} event times and MaHoSo dates of {len(arrived)} dossiers are Vietnam time (each between the "
             "walk's start and its receipt)")
