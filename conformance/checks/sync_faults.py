@@ -212,10 +212,9 @@ def _judge_outage(ctx: CheckContext, histories: dict[str, list[dict[str, Any]]],
         rejections = ctx.national.sync_rejections()
         total = sum(map(len, arrivals.values()))
         raise CheckFailure(
-            f"{sum(map(len, lost.values()))} of {total} changes made during the {down.seconds:g} s outage never "
-            f"reached the national ledger (waited {sla:g} s after recovery; the national side refused "
-            f"{down.refused} calls during the outage): the province dropped them instead of delivering them after "
-            "recovery",
+            f"{sum(map(len, lost.values()))} of {total} changes made during the {down.seconds:g} s outage did not "
+            f"reach the national ledger within {sla:g} s after recovery (the national side refused {down.refused} "
+            "calls during the outage, then answered normally): dropped or held back instead of delivered",
             expected="every change made during the outage delivered after recovery",
             actual={m: [{**a.evidence(), "outcome": "received" if a.received_ms is not None else
                          (rejection_reason(rejections, m, a.status) or f"not received {sla:g} s after recovery")}
