@@ -83,6 +83,11 @@ class CounterpartClient:
     def end_outage(self) -> None:
         self._call("DELETE", "/_control/outage")
 
+    def expire_sync_sessions(self) -> int:
+        """Forget every sync session (each province must log in again); the number of sessions dropped."""
+        answer = self._call("POST", "/_control/sync/expire-sessions")
+        return int((answer or {}).get("expired", 0))
+
     # -- ledger ----------------------------------------------------------------------------------
     def synced_dossier(self, ma_ho_so: str) -> dict[str, Any] | None:
         """The latest item, status history and progress the counterpart recorded for a dossier, or None."""

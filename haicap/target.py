@@ -48,6 +48,8 @@ class Target:
     officer_token: str | None = field(default=None, repr=False)
     capabilities: frozenset[str] = ALL_CAPABILITIES
     sync_sla_seconds: float = 10.0
+    #: the longest pause of the province's sync client between two attempts while the national side is down
+    sync_retry_seconds: float = 1.0
     communes: tuple[str, ...] | None = None
     embedded: bool = False
     faults: frozenset[str] = frozenset()
@@ -90,6 +92,7 @@ class Target:
             "capabilities": sorted(self.capabilities),
             "back_office": self.back_office.describe(),
             "sync_sla_seconds": self.sync_sla_seconds,
+            "sync_retry_seconds": self.sync_retry_seconds,
             "communes": self.commune_coverage(),
         }
 
@@ -273,6 +276,7 @@ def _profile_national_config(profile: Profile, state_dir: Path, seed: int = 0) -
         capabilities=_capabilities(data, back_office_settings(data)),
         back_office=back_office_settings(data),
         sync_sla_seconds=float(data.get("sync_sla_seconds", 10)),
+        sync_retry_seconds=float(data.get("sync_retry_seconds", 1)),
         communes=tuple(data["communes"]) if data.get("communes") else None,
         secret_values=tuple(s for s in (control_token, client_secret, payment_secret, sync_password,
                                         forward_token, officer_token) if s),

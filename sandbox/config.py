@@ -98,9 +98,10 @@ class ProvinceConfig:
     forward_token: str = field(repr=False)
     officer_token: str = field(repr=False)
     faults: frozenset[str] = frozenset()
-    #: seconds between outbox delivery attempts when the national side fails (doubles up to the max)
+    #: seconds between outbox delivery attempts when the national side fails (doubles up to the max); the max is
+    #: the province's retry interval the outage check (SYNC-10) reads: short, so that check stays fast
     outbox_retry_initial: float = 0.2
-    outbox_retry_max: float = 5.0
+    outbox_retry_max: float = 0.4
     #: worker processes serving the province's socket (state shared through its SQLite store)
     workers: int = 1
 

@@ -77,6 +77,7 @@ def sandbox_target(sandbox: Any) -> Target:
         national_url=sandbox.national_url,
         control_token=cfg.national.control_token,
         officer_token=province.officer_token,
+        sync_retry_seconds=province.outbox_retry_max,
         embedded=True,
         faults=sandbox.faults,
         secret_values=(cfg.national.control_token, province.officer_token, province.oidc.client_secret,

@@ -594,3 +594,55 @@ def _supplement_unrequested(h: Harness) -> bool:
 def _withdraw_waiting(h: Harness) -> bool:
     session, m = _walked(h, "receive", "request-supplement")
     return h.province.withdraw(session, m, {"LyDo": "x"}).status_code == 409
+# -- sync under faults, progress and time zones (faults added with checks SYNC-10, -11, -12, -19) -----------
+def _lost_during_outage(h: Harness, seconds: float) -> bool:
+    token, _ = h.login()
+    h.national.post("/_control/outage", json={"services": ["sync"], "seconds": seconds})
+    m = h.submit(token)["MaHoSo"]
+    time.sleep(seconds)
+    return h.synced(m, "1", timeout=3) is None
+
+
+@probe("gives-up-after-3-attempts")
+def _gives_up(h: Harness) -> bool:
+    return _lost_during_outage(h, 2.0)  # attempts at about 0, 0.2, 0.6, 1.0 s: more than 3 fail
+
+
+@probe("drops-changes-during-outage")
+def _drops_during_outage(h: Harness) -> bool:
+    return _lost_during_outage(h, 0.5)
+
+
+@probe("never-logs-in-again")
+def _never_relogs(h: Harness) -> bool:
+    token, _ = h.login()
+    m = h.submit(token)["MaHoSo"]
+    assert h.synced(m, "1", timeout=5) is not None
+    assert h.national.post("/_control/sync/expire-sessions").status_code == 200
+    assert h.act(m, "receive") == 200
+    return h.synced(m, "2", timeout=3) is None
+
+
+@probe("no-progress-sync")
+def _no_progress(h: Harness) -> bool:
+    token, _ = h.login()
+    m = h.submit(token)["MaHoSo"]
+    assert h.act(m, "receive") == 200
+    assert h.synced(m, "2", timeout=5) is not None
+    assert wait_for(h.drained)
+    entry = h.ledger(m)
+    return entry is not None and not entry["progress"]
+
+
+@probe("utc-timestamps")
+def _utc_timestamps(h: Harness) -> bool:
+    from haicap.vn_time import to_ms
+
+    token, _ = h.login()
+    dossier = h.submit(token)
+    assert h.synced(dossier["MaHoSo"], "1", timeout=5) is not None
+    entry = h.ledger(dossier["MaHoSo"])
+    assert entry is not None
+    sent, kept = to_ms(entry["item"]["NgayNopHoSo"]), to_ms(dossier["NgayNopHoSo"])
+    assert sent is not None and kept is not None
+    return kept - sent == 7 * 3_600_000

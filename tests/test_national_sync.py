@@ -187,3 +187,24 @@ def test_stats_and_listing(client: httpx.Client, national: RunningNational) -> N
     assert page["total"] == stats["dossiers"] and len(page["items"]) == 2
     assert _ledger(client, national, "sync/dossiers", limit=0).status_code == 400
     assert client.get("/_ledger/sync/stats").status_code == 401
+
+
+def test_refused_calls_are_counted_for_outage_and_session_evidence(client: httpx.Client,
+                                                                   national: RunningNational) -> None:
+    """SYNC-10 and SYNC-19 read these counters: calls refused while down, calls with a dead session."""
+    headers = national.control_headers()
+    session = _login(client, national)
+    before = _ledger(client, national, "sync/stats").json()
+    client.post("/_control/outage", json={"services": ["sync"], "seconds": 5}, headers=headers)
+    try:
+        assert _call(client, national, session, "TraCuuHoSo", MaHoSo="000.00.00.H26-250701-0001").status_code == 503
+        assert client.post("/sync/login", json={}).status_code == 503
+    finally:
+        client.delete("/_control/outage", headers=headers)
+    client.post("/_control/sync/expire-sessions", headers=headers)
+    dead = _call(client, national, session, "TraCuuHoSo", MaHoSo="000.00.00.H26-250701-0001")
+    assert dead.status_code == 401 and dead.json()["error_code"] == "-1"
+    after = _ledger(client, national, "sync/stats").json()
+    assert after["outage_refusals"] - before["outage_refusals"] == 2
+    assert after["session_refusals"] - before["session_refusals"] == 1
+    assert after["logins"] == before["logins"]

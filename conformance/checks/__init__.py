@@ -10,5 +10,6 @@ from haicap.conformance.checks import (  # noqa: F401
     state_machine,
     submission,
     sync,
+    sync_faults,
     units,
 )

@@ -128,6 +128,8 @@ class LedgerApi:
                 "duplicates": int(counters.get("duplicates", 0)),
                 "logins": int(counters.get("logins", 0)),
                 "login_failures": int(counters.get("login_failures", 0)),
+                "outage_refusals": int(counters.get("outage_refusals", 0)),
+                "session_refusals": int(counters.get("session_refusals", 0)),
             }
 
         return JSONResponse(await self.store.read(query))

@@ -5,6 +5,9 @@ compiled validators of ``sync.schema.json``, plus the one rule a schema cannot h
 commune of the province the account belongs to), records the valid items and the status history with
 receive times, and records the refused ones with their field violations. An item is acknowledged only after
 the transaction holding it committed (see :mod:`.store`), which is what "synchronised" means to a checker.
+It also counts the calls it refused while switched off (``outage_refusals``) and those carrying an unknown or
+expired session (``session_refusals``): the evidence that a province retried through an outage, or kept calling
+with a dead session instead of logging in again.
 
 This is on the hot path of every province submission under load: validators are compiled once, JSON is
 orjson, sessions are a dict, and the SQLite work happens in the store's writer thread, many calls per commit.
@@ -103,6 +106,7 @@ class SyncReceiver:
     # -- login -----------------------------------------------------------------------------------
     async def login(self, request: Request) -> Response:
         if (down := self._outage()) is not None:
+            await self.store.write(lambda conn: _bump(conn, "outage_refusals", 1))
             return down
         body, bad = await self._parse(request)
         if bad is not None:
@@ -131,6 +135,7 @@ class SyncReceiver:
     # -- service ---------------------------------------------------------------------------------
     async def service(self, request: Request) -> Response:
         if (down := self._outage()) is not None:
+            await self.store.write(lambda conn: _bump(conn, "outage_refusals", 1))
             return down
         body, bad = await self._parse(request)
         if bad is not None:
@@ -142,6 +147,7 @@ class SyncReceiver:
         session = self._sessions.get(body["session"])
         if session is None or session.expires < time.monotonic():
             self._sessions.pop(body["session"], None)
+            await self.store.write(lambda conn: _bump(conn, "session_refusals", 1))
             return _answer(401, {"error_code": "-1", "message": "session unknown or expired: log in again"})
         if session.madonvi != body["madonvi"]:
             return _answer(401, {"error_code": "-1", "message": "the session belongs to another madonvi"})

@@ -84,6 +84,16 @@ _FAULTS = [
     Fault("sync-missing-fields", "sync", "required fields are dropped from DongBoHoSoMC items"),
     Fault("duplicate-sync", "sync",
           "the outbox sends every delivered batch a second time (a retry without idempotency): duplicates"),
+    Fault("gives-up-after-3-attempts", "sync",
+          "the outbox drops a change after 3 failed delivery attempts: an outage longer than that loses it"),
+    Fault("drops-changes-during-outage", "sync",
+          "sync inline, no durable outbox: a change made while the national side is down is never sent"),
+    Fault("never-logs-in-again", "sync",
+          "the sync client keeps its expired session: after the national side expires it, nothing is delivered"),
+    Fault("no-progress-sync", "sync",
+          "CapNhatTienDoHoSoMC is never sent: the national portal shows no processing step of any dossier"),
+    Fault("utc-timestamps", "sync",
+          "the sync adapter writes times in UTC as if Vietnam time: every ThoiGian sent is 7 h behind"),
     # forwarding
     Fault("ignores-forwarded-dossiers", "forwarding", "forwarded dossiers are acknowledged but never stored or synced"),
     Fault("unauthenticated-forwarding", "forwarding",
@@ -138,3 +148,6 @@ FAULTS: dict[str, Fault] = {fault.id: fault for fault in _FAULTS}
 
 #: How late the ``late-sync`` fault delivers (seconds).
 LATE_SYNC_DELAY = 30.0
+#: Failed delivery attempts after which ``gives-up-after-3-attempts`` drops a change (1 for
+#: ``drops-changes-during-outage``: the inline call was the only attempt).
+GIVE_UP_ATTEMPTS = {"gives-up-after-3-attempts": 3, "drops-changes-during-outage": 1}

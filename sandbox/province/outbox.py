@@ -15,8 +15,11 @@ JSON bytes stored with the row (never parsed and re-serialised). When the provin
 processes, exactly one of them delivers: the holder of an exclusive ``flock`` on ``<db>.outbox-lock`` (if it
 dies the kernel releases the lock and another worker takes over); it polls for the others' commits.
 
-Faults acting here: ``no-status-sync`` (changes after the first are never queued), ``late-sync`` and
-``duplicate-sync`` (every delivered batch is sent once more).
+Faults acting here: ``no-status-sync`` (changes after the first are never queued), ``no-progress-sync``
+(CapNhatTienDoHoSoMC never queued), ``late-sync``, ``duplicate-sync`` (every delivered batch is sent once more),
+``gives-up-after-3-attempts`` and ``drops-changes-during-outage`` (a row is dropped after 3 failed attempts, or
+after its first, as an inline call without an outbox would), ``never-logs-in-again`` (an expired session is
+kept: every call is refused from then on).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import orjson
 
 from haicap.sandbox.config import SyncAccount
 from haicap.sandbox.group_commit import now_ms
-from haicap.sandbox.province.faults import LATE_SYNC_DELAY
+from haicap.sandbox.province.faults import GIVE_UP_ATTEMPTS, LATE_SYNC_DELAY
 from haicap.sandbox.province.store import Store
 from haicap.sandbox.province.sync_http import JsonPoster, SyncHttpError
 from haicap.sandbox.province.sync_items import SyncItemBuilder
@@ -50,14 +53,16 @@ TIENDO = "CapNhatTienDoHoSoMC"
 
 @dataclass(frozen=True, slots=True)
 class OutboxPolicy:
-    """What gets queued: the item builder plus the ``no-status-sync`` switch."""
+    """What gets queued: the item builder plus the ``no-status-sync`` and ``no-progress-sync`` switches."""
 
     builder: SyncItemBuilder
     sync_updates: bool = True
+    sync_progress: bool = True
 
     @classmethod
     def for_faults(cls, builder: SyncItemBuilder, faults: Collection[str]) -> OutboxPolicy:
-        return cls(builder=builder, sync_updates="no-status-sync" not in faults)
+        return cls(builder=builder, sync_updates="no-status-sync" not in faults,
+                   sync_progress="no-progress-sync" not in faults)
 
 
 def enqueue_change(
@@ -75,7 +80,7 @@ def enqueue_change(
     rows = [
         (dossier["MaHoSo"], DONGBO, "False" if created else "True", policy.builder.dossier_item(dossier), ts),
     ]
-    if entry is not None:
+    if entry is not None and policy.sync_progress:
         rows.append((dossier["MaHoSo"], TIENDO, "", policy.builder.progress_item(dossier, entry), ts))
     conn.executemany(
         "INSERT INTO outbox (ma_ho_so, service, is_updating, item, created_ms) VALUES (?, ?, ?, ?, ?)",
@@ -84,12 +89,13 @@ def enqueue_change(
 
 
 def outbox_counts(store: Store) -> dict[str, int]:
-    """Pending, delivered and rejected rows (for /health and tests)."""
+    """Pending, delivered, rejected and (faults only) dropped rows (for /health and tests)."""
     pending = store.read_one("SELECT count(*) FROM outbox WHERE delivered_ms IS NULL")
     rejected = store.read_one("SELECT count(*) FROM outbox WHERE outcome = 'rejected'")
+    dropped = store.read_one("SELECT count(*) FROM outbox WHERE outcome = 'dropped'")
     total = store.read_one("SELECT count(*) FROM outbox")
-    p, r, t = (pending or (0,))[0], (rejected or (0,))[0], (total or (0,))[0]
-    return {"pending": p, "rejected": r, "delivered": t - p - r}
+    p, r, x, t = (pending or (0,))[0], (rejected or (0,))[0], (dropped or (0,))[0], (total or (0,))[0]
+    return {"pending": p, "rejected": r, "dropped": x, "delivered": t - p - r - x}
 
 
 def _call_rank(service: str, is_updating: str) -> int:
@@ -137,6 +143,10 @@ class OutboxDelivery:
         self.batch_size = batch_size
         self.delay_ms = int(LATE_SYNC_DELAY * 1000) if "late-sync" in faults else 0
         self.resend = "duplicate-sync" in faults
+        #: the defect of gives-up-after-3-attempts / drops-changes-during-outage: failed attempts before a row goes
+        self.give_up_after = min((n for f, n in GIVE_UP_ATTEMPTS.items() if f in faults), default=0)
+        self._attempts: dict[int, int] = {}  # row id → failed attempts (only counted when giving up is on)
+        self.relogin = "never-logs-in-again" not in faults
         self.timeout = timeout
         #: seconds to let changes gather before a call (unless a full batch is waiting)
         self.coalesce = coalesce
@@ -257,9 +267,29 @@ class OutboxDelivery:
             for key in sorted(groups, key=lambda k: _call_rank(*k)):  # creates, updates, progress: see _pending
                 service, is_updating = key
                 done.append((groups[key], await self._send(service, is_updating, groups[key])))
+        except _Transient:
+            if self.give_up_after:
+                answered = {row.id for rows_, _ in done for row in rows_}
+                await self._count_failure([r for r in rows if r.id not in answered])
+            raise
         finally:  # also when a later call of the round failed: what was answered must not be sent again
             if done:
                 await self.store.write(lambda conn: self._mark(conn, done))
+
+    async def _count_failure(self, rows: list[_Row]) -> None:
+        """The defect of the give-up faults: a row that failed ``give_up_after`` times leaves the queue unsent."""
+        given_up = []
+        for row in rows:
+            self._attempts[row.id] = self._attempts.get(row.id, 0) + 1
+            if self._attempts[row.id] >= self.give_up_after:
+                given_up.append(row.id)
+                del self._attempts[row.id]
+        if given_up:
+            log.warning("outbox: giving up on %d change(s) after %d failed attempt(s)", len(given_up),
+                        self.give_up_after)
+            await self.store.write(lambda conn: conn.executemany(
+                "UPDATE outbox SET delivered_ms = ?, outcome = 'dropped' WHERE id = ?",
+                [(now_ms(), row_id) for row_id in given_up]))
 
     async def _send(self, service: str, is_updating: str, rows: list[_Row]) -> dict[int, str]:
         """One call; the rows the national side rejected (index → reason), or :class:`_Transient`."""
@@ -311,6 +341,8 @@ class OutboxDelivery:
             status, content = await self._post("/sync/service", orjson.dumps(envelope)[:-1] + data)
             answer = self._json(content)
             if status == 401 or answer.get("error_code") == "-1":
+                if not self.relogin:  # the defect: the dead session is kept, every call is refused from now on
+                    raise _Transient("sync session refused")
                 self._session = None  # expired or unknown: log in again once
                 if attempt == 0:
                     continue

@@ -4,7 +4,7 @@ The field lists come from the sync contract (``registry.property_names``), never
 the dossier's values for the contract's fields, so a field added to the contract flows through. Faults
 acting here: ``sync-missing-fields`` (required fields dropped), ``no-paid-flag-sync`` (DuocThanhToanTrucTuyen
 never "1"), ``sync-fee-from-wrong-field`` (fee amounts from the amount paid), ``channel-not-synced``
-(KenhThucHien not mapped: the desk default).
+(KenhThucHien not mapped: the desk default) and ``utc-timestamps`` (every ThoiGian field of an item in UTC).
 
 Example::
 
@@ -16,9 +16,11 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import UTC, datetime
 from typing import Any
 
 from haicap.contract_registry import ContractRegistry
+from haicap.vn_time import to_ms
 
 __all__ = ["DOSSIER_ITEM_REF", "PROGRESS_ITEM_REF", "SyncItemBuilder"]
 
@@ -44,6 +46,19 @@ def _present(value: Any) -> bool:
     return value is not None and value != "" and value != []
 
 
+def _time_fields(registry: ContractRegistry, ref: str) -> frozenset[str]:
+    """The item's fields of the contract's ThoiGian format (``common.schema.json#/$defs/ThoiGian``)."""
+    properties = registry.schema(ref).get("properties", {})
+    return frozenset(name for name, spec in properties.items()
+                     if isinstance(spec, dict) and str(spec.get("$ref", "")).endswith("/ThoiGian"))
+
+
+def _as_utc(value: Any) -> Any:
+    """The defect of ``utc-timestamps``: a Vietnam time rewritten as the UTC wall clock of the same instant."""
+    ms = to_ms(value)
+    return value if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y%m%d%H%M%S")
+
+
 class SyncItemBuilder:
     """Turns a dossier (and one of its history entries) into contract-shaped sync items."""
 
@@ -57,6 +72,9 @@ class SyncItemBuilder:
         self._paid_flag = "no-paid-flag-sync" not in faults
         self._fee_from_paid = "sync-fee-from-wrong-field" in faults
         self._channel = "channel-not-synced" not in faults
+        utc = "utc-timestamps" in faults
+        self._utc_dossier = _time_fields(registry, DOSSIER_ITEM_REF) if utc else frozenset()
+        self._utc_progress = _time_fields(registry, PROGRESS_ITEM_REF) if utc else frozenset()
 
     def dossier_item(self, dossier: dict[str, Any]) -> dict[str, Any]:
         item = {
@@ -71,6 +89,8 @@ class SyncItemBuilder:
             item["DanhSachLePhi"] = [{**fee, "Gia": paid} for fee in item["DanhSachLePhi"]]
         if not self._channel and "KenhThucHien" in item:  # the defect: not mapped, the one-stop desk's default
             item["KenhThucHien"] = "1"
+        for name in self._utc_dossier & item.keys():
+            item[name] = _as_utc(item[name])
         return item
 
     def progress_item(self, dossier: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
@@ -84,4 +104,7 @@ class SyncItemBuilder:
             "NgayBatDau": dossier.get("NgayTiepNhan"),
             "NgayKetThucTheoQuyDinh": dossier.get("NgayHenTra"),
         }
-        return {name: source[name] for name in self.progress_fields if _present(source.get(name))}
+        item = {name: source[name] for name in self.progress_fields if _present(source.get(name))}
+        for name in self._utc_progress & item.keys():
+            item[name] = _as_utc(item[name])
+        return item
