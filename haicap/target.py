@@ -44,6 +44,8 @@ class Target:
     national_url: str
     control_token: str = field(repr=False)
     officer_token: str | None = field(default=None, repr=False)
+    #: the credential the national portal presents when forwarding dossiers (fuzzing the receiver needs it)
+    forward_token: str | None = field(default=None, repr=False)
     capabilities: frozenset[str] = ALL_CAPABILITIES
     sync_sla_seconds: float = 10.0
     communes: tuple[str, ...] | None = None
@@ -200,6 +202,7 @@ def _profile_national_config(profile: Profile, state_dir: Path, seed: int = 0) -
         national_url=f"http://{host}:{port}",
         control_token=control_token,
         officer_token=officer_token,
+        forward_token=forward_token,
         capabilities=frozenset(data.get("capabilities", sorted(ALL_CAPABILITIES))),
         sync_sla_seconds=float(data.get("sync_sla_seconds", 10)),
         communes=tuple(data["communes"]) if data.get("communes") else None,
@@ -254,6 +257,7 @@ def open_target(
                 national_url=sandbox.national_url,
                 control_token=cfg.national.control_token,
                 officer_token=cfg.province.officer_token,
+                forward_token=cfg.province.forward_token,
                 embedded=True,
                 faults=sandbox.faults,
                 secret_values=(cfg.national.control_token, cfg.province.officer_token, cfg.province.oidc.client_secret,

@@ -1,10 +1,11 @@
 """Dossiers forwarded by the national portal: received, acknowledged, processed and synced back.
 
 A citizen may file on the National Public Service Portal; the portal forwards the dossier to the province
-(``POST /national/forwarded-dossiers`` with the national credential) under the MaHoSo it assigned. The
-national checklist counts "dossiers forwarded from NPSP received and processed" (DOMAIN.md): the province must
-acknowledge, store, and from then on synchronise the dossier's states under that same MaHoSo; and since the
-endpoint creates dossiers, it must refuse anyone who does not present the national credential.
+(``POST /national/forwarded-dossiers`` with the national credential, contracts/province-dossier.openapi.yaml
+``receiveForwardedDossier``) under the MaHoSo it assigned. The national readiness checklist counts "dossiers
+forwarded from NPSP received and processed": the province must acknowledge, store, and from then on synchronise
+the dossier's states under that same MaHoSo; and since the endpoint creates dossiers, it must refuse anyone who
+does not present the credential the portal issued to *this* province (none, a wrong one, another province's).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from haicap.conformance.checks.submission import curl_line, evidence, scenario_data, today_vn
 from haicap.conformance.context import CheckContext
 from haicap.conformance.registry import CheckError, CheckFailure, check
+from haicap.contract_registry import default_registry
 from haicap.data_generators.agencies import NATIONAL_PORTAL_AGENCY
 
 FORWARD_PATH = "/national/forwarded-dossiers"
@@ -45,8 +47,9 @@ def _expect_synced(ctx: CheckContext, ma_ho_so: str, status: str, after: str) ->
 
 @check("FWD-01", criterion="forwarding", severity="critical",
        title="A dossier forwarded by the national portal is acknowledged, stored and its states synced back",
-       rule="DOMAIN.md: national checklist 'dossiers forwarded from NPSP received and processed'; wire agreement "
-            "POST /national/forwarded-dossiers → 201 {MaHoSo, TrangThaiHoSo 1, acknowledged}",
+       rule="contracts/province-dossier.openapi.yaml POST /national/forwarded-dossiers → 201 ForwardAck {MaHoSo, "
+            "TrangThaiHoSo 1, acknowledged}; national readiness checklist of 28 June 2025: 'dossiers forwarded from "
+            "NPSP received and processed'",
        requires=("forwarding", "sync"), detects=("ignores-forwarded-dossiers",))
 def forwarded_dossier_processed(ctx: CheckContext) -> str:
     """The counterpart forwards one dossier: the province answers 201 ``acknowledged: true`` with the same
@@ -145,3 +148,56 @@ def forwarding_requires_credential(ctx: CheckContext) -> str:
                    expected="404 (not created)", actual=evidence(stored))
         created = f"not created (officer GET → HTTP {stored.status_code})"
     return f"unsolicited dossier {body['MaHoSo']}: {', '.join(answers)}; {created}"
+
+
+def credential_verdict(status: int | None, refused: tuple[int, ...] = (401,), error: str | None = None) -> str | None:
+    """What a province did with a forward that carries a credential not issued to it; None when refused as the
+    contract documents (``refused``: its 401, and 403 if documented)."""
+    expected = " or ".join(str(s) for s in refused)
+    if status is None:
+        return f"no answer ({error or 'the connection failed'})"
+    if status in refused:
+        return None
+    if 200 <= status < 300:
+        return f"accepted (HTTP {status}; expected {expected})"
+    if status >= 500:
+        return f"server error (HTTP {status}; expected {expected})"
+    return f"refused with HTTP {status} (expected {expected})"
+
+
+def _forward_refusals() -> tuple[int, ...]:
+    """The statuses the contract documents for a forward with a wrong credential: 401, and 403 if listed."""
+    op = default_registry().openapi("province-dossier")["paths"][FORWARD_PATH]["post"]
+    return tuple(int(c) for c in ("401", "403") if c in op.get("responses", {})) or (401,)
+
+
+@check("FWD-03", criterion="forwarding", severity="critical",
+       title="A forward carrying the credential the national portal issued to another province is refused",
+       rule="RFC 6750 §3.1 (invalid_token → 401); contracts/province-dossier.openapi.yaml receiveForwardedDossier "
+            "(security forward: the credential issued to this province; 401 Unauthorized); OWASP API2:2023",
+       requires=("forwarding",), detects=("accepts-any-forward-token",))
+def other_province_token_refused(ctx: CheckContext) -> str:
+    """The counterpart forwards a valid dossier for this province presenting the forward token the national
+    portal issued to another province: answered as the contract documents (401), and not stored."""
+    sent = ctx.national.forward_dossier(credential_of="other")
+    status = sent.get("status_code")
+    ma_ho_so = sent.get("MaHoSo") or (sent.get("dossier") or {}).get("MaHoSo")
+    repro = ('POST <national>/_control/forward {"credential_of": "other"} (the counterpart forwards one dossier '
+             "with the forward token of another province)")
+    ctx.require_evidence(int(status is not None), 1, "answer to a forward with another province's token",
+                         reproduce=repro)
+    verdict = credential_verdict(status, _forward_refusals(), sent.get("error"))
+    other = sent.get("credential_of", "another province")
+    ctx.expect(verdict is None,
+               f"a forward of {ma_ho_so} with the token of province {other} was {verdict}",
+               expected="HTTP 401 (the token is not this province's)",
+               actual={"status": status, "body": sent.get("answer"), "credential_of": other}, reproduce=repro)
+    created = "not checked (no officer API declared)"
+    if _officer_api(ctx):
+        stored = ctx.province.officer_dossier(str(ma_ho_so))
+        ctx.expect(stored.status_code == 404, f"a refused forward with province {other}'s token still created "
+                                              f"dossier {ma_ho_so}",
+                   expected="404 (not created)", actual=evidence(stored), reproduce=repro)
+        created = f"not created (officer GET → HTTP {stored.status_code})"
+    return (f"forward of {ma_ho_so} with the forward token of province {other}: refused with HTTP {status}; "
+            f"{created}")

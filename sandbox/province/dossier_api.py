@@ -5,8 +5,9 @@ DinhDanhCHS must contain the session's CCCD). The commune must be a current comm
 means the dossier and its outbox row are committed.
 
 Faults acting here: ``identity-from-body``, ``500-on-malformed-input``, ``duplicate-mahoso``,
-``loses-dossiers-under-concurrency``, ``bad-mahoso-format`` (and ``pre-merger-commune-codes``,
-``draft-commune-codes`` through :mod:`units`).
+``loses-dossiers-under-concurrency``, ``bad-mahoso-format``, ``accepts-other-province-communes``,
+``reads-any-dossier``, ``acts-on-any-dossier`` (and ``pre-merger-commune-codes``, ``draft-commune-codes``
+through :mod:`units`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from haicap.data_generators.units import admin_units
 from haicap.sandbox.province import dossiers as d
 from haicap.sandbox.province.context import ProvinceContext
 from haicap.sandbox.province.problems import Problem, json_response, read_json
 from haicap.sandbox.province.sessions import CitizenSession
+from haicap.sandbox.province.units import ReceivingUnit, commune_agency_code
 
 __all__ = ["DossierApi", "parse_ma_ho_so", "parse_page"]
 
@@ -154,7 +157,7 @@ class DossierApi:
         procedure = ctx.catalogue.get(body["MaTTHC"])
         if procedure is None:
             raise Problem.field(422, "MaTTHC", f"{body['MaTTHC']} is not a procedure this province receives online")
-        unit = ctx.units.check_commune(body["MaXa"])
+        unit = self.receiving_unit(body["MaXa"])
         identity = {"LoaiDinhDanh": "1", "SoDinhDanh": session.so_dinh_danh}
         given = body.get("DinhDanhCHS")
         owner_name = session.ho_va_ten
@@ -181,20 +184,42 @@ class DossierApi:
         )
         return doc, unit.agency_code
 
+    def receiving_unit(self, code: str) -> ReceivingUnit:
+        """The commune the dossier is filed in: a current commune of this province (422 naming MaXa if not)."""
+        units = admin_units()
+        if self.ctx.has("accepts-other-province-communes") and units.is_current_commune(code):
+            commune = units.commune(code)  # the defect: the national list, not the province's part of it
+            return ReceivingUnit(code, commune.name, commune_agency_code(code, self.ctx.config.agency_code))
+        return self.ctx.units.check_commune(code)
+
     # -- reads -------------------------------------------------------------------------------------
     def owned(self, request: Request) -> tuple[str, CitizenSession]:
         _, session = self.ctx.sessions.from_request(request)
         ma_ho_so = parse_ma_ho_so(self.ctx, request)
         return ma_ho_so, session
 
-    def load_owned(self, ma_ho_so: str, session: CitizenSession) -> dict[str, Any]:
-        row = self.ctx.store.read_one(
-            "SELECT doc FROM dossiers WHERE ma_ho_so = ? AND owner = ?", (ma_ho_so, session.so_dinh_danh)
-        )
+    def load_owned(self, ma_ho_so: str, session: CitizenSession, *, fault: str = "reads-any-dossier") -> dict[str, Any]:
+        """The caller's dossier, or 404 (also when it is another citizen's: its existence is not disclosed).
+        ``fault`` names the defect that skips the owner check at this call (reads or actions)."""
+        if self.ctx.has(fault):  # the defect: any signed-in citizen gets any dossier
+            row = self.ctx.store.read_one("SELECT doc FROM dossiers WHERE ma_ho_so = ?", (ma_ho_so,))
+        else:
+            row = self.ctx.store.read_one(
+                "SELECT doc FROM dossiers WHERE ma_ho_so = ? AND owner = ?", (ma_ho_so, session.so_dinh_danh)
+            )
         if row is None:
             raise Problem.field(404, "MaHoSo", f"no dossier {ma_ho_so} for this citizen", "Dossier not found")
         doc: dict[str, Any] = orjson.loads(row[0])
         return doc
+
+    def acting_owner(self, ma_ho_so: str, session: CitizenSession) -> str:
+        """Whose dossier a citizen action may change: the caller's (fault ``acts-on-any-dossier``: whoever owns
+        ``ma_ho_so``, so the owner check in :mod:`dossiers` passes for anyone)."""
+        if self.ctx.has("acts-on-any-dossier"):
+            row = self.ctx.store.read_one("SELECT owner FROM dossiers WHERE ma_ho_so = ?", (ma_ho_so,))
+            if row is not None:
+                return str(row[0])
+        return session.so_dinh_danh
 
     async def get(self, request: Request) -> Response:
         ma_ho_so, session = self.owned(request)
@@ -209,13 +234,13 @@ class DossierApi:
     async def supplement(self, request: Request) -> Response:
         ma_ho_so, session = self.owned(request)
         body = await read_json(request, self.supplement_v, trusting=self.ctx.has("500-on-malformed-input"))
-        policy, owner = self.ctx.policy, session.so_dinh_danh
+        policy, owner = self.ctx.policy, self.acting_owner(ma_ho_so, session)
         doc = await self.ctx.store.write(lambda c: d.op_supplement(c, policy, ma_ho_so, owner, body))
         return json_response(doc)
 
     async def withdraw(self, request: Request) -> Response:
         ma_ho_so, session = self.owned(request)
         body = await read_json(request, self.withdraw_v, trusting=self.ctx.has("500-on-malformed-input"))
-        policy, owner = self.ctx.policy, session.so_dinh_danh
+        policy, owner = self.ctx.policy, self.acting_owner(ma_ho_so, session)
         doc = await self.ctx.store.write(lambda c: d.op_withdraw(c, policy, ma_ho_so, owner, body))
         return json_response(doc)
