@@ -149,6 +149,8 @@ class FuzzRun:
     cases: int = 0
     skipped: list[str] = field(default_factory=list)
     timed_out: bool = False
+    #: operations whose share of the budget ran out before their examples did
+    cut: set[str] = field(default_factory=set)
     #: answers judged, by status code, and the operations they came from (a passed check's summary)
     statuses: Counter[int] = field(default_factory=Counter)
     operations: set[str] = field(default_factory=set)
@@ -181,35 +183,39 @@ class FuzzRun:
         deadline = time.monotonic() + self.budget_s
         checks = _checks()
         operations = fuzz_order([result.ok() for result in schema.get_all_operations()])
-        for index, operation in enumerate(operations):
-            auth = self._auth(operation)
-            if auth is None:
-                self.skipped.append(f"{operation.label} (no {_schemes(operation)} credential declared)")
+        runs = [(op, self._auth(op)) for op in operations]
+        self.skipped += [f"{op.label} (no {_schemes(op)} credential declared)" for op, auth in runs if auth is None]
+        slots = [(op, auth, mode) for op, auth in runs if auth is not None
+                 for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
+        for index, (operation, (sent, shown), mode) in enumerate(slots):
+            now = time.monotonic()
+            if now >= deadline and operation.label in self.operations:
+                self.cut.add(operation.label)
                 continue
-            sent, shown = auth
-            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                one = self._one_case(operation, mode, sent, shown, checks, deadline)
-                test = seed(self.seed)(settings(
-                    max_examples=self.max_examples, deadline=None, database=None, derandomize=False,
-                    phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
-                    report_multiple_bugs=False, print_blob=False,
-                )(given(case=operation.as_strategy(generation_mode=mode))(one)))
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        test()
-                except _OutOfTime:
-                    self.timed_out = True
-                    self.skipped += [f"{op.label} (not reached within the {self.budget_s:g} s budget)"
-                                     for op in operations[index + 1:]]
-                    return
-                except Unsatisfiable:  # nothing to break (e.g. negative cases of an operation without input)
-                    continue
+            # a fair share of what is left: no operation starves the later ones (each gets one case at least)
+            share = now + max(0.0, deadline - now) / (len(slots) - index)
+            one = self._one_case(operation, mode, sent, shown, checks, share)
+            test = seed(self.seed)(settings(
+                max_examples=self.max_examples, deadline=None, database=None, derandomize=False,
+                phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
+                report_multiple_bugs=False, print_blob=False,
+            )(given(case=operation.as_strategy(generation_mode=mode))(one)))
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    test()
+            except _OutOfTime:  # this operation's share is spent: on to the next one
+                self.timed_out = self.timed_out or time.monotonic() >= deadline
+                self.cut.add(operation.label)
+            except Unsatisfiable:  # nothing to break (e.g. negative cases of an operation without input)
+                continue
+        self.skipped += [f"{op.label} (not reached within the {self.budget_s:g} s budget)"
+                         for op, auth in runs if auth is not None and op.label not in self.operations]
 
     def _one_case(self, operation: Any, mode: Any, sent: dict[str, str], shown: dict[str, str],
                   checks: list[Callable[..., Any]], deadline: float) -> Callable[[Any], None]:
         def one(case: Any) -> None:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline and operation.label in self.operations:
                 raise _OutOfTime
             _authorize(case, sent)
             try:
@@ -452,7 +458,7 @@ def _report(ctx: CheckContext, run: FuzzRun, elapsed: float, what: str) -> str:
     classes = Counter(f"{status // 100}xx" for status in run.statuses.elements())
     answered = ", ".join(f"{cls} ×{n}" for cls, n in sorted(classes.items()))
     return (f"{run.cases} {what} over {len(run.operations)} operations (seed {ctx.seed}, {elapsed:.1f} s"
-            + (f", stopped at the {run.budget_s:g} s budget" if run.timed_out else "")
+            + (f", {len(run.cut)} operations cut at their share of the {run.budget_s:g} s budget" if run.cut else "")
             + f"): 0 server errors, every answer documented and schema-valid ({answered})"
             + (f"; not fuzzed: {', '.join(run.skipped)}" if run.skipped else ""))
 

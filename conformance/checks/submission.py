@@ -675,9 +675,18 @@ def citizen_operations(openapi: dict[str, Any]) -> tuple[list[dict[str, Any]], l
                      "refused": _refusal_statuses(op), "body": _body_ref(op)}
             if "{MaHoSo}" in path:
                 on_one.append(entry)
-            elif method == "get" and "{" not in path:
+            elif method == "get" and "{" not in path and _lists_items(op):
                 listing.append(entry)
     return on_one, listing
+
+
+def _lists_items(op: dict[str, Any]) -> bool:
+    """Whether the operation's 200 answer is a page of items (an object schema with an ``items`` property)."""
+    content = (((op.get("responses") or {}).get("200") or {}).get("content") or {}).get("application/json") or {}
+    ref = (content.get("schema") or {}).get("$ref")
+    if not isinstance(ref, str):
+        return False
+    return "items" in (default_registry().schema(ref.removeprefix("schemas/")).get("properties") or {})
 
 
 def _refusal_statuses(op: dict[str, Any]) -> tuple[int, ...]:
