@@ -96,6 +96,12 @@ def forwarded_dossier_processed(ctx: CheckContext) -> str:
             f"{first:.1f} s), state 2 after the officer's receive (waited {second:.1f} s), SLA {sla:g} s")
 
 
+#: FWD-02's forwards without the national credential (RFC 6750 §3.1: missing, malformed or invalid token)
+CREDENTIAL_CASES: tuple[tuple[str, dict[str, str]], ...] = (
+    ("no Authorization header", {}),
+    ("a wrong Bearer token", {"Authorization": "Bearer haicap-not-the-forward-token"}),
+    ("an empty Bearer token", {"Authorization": "Bearer "}),
+)
 #: codes tried for FWD-02's unsolicited dossier before giving up on finding one the province does not hold
 UNSOLICITED_TRIES = 20
 
@@ -117,27 +123,29 @@ def _unsolicited_dossier(ctx: CheckContext) -> dict[str, Any]:
 
 @check("FWD-02", criterion="forwarding", severity="critical",
        title="Forwarding without the national credential is refused with 401",
-       rule="RFC 6750 §3.1 (missing or invalid bearer token → 401); wire agreement: Authorization: Bearer "
-            "<forward_token>",
+       rule="RFC 6750 §3.1 (missing or invalid bearer token → 401); contracts/province-dossier.openapi.yaml "
+            "receiveForwardedDossier (security forward: Authorization: Bearer <forward token>; 401 Unauthorized)",
        requires=("forwarding",), detects=("unauthenticated-forwarding",))
 def forwarding_requires_credential(ctx: CheckContext) -> str:
-    """POST a well-formed forwarded dossier with no Authorization header, then with a wrong Bearer token:
-    both answered 401, and the dossier is not created."""
+    """POST a well-formed forwarded dossier with no Authorization header, with a wrong Bearer token and with
+    an empty one: each answered 401, and the dossier is not created."""
     url = ctx.target.province_url + FORWARD_PATH
     body = _unsolicited_dossier(ctx)
     accepted: list[dict[str, Any]] = []
     answers: list[str] = []
-    for label, headers in (("no Authorization header", {}),
-                           ("a wrong Bearer token", {"Authorization": "Bearer haicap-not-the-forward-token"})):
+    for label, headers in CREDENTIAL_CASES:
         response = ctx.province.port.request("POST", FORWARD_PATH, json=body, headers=headers,
                                              name="forward without credential")
         answers.append(f"{label} → HTTP {response.status_code}")
-        if response.status_code != 401:
-            accepted.append({"credential": label, "MaHoSo": body["MaHoSo"], **evidence(response, 300)})
+        verdict = credential_verdict(response.status_code, _forward_refusals())
+        if verdict is not None:
+            accepted.append({"credential": label, "MaHoSo": body["MaHoSo"], "verdict": verdict,
+                             **evidence(response, 300)})
+    ctx.require_evidence(len(answers), len(CREDENTIAL_CASES), "answers to forwards without the national credential")
     if accepted:
         first = accepted[0]
         raise CheckFailure(
-            f"forwarding with {first['credential']} answered {first['status']}, not 401"
+            f"forwarding with {first['credential']} was {first['verdict']}"
             + (f" (and {len(accepted) - 1} more)" if len(accepted) > 1 else ""),
             expected="401 for a request without the national forward credential", actual=accepted,
             reproduce=curl_line("POST", url, body=body, auth=None))
@@ -175,7 +183,7 @@ def _forward_refusals() -> tuple[int, ...]:
        title="A forward carrying the credential the national portal issued to another province is refused",
        rule="RFC 6750 §3.1 (invalid_token → 401); contracts/province-dossier.openapi.yaml receiveForwardedDossier "
             "(security forward: the credential issued to this province; 401 Unauthorized); OWASP API2:2023",
-       requires=("forwarding",), detects=("accepts-any-forward-token",))
+       requires=("forwarding",), detects=("accepts-any-forward-token", "unauthenticated-forwarding"))
 def other_province_token_refused(ctx: CheckContext) -> str:
     """The counterpart forwards a valid dossier for this province presenting the forward token the national
     portal issued to another province: answered as the contract documents (401), and not stored."""

@@ -334,7 +334,8 @@ def _repro_bad(url: str, case: dict[str, Any]) -> str:
 
 @check("SUB-02", criterion="submission", severity="critical",
        title="Bad input is refused with a 4xx RFC 9457 problem naming the field, never a 5xx",
-       rule="RFC 9457 §3; RFC 9110 §15.5 (4xx client errors); province-dossier.openapi.yaml POST /api/v1/dossiers",
+       rule="RFC 9457 §3; RFC 9110 §15.5 (4xx client errors); contracts/province-dossier.openapi.yaml POST "
+            "/api/v1/dossiers",
        requires=("sso", "submission"), detects=("500-on-malformed-input",))
 def bad_input_refused(ctx: CheckContext) -> str:
     """Every schema-invalid variant of a valid submission (haicap.data_generators.invalid), malformed JSON,
