@@ -5,9 +5,10 @@ reads ``contracts/province-dossier.openapi.yaml`` and sends schema-valid (positi
 (negative) requests to every operation of the province — citizen, public, officer, sign-in (``/auth/*``) and
 the receiver of forwarded dossiers (with the national forward credential) — each answer must not be a 5xx,
 must use a documented status code and media type, must validate against the documented schema, and a 4xx must
-be an RFC 9457 problem. Sign-in operations go last, since a logout ends the citizen session the others use; an
-operation whose credential the profile does not declare, or that the budget did not reach, is reported as not
-fuzzed, with the reason. The stateful walks (FUZZ-02) follow the links of the dossier operations only.
+be an RFC 9457 problem. Sign-in operations go last, since a logout ends the citizen session the others use; each
+operation not fuzzed yet keeps :data:`RESERVE_S` of the budget, so every one gets at least one case; an
+operation whose credential the profile does not declare is reported as not fuzzed, with the reason. The
+stateful walks (FUZZ-02) follow the links of the dossier operations only.
 
 Runs are reproducible (Hypothesis seeded with the run seed, no example database) and bounded: at most
 :data:`MAX_EXAMPLES` cases per operation and mode, :data:`BUDGET_S` seconds in all. A finding names the
@@ -39,6 +40,8 @@ SUBMIT_LABEL = "POST /api/v1/dossiers"
 MAX_EXAMPLES = 12
 #: wall-clock budget of one fuzzing check (seconds)
 BUDGET_S = 20.0
+#: seconds of the budget kept for each operation not fuzzed yet, so the early ones cannot starve it
+RESERVE_S = 1.0
 #: operations left out of the stateful walks: sign-in and the national portal's (no links to follow)
 SKIPPED_TAGS = frozenset({"sso", "national"})
 #: operations FUZZ-01 fuzzes after every other: a logout ends the citizen session the others use
@@ -188,12 +191,12 @@ class FuzzRun:
         slots = [(op, auth, mode) for op, auth in runs if auth is not None
                  for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
         for index, (operation, (sent, shown), mode) in enumerate(slots):
-            now = time.monotonic()
-            if now >= deadline and operation.label in self.operations:
+            if time.monotonic() >= deadline and operation.label in self.operations:
                 self.cut.add(operation.label)
                 continue
-            # a fair share of what is left: no operation starves the later ones (each gets one case at least)
-            share = now + max(0.0, deadline - now) / (len(slots) - index)
+            # the budget, less a reserve for each later operation not fuzzed yet (each gets one case at least)
+            later = {op.label for op, _, _ in slots[index + 1:]} - self.operations - {operation.label}
+            share = deadline - RESERVE_S * len(later)
             one = self._one_case(operation, mode, sent, shown, checks, share)
             test = seed(self.seed)(settings(
                 max_examples=self.max_examples, deadline=None, database=None, derandomize=False,
@@ -458,7 +461,7 @@ def _report(ctx: CheckContext, run: FuzzRun, elapsed: float, what: str) -> str:
     classes = Counter(f"{status // 100}xx" for status in run.statuses.elements())
     answered = ", ".join(f"{cls} ×{n}" for cls, n in sorted(classes.items()))
     return (f"{run.cases} {what} over {len(run.operations)} operations (seed {ctx.seed}, {elapsed:.1f} s"
-            + (f", {len(run.cut)} operations cut at their share of the {run.budget_s:g} s budget" if run.cut else "")
+            + (f", {len(run.cut)} operations cut short by the {run.budget_s:g} s budget" if run.cut else "")
             + f"): 0 server errors, every answer documented and schema-valid ({answered})"
             + (f"; not fuzzed: {', '.join(run.skipped)}" if run.skipped else ""))
 
