@@ -70,3 +70,19 @@ def test_credential_verdict_says_what_the_province_did(status: int | None, said:
 def test_forward_refusals_come_from_the_contract() -> None:
     assert _forward_refusals() == (401,)
     assert credential_verdict(403, (401, 403)) is None
+
+
+def test_the_counterpart_knows_another_provinces_forward_token_with_or_without_a_registration(
+        tmp_path: Path) -> None:
+    """The sandbox registers a co-tenant province; a profile's counterpart has none and mints one itself."""
+    from haicap.sandbox.config import build_sandbox_configs
+
+    configs = build_sandbox_configs("http://127.0.0.1:1", "http://127.0.0.1:2", tmp_path / "a")
+    assert configs.province.co_tenant_forward_tokens == (configs.national.other_forward_registrations[0].forward_token,)
+    for national in (configs.national, dataclasses.replace(configs.national, state_dir=tmp_path / "b",
+                                                           other_forward_registrations=())):
+        forwarder = national_app(national).state.national.forwarder
+        own = national.provinces[0]
+        code, token = forwarder._token("other", own)
+        assert code != own.province_code and token not in (own.forward_token, "")
+        assert forwarder._token(None, own) == (own.province_code, own.forward_token)

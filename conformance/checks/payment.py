@@ -352,6 +352,8 @@ def replayed_callback(ctx: CheckContext) -> str:
     before_dossier = _paid_view(_dossier(ctx, payment))
     before_payments = _payments(ctx, payment)
     delivery = ctx.national.replay_callback(payment.ma_tham_chieu)
+    ctx.require_evidence(int(delivery.get("status_code") is not None), 1, "answer to the replayed callback",
+                         reproduce=f"POST <national>/_control/payment/{payment.ma_tham_chieu}/replay")
     after_dossier = _paid_view(_dossier(ctx, payment))
     after_payments = _payments(ctx, payment)
     reproduce = f"POST <national>/_control/payment/{payment.ma_tham_chieu}/replay"
