@@ -100,7 +100,7 @@ def forwarded_dossier_processed(ctx: CheckContext) -> str:
 CREDENTIAL_CASES: tuple[tuple[str, dict[str, str]], ...] = (
     ("no Authorization header", {}),
     ("a wrong Bearer token", {"Authorization": "Bearer haicap-not-the-forward-token"}),
-    ("an empty Bearer token", {"Authorization": "Bearer "}),
+    ("a Bearer scheme without a token", {"Authorization": "Bearer"}),
 )
 #: codes tried for FWD-02's unsolicited dossier before giving up on finding one the province does not hold
 UNSOLICITED_TRIES = 20
@@ -128,7 +128,7 @@ def _unsolicited_dossier(ctx: CheckContext) -> dict[str, Any]:
        requires=("forwarding",), detects=("unauthenticated-forwarding",))
 def forwarding_requires_credential(ctx: CheckContext) -> str:
     """POST a well-formed forwarded dossier with no Authorization header, with a wrong Bearer token and with
-    an empty one: each answered 401, and the dossier is not created."""
+    the Bearer scheme but no token: each answered 401, and the dossier is not created."""
     url = ctx.target.province_url + FORWARD_PATH
     body = _unsolicited_dossier(ctx)
     accepted: list[dict[str, Any]] = []
