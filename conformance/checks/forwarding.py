@@ -13,7 +13,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from haicap.conformance.checks.submission import curl_line, evidence, scenario_data, today_vn
+from haicap.conformance.checks.submission import (
+    curl_line,
+    evidence,
+    legacy_only_codes,
+    maxa_verdict,
+    other_province_communes,
+    scenario_data,
+    today_vn,
+)
 from haicap.conformance.context import CheckContext
 from haicap.conformance.registry import CheckError, CheckFailure, check
 from haicap.contract_registry import default_registry
@@ -209,3 +217,39 @@ def other_province_token_refused(ctx: CheckContext) -> str:
         created = f"not created (officer GET → HTTP {stored.status_code})"
     return (f"forward of {ma_ho_so} with the forward token of province {other}: refused with HTTP {status}; "
             f"{created}")
+
+
+#: FWD-04 tries this many communes of other provinces and as many pre-merger wards of this one
+FOREIGN_COMMUNES = 3
+
+
+@check("FWD-04", criterion="forwarding", severity="major",
+       title="A forwarded dossier whose MaXa is not a current commune of the province is refused naming MaXa",
+       rule="Decision 19/2025/QĐ-TTg (communes of the 34 provinces); contracts/province-dossier.openapi.yaml "
+            "receiveForwardedDossier 422 (Problem naming the field); RFC 9457 §3",
+       requires=("forwarding",), detects=("accepts-other-province-communes", "pre-merger-commune-codes"))
+def forwarded_commune_checked(ctx: CheckContext) -> str:
+    """The counterpart forwards, with the right credential, valid dossiers whose MaXa is a current commune of
+    another province (3, seeded) or a pre-merger ward code of this province (3): each refused with a 4xx
+    problem naming MaXa, as a citizen's submission is (SUB-04, SUB-07)."""
+    rng = ctx.rng("FWD-04")
+    province = ctx.target.province_code
+    codes = [*other_province_communes(province, FOREIGN_COMMUNES, rng),
+             *[(code, name, "pre-merger ward") for code, name in legacy_only_codes(province, FOREIGN_COMMUNES, rng)]]
+    answers = [(code, name, origin, ctx.national.forward_dossier(MaXa=code)) for code, name, origin in codes]
+    answered = [a for a in answers if a[3].get("status_code") is not None]
+    ctx.require_evidence(len(answered), len(codes), "answers to forwarded dossiers in a foreign or old commune",
+                         reproduce='POST <national>/_control/forward {"MaXa": "<code>"}')
+    wrong = [{"MaXa": code, "unit": f"{name} ({origin})", "MaHoSo": sent.get("MaHoSo"),
+              "verdict": verdict, "status": sent.get("status_code"), "body": sent.get("answer")}
+             for code, name, origin, sent in answers
+             if (verdict := maxa_verdict(int(sent["status_code"]), sent.get("answer"))) is not None]
+    if wrong:
+        raise CheckFailure(
+            f"{len(wrong)} of {len(codes)} forwarded dossiers outside the province's current communes not refused "
+            "properly: " + ", ".join(f"{w['MaXa']} {w['unit']} {w['verdict']}" for w in wrong[:4]),
+            expected="a 4xx RFC 9457 problem naming MaXa in errors[].field", actual=wrong,
+            reproduce=f'POST <national>/_control/forward {{"MaXa": "{wrong[0]["MaXa"]}"}}')
+    return (f"{len(codes)} of {len(codes)} forwarded dossiers refused with a problem naming MaXa (HTTP "
+            f"{', '.join(sorted({str(a[3]['status_code']) for a in answers}))}): "
+            + ", ".join(f"{code} {name} ({origin})" for code, name, origin in codes))

@@ -30,7 +30,7 @@ from haicap.sandbox.province.problems import Problem, json_response, read_json
 from haicap.sandbox.province.sessions import CitizenSession
 from haicap.sandbox.province.units import ReceivingUnit, commune_agency_code
 
-__all__ = ["DossierApi", "parse_ma_ho_so", "parse_page"]
+__all__ = ["DossierApi", "parse_ma_ho_so", "parse_page", "receiving_unit"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,16 @@ def dossier_list(ctx: ProvinceContext, where: str, params: tuple[Any, ...], limi
         "limit": limit,
         "offset": offset,
     }
+
+
+def receiving_unit(ctx: ProvinceContext, code: str) -> ReceivingUnit:
+    """The commune a dossier (submitted or forwarded) is filed in: a current commune of this province (a 422
+    problem naming MaXa if not)."""
+    units = admin_units()
+    if ctx.has("accepts-other-province-communes") and units.is_current_commune(code):
+        commune = units.commune(code)  # the defect: the national list, not the province's part of it
+        return ReceivingUnit(code, commune.name, commune_agency_code(code, ctx.config.agency_code))
+    return ctx.units.check_commune(code)
 
 
 class _WriteBehind:
@@ -157,7 +167,7 @@ class DossierApi:
         procedure = ctx.catalogue.get(body["MaTTHC"])
         if procedure is None:
             raise Problem.field(422, "MaTTHC", f"{body['MaTTHC']} is not a procedure this province receives online")
-        unit = self.receiving_unit(body["MaXa"])
+        unit = receiving_unit(ctx, body["MaXa"])
         identity = {"LoaiDinhDanh": "1", "SoDinhDanh": session.so_dinh_danh}
         given = body.get("DinhDanhCHS")
         owner_name = session.ho_va_ten
@@ -183,14 +193,6 @@ class DossierApi:
             NoiNopHoSo=NOI_NOP, NguonHoSo="province", LichSu=[entry],
         )
         return doc, unit.agency_code
-
-    def receiving_unit(self, code: str) -> ReceivingUnit:
-        """The commune the dossier is filed in: a current commune of this province (422 naming MaXa if not)."""
-        units = admin_units()
-        if self.ctx.has("accepts-other-province-communes") and units.is_current_commune(code):
-            commune = units.commune(code)  # the defect: the national list, not the province's part of it
-            return ReceivingUnit(code, commune.name, commune_agency_code(code, self.ctx.config.agency_code))
-        return self.ctx.units.check_commune(code)
 
     # -- reads -------------------------------------------------------------------------------------
     def owned(self, request: Request) -> tuple[str, CitizenSession]:

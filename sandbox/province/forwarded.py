@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from haicap.sandbox.province import dossiers as d
 from haicap.sandbox.province.context import ProvinceContext, require_bearer
+from haicap.sandbox.province.dossier_api import receiving_unit
 from haicap.sandbox.province.problems import Problem, json_response, read_json
 
 __all__ = ["ForwardedDossiers"]
@@ -56,7 +57,7 @@ class ForwardedDossiers:
 
     def dossier(self, body: dict[str, Any]) -> dict[str, Any]:
         ctx = self.ctx
-        unit = ctx.units.check_commune(body["MaXa"])
+        unit = receiving_unit(ctx, body["MaXa"])
         procedure = ctx.catalogue.get(body["MaTTHC"]) or {}
         name = body.get("TenTTHC") or procedure.get("TenTTHC")
         if not name:
