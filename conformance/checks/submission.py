@@ -806,8 +806,11 @@ def others_dossiers_out_of_reach(ctx: CheckContext) -> str:
     _, intruder = citizen_session(ctx, "SUB-08")
     dossiers = [_owner_dossier(ctx, owner, owner_citizen) for _ in on_one]
     owned = {d["MaHoSo"] for d in dossiers}
-    readable = sum(ctx.province.dossier(owner, m).status_code == 200 for m in owned)
-    ctx.require_evidence(readable, len(owned), "dossiers their owner can read back (GET by MaHoSo)")
+    unreadable = sorted(m for m in owned if ctx.province.dossier(owner, m).status_code != 200)
+    ctx.expect(not unreadable, f"{len(unreadable)} of {len(owned)} dossiers just filed cannot be read by their own "
+               "applicant (the must-accept side of the rule: the owner is served, others are not)",
+               expected="200 for the owner's GET by MaHoSo", actual={"not readable by the owner": unreadable},
+               reproduce=curl_line("GET", f"{ctx.target.province_url}{SUBMIT_PATH}/{next(iter(unreadable), '')}"))
     findings = [f for op, dossier in zip(on_one, dossiers, strict=True)
                 if (f := _probe_other(ctx, op, intruder, owner, dossier)) is not None]
     listed = _listing_findings(ctx, listing, owner, intruder, owned)
@@ -836,7 +839,11 @@ def _listing_findings(ctx: CheckContext, listing: list[dict[str, Any]], owner: C
         theirs = ctx.province.port.request("GET", op["path"], params={"limit": "200"}, headers=intruder.headers(),
                                            name=f"{op['id']} (another citizen)")
         own_codes, other_codes = _codes(mine), _codes(theirs)
-        ctx.require_evidence(len(owned & own_codes), len(owned), f"of the owner's dossiers in {op['id']}")
+        missing = sorted(owned - own_codes)
+        ctx.expect(not missing, f"{op['id']} of the applicant lacks {len(missing)} of the {len(owned)} dossiers they "
+                   "just filed (the must-accept side: the owner's list holds them)",
+                   expected=f"all {len(owned)} in the owner's list", actual={"missing": missing, **evidence(mine, 300)},
+                   reproduce=curl_line("GET", f"{ctx.target.province_url}{op['path']}?limit=200"))
         leaked = sorted(owned & other_codes)
         if theirs.status_code >= 500 or leaked:
             findings.append({"operation": f"GET {op['path']} ({op['id']})",
