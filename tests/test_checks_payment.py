@@ -3,10 +3,14 @@ defects the checks use exist in the contract's control enum."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import pytest
 
-from haicap.conformance.checks.payment import CHECKSUM_DEFECTS, TAMPERED, callback_verdict
-from haicap.contract_registry import default_registry
+from haicap.conformance.checks.payment import CHECKSUM_DEFECTS, TAMPERED, callback_verdict, checksum_defects
+from haicap.contract_registry import ContractRegistry, default_registry
 
 
 @pytest.mark.parametrize(("status", "answer", "said"), [
@@ -35,3 +39,14 @@ def test_every_tamper_defect_the_checks_use_is_in_the_contract() -> None:
     assert set(TAMPERED) == set(enum)
     assert set(CHECKSUM_DEFECTS) <= set(enum) and len(CHECKSUM_DEFECTS) == len(set(CHECKSUM_DEFECTS))
     assert "wrong-amount" not in CHECKSUM_DEFECTS  # validly signed: PAY-03's case, not a checksum case
+
+
+def test_an_upper_cased_digest_is_tried_only_when_the_contract_digest_is_lowercase(tmp_path: Path) -> None:
+    assert checksum_defects() == CHECKSUM_DEFECTS  # the contract's MaXacThuc is ^[0-9a-f]{64}$
+    root = tmp_path / "contracts"
+    shutil.copytree(default_registry().root, root)
+    path = root / "schemas" / "payment.schema.json"
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    schema["$defs"]["MaXacThuc"]["pattern"] = "^[0-9a-fA-F]{64}$"
+    path.write_text(json.dumps(schema), encoding="utf-8")
+    assert checksum_defects(ContractRegistry(root)) == tuple(d for d in CHECKSUM_DEFECTS if d != "checksum-uppercase")

@@ -21,6 +21,7 @@ from typing import Any
 from haicap.conformance.context import CheckContext
 from haicap.conformance.journeys import scenario_data
 from haicap.conformance.registry import CheckFailure, check
+from haicap.contract_registry import default_registry
 from haicap.counterpart_client import CounterpartError
 from haicap.http_port import ResponseLike
 from haicap.province_client import CitizenSession, LoginFailed
@@ -183,6 +184,14 @@ CHECKSUM_DEFECTS = ("bad-checksum", "checksum-last-digits", "checksum-uppercase"
                     "checksum-whitespace", "checksum-empty", "checksum-missing")
 
 
+def checksum_defects(registry: Any = None) -> tuple[str, ...]:
+    """:data:`CHECKSUM_DEFECTS`, without the upper-cased digest when the contract's MaXacThuc admits it (a
+    contract whose digest is not lowercase-only makes a case-insensitive comparison correct)."""
+    validator = (registry or default_registry()).validator("payment.schema.json#/$defs/MaXacThuc")
+    upper_ok = validator.is_valid("ABCDEF" + "0" * 58)
+    return tuple(d for d in CHECKSUM_DEFECTS if not (upper_ok and d == "checksum-uppercase"))
+
+
 def callback_verdict(status: int | None, answer: Any, error: str | None = None) -> str | None:
     """What the province did with a callback it must refuse; None when it refused it as the contract says
     (HTTP 4xx with MaLoi != "00"). A refusal with the wrong HTTP status is said so, not called accepted."""
@@ -309,10 +318,11 @@ def callback_checksum(ctx: CheckContext) -> str:
     payment = _start(ctx)
     _settle(ctx, payment, "failure")
     before = _state(ctx, payment)
-    tried = [_tamper(ctx, payment, defect) for defect in CHECKSUM_DEFECTS]
+    defects = checksum_defects()
+    tried = [_tamper(ctx, payment, defect) for defect in defects]
     answered = [t for t in tried if t["province_answer"]["status"] is not None]
-    ctx.require_evidence(len(answered), len(CHECKSUM_DEFECTS), "answers to callbacks with a tampered MaXacThuc",
-                         reproduce=_reproduce(payment, CHECKSUM_DEFECTS[0]))
+    ctx.require_evidence(len(answered), len(defects), "answers to callbacks with a tampered MaXacThuc",
+                         reproduce=_reproduce(payment, defects[0]))
     wrong = [t for t in tried if t["verdict"] is not None]
     if wrong:
         raise CheckFailure(
@@ -321,7 +331,7 @@ def callback_checksum(ctx: CheckContext) -> str:
             expected="HTTP 4xx with MaLoi != \"00\" for each (the MaXacThuc compared exactly, as lowercase hex)",
             actual=wrong, reproduce=_reproduce(payment, wrong[0]["defect"]))
     _expect_unchanged(ctx, payment, before, f"{len(tried)} callbacks with a wrong MaXacThuc",
-                      [t["sent"] for t in tried], _reproduce(payment, CHECKSUM_DEFECTS[0]))
+                      [t["sent"] for t in tried], _reproduce(payment, defects[0]))
     statuses = Counter(f"HTTP {t['province_answer']['status']} MaLoi {t['province_answer']['answer'].get('MaLoi')}"
                        for t in tried if isinstance(t["province_answer"]["answer"], dict))
     return (f"{len(tried)} of {len(tried)} callbacks of {payment.ma_tham_chieu} with a wrong MaXacThuc refused "
