@@ -46,6 +46,8 @@ class Target:
     national_url: str
     control_token: str = field(repr=False)
     officer_token: str | None = field(default=None, repr=False)
+    #: the credential the national portal presents when forwarding dossiers (fuzzing the receiver needs it)
+    forward_token: str | None = field(default=None, repr=False)
     capabilities: frozenset[str] = ALL_CAPABILITIES
     sync_sla_seconds: float = 10.0
     #: the longest pause of the province's sync client between two attempts while the national side is down

@@ -25,6 +25,7 @@ __all__ = [
     "SandboxConfigs",
     "SyncAccount",
     "build_sandbox_configs",
+    "co_tenant_registration",
 ]
 
 #: The embedded reference province: Thành phố Hà Nội (code 01), province-level agency 000.00.00.H26.
@@ -81,6 +82,9 @@ class NationalConfig:
     sync_accounts: tuple[SyncAccount, ...]
     provinces: tuple[ProvinceEndpoint, ...]
     seed: int = 0
+    #: forward registrations of other provinces that are never forwarded to here: the credentials the national
+    #: portal issued to them, so a check can present one to the province under test (it must refuse it)
+    other_forward_registrations: tuple[ProvinceEndpoint, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,9 @@ class ProvinceConfig:
     outbox_retry_max: float = 0.4
     #: worker processes serving the province's socket (state shared through its SQLite store)
     workers: int = 1
+    #: forward tokens of the other provinces the same vendor system serves (co-tenants): known to the system,
+    #: never valid for this province (fault ``accepts-any-forward-token`` accepts them)
+    co_tenant_forward_tokens: tuple[str, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +151,7 @@ def build_sandbox_configs(
     endpoint = ProvinceEndpoint(
         province_code=province_code, agency_code=agency_code, base_url=province_url, forward_token=_secret()
     )
+    co_tenant = co_tenant_registration(province_code, province_url)
     national = NationalConfig(
         public_url=national_url,
         state_dir=Path(state_dir) / "national",
@@ -153,6 +161,7 @@ def build_sandbox_configs(
         sync_accounts=(account,),
         provinces=(endpoint,),
         seed=seed,
+        other_forward_registrations=(co_tenant,),
     )
     province = ProvinceConfig(
         public_url=province_url,
@@ -166,5 +175,18 @@ def build_sandbox_configs(
         forward_token=endpoint.forward_token,
         officer_token=_secret(),
         faults=frozenset(faults),
+        co_tenant_forward_tokens=(co_tenant.forward_token,),
     )
     return SandboxConfigs(national=national, province=province)
+
+
+def co_tenant_registration(province_code: str, base_url: str) -> ProvinceEndpoint:
+    """A fresh forward registration of another province than ``province_code`` (the next code of the 34), as
+    the national portal would issue it to a second province served by the same vendor system at ``base_url``."""
+    from haicap.data_generators.agencies import province_agency_code
+    from haicap.data_generators.units import admin_units
+
+    codes = [p.code for p in admin_units().provinces()]
+    other = codes[(codes.index(province_code) + 1) % len(codes)] if province_code in codes else codes[0]
+    return ProvinceEndpoint(province_code=other, agency_code=province_agency_code(other), base_url=base_url,
+                            forward_token=_secret())

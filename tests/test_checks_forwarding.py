@@ -1,5 +1,6 @@
 """Forwarded MaHoSo stay unique across runs against one persistent province (each run starts a counterpart
-with a fresh state), and FWD-02's unsolicited dossier never reuses a code the province already holds."""
+with a fresh state), FWD-02's unsolicited dossier never reuses a code the province already holds, and FWD-03
+says what the province did with another province's forward token."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import pytest
 
+from haicap.conformance.checks.forwarding import _forward_refusals, credential_verdict
 from haicap.contract_registry import default_registry
 from haicap.sandbox.national.app import create_app as national_app
 from haicap.sandbox.national.forwarder import sequence_slot
@@ -49,3 +52,37 @@ def test_two_counterparts_forward_to_one_persistent_province_without_reusing_a_c
     assert later["answer"] == {"MaHoSo": later["MaHoSo"], "TrangThaiHoSo": "1", "acknowledged": True}
     assert set(later.get("already_held", [])) <= set(codes[:2])  # only the earlier run's codes were skipped
     assert held["status_code"] == 200 and held["MaHoSo"] == first[0]["MaHoSo"] and "already_held" not in held
+
+
+@pytest.mark.parametrize(("status", "said"), [
+    (401, None),
+    (403, "refused with HTTP 403 (expected 401)"),
+    (400, "refused with HTTP 400 (expected 401)"),
+    (201, "accepted (HTTP 201; expected 401)"),
+    (200, "accepted (HTTP 200; expected 401)"),
+    (502, "server error (HTTP 502; expected 401)"),
+    (None, "no answer (the connection failed)"),
+])
+def test_credential_verdict_says_what_the_province_did(status: int | None, said: str | None) -> None:
+    assert credential_verdict(status) == said
+
+
+def test_forward_refusals_come_from_the_contract() -> None:
+    assert _forward_refusals() == (401,)
+    assert credential_verdict(403, (401, 403)) is None
+
+
+def test_the_counterpart_knows_another_provinces_forward_token_with_or_without_a_registration(
+        tmp_path: Path) -> None:
+    """The sandbox registers a co-tenant province; a profile's counterpart has none and mints one itself."""
+    from haicap.sandbox.config import build_sandbox_configs
+
+    configs = build_sandbox_configs("http://127.0.0.1:1", "http://127.0.0.1:2", tmp_path / "a")
+    assert configs.province.co_tenant_forward_tokens == (configs.national.other_forward_registrations[0].forward_token,)
+    for national in (configs.national, dataclasses.replace(configs.national, state_dir=tmp_path / "b",
+                                                           other_forward_registrations=())):
+        forwarder = national_app(national).state.national.forwarder
+        own = national.provinces[0]
+        code, token = forwarder._token("other", own)
+        assert code != own.province_code and token not in (own.forward_token, "")
+        assert forwarder._token(None, own) == (own.province_code, own.forward_token)

@@ -99,3 +99,35 @@ def test_the_headline_replays_exactly_and_prefers_a_server_error() -> None:
     assert headline([approximate, schema, server_error]) is server_error
     assert headline([approximate, schema]) is schema
     assert headline([approximate]) is approximate
+
+
+class _Op:
+    def __init__(self, label: str, tags: list[str], security: list[dict] | None = None) -> None:
+        self.label = label
+        self.definition = type("D", (), {"raw": {"tags": tags, **({"security": security} if security else {})}})()
+
+
+def test_sign_in_operations_are_fuzzed_last_and_logout_very_last() -> None:
+    from haicap.conformance.checks.fuzzing import fuzz_order
+
+    ops = [_Op("GET /health", []), _Op("GET /auth/login", ["sso"]), _Op("GET /auth/logout", ["sso"], [{"citizen": []}]),
+           _Op("GET /auth/logged-out", ["sso"]), _Op("POST /api/v1/dossiers", ["dossiers"], [{"citizen": []}]),
+           _Op("POST /national/forwarded-dossiers", ["national"], [{"forward": []}])]
+    assert [op.label for op in fuzz_order(ops)] == [
+        "GET /health", "POST /api/v1/dossiers", "POST /national/forwarded-dossiers", "GET /auth/login",
+        "GET /auth/logged-out", "GET /auth/logout"]
+
+
+def test_every_operation_of_the_contract_is_fuzzed_or_named() -> None:
+    import schemathesis
+
+    from haicap.conformance.checks.fuzzing import CONTRACT, FuzzRun, fuzz_order
+    from haicap.contract_registry import default_registry
+
+    schema = schemathesis.openapi.from_path(default_registry().openapi_path(CONTRACT))
+    ops = fuzz_order([r.ok() for r in schema.get_all_operations()])
+    labels = {op.label for op in ops}
+    assert {"GET /auth/login", "GET /auth/callback", "GET /auth/logout", "POST /national/forwarded-dossiers"} <= labels
+    run = FuzzRun("http://127.0.0.1:9", 0, {"citizen": "t"})
+    assert [op.label for op in ops if run._auth(op) is None] == [
+        op.label for op in ops if {s for r in op.definition.raw.get("security") or [] for s in r} - {"citizen"}]

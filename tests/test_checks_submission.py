@@ -9,12 +9,19 @@ import pytest
 
 from haicap.conformance.checks.submission import (
     _echo_mismatches,
+    bola_verdict,
+    citizen_operations,
     curl_line,
     legacy_only_codes,
     ma_ho_so_problems,
+    maxa_verdict,
+    minimal_instance,
     names_field,
+    other_province_communes,
     problem_fields,
+    request_body,
 )
+from haicap.contract_registry import default_registry
 from haicap.data_generators.units import admin_units
 
 TODAY = datetime(2025, 7, 1, 9, 30)
@@ -104,3 +111,75 @@ def test_curl_line_never_carries_a_credential() -> None:
     line = curl_line("POST", "http://p/api/v1/dossiers", body={"TrichYeuHoSo": "it's"})
     assert "Bearer <citizen session token>" in line and "'\\''" in line
     assert "Authorization" not in curl_line("POST", "http://p/x", body={}, auth=None)
+
+
+# -- SUB-04 / SUB-07 evidence: what happened, not only "not refused" ------------------------------
+@pytest.mark.parametrize(("status", "body", "said"), [
+    (422, _problem("MaXa"), None),
+    (400, _problem("DinhDanhCHS[0].SoDinhDanh", "MaXa"), None),
+    (422, _problem("MaTTHC"), "refused with HTTP 422 without naming MaXa"),
+    (400, {"error": "bad commune"}, "refused with HTTP 400 without naming MaXa"),
+    (200, _problem("MaXa"), "refused with HTTP 200 (expected 4xx)"),
+    (201, {"MaHoSo": "002.26.00.H26-250701-0001"}, "accepted (HTTP 201, MaHoSo 002.26.00.H26-250701-0001)"),
+    (201, None, "accepted (HTTP 201)"),
+    (500, "Internal Server Error", "server error (HTTP 500)"),
+    (302, None, "answered HTTP 302 (expected a 4xx problem naming MaXa)"),
+])
+def test_maxa_verdict_says_what_the_province_did(status: int, body: object, said: str | None) -> None:
+    assert maxa_verdict(status, body) == said
+
+
+def test_other_province_communes_are_current_communes_of_as_many_other_provinces() -> None:
+    units = admin_units()
+    picked = other_province_communes("01", 6, random.Random(3))
+    assert len(picked) == 6 and len({origin for _, _, origin in picked}) == 6
+    for code, _name, origin in picked:
+        assert units.is_current_commune(code) and not units.is_current_commune(code, "01"), code
+        assert origin.startswith("province ") and not origin.startswith("province 01")
+    assert picked == other_province_communes("01", 6, random.Random(3))  # seeded
+
+
+# -- SUB-08: operations from the contract, bodies from its schemas, verdicts ----------------------
+def test_citizen_operations_on_a_dossier_come_from_the_contract() -> None:
+    on_one, listing = citizen_operations(default_registry().openapi("province-dossier"))
+    assert {op["id"] for op in on_one} == {"getDossier", "supplementDossier", "withdrawDossier", "startPayment",
+                                           "listPayments"}
+    assert [op["id"] for op in listing] == ["listDossiers"]  # not logout: its answer is no page of items
+    assert all(op["refused"] == (404,) for op in on_one)  # the contract documents 404 NotFound, no 403
+
+
+def test_a_contract_operation_with_a_documented_403_accepts_it_and_none_means_both() -> None:
+    doc = {"paths": {"/x/{MaHoSo}": {"get": {"operationId": "a", "security": [{"citizen": []}],
+                                              "responses": {"200": {}, "403": {}, "404": {}}},
+                                      "post": {"operationId": "b", "security": [{"citizen": []}],
+                                               "responses": {"200": {}}}},
+                     "/officer/{MaHoSo}": {"get": {"security": [{"officer": []}], "responses": {"404": {}}}}}}
+    on_one, listing = citizen_operations(doc)
+    assert [(op["id"], op["refused"]) for op in on_one] == [("a", (403, 404)), ("b", (403, 404))]
+    assert listing == []
+
+
+@pytest.mark.parametrize("ref", ["dossier.schema.json#/$defs/SupplementRequest",
+                                 "dossier.schema.json#/$defs/WithdrawRequest",
+                                 "dossier.schema.json#/$defs/PaymentStart"])
+def test_minimal_bodies_are_valid_against_the_contract(ref: str) -> None:
+    body = minimal_instance(ref)
+    assert default_registry().validator(ref).is_valid(body), body
+    assert request_body(ref) == body and request_body(None) is None
+
+
+@pytest.mark.parametrize(("status", "said"), [
+    (404, None),
+    (403, "answered HTTP 403 (expected 404)"),
+    (200, "served to another citizen (HTTP 200; expected 404)"),
+    (201, "served to another citizen (HTTP 201; expected 404)"),
+    (409, "answered HTTP 409 (the dossier's state) before checking its owner (expected 404)"),
+    (500, "server error (HTTP 500; expected 404)"),
+])
+def test_bola_verdict_says_what_another_citizen_got(status: int, said: str | None) -> None:
+    assert bola_verdict(status, (404,)) == said
+
+
+def test_bola_verdict_accepts_a_documented_403() -> None:
+    assert bola_verdict(403, (403, 404)) is None
+    assert bola_verdict(401, (403, 404)) == "answered HTTP 401 (expected 403 or 404)"

@@ -646,3 +646,60 @@ def _utc_timestamps(h: Harness) -> bool:
     sent, kept = to_ms(entry["item"]["NgayNopHoSo"]), to_ms(dossier["NgayNopHoSo"])
     assert sent is not None and kept is not None
     return kept - sent == 7 * 3_600_000
+# -- submission, payment and forwarding rules (appended with SUB-07/08, PAY-02/07/08, FWD-03) ---------------
+@probe("accepts-other-province-communes")
+def _other_province_commune(h: Harness) -> bool:
+    token, _ = h.login()
+    foreign = admin_units().communes("79")[0].code
+    body = {"MaTTHC": "1.001193", "MaXa": foreign, "TrichYeuHoSo": "x"}
+    answer = h.province.submit(token, body)
+    assert answer.status_code in (201, 422), answer.text
+    return answer.status_code == 201
+
+
+@probe("reads-any-dossier")
+def _reads_any(h: Harness) -> bool:
+    owner, _ = h.login()
+    other, _ = h.login()
+    m = h.submit(owner)["MaHoSo"]
+    return h.province.dossier(other, m).status_code == 200
+
+
+@probe("acts-on-any-dossier")
+def _acts_on_any(h: Harness) -> bool:
+    owner, _ = h.login()
+    other, _ = h.login()
+    m = h.submit(owner)["MaHoSo"]
+    withdrawn = h.province.withdraw(other, m, {"LyDo": "không phải hồ sơ của tôi"})
+    return withdrawn.status_code == 200 and h.province.dossier(owner, m).json()["TrangThaiHoSo"] == "7"
+
+
+def _tampered_status(h: Harness, defect: str) -> int:
+    _, _, payment = _paid_dossier(h)
+    sent = h.national.post(f"/_control/payment/{payment['MaThamChieu']}/tamper", json={"defect": defect})
+    assert sent.status_code == 200, sent.text
+    return int(sent.json()["status_code"])
+
+
+for _fault, _defect in {
+    "prefix-checksum-compare": "checksum-last-digits",
+    "case-insensitive-checksum": "checksum-uppercase",
+    "accepts-missing-checksum": "checksum-missing",
+    "accepts-unknown-reference": "unknown-reference",
+}.items():
+    probe(_fault)(lambda h, defect=_defect: _tampered_status(h, defect) == 200)
+
+
+@probe("charges-again-on-new-transaction-id")
+def _new_transaction_id(h: Harness) -> bool:
+    token, m, payment = _paid_dossier(h)
+    sent = h.national.post(f"/_control/payment/{payment['MaThamChieu']}/tamper", json={"defect": "new-transaction-id"})
+    assert sent.status_code == 200, sent.text
+    return h.province.dossier(token, m).json()["SoTienDaThanhToan"] > payment["SoTien"]
+
+
+@probe("accepts-any-forward-token")
+def _any_forward_token(h: Harness) -> bool:
+    sent = h.national.post("/_control/forward", json={"credential_of": "other"}).json()
+    assert sent["status_code"] in (201, 401) and sent["credential_of"] != "01", sent
+    return sent["status_code"] == 201

@@ -163,3 +163,39 @@ def test_unreachable_partner_is_recorded(tmp_path: Path) -> None:
             ref = items[0]["MaThamChieu"]
             record = http.get(f"/_ledger/payments/{ref}", headers=running.control_headers()).json()
             assert record["callbacks"][0]["error"].startswith("ConnectError")
+
+
+def test_every_tamper_defect_of_the_contract_alters_the_callback_as_it_says(
+        client: httpx.Client, national: RunningNational, province: RecordingProvince) -> None:
+    from haicap.sandbox.national.payment_platform import TAMPERS
+
+    enum = default_registry().schema("payment.schema.json#/$defs/ControlTamperRequest")["properties"]["defect"]["enum"]
+    assert list(TAMPERS) == enum
+    partner = _partner(national)
+    headers = national.control_headers()
+    message = _init(partner, amount=20000)
+    ref = message["MaThamChieu"]
+    url = client.post("/payment/api", json=message).json()["message"]["UrlThanhToan"]
+    httpx.get(url, params={"result": "success"}, timeout=10)
+    original = province.callbacks[-1]
+    good = original["MaXacThuc"]
+    sent: dict[str, dict[str, Any]] = {}
+    for defect in enum:
+        delivery = client.post(f"/_control/payment/{ref}/tamper", json={"defect": defect}, headers=headers)
+        assert delivery.status_code == 200 and delivery.json()["kind"] == defect, delivery.text
+        sent[defect] = province.callbacks[-1]
+    differs = {d: sorted(k for k in set(original) | set(c) if original.get(k) != c.get(k)) for d, c in sent.items()}
+    for defect in ("bad-checksum", "checksum-last-digits", "checksum-uppercase", "checksum-truncated",
+                   "checksum-whitespace", "checksum-empty"):
+        assert differs[defect] == ["MaXacThuc"], defect
+    assert "MaXacThuc" not in sent["checksum-missing"] and differs["checksum-missing"] == ["MaXacThuc"]
+    assert sent["checksum-last-digits"]["MaXacThuc"][:-2] == good[:-2]
+    assert sent["checksum-uppercase"]["MaXacThuc"] == good.upper() != good
+    assert sent["checksum-truncated"]["MaXacThuc"] == good[:-1]
+    assert sent["checksum-whitespace"]["MaXacThuc"] == good + " " and sent["checksum-empty"]["MaXacThuc"] == ""
+    assert differs["wrong-amount"] == ["MaXacThuc", "SoTien"]
+    assert set(differs["new-transaction-id"]) <= {"MaXacThuc", "MaGiaoDich", "ThoiGianGD"}
+    assert "MaGiaoDich" in differs["new-transaction-id"]
+    assert differs["unknown-reference"] == ["MaThamChieu", "MaXacThuc"]
+    for defect in ("wrong-amount", "new-transaction-id", "unknown-reference"):
+        assert verify(sent[defect], partner.secret, "CALLBACK"), defect

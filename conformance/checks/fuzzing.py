@@ -2,10 +2,13 @@
 
 Hand-written checks test the rules we thought of; generated input finds the ones we did not. Schemathesis
 reads ``contracts/province-dossier.openapi.yaml`` and sends schema-valid (positive) and schema-breaking
-(negative) requests to every citizen, public and officer operation of the province; each answer must not be a
-5xx, must use a documented status code and media type, must validate against the documented schema, and a
-4xx must be an RFC 9457 problem. Sign-in operations (judged by the SSO checks) and the national-portal
-operation (its credential belongs to the counterpart) are not fuzzed.
+(negative) requests to every operation of the province — citizen, public, officer, sign-in (``/auth/*``) and
+the receiver of forwarded dossiers (with the national forward credential) — each answer must not be a 5xx,
+must use a documented status code and media type, must validate against the documented schema, and a 4xx must
+be an RFC 9457 problem. Sign-in operations go last, since a logout ends the citizen session the others use; each
+operation not fuzzed yet keeps :data:`RESERVE_S` of the budget, so every one gets at least one case; an
+operation whose credential the profile does not declare is reported as not fuzzed, with the reason. The
+stateful walks (FUZZ-02) follow the links of the dossier operations only.
 
 Runs are reproducible (Hypothesis seeded with the run seed, no example database) and bounded: at most
 :data:`MAX_EXAMPLES` cases per operation and mode, :data:`BUDGET_S` seconds in all. A finding names the
@@ -37,8 +40,12 @@ SUBMIT_LABEL = "POST /api/v1/dossiers"
 MAX_EXAMPLES = 12
 #: wall-clock budget of one fuzzing check (seconds)
 BUDGET_S = 20.0
-#: operations not fuzzed: sign-in (SSO checks) and what only the national portal may call
+#: seconds of the budget kept for each operation not fuzzed yet, so the early ones cannot starve it
+RESERVE_S = 1.0
+#: operations left out of the stateful walks: sign-in and the national portal's (no links to follow)
 SKIPPED_TAGS = frozenset({"sso", "national"})
+#: operations FUZZ-01 fuzzes after every other: a logout ends the citizen session the others use
+LAST_TAGS = frozenset({"sso"})
 #: how many findings a failure message lists in full
 SHOWN = 20
 
@@ -145,6 +152,8 @@ class FuzzRun:
     cases: int = 0
     skipped: list[str] = field(default_factory=list)
     timed_out: bool = False
+    #: operations whose share of the budget ran out before their examples did
+    cut: set[str] = field(default_factory=set)
     #: answers judged, by status code, and the operations they came from (a passed check's summary)
     statuses: Counter[int] = field(default_factory=Counter)
     operations: set[str] = field(default_factory=set)
@@ -176,35 +185,40 @@ class FuzzRun:
         schema = schemathesis.openapi.from_path(path)
         deadline = time.monotonic() + self.budget_s
         checks = _checks()
-        for result in schema.get_all_operations():
-            operation = result.ok()
-            tags = set(operation.definition.raw.get("tags") or [])
-            auth = self._auth(operation)
-            if tags & SKIPPED_TAGS or auth is None:
-                self.skipped.append(operation.label)
+        operations = fuzz_order([result.ok() for result in schema.get_all_operations()])
+        runs = [(op, self._auth(op)) for op in operations]
+        self.skipped += [f"{op.label} (no {_schemes(op)} credential declared)" for op, auth in runs if auth is None]
+        slots = [(op, auth, mode) for op, auth in runs if auth is not None
+                 for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
+        for index, (operation, (sent, shown), mode) in enumerate(slots):
+            if time.monotonic() >= deadline and operation.label in self.operations:
+                self.cut.add(operation.label)
                 continue
-            sent, shown = auth
-            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                one = self._one_case(operation, mode, sent, shown, checks, deadline)
-                test = seed(self.seed)(settings(
-                    max_examples=self.max_examples, deadline=None, database=None, derandomize=False,
-                    phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
-                    report_multiple_bugs=False, print_blob=False,
-                )(given(case=operation.as_strategy(generation_mode=mode))(one)))
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        test()
-                except _OutOfTime:
-                    self.timed_out = True
-                    return
-                except Unsatisfiable:  # nothing to break (e.g. negative cases of an operation without input)
-                    continue
+            # the budget, less a reserve for each later operation not fuzzed yet (each gets one case at least)
+            later = {op.label for op, _, _ in slots[index + 1:]} - self.operations - {operation.label}
+            share = deadline - RESERVE_S * len(later)
+            one = self._one_case(operation, mode, sent, shown, checks, share)
+            test = seed(self.seed)(settings(
+                max_examples=self.max_examples, deadline=None, database=None, derandomize=False,
+                phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
+                report_multiple_bugs=False, print_blob=False,
+            )(given(case=operation.as_strategy(generation_mode=mode))(one)))
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    test()
+            except _OutOfTime:  # this operation's share is spent: on to the next one
+                self.timed_out = self.timed_out or time.monotonic() >= deadline
+                self.cut.add(operation.label)
+            except Unsatisfiable:  # nothing to break (e.g. negative cases of an operation without input)
+                continue
+        self.skipped += [f"{op.label} (not reached within the {self.budget_s:g} s budget)"
+                         for op, auth in runs if auth is not None and op.label not in self.operations]
 
     def _one_case(self, operation: Any, mode: Any, sent: dict[str, str], shown: dict[str, str],
                   checks: list[Callable[..., Any]], deadline: float) -> Callable[[Any], None]:
         def one(case: Any) -> None:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline and operation.label in self.operations:
                 raise _OutOfTime
             _authorize(case, sent)
             try:
@@ -311,6 +325,22 @@ class FuzzRun:
             self.timed_out = True
 
 
+def fuzz_order(operations: list[Any]) -> list[Any]:
+    """Contract order, except that sign-in operations (:data:`LAST_TAGS`) come after every other and, among
+    them, those that need the citizen session (logout) last of all."""
+    def key(item: tuple[int, Any]) -> tuple[bool, bool, int]:
+        index, operation = item
+        raw = operation.definition.raw
+        last = bool(set(raw.get("tags") or []) & LAST_TAGS)
+        return last, last and bool(raw.get("security")), index
+
+    return [operation for _, operation in sorted(enumerate(operations), key=key)]
+
+
+def _schemes(operation: Any) -> str:
+    return "/".join(sorted({s for r in operation.definition.raw.get("security") or [] for s in r})) or "no"
+
+
 def _prepared(case: Any, base_url: str, sent: dict[str, str]) -> Any:
     """The request ``requests`` would send for ``case`` (when sending it failed before an answer), or None."""
     try:
@@ -386,6 +416,8 @@ def _credentials(ctx: CheckContext, purpose: str, citizen: list[dict[str, Any]] 
             citizen.append(person)
     if "officer_api" in ctx.target.capabilities and ctx.target.officer_token:
         credentials["officer"] = ctx.target.officer_token
+    if "forwarding" in ctx.target.capabilities and ctx.target.forward_token:
+        credentials["forward"] = ctx.target.forward_token
     return credentials
 
 
@@ -395,9 +427,10 @@ def _credentials(ctx: CheckContext, purpose: str, citizen: list[dict[str, Any]] 
        requires=("fuzzing",), detects=("500-on-malformed-input",))
 def contract_fuzzing(ctx: CheckContext) -> str:
     """Schemathesis generates schema-valid and schema-breaking requests (seeded by the run seed, at most
-    12 per operation and mode, 20 s in all) for the citizen (signed in), public and officer operations;
-    every answer must be no 5xx, a documented status and media type, valid against the documented schema,
-    and every 4xx an RFC 9457 problem."""
+    12 per operation and mode, 20 s in all) for every operation of the contract: citizen (signed in), public,
+    officer, sign-in (last) and the forwarded-dossier receiver (national forward credential); every answer
+    must be no 5xx, a documented status and media type, valid against the documented schema, and every 4xx
+    an RFC 9457 problem. The operations of the contract must all be fuzzed or named as not fuzzed."""
     try:
         import schemathesis  # noqa: F401
     except ImportError as exc:  # pragma: no cover - schemathesis is a dependency
@@ -412,6 +445,7 @@ def _report(ctx: CheckContext, run: FuzzRun, elapsed: float, what: str) -> str:
     """Fail with the findings, or say what was generated and how it was answered."""
     if run.cases == 0:
         raise CheckSkipped("no operation of the contract could be fuzzed with the declared credentials")
+    ctx.require_evidence(len(run.operations), 1, "operations of the contract answered")
     if run.findings:
         by_operation: dict[str, int] = {}
         for finding in run.findings:
@@ -427,10 +461,9 @@ def _report(ctx: CheckContext, run: FuzzRun, elapsed: float, what: str) -> str:
     classes = Counter(f"{status // 100}xx" for status in run.statuses.elements())
     answered = ", ".join(f"{cls} ×{n}" for cls, n in sorted(classes.items()))
     return (f"{run.cases} {what} over {len(run.operations)} operations (seed {ctx.seed}, {elapsed:.1f} s"
-            + (f", stopped at the {run.budget_s:g} s budget" if run.timed_out else "")
+            + (f", {len(run.cut)} operations cut short by the {run.budget_s:g} s budget" if run.cut else "")
             + f"): 0 server errors, every answer documented and schema-valid ({answered})"
-            + (f"; not fuzzed: {len(run.skipped)} operations (sign-in, national portal, or no credential declared)"
-               if run.skipped else ""))
+            + (f"; not fuzzed: {', '.join(run.skipped)}" if run.skipped else ""))
 
 
 @check("FUZZ-02", criterion="fuzzing", severity="major",

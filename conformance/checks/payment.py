@@ -1,23 +1,27 @@
 """Online payment through the national payment platform (INIT, callback, MaXacThuc, amounts, idempotency).
 
-The rules are DOMAIN.md "Online payment" (Payment Platform protocol 1.0.6) and the ``x-checksum-fields`` of
-``contracts/schemas/payment.schema.json``: the province's INIT carries a MaXacThuc the platform accepts and the
-procedure's fee; the province verifies the callback's MaXacThuc and amount, applies a callback once, leaves the
-dossier unpaid on a failure, and tells the national portal that the fee was paid online
-(DuocThanhToanTrucTuyen "1"). Each check signs in a new citizen and submits its own dossier with a fee, so the
-checks are independent of each other and of their order.
+The rules are the NPSP Payment Platform protocol 1.0.6 as modelled in ``contracts/national-payment.openapi.yaml``
+and ``contracts/schemas/payment.schema.json`` (its ``x-checksum-fields``), and the callback operation of
+``contracts/province-dossier.openapi.yaml``: the province's INIT carries a MaXacThuc the platform accepts and the
+procedure's fee; the province verifies the callback's MaXacThuc exactly (not a prefix, not ignoring case or
+whitespace, not only when present) and its amount, applies a payment once whatever MaGiaoDich reports it again,
+refuses a callback for a reference it never issued, leaves the dossier unpaid on a failure, and tells the
+national portal that the fee was paid online (DuocThanhToanTrucTuyen "1"). Each check signs in a new citizen
+and submits its own dossier with a fee, so the checks are independent of each other and of their order.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from haicap.conformance.context import CheckContext
 from haicap.conformance.journeys import scenario_data
 from haicap.conformance.registry import CheckFailure, check
+from haicap.contract_registry import default_registry
 from haicap.counterpart_client import CounterpartError
 from haicap.http_port import ResponseLike
 from haicap.province_client import CitizenSession, LoginFailed
@@ -25,7 +29,9 @@ from haicap.province_client import CitizenSession, LoginFailed
 #: A procedure with an online fee (contracts/procedures.yaml: 1.004222 Đăng ký thường trú, 10,000 VND; the
 #: journey scenarios/library/permanent-residence-paid.yaml pays the same procedure).
 FEE_PROCEDURE = "1.004222"
-RULE = "DOMAIN.md: Online payment (Payment Platform 1.0.6)"
+RULE = ("contracts/national-payment.openapi.yaml, contracts/schemas/payment.schema.json (NPSP Payment Platform "
+        "protocol 1.0.6)")
+CALLBACK_RULE = "contracts/province-dossier.openapi.yaml POST /DvcPayment/Confirm (paymentCallback)"
 #: How long a callback may take to settle on the province once the pay page answered (bounded wait).
 SETTLE_SECONDS = 10.0
 
@@ -158,53 +164,116 @@ def _expect_unpaid(ctx: CheckContext, payment: Payment, after: str) -> dict[str,
     return dossier
 
 
-#: what each tamper defect of the platform changes in its last callback (the national control API)
+#: what each tamper defect of the platform changes in its last callback (the national control API,
+#: contracts/schemas/payment.schema.json ControlTamperRequest)
 TAMPERED = {
-    "bad-checksum": "MaXacThuc altered (one hex digit), every other field as in the platform's last callback",
+    "bad-checksum": "MaXacThuc altered (its first hex digit), every other field as in the platform's last callback",
+    "checksum-last-digits": "MaXacThuc with only its last two hex digits changed",
+    "checksum-uppercase": "MaXacThuc upper-cased (the contract's digest is lowercase hex)",
+    "checksum-truncated": "MaXacThuc with its last hex digit cut off",
+    "checksum-whitespace": "MaXacThuc followed by a space",
+    "checksum-empty": "MaXacThuc empty (\"\")",
+    "checksum-missing": "no MaXacThuc field at all",
     "wrong-amount": "SoTien changed and MaXacThuc validly recomputed, every other field as in the platform's "
                     "last callback",
+    "new-transaction-id": "the success callback again with a new MaGiaoDich (and ThoiGianGD), validly signed",
+    "unknown-reference": "a validly signed callback for a MaThamChieu the province never issued",
 }
+#: every way a MaXacThuc can be mis-compared that PAY-02 tries (each must be refused)
+CHECKSUM_DEFECTS = ("bad-checksum", "checksum-last-digits", "checksum-uppercase", "checksum-truncated",
+                    "checksum-whitespace", "checksum-empty", "checksum-missing")
+
+
+def checksum_defects(registry: Any = None) -> tuple[str, ...]:
+    """:data:`CHECKSUM_DEFECTS`, without the upper-cased digest when the contract's MaXacThuc admits it (a
+    contract whose digest is not lowercase-only makes a case-insensitive comparison correct)."""
+    validator = (registry or default_registry()).validator("payment.schema.json#/$defs/MaXacThuc")
+    upper_ok = validator.is_valid("ABCDEF" + "0" * 58)
+    return tuple(d for d in CHECKSUM_DEFECTS if not (upper_ok and d == "checksum-uppercase"))
+
+
+def callback_verdict(status: int | None, answer: Any, error: str | None = None) -> str | None:
+    """What the province did with a callback it must refuse; None when it refused it as the contract says
+    (HTTP 4xx with MaLoi != "00"). A refusal with the wrong HTTP status is said so, not called accepted."""
+    ma_loi = answer.get("MaLoi") if isinstance(answer, dict) else None
+    if status is None:
+        return f"no answer ({error or 'the connection failed'})"
+    if status >= 500:
+        return f"server error (HTTP {status}, MaLoi {ma_loi!r})"
+    if 200 <= status < 300:
+        if ma_loi in (None, "00"):
+            return f"accepted (HTTP {status}, MaLoi {ma_loi!r})"
+        return f"refused with HTTP {status} (expected 4xx), MaLoi {ma_loi!r}"
+    if 400 <= status < 500:
+        if ma_loi == "00":
+            return f"answered HTTP {status} but MaLoi '00' (accepted)"
+        if ma_loi is None:
+            return f"refused with HTTP {status} without a MaLoi (expected MaLoi != '00')"
+        return None
+    return f"answered HTTP {status} (expected 4xx with MaLoi != '00')"
 
 
 def _sent(callback: Any, defect: str, fee: int) -> dict[str, Any]:
     """What the tampered callback carried: its fields (MaXacThuc only as a fact), the defect, SoTien vs fee."""
     fields = {k: v for k, v in callback.items() if k != "MaXacThuc"} if isinstance(callback, dict) else {}
     amount = fields.get("SoTien")
+    signed = defect in ("wrong-amount", "new-transaction-id", "unknown-reference")
     return {"defect": f"{defect}: {TAMPERED.get(defect, defect)}",
             "SoTien_sent": amount, "fee_of_the_dossier": fee,
-            "MaXacThuc": "valid for the fields" if defect == "wrong-amount" else "does not match the fields",
+            "MaXacThuc": "valid for the fields" if signed else "does not match the fields",
             "callback": fields}
+
+
+def _tamper(ctx: CheckContext, payment: Payment, defect: str) -> dict[str, Any]:
+    """Have the platform send its last callback altered by ``defect``; what was sent, what came back, verdict."""
+    delivery = ctx.national.tamper_callback(payment.ma_tham_chieu, defect)
+    status, answer, error = delivery.get("status_code"), delivery.get("answer"), delivery.get("error")
+    return {"defect": defect, "sent": _sent(delivery.get("callback"), defect, payment.fee),
+            "province_answer": {"status": status, "answer": answer, "error": error},
+            "verdict": callback_verdict(status, answer, error)}
+
+
+def _reproduce(payment: Payment, defect: str) -> str:
+    return (f"POST <national>/_control/payment/{payment.ma_tham_chieu}/tamper {{\"defect\": \"{defect}\"}} "
+            f"→ the platform POSTs the callback to <province>/DvcPayment/Confirm")
+
+
+def _state(ctx: CheckContext, payment: Payment) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    return _paid_view(_dossier(ctx, payment)), _payments(ctx, payment)
+
+
+def _expect_unchanged(ctx: CheckContext, payment: Payment, before: tuple[dict[str, Any], list[dict[str, Any]]],
+                      what: str, sent: list[dict[str, Any]], reproduce: str) -> tuple[dict[str, Any], list[Any]]:
+    after = _state(ctx, payment)
+    ctx.expect(after == before, f"{what} changed dossier {payment.ma_ho_so} or its payments",
+               expected={"dossier": before[0], "payments": before[1]},
+               actual={"dossier": after[0], "payments": after[1], "sent": sent}, reproduce=reproduce)
+    return after
 
 
 def _callback_refused(ctx: CheckContext, payment: Payment, defect: str, what: str) -> str:
     """Send the platform's last callback altered by ``defect``: the province must refuse it (4xx, MaLoi != 00)
     and neither the dossier's paid state nor its payments may change. The evidence says what was sent (the
     defect, SoTien against the fee, the callback's fields) and what came back."""
-    before = (_paid_view(_dossier(ctx, payment)), _payments(ctx, payment))
-    delivery = ctx.national.tamper_callback(payment.ma_tham_chieu, defect)
-    status = delivery.get("status_code")
-    answer = delivery.get("answer")
-    ma_loi = answer.get("MaLoi") if isinstance(answer, dict) else None
-    sent = _sent(delivery.get("callback"), defect, payment.fee)
+    before = _state(ctx, payment)
+    tried = _tamper(ctx, payment, defect)
+    came_back, sent = tried["province_answer"], tried["sent"]
+    ctx.require_evidence(int(came_back["status"] is not None), 1, f"answer to the callback with {what}",
+                         reproduce=_reproduce(payment, defect))
     detail = (f"SoTien {sent['SoTien_sent']} for a fee of {payment.fee}, validly signed" if defect == "wrong-amount"
               else f"a MaXacThuc that does not match its fields (SoTien {sent['SoTien_sent']}, fee {payment.fee})")
-    came_back = {"status": status, "answer": answer, "error": delivery.get("error")}
-    reproduce = (f"POST <national>/_control/payment/{payment.ma_tham_chieu}/tamper {{\"defect\": \"{defect}\"}} "
-                 f"→ the platform POSTs the callback to <province>/DvcPayment/Confirm")
-    ctx.expect(isinstance(status, int) and 400 <= status < 500 and ma_loi not in (None, "00"),
-               f"the province accepted a callback with {what} ({detail}): HTTP {status}, MaLoi {ma_loi!r}"
+    answer = came_back["answer"]
+    ctx.expect(tried["verdict"] is None,
+               f"a callback with {what} ({detail}) was {tried['verdict']}"
                + (f" {answer.get('MoTaLoi')!r}" if isinstance(answer, dict) and answer.get("MoTaLoi") else ""),
                expected=f"HTTP 4xx with MaLoi != \"00\" for a callback with {detail}",
-               actual={"sent": sent, "province_answer": came_back}, reproduce=reproduce)
-    after = (_paid_view(_dossier(ctx, payment)), _payments(ctx, payment))
-    ctx.expect(after == before, f"a callback with {what} ({detail}) changed dossier {payment.ma_ho_so} or its "
-                                "payments",
-               expected={"dossier": before[0], "payments": before[1]},
-               actual={"dossier": after[0], "payments": after[1], "sent": sent, "province_answer": came_back},
-               reproduce=reproduce)
-    return (f"callback of {payment.ma_tham_chieu} carrying {detail}: refused with HTTP {status}, MaLoi {ma_loi}; "
-            f"dossier {payment.ma_ho_so} (DaThanhToan {_json_text(after[0].get('DaThanhToan'))}) and its "
-            f"{len(after[1])} payment(s) unchanged")
+               actual={"sent": sent, "province_answer": came_back}, reproduce=_reproduce(payment, defect))
+    after = _expect_unchanged(ctx, payment, before, f"a callback with {what} ({detail})", [sent],
+                              _reproduce(payment, defect))
+    ma_loi = answer.get("MaLoi") if isinstance(answer, dict) else None
+    return (f"callback of {payment.ma_tham_chieu} carrying {detail}: refused with HTTP {came_back['status']}, "
+            f"MaLoi {ma_loi}; dossier {payment.ma_ho_so} (DaThanhToan {_json_text(after[0].get('DaThanhToan'))}) "
+            f"and its {len(after[1])} payment(s) unchanged")
 
 
 # -- the checks ------------------------------------------------------------------------------------
@@ -237,14 +306,38 @@ def init_checksum(ctx: CheckContext) -> str:
 
 
 @check("PAY-02", criterion="payment", severity="critical", requires=("payment",),
-       title="A callback with a bad MaXacThuc is refused", rule=f"{RULE}: checksum verified both ways",
-       detects=("ignores-callback-checksum",))
+       title="A callback whose MaXacThuc is not exactly the right checksum is refused",
+       rule=f"{RULE}: MaXacThuc, lowercase hex SHA-256 over Callback x-checksum-fields, verified by the partner; "
+            f"{CALLBACK_RULE}: MaLoi 01 for a wrong MaXacThuc",
+       detects=("ignores-callback-checksum", "prefix-checksum-compare", "case-insensitive-checksum",
+                "accepts-missing-checksum"))
 def callback_checksum(ctx: CheckContext) -> str:
-    """The platform's callback re-sent with a corrupted MaXacThuc is refused (4xx, MaLoi != "00") and the
-    dossier stays unpaid."""
+    """The platform's callback re-sent with its MaXacThuc altered in every way a comparison can be lax (first
+    digit changed, only the last two digits changed, upper-cased, truncated by one digit, a trailing space,
+    empty, left out): each is refused (4xx, MaLoi != "00") and the dossier and its payments do not change."""
     payment = _start(ctx)
     _settle(ctx, payment, "failure")
-    return _callback_refused(ctx, payment, "bad-checksum", "a MaXacThuc that does not match")
+    before = _state(ctx, payment)
+    defects = checksum_defects()
+    tried = [_tamper(ctx, payment, defect) for defect in defects]
+    answered = [t for t in tried if t["province_answer"]["status"] is not None]
+    ctx.require_evidence(len(answered), len(defects), "answers to callbacks with a tampered MaXacThuc",
+                         reproduce=_reproduce(payment, defects[0]))
+    wrong = [t for t in tried if t["verdict"] is not None]
+    if wrong:
+        raise CheckFailure(
+            f"{len(wrong)} of {len(tried)} callbacks with a wrong MaXacThuc not refused: "
+            + "; ".join(f"{TAMPERED[t['defect']]}: {t['verdict']}" for t in wrong),
+            expected="HTTP 4xx with MaLoi != \"00\" for each (the MaXacThuc compared exactly, as lowercase hex)",
+            actual=wrong, reproduce=_reproduce(payment, wrong[0]["defect"]))
+    _expect_unchanged(ctx, payment, before, f"{len(tried)} callbacks with a wrong MaXacThuc",
+                      [t["sent"] for t in tried], _reproduce(payment, defects[0]))
+    statuses = Counter(f"HTTP {t['province_answer']['status']} MaLoi {t['province_answer']['answer'].get('MaLoi')}"
+                       for t in tried if isinstance(t["province_answer"]["answer"], dict))
+    return (f"{len(tried)} of {len(tried)} callbacks of {payment.ma_tham_chieu} with a wrong MaXacThuc refused "
+            f"({', '.join(f'{k} ×{n}' for k, n in sorted(statuses.items()))}): "
+            + ", ".join(t["defect"] for t in tried)
+            + f"; dossier {payment.ma_ho_so} and its payments unchanged")
 
 
 @check("PAY-03", criterion="payment", severity="critical", requires=("payment",),
@@ -269,6 +362,8 @@ def replayed_callback(ctx: CheckContext) -> str:
     before_dossier = _paid_view(_dossier(ctx, payment))
     before_payments = _payments(ctx, payment)
     delivery = ctx.national.replay_callback(payment.ma_tham_chieu)
+    ctx.require_evidence(int(delivery.get("status_code") is not None), 1, "answer to the replayed callback",
+                         reproduce=f"POST <national>/_control/payment/{payment.ma_tham_chieu}/replay")
     after_dossier = _paid_view(_dossier(ctx, payment))
     after_payments = _payments(ctx, payment)
     reproduce = f"POST <national>/_control/payment/{payment.ma_tham_chieu}/replay"
@@ -332,3 +427,72 @@ def paid_flag_synced(ctx: CheckContext) -> str:
                reproduce=f"GET <national>/_ledger/sync/dossiers/{payment.ma_ho_so}")
     return (f"DuocThanhToanTrucTuyen \"1\" of paid dossier {payment.ma_ho_so} seen at the national portal "
             f"{seen_after:.1f} s after the payment settled, SLA {sla:g} s")
+
+
+def _paid_count(payments: list[dict[str, Any]]) -> int:
+    return sum(p.get("TrangThai") == "paid" for p in payments)
+
+
+@check("PAY-07", criterion="payment", severity="critical", requires=("payment",),
+       title="A settled payment reported again under a new MaGiaoDich charges nothing",
+       rule=f"{RULE}: one transaction per MaThamChieu; {CALLBACK_RULE}: idempotent per MaThamChieu",
+       detects=("charges-again-on-new-transaction-id",))
+def new_transaction_id(ctx: CheckContext) -> str:
+    """After a successful payment the platform sends a validly signed success callback for the same
+    MaThamChieu with a new MaGiaoDich: accepted or refused, the amount paid stays the fee and no second
+    payment is recorded as paid."""
+    payment = _start(ctx)
+    _settle(ctx, payment, "success")
+    before_dossier, before_payments = _state(ctx, payment)
+    tried = _tamper(ctx, payment, "new-transaction-id")
+    came_back = tried["province_answer"]
+    reproduce = _reproduce(payment, "new-transaction-id")
+    ctx.require_evidence(int(came_back["status"] is not None), 1, "answer to the callback with a new MaGiaoDich",
+                         reproduce=reproduce)
+    after_dossier, after_payments = _state(ctx, payment)
+    got = {"SoTienDaThanhToan": after_dossier.get("SoTienDaThanhToan"), "DaThanhToan": after_dossier.get("DaThanhToan"),
+           "payments recorded as paid": _paid_count(after_payments)}
+    wanted = {"SoTienDaThanhToan": payment.fee, "DaThanhToan": True, "payments recorded as paid": 1}
+    ctx.expect(got == wanted and before_dossier.get("SoTienDaThanhToan") == payment.fee,
+               f"the payment {payment.ma_tham_chieu} of dossier {payment.ma_ho_so}, reported again under a new "
+               f"MaGiaoDich, was charged again: SoTienDaThanhToan {got['SoTienDaThanhToan']} for a fee of "
+               f"{payment.fee}",
+               expected=wanted, actual={**got, "before": before_dossier, "payments": after_payments,
+                                        "sent": tried["sent"], "province_answer": came_back},
+               reproduce=reproduce)
+    answer = came_back["answer"]
+    ma_loi = answer.get("MaLoi") if isinstance(answer, dict) else None
+    return (f"success callback of {payment.ma_tham_chieu} re-sent with MaGiaoDich "
+            f"{tried['sent']['callback'].get('MaGiaoDich')}: answered HTTP {came_back['status']}, MaLoi {ma_loi}; "
+            f"dossier {payment.ma_ho_so} still paid once (SoTienDaThanhToan {got['SoTienDaThanhToan']} for a fee of "
+            f"{payment.fee}, {len(before_payments)} payment(s) before, {len(after_payments)} after, 1 paid)")
+
+
+@check("PAY-08", criterion="payment", severity="critical", requires=("payment",),
+       title="A callback for a MaThamChieu the province never issued is refused",
+       rule=f"{RULE}: MaThamChieu is the partner's reference; {CALLBACK_RULE}: MaLoi 03 unknown MaThamChieu "
+            "(HTTP 404)",
+       detects=("accepts-unknown-reference",))
+def unknown_reference(ctx: CheckContext) -> str:
+    """A validly signed callback (the platform's last one for a real payment, with its MaThamChieu replaced by
+    one the province never issued) is refused: HTTP 4xx with MaLoi != "00" (the contract: 404, MaLoi 03);
+    the real payment's dossier does not change."""
+    payment = _start(ctx)
+    _settle(ctx, payment, "failure")
+    before = _state(ctx, payment)
+    tried = _tamper(ctx, payment, "unknown-reference")
+    came_back, sent = tried["province_answer"], tried["sent"]
+    reproduce = _reproduce(payment, "unknown-reference")
+    ctx.require_evidence(int(came_back["status"] is not None), 1, "answer to the callback for an unknown MaThamChieu",
+                         reproduce=reproduce)
+    unknown = sent["callback"].get("MaThamChieu")
+    ctx.expect(tried["verdict"] is None,
+               f"a validly signed callback for MaThamChieu {unknown}, which the province never issued, was "
+               f"{tried['verdict']}",
+               expected="HTTP 4xx with MaLoi != \"00\" (contract: HTTP 404, MaLoi 03)",
+               actual={"sent": sent, "province_answer": came_back}, reproduce=reproduce)
+    _expect_unchanged(ctx, payment, before, f"a callback for the unknown MaThamChieu {unknown}", [sent], reproduce)
+    answer = came_back["answer"]
+    return (f"validly signed callback for the unknown MaThamChieu {unknown} refused with HTTP {came_back['status']}, "
+            f"MaLoi {answer.get('MaLoi') if isinstance(answer, dict) else None}; dossier {payment.ma_ho_so} of the "
+            "real payment unchanged")

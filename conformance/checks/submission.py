@@ -1,10 +1,11 @@
 """Online submission: contract conformance, input validation, MaHoSo, commune codes, durability, coverage.
 
 The national checklist counts a province as tested for online submission only when every commune, ward and
-special zone accepted a dossier (DOMAIN.md); around that, a submission must honour the provincial dossier
+special zone accepted a dossier; around that, a submission must honour the provincial dossier
 contract (``contracts/province-dossier.openapi.yaml``): a 201 carries a schema-valid Dossier in state 1 with
 an official, unique MaHoSo, bad input is a 4xx RFC 9457 problem naming the field (never a 5xx), pre-merger
-ward codes are refused, and an acknowledged dossier is never lost, however many citizens submit at once.
+ward codes and other provinces' communes are refused, an acknowledged dossier is never lost, however many
+citizens submit at once, and no citizen reaches another's dossier (OWASP API1:2023).
 
 Each check signs a fresh test citizen in (any structurally valid CCCD is one) and builds its payloads from
 the run's seeded data pool, so checks are independent and reproducible from the seed.
@@ -333,7 +334,8 @@ def _repro_bad(url: str, case: dict[str, Any]) -> str:
 
 @check("SUB-02", criterion="submission", severity="critical",
        title="Bad input is refused with a 4xx RFC 9457 problem naming the field, never a 5xx",
-       rule="RFC 9457 §3; RFC 9110 §15.5 (4xx client errors); province-dossier.openapi.yaml POST /api/v1/dossiers",
+       rule="RFC 9457 §3; RFC 9110 §15.5 (4xx client errors); contracts/province-dossier.openapi.yaml POST "
+            "/api/v1/dossiers",
        requires=("sso", "submission"), detects=("500-on-malformed-input",))
 def bad_input_refused(ctx: CheckContext) -> str:
     """Every schema-invalid variant of a valid submission (haicap.data_generators.invalid), malformed JSON,
@@ -428,7 +430,8 @@ def today_vn() -> datetime:
 
 @check("SUB-03", criterion="submission", severity="critical",
        title="MaHoSo has the official format, names the receiving agency and is unique under concurrency",
-       rule="DOMAIN.md: MaHoSo {agency code}-{yyMMdd}-{4-digit sequence} (common.schema.json MaHoSo)",
+       rule="contracts/schemas/common.schema.json#/$defs/MaHoSo: {agency code}-{yyMMdd}-{4-digit sequence}; "
+            "contracts/province-dossier.openapi.yaml (receiving commune agency)",
        requires=("sso", "submission"), detects=("duplicate-mahoso", "bad-mahoso-format"))
 def ma_ho_so_official_and_unique(ctx: CheckContext) -> str:
     """40 concurrent submissions in one commune: every 201 carries a MaHoSo of the official pattern whose
@@ -482,34 +485,18 @@ def legacy_only_codes(province_code: str, how_many: int, rng: Any) -> list[tuple
 def pre_merger_codes_refused(ctx: CheckContext) -> str:
     """Submit with MaXa = ward codes of the province's pre-merger provinces that are no current commune
     code: each must be refused with a 4xx problem naming MaXa."""
-    citizen, session = citizen_session(ctx, "SUB-04")
     legacy = legacy_only_codes(ctx.target.province_code, 6, ctx.rng("SUB-04"))
     if not legacy:
         raise CheckError(f"no pre-merger ward code of province {ctx.target.province_code} is free of reuse")
-    url = ctx.target.province_url + SUBMIT_PATH
-    wrong: list[dict[str, Any]] = []
-    statuses: Counter[int] = Counter()
-    for code, name in legacy:
-        payload = submission_payload(ctx, citizen, code)
-        response = ctx.province.submit(session, payload, name="submit (pre-merger MaXa)")
-        statuses[response.status_code] += 1
-        if not (400 <= response.status_code < 500 and names_field(_json(response), "MaXa")):
-            wrong.append({"MaXa": code, "old ward": name, **evidence(response, 300)})
-    if wrong:
-        raise CheckFailure(
-            f"{len(wrong)} of {len(legacy)} pre-merger ward codes not refused: "
-            + ", ".join(f"{w['MaXa']} {w['old ward']} → {w['status']}" for w in wrong[:4]),
-            expected="4xx problem naming MaXa", actual=wrong,
-            reproduce=curl_line("POST", url, body=submission_payload(ctx, citizen, wrong[0]["MaXa"])))
-    return (f"{len(legacy)} of {len(legacy)} pre-merger ward codes refused with a problem naming MaXa "
-            f"({', '.join(f'HTTP {s} ×{n}' for s, n in sorted(statuses.items()))}): "
-            + ", ".join(f"{code} {name}" for code, name in legacy))
+    return _refuse_maxa(ctx, "SUB-04", [(code, name, "pre-merger ward") for code, name in legacy],
+                        "pre-merger ward codes")
 
 
 # -- SUB-05 ----------------------------------------------------------------------------------------
 @check("SUB-05", criterion="submission", severity="critical",
        title="Every commune, ward and special zone of the province accepts an online submission",
-       rule="DOMAIN.md: national readiness checklist, 'every commune, ward and special zone tested at least once'",
+       rule="national readiness checklist of 28 June 2025: online submission tested in every commune, ward and "
+            "special zone at least once; Decision 19/2025/QĐ-TTg (the communes)",
        requires=("sso", "submission_channel"), detects=("draft-commune-codes",))
 def commune_coverage(ctx: CheckContext) -> str:
     """One valid submission in every current commune of the province (Decision 19/2025/QĐ-TTg): each
@@ -561,7 +548,7 @@ def restriction_note(coverage: dict[str, Any]) -> str:
 # -- SUB-06 ----------------------------------------------------------------------------------------
 @check("SUB-06", criterion="submission", severity="critical",
        title="Every acknowledged submission survives a burst of concurrent clients",
-       rule="province-dossier.openapi.yaml: 201 = committed (durable); DOMAIN.md cutover load (no loss)",
+       rule="contracts/province-dossier.openapi.yaml: POST /api/v1/dossiers 201 = committed (durable)",
        requires=("sso", "submission"), detects=("loses-dossiers-under-concurrency",))
 def durable_under_concurrency(ctx: CheckContext) -> str:
     """20 citizens submit 10 dossiers each, all at once; afterwards every MaHoSo answered 201 is readable by
@@ -602,3 +589,277 @@ def durable_under_concurrency(ctx: CheckContext) -> str:
                reproduce=f"{CLIENTS} clients x {per_client} concurrent POST {url}, then GET each (seed {ctx.seed})")
     return (f"{len(jobs)} concurrent submissions by {len(clients)} citizens: {len(acknowledged)} acknowledged "
             f"(201), {len(refused)} refused; all {len(acknowledged)} readable by GET and in their applicant's list")
+
+
+# -- evidence helpers of SUB-04 and SUB-07 ---------------------------------------------------------
+def maxa_verdict(status: int, body: Any, field: str = "MaXa") -> str | None:
+    """What a province did with a submission it must refuse for ``field``; None when it refused it properly
+    (a 4xx problem naming the field). A refusal with the wrong status or without the field name is said so."""
+    if status >= 500:
+        return f"server error (HTTP {status})"
+    if 200 <= status < 300:
+        if names_field(body, field):
+            return f"refused with HTTP {status} (expected 4xx)"
+        code = body.get("MaHoSo") if isinstance(body, dict) else None
+        return f"accepted (HTTP {status}{f', MaHoSo {code}' if code else ''})"
+    if 400 <= status < 500:
+        return None if names_field(body, field) else f"refused with HTTP {status} without naming {field}"
+    return f"answered HTTP {status} (expected a 4xx problem naming {field})"
+
+
+def _refuse_maxa(ctx: CheckContext, purpose: str, codes: list[tuple[str, str, str]], what: str) -> str:
+    """Submit with each (MaXa, name, where from): each must be a 4xx problem naming MaXa; a summary if so."""
+    ctx.require_evidence(len(codes), 1, what)
+    citizen, session = citizen_session(ctx, purpose)
+    url = ctx.target.province_url + SUBMIT_PATH
+    wrong: list[dict[str, Any]] = []
+    statuses: Counter[int] = Counter()
+    for code, name, origin in codes:
+        response = ctx.province.submit(session, submission_payload(ctx, citizen, code), name=f"submit ({purpose})")
+        statuses[response.status_code] += 1
+        verdict = maxa_verdict(response.status_code, _json(response))
+        if verdict is not None:
+            wrong.append({"MaXa": code, "unit": f"{name} ({origin})", "verdict": verdict, **evidence(response, 300)})
+    if wrong:
+        raise CheckFailure(
+            f"{len(wrong)} of {len(codes)} {what} not refused properly: "
+            + ", ".join(f"{w['MaXa']} {w['unit']} {w['verdict']}" for w in wrong[:4]),
+            expected="a 4xx RFC 9457 problem naming MaXa in errors[].field", actual=wrong,
+            reproduce=curl_line("POST", url, body=submission_payload(ctx, citizen, wrong[0]["MaXa"])))
+    return (f"{len(codes)} of {len(codes)} {what} refused with a problem naming MaXa "
+            f"({', '.join(f'HTTP {s} ×{n}' for s, n in sorted(statuses.items()))}): "
+            + ", ".join(f"{code} {name} ({origin})" for code, name, origin in codes))
+
+
+# -- SUB-07 ----------------------------------------------------------------------------------------
+#: other provinces SUB-07 draws a current commune from
+OTHER_PROVINCES = 6
+
+
+def other_province_communes(province_code: str, how_many: int, rng: Any) -> list[tuple[str, str, str]]:
+    """(code, name, province) of one current commune in each of ``how_many`` other provinces."""
+    units = admin_units()
+    others = [p for p in units.provinces() if p.code != province_code]
+    picked = rng.sample(others, min(how_many, len(others)))
+    return [(c.code, c.name, f"province {p.code} {p.name}")
+            for p in sorted(picked, key=lambda p: p.code)
+            for c in [rng.choice(units.communes(p.code))]]
+
+
+@check("SUB-07", criterion="submission", severity="major",
+       title="Current communes of other provinces are refused as MaXa with a 4xx naming MaXa",
+       rule="Decision 19/2025/QĐ-TTg (communes of each of the 34 provinces); contracts/province-dossier.openapi.yaml "
+            "POST /api/v1/dossiers 422 (MaXa a current commune of this province); RFC 9457 §3",
+       requires=("sso", "submission"), detects=("accepts-other-province-communes",))
+def other_province_communes_refused(ctx: CheckContext) -> str:
+    """Submit with MaXa = a current commune code of each of 6 other provinces (seeded): each is a real, valid
+    commune of the country but not of this province, and must be refused with a 4xx problem naming MaXa."""
+    codes = other_province_communes(ctx.target.province_code, OTHER_PROVINCES, ctx.rng("SUB-07"))
+    return _refuse_maxa(ctx, "SUB-07", codes, "current communes of other provinces")
+
+
+# -- SUB-08 ----------------------------------------------------------------------------------------
+DOSSIER_CONTRACT = "province-dossier"
+#: a procedure with a fee, so starting a payment of another's dossier would succeed if the owner is not checked
+OWNED_PROCEDURE = "1.004222"
+HTTP_METHODS = ("get", "put", "post", "delete", "patch")
+
+
+def citizen_operations(openapi: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(operations on one dossier, list operations) of the contract that a citizen session calls: those with
+    the ``citizen`` security scheme whose path takes {MaHoSo}, and the GETs of a collection without it."""
+    on_one: list[dict[str, Any]] = []
+    listing: list[dict[str, Any]] = []
+    for path, item in (openapi.get("paths") or {}).items():
+        for method in HTTP_METHODS:
+            op = item.get(method) if isinstance(item, dict) else None
+            if not isinstance(op, dict) or not any("citizen" in r for r in op.get("security") or []):
+                continue
+            entry = {"method": method.upper(), "path": path, "id": op.get("operationId", f"{method} {path}"),
+                     "refused": _refusal_statuses(op), "body": _body_ref(op)}
+            if "{MaHoSo}" in path:
+                on_one.append(entry)
+            elif method == "get" and "{" not in path and _lists_items(op):
+                listing.append(entry)
+    return on_one, listing
+
+
+def _lists_items(op: dict[str, Any]) -> bool:
+    """Whether the operation's 200 answer is a page of items (an object schema with an ``items`` property)."""
+    content = (((op.get("responses") or {}).get("200") or {}).get("content") or {}).get("application/json") or {}
+    ref = (content.get("schema") or {}).get("$ref")
+    if not isinstance(ref, str):
+        return False
+    return "items" in (default_registry().schema(ref.removeprefix("schemas/")).get("properties") or {})
+
+
+def _refusal_statuses(op: dict[str, Any]) -> tuple[int, ...]:
+    """The statuses the operation documents for 'not the caller's' (403, 404), or both when it documents none."""
+    documented = tuple(int(c) for c in ("403", "404") if c in (op.get("responses") or {}))
+    return documented or (403, 404)
+
+
+def _body_ref(op: dict[str, Any]) -> str | None:
+    schema = (((op.get("requestBody") or {}).get("content") or {}).get("application/json") or {}).get("schema")
+    ref = schema.get("$ref") if isinstance(schema, dict) else None
+    return ref.removeprefix("schemas/") if isinstance(ref, str) else None
+
+
+def minimal_instance(ref: str, registry: Any = None, depth: int = 0) -> Any:
+    """The smallest instance of the contract schema at ``ref`` (required properties only, minimum lengths and
+    counts, first enum value), so a request is refused for who sends it, not for its body."""
+    registry = registry or default_registry()
+    filename = ref.partition("#")[0]
+    schema = registry.schema(ref)
+    return _minimal(schema, filename, registry, depth)
+
+
+def _minimal(schema: Any, filename: str, registry: Any, depth: int) -> Any:
+    if not isinstance(schema, dict) or depth > 8:
+        return None
+    if "$ref" in schema:
+        target = str(schema["$ref"])
+        full = (filename + target) if target.startswith("#") else target
+        return minimal_instance(full, registry, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        return {name: _minimal(props.get(name, {}), filename, registry, depth + 1)
+                for name in schema.get("required") or []}
+    if kind == "array":
+        item = _minimal(schema.get("items", {}), filename, registry, depth + 1)
+        return [item] * max(1, int(schema.get("minItems", 1)))
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 0)
+    if kind == "boolean":
+        return False
+    if kind == "string":
+        return "haicap" + "x" * max(0, int(schema.get("minLength", 1)) - 6)
+    return None
+
+
+def request_body(ref: str | None) -> Any:
+    """A valid body for an operation (its request schema's minimal instance), or None when it takes none."""
+    if ref is None:
+        return None
+    body = minimal_instance(ref)
+    return body if default_registry().validator(ref).is_valid(body) else {}
+
+
+def bola_verdict(status: int, refused: tuple[int, ...]) -> str | None:
+    """What a province did when a citizen called an operation on another citizen's dossier; None when it
+    refused as the contract documents (``refused``: 403/404)."""
+    expected = " or ".join(str(s) for s in refused)
+    if status in refused:
+        return None
+    if status >= 500:
+        return f"server error (HTTP {status}; expected {expected})"
+    if 200 <= status < 300:
+        return f"served to another citizen (HTTP {status}; expected {expected})"
+    if status == 409:
+        return f"answered HTTP 409 (the dossier's state) before checking its owner (expected {expected})"
+    return f"answered HTTP {status} (expected {expected})"
+
+
+def _owner_dossier(ctx: CheckContext, session: CitizenSession, citizen: dict[str, Any]) -> dict[str, Any]:
+    payload = scenario_data(ctx).submission(OWNED_PROCEDURE, None, citizen)
+    response = ctx.province.submit(session, payload, name="submit (SUB-08 owner)")
+    return _expect_201(ctx, response, payload, "SUB-08: the owner's submission")
+
+
+def _probe_other(ctx: CheckContext, op: dict[str, Any], intruder: CitizenSession, owner: CitizenSession,
+                 dossier: dict[str, Any]) -> dict[str, Any] | None:
+    """The intruder calls ``op`` on the owner's dossier; a finding (or None) after the owner reads it again."""
+    ma_ho_so = dossier["MaHoSo"]
+    path = op["path"].replace("{MaHoSo}", ma_ho_so)
+    body = request_body(op["body"])
+    before = ctx.province.dossier(owner, ma_ho_so)
+    response = ctx.province.port.request(op["method"], path, json=body, headers=intruder.headers(),
+                                         name=f"{op['id']} (another citizen's)")
+    verdict = bola_verdict(response.status_code, op["refused"])
+    after = ctx.province.dossier(owner, ma_ho_so)
+    changed = op["method"] != "GET" and _json(after) != _json(before)
+    if verdict is None and not changed:
+        return None
+    return {"operation": f"{op['method']} {op['path']} ({op['id']})", "MaHoSo": ma_ho_so,
+            "verdict": verdict or f"refused with HTTP {response.status_code} but the dossier changed",
+            "dossier_changed": changed, **evidence(response, 300),
+            "reproduce": curl_line(op["method"], ctx.target.province_url + path, body=body,
+                                   auth="<session token of another citizen>")}
+
+
+@check("SUB-08", criterion="submission", severity="critical",
+       title="A citizen can neither read, list, supplement, withdraw nor pay another citizen's dossier",
+       rule="OWASP API Security Top 10 2023 API1 (Broken Object Level Authorization); "
+            "contracts/province-dossier.openapi.yaml: every citizen operation on {MaHoSo} answers 404 NotFound "
+            "'no such dossier (or not the caller's)'; the list holds the signed-in citizen's dossiers only",
+       requires=("sso", "submission"), detects=("reads-any-dossier", "acts-on-any-dossier"))
+def others_dossiers_out_of_reach(ctx: CheckContext) -> str:
+    """Citizen A files one dossier (with a fee) per citizen operation of the contract that takes a MaHoSo;
+    citizen B calls each operation on A's dossier with a valid body: each answered as the contract documents
+    for 'not the caller's' (403/404, never 2xx, 409 or 5xx), and A's dossier unchanged; B's list never shows
+    A's dossiers, while A's list does."""
+    on_one, listing = citizen_operations(default_registry().openapi(DOSSIER_CONTRACT))
+    ctx.require_evidence(len(on_one), 1, "citizen operations on a MaHoSo in contracts/province-dossier.openapi.yaml")
+    owner_citizen, owner = citizen_session(ctx, "SUB-08")
+    _, intruder = citizen_session(ctx, "SUB-08")
+    dossiers = [_owner_dossier(ctx, owner, owner_citizen) for _ in on_one]
+    owned = {d["MaHoSo"] for d in dossiers}
+    unreadable = sorted(m for m in owned if ctx.province.dossier(owner, m).status_code != 200)
+    ctx.expect(not unreadable, f"{len(unreadable)} of {len(owned)} dossiers just filed cannot be read by their own "
+               "applicant (the must-accept side of the rule: the owner is served, others are not)",
+               expected="200 for the owner's GET by MaHoSo", actual={"not readable by the owner": unreadable},
+               reproduce=curl_line("GET", f"{ctx.target.province_url}{SUBMIT_PATH}/{next(iter(unreadable), '')}"))
+    findings = [f for op, dossier in zip(on_one, dossiers, strict=True)
+                if (f := _probe_other(ctx, op, intruder, owner, dossier)) is not None]
+    listed = _listing_findings(ctx, listing, owner, intruder, owned)
+    findings += listed["findings"]
+    if findings:
+        raise CheckFailure(
+            f"{len(findings)} of {len(on_one) + len(listing)} operations let a citizen reach another's dossier: "
+            + "; ".join(f"{f['operation']} {f['verdict']}" for f in findings[:5]),
+            expected="404 (or the 403 an operation documents) for another citizen's MaHoSo; the dossier "
+                     "unchanged; another citizen's dossiers absent from the list",
+            actual=findings, reproduce=findings[0].get("reproduce"))
+    documented = sorted({"/".join(map(str, op["refused"])) for op in on_one})
+    return (f"citizen B was refused on all {len(on_one)} operations on citizen A's dossiers "
+            f"({', '.join(op['id'] for op in on_one)}; HTTP {', '.join(documented)} as documented); A's "
+            f"{len(owned)} dossiers unchanged; {listed['summary']}")
+
+
+def _listing_findings(ctx: CheckContext, listing: list[dict[str, Any]], owner: CitizenSession,
+                      intruder: CitizenSession, owned: set[str]) -> dict[str, Any]:
+    """B's lists must hold none of A's dossiers, A's list all of them (else the probe proves nothing)."""
+    findings: list[dict[str, Any]] = []
+    seen = []
+    for op in listing:
+        mine = ctx.province.port.request("GET", op["path"], params={"limit": "200"}, headers=owner.headers(),
+                                         name=f"{op['id']} (owner)")
+        theirs = ctx.province.port.request("GET", op["path"], params={"limit": "200"}, headers=intruder.headers(),
+                                           name=f"{op['id']} (another citizen)")
+        own_codes, other_codes = _codes(mine), _codes(theirs)
+        missing = sorted(owned - own_codes)
+        ctx.expect(not missing, f"{op['id']} of the applicant lacks {len(missing)} of the {len(owned)} dossiers they "
+                   "just filed (the must-accept side: the owner's list holds them)",
+                   expected=f"all {len(owned)} in the owner's list", actual={"missing": missing, **evidence(mine, 300)},
+                   reproduce=curl_line("GET", f"{ctx.target.province_url}{op['path']}?limit=200"))
+        leaked = sorted(owned & other_codes)
+        if theirs.status_code >= 500 or leaked:
+            findings.append({"operation": f"GET {op['path']} ({op['id']})",
+                             "verdict": f"lists {len(leaked)} dossier(s) of another citizen" if leaked
+                             else f"server error (HTTP {theirs.status_code})",
+                             "leaked": leaked, "status": theirs.status_code,
+                             "reproduce": curl_line("GET", f"{ctx.target.province_url}{op['path']}?limit=200",
+                                                    auth="<session token of another citizen>")})
+        seen.append(f"{op['id']}: A sees {len(own_codes & owned)} of A's {len(owned)}, B sees 0")
+    return {"findings": findings, "summary": "; ".join(seen) or "no list operation in the contract"}
+
+
+def _codes(response: ResponseLike) -> set[str]:
+    body = _json(response)
+    items = body.get("items") if isinstance(body, dict) else None
+    return {str(i.get("MaHoSo")) for i in items or [] if isinstance(i, dict)}

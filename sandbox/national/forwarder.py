@@ -5,7 +5,9 @@ that handles it (``POST {province}/national/forwarded-dossiers`` with the forwar
 forwarder builds a valid dossier — MaHoSo of the portal's agency 000.00.00.G22 [assumption, wire agreement],
 a current commune of the province, a valid CCCD and a real procedure from ``contracts/procedures.yaml`` —
 applies overrides (so invalid dossiers can be sent on purpose), sends it and records the province's answer.
-A province that cannot be reached is recorded, never raised.
+A province that cannot be reached is recorded, never raised. On request (``credential_of``) it presents the
+forward token the portal issued to *another* province instead (the config's ``other_forward_registrations``,
+or, when it has none, one minted here for the next province code), which the province must refuse.
 
 MaHoSo stays unique across runs against one persistent province, although each run starts a counterpart with
 a fresh state: the 4-digit sequence of the day (at most 9,999 codes a day, the format's limit) starts at the
@@ -29,7 +31,7 @@ import yaml
 from haicap.contract_registry import default_registry
 from haicap.data_generators.identity import make_cccd
 from haicap.data_generators.units import admin_units
-from haicap.sandbox.config import NationalConfig, ProvinceEndpoint
+from haicap.sandbox.config import NationalConfig, ProvinceEndpoint, co_tenant_registration
 from haicap.sandbox.national.citizens import CitizenRegistry
 from haicap.sandbox.national.outbound import post_json
 from haicap.sandbox.national.problems import ProblemError
@@ -80,6 +82,10 @@ class Forwarder:
     def __init__(self, config: NationalConfig, store: Store, citizens: CitizenRegistry,
                  http: Callable[[], Awaitable[httpx.AsyncClient]]) -> None:
         self.provinces = {p.province_code: p for p in config.provinces}
+        others = config.other_forward_registrations or tuple(
+            co_tenant_registration(p.province_code, p.base_url) for p in config.provinces[:1])
+        #: forward tokens by province code: the registered provinces' and other provinces' (never forwarded to)
+        self.tokens = {p.province_code: p.forward_token for p in (*others, *config.provinces)}
         self.store = store
         self.citizens = citizens
         self._http = http
@@ -153,9 +159,10 @@ class Forwarder:
             raise ProblemError(400, "Bad Request", "province_code must be a string",
                                [{"field": "province_code", "message": "expected a 2-digit province code"}])
         province = self._province(code)
+        token = self._token(fields.pop("credential_of", None), province)
         taken: list[str] = []
         while True:
-            record = await self._send(province, fields)
+            record = await self._send(province, fields, token)
             if "MaHoSo" in fields or not _already_held(record) or len(taken) >= MAX_TAKEN:
                 break
             taken.append(record["MaHoSo"])  # a dossier of an earlier run: the portal never reuses a code
@@ -163,15 +170,31 @@ class Forwarder:
             record["already_held"] = taken
         return record
 
-    async def _send(self, province: ProvinceEndpoint, fields: Mapping[str, Any]) -> dict[str, Any]:
+    def _token(self, credential_of: Any, province: ProvinceEndpoint) -> tuple[str, str]:
+        """(province code, forward token) to present: ``province``'s own, or the one issued to ``credential_of``;
+        ``"other"`` picks a province other than ``province``."""
+        if credential_of is None:
+            return province.province_code, province.forward_token
+        if credential_of == "other":
+            credential_of = next((c for c in self.tokens if c != province.province_code), None)
+        if not isinstance(credential_of, str) or credential_of not in self.tokens:
+            raise ProblemError(400, "Bad Request", "no forward credential is known for that province",
+                               [{"field": "credential_of",
+                                 "message": f"known: other, {', '.join(sorted(self.tokens))}"}])
+        return credential_of, self.tokens[credential_of]
+
+    async def _send(self, province: ProvinceEndpoint, fields: Mapping[str, Any],
+                    token: tuple[str, str]) -> dict[str, Any]:
         dossier = self.build(province.province_code)
         dossier.update(fields)
         url = province.base_url.rstrip("/") + FORWARD_PATH
         status, answer, error = await post_json(await self._http(), url, dossier,
-                                                {"Authorization": f"Bearer {province.forward_token}"})
+                                                {"Authorization": f"Bearer {token[1]}"})
         record = {"at_ms": now_ms(), "province_code": province.province_code,
                   "MaHoSo": str(dossier.get("MaHoSo", "")), "url": url, "dossier": dossier,
                   "status_code": status, "answer": answer, "error": error}
+        if token[0] != province.province_code:
+            record["credential_of"] = token[0]
         row = (record["at_ms"], province.province_code, record["MaHoSo"], url, orjson.dumps(dossier), status,
                orjson.dumps(answer), error)
 

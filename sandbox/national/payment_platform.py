@@ -5,8 +5,9 @@ the sandbox's pay page settles it by query parameter (``result=success|failure``
 signed CALLBACK to the partner's registered callback URL (``deliveries=N``: N copies at once), recording the
 partner's answer. Every message's
 MaXacThuc is checked with :mod:`haicap.payment_checksum` (the field order comes from the contract). On command
-(control API) the last callback is sent again unchanged (replay) or altered (bad checksum, wrong amount), so
-a checker can see whether the province charges twice or trusts a forged callback.
+(control API) the last callback is sent again unchanged (replay) or altered (:data:`TAMPERS`: a MaXacThuc
+changed, upper-cased, truncated, padded, empty or left out; a wrong amount; a new MaGiaoDich; an unknown
+MaThamChieu), so a checker can see whether the province charges twice or trusts a forged callback.
 
 Outgoing calls use one ``httpx.AsyncClient`` with timeouts; a partner that cannot be reached is recorded,
 never turned into an error of the platform.
@@ -37,7 +38,7 @@ from haicap.sandbox.national.problems import JSONResponse, ProblemError
 from haicap.sandbox.national.store import Store, now_ms
 from haicap.sandbox.national.timefmt import thoi_gian
 
-__all__ = ["PaymentPlatform"]
+__all__ = ["TAMPERS", "PaymentPlatform"]
 
 _SCHEMA = "payment.schema.json#/$defs/"
 _VALIDATORS = {"INIT": "InitRequest", "QUERY": "QueryRequest", "GET_BILL": "GetBillRequest"}
@@ -87,6 +88,60 @@ def _error(status: int, code: str, message: str, errors: list[dict[str, str]] | 
     if errors:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _resigned(callback: dict[str, Any], secret: str) -> dict[str, Any]:
+    callback["MaXacThuc"] = checksum(callback, secret, "CALLBACK")
+    return callback
+
+
+def _with_checksum(change: Callable[[str], str | None]) -> Callable[[dict[str, Any], str], dict[str, Any]]:
+    """A tamper that replaces the valid MaXacThuc by ``change(valid)`` (None: the field is left out)."""
+    def alter(callback: dict[str, Any], secret: str) -> dict[str, Any]:
+        value = change(str(callback.get("MaXacThuc", "")))
+        if value is None:
+            callback.pop("MaXacThuc", None)
+        else:
+            callback["MaXacThuc"] = value
+        return callback
+
+    return alter
+
+
+def _flip(digit: str) -> str:
+    return "0" if digit != "0" else "1"
+
+
+def _wrong_amount(callback: dict[str, Any], secret: str) -> dict[str, Any]:
+    callback["SoTien"] = int(callback["SoTien"]) + 1000
+    return _resigned(callback, secret)
+
+
+def _new_transaction_id(callback: dict[str, Any], secret: str) -> dict[str, Any]:
+    callback["MaGiaoDich"] = f"GD{now_ms()}{secrets.randbelow(10_000):04d}"
+    callback["ThoiGianGD"] = thoi_gian()
+    return _resigned(callback, secret)
+
+
+def _unknown_reference(callback: dict[str, Any], secret: str) -> dict[str, Any]:
+    callback["MaThamChieu"] = f"HAICAP-UNKNOWN-{secrets.token_hex(8)}"
+    return _resigned(callback, secret)
+
+
+#: what each tamper defect of the control API (payment.schema.json ControlTamperRequest) does to the last
+#: callback; every other field stays as the platform sent it
+TAMPERS: dict[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
+    "bad-checksum": _with_checksum(lambda good: _flip(good[:1]) + good[1:]),
+    "checksum-last-digits": _with_checksum(lambda good: good[:-2] + _flip(good[-2:-1]) + _flip(good[-1:])),
+    "checksum-uppercase": _with_checksum(str.upper),
+    "checksum-truncated": _with_checksum(lambda good: good[:-1]),
+    "checksum-whitespace": _with_checksum(lambda good: good + " "),
+    "checksum-empty": _with_checksum(lambda good: ""),
+    "checksum-missing": _with_checksum(lambda good: None),
+    "wrong-amount": _wrong_amount,
+    "new-transaction-id": _new_transaction_id,
+    "unknown-reference": _unknown_reference,
+}
 
 
 class PaymentPlatform:
@@ -253,13 +308,11 @@ class PaymentPlatform:
     async def tamper(self, ma_tham_chieu: str, defect: str) -> dict[str, Any]:
         txn = self.transaction(ma_tham_chieu)
         assert txn.last_callback is not None
-        forged = dict(txn.last_callback)
-        if defect == "bad-checksum":
-            good = str(forged["MaXacThuc"])
-            forged["MaXacThuc"] = ("0" if good[0] != "0" else "1") + good[1:]
-        else:  # wrong-amount: a validly signed callback for another amount
-            forged["SoTien"] = int(forged["SoTien"]) + 1000
-            forged["MaXacThuc"] = checksum(forged, txn.partner.secret, "CALLBACK")
+        alter = TAMPERS.get(defect)
+        if alter is None:  # the contract's enum names a defect this platform cannot produce
+            raise ProblemError(400, "Bad Request", f"unknown tamper defect {defect!r}",
+                               [{"field": "defect", "message": f"one of {', '.join(TAMPERS)}"}])
+        forged = alter(dict(txn.last_callback), txn.partner.secret)
         return await self._deliver(txn, forged, defect)
 
     # -- delivery --------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ means the dossier and its outbox row are committed.
 
 Faults acting here: ``identity-from-body``, ``500-on-malformed-input``, ``duplicate-mahoso``,
 ``loses-dossiers-under-concurrency``, ``bad-mahoso-format``, ``requires-optional-fields``,
-``hen-tra-before-tiep-nhan`` (and ``pre-merger-commune-codes``, ``draft-commune-codes`` through :mod:`units`).
+``hen-tra-before-tiep-nhan``, ``accepts-other-province-communes``, ``reads-any-dossier``, ``acts-on-any-dossier``
+(and ``pre-merger-commune-codes``, ``draft-commune-codes`` through :mod:`units`).
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from haicap.data_generators.units import admin_units
 from haicap.sandbox.province import consistency_faults as cf
 from haicap.sandbox.province import dossiers as d
 from haicap.sandbox.province.context import ProvinceContext
 from haicap.sandbox.province.problems import Problem, json_response, read_json
 from haicap.sandbox.province.sessions import CitizenSession
+from haicap.sandbox.province.units import ReceivingUnit, commune_agency_code
 
-__all__ = ["DossierApi", "parse_ma_ho_so", "parse_page"]
+__all__ = ["DossierApi", "parse_ma_ho_so", "parse_page", "receiving_unit"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,16 @@ def dossier_list(ctx: ProvinceContext, where: str, params: tuple[Any, ...], limi
         "limit": limit,
         "offset": offset,
     }
+
+
+def receiving_unit(ctx: ProvinceContext, code: str) -> ReceivingUnit:
+    """The commune a dossier (submitted or forwarded) is filed in: a current commune of this province (a 422
+    problem naming MaXa if not)."""
+    units = admin_units()
+    if ctx.has("accepts-other-province-communes") and units.is_current_commune(code):
+        commune = units.commune(code)  # the defect: the national list, not the province's part of it
+        return ReceivingUnit(code, commune.name, commune_agency_code(code, ctx.config.agency_code))
+    return ctx.units.check_commune(code)
 
 
 class _WriteBehind:
@@ -157,7 +170,7 @@ class DossierApi:
         procedure = ctx.catalogue.get(body["MaTTHC"])
         if procedure is None:
             raise Problem.field(422, "MaTTHC", f"{body['MaTTHC']} is not a procedure this province receives online")
-        unit = ctx.units.check_commune(body["MaXa"])
+        unit = receiving_unit(ctx, body["MaXa"])
         identity = {"LoaiDinhDanh": "1", "SoDinhDanh": session.so_dinh_danh}
         given = body.get("DinhDanhCHS")
         owner_name = session.ho_va_ten
@@ -191,14 +204,28 @@ class DossierApi:
         ma_ho_so = parse_ma_ho_so(self.ctx, request)
         return ma_ho_so, session
 
-    def load_owned(self, ma_ho_so: str, session: CitizenSession) -> dict[str, Any]:
-        row = self.ctx.store.read_one(
-            "SELECT doc FROM dossiers WHERE ma_ho_so = ? AND owner = ?", (ma_ho_so, session.so_dinh_danh)
-        )
+    def load_owned(self, ma_ho_so: str, session: CitizenSession, *, fault: str = "reads-any-dossier") -> dict[str, Any]:
+        """The caller's dossier, or 404 (also when it is another citizen's: its existence is not disclosed).
+        ``fault`` names the defect that skips the owner check at this call (reads or actions)."""
+        if self.ctx.has(fault):  # the defect: any signed-in citizen gets any dossier
+            row = self.ctx.store.read_one("SELECT doc FROM dossiers WHERE ma_ho_so = ?", (ma_ho_so,))
+        else:
+            row = self.ctx.store.read_one(
+                "SELECT doc FROM dossiers WHERE ma_ho_so = ? AND owner = ?", (ma_ho_so, session.so_dinh_danh)
+            )
         if row is None:
             raise Problem.field(404, "MaHoSo", f"no dossier {ma_ho_so} for this citizen", "Dossier not found")
         doc: dict[str, Any] = orjson.loads(row[0])
         return doc
+
+    def acting_owner(self, ma_ho_so: str, session: CitizenSession) -> str:
+        """Whose dossier a citizen action may change: the caller's (fault ``acts-on-any-dossier``: whoever owns
+        ``ma_ho_so``, so the owner check in :mod:`dossiers` passes for anyone)."""
+        if self.ctx.has("acts-on-any-dossier"):
+            row = self.ctx.store.read_one("SELECT owner FROM dossiers WHERE ma_ho_so = ?", (ma_ho_so,))
+            if row is not None:
+                return str(row[0])
+        return session.so_dinh_danh
 
     async def get(self, request: Request) -> Response:
         ma_ho_so, session = self.owned(request)
@@ -213,13 +240,13 @@ class DossierApi:
     async def supplement(self, request: Request) -> Response:
         ma_ho_so, session = self.owned(request)
         body = await read_json(request, self.supplement_v, trusting=self.ctx.has("500-on-malformed-input"))
-        policy, owner, faults = self.ctx.policy, session.so_dinh_danh, self.ctx.config.faults
+        policy, owner, faults = self.ctx.policy, self.acting_owner(ma_ho_so, session), self.ctx.config.faults
         doc = await self.ctx.store.write(lambda c: d.op_supplement(c, policy, ma_ho_so, owner, body, faults=faults))
         return json_response(doc)
 
     async def withdraw(self, request: Request) -> Response:
         ma_ho_so, session = self.owned(request)
         body = await read_json(request, self.withdraw_v, trusting=self.ctx.has("500-on-malformed-input"))
-        policy, owner, faults = self.ctx.policy, session.so_dinh_danh, self.ctx.config.faults
+        policy, owner, faults = self.ctx.policy, self.acting_owner(ma_ho_so, session), self.ctx.config.faults
         doc = await self.ctx.store.write(lambda c: d.op_withdraw(c, policy, ma_ho_so, owner, body, faults=faults))
         return json_response(doc)

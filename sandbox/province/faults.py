@@ -70,6 +70,12 @@ _FAULTS = [
           "MaHoSo in a home-made format (H26-20261122-1) instead of {agency}-{yyMMdd}-{4 digits}"),
     Fault("draft-commune-codes", "submission",
           "the draft ward-code list was loaded: a few official codes (e.g. 00226) are refused as MaXa"),
+    Fault("accepts-other-province-communes", "submission",
+          "any current commune code of the country is accepted as MaXa, not only the province's own"),
+    Fault("reads-any-dossier", "submission",
+          "GET of a dossier (and of its payments) by MaHoSo without an owner check: any citizen reads any dossier"),
+    Fault("acts-on-any-dossier", "submission",
+          "supplement, withdraw and payment start without an owner check: any citizen acts on any dossier"),
     # payment
     Fault("ignores-callback-checksum", "payment", "payment callback MaXacThuc not verified"),
     Fault("accepts-wrong-amount", "payment", "payment callback amount not compared with the dossier's fee"),
@@ -78,6 +84,15 @@ _FAULTS = [
     Fault("no-paid-flag-sync", "payment", "DuocThanhToanTrucTuyen never reaches the national side as 1"),
     Fault("bad-init-checksum", "payment",
           "INIT MaXacThuc built in a wrong field order (SoTien before MaThamChieu): the platform refuses it"),
+    Fault("prefix-checksum-compare", "payment",
+          "only the first 32 hex digits of the callback MaXacThuc are compared (a CHAR(32) column)"),
+    Fault("case-insensitive-checksum", "payment", "the callback MaXacThuc is compared ignoring letter case"),
+    Fault("accepts-missing-checksum", "payment",
+          "a callback without MaXacThuc (or with an empty one) is not verified at all"),
+    Fault("charges-again-on-new-transaction-id", "payment",
+          "callbacks are de-duplicated by MaGiaoDich, not MaThamChieu: a new MaGiaoDich charges a paid fee again"),
+    Fault("accepts-unknown-reference", "payment",
+          "a callback for a MaThamChieu the province never issued is answered MaLoi 00 (accepted)"),
     # sync
     Fault("no-status-sync", "sync", "only the first state of a dossier is synchronised, later changes never"),
     Fault("late-sync", "sync", "changes are synchronised 30 s late (beyond the SLA)"),
@@ -98,6 +113,8 @@ _FAULTS = [
     Fault("ignores-forwarded-dossiers", "forwarding", "forwarded dossiers are acknowledged but never stored or synced"),
     Fault("unauthenticated-forwarding", "forwarding",
           "POST /national/forwarded-dossiers accepted without the national forward credential"),
+    Fault("accepts-any-forward-token", "forwarding",
+          "a forward token the national portal issued to another province (a co-tenant) is accepted"),
     # units
     Fault("wrong-agency-codes", "units", "declares the pre-merger ward list with malformed agency codes"),
     # consistency: the views of one dossier disagree, an idempotent message takes effect twice, a list ignores

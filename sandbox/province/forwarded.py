@@ -3,11 +3,14 @@
 The national side presents the forward credential; the dossier is validated, stored under the national
 MaHoSo (idempotent: a second delivery answers 200 with the current state), acknowledged, and from then on
 synchronised like any other dossier. Fault ``ignores-forwarded-dossiers`` acknowledges without storing;
-``unauthenticated-forwarding`` skips the credential check; ``duplicate-on-concurrent-forward`` races.
+``unauthenticated-forwarding`` skips the credential check; ``duplicate-on-concurrent-forward`` races;
+``accepts-any-forward-token`` accepts the token of any province the vendor system serves (its co-tenants), not
+only this province's.
 """
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +20,7 @@ from starlette.responses import Response
 from haicap.sandbox.province import consistency_faults as cf
 from haicap.sandbox.province import dossiers as d
 from haicap.sandbox.province.context import ProvinceContext, require_bearer
+from haicap.sandbox.province.dossier_api import receiving_unit
 from haicap.sandbox.province.problems import Problem, json_response, read_json
 
 __all__ = ["ForwardedDossiers"]
@@ -33,7 +37,7 @@ class ForwardedDossiers:
     async def receive(self, request: Request) -> Response:
         ctx = self.ctx
         if not ctx.has("unauthenticated-forwarding"):  # the defect: anyone may inject a dossier
-            require_bearer(request, ctx.config.forward_token, "forward")
+            self._authenticate(request)
         body = await read_json(request, self.validator, trusting=ctx.has("500-on-malformed-input"))
         doc = self.dossier(body)
         if ctx.has("ignores-forwarded-dossiers"):  # the defect: acknowledged, never stored
@@ -46,9 +50,19 @@ class ForwardedDossiers:
         answer = {"MaHoSo": stored["MaHoSo"], "TrangThaiHoSo": stored["TrangThaiHoSo"], "acknowledged": True}
         return json_response(answer, status=201 if created else 200)
 
+    def _authenticate(self, request: Request) -> None:
+        """401 unless the request carries this province's forward token."""
+        config = self.ctx.config
+        if self.ctx.has("accepts-any-forward-token"):  # the defect: any tenant's token will do
+            for token in config.co_tenant_forward_tokens:
+                with contextlib.suppress(Problem):
+                    require_bearer(request, token, "forward")
+                    return
+        require_bearer(request, config.forward_token, "forward")
+
     def dossier(self, body: dict[str, Any]) -> dict[str, Any]:
         ctx = self.ctx
-        unit = ctx.units.check_commune(body["MaXa"])
+        unit = receiving_unit(ctx, body["MaXa"])
         procedure = ctx.catalogue.get(body["MaTTHC"]) or {}
         name = body.get("TenTTHC") or procedure.get("TenTTHC")
         if not name:

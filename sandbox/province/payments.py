@@ -7,11 +7,14 @@ dossier's fee, and it is idempotent per MaThamChieu (a replay changes nothing); 
 dossier unpaid. A paid dossier is synchronised with DuocThanhToanTrucTuyen "1".
 
 Faults acting here: ``ignores-callback-checksum``, ``accepts-wrong-amount``, ``double-applies-replayed-callback``,
-``marks-paid-on-failed-payment``, ``bad-init-checksum``, ``double-effect-on-concurrent-callback``.
+``marks-paid-on-failed-payment``, ``bad-init-checksum``, ``double-effect-on-concurrent-callback``,
+``prefix-checksum-compare``, ``case-insensitive-checksum``, ``accepts-missing-checksum``,
+``charges-again-on-new-transaction-id``, ``accepts-unknown-reference``, ``acts-on-any-dossier`` (payment start).
 """
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import sqlite3
 from typing import Any
@@ -36,6 +39,8 @@ START_REF = "dossier.schema.json#/$defs/PaymentStart"
 CALLBACK_REF = "payment.schema.json#/$defs/Callback"
 PROTOCOL_VERSION = "1.0.6"
 CLOSED_STATES = frozenset({"3", "7", "8", "10"})
+#: faults whose province parses MaXacThuc loosely (no contract pattern) before its loose comparison
+LAX_CHECKSUM_FAULTS = frozenset({"prefix-checksum-compare", "case-insensitive-checksum", "accepts-missing-checksum"})
 
 
 class _CallbackRefused(Problem):
@@ -68,7 +73,7 @@ class Payments:
     async def start(self, request: Request) -> Response:
         ma_ho_so, session = self.dossier_api.owned(request)
         body = await read_json(request, self.start_v, optional=True)
-        doc = self.dossier_api.load_owned(ma_ho_so, session)
+        doc = self.dossier_api.load_owned(ma_ho_so, session, fault="acts-on-any-dossier")
         fee = int(doc["PhiPhaiNop"])
         if fee <= 0:
             raise Problem.field(409, "MaHoSo", "this dossier has no fee to pay online", "Nothing to pay")
@@ -181,17 +186,11 @@ class Payments:
     # -- callback ----------------------------------------------------------------------------------
     async def callback(self, request: Request) -> Response:
         ctx = self.ctx
-        try:
-            message = await read_json(request, self.callback_v)
-        except Problem as problem:
-            field = problem.errors[0]["field"] if problem.errors else "(body)"
-            raise _CallbackRefused(400, "04", f"malformed callback: {problem.detail}", field) from None
+        message = await self._read_callback(request)
         partner = ctx.config.payment
         if message["MaDoiTac"] != partner.ma_doi_tac:
             raise _CallbackRefused(400, "04", "unknown MaDoiTac", "MaDoiTac")
-        if not ctx.has("ignores-callback-checksum") and not payment_checksum.verify(
-            message, partner.secret, "CALLBACK", ctx.registry
-        ):
+        if not ctx.has("ignores-callback-checksum") and not self._checksum_ok(message, partner.secret):
             raise _CallbackRefused(400, "01", "MaXacThuc does not match the message", "MaXacThuc")
         policy = ctx.policy
         faults = ctx.config.faults
@@ -200,16 +199,49 @@ class Payments:
         _, answer = await ctx.store.write(lambda c: _apply_callback(c, policy, message, faults))
         return json_response({"MaLoi": "00", "MoTaLoi": answer})
 
+    async def _read_callback(self, request: Request) -> dict[str, Any]:
+        """The callback, valid against the contract's Callback (400 MaLoi 04 naming the field if not)."""
+        lax = bool(self.ctx.config.faults & LAX_CHECKSUM_FAULTS)
+        try:
+            message = await read_json(request, None)
+        except Problem as problem:
+            field = problem.errors[0]["field"] if problem.errors else "(body)"
+            raise _CallbackRefused(400, "04", f"malformed callback: {problem.detail}", field) from None
+        violations = [v for v in self.callback_v.violations(message)
+                      if not (lax and v.field == "MaXacThuc")]  # the defect: MaXacThuc taken as any text
+        if violations:
+            detail = "; ".join(f"{v.field}: {v.message}" for v in violations[:3])
+            raise _CallbackRefused(400, "04", f"malformed callback: {detail}", violations[0].field)
+        return message  # type: ignore[no-any-return]
+
+    def _checksum_ok(self, message: dict[str, Any], secret: str) -> bool:
+        """The exact comparison of :func:`payment_checksum.verify`, or one fault's loose one."""
+        ctx = self.ctx
+        given = message.get("MaXacThuc")
+        if ctx.has("accepts-missing-checksum") and not given:  # the defect: verified only when present
+            return True
+        if not isinstance(given, str):
+            return False
+        expected = payment_checksum.checksum(message, secret, "CALLBACK", ctx.registry)
+        if ctx.has("prefix-checksum-compare"):  # the defect: a 32-character column
+            return hmac.compare_digest(given[:32].encode("utf-8", "replace"), expected[:32].encode())
+        if ctx.has("case-insensitive-checksum"):  # the defect: compared ignoring case
+            return hmac.compare_digest(given.lower().encode("utf-8", "replace"), expected.encode())
+        return payment_checksum.verify(message, secret, "CALLBACK", ctx.registry)
+
 
 def _apply_callback(
     conn: sqlite3.Connection, policy: OutboxPolicy, message: dict[str, Any], faults: frozenset[str]
 ) -> tuple[bool, str]:
     """Inside the writer transaction: check amount and idempotency, then apply the outcome once."""
     ref = message["MaThamChieu"]
-    row = conn.execute("SELECT ma_ho_so, so_tien, status FROM payments WHERE ma_tham_chieu = ?", (ref,)).fetchone()
+    row = conn.execute("SELECT ma_ho_so, so_tien, status, ma_giao_dich FROM payments WHERE ma_tham_chieu = ?",
+                       (ref,)).fetchone()
     if row is None:
+        if "accepts-unknown-reference" in faults:  # the defect: whatever cannot be matched is acknowledged
+            return False, f"no payment {ref}; nothing to do"
         raise _CallbackRefused(404, "03", f"unknown MaThamChieu {ref}", "MaThamChieu")
-    ma_ho_so, amount, status = row
+    ma_ho_so, amount, status, settled_txn = row
     doc = d.load_dossier(conn, ma_ho_so)
     if "accepts-wrong-amount" not in faults and (message["SoTien"] != amount or amount != doc["PhiPhaiNop"]):
         raise _CallbackRefused(400, "02", f"SoTien {message['SoTien']} differs from the fee {amount}", "SoTien")
@@ -223,7 +255,9 @@ def _apply_callback(
             (ref, message["MaGiaoDich"], message["MaLoi"], int(applied), answer, ts),
         )
 
-    if status != "pending" and "double-applies-replayed-callback" not in faults:
+    # the defect of charges-again-on-new-transaction-id: a callback is a duplicate only with the same MaGiaoDich
+    new_txn = "charges-again-on-new-transaction-id" in faults and message["MaGiaoDich"] != settled_txn
+    if status != "pending" and "double-applies-replayed-callback" not in faults and not new_txn:
         answer = f"already processed ({status})"
         record(False, answer)
         return False, answer
