@@ -58,11 +58,17 @@ def register(subparsers: Any) -> None:
                         help="the province the embedded reference province plays (default 01 Hà Nội)")
     parser.add_argument("--seed", type=int, default=0, help="seed of generated data and fuzz cases (default 0)")
     parser.add_argument("-n", "--workers", type=int, default=0, help="pytest-xdist workers (default: none)")
+    parser.add_argument("--waivers", type=Path, metavar="FILE",
+                        help="YAML of accepted known failures (check, province, reason, approver, expires): a waived "
+                        "failure is 'ready with waiver'; an expired one counts; a stale one fails the run")
+    parser.add_argument("--signing-key", type=Path, metavar="PEM",
+                        help="Ed25519 private key that signs bundle.zip (default: the profile's signing_key_file, "
+                        "else a key generated for the run, its public half written as OUT/bundle.pub)")
     parser.set_defaults(handler=run_certify)
 
 
 #: What a run writes into its folder, its scratch files, and the folders a run fills.
-OUTPUTS = ("results.json", "report.html", "junit.xml")
+OUTPUTS = ("results.json", "report.html", "junit.xml", "bundle.zip", "bundle.pub")
 RECORDS = "checks.raw.json"
 RERUN_JUNIT = "junit.rerun.xml"
 OUTPUT_DIRS = ("allure-results", "operator")
@@ -97,6 +103,15 @@ def _validate_args(args: argparse.Namespace) -> None:
             from haicap.data_generators.units import admin_units
 
             admin_units().province(args.province)
+    if args.waivers is not None:
+        from haicap.waivers import check_file
+
+        check_file(args.waivers)  # a mistake is one line naming file, line and field
+    key_file = args.signing_key or _profile_signing_key(args.profile)
+    if key_file is not None:
+        from haicap.reports.bundle import load_private_key
+
+        load_private_key(key_file)
 
 
 def _check_out(args: argparse.Namespace) -> None:
@@ -267,11 +282,66 @@ def _run_checks(target: Any, args: argparse.Namespace, expected: list[Any], reru
 
             merge_junit(out / "junit.xml", rerun_junit, out / "junit.xml")
             rerun_junit.unlink()
-    results = redact.value(results)
+    results = _with_waivers(redact.value(results), args)
     write_results(out / "results.json", results)
     (out / "report.html").write_text(render_readiness_html(results), encoding="utf-8")
     redact.files(out)
+    _write_bundle(args, results, redact, started)
     return results
+
+
+def _with_waivers(results: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Apply ``--waivers``: waived criteria read 'ready with waiver'; a stale waiver fails the run (exit 1)."""
+    if args.waivers is None:
+        return results
+    from haicap.reports.results import exit_code, readiness, verdicts
+    from haicap.waivers import apply_waivers, load_waivers, today_in_vietnam
+
+    waived = apply_waivers(results, load_waivers(args.waivers), today_in_vietnam(), verdicts, readiness)
+    summary, info = waived["summary"], waived["waivers"]
+    unwaived = sum(1 for c in waived["checks"] if c["status"] == "failed" and c["id"] not in info["applied"])
+    summary["exit_code"] = 1 if unwaived or info["stale"] else exit_code(
+        {**summary, "failed": 0}, allow_incomplete=args.allow_incomplete)
+    for stale in info["stale"]:
+        print(f"  STALE WAIVER {stale['check']} (province {stale['province']}): the check now passes — remove the "
+              f"waiver from {args.waivers}", flush=True)
+    for check_id in info["applied"]:
+        print(f"  waived: {check_id} (see {args.waivers})", flush=True)
+    return waived
+
+
+def _write_bundle(args: argparse.Namespace, results: dict[str, Any], redact: Any, started: str) -> None:
+    """bundle.zip over the redacted evidence, signed with the province's key or one made for this run."""
+    from haicap.reports.bundle import key_id, load_private_key, write_bundle
+
+    key_file = args.signing_key or _profile_signing_key(args.profile)
+    if key_file is not None:
+        key = load_private_key(key_file)
+        origin = f"signed with {key_file} (key {key_id(key.public_key())})"
+    else:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        key = Ed25519PrivateKey.generate()
+        (args.out / "bundle.pub").write_bytes(key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        origin = f"signed with a key made for this run (key {key_id(key.public_key())}; public half: bundle.pub)"
+    profile = None
+    if args.profile is not None:
+        import yaml
+
+        profile = redact.value(yaml.safe_load(args.profile.read_text(encoding="utf-8")))
+    write_bundle(args.out, key, profile=profile, created=started)
+    print(f"  bundle: {args.out / 'bundle.zip'} — {origin}; haicap verify checks it", flush=True)
+
+
+def _profile_signing_key(profile: Path | None) -> Path | None:
+    if profile is None:
+        return None
+    from haicap.target import load_profile
+
+    name = load_profile(profile).data.get("signing_key_file")
+    return None if not name else (profile.parent / name)
 
 
 def _write_target_file(target: Any) -> str:
