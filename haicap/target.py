@@ -46,6 +46,8 @@ class Target:
     officer_token: str | None = field(default=None, repr=False)
     capabilities: frozenset[str] = ALL_CAPABILITIES
     sync_sla_seconds: float = 10.0
+    #: the clock skew the province's relying party allows on ID-token exp/iat (profile sso_clock_skew_seconds)
+    sso_clock_skew_seconds: int = 60
     communes: tuple[str, ...] | None = None
     embedded: bool = False
     faults: frozenset[str] = frozenset()
@@ -73,6 +75,7 @@ class Target:
             "faults": sorted(self.faults),
             "capabilities": sorted(self.capabilities),
             "sync_sla_seconds": self.sync_sla_seconds,
+            "sso_clock_skew_seconds": self.sso_clock_skew_seconds,
             "communes": self.commune_coverage(),
         }
 
@@ -202,6 +205,7 @@ def _profile_national_config(profile: Profile, state_dir: Path, seed: int = 0) -
         officer_token=officer_token,
         capabilities=frozenset(data.get("capabilities", sorted(ALL_CAPABILITIES))),
         sync_sla_seconds=float(data.get("sync_sla_seconds", 10)),
+        sso_clock_skew_seconds=int(data.get("sso_clock_skew_seconds", 60)),
         communes=tuple(data["communes"]) if data.get("communes") else None,
         secret_values=tuple(s for s in (control_token, client_secret, payment_secret, sync_password,
                                         forward_token, officer_token) if s),
@@ -239,6 +243,7 @@ def open_target(
     if profile is None:
         from haicap.data_generators.units import admin_units
         from haicap.sandbox.config import DEFAULT_PROVINCE
+        from haicap.sandbox.province.id_token import CLOCK_LEEWAY
         from haicap.sandbox.runner import Sandbox
 
         code = province or DEFAULT_PROVINCE[0]
@@ -255,6 +260,7 @@ def open_target(
                 control_token=cfg.national.control_token,
                 officer_token=cfg.province.officer_token,
                 embedded=True,
+                sso_clock_skew_seconds=CLOCK_LEEWAY,  # the reference province's leeway is the declared skew
                 faults=sandbox.faults,
                 secret_values=(cfg.national.control_token, cfg.province.officer_token, cfg.province.oidc.client_secret,
                                cfg.province.payment.secret, cfg.province.sync.password, cfg.province.forward_token),

@@ -284,7 +284,7 @@ def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
 #: defect → what is true of the token response (header, claims, body, national client id, sent nonce).
 TOKEN_VARIATIONS: dict[str, Any] = {
     **{f"no-{c}": (lambda h, c_, b, rp, n, c=c: c not in c_) for c in ("sub", "aud", "iat", "exp", "iss", "nonce")},
-    "aud-without-client": lambda h, c, b, rp, n: isinstance(c["aud"], list) and rp not in c["aud"],
+    "aud-without-client": lambda h, c, b, rp, n: len(c["aud"]) == 1 and rp not in c["aud"] and "azp" not in c,
     "aud-secondary-no-azp": lambda h, c, b, rp, n: c["aud"][0] == rp and len(c["aud"]) == 2 and "azp" not in c,
     "aud-secondary-foreign-azp": lambda h, c, b, rp, n: c["aud"][0] == rp and c["azp"] == c["aud"][1] != rp,
     "aud-array": lambda h, c, b, rp, n: c["aud"] == [rp],

@@ -5,6 +5,7 @@ from haicap.conformance.checks import (  # noqa: F401
     fuzzing,
     payment,
     sso,
+    sso_tokens,
     submission,
     sync,
     units,

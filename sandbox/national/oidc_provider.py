@@ -504,7 +504,7 @@ class OidcProvider:
             "expired": lambda: payload.update(iat=now - 2 * ID_TOKEN_TTL, exp=now - ID_TOKEN_TTL),
             "iat-future": lambda: payload.update(iat=now + 3600, exp=now + 3600 + ID_TOKEN_TTL),
             "nonce-mismatch": lambda: payload.update(nonce=secrets.token_urlsafe(16)),
-            "aud-without-client": lambda: payload.update(aud=[f"{client_id}-other", unknown]),
+            "aud-without-client": lambda: payload.update(aud=[f"{client_id}-other"]),  # one: no azp rule
             "aud-secondary-no-azp": lambda: payload.update(aud=[client_id, unknown]),
             "aud-secondary-foreign-azp": lambda: payload.update(aud=[client_id, unknown], azp=unknown),
             "aud-array": lambda: payload.update(aud=[client_id]),
