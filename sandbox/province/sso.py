@@ -316,7 +316,10 @@ class RelyingParty:
             raise _refuse(f"id_token alg {alg!r} is not the registered {ID_TOKEN_ALG}")
         if "accepts-bad-id-token-signature" in faults:
             return jwt.decode(id_token, options=unverified)
-        keys = await self._signing_keys(header.get("kid"))
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise _refuse("id_token header kid is not a string")
+        keys = await self._signing_keys(kid)
         for key in keys:
             try:
                 return jwt.decode(id_token, key, algorithms=algorithms, options=_NO_CLAIM_CHECKS)
