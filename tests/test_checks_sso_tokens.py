@@ -149,3 +149,56 @@ def test_the_declared_clock_skew_is_bounded(tmp_path: Path, value: str) -> None:
     path.write_text(_PROFILE + f"sso_clock_skew_seconds: {value}\n", encoding="utf-8")
     with pytest.raises(HaicapError, match="sso_clock_skew_seconds"):
         load_profile(path)
+
+
+# -- the reference province's claim rules (sandbox/province/id_token.py): one decision per fault ----------
+_NOW = 1_800_000_000.0
+_GOOD = {"iss": "https://idp", "sub": "s-1", "aud": "province-01", "exp": _NOW + 600, "iat": _NOW, "nonce": "n-1"}
+
+
+def _claims(**changes: Any) -> dict[str, Any]:
+    return {k: v for k, v in {**_GOOD, **changes}.items() if v is not None}
+
+
+def _refusal(claims: dict[str, Any], *faults: str) -> str | None:
+    from haicap.sandbox.province.id_token import Refused, check_claims
+
+    try:
+        check_claims(claims, issuer="https://idp", client_id="province-01", nonce="n-1", faults=frozenset(faults),
+                     now=_NOW)
+    except Refused as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.parametrize(("changes", "fault", "reason"), [
+    ({"sub": None}, "accepts-missing-sub", "no sub"),
+    ({"aud": None}, "accepts-missing-aud", "no aud"),
+    ({"iat": None}, "accepts-missing-iat", "no numeric iat"),
+    ({"exp": None}, "accepts-missing-exp", "no numeric exp"),
+    ({"iss": None}, "accepts-missing-iss", "no iss"),
+    ({"nonce": None}, "accepts-missing-nonce", "no nonce"),
+    ({"aud": ["other"]}, "accepts-aud-list-without-client", "does not contain"),
+    ({"aud": ["province-01", "x"]}, "skips-azp-check", "no azp"),
+    ({"aud": ["province-01", "x"], "azp": "x"}, "skips-azp-check", "azp is not"),
+    ({"iat": _NOW - 7 * 86400}, "accepts-stale-iat", "stale"),
+    ({"exp": _NOW - 65, "iat": _NOW - 665}, "clock-skew-five-minutes", "expired 65 s ago"),
+    ({"exp": _NOW - 65, "iat": _NOW - 665}, "accepts-expired-id-token", "expired"),
+    ({"exp": True}, "accepts-missing-exp", "no numeric exp"),  # a boolean is no number (and not missing)
+])
+def test_each_must_reject_rule_is_one_fault_decision(changes: dict[str, Any], fault: str, reason: str) -> None:
+    assert _refusal(_claims()) is None
+    refused = _refusal(_claims(**changes))
+    assert refused is not None and reason in refused
+    if changes != {"exp": True}:
+        assert _refusal(_claims(**changes), fault) is None
+
+
+@pytest.mark.parametrize(("changes", "fault"), [
+    ({"aud": ["province-01"]}, "rejects-aud-array"),
+    ({"exp": _NOW - 50, "iat": _NOW - 650}, "no-clock-leeway"),
+    ({"iat": _NOW + 50, "exp": _NOW + 650}, "no-clock-leeway"),
+])
+def test_each_must_accept_variation_is_refused_only_by_its_fault(changes: dict[str, Any], fault: str) -> None:
+    assert _refusal(_claims(**changes)) is None
+    assert _refusal(_claims(**changes), fault) is not None
