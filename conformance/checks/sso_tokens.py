@@ -224,9 +224,11 @@ def _session_works(seen: _Seen) -> str | None:
 def _rejects(ctx: CheckContext, rule: TokenRule) -> str:
     seen = _sign_ins(ctx, rule)
     accepted = [s for s in seen if s.callback.status_code < 300]
+    others = [s for s in seen if s not in accepted]
     ctx.expect(
         not accepted,
-        "the province issued a session for " + "; ".join(s.what for s in accepted),
+        "the province issued a session for " + "; ".join(s.what for s in accepted)
+        + (f" (it refused {'; '.join(s.what for s in others)})" if others else ""),
         expected="each callback refuses the sign-in with a 4xx (no province session)",
         actual="; ".join(s.line() for s in accepted), reproduce=_reproduce(ctx, accepted),
     )
