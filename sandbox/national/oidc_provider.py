@@ -122,12 +122,6 @@ class SigningKeys:
         self._rotated.append((kid, private, _public_jwk(private, kid)))
         return kid, private
 
-    def public_key(self, kid: str | None) -> Any:
-        """The public key published under ``kid`` (the current one for None), or None."""
-        if kid in (None, self.kid):
-            return self.private.public_key()
-        return next((p.public_key() for k, p, _ in self._rotated if k == kid), None)
-
 
 @dataclass(slots=True)
 class _Grant:
