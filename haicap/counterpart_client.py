@@ -57,12 +57,16 @@ class CounterpartClient:
             raise CounterpartError(f"{method} {self.base_url}{path}: answer is not JSON") from None
 
     # -- control ---------------------------------------------------------------------------------
-    def next_token_defect(self, defect: str, count: int = 1, login_hint: str | None = None) -> Any:
+    def next_token_defect(self, defect: str, count: int = 1, login_hint: str | None = None,
+                          seconds: int | None = None) -> Any:
         """The next ``count`` ID tokens carry ``defect``: only those of citizen ``login_hint`` (a CCCD) when given,
-        else those of whoever signs in next. Returns the answer ``{"defect", "pending", ["login_hint"]}``."""
+        else those of whoever signs in next; ``seconds`` for exp-passed-by / iat-ahead-by. Returns the answer
+        ``{"defect", "pending", ["login_hint"], ["seconds"]}``."""
         body: dict[str, Any] = {"defect": defect, "count": count}
         if login_hint is not None:
             body["login_hint"] = login_hint
+        if seconds is not None:
+            body["seconds"] = seconds
         return self._call("POST", "/_control/idp/next-token", json=body)
 
     def replay_callback(self, ma_tham_chieu: str) -> Any:

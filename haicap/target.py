@@ -52,6 +52,8 @@ class Target:
     sync_sla_seconds: float = 10.0
     #: the longest pause of the province's sync client between two attempts while the national side is down
     sync_retry_seconds: float = 1.0
+    #: the clock skew the province's relying party allows on ID-token exp/iat (profile sso_clock_skew_seconds)
+    sso_clock_skew_seconds: int = 60
     communes: tuple[str, ...] | None = None
     embedded: bool = False
     faults: frozenset[str] = frozenset()
@@ -95,6 +97,7 @@ class Target:
             "back_office": self.back_office.describe(),
             "sync_sla_seconds": self.sync_sla_seconds,
             "sync_retry_seconds": self.sync_retry_seconds,
+            "sso_clock_skew_seconds": self.sso_clock_skew_seconds,
             "communes": self.commune_coverage(),
         }
 
@@ -279,6 +282,7 @@ def _profile_national_config(profile: Profile, state_dir: Path, seed: int = 0) -
         back_office=back_office_settings(data),
         sync_sla_seconds=float(data.get("sync_sla_seconds", 10)),
         sync_retry_seconds=float(data.get("sync_retry_seconds", 1)),
+        sso_clock_skew_seconds=int(data.get("sso_clock_skew_seconds", 60)),
         communes=tuple(data["communes"]) if data.get("communes") else None,
         secret_values=tuple(s for s in (control_token, client_secret, payment_secret, sync_password,
                                         forward_token, officer_token) if s),

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from haicap.sandbox.province.id_token import CLOCK_LEEWAY
 from haicap.target import Target
 
 __all__ = ["SandboxProvider"]
@@ -78,6 +79,7 @@ def sandbox_target(sandbox: Any) -> Target:
         control_token=cfg.national.control_token,
         officer_token=province.officer_token,
         sync_retry_seconds=province.outbox_retry_max,
+        sso_clock_skew_seconds=CLOCK_LEEWAY,  # the reference province's leeway is the declared skew
         embedded=True,
         faults=sandbox.faults,
         secret_values=(cfg.national.control_token, province.officer_token, province.oidc.client_secret,

@@ -703,3 +703,61 @@ def _any_forward_token(h: Harness) -> bool:
     sent = h.national.post("/_control/forward", json={"credential_of": "other"}).json()
     assert sent["status_code"] in (201, 401) and sent["credential_of"] != "01", sent
     return sent["status_code"] == 201
+# -- sso: ID-token, JWKS and userinfo rules to the OpenID RP bar (faults added with SSO-13 … SSO-28) --
+def _accepted_with(h: Harness, defect: str, **extra: object) -> bool:
+    """Whether the province gives a session to a citizen whose token carries ``defect`` (targeted at them)."""
+    cccd = new_cccd()
+    armed = h.national.post("/_control/idp/next-token", json={"defect": defect, "login_hint": cccd, **extra})
+    assert armed.status_code == 200, armed.text
+    answer = h.province.login_hops(cccd).callback
+    assert answer is not None and answer.status_code in (200, 401), answer
+    return answer.status_code == 200
+
+
+for _fault, (_defect, _extra) in {
+    "accepts-missing-sub": ("no-sub", {}),
+    "accepts-missing-aud": ("no-aud", {}),
+    "accepts-missing-iat": ("no-iat", {}),
+    "accepts-missing-exp": ("no-exp", {}),
+    "accepts-missing-iss": ("no-iss", {}),
+    "accepts-missing-nonce": ("no-nonce", {}),
+    "accepts-aud-list-without-client": ("aud-without-client", {}),
+    "skips-azp-check": ("aud-secondary-no-azp", {}),
+    "accepts-hs256-client-secret": ("alg-hs256-client-secret", {}),
+    "accepts-any-rsa-alg": ("alg-ps256", {}),
+    "verifies-only-rs256-signatures": ("alg-es256-foreign-key", {}),
+    "accepts-stale-iat": ("iat-week-old", {}),
+    "clock-skew-five-minutes": ("exp-passed-by", {"seconds": 65}),
+    "skips-userinfo-sub-check": ("userinfo-sub-mismatch", {}),
+}.items():
+    probe(_fault)(lambda h, defect=_defect, extra=_extra: _accepted_with(h, defect, **extra))
+
+for _fault, (_defect, _extra) in {  # must-accept variations: the defect is a refusal
+    "rejects-aud-array": ("aud-array", {}),
+    "requires-kid": ("no-kid", {}),
+    "no-clock-leeway": ("iat-ahead-by", {"seconds": 50}),
+    "rejects-lowercase-token-type": ("token-type-lowercase", {}),
+    "requires-expires-in": ("no-expires-in", {}),
+}.items():
+    probe(_fault)(lambda h, defect=_defect, extra=_extra: not _accepted_with(h, defect, **extra))
+
+
+def _refuses_rotated_key(h: Harness) -> bool:
+    assert h.login()  # the JWKS is cached now
+    return not _accepted_with(h, "rotated-key")
+
+
+probe("no-jwks-refetch-on-unknown-kid")(_refuses_rotated_key)
+probe("discards-jwks-with-unparseable-key")(_refuses_rotated_key)
+
+
+@probe("fetches-jwks-every-sign-on")
+def _jwks_storm(h: Harness) -> bool:
+    def fetches() -> int:
+        return int(h.national.get("/_ledger/idp/events", params={"kind": "jwks", "limit": 1}).json()["total"])
+
+    h.login()
+    before = fetches()
+    for _ in range(3):
+        h.login()
+    return fetches() - before >= 3

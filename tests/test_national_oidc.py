@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import secrets
+import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -160,7 +162,8 @@ EXPECTED_FAILURE: dict[str, type[Exception] | None] = {
 
 @pytest.mark.parametrize("defect", sorted(EXPECTED_FAILURE))
 def test_each_defect_is_rejected_for_its_reason(client: httpx.Client, national: RunningNational, defect: str) -> None:
-    assert set(EXPECTED_FAILURE) == set(default_registry().enum("idp.schema.json#/$defs/IdTokenDefect"))
+    assert set(EXPECTED_FAILURE) | set(TOKEN_VARIATIONS) == set(
+        default_registry().enum("idp.schema.json#/$defs/IdTokenDefect"))
     armed = client.post("/_control/idp/next-token", json={"defect": defect, "count": 1},
                         headers=national.control_headers())
     assert armed.status_code == 200 and armed.json()["pending"] == 1
@@ -255,3 +258,127 @@ def test_end_session(client: httpx.Client, national: RunningNational) -> None:
     assert client.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}).status_code == 401
     evil = client.get("/end-session", params={"post_logout_redirect_uri": "http://127.0.0.1:9/evil"})
     assert evil.status_code == 400 and evil.json()["errors"][0]["field"] == "post_logout_redirect_uri"
+
+
+# -- the defects and valid variations added for the OpenID RP token rules (SSO-13 … SSO-28) --------
+def _arm(client: httpx.Client, national: RunningNational, defect: str, **extra: Any) -> httpx.Response:
+    return client.post("/_control/idp/next-token", json={"defect": defect, "login_hint": OTHER, **extra},
+                       headers=national.control_headers())
+
+
+def _tokens_with(client: httpx.Client, national: RunningNational, defect: str,
+                 **extra: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    armed = _arm(client, national, defect, **extra)
+    assert armed.status_code == 200, armed.text
+    code, params = _authorize(client, _rp(national), login_hint=OTHER)
+    response = _token(client, _rp(national), code, params["code_verifier"])
+    assert response.status_code == 200, response.text
+    assert _last_token_event(client, national, OTHER)["defect"] == defect
+    return response.json(), params
+
+
+def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return jwt.get_unverified_header(token), jwt.decode(token, options={"verify_signature": False})
+
+
+#: defect → what is true of the token response (header, claims, body, national client id, sent nonce).
+TOKEN_VARIATIONS: dict[str, Any] = {
+    **{f"no-{c}": (lambda h, c_, b, rp, n, c=c: c not in c_) for c in ("sub", "aud", "iat", "exp", "iss", "nonce")},
+    "aud-without-client": lambda h, c, b, rp, n: len(c["aud"]) == 1 and rp not in c["aud"] and "azp" not in c,
+    "aud-secondary-no-azp": lambda h, c, b, rp, n: c["aud"][0] == rp and len(c["aud"]) == 2 and "azp" not in c,
+    "aud-secondary-foreign-azp": lambda h, c, b, rp, n: c["aud"][0] == rp and c["azp"] == c["aud"][1] != rp,
+    "aud-array": lambda h, c, b, rp, n: c["aud"] == [rp],
+    "alg-hs256-client-secret": lambda h, c, b, rp, n: h["alg"] == "HS256",
+    "alg-hs256-public-key": lambda h, c, b, rp, n: h["alg"] == "HS256",
+    "alg-rs384": lambda h, c, b, rp, n: h["alg"] == "RS384",
+    "alg-ps256": lambda h, c, b, rp, n: h["alg"] == "PS256",
+    "alg-es256-foreign-key": lambda h, c, b, rp, n: h["alg"] == "ES256",
+    "iat-week-old": lambda h, c, b, rp, n: c["exp"] > time.time() and c["iat"] < time.time() - 6 * 86400,
+    "exp-passed-by": lambda h, c, b, rp, n: abs(c["exp"] - (time.time() - 65)) < 5,
+    "iat-ahead-by": lambda h, c, b, rp, n: abs(c["iat"] - (time.time() + 65)) < 5 and c["exp"] > c["iat"],
+    "userinfo-sub-mismatch": lambda h, c, b, rp, n: c["nonce"] == n,
+    "no-kid": lambda h, c, b, rp, n: "kid" not in h,
+    "token-type-lowercase": lambda h, c, b, rp, n: b["token_type"] == "bearer",
+    "no-expires-in": lambda h, c, b, rp, n: "expires_in" not in b and b["token_type"] == "Bearer",
+    "rotated-key": lambda h, c, b, rp, n: h["kid"] not in {k["kid"] for k in b["_jwks_before"]["keys"]},
+}
+
+
+@pytest.mark.parametrize("defect", sorted(TOKEN_VARIATIONS))
+def test_each_token_variation_is_what_it_says(client: httpx.Client, national: RunningNational, defect: str) -> None:
+    extra = {"seconds": 65} if defect in ("exp-passed-by", "iat-ahead-by") else {}
+    before = client.get("/jwks").json()
+    body, params = _tokens_with(client, national, defect, **extra)
+    header, claims = _unverified(body["id_token"])
+    body["_jwks_before"] = before
+    assert TOKEN_VARIATIONS[defect](header, claims, body, _rp(national).client_id, params["nonce"]), (header, claims)
+    assert default_registry().validator("idp.schema.json#/$defs/TokenResponse").violations(
+        {k: v for k, v in body.items() if not k.startswith("_")}) == []
+
+
+def test_algorithm_confusion_tokens_verify_with_their_confused_keys(client: httpx.Client,
+                                                                    national: RunningNational) -> None:
+    rp = _rp(national)
+    token = _tokens_with(client, national, "alg-hs256-client-secret")[0]["id_token"]
+    assert jwt.decode(token, rp.client_secret, algorithms=["HS256"], audience=rp.client_id)["iss"] == national.url
+    token = _tokens_with(client, national, "alg-rs384")[0]["id_token"]
+    assert jwt.decode(token, _public_key(client), algorithms=["RS384"], audience=rp.client_id)["iss"] == national.url
+    token = _tokens_with(client, national, "alg-hs256-public-key")[0]["id_token"]
+    head, body, signature = token.split(".")
+    pem = national.national.oidc.keys.public_pem
+    expected = base64.urlsafe_b64encode(hmac.new(pem, f"{head}.{body}".encode(), hashlib.sha256).digest())
+    assert expected.rstrip(b"=").decode() == signature
+
+
+def test_rotated_key_is_published_next_to_the_current_one(client: httpx.Client, national: RunningNational) -> None:
+    before = client.get("/jwks").json()["keys"]
+    token = _tokens_with(client, national, "rotated-key")[0]["id_token"]
+    after = client.get("/jwks").json()
+    kid = jwt.get_unverified_header(token)["kid"]
+    kids = [k["kid"] for k in after["keys"]]
+    assert before[0]["kid"] == kids[0] and kid in kids  # the current key stays first, the rotated one is added
+    parsed = {}
+    for jwk in after["keys"]:
+        try:
+            parsed[jwk["kid"]] = jwt.PyJWK(jwk).key
+        except jwt.PyJWTError:
+            continue
+    assert len(parsed) == len(kids) - 1  # exactly one key cannot be parsed
+    assert jwt.decode(token, parsed[kid], algorithms=["RS256"], audience=_rp(national).client_id)["sub"]
+    assert default_registry().validator("idp.schema.json#/$defs/Jwks").violations(after) == []
+    good, _ = _id_token_for(client, _rp(national), CCCD)  # other citizens: still the current key
+    assert jwt.get_unverified_header(good)["kid"] == kids[0]
+    assert _verify(client, national, good)["SoDinhDanh"] == CCCD
+
+
+def test_userinfo_sub_mismatch_answers_another_sub(client: httpx.Client, national: RunningNational) -> None:
+    body, _ = _tokens_with(client, national, "userinfo-sub-mismatch")
+    sub = _verify(client, national, body["id_token"])["sub"]
+    info = client.get("/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"}).json()
+    assert info["sub"] != sub and info["SoDinhDanh"] == OTHER
+    events = client.get("/_ledger/idp/events", params={"kind": "userinfo", "limit": 1000},
+                        headers=national.control_headers()).json()["items"]
+    assert [e for e in events if e["SoDinhDanh"] == OTHER][-1]["defect"] == "userinfo-sub-mismatch"
+
+
+def test_jwks_fetches_are_in_the_ledger(client: httpx.Client, national: RunningNational) -> None:
+    def total() -> int:
+        return int(client.get("/_ledger/idp/events", params={"kind": "jwks", "limit": 1},
+                              headers=national.control_headers()).json()["total"])
+
+    first = total()
+    client.get("/jwks")
+    client.get("/jwks")
+    assert total() == first + 2
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"defect": "exp-passed-by"}, "seconds"),
+    ({"defect": "iat-ahead-by", "seconds": 0}, "seconds"),
+    ({"defect": "no-sub", "seconds": 5}, "(body)"),
+])
+def test_seconds_goes_with_the_clock_defects_only(client: httpx.Client, national: RunningNational,
+                                                  body: dict[str, Any], field: str) -> None:
+    response = client.post("/_control/idp/next-token", json=body, headers=national.control_headers())
+    assert response.status_code == 400, response.text
+    assert field in [e["field"] for e in response.json()["errors"]]

@@ -7,6 +7,7 @@ from haicap.conformance.checks import (  # noqa: F401
     payment,
     sso,
     sso_flow,
+    sso_tokens,
     state_machine,
     submission,
     sync,

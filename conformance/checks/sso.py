@@ -206,16 +206,18 @@ def _sign_in(
     tamper: Callable[[str], str] | None = None,
     port: HttpPort | None = None,
     partial: bool = False,
+    seconds: int | None = None,
 ) -> tuple[str, LoginHops]:
     """Walk the sign-on hops for a new citizen, the ID token carrying ``defect`` (or none) for sure.
 
     The defect is armed for this citizen only, and the counterpart's ledger must confirm the ID token issued
     for the citizen carried exactly it. A sign-on that does not reach the province callback is a
-    :class:`CheckError` (this check cannot run), unless ``partial`` (SSO-01 judges the hops itself)."""
+    :class:`CheckError` (this check cannot run), unless ``partial`` (SSO-01 judges the hops itself). ``seconds``
+    goes with the clock defects (exp-passed-by, iat-ahead-by)."""
     cccd = _new_cccd(ctx, purpose)
     since = _token_events_total(ctx)
     if defect is not None:
-        ctx.national.next_token_defect(defect, login_hint=cccd)
+        ctx.national.next_token_defect(defect, login_hint=cccd, seconds=seconds)
     hops = ctx.province.login_hops(cccd, port=port, tamper_callback=tamper)
     if hops.callback is None:
         if partial:
@@ -270,11 +272,13 @@ def _expected_name(ctx: CheckContext, cccd: str) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _reproduce_sign_in(ctx: CheckContext, cccd: str, defect: str | None = None, then: str = "") -> str:
+def _reproduce_sign_in(ctx: CheckContext, cccd: str, defect: str | None = None, then: str = "",
+                       seconds: int | None = None) -> str:
     steps = []
     if defect:
+        extra = f", \"seconds\": {seconds}" if seconds is not None else ""
         steps.append(f"POST {ctx.target.national_url}/_control/idp/next-token "
-                     f"{{\"defect\": \"{defect}\", \"login_hint\": \"{cccd}\"}}")
+                     f"{{\"defect\": \"{defect}\", \"login_hint\": \"{cccd}\"{extra}}}")
     steps.append(f"GET {ctx.target.province_url}/auth/login?login_hint={cccd}, follow the 302 to the national "
                  "authorize endpoint and its 302 to the province callback")
     if then:

@@ -61,13 +61,15 @@ class ControlApi:
         body = await self._valid(request, self._next_token)
         login_hint = body.get("login_hint")
         try:
-            pending = self.oidc.arm(body["defect"], int(body.get("count", 1)), login_hint)
+            pending = self.oidc.arm(body["defect"], int(body.get("count", 1)), login_hint, body.get("seconds"))
         except ValueError as exc:
             raise ProblemError(400, "Bad Request", "invalid control request",
                                [{"field": "login_hint", "message": str(exc)}]) from None
         answer: dict[str, Any] = {"defect": body["defect"], "pending": pending}
         if login_hint is not None:
             answer["login_hint"] = login_hint
+        if "seconds" in body:
+            answer["seconds"] = body["seconds"]
         return JSONResponse(answer)
 
     async def replay(self, request: Request) -> Response:

@@ -12,7 +12,22 @@ receive it:
 - ``alg-none``: unsigned, header ``alg: none``;
 - ``wrong-iss`` / ``wrong-aud``: another issuer / audience;
 - ``expired``: ``exp`` in the past; ``iat-future``: ``iat`` (and ``exp``) in the future;
-- ``nonce-mismatch``: a nonce other than the one the client sent.
+- ``nonce-mismatch``: a nonce other than the one the client sent;
+- ``no-sub`` … ``no-nonce``: that claim left out; ``aud-without-client``, ``aud-secondary-no-azp``,
+  ``aud-secondary-foreign-azp``: audiences not (only) this client without a proper ``azp``;
+- ``alg-hs256-client-secret`` / ``alg-hs256-public-key`` (algorithm confusion), ``alg-rs384``, ``alg-ps256``,
+  ``alg-es256-foreign-key``: an algorithm other than the registered RS256;
+- ``iat-week-old``; ``exp-passed-by`` / ``iat-ahead-by`` (``seconds`` from the control request: the clock-skew pair);
+- ``userinfo-sub-mismatch``: a good ID token, but userinfo for its access token answers another ``sub``.
+
+Some named variations are valid and must be accepted: ``aud-array`` (a one-element aud array), ``no-kid`` (one
+key in the JWKS), ``token-type-lowercase`` (``bearer``), ``no-expires-in``, and ``rotated-key``. A rotation must
+not disturb concurrent sign-ins of other citizens, checks or xdist workers, so it only affects the one token it is
+armed for: that token is signed by a freshly generated key under a new kid, which is published in the JWKS from
+that moment on *next to* the current key (never instead of it) together with one extra key nobody can parse
+(RFC 7517 §5: a relying party skips it). Every other token stays signed by the current key, so a relying party
+that has not refetched the JWKS keeps validating them; the last few rotated keys stay published (a bounded list).
+Every GET /jwks is recorded in the IdP event ledger (kind ``jwks``), so a check can count JWKS fetches.
 
 Every authorization response (code or error) carries ``iss`` and discovery advertises
 ``authorization_response_iss_parameter_supported`` (RFC 9207), so a relying party can defend against mix-up.
@@ -30,6 +45,7 @@ import base64
 import hashlib
 import hmac
 import html
+import json
 import re
 import secrets
 import time
@@ -40,7 +56,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import RSAAlgorithm
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -60,6 +77,9 @@ CODE_TTL = 60.0
 MAX_TARGETED_CITIZENS = 10_000
 ACCESS_TOKEN_TTL = 3600
 ID_TOKEN_TTL = 600
+#: How many rotated keys stay published next to the current one (the oldest rotated key goes first).
+MAX_ROTATED_KEYS = 4
+_WEEK = 7 * 24 * 3600
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43,128}$")
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 _CCCD = re.compile(r"^[0-9]{12}$")
@@ -72,16 +92,41 @@ def _defects() -> tuple[str, ...]:
 DEFECTS = _defects()
 
 
+def _public_jwk(private: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
+    jwk: dict[str, Any] = RSAAlgorithm.to_jwk(private.public_key(), as_dict=True)
+    jwk.update({"kid": kid, "use": "sig", "alg": "RS256"})
+    return jwk
+
+
 class SigningKeys:
-    """The run's RSA key (published) and a second key used only to forge ``bad-signature`` tokens."""
+    """The run's current RSA key (published), keys used only to forge tokens (``bad-signature``,
+    ``alg-es256-foreign-key``), and the keys of targeted rotations (published next to the current one)."""
 
     def __init__(self) -> None:
         self.kid = secrets.token_hex(8)
         self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.impostor = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        jwk: dict[str, Any] = RSAAlgorithm.to_jwk(self.private.public_key(), as_dict=True)
-        jwk.update({"kid": self.kid, "use": "sig", "alg": "RS256"})
-        self.jwks = {"keys": [jwk]}
+        self.foreign_ec = ec.generate_private_key(ec.SECP256R1())
+        self.public_pem = self.private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self._current = _public_jwk(self.private, self.kid)
+        self._rotated: deque[tuple[str, rsa.RSAPrivateKey, dict[str, Any]]] = deque(maxlen=MAX_ROTATED_KEYS)
+        #: RSA "key" whose modulus is not base64url (1 character): schema-shaped, but no library can parse it
+        self._unparseable = {"kty": "RSA", "kid": f"{self.kid}-unparseable", "use": "sig", "alg": "RS256",
+                             "n": "A", "e": "AQAB"}
+
+    @property
+    def jwks(self) -> dict[str, Any]:
+        """The published JWK Set: the current key, then any rotated keys and (after a rotation) the unparseable one."""
+        keys = [self._current, *(jwk for _, _, jwk in self._rotated)]
+        return {"keys": [*keys, self._unparseable] if self._rotated else keys}
+
+    def rotate(self) -> tuple[str, rsa.RSAPrivateKey]:
+        """A new key under a new kid, published from now on next to the current one: (kid, private key)."""
+        kid = secrets.token_hex(8)
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._rotated.append((kid, private, _public_jwk(private, kid)))
+        return kid, private
 
 
 @dataclass(slots=True)
@@ -101,6 +146,30 @@ class _AccessToken:
     cccd: str
     client_id: str
     expires: float
+    defect: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Armed:
+    """A pending defect, with its ``seconds`` (exp-passed-by, iat-ahead-by)."""
+
+    defect: str
+    seconds: int | None = None
+
+    def describe(self) -> str:
+        return f" seconds={self.seconds}" if self.seconds is not None else ""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _hs256(payload: Mapping[str, Any], headers: Mapping[str, Any], key: bytes) -> str:
+    """An HS256 JWT by hand: PyJWT (rightly) refuses an HMAC key that looks like a PEM public key."""
+    head = _b64(json.dumps({"alg": "HS256", "typ": "JWT", **headers}, separators=(",", ":")).encode())
+    body = _b64(json.dumps(dict(payload), separators=(",", ":")).encode())
+    signature = hmac.new(key, f"{head}.{body}".encode("ascii"), hashlib.sha256).digest()
+    return f"{head}.{body}.{_b64(signature)}"
 
 
 def _pkce_s256(verifier: str) -> str:
@@ -133,8 +202,8 @@ class OidcProvider:
         self._codes: dict[str, _Grant] = {}
         self._used_codes: dict[str, float] = {}
         self._access: dict[str, _AccessToken] = {}
-        self._pending: deque[str] = deque()
-        self._targeted: dict[str, deque[str]] = {}
+        self._pending: deque[_Armed] = deque()
+        self._targeted: dict[str, deque[_Armed]] = {}
         self.routes = [
             Route("/.well-known/openid-configuration", self.discovery, methods=["GET"]),
             Route("/mixup/.well-known/openid-configuration", self.mixup_discovery, methods=["GET"]),
@@ -146,16 +215,18 @@ class OidcProvider:
         ]
 
     # -- control ---------------------------------------------------------------------------------
-    def arm(self, defect: str, count: int, login_hint: str | None = None) -> int:
+    def arm(self, defect: str, count: int, login_hint: str | None = None, seconds: int | None = None) -> int:
         """The next ``count`` ID tokens carry ``defect`` — only those issued for citizen ``login_hint`` when given.
 
+        ``seconds`` is how far exp lies in the past (``exp-passed-by``) or iat in the future (``iat-ahead-by``).
         Returns how many defective tokens are pending for the same target (that citizen, or anyone). Raises
         :class:`ValueError` for an unknown defect, a login_hint that is not a valid CCCD, or too many targets.
         """
         if defect not in DEFECTS:
             raise ValueError(f"unknown defect {defect!r}")
+        armed = _Armed(defect, seconds)
         if login_hint is None:
-            self._pending.extend([defect] * count)
+            self._pending.extend([armed] * count)
             return len(self._pending)
         if not _CCCD.match(login_hint) or self.citizens.get(login_hint) is None:
             raise ValueError("login_hint is not a valid citizen identity number (CCCD)")
@@ -164,7 +235,7 @@ class OidcProvider:
             if len(self._targeted) >= MAX_TARGETED_CITIZENS:
                 raise ValueError(f"{MAX_TARGETED_CITIZENS} citizens already have targeted defects pending")
             queue = self._targeted[login_hint] = deque()
-        queue.extend([defect] * count)
+        queue.extend([armed] * count)
         return len(queue)
 
     @property
@@ -172,7 +243,7 @@ class OidcProvider:
         """Defective tokens still to be issued, untargeted and targeted."""
         return len(self._pending) + sum(len(q) for q in self._targeted.values())
 
-    def _take_defect(self, cccd: str) -> tuple[str | None, bool]:
+    def _take_defect(self, cccd: str) -> tuple[_Armed | None, bool]:
         """(the defect of the next ID token for ``cccd`` or None, whether it was targeted at that citizen)."""
         queue = self._targeted.get(cccd)
         if queue:
@@ -241,7 +312,9 @@ class OidcProvider:
 
     async def jwks(self, request: Request) -> Response:
         self._check_up()
-        return JSONResponse(self.keys.jwks)
+        keys = self.keys.jwks
+        await self._event("jwks", "ok", detail=f"keys={len(keys['keys'])}")  # a check counts the fetches
+        return JSONResponse(keys)
 
     # -- authorize -------------------------------------------------------------------------------
     async def authorize(self, request: Request) -> Response:
@@ -377,20 +450,23 @@ class OidcProvider:
         if failure:
             await self._event("token", "invalid_grant", client_id=client.client_id, cccd=grant.cccd, detail=failure)
             return _token_error("invalid_grant", failure)
-        defect, targeted = self._take_defect(grant.cccd)
+        armed, targeted = self._take_defect(grant.cccd)
+        defect = armed.defect if armed else None
         citizen = self.citizens.get(grant.cccd)
         assert citizen is not None  # the code was only issued for a valid CCCD
-        id_token = self._id_token(grant, client.client_id, citizen.claims(), int(now), defect)
+        id_token = self._id_token(grant, client, citizen.claims(), int(now), armed)
         access = secrets.token_urlsafe(32)
-        self._access[access] = _AccessToken(grant.cccd, client.client_id, now + ACCESS_TOKEN_TTL)
-        target = (" target=login_hint" if targeted else " target=any") if defect else ""
+        self._access[access] = _AccessToken(grant.cccd, client.client_id, now + ACCESS_TOKEN_TTL, defect)
+        target = (" target=login_hint" if targeted else " target=any") + armed.describe() if armed else ""
         await self._event("token", "ok", client_id=client.client_id, cccd=grant.cccd, defect=defect,
                           detail=f"pkce={'S256' if grant.code_challenge else 'none'}{target}")
-        return JSONResponse(
-            {"access_token": access, "token_type": "Bearer", "expires_in": ACCESS_TOKEN_TTL,
-             "id_token": id_token, "scope": "openid"},
-            headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
-        )
+        body: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "expires_in": ACCESS_TOKEN_TTL,
+                                "id_token": id_token, "scope": "openid"}
+        if defect == "token-type-lowercase":
+            body["token_type"] = "bearer"
+        elif defect == "no-expires-in":
+            del body["expires_in"]
+        return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
     @staticmethod
     def _check_grant(grant: _Grant, client: OidcClient, redirect_uri: str, verifier: str | None,
@@ -408,12 +484,12 @@ class OidcProvider:
                 return "code_verifier does not match the code_challenge (PKCE)"
         return None
 
-    def _id_token(self, grant: _Grant, client_id: str, claims: Mapping[str, Any], now: int,
-                  defect: str | None) -> str:
+    def _id_token(self, grant: _Grant, client: OidcClient, claims: Mapping[str, Any], now: int,
+                  armed: _Armed | None) -> str:
         payload: dict[str, Any] = {
             "iss": self.issuer,
             "sub": claims["sub"],
-            "aud": client_id,
+            "aud": client.client_id,
             "exp": now + ID_TOKEN_TTL,
             "iat": now,
             "auth_time": grant.auth_time,
@@ -425,22 +501,51 @@ class OidcProvider:
         }
         if grant.nonce is not None:
             payload["nonce"] = grant.nonce
-        key: Any = self.keys.private
-        headers = {"kid": self.keys.kid}
+        headers: dict[str, Any] = {"kid": self.keys.kid}
+        if armed is not None:
+            self._mutate_claims(payload, headers, armed, client.client_id, now)
+        return self._sign(payload, headers, armed.defect if armed else None, client)
+
+    def _mutate_claims(self, payload: dict[str, Any], headers: dict[str, Any], armed: _Armed, client_id: str,
+                       now: int) -> None:
+        """Apply a claim or header defect (a signing defect leaves the claims alone)."""
+        seconds = armed.seconds or 0
+        unknown = f"{client_id}-unknown-client"
         mutate: dict[str, Callable[[], None]] = {
             "wrong-iss": lambda: payload.update(iss=f"{self.issuer}/not-the-issuer"),
             "wrong-aud": lambda: payload.update(aud=f"{client_id}-other"),
             "expired": lambda: payload.update(iat=now - 2 * ID_TOKEN_TTL, exp=now - ID_TOKEN_TTL),
             "iat-future": lambda: payload.update(iat=now + 3600, exp=now + 3600 + ID_TOKEN_TTL),
             "nonce-mismatch": lambda: payload.update(nonce=secrets.token_urlsafe(16)),
+            "aud-without-client": lambda: payload.update(aud=[f"{client_id}-other"]),  # one: no azp rule
+            "aud-secondary-no-azp": lambda: payload.update(aud=[client_id, unknown]),
+            "aud-secondary-foreign-azp": lambda: payload.update(aud=[client_id, unknown], azp=unknown),
+            "aud-array": lambda: payload.update(aud=[client_id]),
+            "iat-week-old": lambda: payload.update(iat=now - _WEEK, auth_time=now - _WEEK),
+            "exp-passed-by": lambda: payload.update(exp=now - seconds, iat=now - seconds - ID_TOKEN_TTL),
+            "iat-ahead-by": lambda: payload.update(iat=now + seconds, exp=now + seconds + ID_TOKEN_TTL),
+            "no-kid": lambda: headers.pop("kid"),
         }
-        if defect in mutate:
-            mutate[defect]()
-        elif defect == "bad-signature":
-            key = self.keys.impostor
-        elif defect == "alg-none":
+        if armed.defect in mutate:
+            mutate[armed.defect]()
+        elif armed.defect.startswith("no-") and armed.defect[3:] in ("sub", "aud", "iat", "exp", "iss", "nonce"):
+            payload.pop(armed.defect[3:], None)
+
+    def _sign(self, payload: dict[str, Any], headers: dict[str, Any], defect: str | None, client: OidcClient) -> str:
+        """The token signed as ``defect`` says (RS256 with the current key when it is not a signing defect)."""
+        if defect == "alg-none":
             return jwt.encode(payload, None, algorithm="none", headers=headers)
-        return jwt.encode(payload, key, algorithm="RS256", headers=headers)
+        if defect == "alg-hs256-client-secret":
+            return _hs256(payload, headers, client.client_secret.encode("utf-8"))
+        if defect == "alg-hs256-public-key":
+            return _hs256(payload, headers, self.keys.public_pem)
+        if defect == "alg-es256-foreign-key":
+            return jwt.encode(payload, self.keys.foreign_ec, algorithm="ES256", headers=headers)
+        algorithm = {"alg-rs384": "RS384", "alg-ps256": "PS256"}.get(defect or "", "RS256")
+        key: Any = self.keys.impostor if defect == "bad-signature" else self.keys.private
+        if defect == "rotated-key":
+            headers["kid"], key = self.keys.rotate()
+        return jwt.encode(payload, key, algorithm=algorithm, headers=headers)
 
     # -- userinfo --------------------------------------------------------------------------------
     async def userinfo(self, request: Request) -> Response:
@@ -455,8 +560,12 @@ class OidcProvider:
                                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         citizen = self.citizens.get(record.cccd)
         assert citizen is not None
-        await self._event("userinfo", "ok", client_id=record.client_id, cccd=record.cccd)
-        return JSONResponse(citizen.claims(), headers={"Cache-Control": "no-store"})
+        claims = dict(citizen.claims())
+        defect = "userinfo-sub-mismatch" if record.defect == "userinfo-sub-mismatch" else None
+        if defect:  # another subject than the ID token of this sign-in named (OpenID Connect Core §5.3.2)
+            claims["sub"] = f"{claims['sub']}-other"
+        await self._event("userinfo", "ok", client_id=record.client_id, cccd=record.cccd, defect=defect)
+        return JSONResponse(claims, headers={"Cache-Control": "no-store"})
 
     # -- end-session -----------------------------------------------------------------------------
     async def end_session(self, request: Request) -> Response:

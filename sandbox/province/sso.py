@@ -9,8 +9,11 @@ redeemed), then requires the RFC 9207 ``iss`` to be the national issuer (present
 advertises ``authorization_response_iss_parameter_supported``), a ``state`` equal to the one of the
 login *this browser* started (its cookie: a callback carried to another browser finds nothing, login CSRF),
 consumes that login once, exchanges the code with the client secret and the verifier, validates the ID token
-(RS256 only, signature against the national JWKS, iss, aud, exp, iat, nonce), fetches userinfo and issues a
-province session (a row of the store too, cached by each worker), naming the kept ``return_to``.
+(RS256 only, signature against the national JWKS, then the claim rules of :mod:`id_token`: iss, aud/azp, exp,
+iat, nonce, sub), fetches userinfo (same sub) and issues a province session (a row of the store too, cached by
+each worker), naming the kept ``return_to``. The JWKS is cached: fetched on the first sign-in and again only
+for an unknown kid (a key rotation), at most once a second, so a login storm causes no JWKS storm; a key it
+cannot parse is skipped (RFC 7517 §5).
 Every refusal is a 4xx problem naming the reason; every callback answer carries ``Referrer-Policy:
 no-referrer`` (its URL holds the code and state). Discovery is used only when its ``issuer`` is the configured
 national issuer (OpenID Connect Discovery 1.0 §4.3).
@@ -38,11 +41,12 @@ from starlette.responses import RedirectResponse, Response
 
 from haicap.contract_registry import ContractRegistry
 from haicap.sandbox.config import OidcClient
+from haicap.sandbox.province.id_token import CLOCK_LEEWAY, Refused, check_claims
 from haicap.sandbox.province.problems import Problem, json_response
 from haicap.sandbox.province.sessions import SESSION_TTL, CitizenSession, PendingLogin, PendingLogins, SessionStore
 from haicap.sandbox.province.store import Store
 
-__all__ = ["CitizenSession", "RelyingParty", "SessionStore"]
+__all__ = ["CLOCK_LEEWAY", "CitizenSession", "RelyingParty", "SessionStore"]
 
 LOGIN_COOKIE = "haicap_login"
 RETURN_COOKIE = "haicap_return"
@@ -50,7 +54,14 @@ MAX_RETURN_TO = 2000
 #: on every /auth/callback answer: the callback URL carries the code and state (RFC 9700 §4.2.4)
 CALLBACK_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 LOGIN_TTL = 600.0
-CLOCK_LEEWAY = 60
+#: The one ID-token algorithm registered with the national provider (its id_token_signing_alg_values_supported).
+ID_TOKEN_ALG = "RS256"
+#: What the ``accepts-any-rsa-alg`` fault lets through: any RSA algorithm of the JWKS key.
+_ANY_RSA_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
+#: Unknown-kid refetches of the JWKS at most this often (seconds).
+JWKS_REFETCH_INTERVAL = 1.0
+_NO_CLAIM_CHECKS = {"verify_exp": False, "verify_iat": False, "verify_nbf": False, "verify_iss": False,
+                    "verify_aud": False, "verify_sub": False, "verify_jti": False}
 MAX_PENDING = 100_000
 
 
@@ -134,29 +145,45 @@ class RelyingParty:
         value = (await self._metadata()).get(name)
         return value if isinstance(value, str) and value else self.issuer + default_path
 
-    async def _signing_key(self, kid: str | None) -> Any:
-        if kid not in self._keys:
-            async with self._keys_lock:  # concurrent first sign-ins wait for one JWKS fetch, not fail
-                if kid not in self._keys and time.monotonic() - self._keys_fetched > 1.0:
-                    self._keys_fetched = time.monotonic()
-                    try:
-                        response = await self.http.get(await self._endpoint("jwks_uri", "/jwks"))
-                        keys = response.json().get("keys", [])
-                    except (httpx.HTTPError, ValueError, AttributeError) as exc:
-                        raise _refuse(f"national JWKS unavailable ({type(exc).__name__})") from None
-                    fresh: dict[str, Any] = {}
-                    for jwk in keys if isinstance(keys, list) else []:
-                        try:
-                            fresh[jwk.get("kid")] = jwt.PyJWK(jwk).key
-                        except (jwt.PyJWKError, AttributeError, TypeError):
-                            continue
-                    self._keys = fresh
+    async def _fetch_keys(self) -> None:
+        """Replace the cached keys by the national JWKS, skipping keys that cannot be parsed (RFC 7517 §5)."""
+        try:
+            response = await self.http.get(await self._endpoint("jwks_uri", "/jwks"))
+            keys = response.json().get("keys", [])
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            raise _refuse(f"national JWKS unavailable ({type(exc).__name__})") from None
+        fresh: dict[str | None, Any] = {}
+        for jwk in keys if isinstance(keys, list) else []:
+            try:
+                fresh[jwk.get("kid")] = jwt.PyJWK(jwk).key
+            except (jwt.PyJWTError, AttributeError, TypeError, ValueError):
+                if "discards-jwks-with-unparseable-key" in self.faults:  # the defect: the whole set is dropped
+                    return
+                continue
+        self._keys = fresh
+
+    async def _signing_keys(self, kid: str | None) -> list[Any]:
+        """The keys that may have signed a token with header ``kid``: that key (the JWKS fetched again when the kid
+        is unknown: a rotation), or without a kid every cached key (the usual case: the JWKS has one)."""
+        faults = self.faults
+        if "fetches-jwks-every-sign-on" in faults:  # the defect: no cache, a JWKS storm during a login storm
+            await self._fetch_keys()
+        unknown = kid is not None and kid not in self._keys and "no-jwks-refetch-on-unknown-kid" not in faults
+        if not self._keys or unknown:
+            async with self._keys_lock:  # concurrent sign-ins wait for one JWKS fetch, not fail
+                first = not self._keys
+                if first or (kid not in self._keys and time.monotonic() - self._keys_fetched > JWKS_REFETCH_INTERVAL):
+                    if not first:  # only refetches are rate-limited (a random kid cannot force a JWKS storm)
+                        self._keys_fetched = time.monotonic()
+                    await self._fetch_keys()
+        if kid is None:
+            if "requires-kid" in faults:  # the defect: a token without kid is refused even with one key
+                raise _refuse("id_token header has no kid")
+            return list(self._keys.values())
         key = self._keys.get(kid)
-        if key is None and kid is None and len(self._keys) == 1:
-            key = next(iter(self._keys.values()))
         if key is None:
             raise _refuse(f"id_token signature invalid: signing key {kid!r} is not in the national JWKS")
-        return key
+        return [key]
 
     # -- routes ------------------------------------------------------------------------------------
     async def login(self, request: Request) -> Response:
@@ -259,9 +286,7 @@ class RelyingParty:
         if not isinstance(id_token, str) or not isinstance(access_token, str):
             raise _refuse("token endpoint answered without id_token or access_token")
         claims = await self._validate_id_token(id_token, pending.nonce)
-        userinfo = await self._userinfo(access_token)
-        if userinfo.get("sub") != claims.get("sub"):
-            raise _refuse("userinfo sub differs from the id_token sub")
+        userinfo = await self._userinfo(access_token, claims.get("sub"))
         cccd = userinfo.get("SoDinhDanh") or claims.get("SoDinhDanh")
         name = userinfo.get("HoVaTen") or claims.get("HoVaTen")
         if not isinstance(cccd, str) or not self._cccd.is_valid(cccd):
@@ -312,9 +337,24 @@ class RelyingParty:
         if response.status_code != 200 or not isinstance(data, dict):
             error = data.get("error") if isinstance(data, dict) else None
             raise _refuse(f"token endpoint refused the code (HTTP {response.status_code}, error {error!r})")
+        self._check_token_response(data)
         return data
 
-    async def _userinfo(self, access_token: str) -> dict[str, Any]:
+    def _check_token_response(self, data: dict[str, Any]) -> None:
+        """RFC 6749 §5.1, §7.1: token_type is Bearer, compared case-insensitively; expires_in is optional."""
+        token_type = data.get("token_type")
+        if "rejects-lowercase-token-type" in self.faults:  # the defect: a case-sensitive comparison
+            bearer = token_type == "Bearer"
+        else:
+            bearer = isinstance(token_type, str) and token_type.lower() == "bearer"
+        if not bearer:
+            raise _refuse(f"token endpoint answered token_type {token_type!r}, not Bearer")
+        if "expires_in" not in data and "requires-expires-in" in self.faults:  # the defect: RECOMMENDED as required
+            raise _refuse("token endpoint answered without expires_in")
+
+    async def _userinfo(self, access_token: str, sub: Any) -> dict[str, Any]:
+        """The userinfo answer for ``access_token``, whose sub must be the ID token's ``sub`` (OpenID Connect
+        Core 1.0 §5.3.2: otherwise the answer is about someone else and must not be used)."""
         try:
             response = await self.http.get(
                 await self._endpoint("userinfo_endpoint", "/userinfo"),
@@ -325,61 +365,53 @@ class RelyingParty:
             raise _refuse(f"userinfo unavailable ({type(exc).__name__})") from None
         if response.status_code != 200 or not isinstance(data, dict):
             raise _refuse(f"userinfo refused (HTTP {response.status_code})")
+        if "skips-userinfo-sub-check" in self.faults or (sub is None and "accepts-missing-sub" in self.faults):
+            return data
+        if data.get("sub") != sub:
+            raise _refuse("userinfo sub differs from the id_token sub")
         return data
 
-    async def _validate_id_token(self, id_token: str, nonce: str) -> dict[str, Any]:
+    async def _verified_claims(self, id_token: str) -> dict[str, Any]:
+        """The claims of an ID token whose algorithm is the registered RS256 and whose signature verifies against a
+        national key (RFC 8725 §3.1: the algorithm is pinned, never taken from the token)."""
         faults = self.faults
         try:
             header = jwt.get_unverified_header(id_token)
         except jwt.PyJWTError:
             raise _refuse("id_token is not a JWT") from None
         alg = header.get("alg")
+        unverified = {"verify_signature": False}
+        if alg == "none" and "accepts-alg-none" in faults:
+            return jwt.decode(id_token, options=unverified)
+        if alg == "HS256" and "accepts-hs256-client-secret" in faults:  # the defect: algorithm confusion
+            return jwt.decode(id_token, self.client.client_secret, algorithms=["HS256"], options=_NO_CLAIM_CHECKS)
+        if alg != ID_TOKEN_ALG and "verifies-only-rs256-signatures" in faults:
+            return jwt.decode(id_token, options=unverified)
+        algorithms = _ANY_RSA_ALGS if "accepts-any-rsa-alg" in faults else [ID_TOKEN_ALG]
+        if alg not in algorithms:
+            raise _refuse(f"id_token alg {alg!r} is not the registered {ID_TOKEN_ALG}")
+        if "accepts-bad-id-token-signature" in faults:
+            return jwt.decode(id_token, options=unverified)
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise _refuse("id_token header kid is not a string")
+        keys = await self._signing_keys(kid)
+        for key in keys:
+            try:
+                return jwt.decode(id_token, key, algorithms=algorithms, options=_NO_CLAIM_CHECKS)
+            except jwt.InvalidSignatureError:
+                continue
+        raise _refuse("id_token signature invalid")
+
+    async def _validate_id_token(self, id_token: str, nonce: str) -> dict[str, Any]:
         try:
-            if alg == "none" and "accepts-alg-none" in faults:
-                claims = jwt.decode(id_token, options={"verify_signature": False})
-            elif alg != "RS256":
-                raise _refuse(f"id_token alg {alg!r} is not accepted (RS256 only)")
-            else:
-                verify = "accepts-bad-id-token-signature" not in faults
-                key = await self._signing_key(header.get("kid")) if verify else None
-                claims = jwt.decode(
-                    id_token,
-                    key,
-                    algorithms=["RS256"],
-                    options={
-                        "verify_signature": verify,
-                        "verify_exp": False,
-                        "verify_iat": False,
-                        "verify_nbf": False,
-                        "verify_iss": False,
-                        "verify_aud": False,
-                    },
-                )
-        except jwt.InvalidSignatureError:
-            raise _refuse("id_token signature invalid") from None
+            claims = await self._verified_claims(id_token)
+            check_claims(claims, issuer=self.issuer, client_id=self.client.client_id, nonce=nonce,
+                         faults=self.faults, now=time.time())
         except jwt.PyJWTError as exc:
             raise _refuse(f"id_token invalid: {exc}") from None
-        now = time.time()
-        if "skips-issuer-check" not in faults and claims.get("iss") != self.issuer:
-            raise _refuse(f"id_token iss {claims.get('iss')!r} is not the national issuer")
-        aud = claims.get("aud")
-        audiences = aud if isinstance(aud, list) else [aud]
-        if "skips-audience-check" not in faults:
-            if self.client.client_id not in audiences:
-                raise _refuse("id_token aud does not contain this province's client_id")
-            if len(audiences) > 1 and claims.get("azp") != self.client.client_id:
-                raise _refuse("id_token has several audiences and azp is not this province's client_id")
-        exp, iat = claims.get("exp"), claims.get("iat")
-        if not isinstance(exp, int | float) or not isinstance(iat, int | float):
-            raise _refuse("id_token exp and iat are required numbers")
-        if "accepts-expired-id-token" not in faults and exp + CLOCK_LEEWAY < now:
-            raise _refuse("id_token expired")
-        if "accepts-future-iat" not in faults and iat - CLOCK_LEEWAY > now:
-            raise _refuse("id_token iat is in the future")
-        if "skips-nonce-check" not in faults and not hmac.compare_digest(str(claims.get("nonce", "")), nonce):
-            raise _refuse("nonce mismatch")
-        if not claims.get("sub"):
-            raise _refuse("id_token has no sub")
+        except Refused as exc:
+            raise _refuse(str(exc)) from None
         return claims
 
     async def logout(self, request: Request) -> Response:
