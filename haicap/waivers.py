@@ -102,9 +102,13 @@ def apply_waivers(results: dict[str, Any], waivers: list[Waiver], today: dt.date
     until: dict[str, str] = {}
     for criterion, verdict in out["verdicts"].items():
         waived_here = [w for cid, w in active.items() if _criterion(out, cid) == criterion]
-        if verdict == "not ready" and waived_here and waived_verdicts.get(criterion) == "ready":
+        if verdict != "not ready" or not waived_here or waived_verdicts.get(criterion) == "not ready":
+            continue
+        if waived_verdicts.get(criterion) == "ready":
             out["verdicts"][criterion] = READY_WITH_WAIVER
             until[criterion] = min(w.expires for w in waived_here).isoformat()
+        else:  # every failure waived, the rest not complete: what the criterion would be without them
+            out["verdicts"][criterion] = waived_verdicts[criterion]
     out["waivers"] = {"applied": sorted(active), "until": until, "stale": stale, "unused": unused,
                       "expired": sorted(c["id"] for c in out["checks"]
                                         if (c.get("waiver") or {}).get("state") == "expired")}

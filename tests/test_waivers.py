@@ -19,9 +19,17 @@ def _check(cid: str, criterion: str, status: str) -> dict[str, Any]:
             "title": cid, "rule": "r"}
 
 
+def _verdicts(records: list[dict[str, Any]]) -> dict[str, str]:
+    """The results module's rule, with the registry reduced to the checks of the example."""
+    registered: dict[str, set[str]] = {}
+    for c in records:
+        registered.setdefault(c["criterion"], set()).add(c["id"])
+    return verdicts(records, registered)
+
+
 def _results(*checks: dict[str, Any]) -> dict[str, Any]:
     records = list(checks)
-    by = verdicts(records)
+    by = _verdicts(records)
     passed = sum(1 for c in records if c["status"] == "passed")
     failed = sum(1 for c in records if c["status"] == "failed")
     return {"target": {"province": "01"}, "checks": records, "verdicts": by,
@@ -35,7 +43,7 @@ def _waiver(check: str = "PAY-02", expires: str = "2026-12-31", province: str = 
 
 
 def _apply(results: dict[str, Any], waivers: list[Waiver], today: str = "2026-12-02") -> dict[str, Any]:
-    return apply_waivers(results, waivers, dt.date.fromisoformat(today), verdicts, readiness)
+    return apply_waivers(results, waivers, dt.date.fromisoformat(today), _verdicts, readiness)
 
 
 def test_an_active_waiver_makes_the_criterion_ready_with_waiver_until_its_expiry() -> None:
@@ -97,3 +105,36 @@ def test_the_waivers_file_is_validated_with_file_line_and_field(tmp_path: Path) 
 def test_days_are_vietnam_days() -> None:
     late_utc = dt.datetime(2026, 12, 31, 18, 30, tzinfo=dt.UTC)  # 01:30 on 1 January in Hà Nội
     assert today_in_vietnam(late_utc) == dt.date(2027, 1, 1)
+
+
+@pytest.mark.slow
+def test_certify_with_a_waiver_is_ready_with_waiver_and_a_stale_one_fails(tmp_path: Path) -> None:
+    import json
+
+    from haicap.cli import main
+
+    waivers = tmp_path / "waivers.yaml"
+    waivers.write_text("waivers:\n  - check: PAY-02\n    province: '01'\n    reason: the bank's checksum fix ships "
+                       "in January\n    approver: Nguyễn Văn A\n    expires: 2099-12-31\n", encoding="utf-8")
+    out = tmp_path / "waived"
+    code = main(["certify", "--fault", "ignores-callback-checksum", "--only", "payment", "--waivers", str(waivers),
+                 "--out", str(out)])
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert results["waivers"]["applied"] == ["PAY-02"], results["verdicts"]
+    assert results["verdicts"]["payment"] == "ready with waiver" and results["waivers"]["until"] == {
+        "payment": "2099-12-31"}
+    assert code == results["summary"]["exit_code"] == 0  # every selected check passed or is waived
+    assert main(["verify", str(out / "bundle.zip"), "--trust", str(out / "bundle.pub")]) == 0
+    stale = tmp_path / "stale"
+    assert main(["certify", "--only", "PAY-02", "--waivers", str(waivers), "--out", str(stale)]) == 1
+    assert json.loads((stale / "results.json").read_text(encoding="utf-8"))["waivers"]["stale"][0]["check"] == "PAY-02"
+
+
+def test_a_bad_waivers_file_stops_certify_before_anything_runs(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from haicap.cli import main
+
+    bad = tmp_path / "w.yaml"
+    bad.write_text("waivers:\n  - check: PAY-2\n", encoding="utf-8")
+    assert main(["certify", "--waivers", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "w.yaml:2: waivers[0]." in capsys.readouterr().err and not (tmp_path / "o").exists()
