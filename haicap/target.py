@@ -341,6 +341,10 @@ class TargetProvider(Protocol):
 
     def counterpart(self, config: Any, listen: str) -> contextlib.AbstractContextManager[None]: ...
 
+    def province_against(self, target: Target, issuer: str) -> contextlib.AbstractContextManager[str]:
+        """A second embedded province configured against another national ``issuer`` (its base URL)."""
+        ...
+
     def registration_types(self) -> Any:
         """The counterpart's registration records (NationalConfig, OidcClient, PaymentPartner, ProvinceEndpoint,
         SyncAccount) as attributes."""

@@ -45,6 +45,31 @@ class SandboxProvider:
         with Sandbox.start(faults=faults, seed=seed, province_code=province, agency_code=agency_code) as sandbox:
             yield sandbox_target(sandbox)
 
+    @contextlib.contextmanager
+    def province_against(self, target: Target, issuer: str) -> Iterator[str]:
+        """Another reference-province instance (the run's faults) configured against the national ``issuer``
+        (SSO-30's mix-up probe on the embedded sandbox): its base URL while the context lasts."""
+        import shutil
+        import tempfile
+        from pathlib import Path
+
+        from haicap.sandbox.config import build_sandbox_configs
+        from haicap.sandbox.province.app import create_app
+        from haicap.sandbox.server import ThreadServer, bind_socket, url_of
+
+        root = Path(tempfile.mkdtemp(prefix="haicap-mixup-"))
+        sock = bind_socket("127.0.0.1", 0)
+        configs = build_sandbox_configs(issuer, url_of(sock), root, province_code=target.province_code,
+                                        agency_code=target.agency_code, faults=target.faults)
+        configs.province.state_dir.mkdir(parents=True, exist_ok=True)
+        server = ThreadServer(create_app(configs.province), sock)
+        try:
+            server.start()
+            yield server.url
+        finally:
+            server.stop()
+            shutil.rmtree(root, ignore_errors=True)
+
     def registration_types(self) -> Any:
         """The counterpart's registration records, for the core to fill in from a profile."""
         from haicap.sandbox import config

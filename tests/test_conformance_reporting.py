@@ -296,14 +296,14 @@ def test_rules_pages_ship_with_the_package_and_the_report_links_them() -> None:
         assert (contracts_root() / "rules" / f"{criterion}.md").is_file(), criterion
     pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text(encoding="utf-8")
     assert '"rules/*.md"' in pyproject
-    spec = next(s for s in all_checks() if s.id == "SUB-03")
+    spec = next(s for s in all_checks() if s.id == "SUB-05")  # cites the national readiness checklist
     record = {"id": spec.id, "criterion": spec.criterion, "severity": spec.severity, "title": spec.title,
               "rule": spec.rule, "status": "passed", "message": "ok"}
     results = {"target": {"name": "t", "province": "01"}, "summary": {"readiness": "incomplete", "total": 1,
                "passed": 1, "failed": 0, "error": 0, "skipped": 0}, "verdicts": {}, "checks": [record],
                "haicap_version": "x", "seed": 0, "started": "s", "finished": "f"}
     html = render_readiness_html(results)
-    assert "contracts/rules/submission.md#mahoso" in html
+    assert "contracts/rules/submission.md#national-readiness-checklist" in html
     assert (contracts_root() / "rules" / "submission.md").as_uri() in html
 
 

@@ -32,10 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -248,25 +245,12 @@ def _browser_on(ctx: CheckContext, base_url: str) -> Iterator[HttpxPort]:
         port.close()
 
 
-@contextlib.contextmanager
-def _mixup_province(ctx: CheckContext, issuer: str) -> Iterator[str]:
-    """A reference-province instance (the run's faults) configured against ``issuer`` (embedded runs only)."""
-    from haicap.sandbox.config import build_sandbox_configs
-    from haicap.sandbox.province.app import create_app
-    from haicap.sandbox.server import ThreadServer, bind_socket, url_of
+def _mixup_province(ctx: CheckContext, issuer: str) -> contextlib.AbstractContextManager[str]:
+    """A reference-province instance (the run's faults) configured against ``issuer`` (embedded runs only),
+    from the embedded target's provider: the checks never import the sandbox."""
+    from haicap.target import embedded_provider
 
-    root = Path(tempfile.mkdtemp(prefix="haicap-mixup-"))
-    sock = bind_socket("127.0.0.1", 0)
-    configs = build_sandbox_configs(issuer, url_of(sock), root, province_code=ctx.target.province_code,
-                                    agency_code=ctx.target.agency_code, faults=ctx.target.faults)
-    configs.province.state_dir.mkdir(parents=True, exist_ok=True)
-    server = ThreadServer(create_app(configs.province), sock)
-    try:
-        server.start()
-        yield server.url
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    return embedded_provider().province_against(ctx.target, issuer)
 
 
 @check("SSO-30", criterion="sso", severity="critical",
