@@ -154,6 +154,8 @@ def report(result: dict[str, Any], workers: int, load: tuple[float, float, float
         f"failures), {sign_ons / elapsed:.0f} sign-ons/s, p50 {result['p50_ms']:.0f} ms p95 {result['p95_ms']:.0f} ms",
         f"counterpart CPU per sign-on: {server_ms:.2f} ms (target <= 2 ms) = {1000 / server_ms:.0f} sign-ons per "
         "counterpart core-second",
+        f"  of which the event loop(s): {1000 * sum(result['server_loop_cpu_s']) / sign_ons:.2f} ms, other threads "
+        f"(store writer, thread pool): {1000 * (server_cpu - sum(result['server_loop_cpu_s'])) / sign_ons:.2f} ms",
         f"generator CPU per sign-on:   {generator_ms:.2f} ms = {1000 / generator_ms:.0f} sign-ons per generator "
         "core-second",
         f"ratio (counterpart core capacity / one generator process): {ratio:.2f}x (target >= 3x)",

@@ -4,20 +4,29 @@ The sync receiver is on the hot path of every province submission, so writes nev
 handler awaits :meth:`Store.write`, and an item is acknowledged only after the batch that recorded it has
 committed (:class:`~haicap.sandbox.group_commit.GroupCommitStore`, ``synchronous=NORMAL``: WAL survives a crash of
 the process, which is what a test counterpart needs). Reads for the ledger API run in a worker thread.
+
+Ledger rows written on every request of a sign-on (the identity provider's events) go through a
+:class:`RowAppender`: rows appended while a batch waits for the writer join it and are inserted with one
+``executemany``, so a login storm costs one queued op per batch rather than one per event, and every caller is
+still answered only after the commit that recorded its row (checks read the ledger right after a response).
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import sqlite3
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio.to_thread
 
 from haicap.sandbox.group_commit import GroupCommitStore, now_ms
 
-__all__ = ["SCHEMA", "Store", "now_ms"]
+__all__ = ["SCHEMA", "RowAppender", "Store", "now_ms"]
 
 T = TypeVar("T")
 
@@ -84,3 +93,64 @@ class Store(GroupCommitStore):
     def read_now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Synchronous read (start-up, tests)."""
         return fn(self.reader())
+
+
+class _Batch:
+    __slots__ = ("done", "rows", "taken")
+
+    def __init__(self, done: asyncio.Future[None]) -> None:
+        self.done = done
+        self.rows: list[Sequence[Any]] = []
+        self.taken = False
+
+
+def _settle(source: concurrent.futures.Future[Any], target: asyncio.Future[None]) -> None:
+    if target.done():
+        return
+    error = source.exception()
+    if error is None:
+        target.set_result(None)
+    else:
+        target.set_exception(error)
+
+
+class RowAppender:
+    """Rows for one ``INSERT`` statement, group-inserted: :meth:`append` returns once its row is committed.
+
+    Example::
+
+        events = RowAppender(store, "INSERT INTO idp_events (at_ms, kind) VALUES (?, ?)")
+        await events.append((now_ms(), "jwks"))
+    """
+
+    def __init__(self, store: Store, sql: str) -> None:
+        self.store = store
+        self.sql = sql
+        self._lock = threading.Lock()  # the writer thread closes a batch while the event loop may append to it
+        self._open: _Batch | None = None
+
+    async def append(self, row: Sequence[Any]) -> None:
+        batch = self._open
+        with self._lock:
+            joined = batch is not None and not batch.taken
+            if joined:
+                batch.rows.append(row)  # type: ignore[union-attr]
+        if not joined:
+            loop = asyncio.get_running_loop()
+            batch = _Batch(loop.create_future())
+            batch.rows.append(row)
+            submitted = self.store.submit(lambda conn: self._insert(conn, batch))  # raises when the store is closed
+            self._open = batch
+
+            def settle(source: concurrent.futures.Future[Any]) -> None:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits any more
+                    loop.call_soon_threadsafe(_settle, source, batch.done)
+
+            submitted.add_done_callback(settle)
+        assert batch is not None
+        await asyncio.shield(batch.done)  # a caller that goes away must not cancel its neighbours' commit
+
+    def _insert(self, conn: sqlite3.Connection, batch: _Batch) -> int:
+        with self._lock:
+            batch.taken = True
+        return conn.executemany(self.sql, batch.rows).rowcount
