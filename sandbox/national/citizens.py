@@ -25,7 +25,7 @@ import unicodedata
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -53,8 +53,17 @@ class Citizen:
     birth_province: str
     home_town: str
     residence: dict[str, str]
+    #: the composed claims (filled on first use; every call of :meth:`claims` returns a fresh copy)
+    _claims: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def claims(self) -> dict[str, Any]:
+        """The UserInfo claims, a copy the caller may change (composed once per citizen: two calls a sign-on)."""
+        if not self._claims:
+            self._claims.update(self._compose())
+        c = self._claims
+        return {**c, "ThuongTru": dict(c["ThuongTru"]), "NoiOHienNay": dict(c["NoiOHienNay"]), "loAs": [*c["loAs"]]}
+
+    def _compose(self) -> dict[str, Any]:
         return {
             "sub": self.sub,
             "LoaiTaiKhoan": "1",
