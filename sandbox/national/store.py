@@ -17,7 +17,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import sqlite3
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -96,26 +95,20 @@ class Store(GroupCommitStore):
 
 
 class _Batch:
-    __slots__ = ("done", "rows", "taken")
+    __slots__ = ("done", "rows")
 
     def __init__(self, done: asyncio.Future[None]) -> None:
         self.done = done
         self.rows: list[Sequence[Any]] = []
-        self.taken = False
-
-
-def _settle(source: concurrent.futures.Future[Any], target: asyncio.Future[None]) -> None:
-    if target.done():
-        return
-    error = source.exception()
-    if error is None:
-        target.set_result(None)
-    else:
-        target.set_exception(error)
 
 
 class RowAppender:
     """Rows for one ``INSERT`` statement, group-inserted: :meth:`append` returns once its row is committed.
+
+    At most one batch is with the writer at a time; rows appended meanwhile collect in the next batch, handed
+    over when the first has committed (or at the end of the current event-loop turn when none is in flight).
+    A storm of events therefore costs a few writer round trips, not one each; a lone event waits one commit.
+    Batches are built and handed over on the event loop only, so the writer never sees a list that still grows.
 
     Example::
 
@@ -126,31 +119,45 @@ class RowAppender:
     def __init__(self, store: Store, sql: str) -> None:
         self.store = store
         self.sql = sql
-        self._lock = threading.Lock()  # the writer thread closes a batch while the event loop may append to it
-        self._open: _Batch | None = None
+        self._open: _Batch | None = None  # collecting rows, not yet handed to the writer
+        self._busy = False  # a batch is with the writer, or a hand-over is scheduled
 
     async def append(self, row: Sequence[Any]) -> None:
+        loop = asyncio.get_running_loop()
         batch = self._open
-        with self._lock:
-            joined = batch is not None and not batch.taken
-            if joined:
-                batch.rows.append(row)  # type: ignore[union-attr]
-        if not joined:
-            loop = asyncio.get_running_loop()
-            batch = _Batch(loop.create_future())
-            batch.rows.append(row)
-            submitted = self.store.submit(lambda conn: self._insert(conn, batch))  # raises when the store is closed
-            self._open = batch
-
-            def settle(source: concurrent.futures.Future[Any]) -> None:
-                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits any more
-                    loop.call_soon_threadsafe(_settle, source, batch.done)
-
-            submitted.add_done_callback(settle)
-        assert batch is not None
+        if batch is None:
+            batch = self._open = _Batch(loop.create_future())
+        batch.rows.append(row)
+        if not self._busy:
+            self._busy = True
+            loop.call_soon(self._hand_over, loop)
         await asyncio.shield(batch.done)  # a caller that goes away must not cancel its neighbours' commit
 
-    def _insert(self, conn: sqlite3.Connection, batch: _Batch) -> int:
-        with self._lock:
-            batch.taken = True
-        return conn.executemany(self.sql, batch.rows).rowcount
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._open = self._open, None
+        if batch is None:
+            self._busy = False
+            return
+        rows, sql = batch.rows, self.sql
+        try:
+            submitted = self.store.submit(lambda conn: conn.executemany(sql, rows).rowcount)
+        except RuntimeError as exc:  # the store is closed
+            self._busy = False
+            batch.done.set_exception(exc)
+            return
+
+        def committed(source: concurrent.futures.Future[Any]) -> None:  # in the writer thread
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits any more
+                loop.call_soon_threadsafe(self._committed, loop, source, batch)
+
+        submitted.add_done_callback(committed)
+
+    def _committed(self, loop: asyncio.AbstractEventLoop, source: concurrent.futures.Future[Any],
+                   batch: _Batch) -> None:
+        if not batch.done.done():
+            error = source.exception()
+            if error is None:
+                batch.done.set_result(None)
+            else:
+                batch.done.set_exception(error)
+        self._hand_over(loop)  # the rows that came meanwhile (or nothing: then idle)
