@@ -1,0 +1,82 @@
+"""The counterpart's group-inserted ledger rows: committed before append returns, batched, never lost or hung."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from haicap.sandbox.national.store import RowAppender, Store
+
+SQL = "INSERT INTO idp_events (at_ms, kind, outcome, detail) VALUES (?, ?, ?, ?)"
+
+
+def _count(store: Store, detail: str) -> int:
+    return int(store.read_now(lambda c: c.execute("SELECT COUNT(*) FROM idp_events WHERE detail = ?",
+                                                  (detail,)).fetchone()[0]))
+
+
+def test_every_row_is_committed_before_its_append_returns_and_rows_share_batches(tmp_path: Path) -> None:
+    store = Store(tmp_path / "n.sqlite3")
+    appender = RowAppender(store, SQL)
+    submitted = 0
+    submit = store.submit
+
+    def counting(op):  # type: ignore[no-untyped-def]
+        nonlocal submitted
+        submitted += 1
+        return submit(op)
+
+    store.submit = counting  # type: ignore[method-assign]
+    seen: list[int] = []
+
+    async def one(i: int) -> None:
+        await appender.append((i, "token", "ok", f"row-{i}"))
+        seen.append(_count(store, f"row-{i}"))  # visible to a reader the moment append returned
+
+    async def main() -> None:
+        await asyncio.gather(*(one(i) for i in range(200)))
+        await appender.append((0, "jwks", "ok", "lone"))  # an idle appender still commits a lone row
+
+    try:
+        asyncio.run(main())
+        assert seen == [1] * 200
+        assert _count(store, "lone") == 1
+        assert submitted < 50, f"{submitted} writer round trips for 201 rows: rows are not batched"
+        rows = store.read_now(lambda c: c.execute("SELECT at_ms FROM idp_events WHERE kind = 'token' ORDER BY id")
+                              .fetchall())
+        assert [r[0] for r in rows] == list(range(200))  # the ledger keeps the order of the events
+    finally:
+        store.close()
+
+
+def test_a_closed_store_refuses_appends_instead_of_hanging(tmp_path: Path) -> None:
+    store = Store(tmp_path / "n.sqlite3")
+    appender = RowAppender(store, SQL)
+    store.close()
+
+    async def main() -> None:
+        for _ in range(2):
+            with pytest.raises(RuntimeError, match="closed"):
+                await asyncio.wait_for(appender.append((0, "jwks", "ok", "")), 5)
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_caller_does_not_lose_its_neighbours_rows(tmp_path: Path) -> None:
+    store = Store(tmp_path / "n.sqlite3")
+    appender = RowAppender(store, SQL)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(appender.append((1, "token", "ok", "gone")))
+        second = asyncio.ensure_future(appender.append((2, "token", "ok", "kept")))
+        await asyncio.sleep(0)
+        first.cancel()
+        await second
+
+    try:
+        asyncio.run(main())
+        assert _count(store, "kept") == 1
+    finally:
+        store.close()
