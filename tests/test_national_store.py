@@ -1,4 +1,5 @@
-"""The counterpart's group-inserted ledger rows: committed before append returns, batched, never lost or hung."""
+"""The counterpart's hot-path state: group-inserted ledger rows (committed before append returns, batched, never
+lost or hung) and the identity provider's expiry queues (pruning costs O(expired), never a scan per request)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from haicap.sandbox.national.oidc_provider import _Expiries
 from haicap.sandbox.national.store import RowAppender, Store
 
 SQL = "INSERT INTO idp_events (at_ms, kind, outcome, detail) VALUES (?, ?, ?, ?)"
@@ -80,3 +82,26 @@ def test_a_cancelled_caller_does_not_lose_its_neighbours_rows(tmp_path: Path) ->
         assert _count(store, "kept") == 1
     finally:
         store.close()
+
+
+def test_expired_entries_are_dropped_only_above_the_bound_and_in_expiry_order() -> None:
+    expiries = _Expiries(3, float)
+    table: dict[str, float] = {}
+    for i, expires in enumerate([1.0, 2.0, 3.0, 100.0, 101.0]):
+        table[f"k{i}"] = expires
+        expiries.add(f"k{i}", expires)
+    expiries.prune({"k0": 1.0}, now=50.0)  # at or below the bound: nothing is dropped (an expired code says so)
+    dropped: list[str] = []
+    expiries.prune(table, now=50.0, on_drop=lambda key, _: dropped.append(key))
+    assert dropped == ["k0", "k1", "k2"] and sorted(table) == ["k3", "k4"]
+
+
+def test_stale_queue_slots_of_removed_entries_are_compacted() -> None:
+    expiries = _Expiries(10, float)
+    table: dict[str, float] = {}
+    for i in range(10_000):  # codes issued and redeemed at once: the dict stays small, the queue must too
+        table[f"c{i}"] = 1e12
+        expiries.add(f"c{i}", 1e12)
+        del table[f"c{i}"]
+        expiries.prune(table, now=0.0)
+    assert len(expiries._queue) <= 2 * len(table) + expiries.bound + 1

@@ -42,6 +42,7 @@ redirect with ``error`` once the client and redirect URI are known, a problem+js
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import html
@@ -204,6 +205,36 @@ def _token_error(error: str, description: str, status: int = 400, headers: Mappi
     return JSONResponse({"error": error, "error_description": description}, status_code=status, headers=all_headers)
 
 
+class _Expiries:
+    """When each entry of a dict expires, in the order they were added, so that pruning the expired entries
+    costs O(expired) instead of a scan of the dict on every request (a storm keeps tens of thousands of codes
+    and access tokens alive: a scan per sign-on made each sign-on cost more the more came before it).
+
+    As before, expired entries are dropped only while the dict holds more than ``bound``; an entry removed by
+    other means (a redeemed code, a logout) leaves a stale queue slot, compacted when they outnumber the live."""
+
+    def __init__(self, bound: int, expiry: Callable[[Any], float]) -> None:
+        self.bound = bound
+        self._expiry = expiry
+        self._queue: deque[tuple[float, str]] = deque()
+
+    def add(self, key: str, expires: float) -> None:
+        self._queue.append((expires, key))
+
+    def prune(self, table: dict[str, Any], now: float, on_drop: Callable[[str, Any], None] | None = None) -> None:
+        queue = self._queue
+        if len(table) > self.bound:
+            while queue and queue[0][0] < now:
+                _, key = queue.popleft()
+                value = table.get(key)
+                if value is not None and self._expiry(value) < now:
+                    del table[key]
+                    if on_drop is not None:
+                        on_drop(key, value)
+        if len(queue) > 2 * len(table) + self.bound:  # amortised: at most once per len(table) + bound additions
+            self._queue = deque(sorted((self._expiry(v), k) for k, v in table.items()))
+
+
 class OidcProvider:
     """The identity provider's state and endpoints; :attr:`routes` are mounted by the app."""
 
@@ -219,6 +250,10 @@ class OidcProvider:
         self._codes: dict[str, _Grant] = {}
         self._used_codes: dict[str, float] = {}
         self._access: dict[str, _AccessToken] = {}
+        self._tokens_of: dict[str, list[str]] = {}  # CCCD -> its access tokens (logout revokes them)
+        self._code_expiries = _Expiries(10_000, lambda grant: grant.expires)
+        self._used_expiries = _Expiries(10_000, float)
+        self._access_expiries = _Expiries(100_000, lambda record: record.expires)
         self._pending: deque[_Armed] = deque()
         self._targeted: dict[str, deque[_Armed]] = {}
         self.routes = [
@@ -281,15 +316,17 @@ class OidcProvider:
         await self._events.append((now_ms(), kind, outcome, client_id, cccd, defect, detail))
 
     def _prune(self, now: float) -> None:
-        if len(self._codes) > 10_000:
-            for code in [c for c, g in self._codes.items() if g.expires < now]:
-                del self._codes[code]
-        if len(self._used_codes) > 10_000:
-            for code in [c for c, exp in self._used_codes.items() if exp < now]:
-                del self._used_codes[code]
-        if len(self._access) > 100_000:
-            for tok in [t for t, a in self._access.items() if a.expires < now]:
-                del self._access[tok]
+        self._code_expiries.prune(self._codes, now)
+        self._used_expiries.prune(self._used_codes, now)
+        self._access_expiries.prune(self._access, now, self._forget_token)
+
+    def _forget_token(self, token: str, record: _AccessToken) -> None:
+        tokens = self._tokens_of.get(record.cccd)
+        if tokens is not None:
+            with contextlib.suppress(ValueError):
+                tokens.remove(token)
+            if not tokens:
+                del self._tokens_of[record.cccd]
 
     # -- discovery -------------------------------------------------------------------------------
     async def discovery(self, request: Request) -> Response:
@@ -382,6 +419,7 @@ class OidcProvider:
         self._prune(now)
         self._codes[code] = _Grant(client_id, redirect_uri, login_hint, q.get("nonce"), challenge, acr,
                                    int(now), now + CODE_TTL)
+        self._code_expiries.add(code, now + CODE_TTL)
         detail = f"pkce={'S256' if challenge else 'none'} nonce={'yes' if q.get('nonce') else 'no'} " \
                  f"state={'yes' if state else 'no'} acr={acr}"
         await self._event("authorize", "ok", client_id=client_id, cccd=login_hint, detail=detail)
@@ -460,6 +498,7 @@ class OidcProvider:
             await self._event("token", "invalid_grant", client_id=client.client_id, detail=reason)
             return _token_error("invalid_grant", reason)
         self._used_codes[code] = grant.expires
+        self._used_expiries.add(code, grant.expires)
         failure = self._check_grant(grant, client, redirect_uri, form.get("code_verifier"), now)
         if failure:
             await self._event("token", "invalid_grant", client_id=client.client_id, cccd=grant.cccd, detail=failure)
@@ -471,6 +510,8 @@ class OidcProvider:
         id_token = self._id_token(grant, client, citizen.claims(), int(now), armed)
         access = secrets.token_urlsafe(32)
         self._access[access] = _AccessToken(grant.cccd, client.client_id, now + ACCESS_TOKEN_TTL, defect)
+        self._access_expiries.add(access, now + ACCESS_TOKEN_TTL)
+        self._tokens_of.setdefault(grant.cccd, []).append(access)
         target = (" target=login_hint" if targeted else " target=any") + armed.describe() if armed else ""
         await self._event("token", "ok", client_id=client.client_id, cccd=grant.cccd, defect=defect,
                           detail=f"pkce={'S256' if grant.code_challenge else 'none'}{target}")
@@ -609,8 +650,8 @@ class OidcProvider:
                                   detail="unregistered post_logout_redirect_uri")
                 raise ProblemError(400, "Bad Request", "post_logout_redirect_uri is not registered",
                                    [{"field": "post_logout_redirect_uri", "message": "not registered for the client"}])
-        for token in [t for t, a in self._access.items() if cccd and a.cccd == cccd]:
-            del self._access[token]
+        for token in self._tokens_of.pop(cccd, []) if cccd else []:
+            self._access.pop(token, None)
         await self._event("logout", "ok", client_id=client.client_id if client else None, cccd=cccd)
         if target:
             params = {"state": q["state"]} if "state" in q else {}
