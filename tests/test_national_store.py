@@ -105,3 +105,14 @@ def test_stale_queue_slots_of_removed_entries_are_compacted() -> None:
         del table[f"c{i}"]
         expiries.prune(table, now=0.0)
     assert len(expiries._queue) <= 2 * len(table) + expiries.bound + 1
+
+
+def test_an_appender_outlives_the_event_loop_it_was_first_used_on(tmp_path: Path) -> None:
+    store = Store(tmp_path / "n.sqlite3")
+    appender = RowAppender(store, SQL)
+    try:
+        for i in range(3):  # e.g. a test client that runs each request on a new loop
+            asyncio.run(asyncio.wait_for(appender.append((i, "jwks", "ok", f"loop-{i}")), 5))
+            assert _count(store, f"loop-{i}") == 1
+    finally:
+        store.close()

@@ -108,7 +108,8 @@ class RowAppender:
     At most one batch is with the writer at a time; rows appended meanwhile collect in the next batch, handed
     over when the first has committed (or at the end of the current event-loop turn when none is in flight).
     A storm of events therefore costs a few writer round trips, not one each; a lone event waits one commit.
-    Batches are built and handed over on the event loop only, so the writer never sees a list that still grows.
+    Batches are built and handed over on the event loop only, so the writer never sees a list that still grows;
+    the appender serves one event loop at a time (a new loop takes over when the previous one has ended).
 
     Example::
 
@@ -121,9 +122,16 @@ class RowAppender:
         self.sql = sql
         self._open: _Batch | None = None  # collecting rows, not yet handed to the writer
         self._busy = False  # a batch is with the writer, or a hand-over is scheduled
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def append(self, row: Sequence[Any]) -> None:
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # first use, or the previous loop ended (its commit can no longer reach it)
+            self._loop, self._busy = loop, False
+            if self._open is not None:  # rows of callers that went with that loop: still recorded
+                orphans = self._open.rows
+                self._open = _Batch(loop.create_future())
+                self._open.rows.extend(orphans)
         batch = self._open
         if batch is None:
             batch = self._open = _Batch(loop.create_future())
