@@ -4,6 +4,16 @@
 ``config.state_dir``, mounts the control and ledger APIs behind ``config.control_token`` (Bearer), renders
 every error as problem+json (never a traceback) and closes the store and the outgoing HTTP client on shutdown.
 
+The counterpart runs as one process (one event loop). It cannot yet serve from several worker processes on one
+socket the way the reference province does (``--province-workers``): every part keeps state another worker would
+need in its own memory — the identity provider's codes, used codes, access tokens, pending (targeted) defects and
+signing keys with their rotations, the outages the control API starts, the sync sessions, the payment
+transactions behind replay/tamper, the forwarder's sequence numbers. Sharing them means moving each into the
+store (rows consumed by ``DELETE ... RETURNING`` in the writer, as the province's pending sign-ins are; the keys
+generated once under the store's write lock) or a memory-mapped file (outages, read on every request), with a
+multi-worker test per part; until then one process is the only correct shape, and its cost per sign-on is kept
+down instead (``benchmarks/bench_counterpart.py``).
+
 Example::
 
     app = create_app(configs.national)

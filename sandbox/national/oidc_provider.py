@@ -42,6 +42,7 @@ redirect with ``error`` once the client and redirect URI are known, a problem+js
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import html
@@ -56,8 +57,9 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+import orjson
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from jwt.algorithms import RSAAlgorithm
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -68,7 +70,7 @@ from haicap.sandbox.config import NationalConfig, OidcClient
 from haicap.sandbox.national.citizens import CitizenRegistry
 from haicap.sandbox.national.outage import Outages
 from haicap.sandbox.national.problems import JSONResponse, ProblemError
-from haicap.sandbox.national.store import Store, now_ms
+from haicap.sandbox.national.store import RowAppender, Store, now_ms
 
 __all__ = ["CODE_TTL", "DEFECTS", "ID_TOKEN_TTL", "MAX_TARGETED_CITIZENS", "OidcProvider", "SigningKeys"]
 
@@ -172,6 +174,20 @@ def _hs256(payload: Mapping[str, Any], headers: Mapping[str, Any], key: bytes) -
     return f"{head}.{body}.{_b64(signature)}"
 
 
+def _rs256(payload: Mapping[str, Any], headers: Mapping[str, Any], key: rsa.RSAPrivateKey) -> str:
+    """An RS256 JWT straight through ``cryptography`` (the same JWS PyJWT makes: header keys sorted, compact
+    serialisation; claims as UTF-8 JSON), without PyJWT's per-call key preparation and header handling: the
+    signature is most of the counterpart's cost of a sign-on."""
+    head = _b64(orjson.dumps({"alg": "RS256", "typ": "JWT", **headers}, option=orjson.OPT_SORT_KEYS))
+    signing_input = f"{head}.{_b64(orjson.dumps(payload))}"
+    signature = key.sign(signing_input.encode("ascii"), _PKCS1V15, _SHA256)
+    return f"{signing_input}.{_b64(signature)}"
+
+
+_PKCS1V15 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+
+
 def _pkce_s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode("ascii")
 
@@ -189,6 +205,36 @@ def _token_error(error: str, description: str, status: int = 400, headers: Mappi
     return JSONResponse({"error": error, "error_description": description}, status_code=status, headers=all_headers)
 
 
+class _Expiries:
+    """When each entry of a dict expires, in the order they were added, so that pruning the expired entries
+    costs O(expired) instead of a scan of the dict on every request (a storm keeps tens of thousands of codes
+    and access tokens alive: a scan per sign-on made each sign-on cost more the more came before it).
+
+    As before, expired entries are dropped only while the dict holds more than ``bound``; an entry removed by
+    other means (a redeemed code, a logout) leaves a stale queue slot, compacted when they outnumber the live."""
+
+    def __init__(self, bound: int, expiry: Callable[[Any], float]) -> None:
+        self.bound = bound
+        self._expiry = expiry
+        self._queue: deque[tuple[float, str]] = deque()
+
+    def add(self, key: str, expires: float) -> None:
+        self._queue.append((expires, key))
+
+    def prune(self, table: dict[str, Any], now: float, on_drop: Callable[[str, Any], None] | None = None) -> None:
+        queue = self._queue
+        if len(table) > self.bound:
+            while queue and queue[0][0] < now:
+                _, key = queue.popleft()
+                value = table.get(key)
+                if value is not None and self._expiry(value) < now:
+                    del table[key]
+                    if on_drop is not None:
+                        on_drop(key, value)
+        if len(queue) > 2 * len(table) + self.bound:  # amortised: at most once per len(table) + bound additions
+            self._queue = deque(sorted((self._expiry(v), k) for k, v in table.items()))
+
+
 class OidcProvider:
     """The identity provider's state and endpoints; :attr:`routes` are mounted by the app."""
 
@@ -199,9 +245,15 @@ class OidcProvider:
         self.store = store
         self.outages = outages
         self.keys = SigningKeys()
+        self._events = RowAppender(store, "INSERT INTO idp_events (at_ms, kind, outcome, client_id, SoDinhDanh, "
+                                          "defect, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
         self._codes: dict[str, _Grant] = {}
         self._used_codes: dict[str, float] = {}
         self._access: dict[str, _AccessToken] = {}
+        self._tokens_of: dict[str, list[str]] = {}  # CCCD -> its access tokens (logout revokes them)
+        self._code_expiries = _Expiries(10_000, lambda grant: grant.expires)
+        self._used_expiries = _Expiries(10_000, float)
+        self._access_expiries = _Expiries(100_000, lambda record: record.expires)
         self._pending: deque[_Armed] = deque()
         self._targeted: dict[str, deque[_Armed]] = {}
         self.routes = [
@@ -261,21 +313,20 @@ class OidcProvider:
 
     async def _event(self, kind: str, outcome: str, *, client_id: str | None = None, cccd: str | None = None,
                      defect: str | None = None, detail: str = "") -> None:
-        row = (now_ms(), kind, outcome, client_id, cccd, defect, detail)
-        await self.store.write(lambda conn: conn.execute(
-            "INSERT INTO idp_events (at_ms, kind, outcome, client_id, SoDinhDanh, defect, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)", row).rowcount)
+        await self._events.append((now_ms(), kind, outcome, client_id, cccd, defect, detail))
 
     def _prune(self, now: float) -> None:
-        if len(self._codes) > 10_000:
-            for code in [c for c, g in self._codes.items() if g.expires < now]:
-                del self._codes[code]
-        if len(self._used_codes) > 10_000:
-            for code in [c for c, exp in self._used_codes.items() if exp < now]:
-                del self._used_codes[code]
-        if len(self._access) > 100_000:
-            for tok in [t for t, a in self._access.items() if a.expires < now]:
-                del self._access[tok]
+        self._code_expiries.prune(self._codes, now)
+        self._used_expiries.prune(self._used_codes, now)
+        self._access_expiries.prune(self._access, now, self._forget_token)
+
+    def _forget_token(self, token: str, record: _AccessToken) -> None:
+        tokens = self._tokens_of.get(record.cccd)
+        if tokens is not None:
+            with contextlib.suppress(ValueError):
+                tokens.remove(token)
+            if not tokens:
+                del self._tokens_of[record.cccd]
 
     # -- discovery -------------------------------------------------------------------------------
     async def discovery(self, request: Request) -> Response:
@@ -368,6 +419,7 @@ class OidcProvider:
         self._prune(now)
         self._codes[code] = _Grant(client_id, redirect_uri, login_hint, q.get("nonce"), challenge, acr,
                                    int(now), now + CODE_TTL)
+        self._code_expiries.add(code, now + CODE_TTL)
         detail = f"pkce={'S256' if challenge else 'none'} nonce={'yes' if q.get('nonce') else 'no'} " \
                  f"state={'yes' if state else 'no'} acr={acr}"
         await self._event("authorize", "ok", client_id=client_id, cccd=login_hint, detail=detail)
@@ -446,6 +498,7 @@ class OidcProvider:
             await self._event("token", "invalid_grant", client_id=client.client_id, detail=reason)
             return _token_error("invalid_grant", reason)
         self._used_codes[code] = grant.expires
+        self._used_expiries.add(code, grant.expires)
         failure = self._check_grant(grant, client, redirect_uri, form.get("code_verifier"), now)
         if failure:
             await self._event("token", "invalid_grant", client_id=client.client_id, cccd=grant.cccd, detail=failure)
@@ -457,6 +510,8 @@ class OidcProvider:
         id_token = self._id_token(grant, client, citizen.claims(), int(now), armed)
         access = secrets.token_urlsafe(32)
         self._access[access] = _AccessToken(grant.cccd, client.client_id, now + ACCESS_TOKEN_TTL, defect)
+        self._access_expiries.add(access, now + ACCESS_TOKEN_TTL)
+        self._tokens_of.setdefault(grant.cccd, []).append(access)
         target = (" target=login_hint" if targeted else " target=any") + armed.describe() if armed else ""
         await self._event("token", "ok", client_id=client.client_id, cccd=grant.cccd, defect=defect,
                           detail=f"pkce={'S256' if grant.code_challenge else 'none'}{target}")
@@ -542,9 +597,11 @@ class OidcProvider:
         if defect == "alg-es256-foreign-key":
             return jwt.encode(payload, self.keys.foreign_ec, algorithm="ES256", headers=headers)
         algorithm = {"alg-rs384": "RS384", "alg-ps256": "PS256"}.get(defect or "", "RS256")
-        key: Any = self.keys.impostor if defect == "bad-signature" else self.keys.private
+        key: rsa.RSAPrivateKey = self.keys.impostor if defect == "bad-signature" else self.keys.private
         if defect == "rotated-key":
             headers["kid"], key = self.keys.rotate()
+        if algorithm == "RS256":
+            return _rs256(payload, headers, key)
         return jwt.encode(payload, key, algorithm=algorithm, headers=headers)
 
     # -- userinfo --------------------------------------------------------------------------------
@@ -593,8 +650,8 @@ class OidcProvider:
                                   detail="unregistered post_logout_redirect_uri")
                 raise ProblemError(400, "Bad Request", "post_logout_redirect_uri is not registered",
                                    [{"field": "post_logout_redirect_uri", "message": "not registered for the client"}])
-        for token in [t for t, a in self._access.items() if cccd and a.cccd == cccd]:
-            del self._access[token]
+        for token in self._tokens_of.pop(cccd, []) if cccd else []:
+            self._access.pop(token, None)
         await self._event("logout", "ok", client_id=client.client_id if client else None, cccd=cccd)
         if target:
             params = {"state": q["state"]} if "state" in q else {}

@@ -4,20 +4,28 @@ The sync receiver is on the hot path of every province submission, so writes nev
 handler awaits :meth:`Store.write`, and an item is acknowledged only after the batch that recorded it has
 committed (:class:`~haicap.sandbox.group_commit.GroupCommitStore`, ``synchronous=NORMAL``: WAL survives a crash of
 the process, which is what a test counterpart needs). Reads for the ledger API run in a worker thread.
+
+Ledger rows written on every request of a sign-on (the identity provider's events) go through a
+:class:`RowAppender`: rows appended while a batch waits for the writer join it and are inserted with one
+``executemany``, so a login storm costs one queued op per batch rather than one per event, and every caller is
+still answered only after the commit that recorded its row (checks read the ledger right after a response).
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio.to_thread
 
 from haicap.sandbox.group_commit import GroupCommitStore, now_ms
 
-__all__ = ["SCHEMA", "Store", "now_ms"]
+__all__ = ["SCHEMA", "RowAppender", "Store", "now_ms"]
 
 T = TypeVar("T")
 
@@ -84,3 +92,80 @@ class Store(GroupCommitStore):
     def read_now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Synchronous read (start-up, tests)."""
         return fn(self.reader())
+
+
+class _Batch:
+    __slots__ = ("done", "rows")
+
+    def __init__(self, done: asyncio.Future[None]) -> None:
+        self.done = done
+        self.rows: list[Sequence[Any]] = []
+
+
+class RowAppender:
+    """Rows for one ``INSERT`` statement, group-inserted: :meth:`append` returns once its row is committed.
+
+    At most one batch is with the writer at a time; rows appended meanwhile collect in the next batch, handed
+    over when the first has committed (or at the end of the current event-loop turn when none is in flight).
+    A storm of events therefore costs a few writer round trips, not one each; a lone event waits one commit.
+    Batches are built and handed over on the event loop only, so the writer never sees a list that still grows;
+    the appender serves one event loop at a time (a new loop takes over when the previous one has ended).
+
+    Example::
+
+        events = RowAppender(store, "INSERT INTO idp_events (at_ms, kind) VALUES (?, ?)")
+        await events.append((now_ms(), "jwks"))
+    """
+
+    def __init__(self, store: Store, sql: str) -> None:
+        self.store = store
+        self.sql = sql
+        self._open: _Batch | None = None  # collecting rows, not yet handed to the writer
+        self._busy = False  # a batch is with the writer, or a hand-over is scheduled
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def append(self, row: Sequence[Any]) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # first use, or the previous loop ended (its commit can no longer reach it)
+            self._loop, self._busy = loop, False
+            if self._open is not None:  # rows of callers that went with that loop: still recorded
+                orphans = self._open.rows
+                self._open = _Batch(loop.create_future())
+                self._open.rows.extend(orphans)
+        batch = self._open
+        if batch is None:
+            batch = self._open = _Batch(loop.create_future())
+        batch.rows.append(row)
+        if not self._busy:
+            self._busy = True
+            loop.call_soon(self._hand_over, loop)
+        await asyncio.shield(batch.done)  # a caller that goes away must not cancel its neighbours' commit
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._open = self._open, None
+        if batch is None:
+            self._busy = False
+            return
+        rows, sql = batch.rows, self.sql
+        try:
+            submitted = self.store.submit(lambda conn: conn.executemany(sql, rows).rowcount)
+        except RuntimeError as exc:  # the store is closed
+            self._busy = False
+            batch.done.set_exception(exc)
+            return
+
+        def committed(source: concurrent.futures.Future[Any]) -> None:  # in the writer thread
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits any more
+                loop.call_soon_threadsafe(self._committed, loop, source, batch)
+
+        submitted.add_done_callback(committed)
+
+    def _committed(self, loop: asyncio.AbstractEventLoop, source: concurrent.futures.Future[Any],
+                   batch: _Batch) -> None:
+        if not batch.done.done():
+            error = source.exception()
+            if error is None:
+                batch.done.set_result(None)
+            else:
+                batch.done.set_exception(error)
+        self._hand_over(loop)  # the rows that came meanwhile (or nothing: then idle)
