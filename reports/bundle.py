@@ -37,8 +37,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from haicap import __version__
 from haicap.errors import HaicapError
 
-__all__ = ["BUNDLE", "BundleInfo", "key_id", "load_private_key", "load_public_key", "verify_bundle",
-           "write_bundle"]
+__all__ = ["BUNDLE", "BundleInfo", "key_id", "load_private_key", "load_public_key", "read_bundle", "verify_bundle",
+           "verify_members", "write_bundle"]
 
 BUNDLE = "bundle.zip"
 MANIFEST, SIGNATURE, SIGNER = "manifest.json", "manifest.sig", "signer.pub"
@@ -165,7 +165,17 @@ def _read(path: Path) -> dict[str, bytes]:
 
 def verify_bundle(path: Path, trusted: Ed25519PublicKey | None = None) -> tuple[list[str], BundleInfo | None]:
     """(problems, info): empty problems when the bundle is intact and signed by ``trusted`` (if given)."""
-    members = _read(path)
+    return verify_members(_read(path), trusted)
+
+
+def read_bundle(path: Path) -> dict[str, bytes]:
+    """Every member of the zip at ``path`` (verify them with :func:`verify_members` before trusting one)."""
+    return _read(path)
+
+
+def verify_members(members: dict[str, bytes],
+                   trusted: Ed25519PublicKey | None = None) -> tuple[list[str], BundleInfo | None]:
+    """:func:`verify_bundle` over members already read, so what was verified is exactly what is used."""
     missing_meta = [m for m in (MANIFEST, SIGNATURE, SIGNER) if m not in members]
     if missing_meta:
         return [f"missing {', '.join(missing_meta)}: not a signed haicap bundle"], None
