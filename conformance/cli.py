@@ -188,12 +188,12 @@ def run_certify(args: argparse.Namespace) -> int:
     from haicap.target import open_target
 
     _validate_args(args)
+    since = _load_since(args) if args.since is not None else None  # a bundle that does not verify touches nothing
     _check_out(args)
     out: Path = args.out
     previous = load_results(out / "results.json") if args.rerun_failed else None
     expected = _selected(args.only)
     rerun_ids: list[str] = []
-    since = _load_since(args) if getattr(args, "since", None) is not None else None
     if previous is not None:
         _check_rerun_matches(previous, args)
         failed_before = {c["id"] for c in previous["checks"] if c["status"] in {"failed", "error"}}
