@@ -204,7 +204,7 @@ def plan_delta(since: SinceBundle, selected: list[Any], current_versions: dict[s
             checks[spec.id] = {"rerun": True, "reasons": reasons}
         else:
             checks[spec.id] = {"rerun": False, "reasons": [
-                f"carried: passed in the bundle of {since.created}; its code, the contracts, haicap "
+                "carried: passed in the bundle; its code, the contracts, haicap "
                 f"{current_versions['haicap']} and the profile fields it reads are unchanged"]}
     selected_ids = {spec.id for spec in selected}
     return {

@@ -48,7 +48,7 @@ def test_unchanged_re_runs_only_what_did_not_pass() -> None:
     assert "reached no verdict (error) in the bundle" in delta["checks"][ids[1]]["reasons"]
     assert "skipped in the bundle" in delta["checks"][ids[2]]["reasons"]
     assert any("waived" in r for r in delta["checks"][ids[3]]["reasons"])
-    assert delta["checks"][ids[4]]["rerun"] is False and CREATED in delta["checks"][ids[4]]["reasons"][0]
+    assert delta["checks"][ids[4]]["rerun"] is False and "carried" in delta["checks"][ids[4]]["reasons"][0]
 
 
 def test_a_changed_check_hash_re_runs_that_check_only() -> None:
