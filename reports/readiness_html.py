@@ -125,6 +125,7 @@ def _fix_entry(number: int, group: FixGroup) -> str:
     sev = group.severity
     count_vi = f"{n} kiểm tra cùng một nguyên nhân" if n > 1 else "1 kiểm tra"
     count_en = f"one cause, {n} checks" if n > 1 else "1 check"
+    said = f" <span class='muted'>(as {escape(group.checks[0]['id'])} put it)</span>" if n > 1 else ""
     title = (f"<span lang='vi'>{escape(vi)} · mức {escape(SEVERITY_VI.get(sev, sev))} — {count_vi}</span> "
              f"<span class='en'>/ {escape(en)} · {escape(sev)} — {count_en}</span>")
     items = "".join(
@@ -133,7 +134,7 @@ def _fix_entry(number: int, group: FixGroup) -> str:
         f"</span> / {escape(CRITERIA.get(c['criterion'], c['criterion']))}</span></li>" for c in group.checks)
     return (f"<li class='fix {escape(group.kind)}'><h3>{number}. {title}</h3>"
             f"<p>{'Nguyên nhân chung / Common cause' if n > 1 else 'Nguyên nhân / Cause'}: "
-            f"<span class='cause'>{escape(group.cause)}</span></p>"
+            f"<span class='cause'>{escape(group.cause)}</span>{said}</p>"
             f"<ul>{items}</ul><p class='muted'><span lang='vi'>Bằng chứng của từng kiểm tra (kỳ vọng, nhận được, cách "
             f"tái hiện) ở phần Kiểm tra bên dưới.</span> / Each check's evidence (expected, received, how to "
             f"reproduce) is under Checks below.</p></li>")
