@@ -207,10 +207,12 @@ def plan_delta(since: SinceBundle, selected: list[Any], current_versions: dict[s
                 "carried: passed in the bundle; its code, the contracts, haicap "
                 f"{current_versions['haicap']} and the profile fields it reads are unchanged"]}
     selected_ids = {spec.id for spec in selected}
+    code = sorted(spec.id for spec in selected if old_hashes.get(spec.id) != current_versions["checks"][spec.id])
     return {
         "since": {"bundle": str(since.path), "created": since.created, "signer": since.signer,
                   "haicap": since.versions.get("haicap"), "readiness": since.results["summary"]["readiness"]},
-        "changes": [r for r in suite if not r.startswith("the profile")] + [_field_change(f) for f in changed_fields],
+        "changes": [r for r in suite if not r.startswith("the profile")] + [_field_change(f) for f in changed_fields]
+        + ([f"the code of {len(code)} check(s) changed or is new: {', '.join(code)}"] if code else []),
         "rerun": sorted(cid for cid, c in checks.items() if c["rerun"]),
         "carried": sorted(cid for cid, c in checks.items() if not c["rerun"]),
         "removed": sorted(cid for cid in records if cid not in current_versions["checks"]),

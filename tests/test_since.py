@@ -58,6 +58,7 @@ def test_a_changed_check_hash_re_runs_that_check_only() -> None:
     delta = plan_delta(_since(version=old), all_checks(), current, None)
     assert _rerun(delta) == {"SSO-09"}
     assert delta["checks"]["SSO-09"]["reasons"][0].startswith("its code changed (hash 000000000000…")
+    assert delta["changes"] == ["the code of 1 check(s) changed or is new: SSO-09"]
 
 
 def test_another_haicap_version_or_contracts_digest_re_runs_everything() -> None:
@@ -66,7 +67,7 @@ def test_another_haicap_version_or_contracts_digest_re_runs_everything() -> None
         old = {**current, key: value}
         delta = plan_delta(_since(version=old), all_checks(), current, None)
         assert _rerun(delta) == {spec.id for spec in all_checks()}, key
-        assert len(delta["changes"]) == 1
+        assert len(delta["changes"]) == 1, delta["changes"]
 
 
 def test_profile_fields_are_attributed_to_criteria_or_re_run_everything() -> None:

@@ -66,6 +66,10 @@ def test_waived_failures_and_a_failed_preflight() -> None:
         {"name": "province", "status": "passed", "message": "answers"}]}
     groups = fix_groups(_results(preflight=preflight))
     assert [(g.kind, g.key) for g in groups] == [("preflight", "national.public_url")]
+    outline = _Outline()
+    outline.feed(render_readiness_html(_results(preflight=preflight)))
+    assert "Kết nối chưa đúng cấu hình" in outline.entries[0]["text"]
+    assert "national.public_url" in outline.entries[0]["text"] and "redirects elsewhere" in outline.entries[0]["text"]
 
 
 class _Outline(HTMLParser):
