@@ -9,8 +9,11 @@ A check is re-run when (each reason is recorded, per check, in results.json ``de
 
 - the whole suite changed: haicap's version or the contracts' SHA-256 (``versions.json``) differ from this
   haicap's — every check re-runs;
+- haicap's shared code changed (``shared_sha256``: the runner, the clients, the sandbox, the data generators):
+  every check re-runs;
 - its own code changed: its hash in ``versions.json`` differs from this haicap's, or the bundle has none (a new
-  check);
+  check); or the code its module's checks share changed (``check_modules``: the module without its ``@check``
+  functions) — every check of that module re-runs;
 - the profile changed in a field it reads: the redacted profile in the bundle is compared with the current one,
   field by field. Only the fields in :data:`FIELD_CRITERIA` are attributed (to the criteria whose checks read
   them); ``capabilities`` re-runs the checks that require a capability that was added or removed (and every check
@@ -153,11 +156,23 @@ def _suite_reasons(since: SinceBundle, current: dict[str, Any], changed_fields: 
     if since.versions.get("contracts_sha256") != current["contracts_sha256"]:
         reasons.append(f"the contracts changed (SHA-256 {str(since.versions.get('contracts_sha256'))[:12]}… → "
                        f"{current['contracts_sha256'][:12]}…)")
+    if since.versions.get("shared_sha256") != current.get("shared_sha256"):
+        reasons.append("haicap's shared code changed (runner, clients, sandbox or data generators)"
+                       if since.versions.get("shared_sha256") else "the bundle does not record haicap's shared code")
     unattributed = [f for f in changed_fields if f.split(".")[0] not in FIELD_CRITERIA
                     and f.split(".")[0] != "capabilities"]
     if unattributed:
         reasons.append(f"the profile changed in {', '.join(unattributed)}, which reaches every criterion")
     return reasons
+
+
+def _module_reason(spec: Any, since: SinceBundle, current: dict[str, Any]) -> list[str]:
+    module = spec.func.__module__
+    old = (since.versions.get("check_modules") or {}).get(module)
+    if old == (current.get("check_modules") or {}).get(module):
+        return []
+    return [f"the shared code of its module {module.rsplit('.', 1)[-1]} changed" if old else
+            f"the bundle has no hash of its module {module.rsplit('.', 1)[-1]}"]
 
 
 def _check_reasons(spec: Any, record: dict[str, Any] | None, old_hash: Any, new_hash: str,
@@ -199,7 +214,7 @@ def plan_delta(since: SinceBundle, selected: list[Any], current_versions: dict[s
     for spec in selected:
         record = records.get(spec.id)
         reasons = list(suite) + _check_reasons(spec, record, old_hashes.get(spec.id), current_versions["checks"][
-            spec.id], field_reasons, capabilities, waived)
+            spec.id], field_reasons, capabilities, waived) + _module_reason(spec, since, current_versions)
         if reasons:
             checks[spec.id] = {"rerun": True, "reasons": reasons}
         else:
@@ -208,11 +223,15 @@ def plan_delta(since: SinceBundle, selected: list[Any], current_versions: dict[s
                 f"{current_versions['haicap']} and the profile fields it reads are unchanged"]}
     selected_ids = {spec.id for spec in selected}
     code = sorted(spec.id for spec in selected if old_hashes.get(spec.id) != current_versions["checks"][spec.id])
+    old_modules = since.versions.get("check_modules") or {}
+    modules = sorted(m.rsplit(".", 1)[-1] for m, digest in (current_versions.get("check_modules") or {}).items()
+                     if old_modules.get(m) != digest and any(spec.func.__module__ == m for spec in selected))
     return {
         "since": {"bundle": str(since.path), "created": since.created, "signer": since.signer,
                   "haicap": since.versions.get("haicap"), "readiness": since.results["summary"]["readiness"]},
         "changes": [r for r in suite if not r.startswith("the profile")] + [_field_change(f) for f in changed_fields]
-        + ([f"the code of {len(code)} check(s) changed or is new: {', '.join(code)}"] if code else []),
+        + ([f"the code of {len(code)} check(s) changed or is new: {', '.join(code)}"] if code else [])
+        + ([f"the shared code of check module(s) {', '.join(modules)} changed"] if modules else []),
         "rerun": sorted(cid for cid, c in checks.items() if c["rerun"]),
         "carried": sorted(cid for cid, c in checks.items() if not c["rerun"]),
         "removed": sorted(cid for cid in records if cid not in current_versions["checks"]),

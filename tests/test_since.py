@@ -70,6 +70,17 @@ def test_another_haicap_version_or_contracts_digest_re_runs_everything() -> None
         assert len(delta["changes"]) == 1, delta["changes"]
 
 
+def test_shared_code_re_runs_everything_and_a_module_helper_its_module() -> None:
+    current = versions()
+    shared = plan_delta(_since(version={**current, "shared_sha256": "0" * 64}), all_checks(), current, None)
+    assert _rerun(shared) == {spec.id for spec in all_checks()}
+    module = next(spec.func.__module__ for spec in all_checks() if spec.id == "PAY-01")
+    old = {**current, "check_modules": {**current["check_modules"], module: "0" * 64}}
+    delta = plan_delta(_since(version=old), all_checks(), current, None)
+    assert _rerun(delta) == {spec.id for spec in all_checks() if spec.func.__module__ == module}
+    assert delta["changes"] == [f"the shared code of check module(s) {module.rsplit('.', 1)[-1]} changed"]
+
+
 def test_profile_fields_are_attributed_to_criteria_or_re_run_everything() -> None:
     before = {"province": "01", "sso_clock_skew_seconds": 5, "province_url": "http://a", "capabilities": ["sso"]}
     skew = plan_delta(_since(profile=before), all_checks(), versions(), {**before, "sso_clock_skew_seconds": 30})
