@@ -207,3 +207,24 @@ def test_a_tampered_bundle_is_refused_before_anything_runs(tmp_path: Path,
     assert main(["certify", "--only", "SUB-01", "--province", "12", "--since", str(out / "bundle.zip"),
                  "--out", str(tmp_path / "o3")]) == 2
     assert "tested province 01, not 12" in capsys.readouterr().err
+
+
+def test_a_bundle_signed_by_another_key_than_the_runs_is_refused(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from haicap.conformance.since import load_since
+    from haicap.errors import HaicapError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps({"target": {}, "summary": {}, "checks": []}), encoding="utf-8")
+    signer, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    write_bundle(run, signer, created=CREATED)
+    with pytest.raises(HaicapError, match="not the trusted key"):
+        load_since(run / "bundle.zip", other.public_key())
+    key = tmp_path / "other.pem"
+    key.write_bytes(other.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption()))
+    assert main(["certify", "--since", str(run / "bundle.zip"), "--signing-key", str(key), "--out",
+                 str(tmp_path / "o")]) == 2
+    assert main(["certify", "--since", str(run / "bundle.zip"), "--rerun-failed", "--out", str(tmp_path / "o")]) == 2
