@@ -177,6 +177,11 @@ def _delta(results: dict[str, Any]) -> str:
             f"<tr><th>Id</th><th>This run</th><th>Why</th></tr>{rows}</table></details>")
 
 
+def _carried_note(results: dict[str, Any]) -> str:
+    carried = sum(1 for c in results["checks"] if c.get("carried_from"))
+    return f" ({carried} carried from the earlier bundle, not re-run: see the delta above)" if carried else ""
+
+
 def render_readiness_html(results: dict[str, Any]) -> str:
     target = results["target"]
     summary = results["summary"]
@@ -237,7 +242,7 @@ haicap {escape(results['haicap_version'])} · seed {results['seed']} · {_when(r
 {_reruns(results)}
 {_preflight(results)}
 <p>{summary['total']} checks: {summary['passed']} passed, {summary['failed']} failed, {summary['error']} could not run,
-{summary['skipped']} skipped.</p>
+{summary['skipped']} skipped{_carried_note(results)}.</p>
 <h2>Verdict per criterion</h2>
 <table><tr><th>Criterion (national checklist)</th><th>Verdict</th><th>Checks</th></tr>{''.join(rows)}</table>
 <h2>Checks</h2>
