@@ -21,9 +21,10 @@ A check is re-run when (each reason is recorded, per check, in results.json ``de
   back office reaches every criterion). Secret *values* are not in the bundle, so a rotated secret is not seen;
 - it did not pass in the bundle: failed, error, skipped, or waived.
 
-Everything else is carried. ``--since`` is refused for another province, another seed, the embedded sandbox
-against a profile's province (or the reverse), another set of sandbox faults, or a bundle whose run stopped in its
-pre-flight: the carried evidence would describe another target.
+Everything else is carried (``carried_from``: when the check last really ran — the bundle's created time, or the
+time a record already carried in that bundle had). ``--since`` is refused for another province, another seed,
+the embedded sandbox against a profile's province (or the reverse), another set of sandbox faults, or a bundle
+whose run stopped in its pre-flight: the carried evidence would describe another target.
 """
 
 from __future__ import annotations
@@ -249,7 +250,7 @@ def carried_records(since: SinceBundle, delta: dict[str, Any]) -> list[dict[str,
         if record["id"] in carried:
             copied = copy.deepcopy(record)
             copied.pop("waiver", None)  # this run's --waivers decide; a carried record passed anyway
-            copied["carried_from"] = since.created
+            copied.setdefault("carried_from", since.created)  # carried twice: when the check last really ran
             out.append(copied)
     return out
 

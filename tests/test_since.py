@@ -193,6 +193,10 @@ def test_a_tampered_bundle_is_refused_before_anything_runs(tmp_path: Path,
     # nothing changed and SUB-01 passed: no target is started, the check is carried
     assert main(["certify", "--only", "SUB-01", "--since", str(run / "bundle.zip"), "--out", str(out)]) == 0
     assert _results(out)["checks"][0]["carried_from"] == CREATED and _results(out)["delta"]["rerun"] == []
+    # the bundle may sit in the run folder it is replaced in: it is read and verified before anything is removed
+    assert main(["certify", "--only", "SUB-01", "--since", str(out / "bundle.zip"), "--out", str(out)]) == 0
+    assert main(["verify", str(out / "bundle.zip"), "--trust", str(out / "bundle.pub")]) == 0
+    assert _results(out)["checks"][0]["carried_from"] == CREATED  # when SUB-01 last really ran
     with zipfile.ZipFile(run / "bundle.zip") as zf:
         members = {n: zf.read(n) for n in zf.namelist()}
     members["results.json"] = members["results.json"].replace(b'"passed"', b'"failed"', 1)
