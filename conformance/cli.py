@@ -14,7 +14,8 @@ province); 3 incomplete (a selected check skipped for an undeclared capability, 
 A new run first removes every output of the previous run (results, report, junit, allure-results/, operator/),
 so an interrupted run never leaves old evidence next to new. ``--rerun-failed`` re-runs what failed on the *same*
 province, seed and sandbox faults (the province fixed in between) and merges results.json, report.html and
-junit.xml, recording each re-run (when, which checks); Allure keeps both attempts.
+junit.xml, recording each re-run (when, which checks); Allure keeps both attempts. ``--since bundle.zip``
+verifies an earlier bundle and re-runs only what changed since (conformance/since.py), carrying the rest.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def register(subparsers: Any) -> None:
                         help="exit 0, not 3, when some selected checks were skipped or reached no verdict")
     parser.add_argument("--rerun-failed", action="store_true",
                         help="re-run only the checks that failed or errored in OUT/results.json and merge")
+    parser.add_argument("--since", type=Path, metavar="BUNDLE",
+                        help="delta re-certification: verify this earlier bundle.zip, re-run only the checks whose"
+                        " code, contracts, haicap version or profile fields changed or that did not pass")
     parser.add_argument("--fault", action="append", default=[], metavar="ID",
                         help="switch a named fault on in the embedded sandbox (repeatable)")
     parser.add_argument("--province", metavar="CODE",
@@ -71,6 +75,7 @@ def register(subparsers: Any) -> None:
 OUTPUTS = ("results.json", "report.html", "junit.xml", "bundle.zip", "bundle.pub")
 RECORDS = "checks.raw.json"
 RERUN_JUNIT = "junit.rerun.xml"
+CARRIED_JUNIT = "junit.carried.xml"
 OUTPUT_DIRS = ("allure-results", "operator")
 
 
@@ -87,6 +92,9 @@ def _validate_args(args: argparse.Namespace) -> None:
     args.only = [c if c in CRITERIA else c.upper() for c in args.only]
     if args.workers < 0:
         raise HaicapError("--workers must be 0 or more")
+    if args.since is not None and args.rerun_failed:
+        raise HaicapError("--since and --rerun-failed do not mix: --since carries from a bundle, --rerun-failed "
+                          "merges into OUT/results.json; pick one")
     if args.profile is not None:
         if args.fault:
             raise HaicapError("--fault applies to the embedded sandbox only, not to a profile's province")
@@ -124,7 +132,7 @@ def _check_out(args: argparse.Namespace) -> None:
         probe.unlink()
     except OSError as exc:
         raise HaicapError(f"cannot write the run folder {args.out}: {exc.strerror}") from None
-    for name in (*OUTPUTS, RECORDS, RERUN_JUNIT):
+    for name in (*OUTPUTS, RECORDS, RERUN_JUNIT, CARRIED_JUNIT):
         path = args.out / name
         if path.exists() and not path.is_file():
             raise HaicapError(f"cannot write {path}: it exists and is not a regular file")
@@ -134,7 +142,7 @@ def _remove_previous_outputs(out: Path) -> None:
     """The previous run's evidence must not survive next to this one's."""
     import shutil
 
-    for name in (*OUTPUTS, RECORDS, RERUN_JUNIT):
+    for name in (*OUTPUTS, RECORDS, RERUN_JUNIT, CARRIED_JUNIT):
         (out / name).unlink(missing_ok=True)
     for name in OUTPUT_DIRS:
         if (out / name).is_dir():
@@ -180,6 +188,7 @@ def run_certify(args: argparse.Namespace) -> int:
     from haicap.target import open_target
 
     _validate_args(args)
+    since = _load_since(args) if args.since is not None else None  # a bundle that does not verify touches nothing
     _check_out(args)
     out: Path = args.out
     previous = load_results(out / "results.json") if args.rerun_failed else None
@@ -197,6 +206,17 @@ def run_certify(args: argparse.Namespace) -> int:
     else:
         _remove_previous_outputs(out)
     started = _now()
+    delta_run = None
+    if since is not None:
+        delta = _plan_since(since, args, expected)
+        rerun_ids = list(delta["rerun"])
+        delta_run = (since, delta)
+        print(f"haicap certify --since {args.since} ({since.created}): re-running {len(rerun_ids)}, carrying "
+              f"{len(delta['carried'])}", flush=True)
+        for change in delta["changes"]:
+            print(f"  changed: {change}", flush=True)
+        if not rerun_ids:
+            return _carry_only(args, since, delta, expected, started, time.monotonic())
     t0 = time.monotonic()
     what = f"profile {args.profile}" if args.profile else "embedded sandbox"
     print(f"haicap certify: starting the target ({what})", flush=True)
@@ -207,7 +227,7 @@ def run_certify(args: argparse.Namespace) -> int:
         preflight = _preflight(target, args, out, started)
         if not preflight["ok"]:
             return 2
-        results = _run_checks(target, args, expected, rerun_ids, previous, started, preflight)
+        results = _run_checks(target, args, expected, rerun_ids, previous, started, preflight, delta_run)
     _print_summary(results, out, time.monotonic() - t0)
     return int(results["summary"]["exit_code"])
 
@@ -245,11 +265,11 @@ def _preflight(target: Any, args: argparse.Namespace, out: Path, started: str) -
 
 
 def _run_checks(target: Any, args: argparse.Namespace, expected: list[Any], rerun_ids: list[str],
-                previous: dict[str, Any] | None, started: str, preflight: dict[str, Any]) -> dict[str, Any]:
+                previous: dict[str, Any] | None, started: str, preflight: dict[str, Any],
+                delta_run: tuple[Any, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Run the checks in a pytest child process, then write results.json, report.html and the merged junit."""
     from haicap.redaction import Redactor
-    from haicap.reports.readiness_html import render_readiness_html
-    from haicap.reports.results import build_results, write_results
+    from haicap.reports.results import build_results
 
     out: Path = args.out
     redact = Redactor(target.secret_values)
@@ -264,6 +284,10 @@ def _run_checks(target: Any, args: argparse.Namespace, expected: list[Any], reru
     finally:
         os.unlink(target_file)
     records = json.loads(records_path.read_text(encoding="utf-8")) if records_path.exists() else []
+    if delta_run is not None:
+        from haicap.conformance.since import carried_records
+
+        records = [r for r in records if r["id"] in set(rerun_ids)] + carried_records(*delta_run)
     from haicap.conformance.preflight import after_run_probe
 
     late = after_run_probe(target)
@@ -282,12 +306,96 @@ def _run_checks(target: Any, args: argparse.Namespace, expected: list[Any], reru
 
             merge_junit(out / "junit.xml", rerun_junit, out / "junit.xml")
             rerun_junit.unlink()
-    results = _with_waivers(redact.value(results), args)
+    return _finish(args, redact.value(results), redact, started, delta_run)
+
+
+def _finish(args: argparse.Namespace, results: dict[str, Any], redact: Any, started: str,
+            delta_run: tuple[Any, dict[str, Any]] | None) -> dict[str, Any]:
+    """Waivers, results.json, report.html, redaction of the folder, bundle.zip (with --since: the delta and the
+    carried checks' JUnit cases)."""
+    from haicap.reports.readiness_html import render_readiness_html
+    from haicap.reports.results import write_results
+
+    out: Path = args.out
+    if delta_run is not None:
+        results["delta"] = delta_run[1]
+        _carry_junit(out, *delta_run)
+    results = _with_waivers(results, args)
     write_results(out / "results.json", results)
     (out / "report.html").write_text(render_readiness_html(results), encoding="utf-8")
     redact.files(out)
     _write_bundle(args, results, redact, started)
     return results
+
+
+def _carry_junit(out: Path, since: Any, delta: dict[str, Any]) -> None:
+    """junit.xml keeps describing every selected check: the carried ones' cases come from the bundle."""
+    from haicap.conformance.since import carried_junit
+    from haicap.reports.junit_merge import merge_junit
+
+    fresh = out / "junit.xml"
+    if not fresh.exists():
+        carried_junit(since, delta, fresh)
+        return
+    base = out / CARRIED_JUNIT
+    if carried_junit(since, delta, base):
+        merge_junit(base, fresh, fresh)
+        base.unlink()
+
+
+def _load_since(args: argparse.Namespace) -> Any:
+    """The --since bundle, verified (against this run's signing key when it has one) and of the same target."""
+    from haicap.conformance.since import check_since_matches, load_since
+    from haicap.target import embedded_provider, load_profile
+
+    trusted = None
+    key_file = args.signing_key or _profile_signing_key(args.profile)
+    if key_file is not None:  # the new bundle re-signs the carried evidence: its key must have signed it before
+        from haicap.reports.bundle import load_private_key
+
+        trusted = load_private_key(key_file).public_key()
+    since = load_since(args.since, trusted)
+    province = load_profile(args.profile).data["province"] if args.profile is not None else (
+        args.province or embedded_provider().default_province)
+    check_since_matches(since, embedded=args.profile is None, province=province, faults=args.fault, seed=args.seed)
+    return since
+
+
+def _current_profile(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The profile as a bundle would hold it (redacted with the run's secrets), to compare with the bundle's."""
+    if args.profile is None:
+        return None
+    import yaml
+
+    from haicap.redaction import Redactor
+    from haicap.target import load_profile
+
+    profile = load_profile(args.profile)
+    secrets = [profile.secret(k) for k in profile.data["credentials"] if k.endswith("_env")]
+    return Redactor(secrets).value(yaml.safe_load(args.profile.read_text(encoding="utf-8")))  # type: ignore[no-any-return]
+
+
+def _plan_since(since: Any, args: argparse.Namespace, expected: list[Any]) -> dict[str, Any]:
+    from haicap.conformance.since import plan_delta
+    from haicap.reports.bundle import versions
+
+    return plan_delta(since, expected, versions(), _current_profile(args))
+
+
+def _carry_only(args: argparse.Namespace, since: Any, delta: dict[str, Any], expected: list[Any], started: str,
+                t0: float) -> int:
+    """Nothing changed that a check depends on: no target is started; every check is carried from the bundle."""
+    from haicap.conformance.since import carried_records
+    from haicap.redaction import Redactor
+    from haicap.reports.results import build_results
+
+    print("  nothing to re-run: every selected check passed in the bundle and nothing it depends on changed",
+          flush=True)
+    results = build_results(carried_records(since, delta), expected, target=since.results["target"],
+                            seed=args.seed, started=started, finished=_now(), allow_incomplete=args.allow_incomplete)
+    results = _finish(args, results, Redactor(()), started, (since, delta))
+    _print_summary(results, args.out, time.monotonic() - t0)
+    return int(results["summary"]["exit_code"])
 
 
 def _with_waivers(results: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -413,6 +521,10 @@ def _print_summary(results: dict[str, Any], out: Path, seconds: float) -> None:
         print(f"  {criterion:<11} {verdict}")
     print(f"\n{s['total']} checks: {s['passed']} passed, {s['failed']} failed, {s['error']} error, "
           f"{s['skipped']} skipped in {seconds:.1f}s — readiness: {s['readiness']}")
+    if results.get("delta"):
+        d = results["delta"]
+        print(f"delta since {d['since']['created']}: {len(d['rerun'])} re-run, {len(d['carried'])} carried "
+              "(results.json delta.checks says why, per check)")
     if s["passed"] == 0 and s["failed"] == 0 and s["error"] == 0:
         print("nothing was verified: every check was skipped (see each check's reason in the report)")
     meaning = {0: "every selected check passed", 1: "a rule was broken",

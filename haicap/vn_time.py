@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta, timezone
 __all__ = [
     "VN_TZ",
     "describe_offset",
+    "display_vn_utc",
     "format_thoi_gian",
     "to_ms",
     "vn_date_code",
@@ -68,3 +69,18 @@ def describe_offset(field: str, hours: int) -> str:
     zone = 7 + hours  # the zone the sender wrote the time in, as UTC+zone
     named = "UTC" if zone == 0 else f"UTC{zone:+d}"
     return f"{field} is {abs(hours)} h {direction}: a {named} time sent as Vietnam time"
+
+
+def display_vn_utc(iso: object) -> str:
+    """An ISO 8601 instant for a reader in Viet Nam: ``2026-12-02 08:54:42 +07:00 (01:54:42 UTC)`` (the UTC date
+    too when it differs). A value without a zone is taken as UTC; one that is not a time is returned as given."""
+    try:
+        moment = datetime.fromisoformat(str(iso))
+    except ValueError:
+        return str(iso)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local, utc = moment.astimezone(VN_TZ), moment.astimezone(UTC)
+    same_day = local.date() == utc.date()
+    utc_text = utc.strftime("%H:%M:%S UTC" if same_day else "%Y-%m-%d %H:%M:%S UTC")
+    return f"{local.strftime('%Y-%m-%d %H:%M:%S')} +07:00 ({utc_text})"

@@ -1,8 +1,9 @@
 """The signed certification bundle: a run folder as one zip anyone can verify offline.
 
 ``bundle.zip`` holds the evidence of a ``haicap certify`` run (results.json, report.html, junit.xml,
-allure-results/, the redacted profile), ``versions.json`` (haicap's version, the contracts' SHA-256 and one hash
-per check's code, so a later run can tell what changed), and ``manifest.json``: the SHA-256 of every other
+allure-results/, the redacted profile), ``versions.json`` (haicap's version, the contracts' SHA-256, one hash
+per check's code, per check module's shared code and over haicap's shared code, so a later run can tell what
+changed), and ``manifest.json``: the SHA-256 of every other
 member. ``manifest.sig`` is an Ed25519 signature (cryptography) over the manifest's exact bytes, and
 ``signer.pub`` the public key that made it. The province signs with its own key (``--signing-key`` /
 ``signing_key_file`` in the profile); without one, a key is generated for the run and its public half is written
@@ -37,8 +38,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from haicap import __version__
 from haicap.errors import HaicapError
 
-__all__ = ["BUNDLE", "BundleInfo", "key_id", "load_private_key", "load_public_key", "verify_bundle",
-           "write_bundle"]
+__all__ = ["BUNDLE", "BundleInfo", "key_id", "load_private_key", "load_public_key", "read_bundle", "verify_bundle",
+           "verify_members", "write_bundle"]
 
 BUNDLE = "bundle.zip"
 MANIFEST, SIGNATURE, SIGNER = "manifest.json", "manifest.sig", "signer.pub"
@@ -103,7 +104,60 @@ def versions() -> dict[str, Any]:
         except (OSError, TypeError):
             source = spec.func.__qualname__
         checks[spec.id] = hashlib.sha256(f"{spec.rule}\n{spec.title}\n{source}".encode()).hexdigest()
-    return {"haicap": __version__, "contracts_sha256": contracts_digest(), "checks": checks}
+    return {"haicap": __version__, "contracts_sha256": contracts_digest(), "checks": checks,
+            "check_modules": _check_module_digests(), "shared_sha256": _shared_code_digest()}
+
+
+#: The packages whose code decides a check's outcome besides the check itself (runner, clients, sandbox, data).
+SHARED_PACKAGES = ("haicap", "haicap.conformance", "haicap.sandbox", "haicap.data_generators")
+
+
+def _shared_code_digest() -> str:
+    """SHA-256 over the source of :data:`SHARED_PACKAGES`, the check modules aside (they are hashed per check and
+    per module): a change there may change any check's outcome, so ``certify --since`` re-runs everything."""
+    import importlib.util
+
+    digest = hashlib.sha256()
+    for name in SHARED_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        root = Path(next(iter(spec.submodule_search_locations)))
+        for path in sorted(root.rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if "__pycache__" in rel or (name == "haicap.conformance" and rel.startswith("checks/")):
+                continue
+            digest.update(f"{name}/{rel}\0".encode() + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _check_module_digests() -> dict[str, str]:
+    """Per check module, SHA-256 of its code without the ``@check`` functions: the helpers and constants its
+    checks share (a check's own function is in its per-check hash)."""
+    import ast
+    import sys
+
+    from haicap.conformance.registry import all_checks
+
+    out: dict[str, str] = {}
+    for module_name in sorted({spec.func.__module__ for spec in all_checks()}):
+        try:
+            tree = ast.parse(inspect.getsource(sys.modules[module_name]))
+        except (OSError, TypeError, KeyError, SyntaxError):
+            out[module_name] = "unreadable"
+            continue
+        tree.body = [node for node in tree.body if not _is_check(node)]
+        out[module_name] = hashlib.sha256(ast.unparse(tree).encode()).hexdigest()
+    return out
+
+
+def _is_check(node: object) -> bool:
+    import ast
+
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return False
+    return any(isinstance(d, ast.Call) and getattr(d.func, "id", getattr(d.func, "attr", None)) == "check"
+               for d in node.decorator_list)
 
 
 def _members(run_dir: Path) -> list[tuple[str, Path]]:
@@ -165,7 +219,17 @@ def _read(path: Path) -> dict[str, bytes]:
 
 def verify_bundle(path: Path, trusted: Ed25519PublicKey | None = None) -> tuple[list[str], BundleInfo | None]:
     """(problems, info): empty problems when the bundle is intact and signed by ``trusted`` (if given)."""
-    members = _read(path)
+    return verify_members(_read(path), trusted)
+
+
+def read_bundle(path: Path) -> dict[str, bytes]:
+    """Every member of the zip at ``path`` (verify them with :func:`verify_members` before trusting one)."""
+    return _read(path)
+
+
+def verify_members(members: dict[str, bytes],
+                   trusted: Ed25519PublicKey | None = None) -> tuple[list[str], BundleInfo | None]:
+    """:func:`verify_bundle` over members already read, so what was verified is exactly what is used."""
     missing_meta = [m for m in (MANIFEST, SIGNATURE, SIGNER) if m not in members]
     if missing_meta:
         return [f"missing {', '.join(missing_meta)}: not a signed haicap bundle"], None

@@ -1,8 +1,10 @@
 """The readiness report: one self-contained HTML page a province can hand in.
 
-First a verdict per readiness criterion, in the columns of the national checklist, then every check with its
+It opens with **what to fix** (reports/what_to_fix.py: the failed checks grouped by root cause, in Vietnamese with
+English beside), then, for ``certify --since``, the delta (what changed since the bundle, why each check was re-run
+or carried), then a verdict per readiness criterion, in the columns of the national checklist, then every check with its
 rule, outcome, and for a failure what was expected, what came back and how to reproduce it. No external
-assets (CSS inline, no scripts), every value HTML-escaped.
+assets (CSS inline, no scripts), every value HTML-escaped. Every time is shown in Asia/Ho_Chi_Minh with UTC beside.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 
 from haicap.conformance.registry import CRITERIA
 from haicap.criteria import ALL_CAPABILITIES
+from haicap.reports.what_to_fix import CRITERIA_VI, KIND, SEVERITY_VI, FixGroup, fix_groups
+from haicap.vn_time import display_vn_utc
 
 __all__ = ["render_readiness_html"]
 
@@ -26,6 +30,11 @@ th{background:#f4f6f8} .v{font-weight:600;border-radius:4px;padding:.15rem .5rem
 .incomplete{background:#fff1d6;color:#7a4d00}
 pre{background:#f6f8fa;padding:.5rem;overflow-x:auto;white-space:pre-wrap;margin:.3rem 0}
 details summary{cursor:pointer} td code{white-space:nowrap}
+.fix{border:1px solid #dde2e6;border-left:5px solid #8a1c17;border-radius:4px;padding:.6rem .9rem;margin:.7rem 0}
+.fix.error{border-left-color:#b07800;background:none;color:inherit} .fix.preflight{border-left-color:#8a1c17}
+.fix h3{margin:.1rem 0 .3rem;font-size:1.05rem} .fix ul{margin:.3rem 0 .2rem 1.2rem;padding:0}
+.en{color:#5c6670} .cause{font-family:ui-monospace,monospace;background:#f6f8fa;padding:.1rem .3rem}
+.carried{background:#e8eefc;color:#23408e;font-weight:400}
 """
 
 
@@ -38,8 +47,12 @@ def _pre(value: Any) -> str:
     return f"<pre>{escape(text)}</pre>"
 
 
+def _when(value: Any) -> str:
+    return escape(display_vn_utc(value))
+
+
 def _reruns(results: dict[str, Any]) -> str:
-    items = [f"<li>{escape(r['started'])}: re-ran {escape(', '.join(r['checks']) or 'nothing')}"
+    items = [f"<li>{_when(r['started'])}: re-ran {escape(', '.join(r['checks']) or 'nothing')}"
              + (f" (sandbox faults: {escape(', '.join(r['faults']))})" if r["faults"] else "") + "</li>"
              for r in results.get("reruns", [])]
     return f"<p class='muted'>Re-runs merged into this report:</p><ul class='muted'>{''.join(items)}</ul>" \
@@ -101,6 +114,74 @@ def _preflight(results: dict[str, Any]) -> str:
             f"<table><tr><th>Probe</th><th>Outcome</th><th>What it saw</th></tr>{rows}</table>")
 
 
+def _fix_entry(number: int, group: FixGroup) -> str:
+    vi, en = KIND[group.kind]
+    if group.kind == "preflight":
+        title = (f"<span lang='vi'>{escape(vi)}: trường <code>{escape(group.field_name or group.key)}</code></span>"
+                 f" <span class='en'>/ {escape(en)}: field <code>{escape(group.field_name or group.key)}</code></span>")
+        return (f"<li class='fix preflight'><h3>{number}. {title}</h3><p>Nguyên nhân / Cause: "
+                f"<span class='cause'>{escape(group.cause)}</span></p></li>")
+    n = len(group.checks)
+    sev = group.severity
+    count_vi = f"{n} kiểm tra cùng một nguyên nhân" if n > 1 else "1 kiểm tra"
+    count_en = f"one cause, {n} checks" if n > 1 else "1 check"
+    said = f" <span class='muted'>(as {escape(group.checks[0]['id'])} put it)</span>" if n > 1 else ""
+    title = (f"<span lang='vi'>{escape(vi)} · mức {escape(SEVERITY_VI.get(sev, sev))} — {count_vi}</span> "
+             f"<span class='en'>/ {escape(en)} · {escape(sev)} — {count_en}</span>")
+    items = "".join(
+        f"<li><a href='#check-{escape(c['id'])}'><code>{escape(c['id'])}</code></a> {escape(c['title'])} "
+        f"<span class='muted'>· {escape(c['severity'])} · <span lang='vi'>{escape(CRITERIA_VI.get(c['criterion'], ''))}"
+        f"</span> / {escape(CRITERIA.get(c['criterion'], c['criterion']))}</span></li>" for c in group.checks)
+    return (f"<li class='fix {escape(group.kind)}'><h3>{number}. {title}</h3>"
+            f"<p>{'Nguyên nhân chung / Common cause' if n > 1 else 'Nguyên nhân / Cause'}: "
+            f"<span class='cause'>{escape(group.cause)}</span>{said}</p>"
+            f"<ul>{items}</ul><p class='muted'><span lang='vi'>Bằng chứng của từng kiểm tra (kỳ vọng, nhận được, cách "
+            f"tái hiện) ở phần Kiểm tra bên dưới.</span> / Each check's evidence (expected, received, how to "
+            f"reproduce) is under Checks below.</p></li>")
+
+
+def _what_to_fix(results: dict[str, Any]) -> str:
+    """The report's first section: one entry per root cause (reports/what_to_fix.py), Vietnamese and English."""
+    groups = fix_groups(results)
+    head = "<h2 id='what-to-fix'><span lang='vi'>Cần khắc phục</span> <span class='en'>/ What to fix</span></h2>"
+    if not groups:
+        return (f"<section>{head}<p><span lang='vi'>Không có kiểm tra nào vi phạm quy tắc hoặc không chạy được."
+                "</span> <span class='en'>/ No check failed or reached no verdict.</span></p></section>")
+    checks = sum(len(g.checks) for g in groups)
+    intro = (f"<p><span lang='vi'>{len(groups)} nguyên nhân, {checks} kiểm tra, xếp theo mức độ: sửa từ trên xuống."
+             f"</span> <span class='en'>/ {len(groups)} cause(s) behind {checks} check(s), most severe first: fix "
+             "from the top. Checks are grouped when their failure messages open with the same clause (identifiers "
+             "and numbers aside).</span></p>")
+    entries = "".join(_fix_entry(i, g) for i, g in enumerate(groups, 1))
+    return f"<section>{head}{intro}<ol style='list-style:none;padding:0'>{entries}</ol></section>"
+
+
+def _delta(results: dict[str, Any]) -> str:
+    """certify --since: which bundle, what changed, and per check why it was re-run or carried."""
+    delta = results.get("delta")
+    if not delta:
+        return ""
+    since = delta["since"]
+    changes = "".join(f"<li>{escape(c)}</li>" for c in delta["changes"]) or \
+        "<li>nothing: haicap, the contracts, the checks' code and the profile are as in the bundle</li>"
+    rows = "".join(
+        f"<tr><td><code>{escape(cid)}</code></td><td>{'re-run' if item['rerun'] else 'carried'}</td>"
+        f"<td>{escape('; '.join(item['reasons']))}</td></tr>" for cid, item in sorted(delta["checks"].items()))
+    removed = f"<p class='muted'>No longer in haicap: {escape(', '.join(delta['removed']))}</p>" \
+        if delta.get("removed") else ""
+    return (f"<h2>Delta since bundle <span class='muted'>{escape(str(since.get('bundle')))}</span></h2>"
+            f"<p>The bundle was created {_when(since.get('created'))}, signed by key {escape(str(since.get('signer')))}"
+            f" (readiness then: {escape(str(since.get('readiness')))}). {len(delta['rerun'])} check(s) re-run, "
+            f"{len(delta['carried'])} carried with their evidence from the bundle.</p><p>Changed since:</p>"
+            f"<ul>{changes}</ul>{removed}<details><summary>Why each check was re-run or carried</summary><table>"
+            f"<tr><th>Id</th><th>This run</th><th>Why</th></tr>{rows}</table></details>")
+
+
+def _carried_note(results: dict[str, Any]) -> str:
+    carried = sum(1 for c in results["checks"] if c.get("carried_from"))
+    return f" ({carried} carried from the earlier bundle, not re-run: see the delta above)" if carried else ""
+
+
 def render_readiness_html(results: dict[str, Any]) -> str:
     target = results["target"]
     summary = results["summary"]
@@ -133,8 +214,11 @@ def render_readiness_html(results: dict[str, Any]) -> str:
                 evidence += f"<details><summary>how to look</summary>{_pre(c['reproduce'])}</details>"
         elif c.get("message"):  # a passed check's summary of what it covered
             evidence = f"<br>{escape(c['message'])}"
+        if c.get("carried_from"):
+            evidence += (f"<br><span class='v carried'>carried from the bundle of {_when(c['carried_from'])}"
+                         "</span>")
         details.append(
-            f"<tr><td><code>{escape(c['id'])}</code></td><td>{escape(c['title'])}<br>"
+            f"<tr id='check-{escape(c['id'])}'><td><code>{escape(c['id'])}</code></td><td>{escape(c['title'])}<br>"
             f"<span class='muted'>{_rule_html(c)} · {escape(c['severity'])}</span>{evidence}</td>"
             f"<td><span class='v {_cls(c['status'])}'>{escape(c['status'])}</span></td></tr>"
         )
@@ -151,12 +235,14 @@ def render_readiness_html(results: dict[str, Any]) -> str:
 <style>{_CSS}</style></head><body>
 <h1>Readiness report <span class='v {_cls(overall)}'>{overall}</span></h1>
 <p class="muted">{' · '.join(where)}<br>
-haicap {escape(results['haicap_version'])} · seed {results['seed']} · {escape(results['started'])} →
- {escape(results['finished'])}</p>
+haicap {escape(results['haicap_version'])} · seed {results['seed']} · {_when(results['started'])} →
+ {_when(results['finished'])}</p>
+{_what_to_fix(results)}
+{_delta(results)}
 {_reruns(results)}
 {_preflight(results)}
 <p>{summary['total']} checks: {summary['passed']} passed, {summary['failed']} failed, {summary['error']} could not run,
-{summary['skipped']} skipped.</p>
+{summary['skipped']} skipped{_carried_note(results)}.</p>
 <h2>Verdict per criterion</h2>
 <table><tr><th>Criterion (national checklist)</th><th>Verdict</th><th>Checks</th></tr>{''.join(rows)}</table>
 <h2>Checks</h2>
