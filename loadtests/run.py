@@ -492,7 +492,7 @@ def _province_records(opts: LoadOptions, target: Target, accepted: dict[str, Any
 
 
 def _gate_summary(opts: LoadOptions, scenarios: dict[str, Any], mix: Mix, shape: Any, recorder: Recorder,
-                  slo: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+                  slo: dict[str, Any], raw: dict[str, Any], sync_checked: bool) -> dict[str, Any]:
     """Gates judged / passed / breached / not judged, over every gate of the journeys the shape asked for."""
     from haicap.loadtests.judgeability import expected_journeys
     from haicap.loadtests.slo import gate_counts, gates
@@ -500,7 +500,8 @@ def _gate_summary(opts: LoadOptions, scenarios: dict[str, Any], mix: Mix, shape:
     asked = {k for k, v in expected_journeys(shape, mix.weights, opts.max_rate, scenarios).items() if v > 0}
     measured = [(s, None) for s in recorder.journeys] + [Recorder.split_step_key(k) for k in recorder.steps]
     ids = sorted(asked | {s for s, _ in measured})
-    counts = gate_counts(slo, gates(scenarios, ids, [m for m in measured if m[1] is not None]), measured)
+    counts = gate_counts(slo, gates(scenarios, ids, [m for m in measured if m[1] is not None]), measured,
+                         sync_checked=sync_checked)
     counts["expected_not_judged"] = raw.get("expected_not_judged") or []
     counts["strict"] = opts.strict
     return counts
@@ -547,7 +548,7 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
                       f"{hosts}; those requests were refused, none was sent (if that host is yours and meant to be "
                       "loaded, name it with --allow-target)")
     slo = evaluate_slos(recorder, scenarios, sync)
-    gate_summary = _gate_summary(opts, scenarios, mix, shape, recorder, slo, raw)
+    gate_summary = _gate_summary(opts, scenarios, mix, shape, recorder, slo, raw, bool(sync and sync.get("checked")))
 
     totals = recorder.totals()
     journeys_started = sum(s.started for s in recorder.seconds.values())

@@ -120,7 +120,6 @@ def evaluate_slos(recorder: Recorder, scenarios: Mapping[str, Scenario],
     measured_steps = [Recorder.split_step_key(key) for key in recorder.steps]
     ids = sorted({*recorder.journeys, *(scenario_id for scenario_id, _ in measured_steps)})
     result = judge(recorder.journeys, recorder.steps, gates(scenarios, ids, measured_steps))
-    result["sync_checked"] = bool(sync and sync.get("checked"))
     if sync and sync.get("late_count"):
         result["breaches"].append({"scenario": None, "step": "expect_synced", "metric": "sync_sla",
                                    "limit": "every expected status at the national side by its deadline",
@@ -145,7 +144,7 @@ def mix_slo(scenarios: Mapping[str, Scenario], ids: list[str]) -> dict[str, Any]
 
 
 def gate_counts(result: Mapping[str, Any], slo_gates: Iterable[Mapping[str, Any]],
-                measured: Iterable[tuple[str, str | None]]) -> dict[str, Any]:
+                measured: Iterable[tuple[str, str | None]], *, sync_checked: bool = False) -> dict[str, Any]:
     """How many gates (one per scenario/step and metric with a limit) were judged, passed, breached or not
     judged: a gate is not judged when it had too few samples (``insufficient``) or none at all. The sync-SLA
     gate counts once when the run recorded expectations (it is then in ``breaches`` or passed)."""
@@ -167,7 +166,7 @@ def gate_counts(result: Mapping[str, Any], slo_gates: Iterable[Mapping[str, Any]
             else:
                 counts["judged"] += 1
                 counts["breached" if key in breached else "passed"] += 1
-    if any(b["metric"] == "sync_sla" for b in result["breaches"]) or result.get("sync_checked"):
+    if any(b["metric"] == "sync_sla" for b in result["breaches"]) or sync_checked:
         counts["total"] += 1
         counts["judged"] += 1
         counts["breached" if any(b["metric"] == "sync_sla" for b in result["breaches"]) else "passed"] += 1

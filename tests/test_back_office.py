@@ -299,6 +299,10 @@ class OperatorScript(threading.Thread):
         self.client.close()
 
 
+#: checks that attempt forbidden actions or need changes within seconds: haicap's officer API only
+_NEEDS_OFFICER_API = ("SYNC-06", "SYNC-07", "SYNC-08", "SYNC-09", "SYNC-10", "SYNC-22", "SUB-30", "SUB-31")
+
+
 def _certify(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any], str]:
     code = main(["certify", *args])
     printed = capsys.readouterr().out
@@ -328,9 +332,13 @@ def test_an_operator_walks_the_sync_dossiers_of_a_province_without_an_officer_ap
     statuses = {c["id"]: (c["status"], c["message"]) for c in results["checks"]}
     assert {i: statuses[i][0] for i in SYNC_CHECKS} == dict.fromkeys(SYNC_CHECKS, "passed"), statuses
     assert "forbidden officer actions not attempted" in statuses["SYNC-03"][1]
+    assert statuses["SYNC-19"][0] == "passed"  # re-login after session expiry needs only allowed actions
+    # the exhaustive state-machine probes (forbidden actions) and the outage walk (changes within seconds) need
+    # haicap's officer API; SSO-30 a second province instance: those are skipped with the reason, never passed
     not_passed = {i: s for i, s in statuses.items() if s[0] != "passed"}
-    assert not_passed == {}, not_passed
-    assert code == 0 and results["summary"]["readiness"] == "ready"
+    assert set(not_passed) == {*_NEEDS_OFFICER_API, "SSO-30"}, not_passed
+    assert all(s[0] == "skipped" for s in not_passed.values()), not_passed
+    assert code == 3 and results["summary"]["readiness"] == "incomplete"
     assert "officer_api" not in results["target"]["capabilities"]
     assert results["target"]["back_office"]["kind"] == "operator"
     assert set(operator.answered.values()) == {200} and len(operator.answered) >= 12  # the 4 sync walks alone
@@ -354,7 +362,8 @@ def test_a_vendor_plugin_carries_out_the_officer_actions(
     statuses = {c["id"]: (c["status"], c["message"]) for c in results["checks"] if c["status"] != "not run"}
     assert all(statuses[i][0] == "passed" for i in (*SYNC_CHECKS, "FWD-01")), statuses
     assert "state 2 after the officer's receive" in statuses["FWD-01"][1]
-    assert code == 0 and results["verdicts"]["sync"] == "ready"
+    assert {statuses[i][0] for i in _NEEDS_OFFICER_API if i in statuses} <= {"skipped"}
+    assert code == 3 and results["verdicts"]["sync"] == "incomplete"  # judged on every check a plugin can serve
     assert results["target"]["back_office"]["kind"] == "plugin"
 
 
@@ -369,4 +378,4 @@ def test_a_province_without_a_submission_api_is_covered_by_forwarded_dossiers(
     assert statuses["SUB-05"][0] == "passed" and "dossier forwarded by the national portal" in statuses["SUB-05"][1]
     assert all(statuses[i][0] == "passed" for i in SYNC_CHECKS), statuses
     assert {statuses[i][0] for i in ("SUB-01", "SUB-02", "SUB-03", "SUB-04", "SUB-06")} == {"skipped"}
-    assert code == 0 and results["verdicts"]["sync"] == "ready"
+    assert code == 3 and results["verdicts"]["sync"] == "incomplete"  # the state-machine walks submit

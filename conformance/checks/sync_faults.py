@@ -234,7 +234,7 @@ def _judge_outage(ctx: CheckContext, histories: dict[str, list[dict[str, Any]]],
     return max(0.0, (max(received, default=down.recovered_ms) - down.recovered_ms) / 1000)
 
 
-@check("SYNC-19", criterion="sync", severity="critical", requires=("sync", "officer_api"),
+@check("SYNC-19", criterion="sync", severity="critical", requires=("sync", "back_office"),
        title="After the national side expires the sync session, the province logs in again and delivers",
        rule=f"{RULE} 401 error_code -1 (session unknown or expired: log in again); /sync/login",
        detects=("never-logs-in-again",))
