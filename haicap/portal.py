@@ -62,6 +62,20 @@ class PortalSettings:
             national_idp=raw.get("national_idp") or national_idp,
         )
 
+    def to_profile(self) -> dict[str, Any]:
+        """The profile's ``portal`` mapping for these settings (inverse of :meth:`from_profile`)."""
+        raw: dict[str, Any] = {
+            "national_portal": self.national_portal,
+            "old_urls": [p.url if p.procedure is None else {"url": p.url, "procedure": p.procedure}
+                         for p in self.old_urls],
+        }
+        for key in ("submission_urls", "login_urls", "lookup_urls"):
+            if getattr(self, key):
+                raw[key] = list(getattr(self, key))
+        if self.max_redirects != DEFAULT_MAX_REDIRECTS:
+            raw["max_redirects"] = self.max_redirects
+        return raw
+
     def all_urls(self) -> list[str]:
         return [p.url for p in self.old_urls] + [*self.submission_urls, *self.login_urls, *self.lookup_urls]
 
