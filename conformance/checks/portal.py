@@ -171,11 +171,12 @@ def meta_refresh(html: str) -> tuple[float, str] | None:
 
 def submission_forms(html: str, page_url: str, national: str) -> list[str]:
     """Forms of an old page that still take a submission: a POST form or a file upload, unless it sends to the
-    national portal. A GET form without file input (a look-up search) is not one."""
+    national portal. A GET form without file input (a look-up search) is not one, nor a sign-in form (a password
+    field: :func:`password_fields`)."""
     found = []
     for form in parse_forms(html):
         action = urljoin(page_url, form.action) if form.action else page_url
-        if on_host(action, national):
+        if on_host(action, national) or form.has("password"):  # a sign-in form is PORT-03's
             continue
         if form.method == "post" or form.has("file"):
             kinds = sorted({kind for kind, _ in form.inputs})

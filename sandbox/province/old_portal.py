@@ -19,7 +19,7 @@ from __future__ import annotations
 import html
 import secrets
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -58,6 +58,12 @@ def reference_portal(province_url: str, national_url: str) -> PortalSettings:
 
 def _page(title: str, body: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
     return HTMLResponse(_PAGE.format(title=html.escape(title), body=body), status_code=status, headers=headers)
+
+
+async def _form_fields(request: Request) -> dict[str, str]:
+    """An urlencoded form body (what the old forms posted), read without a multipart parser."""
+    body = (await request.body())[:65536].decode("utf-8", errors="replace")
+    return dict(parse_qsl(body, keep_blank_values=True))
 
 
 class OldPortal:
@@ -120,8 +126,7 @@ class OldPortal:
         return RedirectResponse(f"/portal/tra-cuu?MaHoSo={quote(stored['MaHoSo'])}", status_code=303)
 
     async def _create_from_form(self, code: str, request: Request) -> dict[str, Any]:
-        form = await request.form()
-        fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+        fields = await _form_fields(request)
         body = {"MaTTHC": code, "MaXa": fields.get("MaXa", ""), "TrichYeuHoSo": fields.get("TrichYeuHoSo") or code}
         if not fields.get("SoDinhDanh") or not fields.get("ChuHoSo"):
             raise Problem(400, "Bad request", "ChuHoSo and SoDinhDanh are required")
@@ -140,7 +145,7 @@ class OldPortal:
         if not self.ctx.has("old-portal-local-login"):
             raise Problem(405, "Method not allowed", "sign in on the National Public Service Portal",
                           headers={"Allow": "GET"})
-        await request.form()
+        await _form_fields(request)
         return RedirectResponse("/portal/tra-cuu", status_code=303,
                                 headers={"Set-Cookie": f"old_portal_session={secrets.token_urlsafe(16)}; HttpOnly"})
 
