@@ -29,10 +29,13 @@ from haicap.portal import OldPage, PortalSettings
 __all__ = [
     "Form",
     "Walk",
+    "Walker",
+    "judge_old_walk",
     "judge_refusal",
     "meta_refresh",
     "names_procedure",
     "national_problem",
+    "on_host",
     "parse_forms",
     "password_fields",
     "submission_forms",
@@ -250,11 +253,12 @@ class Walk:
 class Walker:
     """Follows redirects by hand (each hop judged before it is requested), over one cookie jar."""
 
-    def __init__(self, settings: PortalSettings, allowed: Iterable[str], timeout: float = 10.0) -> None:
+    def __init__(self, settings: PortalSettings, allowed: Iterable[str], timeout: float = 10.0,
+                 port: Any = None) -> None:
         self.settings = settings
         self.allowed = frozenset(h.lower() for h in allowed) | settings.old_hosts()
-        first = settings.all_urls()[0]
-        self.port = HttpxPort(first, timeout=timeout, allowed_hosts=self.allowed)
+        #: any HttpPort (tests give a scripted one); requests absolute URLs only
+        self.port = port or HttpxPort(settings.all_urls()[0], timeout=timeout, allowed_hosts=self.allowed)
 
     def may_follow(self, url: str) -> bool:
         host = (urlsplit(url).hostname or "").lower()
