@@ -12,7 +12,11 @@ import httpx
 import pytest
 
 from haicap.conformance.checks.portal import (
+    Page,
+    Survey,
+    Walk,
     Walker,
+    _login_problems,
     judge_old_walk,
     judge_refusal,
     meta_refresh,
@@ -186,6 +190,11 @@ def test_a_meta_refresh_to_the_national_portal_is_a_redirect() -> None:
     assert "30 s meta refresh" in str(_walk({f"{OLD}/a": (200, {}, slow)}, f"{OLD}/a")[0])
 
 
+def test_a_refresh_header_to_the_national_portal_is_a_redirect() -> None:
+    table = {f"{OLD}/a": (200, {"Refresh": f"0; url={NPSP}/chi-tiet?ma_thu_tuc=1.001193"}, "<p>moved</p>")}
+    assert _walk(table, f"{OLD}/a", "1.001193")[0] is None
+
+
 def test_a_redirect_to_another_host_is_reported_and_not_followed() -> None:
     problem, port = _walk({f"{OLD}/a": (302, {"Location": "https://evil.example/a"}, "")}, f"{OLD}/a")
     assert "evil.example is not the national portal dichvucong.gov.vn (not followed)" in str(problem)
@@ -209,6 +218,16 @@ def test_hops_are_bounded() -> None:
     table = {f"{OLD}/{i}": (302, {"Location": f"{OLD}/{i + 1}"}, "") for i in range(10)}
     problem, port = _walk(table, f"{OLD}/0", max_redirects=3)
     assert "more than 3 redirects" in str(problem) and len(port.requested) == 4
+
+
+def test_old_sign_in_urls_gone_or_a_notice_page_or_national_sign_on_are_accepted() -> None:
+    ok = [Walk("a", landing=f"{NPSP}/login"), Walk("b", page=Page("b", 410, "gone"), problem="HTTP 410"),
+          Walk("c", page=Page("c", 200, "<a href=x>Đăng nhập qua VNeID</a>"), problem="still serves a page"),
+          Walk("d", unreachable="refused")]
+    assert _login_problems(Survey([], [], ok)) == []
+    wrong = [Walk("e", problem="redirects to https://evil.example/: not followed"),
+             Walk("f", page=Page("f", 500, "oops"), problem="answered HTTP 500 instead of redirecting")]
+    assert [p.split(":")[0] for p in _login_problems(Survey([], [], wrong))] == ["e", "f"]
 
 
 # -- evidence ----------------------------------------------------------------------------------------
