@@ -4,6 +4,7 @@ requested); the profile's portal section; too little evidence is an error, not a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,15 @@ from haicap.conformance.checks.portal import (
     Survey,
     Walk,
     Walker,
+    _is_marker,
     _login_problems,
     judge_old_walk,
     judge_refusal,
     meta_refresh,
     names_procedure,
     national_problem,
+    no_local_sign_in,
+    no_local_submission,
     old_pages_redirect,
     on_host,
     password_fields,
@@ -242,6 +246,31 @@ def test_old_urls_that_do_not_answer_are_an_error_naming_how_many() -> None:
             old_pages_redirect(ctx)
     finally:
         ctx.close()
+
+
+@pytest.mark.parametrize(("check", "says"), [
+    (no_local_submission, "observed 0 of 1 old submission endpoints declared (profile portal.submission_urls)"),
+    (no_local_sign_in, "observed 0 of 1 old sign-in URLs declared (profile portal.login_urls)"),
+])
+def test_without_the_endpoints_to_probe_the_check_cannot_run(check: Any, says: str) -> None:
+    dead = "http://127.0.0.1:9"
+    target = Target(name="t", province_code="01", agency_code="000.00.00.H26", province_url=dead,
+                    national_url=dead, control_token="c", portal=PortalSettings(NPSP, (OldPage(f"{dead}/a"),)))
+    ctx = CheckContext(target)
+    try:
+        with pytest.raises(CheckError, match=re.escape(says)):
+            check(ctx)
+    finally:
+        ctx.close()
+
+
+def test_the_probe_citizen_is_recognised_by_identity_or_marker_text_only() -> None:
+    marker = {"SoDinhDanh": "001090000001", "TrichYeuHoSo": "haicap PORT-02 probe 000000001"}
+    assert _is_marker({"DinhDanhCHS": [{"LoaiDinhDanh": "1", "SoDinhDanh": "001090000001"}]}, marker)
+    assert _is_marker({"TrichYeuHoSo": "haicap PORT-02 probe 000000001"}, marker)
+    for other in ({"DinhDanhCHS": [{"SoDinhDanh": "001090000002"}]}, {"DinhDanhCHS": "001090000001"}, [], None,
+                  {"TrichYeuHoSo": "haicap PORT-02 probe"}):
+        assert not _is_marker(other, marker)
 
 
 # -- the profile's portal section ------------------------------------------------------------------------
