@@ -21,6 +21,7 @@ from haicap.conformance.checks.portal import (
     _login_problems,
     judge_old_walk,
     judge_refusal,
+    judge_variant,
     meta_refresh,
     names_procedure,
     national_problem,
@@ -29,7 +30,9 @@ from haicap.conformance.checks.portal import (
     old_pages_redirect,
     on_host,
     password_fields,
+    plain_http_variant,
     submission_forms,
+    walk_variants,
 )
 from haicap.conformance.context import CheckContext
 from haicap.conformance.registry import CheckError
@@ -222,6 +225,37 @@ def test_hops_are_bounded() -> None:
     table = {f"{OLD}/{i}": (302, {"Location": f"{OLD}/{i + 1}"}, "") for i in range(10)}
     problem, port = _walk(table, f"{OLD}/0", max_redirects=3)
     assert "more than 3 redirects" in str(problem) and len(port.requested) == 4
+
+
+class UnreachableOnHttp(ScriptedPort):
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        if url.startswith("http://"):
+            self.requested.append(url)
+            from haicap.http_port import TargetUnreachable
+
+            raise TargetUnreachable(f"GET {url}: ConnectError")
+        return super().request(method, url, **kwargs)
+
+
+def test_plain_http_variants_of_old_urls_are_judged_too() -> None:
+    assert plain_http_variant(f"{OLD}/a?x=1") == "http://dichvucong.hanoi.gov.vn/a?x=1"
+    assert plain_http_variant("https://x.example:8443/a") is None and plain_http_variant("http://x/a") is None
+    pages = [OldPage(f"{OLD}/a", "1.001193"), OldPage(f"{OLD}/b", "1.001193")]
+    settings = PortalSettings(NPSP, tuple(pages))
+    good = f"{NPSP}/chi-tiet?ma_thu_tuc=1.001193"
+
+    def judged(table: Any, port_type: type[ScriptedPort] = ScriptedPort) -> tuple[list[str | None], list[str]]:
+        port = port_type(table)
+        walks = walk_variants(Walker(settings, (), port=port), pages, lambda url: on_host(url, NPSP))
+        return [judge_variant(p, w, NPSP) for p, w in walks], port.requested
+
+    upgraded = {"http://dichvucong.hanoi.gov.vn/a": (301, {"Location": f"{OLD}/a"}, ""),
+                f"{OLD}/a": (301, {"Location": good}, ""), "http://dichvucong.hanoi.gov.vn/b": (410, {}, "")}
+    assert judged(upgraded)[0] == [None, None]  # an upgrade, then NPSP; gone
+    verdicts, requested = judged({}, UnreachableOnHttp)
+    assert verdicts == [] and requested == ["http://dichvucong.hanoi.gov.vn/a"]  # nothing listens: asked once
+    old_app = {"http://dichvucong.hanoi.gov.vn/a": (200, {}, UPLOAD), "http://dichvucong.hanoi.gov.vn/b": (410, {}, "")}
+    assert "still serves a page" in str(judged(old_app)[0][0])
 
 
 def test_old_sign_in_urls_gone_or_a_notice_page_or_national_sign_on_are_accepted() -> None:

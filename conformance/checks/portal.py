@@ -32,6 +32,7 @@ __all__ = [
     "Walker",
     "judge_old_walk",
     "judge_refusal",
+    "judge_variant",
     "meta_refresh",
     "names_procedure",
     "national_problem",
@@ -39,7 +40,9 @@ __all__ = [
     "parse_forms",
     "parse_refresh",
     "password_fields",
+    "plain_http_variant",
     "submission_forms",
+    "walk_variants",
 ]
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -349,10 +352,39 @@ class Survey:
     old: list[tuple[OldPage, Walk]]
     lookup: list[Walk]
     login: list[Walk]
+    #: the plain-http variants of https old URLs (old bookmarks and links): (page, walk), reachable ones only
+    variants: list[tuple[OldPage, Walk]] = field(default_factory=list)
 
     def pages(self) -> list[Page]:
-        walks = [w for _, w in self.old] + self.lookup + self.login
+        walks = [w for _, w in self.old + self.variants] + self.lookup + self.login
         return [w.page for w in walks if w.page is not None and w.page.text]
+
+
+def plain_http_variant(url: str) -> str | None:
+    """``http://host/path`` for ``https://host/path`` (no explicit port): where an old bookmark may still point."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or _origin(url)[2] is not None:
+        return None
+    return "http" + url[len("https"):]
+
+
+def walk_variants(walker: Walker, pages: Sequence[OldPage], landing: Callable[[str], bool]
+                  ) -> list[tuple[OldPage, Walk]]:
+    """Walk the plain-http variant of each https old URL; a host that does not answer on http is not asked
+    again (nothing listens there: no entry point)."""
+    silent: set[str] = set()
+    walks = []
+    for page in pages:
+        variant = plain_http_variant(page.url)
+        host = _host_of(variant or "")
+        if variant is None or host in silent:
+            continue
+        walk = walker.walk(variant, landing)
+        if walk.unreachable:
+            silent.add(host)
+            continue
+        walks.append((OldPage(variant, page.procedure), walk))
+    return walks
 
 
 def _survey(ctx: CheckContext) -> Survey:
@@ -362,7 +394,8 @@ def _survey(ctx: CheckContext) -> Survey:
         national, sign_on = _lands_national(settings), _lands_sign_on(settings)
         return Survey(old=[(page, walker.walk(page.url, national)) for page in settings.old_urls],
                       lookup=[walker.walk(url, national) for url in settings.lookup_urls],
-                      login=[walker.walk(url, sign_on) for url in settings.login_urls])
+                      login=[walker.walk(url, sign_on) for url in settings.login_urls],
+                      variants=walk_variants(walker, settings.old_urls, national))
     finally:
         walker.close()
 
@@ -376,6 +409,13 @@ def _reproduce(url: str, method: str = "GET") -> str:
 
 
 # -- PORT-01 ----------------------------------------------------------------------------------------
+def judge_variant(page: OldPage, walk: Walk, national: str) -> str | None:
+    """An http variant may also be gone (403/404/410: no entry point); else it is judged like the old URL."""
+    if walk.page is not None and walk.page.status in (403, 404, 410):
+        return None
+    return judge_old_walk(page, walk, national)
+
+
 def judge_old_walk(page: OldPage, walk: Walk, national: str) -> str | None:
     """Why an old page's walk is not a redirect to its procedure on the national portal (None when it is)."""
     if walk.problem:
@@ -400,7 +440,8 @@ def old_pages_redirect(ctx: CheckContext) -> str:
     5 s) whose chain — at most ``max_redirects`` hops, every hop on a host the profile names or on loopback, http→
     https and trailing-slash hops accepted — ends on the national portal's host (https, or the profile's scheme),
     at a URL naming the page's procedure when the profile gives one. A page still served, a 404, a redirect to any
-    other host (never followed), a loop or a landing on the national home page fails."""
+    other host (never followed), a loop or a landing on the national home page fails. The plain-http variant of an
+    https old URL (old bookmarks) is judged alike, unless nothing answers there or it is gone (403/404/410)."""
     settings = _settings(ctx)
     survey = _survey_shared(ctx)
     reached = [(p, w) for p, w in survey.old if w.unreachable is None]
@@ -409,6 +450,7 @@ def old_pages_redirect(ctx: CheckContext) -> str:
                          + (f" (unreachable: {_summarise(unreachable)})" if unreachable else ""),
                          reproduce=_reproduce(settings.old_urls[0].url))
     wrong = [(p, w, judge_old_walk(p, w, settings.national_portal)) for p, w in reached]
+    wrong += [(p, w, judge_variant(p, w, settings.national_portal)) for p, w in survey.variants]
     wrong = [(p, w, why) for p, w, why in wrong if why]
     ctx.expect(
         not wrong,
@@ -421,8 +463,9 @@ def old_pages_redirect(ctx: CheckContext) -> str:
     )
     hops = sum(len(w.hops) for _, w in reached)
     named = sum(1 for p, _ in reached if p.procedure)
+    variants = f"; {len(survey.variants)} http:// variant(s) too" if survey.variants else ""
     return (f"{len(reached)} of {len(settings.old_urls)} old URLs redirect to {_host_of(settings.national_portal)} "
-            f"({hops} hops in all); {named} land on a URL naming their procedure")
+            f"({hops} hops in all); {named} land on a URL naming their procedure{variants}")
 
 
 # -- PORT-02 ----------------------------------------------------------------------------------------
