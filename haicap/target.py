@@ -198,11 +198,13 @@ def _check_portal(document: YamlDocument) -> None:
                                                           "old_urls: the old provincial portal's URLs)")
         return
     settings = PortalSettings.from_profile(raw)
-    national = _netloc(settings.national_portal)
+    host, port = _netloc(settings.national_portal)
+    explicit = ":" in settings.national_portal.split("//", 1)[-1]  # a port named: only that port is the portal
     for key in ("old_urls", "submission_urls", "login_urls", "lookup_urls"):
         for index, item in enumerate(raw.get(key) or ()):
             url = item if isinstance(item, str) else item["url"]
-            if _netloc(url) == national:
+            url_host, url_port = _netloc(url)
+            if url_host == host and (not explicit or url_port == port):
                 raise document.error(("portal", key, index), f"{url} is on the national portal "
                                                              f"{settings.national_portal} itself, not the old portal")
 

@@ -346,6 +346,12 @@ def test_portal_mistakes_are_one_line_with_file_line_and_field(tmp_path: Path) -
     with pytest.raises(HaicapError) as raised:
         load_profile(on_national)
     assert str(raised.value).startswith(f"{on_national}:13: portal.old_urls[1]: {NPSP}/b is on the national portal")
+    plain = _profile(tmp_path, f"portal:\n  national_portal: {NPSP}\n  old_urls: [http://dichvucong.gov.vn/a]\n")
+    with pytest.raises(HaicapError, match="is on the national portal"):
+        load_profile(plain)  # the same host over http: still the national portal, never requested
+    ported = _profile(tmp_path, "portal:\n  national_portal: http://127.0.0.1:8710\n"
+                                "  old_urls: [http://127.0.0.1:9/portal/a]\n")
+    assert load_profile(ported).data["portal"]["old_urls"] == ["http://127.0.0.1:9/portal/a"]  # another port
     with_path = _profile(tmp_path, f"portal:\n  national_portal: {NPSP}/home\n  old_urls: [{OLD}/a]\n")
     with pytest.raises(HaicapError) as raised:
         load_profile(with_path)
