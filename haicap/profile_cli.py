@@ -65,6 +65,13 @@ credentials:                                        # secrets by environment-var
 # --allow-incomplete). Remove what you do not implement.
 capabilities: [{", ".join(CAPABILITIES)}]
 sync_sla_seconds: 60                         # how late a state change may reach the national portal
+portal:                                      # your closed old portal (PORT-01..03); without it, drop portal above
+  national_portal: https://dichvucong.gov.vn # where old pages must lead (never requested by haicap)
+  old_urls:                                  # old procedure and submission pages: each must redirect there
+    - {{url: "https://dichvucong.example.gov.vn/thu-tuc/1.001193", procedure: "1.001193"}}
+  submission_urls: ["https://dichvucong.example.gov.vn/nop-ho-so"]   # where the old forms POSTed
+  login_urls: ["https://dichvucong.example.gov.vn/dang-nhap"]        # the old sign-in page
+  lookup_urls: ["https://dichvucong.example.gov.vn/tra-cuu"]         # look-up pages that may remain
 # communes: ["00004", "00008"]               # restrict submission to these communes (SUB-05 then cannot pass)
 """
 

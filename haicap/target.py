@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from haicap.back_office import BackOfficeSettings
 from haicap.criteria import ALL_CAPABILITIES, CAPABILITIES, DERIVED_CAPABILITIES
 from haicap.errors import HaicapError
+from haicap.portal import PortalSettings
 from haicap.yaml_source import YamlDocument, load_yaml_document
 
 __all__ = ["ALL_CAPABILITIES", "DERIVED_CAPABILITIES", "Target", "TargetProvider", "embedded_provider",
@@ -70,10 +71,14 @@ class Target:
     forward_token: str | None = field(default=None, repr=False)
     #: the registrations the province must be configured with, by profile field (pre-flight; no secrets)
     wiring: dict[str, str] = field(default_factory=dict)
+    #: the closed provincial portal: old URLs and the national portal they lead to (profile ``portal``), if any
+    portal: PortalSettings | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.back_office, dict):  # read back from the target file the certify child gets
             object.__setattr__(self, "back_office", BackOfficeSettings(**self.back_office))
+        if isinstance(self.portal, dict):
+            object.__setattr__(self, "portal", PortalSettings.from_profile(self.portal))
 
     def control_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.control_token}"}
@@ -99,6 +104,8 @@ class Target:
             "sync_retry_seconds": self.sync_retry_seconds,
             "sso_clock_skew_seconds": self.sso_clock_skew_seconds,
             "communes": self.commune_coverage(),
+            "portal": None if self.portal is None else {"national_portal": self.portal.national_portal,
+                                                        "old_urls": len(self.portal.old_urls)},
         }
 
     def commune_coverage(self) -> dict[str, Any]:
@@ -153,6 +160,7 @@ def load_profile(path: Path | str) -> Profile:
         raise document.error(("province",), f"{province!r} is not a province code of the 34-province list")
     _check_listen(document)
     _check_back_office(document)
+    _check_portal(document)
     current = {c.code for c in admin_units().communes(province)}
     for index, code in enumerate(document.data.get("communes") or []):
         if code not in current:
@@ -177,6 +185,40 @@ def _check_listen(document: YamlDocument) -> None:
         raise document.error(key, f"port {int(port)} is not a fixed TCP port 1..65535"
                                   + (" (0, a random port, cannot be: the province and haicap must know it)"
                                      if int(port) == 0 else ""))
+
+
+def _check_portal(document: YamlDocument) -> None:
+    """The portal capability needs the ``portal`` section; no old URL may be on the national portal itself."""
+    data = document.data
+    raw = data.get("portal")
+    if raw is None:
+        if "portal" in data.get("capabilities", ()):
+            index = data["capabilities"].index("portal")
+            raise document.error(("capabilities", index), "portal needs the portal section (national_portal, "
+                                                          "old_urls: the old provincial portal's URLs)")
+        return
+    settings = PortalSettings.from_profile(raw)
+    host, port = _netloc(settings.national_portal)
+    explicit = ":" in settings.national_portal.split("//", 1)[-1]  # a port named: only that port is the portal
+    for key in ("old_urls", "submission_urls", "login_urls", "lookup_urls"):
+        for index, item in enumerate(raw.get(key) or ()):
+            url = item if isinstance(item, str) else item["url"]
+            url_host, url_port = _netloc(url)
+            if url_host == host and (not explicit or url_port == port):
+                raise document.error(("portal", key, index), f"{url} is on the national portal "
+                                                             f"{settings.national_portal} itself, not the old portal")
+
+
+def _netloc(url: str) -> tuple[str, int | None]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    try:
+        port = parts.port or default
+    except ValueError:
+        port = None
+    return (parts.hostname or "").lower(), port
 
 
 def back_office_settings(data: dict[str, Any]) -> BackOfficeSettings:
@@ -212,7 +254,8 @@ def _check_back_office(document: YamlDocument) -> None:
 
 def _capabilities(data: dict[str, Any], back_office: BackOfficeSettings) -> frozenset[str]:
     """The declared capabilities plus the derived ones (DERIVED_CAPABILITIES)."""
-    declared = frozenset(data.get("capabilities", sorted(ALL_CAPABILITIES - DERIVED_CAPABILITIES)))
+    undeclared = ALL_CAPABILITIES - DERIVED_CAPABILITIES - (set() if data.get("portal") else {"portal"})
+    declared = frozenset(data.get("capabilities", sorted(undeclared)))  # no portal section: nothing to check
     derived = set()
     if back_office.kind is not None:
         derived.add("back_office")
@@ -260,6 +303,7 @@ def _profile_national_config(profile: Profile, state_dir: Path, seed: int = 0) -
     if sync_password and creds.get("sync_username"):
         accounts = (SyncAccount(madonvi=agency, username=creds["sync_username"], password=sync_password),)
     endpoints = (ProvinceEndpoint(data["province"], agency, province_url, forward_token or ""),)
+    portal = PortalSettings.from_profile(data["portal"], national_idp=public_url) if data.get("portal") else None
     config = NationalConfig(
         public_url=public_url,
         state_dir=state_dir,
@@ -290,8 +334,10 @@ def _profile_national_config(profile: Profile, state_dir: Path, seed: int = 0) -
         wiring=_wiring(data, client, partners, accounts, profile.document.path),
         allowed_hosts=tuple(sorted({_host(u) for u in (province_url, public_url, creds["oidc_redirect_uri"],
                                                          creds.get("oidc_post_logout_redirect_uri", province_url),
-                                                         data.get("sso_mixup_province_url", province_url))})),
+                                                         data.get("sso_mixup_province_url", province_url))}
+                                   | (portal.old_hosts() if portal else frozenset()))),
         sso_mixup_url=data["sso_mixup_province_url"].rstrip("/") if data.get("sso_mixup_province_url") else None,
+        portal=portal,
     )
     return config, listen, target
 

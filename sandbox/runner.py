@@ -289,6 +289,11 @@ def write_rehearsal_profile(province: ProvinceConfig, listen: str, folder: Path)
         for key, value in secrets_by_key.items():
             fh.write(f"{REHEARSAL_ENV[key]}={value}\n")
     os.chmod(env_path, 0o600)
+    import json
+
+    from haicap.sandbox.province.old_portal import reference_portal
+
+    portal = json.dumps(reference_portal(province.public_url, province.national_url).to_profile(), ensure_ascii=False)
     profile_path = Path(folder) / "rehearsal.yaml"
     profile_path.write_text(f"""\
 # A ready profile for the rehearsal province (haicap sandbox --national-url): certify it with
@@ -314,5 +319,6 @@ credentials:
   officer_token_env: {REHEARSAL_ENV["officer_token_env"]}
 capabilities: [{", ".join(CAPABILITIES)}]
 sync_sla_seconds: 10
+portal: {portal}
 """, encoding="utf-8")
     return profile_path, env_path

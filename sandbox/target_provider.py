@@ -93,6 +93,8 @@ class SandboxProvider:
 
 def sandbox_target(sandbox: Any) -> Target:
     """The Target of a running :class:`~haicap.sandbox.runner.Sandbox`."""
+    from haicap.sandbox.province.old_portal import reference_portal
+
     cfg = sandbox.configs
     province = cfg.province
     return Target(
@@ -118,4 +120,5 @@ def sandbox_target(sandbox: Any) -> Target:
             "credentials.payment_callback_url": province.payment.callback_url,
             "credentials.sync_username": province.sync.username,
         },
+        portal=reference_portal(sandbox.province_url, sandbox.national_url),
     )

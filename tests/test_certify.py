@@ -17,6 +17,7 @@ import pytest
 
 from haicap.cli import main
 from haicap.sandbox.config import OidcClient, PaymentPartner, ProvinceConfig, SyncAccount
+from haicap.sandbox.province.old_portal import reference_portal
 from haicap.sandbox.runner import PROVINCE_FACTORY
 from haicap.sandbox.server import ProcessServer, bind_socket, url_of
 
@@ -66,6 +67,8 @@ def _province_behind_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     mixup = dataclasses.replace(config, public_url=url_of(mixup_sock), national_url=f"{national_url}/mixup",
                                 state_dir=tmp_path / "province-mixup")
     mixup.state_dir.mkdir(parents=True)
+    # the province's closed old portal (its /portal pages), declared as a province would: old URLs → NPSP
+    portal = json.dumps(reference_portal(province_url, national_url).to_profile(), ensure_ascii=False)
     profile = tmp_path / "profile.yaml"
     profile.write_text(f"""\
 name: Hà Nội staging (test)
@@ -88,6 +91,7 @@ credentials:
   officer_token_env: HAICAP_T_OFFICER
 sync_sla_seconds: 10
 sso_mixup_province_url: {mixup.public_url}
+portal: {portal}
 """, encoding="utf-8")
     server = ProcessServer(PROVINCE_FACTORY, config, sock, "province")
     mixup_server = ProcessServer(PROVINCE_FACTORY, mixup, mixup_sock, "province-mixup")

@@ -242,7 +242,8 @@ def correct() -> Iterator[Harness]:
 
 def test_every_fault_has_a_probe() -> None:
     assert set(PROBES) == set(FAULTS)
-    assert {f.breaks for f in FAULTS.values()} == {"sso", "submission", "payment", "sync", "forwarding", "units"}
+    assert {f.breaks for f in FAULTS.values()} == {"sso", "submission", "payment", "sync", "forwarding", "units",
+                                                    "portal"}
 
 
 @pytest.mark.parametrize("fault_id", sorted(FAULTS))
@@ -761,3 +762,44 @@ def _jwks_storm(h: Harness) -> bool:
     for _ in range(3):
         h.login()
     return fetches() - before >= 3
+
+
+# -- portal: the closed provincial portal (sandbox/province/old_portal.py; PORT-01..03) -----------------
+@probe("old-portal-still-serves-form")
+def _old_form_served(h: Harness) -> bool:
+    answer = h.http.get("/portal/nop-ho-so/1.001193")
+    return answer.status_code == 200 and "<form" in answer.text
+
+
+def _old_procedure_location(h: Harness) -> str:
+    answer = h.http.get("/portal/thu-tuc/1.001193")
+    assert answer.status_code in (301, 302, 303, 307, 308), answer.status_code
+    return answer.headers["location"]
+
+
+@probe("old-portal-redirects-elsewhere")
+def _old_redirect_elsewhere(h: Harness) -> bool:
+    return not _old_procedure_location(h).startswith(h.sb.national_url + "/")
+
+
+@probe("old-portal-redirects-to-home")
+def _old_redirect_home(h: Harness) -> bool:
+    return "1.001193" not in _old_procedure_location(h)
+
+
+@probe("old-portal-accepts-submissions")
+def _old_post_creates(h: Harness) -> bool:
+    marker = f"old portal probe {time.monotonic_ns()}"
+    answer = h.http.post("/portal/nop-ho-so/1.001193", data={"MaXa": "00226", "ChuHoSo": "Nguyễn Văn A",
+                                                              "SoDinhDanh": new_cccd(), "TrichYeuHoSo": marker})
+    assert answer.status_code in (303, 410), answer.status_code
+    listed = h.http.get("/officer/dossiers", params={"MaXa": "00226", "limit": "200"},
+                        headers=h.sb.officer_headers()).json()["items"]
+    return any(d.get("TrichYeuHoSo") == marker for d in listed)
+
+
+@probe("old-portal-local-login")
+def _old_local_login(h: Harness) -> bool:
+    page = h.http.get("/portal/dang-nhap")
+    signed_in = h.http.post("/portal/dang-nhap", data={"username": "u", "password": "p"})
+    return 'type="password"' in page.text or "set-cookie" in signed_in.headers

@@ -5,6 +5,7 @@ from haicap.conformance.checks import (  # noqa: F401
     forwarding,
     fuzzing,
     payment,
+    portal,
     sso,
     sso_flow,
     sso_tokens,

@@ -2,8 +2,8 @@
 
 ``create_app(config)`` wires the parts: SSO relying party (:mod:`sso`), citizen dossier API
 (:mod:`dossier_api`), officer API (:mod:`officer_api`), payments (:mod:`payments`), forwarded dossiers
-(:mod:`forwarded`), units (:mod:`units`), the durable store (:mod:`store`) and the outbox that syncs every
-change to the national side (:mod:`outbox`). Routes are documented in
+(:mod:`forwarded`), units (:mod:`units`), the closed old portal (:mod:`old_portal`), the durable store
+(:mod:`store`) and the outbox that syncs every change to the national side (:mod:`outbox`). Routes are documented in
 ``contracts/province-dossier.openapi.yaml``.
 
 Example::
@@ -32,6 +32,7 @@ from haicap.sandbox.province.dossier_api import DossierApi
 from haicap.sandbox.province.fast_lane import FastLaneStarlette
 from haicap.sandbox.province.forwarded import ForwardedDossiers
 from haicap.sandbox.province.officer_api import OfficerApi
+from haicap.sandbox.province.old_portal import OldPortal
 from haicap.sandbox.province.outbox import OutboxDelivery, OutboxPolicy, outbox_counts
 from haicap.sandbox.province.payments import Payments
 from haicap.sandbox.province.problems import Problem, json_response, problem_response
@@ -75,6 +76,7 @@ def create_app(config: ProvinceConfig) -> Starlette:
     officer = OfficerApi(ctx)
     payments = Payments(ctx, dossiers)
     forwarded = ForwardedDossiers(ctx)
+    old_portal = OldPortal(ctx, dossiers)
 
     async def health(request: Request) -> Response:
         counts = outbox_counts(store)
@@ -114,6 +116,7 @@ def create_app(config: ProvinceConfig) -> Starlette:
         Route("/officer/dossiers", officer.list, methods=["GET"]),
         Route("/officer/dossiers/{MaHoSo}", officer.get, methods=["GET"]),
         Route("/officer/dossiers/{MaHoSo}/actions", officer.action, methods=["POST"]),
+        *old_portal.routes(),  # the closed provincial portal (redirects to the national portal)
     ]
 
     async def on_problem(request: Request, exc: Exception) -> Response:

@@ -3,7 +3,7 @@
 Each fault reproduces one real defect when its id is in ``ProvinceConfig.faults``. The switch sits at the
 exact place where the correct code does the right thing (``if fault not in faults: check()``), so a fault
 changes one decision and nothing else. ``breaks`` names the readiness criterion of the national checklist the
-defect fails (sso, submission, payment, sync, forwarding, units).
+defect fails (sso, submission, payment, sync, forwarding, units, portal).
 
 Example::
 
@@ -149,6 +149,17 @@ _FAULTS = [
           "a forward token the national portal issued to another province (a co-tenant) is accepted"),
     # units
     Fault("wrong-agency-codes", "units", "declares the pre-merger ward list with malformed agency codes"),
+    # portal: the closed provincial portal (sandbox/province/old_portal.py)
+    Fault("old-portal-still-serves-form", "portal",
+          "one old submission page still serves the upload form (200) instead of redirecting to the national portal"),
+    Fault("old-portal-redirects-elsewhere", "portal",
+          "old procedure pages redirect to the province's own new site, not the National Public Service Portal"),
+    Fault("old-portal-redirects-to-home", "portal",
+          "old procedure pages redirect to the national portal's home page: the procedure is lost on the way"),
+    Fault("old-portal-accepts-submissions", "portal",
+          "the old submission POST still creates a dossier (identity taken from the form, no national sign-on)"),
+    Fault("old-portal-local-login", "portal",
+          "the old sign-in page still serves a username/password form and signs citizens in locally"),
     # consistency: the views of one dossier disagree, an idempotent message takes effect twice, a list ignores
     # its filter, a minimal submission is refused (sandbox/province/consistency_faults.py holds the defects)
     Fault("sync-fee-from-wrong-field", "sync",
