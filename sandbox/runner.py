@@ -211,6 +211,8 @@ class Rehearsal:
     profile_path: Path
     env_path: Path
     _owns_state_dir: bool = field(default=False, repr=False)
+    #: a second instance configured against ``{national_url}/mixup`` (SSO-30 checks it refuses that discovery)
+    mixup_server: ProcessServer | None = None
 
     @property
     def province_url(self) -> str:
@@ -232,16 +234,25 @@ class Rehearsal:
         province = configs.province
         province.state_dir.mkdir(parents=True, exist_ok=True)
         server = ProcessServer(PROVINCE_FACTORY, province, sock, "province")
-        profile_path, env_path = write_rehearsal_profile(province, listen, root)
+        mixup_sock = bind_socket(host, 0)
+        mixup = dataclasses.replace(province, public_url=url_of(mixup_sock),
+                                    national_url=f"{national_url.rstrip('/')}/mixup", state_dir=root / "province-mixup")
+        mixup.state_dir.mkdir(parents=True, exist_ok=True)
+        mixup_server = ProcessServer(PROVINCE_FACTORY, mixup, mixup_sock, "province-mixup")
+        profile_path, env_path = write_rehearsal_profile(province, listen, root, mixup_url=mixup.public_url)
         try:
             server.start()
+            mixup_server.start()
         except BaseException:
+            server.stop()
             if owns:
                 shutil.rmtree(root, ignore_errors=True)
             raise
-        return cls(province, server, root, profile_path, env_path, owns)
+        return cls(province, server, root, profile_path, env_path, owns, mixup_server)
 
     def stop(self) -> None:
+        if self.mixup_server is not None:
+            self.mixup_server.stop()
         self.server.stop()
         if self._owns_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
@@ -272,7 +283,8 @@ def _listen_of(national_url: str) -> str:
     return f"{parts.hostname}:{port}"
 
 
-def write_rehearsal_profile(province: ProvinceConfig, listen: str, folder: Path) -> tuple[Path, Path]:
+def write_rehearsal_profile(province: ProvinceConfig, listen: str, folder: Path,
+                            mixup_url: str | None = None) -> tuple[Path, Path]:
     """Write ``rehearsal.yaml`` (a ready profile for ``province``) and ``rehearsal.env`` (its secrets as
     ``NAME=value`` lines, mode 0600) into ``folder``."""
     secrets_by_key = {
@@ -320,5 +332,6 @@ credentials:
 capabilities: [{", ".join(CAPABILITIES)}]
 sync_sla_seconds: 10
 portal: {portal}
-""", encoding="utf-8")
+""" + (f"sso_mixup_province_url: {mixup_url}   # the same province configured against the /mixup issuer (SSO-30)\n"
+       if mixup_url else ""), encoding="utf-8")
     return profile_path, env_path
