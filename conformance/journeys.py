@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +32,27 @@ __all__ = ["JourneyRun", "PreparedJourney", "prepare_journey", "run_journey", "s
            "scenario_data"]
 
 
+def _worker_slot() -> tuple[int, int]:
+    """(this pytest-xdist worker's index, the number of workers); (0, 1) without xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    return index, max(int(count) if count.isdigit() else 1, 1)
+
+
 def scenario_data(ctx: CheckContext) -> PoolScenarioData:
-    """The run's shared data pool (built once per process from the run seed and the target's province)."""
+    """The run's shared data pool (built once per process from the run seed and the target's province).
+
+    Under pytest-xdist each worker walks the pool from its own index with the workers' count as stride, so two
+    workers never sign in the same citizen: a check that judges "this citizen's dossiers" sees only its own."""
     from haicap.scenarios.data import PoolScenarioData
 
-    return ctx.shared("data", lambda: PoolScenarioData.build(ctx.seed, ctx.target.province_code))
+    def build() -> PoolScenarioData:
+        index, count = _worker_slot()
+        return PoolScenarioData(PoolScenarioData.build(ctx.seed, ctx.target.province_code).pool, start=index,
+                                stride=count)
+
+    return ctx.shared("data", build)
 
 
 def _communes(ctx: CheckContext) -> tuple[str, ...]:

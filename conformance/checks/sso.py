@@ -540,9 +540,10 @@ def rejects_reused_code(ctx: CheckContext) -> str:
 
 # -- SSO-12 -----------------------------------------------------------------------------------------
 def _data(ctx: CheckContext) -> Any:
-    from haicap.scenarios.data import PoolScenarioData
+    """The run's data pool (one per process, per xdist worker its own walk: conformance/journeys.py)."""
+    from haicap.conformance.journeys import scenario_data
 
-    return ctx.shared("data", lambda: PoolScenarioData.build(ctx.seed, ctx.target.province_code))
+    return scenario_data(ctx)
 
 
 def _citizen_procedure(ctx: CheckContext, data: Any) -> str:

@@ -152,9 +152,10 @@ def parallel(func: Callable[[T], R], items: Iterable[T], workers: int = WORKERS)
 
 
 def scenario_data(ctx: CheckContext) -> Any:
-    from haicap.scenarios.data import PoolScenarioData
+    """The run's data pool (one per process, per xdist worker its own walk: conformance/journeys.py)."""
+    from haicap.conformance.journeys import scenario_data as shared_pool
 
-    return ctx.shared("data", lambda: PoolScenarioData.build(ctx.seed, ctx.target.province_code))
+    return shared_pool(ctx)
 
 
 def _communes(ctx: CheckContext) -> list[tuple[str, str]]:
