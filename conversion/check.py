@@ -68,7 +68,7 @@ class ConversionReport:
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """(line number, one JSON object as bytes) of a JSONL or CSV file (CSV rows become JSON objects)."""
     if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             for number, row in enumerate(csv.DictReader(fh), start=2):
                 record: dict[str, Any] = dict(row)
                 for key in _JSON_FIELDS:
@@ -81,6 +81,8 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
         return
     with path.open("rb") as fh:
         for number, line in enumerate(fh, start=1):
+            if number == 1 and line.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark, as editors write
+                line = line[3:]
             if line.strip():
                 yield number, line.rstrip(b"\r\n")
 
@@ -101,24 +103,27 @@ def _partition(path: Path, side: str, folder: Path, buckets: int) -> int:
 
 
 def _load(path: Path, file: Path, side: str, report: ConversionReport, sink: IO[bytes],
-          validator: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+          validator: Any, invalid: set[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The valid records of one bucket side; an invalid one is a finding, its MaHoSo added to ``invalid``."""
     if not path.exists():
         return
     with path.open("rb") as fh:
         for raw in fh:
             number_text, _, body = raw.rstrip(b"\n").partition(b"\t")
+            where = f"{file.name}:{int(number_text)}"
             try:
                 record = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                report.add(Finding(f"({file.name}:{int(number_text)})", "invalid-record",
-                                   f"{file.name}:{int(number_text)}: not a JSON object"), sink)
+            except orjson.JSONDecodeError as exc:
+                report.add(Finding(f"({where})", "invalid-record", f"{where}: not a JSON object ({exc})"), sink)
                 continue
             if not isinstance(record, dict) or not validator.is_valid(record):
-                problems = "; ".join(str(v) for v in validator.violations(record, limit=3)) if isinstance(
-                    record, dict) else "not an object"
+                problems = "; ".join(f"{v.field}: {v.message}" for v in validator.violations(record, limit=3)) \
+                    if isinstance(record, dict) else "not an object"
                 ma_ho_so = record.get("MaHoSo") if isinstance(record, dict) else None
-                report.add(Finding(str(ma_ho_so or f"({file.name}:{int(number_text)})"), "invalid-record",
-                                   f"{file.name}:{int(number_text)}: {side} record: {problems}"), sink)
+                report.add(Finding(str(ma_ho_so or f"({where})"), "invalid-record",
+                                   f"{where}: {side} record: {problems}"), sink)
+                if isinstance(ma_ho_so, str):
+                    invalid.add(ma_ho_so)
                 continue
             yield int(number_text), record
 
@@ -126,7 +131,8 @@ def _load(path: Path, file: Path, side: str, report: ConversionReport, sink: IO[
 def _bucket(facts: UnitFacts, folder: Path, index: int, files: tuple[Path, Path], report: ConversionReport,
             sink: IO[bytes], validators: tuple[Any, Any], keep: Callable[[dict[str, Any]], bool]) -> None:
     before: dict[str, dict[str, Any]] = {}
-    for _, record in _load(folder / f"{index}.before", files[0], "old", report, sink, validators[0]):
+    invalid: set[str] = set()  # MaHoSo of records already reported invalid: not also dropped or invented
+    for _, record in _load(folder / f"{index}.before", files[0], "old", report, sink, validators[0], invalid):
         if not keep(record):
             report.outside_province += 1
             continue
@@ -134,7 +140,7 @@ def _bucket(facts: UnitFacts, folder: Path, index: int, files: tuple[Path, Path]
         report.by_old_unit[(str(record["MaTinh"]), str(record["MaHuyen"]))] += 1
         report.status_before[str(record["TrangThaiHoSo"])] += 1
     seen: Counter[str] = Counter()
-    for _, record in _load(folder / f"{index}.after", files[1], "converted", report, sink, validators[1]):
+    for _, record in _load(folder / f"{index}.after", files[1], "converted", report, sink, validators[1], invalid):
         m = str(record["MaHoSo"])
         old = before.get(m)
         if old is None and not keep_after(record, keep):
@@ -147,7 +153,8 @@ def _bucket(facts: UnitFacts, folder: Path, index: int, files: tuple[Path, Path]
         report.by_new_unit[(str(record["MaTinh"]), str(record["MaXa"]))] += 1
         report.status_after[str(record["TrangThaiHoSo"])] += 1
         if old is None:
-            report.add(Finding(m, "invented", f"MaHoSo {m} is not in the old data"), sink)
+            if m not in invalid:
+                report.add(Finding(m, "invented", f"MaHoSo {m} is not in the old data"), sink)
             continue
         report.converted_by_old_unit[(str(old["MaTinh"]), str(old["MaHuyen"]))] += 1
         if old["CapCoQuan"] == "huyen" and str(old["TrangThaiHoSo"]) in settled_statuses():
@@ -159,7 +166,7 @@ def _bucket(facts: UnitFacts, folder: Path, index: int, files: tuple[Path, Path]
         for finding in findings:
             report.add(finding, sink)
     for m in before:
-        if m not in seen:
+        if m not in seen and m not in invalid:
             report.add(Finding(m, "dropped", f"MaHoSo {m} is in the old data, not after the conversion"), sink)
 
 

@@ -44,6 +44,11 @@ def run_check(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise HaicapError(f"--out {args.out}: {exc.strerror or exc}") from None
     report = check_conversion(args.before, args.after, args.out, province=args.province)
+    judged = report.before_records - report.outside_province
+    if judged <= 0:  # no vacuous "ready": a wrong --province or an empty export judged nothing
+        where = f" of province {args.province}" if args.province else ""
+        raise HaicapError(f"observed 0 of {report.before_records:,} old records{where}: nothing to judge "
+                          f"({report.outside_province:,} belong to other provinces; check --province and the files)")
     results = build_results(report, before=args.before, after=args.after, province=args.province)
     write_outputs(results, args.out)
     counts = ", ".join(f"{k} {n:,}" for k, n in results["finding_counts"].items()) or "none"

@@ -95,7 +95,9 @@ def apply_waivers(results: dict[str, Any], waivers: list[Waiver], today: dt.date
         record["waiver"] = {**waiver.as_dict(), "state": state}
         if state == "active":
             active[record["id"]] = waiver
-    stale = [w.as_dict() for w in by_check.values() if statuses.get(w.check) == "passed"]
+    # a waiver that still holds while its check passes is stale; an expired one is only listed as expired
+    stale = [w.as_dict() for w in by_check.values() if statuses.get(w.check) == "passed" and today <= w.expires]
+    expired_unused = [w.check for w in by_check.values() if today > w.expires and statuses.get(w.check) != "failed"]
     unused = [w.as_dict() for w in waivers if w.province != province or w.check not in statuses]
     as_passed = [{**c, "status": "passed"} if c["id"] in active else c for c in out["checks"]]
     waived_verdicts = verdicts(as_passed)
@@ -110,8 +112,8 @@ def apply_waivers(results: dict[str, Any], waivers: list[Waiver], today: dt.date
         else:  # every failure waived, the rest not complete: what the criterion would be without them
             out["verdicts"][criterion] = waived_verdicts[criterion]
     out["waivers"] = {"applied": sorted(active), "until": until, "stale": stale, "unused": unused,
-                      "expired": sorted(c["id"] for c in out["checks"]
-                                        if (c.get("waiver") or {}).get("state") == "expired")}
+                      "expired": sorted({*expired_unused, *(c["id"] for c in out["checks"]
+                                                            if (c.get("waiver") or {}).get("state") == "expired")})}
     summary = out["summary"]
     plain = {k: ("ready" if v == READY_WITH_WAIVER else v) for k, v in out["verdicts"].items()}
     overall = readiness(plain)

@@ -79,10 +79,14 @@ def _construct(
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_construct(item, (*key, i), lines, path, loader) for i, item in enumerate(node.value)]
-    value = loader.construct_object(node)
+    field = ".".join(str(k) if isinstance(k, str) else f"[{k}]" for k in key).replace(".[", "[") or "(value)"
+    try:
+        value = loader.construct_object(node)
+    except (ValueError, OverflowError, yaml.YAMLError) as exc:  # e.g. a date 2026-13-31: month must be in 1..12
+        raise HaicapError(f"{path}:{node.start_mark.line + 1}: {field}: {node.value!r} cannot be read "
+                          f"({exc})") from None
     if isinstance(value, float) and not math.isfinite(value):
         # JSON Schema bounds do not exclude NaN, and an infinite wait or rate is never what a file means
-        field = ".".join(str(k) if isinstance(k, str) else f"[{k}]" for k in key).replace(".[", "[") or "(value)"
         raise HaicapError(f"{path}:{node.start_mark.line + 1}: {field}: must be a finite number, not {value}")
     return value
 

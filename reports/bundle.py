@@ -207,7 +207,7 @@ def write_bundle(run_dir: Path, key: Ed25519PrivateKey, *, profile: dict[str, An
 def _read(path: Path) -> dict[str, bytes]:
     try:
         with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
+            names = [n for n in zf.namelist() if not n.endswith("/")]  # a re-zip adds folder entries: not evidence
             if len(names) != len(set(names)):
                 raise HaicapError(f"{path}: a member name appears twice in the zip")
             return {name: zf.read(name) for name in names}

@@ -35,6 +35,9 @@ def register(subparsers: Any) -> None:
                        "intact, signers not checked)")
     board.add_argument("--max-age", type=float, default=30.0, metavar="DAYS",
                        help="a bundle older than this is stale (default 30)")
+    board.add_argument("--include-sandbox", action="store_true",
+                       help="show bundles of embedded-sandbox runs too (marked; refused by default: they certify "
+                       "haicap's reference province, not a province's system)")
     board.set_defaults(handler=run_scoreboard)
 
 
@@ -66,7 +69,10 @@ def run_scoreboard(args: argparse.Namespace) -> int:
 
     if not (math.isfinite(args.max_age) and args.max_age > 0):
         raise HaicapError(f"--max-age must be a positive number of days, got {args.max_age:g}")
-    doc = write_board(args.folder, args.out, keys=args.keys, max_age_days=args.max_age)
+    if args.keys is None:
+        print("scoreboard: note: no --keys: each bundle is checked intact, but not who signed it")
+    doc = write_board(args.folder, args.out, keys=args.keys, max_age_days=args.max_age,
+                      include_sandbox=args.include_sandbox)
     totals = ", ".join(f"{c} {n}/34" for c, n in doc["totals"].items())
     print(f"scoreboard: {len(doc['rows'])} province(s), {len(doc['rejected'])} bundle(s) rejected — {totals}")
     for rejected in doc["rejected"]:

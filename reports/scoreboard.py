@@ -78,7 +78,8 @@ def _row(path: Path, members: dict[str, bytes], info: Any, criteria: list[str], 
 
 
 def build_board(folder: Path, *, keys: Path | None = None, max_age_days: float = 30.0,
-                now: dt.datetime | None = None) -> tuple[list[Row], list[dict[str, Any]], dict[Path, bytes]]:
+                now: dt.datetime | None = None, include_sandbox: bool = False,
+                ) -> tuple[list[Row], list[dict[str, Any]], dict[Path, bytes]]:
     """(rows, rejected bundles with their problems, report.html of each row's bundle by row province)."""
     from haicap.conformance.registry import CRITERIA
     from haicap.contract_registry import contracts_digest
@@ -107,8 +108,17 @@ def build_board(folder: Path, *, keys: Path | None = None, max_age_days: float =
             rejected.append({"bundle": path.name, "problems": problems})
             continue
         with zipfile.ZipFile(path) as zf:
-            members = {n: zf.read(n) for n in zf.namelist()}
+            members = {n: zf.read(n) for n in zf.namelist() if not n.endswith("/")}
+        target = json.loads(members["results.json"]).get("target") or {}
+        if target.get("embedded_sandbox") and not include_sandbox:
+            faults = ", ".join(target.get("faults") or []) or "none"
+            rejected.append({"bundle": path.name, "problems": [
+                f"an embedded-sandbox run (haicap's reference province, faults: {faults}), not province "
+                f"{info.province}'s own system: not counted (--include-sandbox shows such rows, marked)"]})
+            continue
         row = _row(path, members, info, criteria, now, max_age_days, contracts)
+        if target.get("embedded_sandbox"):
+            row.notes.append(f"embedded sandbox, faults: {', '.join(target.get('faults') or []) or 'none'}")
         previous = newest.get(row.province)
         if previous is None or (_created(row.created) or now) > (_created(previous[0].created) or now):
             newest[row.province] = (row, members.get("report.html"))
@@ -161,10 +171,11 @@ def render_html(rows: list[Row], rejected: list[dict[str, Any]], criteria: dict[
 
 
 def write_board(folder: Path, out: Path, *, keys: Path | None = None, max_age_days: float = 30.0,
-                now: dt.datetime | None = None) -> dict[str, Any]:
+                now: dt.datetime | None = None, include_sandbox: bool = False) -> dict[str, Any]:
     from haicap.conformance.registry import CRITERIA
 
-    rows, rejected, reports = build_board(folder, keys=keys, max_age_days=max_age_days, now=now)
+    rows, rejected, reports = build_board(folder, keys=keys, max_age_days=max_age_days, now=now,
+                                          include_sandbox=include_sandbox)
     criteria = list(CRITERIA)
     try:
         (out / "reports").mkdir(parents=True, exist_ok=True)

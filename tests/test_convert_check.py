@@ -63,11 +63,10 @@ def test_csv_input_bad_records_and_the_province_filter(tmp_path: Path) -> None:
                  str(tmp_path / "after.jsonl"), "--out", str(tmp_path / "out"), "--province", "79"])
     results = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))
     assert code == 1 and results["finding_counts"] == {"invalid-record": 1}
-    assert results["findings"][0]["message"] == "after.jsonl:201: not a JSON object"
+    assert results["findings"][0]["message"].startswith("after.jsonl:201: not a JSON object (")
+    # none of HCMC's dossiers is judged for Hà Nội: no vacuous "ready", the run could not judge anything
     assert main(["convert", "check", "--before", str(tmp_path / "before.csv"), "--after",
-                 str(tmp_path / "after.jsonl"), "--out", str(tmp_path / "o2"), "--province", "01"]) == 1
-    other = json.loads((tmp_path / "o2" / "results.json").read_text(encoding="utf-8"))
-    assert other["records"]["outside_province"] == 200  # none of HCMC's dossiers is judged for Hà Nội
+                 str(tmp_path / "after.jsonl"), "--out", str(tmp_path / "o2"), "--province", "01"]) == 2
 
 
 def test_generate_kind_conversion_writes_the_pair_and_its_manifest(tmp_path: Path) -> None:
@@ -78,3 +77,15 @@ def test_generate_kind_conversion_writes_the_pair_and_its_manifest(tmp_path: Pat
     assert manifest["before_records"] == 50 and sum(manifest["defect_counts"].values()) > 0
     assert main(["data", "generate", "--kind", "conversion", "--count", "5", "--format", "csv", "--out",
                  str(tmp_path / "x")]) == 2
+
+
+def test_a_record_missing_a_field_is_named_once_and_not_also_dropped(tmp_path: Path) -> None:
+    ConversionPairs(seed=6).write(20, tmp_path)
+    lines = (tmp_path / "after.jsonl").read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    del first["MaXa"]
+    lines[0] = json.dumps(first, ensure_ascii=False)
+    (tmp_path / "after.jsonl").write_text("\ufeff" + "\n".join(lines) + "\n", encoding="utf-8")  # with a BOM
+    code, results = _check(tmp_path)
+    assert code == 1 and results["finding_counts"] == {"invalid-record": 1}, results["finding_counts"]
+    assert results["findings"][0]["message"] == "after.jsonl:1: converted record: MaXa: \"MaXa\" is a required property"

@@ -71,3 +71,18 @@ def test_keys_folder_checks_each_signer_and_the_cli_exits_1_on_a_refused_bundle(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     assert main(["scoreboard", str(bundles), "--out", str(tmp_path / "b1"), "--keys", str(keydir)]) == 1
     assert main(["scoreboard", str(bundles), "--out", str(tmp_path / "b2")]) == 0
+
+
+def test_a_sandbox_bundle_is_not_a_province_unless_asked_and_then_marked(tmp_path: Path) -> None:
+    bundles = tmp_path / "bundles"
+    bundles.mkdir()
+    run = tmp_path / "run"
+    run.mkdir()
+    results = {"target": {"province": "01", "embedded_sandbox": True, "faults": ["skips-nonce-check"]},
+               "summary": {"readiness": "x"}, "checks": [], "verdicts": {c: "ready" for c in CRITERIA}}
+    (run / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    write_bundle(run, Ed25519PrivateKey.generate(), created=NOW.isoformat(), out=bundles / "sandbox.zip")
+    doc = write_board(bundles, tmp_path / "b1", now=NOW)
+    assert doc["rows"] == [] and "embedded-sandbox run" in doc["rejected"][0]["problems"][0]
+    shown = write_board(bundles, tmp_path / "b2", now=NOW, include_sandbox=True)
+    assert shown["rows"][0]["notes"] == ["embedded sandbox, faults: skips-nonce-check"]

@@ -138,3 +138,16 @@ def test_a_bad_waivers_file_stops_certify_before_anything_runs(tmp_path: Path,
     bad.write_text("waivers:\n  - check: PAY-2\n", encoding="utf-8")
     assert main(["certify", "--waivers", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "w.yaml:2: waivers[0]." in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_an_impossible_date_is_one_line_with_file_line_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "w.yaml"
+    bad.write_text("waivers:\n  - check: PAY-02\n    province: '01'\n    reason: the fix ships in January\n"
+                   "    approver: A B\n    expires: 2026-13-31\n", encoding="utf-8")
+    with pytest.raises(HaicapError, match=r"w.yaml:6: waivers\[0\].expires: '2026-13-31' cannot be read"):
+        load_waivers(bad)
+
+
+def test_an_expired_waiver_of_a_passing_check_is_expired_not_stale() -> None:
+    out = _apply(_results(_check("PAY-02", "payment", "passed")), [_waiver(expires="2026-01-01")])
+    assert out["waivers"]["stale"] == [] and out["waivers"]["expired"] == ["PAY-02"] and out["summary"]["ok"]
