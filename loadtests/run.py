@@ -414,6 +414,19 @@ def _run(opts: LoadOptions, creds: Credentials | None, scenarios: dict[str, Any]
         return _judge(opts, target, scenarios, mix, shape, raw, unreachable, stops)
 
 
+def _veto_by_sync_sla(sizing: dict[str, Any], slo: dict[str, Any]) -> None:
+    """A province that misses its sync SLA under this load holds no rate: the stages' latency gates cannot say
+    otherwise (the sync SLA is judged over the run, not per stage), so there is no knee and no instance count."""
+    breach = next((b for b in slo.get("breaches", []) if b.get("metric") == "sync_sla"), None)
+    if breach is None or sizing.get("knee") is None:
+        return
+    sizing["notes"].append(f"the sync-SLA gate breached over the run ({breach['actual']}), already at the "
+                           "lowest stage's load for all the stages could tell; make sync keep its SLA first")
+    sizing.update(knee=None, knee_is_lower_bound=False, knee_lower_bound=None, knee_per_instance=None,
+                  instances=None)
+    sizing["arithmetic"].append("instances: not computable — the run breached the sync SLA")
+
+
 def _print_capacity(sizing: dict[str, Any]) -> None:
     """The capacity answer, then the projection's arithmetic with where each figure came from."""
     print(sizing["answer"])
@@ -564,7 +577,8 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
     generator = _generator(raw, recorder, planned, opts.max_in_flight)
     complete = stop_reason is None and not errors
     exit_code, inconclusive = decide(complete, slo["passed"] and bool(integrity["passed"]), generator,
-                                     opts.require_kept_up, stopped_by=user_signum)
+                                     opts.require_kept_up, stopped_by=user_signum,
+                                     breaches=slo["breaches"] if integrity["passed"] else None)
     if opts.strict and exit_code == 0 and gate_summary["not_judged"]:
         exit_code = 3  # incomplete: a gate was selected and not judged
     passed = exit_code == 0
@@ -580,7 +594,7 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
         stages["rate_unit"] = "iterations/s"
         (opts.out / "stages.json").write_text(json.dumps(stages, indent=1), encoding="utf-8")
         files["stages"] = "stages.json"
-        capacity = _capacity(opts, target, stages, timeseries)
+        capacity = _capacity(opts, target, stages, timeseries, slo)
         files["capacity"] = "capacity.html"
     files = {key: name for key, name in files.items() if (opts.out / name).is_file()}  # only what this run wrote
     summary: dict[str, Any] = {
@@ -625,13 +639,24 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
     return exit_code
 
 
+def _within_start_lag(breaches: list[dict[str, Any]], generator: dict[str, Any]) -> bool:
+    """Every breach is a latency gate exceeded by no more than the generator's own start lag (p99): latency is
+    timed from the intended start, so such a breach may be the generator's queueing, not the system's."""
+    lag = (generator.get("start_lag_ms") or {}).get("p99") or 0.0
+    return bool(breaches) and lag > 0 and all(
+        b.get("metric") in ("p95_ms", "p99_ms") and isinstance(b.get("actual"), int | float)
+        and b["actual"] - float(b["limit"]) <= lag for b in breaches)
+
+
 def decide(complete: bool, gates_passed: bool, generator: dict[str, Any], require_kept_up: bool = True,
-           stopped_by: int | None = None) -> tuple[int, str | None]:
+           stopped_by: int | None = None, breaches: list[dict[str, Any]] | None = None) -> tuple[int, str | None]:
     """The exit code, and why the run is inconclusive if it is.
 
     A run the user stopped exits 128 + the signal (130 SIGINT, 143 SIGTERM) whatever was found: it did not run
     to its end. A run that could not be completed exits 2; one whose SLO or integrity gate failed exits 1 (a
-    system that breaks or loses data under less load than asked for fails all the more); one whose gates passed
+    system that breaks or loses data under less load than asked for fails all the more), except when the
+    generator fell behind and every breach is a latency gate exceeded by no more than its own start lag
+    (``breaches``; latency is timed from the intended start): inconclusive, exit 2. One whose gates passed
     while the generator did not keep up cannot pass when ``require_kept_up``: it exits 2, inconclusive.
     """
     if stopped_by is not None:
@@ -639,6 +664,12 @@ def decide(complete: bool, gates_passed: bool, generator: dict[str, Any], requir
     if not complete:
         return 2, None
     if not gates_passed:
+        if require_kept_up and not generator["kept_up"] and breaches is not None \
+                and _within_start_lag(breaches, generator):
+            lag = generator["start_lag_ms"]["p99"]
+            return 2, (f"the latency gates breached by no more than the load generator's own start lag (p99 "
+                       f"{lag:.0f} ms: " + "; ".join(generator["not_kept_up"]) + "): the breach may be the "
+                       "generator's queueing, not the system's")
         return 1, None
     if require_kept_up and not generator["kept_up"]:
         return 2, ("the load generator did not keep up (" + "; ".join(generator["not_kept_up"]) + "): the system "
@@ -688,7 +719,8 @@ def _scenario_table(recorder: Recorder) -> dict[str, Any]:
     return table
 
 
-def _capacity(opts: LoadOptions, target: Target, stages: dict[str, Any], timeseries: dict[str, Any]) -> Any:
+def _capacity(opts: LoadOptions, target: Target, stages: dict[str, Any], timeseries: dict[str, Any],
+              slo: dict[str, Any]) -> Any:
     try:
         from haicap.reports.capacity import capacity_answer, size_capacity
         from haicap.reports.capacity_html import render_capacity_html
@@ -697,6 +729,7 @@ def _capacity(opts: LoadOptions, target: Target, stages: dict[str, Any], timeser
         return None
     try:
         sizing = size_capacity(stages, {"province": target.province_code, **opts.projection})
+        _veto_by_sync_sla(sizing, slo)
         sizing["answer"] = capacity_answer(sizing)
         (opts.out / "capacity.html").write_text(render_capacity_html(stages, timeseries, sizing), encoding="utf-8")
     except HaicapError as exc:

@@ -410,3 +410,14 @@ def test_the_console_prints_the_capacity_answer_with_the_projection(login_submit
     assert printed.startswith("capacity: knee ≥ 10.0 iterations/s (a lower bound); the projected peak")
     assert "projected peak of province 79" in printed and "communes ×" in printed
     assert "HCMC: > 645,000 dossiers" in printed and "assumptions: office_hours 8" in printed
+
+
+def test_a_sync_sla_breach_vetoes_the_knee(login_submit: dict[str, Any]) -> None:
+    from haicap.loadtests.run import _veto_by_sync_sla
+
+    stages, _, _ = _step_run(login_submit, [36, 60], login_ms=15.0)
+    sizing = size_capacity(stages, {"communes": 10})
+    assert sizing["knee"] is not None
+    _veto_by_sync_sla(sizing, {"breaches": [{"metric": "sync_sla", "actual": "419 of 419 late or never received"}]})
+    assert sizing["knee"] is None and sizing["instances"] is None
+    assert capacity_answer(sizing).startswith("capacity: no knee — the sync-SLA gate breached over the run")

@@ -245,6 +245,12 @@ def test_a_run_that_did_not_keep_up_cannot_pass() -> None:
     assert code == 2 and why is not None and "did not keep up (12 of 100 arrivals (12.0%) held back" in why
     assert decide(True, True, held, require_kept_up=False) == (0, None)
     assert decide(True, False, held) == (1, None)  # a breach under less load than asked for is still a failure
+    lagging = {**held, "start_lag_ms": {"p50": 10.0, "p95": 900.0, "p99": 3300.0}}
+    small = [{"metric": "p95_ms", "limit": 1200, "actual": 4000.0}]
+    code, why = decide(True, False, lagging, breaches=small)  # 2.8 s over, the generator 3.3 s late: inconclusive
+    assert code == 2 and "start lag" in str(why)
+    assert decide(True, False, lagging, breaches=[{"metric": "p95_ms", "limit": 1200, "actual": 9000.0}])[0] == 1
+    assert decide(True, False, lagging, breaches=[{"metric": "error_rate", "limit": 0.01, "actual": 0.2}])[0] == 1
     assert decide(False, True, fine) == (2, None)
 
 
