@@ -294,6 +294,7 @@ def _run_checks(target: Any, args: argparse.Namespace, expected: list[Any], reru
     if late is not None:  # the wiring explains the sync checks' outcomes: say so once, naming the field
         preflight = {**preflight, "probes": [*preflight["probes"], late]}
         print(f"  wiring: {late['field']}: {late['message']}", flush=True)
+        records = _miswired_sync(records, f"{late['field']}: {late['message']}")
     results = build_results(
         records, expected, target=target.describe(), seed=args.seed, started=started, finished=_now(),
         previous=previous, allow_incomplete=args.allow_incomplete, preflight=preflight,
@@ -450,6 +451,18 @@ def _profile_signing_key(profile: Path | None) -> Path | None:
 
     name = load_profile(profile).data.get("signing_key_file")
     return None if not name else (profile.parent / name)
+
+
+def _miswired_sync(records: list[dict[str, Any]], why: str) -> list[dict[str, Any]]:
+    """Every sync login was refused: what the sync checks saw says nothing about the province's sync, only that
+    the profile and the province disagree on the account. Their failures become 'could not run', naming it."""
+    out = []
+    for record in records:
+        if record.get("criterion") == "sync" and record.get("status") in ("failed", "skipped"):
+            record = {**record, "status": "error", "message": f"could not run: the sync account is miswired — "
+                                                               f"{why} (the check saw: {record.get('message')})"}
+        out.append(record)
+    return out
 
 
 def _write_target_file(target: Any) -> str:

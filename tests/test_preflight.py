@@ -175,10 +175,13 @@ def test_refused_sync_logins_are_named_once_after_the_run(rehearsal: Rehearsal, 
     (/_ledger/sync/stats), and a run whose every login was refused says which field, once."""
     code, _, _, results = _certify(rehearsal, tmp_path, monkeypatch, lambda t: t, capsys,
                                    env={"HAICAP_REHEARSAL_SYNC_PASSWORD": "an-old-password"},
-                                   extra=("--only", "SYNC-02"))
-    assert results["preflight"]["ok"] and code in (1, 3)
+                                   extra=("--only", "SYNC-01"))
+    assert results["preflight"]["ok"] and code == 3  # could not run: a wiring fault, not a sync defect
     late = results["preflight"]["probes"][-1]
     assert late["name"] == "sync (after the run)" and late["field"] == "credentials.sync_username", late
+    sync01 = next(c for c in results["checks"] if c["id"] == "SYNC-01")
+    assert sync01["status"] == "error" and "the sync account is miswired" in sync01["message"]
+    assert "credentials.sync_password_env" in sync01["message"]
     assert "an-old-password" not in json.dumps(results)
 
 
