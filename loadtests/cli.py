@@ -154,6 +154,9 @@ def run_compare(args: argparse.Namespace) -> int:
     base, base_series, _ = load_run(args.base)
     new, new_series, new_folder = load_run(args.new)
     result = compare_runs(base, new, tolerance)
+    for label, summary in (("BASE", base), ("NEW", new)):
+        if not (summary.get("generator") or {}).get("kept_up", True):
+            print(f"note: {label}'s load generator did not keep up: its figures are of less load than asked for")
     out = args.out or new_folder
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -164,7 +167,8 @@ def run_compare(args: argparse.Namespace) -> int:
         raise HaicapError(f"cannot write the comparison to {out}: {exc.strerror or exc}") from None
     for metric in result["metrics"]:
         if metric["verdict"] in {"regression", "improvement"}:
-            print(f"{metric['verdict'].upper():12} {metric['name']}: {metric['base']} → {metric['new']} "
+            unit = f" {metric['unit']}" if metric["unit"] else ""
+            print(f"{metric['verdict'].upper():12} {metric['name']}: {metric['base']}{unit} → {metric['new']}{unit} "
                   f"({metric['better']} is better)")
     compared = sum(1 for m in result["metrics"] if m["verdict"] != "not compared")
     verdict = (f"REGRESSION in {len(result['regressions'])} of {compared} metrics" if result["regressed"]

@@ -48,7 +48,8 @@ class GateNeed:
 
     def describe(self) -> str:
         where = " / ".join(x for x in (self.scenario, self.step) if x)
-        return f"{where} {self.metric} (~{self.expected:.0f} of {self.needed} samples)"
+        return (f"{where} {self.metric} (~{self.expected:.0f} expected, {self.needed * MARGIN:.0f} wanted: "
+                f"{self.needed} plus the margin for the random mix)")
 
 
 def expected_journeys(shape: LoadShape, weights: Mapping[str, float], max_rate: float,

@@ -792,5 +792,6 @@ def _print_verdict(summary: dict[str, Any], out: Path) -> None:
     if summary["stopped_by_user"]:
         verdict = f"STOPPED BY THE USER ({summary['stopped_by_user']})"
     else:
-        verdict = "PASSED" if summary["passed"] else ("INCONCLUSIVE" if summary["inconclusive"] else "FAILED")
+        verdict = ("PASSED" if summary["passed"] else "INCONCLUSIVE" if summary["inconclusive"]
+                   else "INCOMPLETE" if summary["exit_code"] == 3 else "FAILED")
     print(f"{verdict} (exit {summary['exit_code']}) — {out / 'summary.json'}", flush=True)

@@ -62,24 +62,24 @@ _WORKING_DAYS_1JUL_19AUG = 36  # 1 Jul – 19 Aug 2025: 23 weekdays in July + 13
 
 #: Province-wide dossiers per working day where DOMAIN.md gives a figure for that province.
 PROVINCE_DAILY_DOSSIERS: dict[str, tuple[float, str]] = {
-    "01": (8000.0, "Hà Nội communes: > 8,000 dossiers a day (DOMAIN.md)"),
+    "01": (8000.0, "Hà Nội communes: > 8,000 dossiers a day (published cutover figures)"),
     "79": (645_000 / _WORKING_DAYS_1JUL_19AUG,
-           "HCMC: > 645,000 dossiers 1 Jul – 19 Aug = 36 working days (DOMAIN.md)"),
+           "HCMC: > 645,000 dossiers 1 Jul – 19 Aug = 36 working days (published cutover figures)"),
     "11": (15_000 / _WORKING_DAYS_1JUL_19AUG,
-           "Điện Biên: < 15,000 dossiers 1 Jul – 19 Aug = 36 working days (DOMAIN.md)"),
+           "Điện Biên: < 15,000 dossiers 1 Jul – 19 Aug = 36 working days (published cutover figures)"),
 }
 
 #: Why each default is what it is (shown in the capacity report next to the arithmetic).
 DEFAULTS_RATIONALE: dict[str, str] = {
     "communes": "the province's current commune-level units (Decision 19/2025/QĐ-TTg, admin_units())",
     "dossiers_per_commune_day": (
-        "the province's own daily figure from DOMAIN.md where there is one (Hà Nội, HCMC, Điện Biên), else "
+        "the province's own published daily figure where there is one (Hà Nội, HCMC, Điện Biên), else "
         "the national average ≈ 37 per commune per working day (4.4 M dossiers / 36 working days / 3,321 communes)"
     ),
-    "office_hours": "one-stop shops open ≈ 07:00–11:00 and 13:00–17:00 on weekdays: 8 hours (DOMAIN.md)",
+    "office_hours": "one-stop shops open ≈ 07:00–11:00 and 13:00–17:00 on weekdays: 8 hours (published cutover figures)",
     "peak_hour_factor": (
         "[assumption] the busiest hour carries 1.5× an average office hour: peaks ≈ 07:30–10:00 and 13:30–15:30 "
-        "hold 4.5 of the 8 hours (DOMAIN.md daily pattern)"
+        "hold 4.5 of the 8 hours (the daily pattern of the cutover figures)"
     ),
     "surge_factor": (
         "[assumption] day-one surge 2×: catch-up and retries after degraded national services (VNeID login storm "
@@ -182,7 +182,7 @@ class Projection:
                 sources["dossiers_per_commune_day"] = f"{known[1]}: {known[0]:,.0f} / {communes} communes"
             else:
                 per_day = NATIONAL_DOSSIERS_PER_COMMUNE_DAY
-                sources["dossiers_per_commune_day"] = "national average ≈ 37 per commune per working day (DOMAIN.md)"
+                sources["dossiers_per_commune_day"] = "national average ≈ 37 per commune per working day (published cutover figures)"
         else:
             sources["dossiers_per_commune_day"] = "given"
         return communes, float(per_day), sources

@@ -7,7 +7,7 @@ are not comparable, the comparison refuses and says which field differs (exit 2)
 
 Each metric has a direction (lower latency is better; higher throughput is better) and a noise floor: a change
 is a regression only when it is worse by more than the relative tolerance (default 10 %) **and** by more than
-the floor (5 ms for a latency, 0.5 percentage points for an error rate, 0.2/s for a rate). Data loss, late
+the floor (10 ms for a latency, 0.5 percentage points for an error rate, 0.2/s for a rate). Data loss, late
 statuses and breached gates have no tolerance: one more is a regression. Per-step p95s are compared where both
 runs measured at least 20 samples. The verdict is exit 1 on any regression, 0 otherwise; ``compare.html``
 overlays both runs' throughput and latency over time.
@@ -28,6 +28,8 @@ __all__ = ["Metric", "comparable", "compare_runs", "load_run", "parse_tolerance"
 Direction = Literal["lower", "higher"]
 #: Fewest samples of a step on both sides for its p95 to be compared.
 MIN_STEP_SAMPLES = 20
+#: A latency change smaller than this is noise on a shared machine (scheduler hiccups of a few ms), never a regression.
+LATENCY_FLOOR_MS = 10.0
 
 
 @dataclass(frozen=True)
@@ -125,8 +127,8 @@ def _share(part: Any, whole: Any) -> float | None:
 
 
 def _metrics(base: dict[str, Any], new: dict[str, Any], tol: float) -> list[Metric]:
-    out = [Metric(f"latency {p}", base["latency_ms"].get(p), new["latency_ms"].get(p), "lower", 5.0, tol, "ms")
-           for p in ("p50", "p95", "p99")]
+    out = [Metric(f"latency {p}", base["latency_ms"].get(p), new["latency_ms"].get(p), "lower", LATENCY_FLOOR_MS, tol,
+                  "ms") for p in ("p50", "p95", "p99")]
     out.append(Metric("journeys/s achieved", base["rate"].get("achieved"), new["rate"].get("achieved"), "higher",
                       0.2, tol, "/s"))
     out.append(Metric("request error rate", _share(base.get("failures"), base.get("requests")),
@@ -159,7 +161,7 @@ def _step_metrics(base: dict[str, Any], new: dict[str, Any], tol: float) -> list
             if min(b.get("count", 0), n.get("count", 0)) < MIN_STEP_SAMPLES:
                 continue
             out.append(Metric(f"{scenario_id} / {label} p95", (b.get("latency_ms") or {}).get("p95"),
-                              (n.get("latency_ms") or {}).get("p95"), "lower", 5.0, tol, "ms"))
+                              (n.get("latency_ms") or {}).get("p95"), "lower", LATENCY_FLOOR_MS, tol, "ms"))
     return out
 
 
