@@ -76,7 +76,7 @@ DEFAULTS_RATIONALE: dict[str, str] = {
         "the province's own published daily figure where there is one (Hà Nội, HCMC, Điện Biên), else "
         "the national average ≈ 37 per commune per working day (4.4 M dossiers / 36 working days / 3,321 communes)"
     ),
-    "office_hours": "one-stop shops open ≈ 07:00–11:00 and 13:00–17:00 on weekdays: 8 hours (published cutover figures)",
+    "office_hours": "one-stop shops open ≈ 07:00–11:00 and 13:00–17:00 on weekdays: 8 hours",
     "peak_hour_factor": (
         "[assumption] the busiest hour carries 1.5× an average office hour: peaks ≈ 07:30–10:00 and 13:30–15:30 "
         "hold 4.5 of the 8 hours (the daily pattern of the cutover figures)"
@@ -182,7 +182,8 @@ class Projection:
                 sources["dossiers_per_commune_day"] = f"{known[1]}: {known[0]:,.0f} / {communes} communes"
             else:
                 per_day = NATIONAL_DOSSIERS_PER_COMMUNE_DAY
-                sources["dossiers_per_commune_day"] = "national average ≈ 37 per commune per working day (published cutover figures)"
+                sources["dossiers_per_commune_day"] = ("national average ≈ 37 per commune per working day "
+                                                       "(published cutover figures)")
         else:
             sources["dossiers_per_commune_day"] = "given"
         return communes, float(per_day), sources
