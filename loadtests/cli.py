@@ -75,7 +75,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a shape parameter, e.g. --set surge_factor=3 --set peak_rate=10")
     parser.add_argument("--duration", type=bounded_float(0, MAX_DURATION_S, low_inclusive=False),
-                        help="seconds of load (default: the shape file's, else 60)")
+                        help="seconds of load (default: the shape file's; without one, the shortest duration, 60 s to "
+                        "20 min, that gives every SLO gate its samples, printed before the run)")
     parser.add_argument("--max-rate", type=bounded_float(0, MAX_RATE, low_inclusive=False), default=200.0,
                         metavar="R",
                         help="cap on journeys started per second; the shape is clipped to it (default 200)")
