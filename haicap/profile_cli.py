@@ -73,6 +73,12 @@ portal:                                      # your closed old portal (PORT-01..
   login_urls: ["https://dichvucong.example.gov.vn/dang-nhap"]        # the old sign-in page
   lookup_urls: ["https://dichvucong.example.gov.vn/tra-cuu"]         # look-up pages that may remain
 # communes: ["00004", "00008"]               # restrict submission to these communes (SUB-05 then cannot pass)
+# sso_clock_skew_seconds: 60                 # the clock skew your relying party allows on ID-token exp/iat
+# sync_retry_seconds: 1                      # your sync client's longest pause between attempts (SYNC-10)
+# sso_mixup_province_url: http://127.0.0.1:9001  # a 2nd instance configured against {{public_url}}/mixup (SSO-30)
+# signing_key_file: province.pem             # Ed25519 key that signs bundle.zip (else a key made per run)
+# back_office: {{kind: operator, deadline_seconds: 300}}  # without an officer API: a person acts, guided by
+#                                            # OUT/operator/pending/*.json (or kind: plugin, plugin: module:Class)
 """
 
 
