@@ -17,13 +17,14 @@ from __future__ import annotations
 import base64
 import io
 import math
+import re
 from html import escape
 from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from haicap.reports.capacity import validate_stages, validate_timeseries
+from haicap.reports.capacity import NO_BREACH, validate_stages, validate_timeseries
 
 __all__ = ["figure_latency_vs_throughput", "figure_over_time", "render_capacity_html"]
 
@@ -35,14 +36,21 @@ td.n{text-align:right;font-variant-numeric:tabular-nums} th{background:#f4f6f8}
 .v{font-weight:600;border-radius:4px;padding:.15rem .5rem;white-space:nowrap}
 .meets-SLO{background:#dff3e4;color:#135e2a} .breaches-SLO{background:#fbe0df;color:#8a1c17}
 .inconclusive{background:#fff1d6;color:#7a4d00} .not-judged{background:#eceff1;color:#455a64}
+.no-breach-partly-judged{background:#eef7d9;color:#3d5a12}
 tr.knee td{background:#eef6ff}
 .big{font-size:1.25rem} figure{margin:1.2rem 0} img{max-width:100%}
 pre{background:#f6f8fa;padding:.6rem;overflow-x:auto;white-space:pre-wrap}
 """
 
-_COLOURS = {"meets SLO": "#1b7f3b", "breaches SLO": "#c0392b", "inconclusive": "#b7791f", "not judged": "#78909c"}
+_COLOURS = {"meets SLO": "#1b7f3b", NO_BREACH: "#7cb342", "breaches SLO": "#c0392b", "inconclusive": "#b7791f",
+            "not judged": "#78909c"}
 #: verdicts drawn hollow and left out of the latency line: they say nothing about the SLO
 _UNJUDGED = ("inconclusive", "not judged")
+
+
+def _css_class(verdict: str) -> str:
+    """A verdict as a CSS class name: 'meets SLO' → meets-SLO, 'no breach (partly judged)' → no-breach-partly-judged."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", verdict).strip("-")
 
 
 def _num(value: Any) -> float:
@@ -176,7 +184,7 @@ def _stage_rows(sizing: dict[str, Any]) -> str:
             f"<td class='n'>{_fmt(s['error_rate'], '.2%')}</td><td class='n'>{_fmt(s['p50_ms'], ',.0f')}</td>"
             f"<td class='n'>{_fmt(s['p95_ms'], ',.0f')}</td><td class='n'>{_fmt(s['p99_ms'], ',.0f')}</td>"
             f"<td>{_fmt(s['generator_kept_up'])}</td>"
-            f"<td><span class='v {s['verdict'].replace(' ', '-')}'>{verdict}</span>"
+            f"<td><span class='v {_css_class(s['verdict'])}'>{verdict}</span>"
             f"<div class='muted'>{escape('; '.join(s['reasons']))}</div></td></tr>"
         )
     return "".join(rows)

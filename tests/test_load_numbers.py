@@ -421,3 +421,10 @@ def test_a_sync_sla_breach_vetoes_the_knee(login_submit: dict[str, Any]) -> None
     _veto_by_sync_sla(sizing, {"breaches": [{"metric": "sync_sla", "actual": "419 of 419 late or never received"}]})
     assert sizing["knee"] is None and sizing["instances"] is None
     assert capacity_answer(sizing).startswith("capacity: no knee — the sync-SLA gate breached over the run")
+
+
+def test_partly_judged_stages_are_drawn_and_styled_in_the_capacity_report(login_submit: dict[str, Any]) -> None:
+    stages, _, _ = _step_run(login_submit, [12, 15], login_ms=15.0)
+    sizing = size_capacity(stages, {"communes": 10})
+    html = render_capacity_html(stages, {"interval_s": 1, "samples": []}, sizing)
+    assert "class='v no-breach-partly-judged'" in html and ".no-breach-partly-judged{" in html
