@@ -37,6 +37,7 @@ from starlette.routing import BaseRoute, Route
 
 from haicap.sandbox.config import NationalConfig
 from haicap.sandbox.national.citizens import CitizenRegistry
+from haicap.sandbox.national.civil_status import CivilStatusSide
 from haicap.sandbox.national.control import ControlApi
 from haicap.sandbox.national.forwarder import Forwarder
 from haicap.sandbox.national.ledger import LedgerApi
@@ -67,6 +68,7 @@ class National:
         self.sync = SyncReceiver(config, self.store, self.outages)
         self.payments = PaymentPlatform(config, self.store, self.outages, self.http)
         self.forwarder = Forwarder(config, self.store, self.citizens, self.http)
+        self.civil = CivilStatusSide(config, self.http)
         self.control = ControlApi(self.oidc, self.payments, self.forwarder, self.sync, self.outages)
         self.ledger = LedgerApi(self.store, self.citizens)
 
@@ -137,6 +139,7 @@ def create_app(config: NationalConfig) -> Starlette:
     routes += national.oidc.routes + national.sync.routes + national.payments.routes
     routes += _guard(national.control.routes, config.control_token)
     routes += _guard(national.ledger.routes, config.control_token)
+    routes += national.civil.routes + _guard(national.civil.control_routes, config.control_token)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from haicap.contract_registry import default_registry
 from haicap.sandbox.config import ProvinceConfig
 from haicap.sandbox.province.catalogue import Catalogue
+from haicap.sandbox.province.civil_status import CivilStatusDossiers
 from haicap.sandbox.province.context import ProvinceContext
 from haicap.sandbox.province.dossier_api import DossierApi
 from haicap.sandbox.province.fast_lane import FastLaneStarlette
@@ -77,6 +78,7 @@ def create_app(config: ProvinceConfig) -> Starlette:
     payments = Payments(ctx, dossiers)
     forwarded = ForwardedDossiers(ctx)
     old_portal = OldPortal(ctx, dossiers)
+    civil = CivilStatusDossiers(ctx)
 
     async def health(request: Request) -> Response:
         counts = outbox_counts(store)
@@ -93,6 +95,7 @@ def create_app(config: ProvinceConfig) -> Starlette:
             await outbox.stop()
             await rp.aclose()
             await payments.aclose()
+            await civil.aclose()
             store.close()
             ctx.sessions.close()
 
@@ -113,6 +116,8 @@ def create_app(config: ProvinceConfig) -> Starlette:
         Route("/api/v1/dossiers/{MaHoSo}/payments", payments.list, methods=["GET"]),
         Route("/DvcPayment/Confirm", payments.callback, methods=["POST"]),
         Route("/national/forwarded-dossiers", forwarded.receive, methods=["POST"]),
+        Route("/lienthong/dossiers", civil.receive, methods=["POST"]),
+        Route("/lienthong/ket-qua", civil.result, methods=["POST"]),
         Route("/officer/dossiers", officer.list, methods=["GET"]),
         Route("/officer/dossiers/{MaHoSo}", officer.get, methods=["GET"]),
         Route("/officer/dossiers/{MaHoSo}/actions", officer.action, methods=["POST"]),

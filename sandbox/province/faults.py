@@ -201,6 +201,23 @@ _FAULTS = [
           "a citizen supplement is accepted in any open state (1, 2, 4, 6), not only when requested (5)"),
     Fault("withdraw-refused-while-waiting", "submission",
           "withdrawal is refused while the dossier waits for the citizen (states 5, 6)"),
+    # civil status: interconnected procedure groups of Decree 63/2024/NĐ-CP (sandbox/province/civil_status.py)
+    Fault("civil-pushes-out-of-order", "civil_status",
+          "status pushes of an interconnected dossier leave newest first: 'processing' before 'received'"),
+    Fault("civil-push-missing-field", "civil_status", "status pushes carry no nguoiXuLy (the officer is not mapped)"),
+    Fault("civil-push-iso-dates", "civil_status",
+          "status pushes carry thoiGianThucHien in ISO 8601, not dd/MM/yyyy HH:mm:ss"),
+    Fault("civil-closes-on-first-result", "civil_status",
+          "the composite dossier is closed (state 9) when the first of its three results is completed"),
+    Fault("civil-component-never-completes", "civil_status",
+          "the social-insurance result (health-insurance card, funeral allowance) is acknowledged and dropped"),
+    Fault("civil-composite-not-synced", "civil_status",
+          "the composite state of an interconnected dossier never reaches NPSP (only its creation is synced)"),
+    Fault("civil-fee-on-time", "civil_status", "an on-time birth or death registration is charged a fee"),
+    Fault("civil-loses-portal-dossier", "civil_status",
+          "a dossier delivered by the interconnection portal is acknowledged but never stored"),
+    Fault("civil-refuses-death-group", "civil_status",
+          "dossiers of group 2 (module LTKT: death registration) are refused; only births are wired up"),
 ]
 
 #: Every fault by id.
