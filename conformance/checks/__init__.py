@@ -1,6 +1,7 @@
 """The built-in checks, one module per readiness criterion; importing this package registers them all."""
 
 from haicap.conformance.checks import (  # noqa: F401
+    civil_status,
     consistency,
     forwarding,
     fuzzing,
