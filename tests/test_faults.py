@@ -243,7 +243,7 @@ def correct() -> Iterator[Harness]:
 def test_every_fault_has_a_probe() -> None:
     assert set(PROBES) == set(FAULTS)
     assert {f.breaks for f in FAULTS.values()} == {"sso", "submission", "payment", "sync", "forwarding", "units",
-                                                    "portal"}
+                                                    "portal", "civil_status"}
 
 
 @pytest.mark.parametrize("fault_id", sorted(FAULTS))
@@ -803,3 +803,82 @@ def _old_local_login(h: Harness) -> bool:
     page = h.http.get("/portal/dang-nhap")
     signed_in = h.http.post("/portal/dang-nhap", data={"username": "u", "password": "p"})
     return 'type="password"' in page.text or "set-cookie" in signed_in.headers
+
+
+# -- civil-status interconnection (sandbox/province/civil_status.py) ---------------------------------
+def _civil(h: Harness, group: str = "1", complete: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Deliver one interconnected dossier, issue the named results; (interconnection record, NPSP record)."""
+    sent = h.national.post("/_control/civil/send", json={"group": group}).json()
+    so = sent["soHoSoLT"]
+    ledger = f"/_ledger/civil/dossiers/{so}"
+    wait_for(lambda: len(h.national.get(ledger).json()["pushes"]) >= 6, timeout=2.0)
+    for component in complete:
+        h.national.post("/_control/civil/complete", json={"soHoSoLT": so, "component": component})
+        time.sleep(0.1)
+    ma_ho_so = sent["dossier"]["maHoSo"]
+    npsp = wait_for(lambda: (r := h.national.get(f"/_ledger/sync/dossiers/{ma_ho_so}")).status_code == 200
+                    and len(r.json()["history"]) >= 3 and r.json(), timeout=2.0) or {}
+    return h.national.get(ledger).json(), npsp
+
+
+def _civil_pushes(record: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p["body"] for p in record["pushes"]]
+
+
+@probe("civil-pushes-out-of-order")
+def _civil_order(h: Harness) -> bool:
+    first = {}
+    for push in _civil_pushes(_civil(h)[0]):
+        first.setdefault(push["maTTHC"], push["trangThai"])
+    return any(s != "1" for s in first.values())
+
+
+@probe("civil-push-missing-field")
+def _civil_missing(h: Harness) -> bool:
+    return any("nguoiXuLy" not in p for p in _civil_pushes(_civil(h)[0]))
+
+
+@probe("civil-push-iso-dates")
+def _civil_iso(h: Harness) -> bool:
+    return any("T" in p.get("thoiGianThucHien", "") for p in _civil_pushes(_civil(h)[0]))
+
+
+@probe("civil-closes-on-first-result")
+def _civil_closes_early(h: Harness) -> bool:
+    record, _ = _civil(h, complete=("bhyt",))
+    officer = h.http.get(f"/officer/dossiers/{record['MaHoSo']}", headers=h.sb.officer_headers()).json()
+    return officer["TrangThaiHoSo"] == "9"
+
+
+@probe("civil-component-never-completes")
+def _civil_never(h: Harness) -> bool:
+    record, _ = _civil(h, complete=("bhyt",))
+    wait_for(lambda: len(h.national.get(f"/_ledger/civil/dossiers/{record['soHoSoLT']}").json()["pushes"]) >= 7,
+             timeout=1.0)
+    pushes = _civil_pushes(h.national.get(f"/_ledger/civil/dossiers/{record['soHoSoLT']}").json())
+    return not any(p["trangThai"] == "3" for p in pushes)
+
+
+@probe("civil-composite-not-synced")
+def _civil_not_synced(h: Harness) -> bool:
+    _, npsp = _civil(h)
+    return [e["TrangThaiHoSo"] for e in npsp.get("history", [])] != ["1", "2", "4"]
+
+
+@probe("civil-fee-on-time")
+def _civil_fee(h: Harness) -> bool:
+    _, npsp = _civil(h)
+    return any(int(f.get("Gia", 0)) > 0 for f in (npsp.get("item") or {}).get("DanhSachLePhi") or [])
+
+
+@probe("civil-loses-portal-dossier")
+def _civil_lost(h: Harness) -> bool:
+    sent = h.national.post("/_control/civil/send", json={"group": "1"}).json()
+    assert sent["status_code"] == 201
+    officer = h.sb.officer_headers()
+    return h.http.get(f"/officer/dossiers/{sent['dossier']['maHoSo']}", headers=officer).status_code == 404
+
+
+@probe("civil-refuses-death-group")
+def _civil_death_refused(h: Harness) -> bool:
+    return h.national.post("/_control/civil/send", json={"group": "2"}).json()["status_code"] != 201

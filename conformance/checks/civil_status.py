@@ -54,8 +54,8 @@ def receipt_defects(journey: Journey, validator: Any) -> list[str]:
     if not received:
         return [*problems, f"{where} was acknowledged but never sent back to the portal as taken in"]
     body = received[0].get("body")
-    defects = [f"{v['field']}: {v['message']}" for v in validator.violations(body)] if isinstance(body, dict) \
-        else ["not a JSON object"]
+    defects = ([f"{e['field']}: {e['message']}" for e in (v.as_problem_error() for v in validator.violations(body))]
+               if isinstance(body, dict) else ["not a JSON object"])
     expected = {"id": journey.so_ho_so_lt, "maHoSo": journey.ma_ho_so, "module": group.module,
                 "maTTHC": group.lead.maTTHC}
     if isinstance(body, dict):

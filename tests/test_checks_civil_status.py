@@ -1,0 +1,189 @@
+"""The civil-status judges, on hand-made evidence: every forbidden status order, every push field, each component
+on its own, the fee rule, and the must-accept cases (any completion order, extra fields, interleaved pushes)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from haicap.civil_status import VN_TZ, civil_status, format_lt, order_violations, parse_lt, parse_spec
+from haicap.conformance.checks.civil_status import (
+    completion_defects,
+    component_sequences,
+    fee_defects,
+    interleaved,
+    push_defects,
+    receipt_defects,
+)
+from haicap.conformance.checks.civil_status_journey import Completion, Journey
+from haicap.contract_registry import default_registry
+from haicap.errors import HaicapError
+
+SPEC = civil_status()
+T0 = datetime(2026, 12, 2, 10, 0, 0, tzinfo=VN_TZ)
+SO, MA = "LTKS-261202-00000001-1", "000.00.00.G16-261202-0001"
+
+
+def _push(code: str, status: str, seconds: int = 0, result: str = "", **extra: Any) -> dict[str, Any]:
+    return {"maTTHC": code, "soHoSoLT": SO, "maHoSo": MA, "trangThai": status,
+            "thoiGianThucHien": format_lt(T0 + timedelta(seconds=seconds)), "nguoiXuLy": "Cán bộ",
+            "noiDungXuLy": "Xử lý", "ketQuaXuLy": result, **extra}
+
+
+def _journey(group: str = "1", pushes: list[dict[str, Any]] | None = None, **kw: Any) -> Journey:
+    sent = {"soHoSoLT": SO, "status_code": 201, "answer": {"maHoSo": MA, "soHoSoLT": SO, "accepted": True},
+            "dossier": {"maHoSo": MA}}
+    j = Journey(SPEC.group(group), sent, **kw)
+    j.record = {"pushes": [{"received_ms": 1000 + i, "body": p} for i, p in enumerate(pushes or [])],
+                "received": []}
+    return j
+
+
+def _complete_run(order: tuple[int, ...], group: str = "1") -> Journey:
+    comps = SPEC.group(group).components
+    pushes = [_push(c.maTTHC, s) for s in ("1", "2") for c in comps]
+    completions = []
+    for step, index in enumerate(order):
+        c = comps[index]
+        completions.append(Completion(c.id, c.maTTHC, 2000 + 10 * step, f"{c.result} số {step}", 200, {},
+                                      final=step == len(order) - 1, composite_after="4"))
+        pushes.append(_push(c.maTTHC, "3", 1 + step, f"{c.result} số {step}"))
+    j = _journey(group, pushes, completions=completions)
+    for i, entry in enumerate(j.record["pushes"][6:]):  # type: ignore[index]
+        entry["received_ms"] = 2005 + 10 * i
+    return j
+
+
+# -- the status order --------------------------------------------------------------------------------
+@pytest.mark.parametrize("pair", SPEC.order.forbidden_pairs())
+def test_every_forbidden_status_order_is_reported(pair: tuple[str, str]) -> None:
+    before, after = pair
+    path = list(SPEC.order.path_to(before)) if before in ("1", "2", "3") else ["1", "4"]
+    sequence = [(s, T0) for s in [*path, after]]
+    assert any(f"{before} → {after}" in p for p in order_violations(SPEC.order, sequence))
+
+
+def test_a_first_push_other_than_received_and_a_time_going_back_are_reported() -> None:
+    assert order_violations(SPEC.order, [("2", T0)]) == ["first status 2 (expected 1)"]
+    back = order_violations(SPEC.order, [("1", T0), ("2", T0 - timedelta(seconds=1))])
+    assert len(back) == 1 and "goes back" in back[0]
+
+
+def test_legal_orders_and_retries_are_accepted() -> None:
+    for seq in (["1", "2", "3"], ["1", "4"], ["1", "2", "4"], ["1", "1", "2", "2", "3", "3"]):
+        assert order_violations(SPEC.order, [(s, T0) for s in seq]) == [], seq
+
+
+def test_pushes_of_components_interleaved_are_judged_per_component() -> None:
+    comps = SPEC.group("1").components
+    pushes = [_push(c.maTTHC, s) for s in ("1", "2") for c in comps]
+    j = _journey("1", pushes)
+    assert interleaved(j)
+    sequences = component_sequences(j)
+    assert all(order_violations(SPEC.order, seq) == [] for seq in sequences.values())
+    assert set(sequences) == {c.maTTHC for c in comps}
+
+
+# -- push fields ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("field", SPEC.push_fields)
+def test_every_missing_push_field_is_named(field: str) -> None:
+    push = _push("1.001193", "3", result="Trích lục khai sinh số 1")
+    del push[field]
+    assert f"{field} missing" in push_defects(push, _journey(), SPEC)
+
+
+@pytest.mark.parametrize("field", [f for f in SPEC.push_fields if f != "ketQuaXuLy"])
+def test_every_empty_push_field_is_named(field: str) -> None:
+    push = _push("1.001193", "1", **{field: ""})
+    assert any(d.startswith(f"{field} empty") for d in push_defects(push, _journey(), SPEC))
+
+
+def test_a_completed_push_without_its_result_is_reported_an_open_one_is_not() -> None:
+    assert push_defects(_push("1.001193", "1"), _journey(), SPEC) == []
+    assert any("ketQuaXuLy empty" in d for d in push_defects(_push("1.001193", "3"), _journey(), SPEC))
+
+
+@pytest.mark.parametrize("when,kind", [("2026-12-02T10:00:00+07:00", "ISO 8601"), ("20261202100000", "ISO 8601"),
+                                       ("2/12/2026 10:00", "not a date"), ("02/12/2026", "ISO 8601")])
+def test_dates_not_in_dd_mm_yyyy_are_named(when: str, kind: str) -> None:
+    defects = push_defects(_push("1.001193", "1", thoiGianThucHien=when), _journey(), SPEC)
+    assert any("thoiGianThucHien" in d and "dd/MM/yyyy HH:mm:ss" in d for d in defects)
+
+
+def test_wrong_codes_and_statuses_are_named_extra_fields_accepted() -> None:
+    assert push_defects(_push("1.001193", "1", ghiChu="extra", x=1), _journey(), SPEC) == []
+    assert any("trangThai '7'" in d for d in push_defects(_push("1.001193", "7"), _journey(), SPEC))
+    assert any("not a component" in d for d in push_defects(_push("1.000656", "1"), _journey(), SPEC))
+    assert any("soHoSoLT" in d for d in push_defects(_push("1.001193", "1", soHoSoLT="X"), _journey(), SPEC))
+    assert push_defects([], _journey(), SPEC) == ["the push is not a JSON object"]
+    assert parse_lt("31/02/2026 10:00:00") is None
+
+
+# -- each component on its own -------------------------------------------------------------------------
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 1, 0), (1, 0, 2), (2, 0, 1)])
+@pytest.mark.parametrize("group", ["1", "2"])
+def test_components_completing_in_any_order_are_accepted(order: tuple[int, ...], group: str) -> None:
+    assert completion_defects(_complete_run(order, group), SPEC) == []
+
+
+def test_a_component_that_never_completes_is_named() -> None:
+    j = _complete_run((2, 0, 1))
+    j.record["pushes"] = [p for p in j.record["pushes"]  # type: ignore[index]
+                          if not (p["body"]["maTTHC"] == "1.002978" and p["body"]["trangThai"] == "3")]
+    assert any("bhyt result" in d and "never completed" in d for d in completion_defects(j, SPEC))
+
+
+def test_a_composite_closed_before_the_last_result_is_reported() -> None:
+    j = _complete_run((0, 1, 2))
+    j.completions[0].composite_after = "9"
+    assert any("closed" in d for d in completion_defects(j, SPEC))
+    j = _complete_run((0, 1, 2))
+    j.npsp = {"history": [{"TrangThaiHoSo": "9", "received_ms": 2001}]}
+    assert any("before the last result" in d for d in completion_defects(j, SPEC))
+
+
+def test_a_wrong_result_or_an_unrequested_completion_is_reported() -> None:
+    j = _complete_run((0, 1, 2))
+    j.record["pushes"][-1]["body"]["ketQuaXuLy"] = "something else"  # type: ignore[index]
+    assert any("not the result issued" in d for d in completion_defects(j, SPEC))
+    j = _complete_run((0, 1))
+    j.completions[-1].final = False
+    j.record["pushes"].append({"received_ms": 9, "body": _push("1.002978", "3", 5, "x")})  # type: ignore[index]
+    assert any("no result was issued" in d for d in completion_defects(j, SPEC))
+
+
+# -- fee and receipt -------------------------------------------------------------------------------------
+def test_fee_rule() -> None:
+    free = _journey(npsp={"item": {"DanhSachLePhi": []}, "history": [{"TrangThaiHoSo": "1"}]})
+    zero = _journey(npsp={"item": {"DanhSachLePhi": [{"TenPhiLePhi": "LP", "Gia": 0}]}, "history": []})
+    charged = _journey(npsp={"item": {"DanhSachLePhi": [{"TenPhiLePhi": "LP", "Gia": 8000}]}, "history": []})
+    waits = _journey(npsp={"item": {}, "history": [{"TrangThaiHoSo": "6"}]})
+    assert fee_defects(free, SPEC) == [] and fee_defects(zero, SPEC) == []
+    assert "LP 8000" in fee_defects(charged, SPEC)[0]
+    assert "waited for a payment" in fee_defects(waits, SPEC)[0]
+
+
+def test_receipt_defects() -> None:
+    validator = default_registry().validator("civil_status.schema.json#/$defs/DossierListItem")
+    j = _journey()
+    assert "never sent back" in receipt_defects(j, validator)[0]
+    j.record["received"] = [{"body": {"id": SO, "maDonVi": "001.66.00.H26", "maTTHC": "1.001193",  # type: ignore
+                                      "module": "LTKS", "maHoSo": MA, "ngayTiepNhan": format_lt(T0), "x": 1}}]
+    assert receipt_defects(j, validator) == []
+    j.record["received"][0]["body"]["ngayTiepNhan"] = "2026-12-02"  # type: ignore[index]
+    assert "ngayTiepNhan" in receipt_defects(j, validator)[0]
+    refused = _journey("2")
+    refused.sent["status_code"] = 422
+    assert "refused with HTTP 422" in receipt_defects(refused, validator)[0]
+
+
+def test_the_reader_names_a_malformed_table() -> None:
+    schema = default_registry().schema_file("civil_status.schema.json")
+    broken = {**schema, "x-status-order": {**schema["x-status-order"], "initial": "9"}}
+    with pytest.raises(HaicapError, match="x-status-order"):
+        parse_spec(broken, SPEC.order.states, SPEC.push_fields, SPEC.list_item_fields)
+    with pytest.raises(HaicapError, match="three components"):
+        parse_spec({**schema, "x-groups": {"1": {"module": "LTKS", "components": []}}}, SPEC.order.states,
+                   SPEC.push_fields, SPEC.list_item_fields)
