@@ -882,3 +882,10 @@ def _civil_lost(h: Harness) -> bool:
 @probe("civil-refuses-death-group")
 def _civil_death_refused(h: Harness) -> bool:
     return h.national.post("/_control/civil/send", json={"group": "2"}).json()["status_code"] != 201
+
+
+@probe("civil-unauthenticated-interconnection")
+def _civil_unauthenticated(h: Harness) -> bool:
+    result = {"soHoSoLT": "LTKS-x", "maHoSo": "000.00.00.G16-261202-0001", "maTTHC": "1.002978",
+              "ketQuaXuLy": "Thẻ giả", "thoiGianThucHien": "02/12/2026 10:00:00"}
+    return h.http.post("/lienthong/ket-qua", json=result).status_code != 401

@@ -8,8 +8,9 @@ judges what the province does with one dossier of each group (set-up: civil_stat
 in and sends it back as received (CIV-01); every status push carries every field in the contract's formats
 (CIV-02), per component in the legal order (CIV-03); each result completes on its own and the composite closes only
 with the last one (CIV-04); the composite state reaches NPSP through the sync (CIV-05); on-time registration is
-free (CIV-06). Groups, components, statuses, their order and the fee rule are the contract's data
-(haicap/civil_status.py), never typed here.
+free (CIV-06); the two interconnection endpoints refuse anyone without the credential (CIV-07). Groups,
+components, statuses, their order and the fee rule are the contract's data (haicap/civil_status.py), never typed
+here.
 """
 
 from __future__ import annotations
@@ -358,3 +359,74 @@ def on_time_registration_free(ctx: CheckContext) -> str:
           expected="no fee: DanhSachLePhi empty or every Gia 0, no TrangThaiHoSo 6",
           actual={j.ma_ho_so: (j.npsp or {}).get("item", {}).get("DanhSachLePhi") for j in accepted})
     return f"{len(accepted)} on-time registrations ({_groups(spec)}) synced without a fee or a payment wait"
+
+
+#: CIV-07's requests without the interconnection credential (RFC 6750 §3.1: missing, invalid, malformed token)
+CREDENTIAL_CASES: tuple[tuple[str, dict[str, str]], ...] = (
+    ("no Authorization header", {}),
+    ("a wrong Bearer token", {"Authorization": "Bearer haicap-not-the-interconnection-credential"}),
+    ("a Bearer scheme without a token", {"Authorization": "Bearer"}),
+)
+
+
+def _unsolicited(journey: Journey, ctx: CheckContext) -> list[tuple[str, str, dict[str, Any]]]:
+    """(path, what, body) of CIV-07: a delivery the portal never made (a fresh maHoSo and id, otherwise like the
+    journey's dossier) and a forged result for the journey's dossier (its social-insurance component)."""
+    rng = ctx.rng("CIV-07")
+    head = journey.ma_ho_so.rsplit("-", 1)[0]
+    dossier = {**(journey.sent.get("dossier") or {}), "id": f"{journey.so_ho_so_lt}-forged",
+               "maHoSo": f"{head}-{rng.randrange(1, 10_000):04d}"}
+    component = journey.group.components[-1]
+    result = {"soHoSoLT": journey.so_ho_so_lt, "maHoSo": journey.ma_ho_so, "maTTHC": component.maTTHC,
+              "ketQuaXuLy": f"{component.result} giả mạo", "thoiGianThucHien": dossier.get("ngayTiepNhan", "")}
+    return [("/lienthong/dossiers", "a dossier delivery", dossier), ("/lienthong/ket-qua", "a component result",
+                                                                      result)]
+
+
+def credential_verdict(status: int | None) -> str | None:
+    """None when refused as the contract documents (401); else what happened."""
+    if status == 401:
+        return None
+    if status is None:
+        return "not answered"
+    if 200 <= status < 300:
+        return f"accepted (HTTP {status}; expected 401)"
+    return f"refused with HTTP {status} (expected 401)"
+
+
+@check("CIV-07", criterion="civil_status", severity="critical",
+       title="Deliveries and component results without the interconnection credential are refused with 401",
+       rule="RFC 6750 §3.1 (missing or invalid bearer token → 401); contracts/civil-status.openapi.yaml security "
+            "lienthong (POST /lienthong/dossiers and POST /lienthong/ket-qua: 401)",
+       requires=("civil_status",), detects=("civil-unauthenticated-interconnection",))
+def interconnection_requires_credential(ctx: CheckContext) -> str:
+    """POST an unsolicited interconnected dossier and a forged result (a health-insurance card nobody issued) for
+    the run's birth dossier with no Authorization header, a wrong Bearer token and the Bearer scheme without a
+    token: each answered 401; with the officer API, the unsolicited dossier was not created."""
+    accepted = _accepted(ctx)
+    ctx.require_evidence(len(accepted), 1, "interconnected dossiers taken in (to forge requests for)",
+                         reproduce=REPRODUCE)
+    requests = _unsolicited(accepted[0], ctx)
+    wrong, answers = [], []
+    for path, what, body in requests:
+        for label, headers in CREDENTIAL_CASES:
+            response = ctx.province.port.request("POST", path, json=body, headers=headers,
+                                                 name="interconnection without credential")
+            answers.append(response.status_code)
+            verdict = credential_verdict(response.status_code)
+            if verdict is not None:
+                wrong.append(f"{what} with {label} was {verdict}")
+    ctx.require_evidence(len(answers), len(requests) * len(CREDENTIAL_CASES), "answers without the credential")
+    created = "not checked (no officer API declared)"
+    if "officer_api" in ctx.target.capabilities and ctx.target.officer_token:
+        forged = requests[0][2]["maHoSo"]
+        stored = ctx.province.officer_dossier(forged).status_code
+        if stored != 404:
+            wrong.append(f"the unsolicited dossier {forged} exists after the refused delivery (officer GET → "
+                         f"HTTP {stored})")
+        created = f"the unsolicited dossier not created (officer GET → HTTP {stored})"
+    _fail(wrong, "interconnection requests without the credential not refused",
+          expected="401 for every request without the province's interconnection credential",
+          actual={"answers": answers, "paths": [p for p, _, _ in requests]})
+    return (f"{len(answers)} requests without the credential ({len(requests)} endpoints × {len(CREDENTIAL_CASES)} "
+            f"ways) answered 401; {created}")

@@ -12,7 +12,8 @@ and their order are the contract's (haicap/civil_status.py); pushes leave in ord
 
 Faults acting here: ``civil-pushes-out-of-order``, ``civil-push-missing-field``, ``civil-push-iso-dates``,
 ``civil-closes-on-first-result``, ``civil-component-never-completes``, ``civil-composite-not-synced``,
-``civil-fee-on-time``, ``civil-loses-portal-dossier``, ``civil-refuses-death-group``.
+``civil-fee-on-time``, ``civil-loses-portal-dossier``, ``civil-refuses-death-group``,
+``civil-unauthenticated-interconnection``.
 """
 
 from __future__ import annotations
@@ -104,10 +105,15 @@ class CivilStatusDossiers:
     async def aclose(self) -> None:
         await self.sender.aclose()
 
+    def _authenticate(self, request: Request) -> None:
+        """401 unless the request carries the interconnection credential."""
+        if not self.ctx.has("civil-unauthenticated-interconnection"):  # the defect: anyone may deliver or complete
+            require_bearer(request, self.ctx.config.forward_token, "lienthong")
+
     # -- the portal delivers a dossier -------------------------------------------------------------
     async def receive(self, request: Request) -> Response:
         ctx = self.ctx
-        require_bearer(request, ctx.config.forward_token, "lienthong")
+        self._authenticate(request)
         body = await read_json(request, self.dossier_validator)
         group = self.spec.group_of_module(body["module"])
         if group is None or group.lead.maTTHC != body["maTTHC"]:
@@ -180,7 +186,7 @@ class CivilStatusDossiers:
     # -- a component's result ------------------------------------------------------------------------
     async def result(self, request: Request) -> Response:
         ctx = self.ctx
-        require_bearer(request, ctx.config.forward_token, "lienthong")
+        self._authenticate(request)
         body = await read_json(request, self.result_validator)
         outcome = await ctx.store.write(lambda conn: self._reflect(conn, body))
         if outcome is not None:

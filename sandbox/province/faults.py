@@ -218,6 +218,9 @@ _FAULTS = [
           "a dossier delivered by the interconnection portal is acknowledged but never stored"),
     Fault("civil-refuses-death-group", "civil_status",
           "dossiers of group 2 (module LTKT: death registration) are refused; only births are wired up"),
+    Fault("civil-unauthenticated-interconnection", "civil_status",
+          "/lienthong/dossiers and /lienthong/ket-qua accepted without the interconnection credential: anyone can "
+          "deliver a dossier or mark a result issued"),
 ]
 
 #: Every fault by id.
