@@ -143,7 +143,7 @@ class CivilStatusDossiers:
             MaHoSo=body["maHoSo"], SoBienNhan=body["maHoSo"], TenTTHC=procedure.get("TenTTHC") or group.lead.label,
             ChuHoSo=body["ChuHoSo"], DinhDanhCHS=body["DinhDanhCHS"], NgayNopHoSo=d.thoi_gian(now),
             NgayTiepNhan=d.thoi_gian(now), NgayHenTra=d.thoi_gian(now + timedelta(days=3)), NoiNopHoSo=NOI_NOP,
-            NguonHoSo="lienthong", LichSu=[entry],
+            NguonHoSo="national", LichSu=[entry],
         )
         doc["LienThong"] = {"soHoSoLT": body["id"], "module": group.module, "group": group.id,
                             "components": {c.id: {"trangThai": self.spec.order.initial} for c in group.components}}
