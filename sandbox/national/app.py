@@ -1,4 +1,5 @@
-"""The national counterpart as one ASGI app: identity provider, sync receiver, payment platform, forwarder.
+"""The national counterpart as one ASGI app: identity provider, sync receiver, payment platform, forwarder, and
+the civil-status interconnection side (civil_status.py).
 
 ``create_app(config)`` assembles the parts (each in its own module) on one SQLite store under
 ``config.state_dir``, mounts the control and ledger APIs behind ``config.control_token`` (Bearer), renders

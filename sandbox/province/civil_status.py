@@ -134,8 +134,9 @@ class CivilStatusDossiers:
         unit = receiving_unit(ctx, body["MaXa"])
         procedure = ctx.catalogue.get(group.lead.maTTHC) or {}
         on_time = body.get(self.spec.fee.get("onTimeField", "dangKyDungHan")) is True
-        fees = [dict(WRONG_FEE)] if (ctx.has("civil-fee-on-time") or not on_time) else []
-        fee = sum(int(f["Gia"]) for f in fees) if not on_time or ctx.has("civil-fee-on-time") else 0
+        charged = not on_time or ctx.has("civil-fee-on-time")  # the defect: the on-time exemption is not applied
+        fees = [dict(WRONG_FEE)] if charged else []
+        fee = sum(int(f["Gia"]) for f in fees)
         now = d.now_vn()
         entry = d.history_entry("1", NguoiXuLy="Cổng liên thông", NoiDungXuLy="Tiếp nhận hồ sơ liên thông")
         doc = d.new_dossier(
