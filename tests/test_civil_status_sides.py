@@ -64,3 +64,27 @@ def test_province_repeat_delivery_and_misplaced_result(sides: tuple[Sandbox, htt
     no_date = httpx.post(sb.province_url + "/lienthong/ket-qua", headers=headers,
                          json={**result, "thoiGianThucHien": "2026-12-02T10:00:00"})
     assert no_date.status_code in (400, 422)
+
+
+@pytest.mark.parametrize("mode", ["conformance", "load"])
+def test_interconnected_birth_journey_runs(sides: tuple[Sandbox, httpx.Client], mode: str) -> None:
+    from unittest.mock import MagicMock
+
+    from haicap.counterpart_client import CounterpartClient
+    from haicap.criteria import ALL_CAPABILITIES
+    from haicap.loadtests.journeys import load_mix_scenarios
+    from haicap.province_client import ProvinceClient
+    from haicap.scenarios.engine import ScenarioContext, ScenarioRunner
+
+    sb, _ = sides
+    with CounterpartClient(sb.national_url, sb.configs.national.control_token) as national:
+        province = ProvinceClient(sb.province_url, officer_token=sb.configs.province.officer_token)
+        ctx = ScenarioContext(province=province, national=national, data=MagicMock(), capabilities=ALL_CAPABILITIES,
+                              province_code=sb.configs.province.province_code, mode=mode)  # type: ignore[arg-type]
+        results = ScenarioRunner(ctx).run(load_mix_scenarios()["interconnected-birth"])
+        province.close()
+    assert [(r.call.step, r.status) for r in results] == [
+        ("civil_status_delivery", "passed"), ("expect_synced", "passed"), ("civil_status_result", "passed"),
+        ("civil_status_result", "passed"), ("civil_status_result", "passed"), ("expect_synced", "passed")]
+    if mode == "load":
+        assert [s for _, s, _, _ in ctx.sync_expectations] == ["4", "9"]
