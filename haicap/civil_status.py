@@ -39,6 +39,7 @@ __all__ = [
     "format_lt",
     "order_violations",
     "parse_lt",
+    "parse_spec",
 ]
 
 SCHEMA = "civil_status.schema.json"
