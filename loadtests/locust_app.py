@@ -513,8 +513,9 @@ class Controller:
 
     def _at_time_bound(self, limit: float) -> None:
         missing = sorted(set(range(self.worker_count)) - set(self.finals))
+        many = self.worker_count != 1
         self.time_bound = (f"stopped at the time bound: {len(missing)} of {self.worker_count} generator "
-                           f"process{'es' if self.worker_count != 1 else ''} had not reported their end "
+                           f"process{'es' if many else ''} had not reported {'their' if many else 'its'} end "
                            f"{limit:.0f} s after the load started (the shape, the {float(self.plan['grace_s']):g} s "
                            f"grace window and {WATCHDOG_SLACK_S:g} s): measurements after their last report are "
                            "missing")
