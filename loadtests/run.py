@@ -750,16 +750,25 @@ def _load_seconds(shape: Any, raw: dict[str, Any], *, cut: bool) -> float:
 
 def _until_breach_answer(sizing: dict[str, Any], staircase: dict[str, Any], breach: str | None,
                          raw: dict[str, Any]) -> None:
-    """--until-breach: the capacity answer says why the staircase stopped: the stage that broke, or the bound it
-    reached first (the knee's lower bound, with the reason)."""
+    """--until-breach: the capacity answer says why the staircase stopped: between the last stage that held and
+    the first that broke, or, when no stage broke, the knee's lower bound and the bound reached first."""
     sizing["until_breach"] = {**staircase, "stopped": breach, "judged_in_run": raw.get("until_breach") or []}
-    if breach is None and sizing.get("knee") is not None and sizing.get("knee_is_lower_bound"):
+    knee, unit = sizing.get("knee"), sizing["rate_unit"]
+    broke = next((st for st in sizing["stages"] if st["verdict"] == "breaches SLO"
+                  and (knee is None or st["index"] > knee["index"])), None)
+    if knee is not None and broke is not None:
+        sizing["knee_bracket"] = {
+            "held": {"index": knee["index"], "achieved_rate": knee["achieved_rate"], "verdict": knee["verdict"]},
+            "broke": {"index": broke["index"], "achieved_rate": broke["achieved_rate"], "reasons": broke["reasons"]}}
+        rest = sizing["answer"].partition("; ")[2]
+        sizing["answer"] = (f"capacity: knee between {knee['achieved_rate']:,.1f} and {broke['achieved_rate']:,.1f} "
+                            f"{unit} (stage {knee['index']} held, stage {broke['index']} broke: "
+                            f"{'; '.join(broke['reasons'][:2])})" + (f"; {rest}" if rest else ""))
+    elif breach is None and knee is not None and sizing.get("knee_is_lower_bound"):
         reason = limit_reason(staircase)
         sizing["knee_lower_bound_reason"] = reason
         sizing["notes"].append(reason)
         sizing["answer"] = f"{sizing['answer']} — {reason}"
-    elif breach is not None:
-        sizing["answer"] = f"{sizing['answer']} — {breach}"
 
 
 def _within_start_lag(breaches: list[dict[str, Any]], generator: dict[str, Any]) -> bool:

@@ -476,7 +476,8 @@ def test_no_run_outlives_its_bound_when_the_province_and_a_worker_hang(
     printed = (tmp_path / "load.log").read_text(encoding="utf-8", errors="replace")
     assert "Traceback" not in printed, printed[-3000:]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
-    assert summary["time_bound"].startswith("stopped at the time bound: 1 of 1 generator process had not reported its end")
+    assert summary["time_bound"].startswith("stopped at the time bound: 1 of 1 generator process had not "
+                                            "reported its end")
     assert summary["stopped_early"] == summary["time_bound"] and not summary["passed"]
     assert code == summary["exit_code"] == 2  # nothing could be judged: no journey ever finished
     assert "STOPPED AT THE TIME BOUND — NOTHING JUDGED (exit 2)" in printed
