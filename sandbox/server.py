@@ -5,6 +5,9 @@ anything starts, and port 0 (a free port) works for tests. The server is uvicorn
 (``uvicorn[standard]``); access logs are off because they would dominate the cost of a request under load.
 A :class:`ProcessServer` may run several worker processes that all accept on the one socket the parent bound
 (the kernel spreads connections over them), so an app that keeps its state in shared storage uses several cores.
+Its children leave the parent's process group as they start: Ctrl-C or a SIGTERM to haicap's group reaches haicap,
+which finishes what it is doing (a load run drains and is judged) and then stops them; they die with a killed
+parent (:func:`~haicap.parent_death.die_with_parent`).
 """
 
 from __future__ import annotations
