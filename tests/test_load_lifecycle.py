@@ -519,3 +519,27 @@ def test_sigterm_to_the_group_of_an_embedded_run_drains_against_live_servers_and
         assert "INTERRUPTED BY SIGTERM — INCOMPLETE (exit 3)" in printed()
     _, alive = psutil.wait_procs(servers, timeout=10)
     assert alive == []  # stopped by haicap once the run was judged
+
+
+def test_sigterm_to_the_group_of_a_certify_run_is_a_clean_interrupt_that_stops_its_servers(tmp_path: Path) -> None:
+    """haicap certify handles SIGTERM like Ctrl-C: its pytest child is stopped, the embedded servers (outside the
+    group) are stopped by haicap, nothing is left running, and it says so (exit 143)."""
+    log = (tmp_path / "certify.log").open("wb")
+    proc = subprocess.Popen([HAICAP, "certify", "--only", "sso", "--out", str(tmp_path / "run")],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    printed = lambda: (tmp_path / "certify.log").read_text(encoding="utf-8", errors="replace")  # noqa: E731
+    others: list[psutil.Process] = []
+    try:
+        _wait_for(lambda: "passed" in printed() or proc.poll() is not None, 90, "the first check")
+        others = psutil.Process(proc.pid).children(recursive=True)
+        servers = [p for p in others if "spawn_main" in " ".join(p.cmdline())]
+        assert len(servers) == 2 and all(os.getpgid(p.pid) != proc.pid for p in servers)
+        os.killpg(proc.pid, signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        _stop_all(proc, others)
+    assert code == 143 and "haicap: interrupted (SIGTERM)" in printed(), printed()[-2000:]
+    assert "Traceback" not in printed()
+    _, alive = psutil.wait_procs(others, timeout=10)
+    assert alive == []
