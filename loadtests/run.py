@@ -594,6 +594,39 @@ def _user_stop(stops: StopControl, raw: dict[str, Any]) -> int | None:
     return int(signum) if isinstance(signum, int) and not isinstance(signum, bool) else None
 
 
+def _stop_reason(reason: str | None, user_signum: int | None, unreachable: str | None, stops: StopControl,
+                 errors: list[str]) -> str | None:
+    """The generator's stop reason, or "interrupted by SIGTERM …" when a signal stopped the run elsewhere."""
+    if user_signum is None:
+        return reason
+    by_user = f"interrupted by {signal_name(user_signum)}"
+    if unreachable:
+        errors.append(f"stopping early: {unreachable}")
+    if (reason or "").startswith(by_user):
+        return reason
+    return by_user + (" (stopped by the user) after the load, during the integrity check"  # killed, or judging
+                      if stops.first_phase == "judge" else " (stopped by the user)")
+
+
+def _integrity_verdict(integrity: dict[str, Any], errors: list[str]) -> None:
+    """``integrity["passed"]``, and the errors of a check that could not be made: an unreadable ledger or
+    province says nothing about data loss, nor does a drain a second signal cut short."""
+    province = integrity["province"]
+    integrity["passed"] = bool(integrity["checked"] and integrity["missing_count"] == 0
+                               and province.get("lost_count", 0) == 0
+                               and (province["checked"] or "skipped" in province))
+    if not integrity["checked"]:
+        errors.append(f"integrity could not be checked: {integrity.get('error') or 'the ledger was not readable'}")
+        integrity["missing"], integrity["missing_count"] = [], 0
+        integrity["synced"] = 0
+    if not province["checked"] and "skipped" not in province:
+        errors.append(f"integrity could not be checked at the province: {province.get('error')}")
+    if integrity.get("cut_short") and integrity["missing_count"]:
+        errors.append(f"the integrity drain was cut short: {integrity['missing_count']} dossiers not yet in the "
+                      "ledger may only have been late (not judged as lost)")
+        integrity["passed"] = province.get("lost_count", 0) == 0
+
+
 def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mix, shape: Any,
            raw: dict[str, Any], unreachable: str | None, stops: StopControl | None = None) -> int:
     stops = stops or StopControl()
@@ -604,35 +637,16 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
     errors = list(raw.get("errors") or [])
     integrity, sync = _integrity(opts, target, recorder, stops, _outages(raw))
     user_signum = _user_stop(stops, raw)
-    if user_signum is not None:
-        by_user = f"interrupted by {signal_name(user_signum)}"
-        if unreachable:
-            errors.append(f"stopping early: {unreachable}")
-        if not (stop_reason or "").startswith(by_user):  # not stopped in the generator: killed, or judging
-            stop_reason = by_user + (" (stopped by the user) after the load, during the integrity check"
-                                     if stops.first_phase == "judge" else " (stopped by the user)")
+    stop_reason = _stop_reason(stop_reason, user_signum, unreachable, stops, errors)
     time_bound = raw.get("time_bound")
     if time_bound:
         stop_reason = f"{stop_reason}; {time_bound}" if stop_reason else str(time_bound)
-    province = integrity["province"]
-    integrity["passed"] = bool(integrity["checked"] and integrity["missing_count"] == 0
-                               and province.get("lost_count", 0) == 0
-                               and (province["checked"] or "skipped" in province))
-    if not integrity["checked"]:  # an unreadable ledger says nothing about data loss: the run is not complete
-        errors.append(f"integrity could not be checked: {integrity.get('error') or 'the ledger was not readable'}")
-        integrity["missing"], integrity["missing_count"] = [], 0
-        integrity["synced"] = 0
-    if not province["checked"] and "skipped" not in province:
-        errors.append(f"integrity could not be checked at the province: {province.get('error')}")
+    _integrity_verdict(integrity, errors)
     if recorder.refused:
         hosts = ", ".join(f"{h} ({n} requests)" for h, n in sorted(recorder.refused.items()))
         errors.append("the system under test tried to send the load generator to a host that is not allowed: "
                       f"{hosts}; those requests were refused, none was sent (if that host is yours and meant to be "
                       "loaded, name it with --allow-target)")
-    if integrity.get("cut_short") and integrity["missing_count"]:  # a second signal ended the drain: not judged
-        errors.append(f"the integrity drain was cut short: {integrity['missing_count']} dossiers not yet in the "
-                      "ledger may only have been late (not judged as lost)")
-        integrity["passed"] = province.get("lost_count", 0) == 0
     load_s = _load_seconds(shape, raw, cut=user_signum is not None or bool(time_bound))
     staircase = opts.staircase
     if staircase is not None:  # --until-breach: only the stages that ran to their end are judged
@@ -665,17 +679,9 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
              "locust_failures_csv": "locust_failures.csv"}
     capacity = None
     if shape.stages():
-        stages = build_stages(recorder, shape, opts.max_rate, mix_slo(scenarios, list(mix.weights)),
-                              recorder.stages)
-        stages["rate_unit"] = "iterations/s"
-        if staircase is not None:
-            _stage_sync_breaches(stages, recorder, sync)
-        (opts.out / "stages.json").write_text(json.dumps(stages, indent=1), encoding="utf-8")
-        files["stages"] = "stages.json"
-        capacity = _capacity(opts, target, stages, timeseries, slo)
-        if capacity is not None and staircase is not None:
-            _until_breach_answer(capacity, staircase, stop_reason if until_breach else None, raw)
-        files["capacity"] = "capacity.html"
+        capacity = _stages_and_capacity(opts, target, scenarios, mix, shape, recorder, sync, timeseries, slo,
+                                        (stop_reason if until_breach else None, raw))
+        files.update(stages="stages.json", capacity="capacity.html")
     files = {key: name for key, name in files.items() if (opts.out / name).is_file()}  # only what this run wrote
     summary: dict[str, Any] = {
         "haicap_version": __version__,
@@ -718,6 +724,21 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
     (opts.out / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False), encoding="utf-8")
     _print_verdict(summary, opts.out)
     return exit_code
+
+
+def _stages_and_capacity(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mix, shape: Any,
+                         recorder: Recorder, sync: dict[str, Any] | None, timeseries: dict[str, Any],
+                         slo: dict[str, Any], breach: tuple[str | None, dict[str, Any]]) -> Any:
+    """A step run's stages.json and its capacity answer (with --until-breach: where and why the staircase stopped)."""
+    stages = build_stages(recorder, shape, opts.max_rate, mix_slo(scenarios, list(mix.weights)), recorder.stages)
+    stages["rate_unit"] = "iterations/s"
+    if opts.staircase is not None:
+        _stage_sync_breaches(stages, recorder, sync)
+    (opts.out / "stages.json").write_text(json.dumps(stages, indent=1), encoding="utf-8")
+    capacity = _capacity(opts, target, stages, timeseries, slo)
+    if capacity is not None and opts.staircase is not None:
+        _until_breach_answer(capacity, opts.staircase, *breach)
+    return capacity
 
 
 def _stage_sync_breaches(stages: dict[str, Any], recorder: Recorder, sync: dict[str, Any] | None) -> None:
