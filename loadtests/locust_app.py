@@ -407,7 +407,8 @@ class Controller:
         if plan.get("until_breach"):
             from haicap.loadtests.until_breach import StageWatch
 
-            self.watch = StageWatch(self.shape.stages() or [], list(plan.get("stage_gates") or []), self._sync_check)
+            self.watch = StageWatch(self.shape.stages() or [], list(plan.get("stage_gates") or []), self._sync_check,
+                                    require_kept_up=bool(plan.get("require_kept_up", True)))
 
     def _sync_check(self, expectations: Any) -> dict[str, Any]:
         from haicap.loadtests.integrity import check_sync_deadlines

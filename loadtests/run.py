@@ -457,6 +457,7 @@ def _run(opts: LoadOptions, creds: Credentials | None, scenarios: dict[str, Any]
             if opts.until_breach:
                 plan["until_breach"] = True
                 plan["stage_gates"] = mix_slo(scenarios, list(mix.weights))["gates"]
+                plan["require_kept_up"] = opts.require_kept_up
             bound = _run_child(plan, opts.connect_timeout_s + SETUP_SLACK_S, shape.duration + opts.grace_s, stops)
             raw = _read_raw(opts.out, stops)
             if bound and not raw.get("time_bound"):

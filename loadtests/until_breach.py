@@ -6,9 +6,9 @@ anything runs, to every stage at the step increment that stays within ``--max-ra
 judges each stage as soon as its journeys are done (:class:`StageWatch`), by the very gates the capacity report
 applies afterwards (:func:`~haicap.loadtests.slo.judge` on the stage's own journeys and steps), and stops the load
 at the first stage that breaches one, that misses the sync SLA, or where the generator fell behind (a higher stage
-could not be judged either). After the run only the stages that ran to their end are reported
-(:func:`ran_stages`); a staircase that reached its last stage without a breach gives the knee's lower bound with
-the reason (:func:`limit_reason`).
+could not be judged either; not with ``--no-require-kept-up``). After the run only the stages that ran to their
+end are reported (:func:`ran_stages`); a staircase that reached its last stage without a breach gives the knee's
+lower bound with the reason (:func:`limit_reason`).
 """
 
 from __future__ import annotations
@@ -110,10 +110,13 @@ class StageWatch:
     deadlines have passed (``sync_check``: the ledger's verdict on them).
     """
 
-    def __init__(self, stages: Iterable[Stage], gates: list[dict[str, Any]], sync_check: SyncCheck | None) -> None:
+    def __init__(self, stages: Iterable[Stage], gates: list[dict[str, Any]], sync_check: SyncCheck | None,
+                 require_kept_up: bool = True) -> None:
         self.stages = list(stages)
         self.gates = gates
         self.sync_check = sync_check
+        #: a stage where the generator fell behind stops the climb (``--no-require-kept-up``: it does not)
+        self.require_kept_up = require_kept_up
         self.next = 0  # the first stage not judged yet
         self.judged: list[dict[str, Any]] = []
 
@@ -144,7 +147,7 @@ class StageWatch:
     def _verdict(self, stage: Stage, measured: Recorder, recorder: Recorder) -> str | None:
         seconds = [recorder.seconds[k] for k in range(math.floor(stage.start), math.ceil(stage.end))
                    if k in recorder.seconds]
-        if any(s.cpu > CPU_LIMIT or s.backlog > 0 for s in seconds):
+        if self.require_kept_up and any(s.cpu > CPU_LIMIT or s.backlog > 0 for s in seconds):
             return ("the load generator did not keep up (backlog or CPU > 80%), so no higher stage could be judged "
                     "either: add generator processes (--processes)")
         result = judge(measured.journeys, measured.steps, self.gates)
