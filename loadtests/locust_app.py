@@ -12,13 +12,19 @@ monkey-patching never touches the process that runs the sandbox. Messages betwee
 Stopping, in levels: SIGINT or SIGTERM (``haicap load`` passes its own on as SIGTERM; Ctrl-C reaches every
 process of the group) stops the arrivals, running journeys get the grace window, and the measurements are still
 written with the signal recorded (level 1). SIGUSR1 — what ``haicap load`` sends on a second stop — kills the
-running journeys at once, counted as unfinished, and the measurements are still written (level 2); the master
+running journeys at once (not judged: the stop is ours, not the system's), and the measurements are still
+written (level 2); the master
 passes both levels on to its workers (``haicap_stop``, ``haicap_hurry``). A process with a parent repeats no
 level on a repeated SIGINT/SIGTERM (one Ctrl-C reaches it directly *and* through its parent); a worker started by
 hand goes to level 2 on the second and exits on the third. A process started with ``--parent-pid`` asks for a
 signal when its parent dies (:func:`haicap.parent_death.die_with_parent`) and, orphaned, exits at once: nobody is
 left to judge the run, so it must not keep loading the target. Signals that arrive while this module is still
 importing are recorded and acted on as soon as the handlers are in place.
+
+The controller is also the run's watchdog: whatever the workers do (hung, frozen, cut off), it stops waiting
+:data:`~haicap.loadtests.WATCHDOG_SLACK_S` after the shape and the grace window, writes what they reported, marked
+``time_bound``, and stops them. With ``--until-breach`` it judges each stage as it ends
+(:class:`~haicap.loadtests.until_breach.StageWatch`) and stops the load at the first that breaks.
 """
 
 from __future__ import annotations
@@ -148,7 +154,7 @@ class WorkerLoad:
         self.finished = Event()  # set once the final report was handed to send()
         self._journeys: set[gevent.Greenlet] = set()  # running journeys, for a stop at once (hurry)
         self.hurried = False
-        self.killed = 0  # journeys killed by hurry(), counted as unfinished
+        self.killed = 0  # journeys killed by hurry(): unfinished, not judged
 
     def run(self, start_epoch: float) -> None:
         self.recorder = Recorder(start_epoch)
@@ -349,7 +355,7 @@ def run_worker(master_host: str, master_port: int, *, parent_pid: int | None = N
             sys.stdout.flush()
             os._exit(exit_code_for(_STOP.get("signal", signal.SIGTERM)))
         if level >= 2:
-            say("haicap load: worker stopping at once: running journeys killed (counted as unfinished); "
+            say("haicap load: worker stopping at once: running journeys killed (not judged); "
                 "a third signal exits without reporting")
             _on_hurry(None, None)
             return
