@@ -13,13 +13,12 @@ Stopping, in levels: SIGINT or SIGTERM (``haicap load`` passes its own on as SIG
 process of the group) stops the arrivals, running journeys get the grace window, and the measurements are still
 written with the signal recorded (level 1). SIGUSR1 — what ``haicap load`` sends on a second stop — kills the
 running journeys at once (not judged: the stop is ours, not the system's), and the measurements are still
-written (level 2); the master
-passes both levels on to its workers (``haicap_stop``, ``haicap_hurry``). A process with a parent repeats no
-level on a repeated SIGINT/SIGTERM (one Ctrl-C reaches it directly *and* through its parent); a worker started by
-hand goes to level 2 on the second and exits on the third. A process started with ``--parent-pid`` asks for a
-signal when its parent dies (:func:`haicap.parent_death.die_with_parent`) and, orphaned, exits at once: nobody is
-left to judge the run, so it must not keep loading the target. Signals that arrive while this module is still
-importing are recorded and acted on as soon as the handlers are in place.
+written (level 2); the master passes both levels on to its workers (``haicap_stop``, ``haicap_hurry``). A
+process with a parent repeats no level on a repeated SIGINT/SIGTERM (one Ctrl-C reaches it directly *and*
+through its parent); a worker started by hand goes to level 2 on the second and exits on the third. A process
+started with ``--parent-pid`` asks for a signal when its parent dies (:func:`haicap.parent_death.die_with_parent`)
+and, orphaned, exits at once: nobody is left to judge the run, so it must not keep loading the target. Signals
+that arrive while this module is still importing are recorded and acted on as soon as the handlers are in place.
 
 The controller is also the run's watchdog: whatever the workers do (hung, frozen, cut off), it stops waiting
 :data:`~haicap.loadtests.WATCHDOG_SLACK_S` after the shape and the grace window, writes what they reported, marked
