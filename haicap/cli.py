@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from haicap import __version__
 from haicap.errors import HaicapError
@@ -58,19 +60,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     if tuple(words[:2]) in ALIASES:
         words = [ALIASES[(words[0], words[1])], *words[2:]]
     args = parser.parse_args(words)
+    previous = _terminate_as_interrupt()
     try:
         return int(args.handler(args) or 0)
     except HaicapError as exc:
         print(f"haicap: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("haicap: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print("haicap: interrupted" + (" (SIGTERM)" if isinstance(exc, Terminated) else ""), file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     except BrokenPipeError:  # output piped into `head` and closed early: not an error of ours
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, CI, Kubernetes), handled like Ctrl-C: the command's clean-up runs (a run in progress
+    stops its child processes and the embedded servers it started) instead of the process dying where it stands.
+    ``haicap load`` and ``haicap sandbox`` install their own handlers while they run."""
+
+
+def _terminate_as_interrupt() -> Any:
+    def handle(signum: int, frame: object) -> None:
+        raise Terminated("SIGTERM")
+
+    try:
+        return signal.signal(signal.SIGTERM, handle)
+    except ValueError:  # not the main thread (a test calling main): leave the process's handlers alone
+        return None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,3 +8,6 @@ imports neither Locust nor gevent).
 #: throttle: an open model must not start fewer journeys because the system is slow, and an idle greenlet with
 #: its connection costs a few kB, so the bound is generous. Arrivals that find it reached are counted as held back.
 DEFAULT_MAX_IN_FLIGHT = 5000
+#: the generator's watchdog: the load ends at most this long after the shape and the grace window, whatever its
+#: workers do (hung, stopped, cut off); what they reported by then is judged, marked "stopped at the time bound"
+WATCHDOG_SLACK_S = 10.0

@@ -63,11 +63,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "intended start), gate on the scenarios' SLOs, and check that every accepted dossier reached the "
         "national ledger. Writes OUT/summary.json, timeseries.json, stages.json (step), Locust's HTML/CSV.",
         epilog="exit codes (the scheme of haicap certify): 0 passed; 1 an SLO breached or a dossier lost; 2 bad input "
-        "or credentials, a run that "
-        "could not be completed, or an inconclusive one (the generator did not keep up); 130 (SIGINT, Ctrl-C) or "
-        "143 (SIGTERM): stopped by the user — the load stops, the run drains, integrity is checked and "
-        "summary.json is written with stopped_by_user (a second signal stops at once). There is no 3 "
-        "(certify's incomplete): an SLO gate with too few samples is listed as not judged and leaves the code as is.",
+        "or credentials, a run that could not be completed, or an inconclusive one (the generator did not keep up); "
+        "3 incomplete: a run cut short — SIGINT (Ctrl-C) or SIGTERM (the load stops, the run drains, integrity is "
+        "checked and summary.json says 'interrupted by SIGTERM'; a second signal stops at once), or the time bound "
+        "(duration + grace + drain + 1 min after the load started) — that found no breach, or with --strict a gate "
+        "not judged; a run cut short that could judge nothing exits 2, one that found a breach 1.",
     )
     parser.add_argument("--shape", help="cutover, step, spike or soak (or --shape-file, not both)")
     parser.add_argument("--shape-file", type=Path,
@@ -79,7 +79,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "20 min, that gives every SLO gate its samples, printed before the run)")
     parser.add_argument("--max-rate", type=bounded_float(0, MAX_RATE, low_inclusive=False), default=200.0,
                         metavar="R",
-                        help="cap on journeys started per second; the shape is clipped to it (default 200)")
+                        help="cap on journeys started per second; the shape is clipped to it (default 200); with "
+                        "--until-breach the staircase's highest stage")
+    parser.add_argument("--until-breach", action="store_true",
+                        help="step shape: extend the staircase by itself, stage after stage at step_rate, until a "
+                        "stage breaches an SLO gate or the sync SLA, within --max-rate and --max-duration; the "
+                        "capacity answer has the knee, or its lower bound and why (max rate or duration reached)")
+    parser.add_argument("--max-duration", type=bounded_float(0, MAX_DURATION_S, low_inclusive=False), default=None,
+                        metavar="S", help="with --until-breach: the most seconds the staircase may last (default "
+                        "1200); stages last duration / stages, as planned")
+    parser.add_argument("--grace", type=bounded_float(0, 600), default=20.0, metavar="S",
+                        help="seconds the journeys still running when the load ends get to finish (default 20); "
+                        "those still running then count as failed. No run lasts longer than duration + grace + "
+                        "drain + 1 min after its load started; it always writes summary.json")
     target = parser.add_argument_group("target (default: the embedded sandbox)")
     target.add_argument("--target", metavar="URL", help="base URL of a running province system")
     target.add_argument("--credentials", type=Path, metavar="FILE",
@@ -240,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
         scenario_paths=args.scenario_path, max_in_flight=args.max_in_flight, pool_size=args.pool_size,
         projection=_pairs(args.projection, "--projection"), require_kept_up=args.require_kept_up,
         auto_duration=args.duration is None and not args.shape_file, strict=args.strict,
-        metrics_port=args.metrics_port, metrics_bind=args.metrics_bind,
+        metrics_port=args.metrics_port, metrics_bind=args.metrics_bind, until_breach=args.until_breach,
+        max_duration=args.max_duration, grace_s=args.grace,
     )
     return run_load(options)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 from haicap.counterpart_client import CounterpartClient, CounterpartError
@@ -176,8 +176,13 @@ def check_province_records(
 
     if accepted:
         say(f"integrity: reading {len(accepted)} accepted dossiers back at the province")
-    with ThreadPoolExecutor(PROVINCE_READERS) as pool:
-        list(pool.map(one, sorted(accepted)))
+    pool = ThreadPoolExecutor(PROVINCE_READERS)
+    futures = [pool.submit(one, m) for m in sorted(accepted)]
+    # a province that hangs must not hold the run past its budget: reads still waiting are abandoned (their
+    # client's own timeout ends them), and nothing is claimed about those dossiers
+    wait(futures, timeout=max(0.0, deadline - time.monotonic()) + 1.0)
+    pool.shutdown(wait=False, cancel_futures=True)
+    results = dict(results)  # a snapshot: an abandoned read may still land
     lost: list[dict[str, Any]] = []
     for m in sorted(results):
         status, certain = accepted[m]

@@ -12,13 +12,18 @@ monkey-patching never touches the process that runs the sandbox. Messages betwee
 Stopping, in levels: SIGINT or SIGTERM (``haicap load`` passes its own on as SIGTERM; Ctrl-C reaches every
 process of the group) stops the arrivals, running journeys get the grace window, and the measurements are still
 written with the signal recorded (level 1). SIGUSR1 — what ``haicap load`` sends on a second stop — kills the
-running journeys at once, counted as unfinished, and the measurements are still written (level 2); the master
-passes both levels on to its workers (``haicap_stop``, ``haicap_hurry``). A process with a parent repeats no
-level on a repeated SIGINT/SIGTERM (one Ctrl-C reaches it directly *and* through its parent); a worker started by
-hand goes to level 2 on the second and exits on the third. A process started with ``--parent-pid`` asks for a
-signal when its parent dies (:func:`haicap.parent_death.die_with_parent`) and, orphaned, exits at once: nobody is
-left to judge the run, so it must not keep loading the target. Signals that arrive while this module is still
-importing are recorded and acted on as soon as the handlers are in place.
+running journeys at once (not judged: the stop is ours, not the system's), and the measurements are still
+written (level 2); the master passes both levels on to its workers (``haicap_stop``, ``haicap_hurry``). A
+process with a parent repeats no level on a repeated SIGINT/SIGTERM (one Ctrl-C reaches it directly *and*
+through its parent); a worker started by hand goes to level 2 on the second and exits on the third. A process
+started with ``--parent-pid`` asks for a signal when its parent dies (:func:`haicap.parent_death.die_with_parent`)
+and, orphaned, exits at once: nobody is left to judge the run, so it must not keep loading the target. Signals
+that arrive while this module is still importing are recorded and acted on as soon as the handlers are in place.
+
+The controller is also the run's watchdog: whatever the workers do (hung, frozen, cut off), it stops waiting
+:data:`~haicap.loadtests.WATCHDOG_SLACK_S` after the shape and the grace window, writes what they reported, marked
+``time_bound``, and stops them. With ``--until-breach`` it judges each stage as it ends
+(:class:`~haicap.loadtests.until_breach.StageWatch`) and stops the load at the first that breaks.
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ from locust.stats import PERCENTILES_TO_REPORT, StatsCSV  # noqa: E402
 
 from haicap.counterpart_client import CounterpartClient  # noqa: E402
 from haicap.errors import HaicapError  # noqa: E402
+from haicap.loadtests import WATCHDOG_SLACK_S  # noqa: E402
 from haicap.loadtests.journeys import Mix, run_journey  # noqa: E402
 from haicap.loadtests.openmodel import ArrivalScheduler  # noqa: E402
 from haicap.loadtests.port import LocustPort, TimedEvent  # noqa: E402
@@ -147,7 +153,7 @@ class WorkerLoad:
         self.finished = Event()  # set once the final report was handed to send()
         self._journeys: set[gevent.Greenlet] = set()  # running journeys, for a stop at once (hurry)
         self.hurried = False
-        self.killed = 0  # journeys killed by hurry(), counted as unfinished
+        self.killed = 0  # journeys killed by hurry(): unfinished, not judged
 
     def run(self, start_epoch: float) -> None:
         self.recorder = Recorder(start_epoch)
@@ -217,10 +223,11 @@ class WorkerLoad:
         try:
             run_journey(scenario, context, self.recorder, lag, stage=stage, trace_id=port.trace_id)
         except GreenletExit:  # still running when the grace window ended: the slowest journeys count, as failed
-            if self.hurried:  # killed by hurry(), not by the scheduler (which counts its own)
-                self.killed += 1
-            self.recorder.unfinished_journey(scenario.id, (time.time() - intended) * 1000, stage=stage)
-            why = ("killed by a second stop signal" if self.hurried
+            if self.hurried:  # killed by hurry(), not by the scheduler (which counts its own): our doing, not the
+                self.killed += 1  # system's, so not judged as a failed journey either
+            else:
+                self.recorder.unfinished_journey(scenario.id, (time.time() - intended) * 1000, stage=stage)
+            why = ("killed by a second stop signal (not judged)" if self.hurried
                    else "still running when the grace window after the load ended")
             self.recorder.failures_sample.setdefault(f"{scenario.id}\x1f(journey)", f"unfinished: {why}")
             raise
@@ -347,7 +354,7 @@ def run_worker(master_host: str, master_port: int, *, parent_pid: int | None = N
             sys.stdout.flush()
             os._exit(exit_code_for(_STOP.get("signal", signal.SIGTERM)))
         if level >= 2:
-            say("haicap load: worker stopping at once: running journeys killed (counted as unfinished); "
+            say("haicap load: worker stopping at once: running journeys killed (not judged); "
                 "a third signal exits without reporting")
             _on_hurry(None, None)
             return
@@ -399,6 +406,20 @@ class Controller:
         self.events_done: list[dict[str, Any]] = []
         self.shape = ShapeSpec(**plan["shape"]).build()
         self._broadcast: Callable[[str, Any], None] = lambda kind, data: None
+        #: why the watchdog ended the run before every worker reported its end (None: they all did)
+        self.time_bound: str | None = None
+        self.watch: Any = None  # --until-breach: judges each stage as it ends
+        if plan.get("until_breach"):
+            from haicap.loadtests.until_breach import StageWatch
+
+            self.watch = StageWatch(self.shape.stages() or [], list(plan.get("stage_gates") or []), self._sync_check,
+                                    require_kept_up=bool(plan.get("require_kept_up", True)))
+
+    def _sync_check(self, expectations: Any) -> dict[str, Any]:
+        from haicap.loadtests.integrity import check_sync_deadlines
+
+        with CounterpartClient(self.plan["national_url"], self.plan["control_token"]) as national:
+            return check_sync_deadlines(national, expectations, limit=500)
 
     # messages from workers (or the local driver)
     def receive(self, kind: str, data: Any) -> None:
@@ -425,7 +446,7 @@ class Controller:
             t = max(0.0, time.time() - self.start_epoch) if self.start_epoch else 0.0
             self.stopped_at_s = round(min(t, self.shape.duration), 2)
             when = f" at t={t:.1f} s of {self.shape.duration:g} s" if self.start_epoch else " before the load started"
-            self.stop_reason = f"stopped by the user ({signal_name(signum)}){when}"
+            self.stop_reason = f"interrupted by {signal_name(signum)} (stopped by the user){when}"
             grace = float(self.plan["grace_s"])
             print(f"haicap load: {self.stop_reason}: no new arrivals; running journeys get ≤ {grace:g} s",
                   flush=True)
@@ -453,35 +474,58 @@ class Controller:
         self.start_epoch = time.time() + 0.3
         self.recorder.start_epoch = self.start_epoch
         broadcast("haicap_go", self.start_epoch)
+        if plan.get("status_file"):  # haicap load's own watchdog counts its bound from the start of the load
+            Path(plan["status_file"]).write_text(json.dumps({"start_epoch": self.start_epoch}), encoding="utf-8")
         events = [gevent.spawn(self._event, ev) for ev in self.shape.events()]
-        limit = self.shape.duration + float(plan["grace_s"]) + 30
+        grace = float(plan["grace_s"])
+        limit = self.shape.duration + grace + WATCHDOG_SLACK_S
         last_progress = 0.0
         while len(self.finals) < self.worker_count:
             gevent.sleep(0.25)
             t = time.time() - self.start_epoch
             if self.stopped_by is None and self.user_stop():
                 broadcast("haicap_stop", None)
-                limit = min(limit, t + float(plan["grace_s"]) + 15)
+                limit = min(limit, t + grace + WATCHDOG_SLACK_S)
                 if self.events_done:  # a national outage this run started must not outlast it
                     gevent.spawn(self._end_outage)
             if _STOP.get("level", 0) >= 2 and not self.hurried:
                 self.hurried = True
-                print("haicap load: stopping at once: running journeys killed (counted as unfinished)", flush=True)
+                print("haicap load: stopping at once: running journeys killed (not judged)", flush=True)
                 broadcast("haicap_hurry", None)
-                limit = min(limit, t + 15)
+                limit = min(limit, t + WATCHDOG_SLACK_S)
             if t - last_progress >= float(plan["progress_s"]) and t < self.shape.duration + 1:
                 last_progress = t
                 self._progress(t)
             if self.stop_reason is None:
-                reason = self._unreachable(t)
+                reason = self._unreachable(t) or self._breached(t)
                 if reason:
                     self.stop_reason = reason
                     print(f"haicap load: stopping early: {reason}", flush=True)
                     broadcast("haicap_stop", None)
+                    limit = min(limit, t + grace + WATCHDOG_SLACK_S)
             if t > limit:
-                self.errors.append(f"workers did not finish within {limit:.0f} s")
+                self._at_time_bound(limit)
                 break
         gevent.killall(events, block=False)
+
+    def _breached(self, t: float) -> str | None:
+        """--until-breach: the reason to stop at the first stage that broke (and when the load stopped)."""
+        if self.watch is None or t >= self.shape.duration:
+            return None
+        reason: str | None = self.watch.poll(t, self.recorder)
+        if reason:
+            self.stopped_at_s = round(min(t, self.shape.duration), 2)
+        return reason
+
+    def _at_time_bound(self, limit: float) -> None:
+        missing = sorted(set(range(self.worker_count)) - set(self.finals))
+        many = self.worker_count != 1
+        self.time_bound = (f"stopped at the time bound: {len(missing)} of {self.worker_count} generator "
+                           f"process{'es' if many else ''} had not reported {'their' if many else 'its'} end "
+                           f"{limit:.0f} s after the load started (the shape, the {float(self.plan['grace_s']):g} s "
+                           f"grace window and {WATCHDOG_SLACK_S:g} s): measurements after their last report are "
+                           "missing")
+        print(f"haicap load: {self.time_bound}", flush=True)
 
     def _event(self, event: Any) -> None:
         gevent.sleep(max(0.0, self.start_epoch + event.at - time.time()))
@@ -561,7 +605,7 @@ def _spawn_workers(count: int, port: int) -> list[subprocess.Popen[bytes]]:
 
 def _stop_workers(procs: list[subprocess.Popen[bytes]], wait_s: float = 10.0) -> None:
     for proc in procs:
-        end_child(proc, wait_s=wait_s, term_wait_s=5)
+        end_child(proc, wait_s=wait_s, term_wait_s=5 if wait_s else 1)
 
 
 def _setup_for(plan: dict[str, Any], index: int, count: int) -> dict[str, Any]:
@@ -631,7 +675,7 @@ def run_master(plan: dict[str, Any], *, parent_pid: int | None = None) -> int:
         if metrics is not None:
             metrics.shutdown()
         runner.quit()
-        _stop_workers(procs, 2.0 if controller.stopped_by else 10.0)
+        _stop_workers(procs, 0.0 if controller.time_bound else 2.0 if controller.stopped_by else 10.0)
     return _finish(controller, env, out, plan)
 
 
@@ -665,6 +709,8 @@ def _finish(controller: Controller, env: Environment, out: Path, plan: dict[str,
         "stopped_at_s": controller.stopped_at_s,
         "errors": controller.errors,
         "events": controller.events_done,
+        "time_bound": controller.time_bound,
+        "until_breach": controller.watch.judged if controller.watch is not None else None,
     }
     (out / "raw.json").write_text(json.dumps(raw), encoding="utf-8")
     return 0

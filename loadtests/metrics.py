@@ -4,7 +4,10 @@ The master's merged measurements are exposed through prometheus-client, read at 
 step a **histogram** of latency built from the merged HdrHistograms (cumulative counts at fixed bucket bounds,
 exact at those bounds up to HDR's 0.1 %), so percentiles aggregate in Prometheus (``histogram_quantile``) as
 they should, rather than gauges of percentiles that cannot be averaged; counters of requests, steps and
-journeys by outcome; gauges of the planned and achieved arrival rate, journeys in flight and the backlog.
+journeys by outcome; gauges of the planned and achieved arrival rate, and of the journeys in flight and the
+backlog (whole counts at the last complete second, all workers). The answer's format follows the scraper's
+``Accept`` header (prometheus-client's ``choose_encoder``): OpenMetrics 1.0 (``application/openmetrics-text``)
+to a scraper that asks for it, as Prometheus does by default, else the Prometheus text format 0.0.4.
 The endpoint lives as long as the run and stops with it; it binds loopback unless ``--metrics-bind`` says
 otherwise.
 """
@@ -83,17 +86,21 @@ class LoadCollector(Collector):
     def _gauges(recorder: Recorder) -> Iterator[Metric]:
         done = sorted(recorder.seconds)[-3:-1] or sorted(recorder.seconds)[-1:]  # the last complete seconds
         samples = [recorder.seconds[k] for k in done]
+        last = samples[-1] if samples else None
 
         def mean(values: list[float]) -> float:
             return sum(values) / len(values) if values else 0.0
 
-        for name, doc, value in (
-            ("haicap_target_rate", "Planned journey arrivals per second", mean([s.target_rate for s in samples])),
-            ("haicap_achieved_rate", "Journeys started per second", mean([float(s.started) for s in samples])),
-            ("haicap_in_flight", "Journeys running", mean([float(s.in_flight) for s in samples])),
-            ("haicap_backlog", "Arrivals due but not started", mean([float(s.backlog) for s in samples])),
-        ):
-            yield GaugeMetricFamily(name, doc, value=value)
+        yield GaugeMetricFamily("haicap_target_rate", "Planned journey arrivals per second",
+                                value=mean([s.target_rate for s in samples]))
+        yield GaugeMetricFamily("haicap_achieved_rate", "Journeys started per second",
+                                value=mean([float(s.started) for s in samples]))
+        # counts at one moment (the last complete second, summed over the workers that sampled it), never a mean:
+        # "2.5 journeys running" is not a state the generator was ever in
+        yield GaugeMetricFamily("haicap_in_flight", "Journeys running (all workers, last complete second)",
+                                value=last.in_flight if last else 0)
+        yield GaugeMetricFamily("haicap_backlog", "Arrivals due but not started (all workers, last complete second)",
+                                value=last.backlog if last else 0)
 
 
 def serve_metrics(recorder_of: Any, bind: str, port: int) -> Any:

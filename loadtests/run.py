@@ -17,9 +17,11 @@ Exit codes: 0 passed; 1 an SLO breached or data lost; 2 the run could not be com
 credentials, unreachable target, workers failed, the national ledger not readable so integrity could not be
 checked, the system under test pointed the generator at a host that is not allowed) or, with
 ``require_kept_up`` (the default), it is inconclusive: the gates passed but the generator did not offer the load
-asked for, so a pass would rest on under-load; 130 (SIGINT, Ctrl-C) or 143 (SIGTERM): stopped by the user — the
-load stopped, the run drained, integrity was checked and the summary written with ``stopped_by_user``
-(:mod:`.stopping`).
+asked for, so a pass would rest on under-load. A run cut short — interrupted by SIGINT/SIGTERM (:mod:`.stopping`:
+the load stops, the run drains, integrity is checked and the summary says "interrupted by SIGTERM") or stopped at
+its time bound (duration + grace + drain + 1 min after the load started, whatever the province or the workers do)
+— is judged on what it measured: 1 if a gate it judged breached or a dossier was lost, else 3 (incomplete), or 2
+when nothing could be judged; it always writes summary.json.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from haicap import __version__
 from haicap.contract_registry import contracts_digest
 from haicap.counterpart_client import CounterpartClient
 from haicap.errors import HaicapError
-from haicap.loadtests import DEFAULT_MAX_IN_FLIGHT
+from haicap.loadtests import DEFAULT_MAX_IN_FLIGHT, WATCHDOG_SLACK_S
 from haicap.loadtests.integrity import check_integrity, check_province_records, check_sync_deadlines
 from haicap.loadtests.journeys import Mix, load_mix_scenarios
 from haicap.loadtests.preflight import CredentialNames, Credentials, check_url, preflight, read_credentials
@@ -55,6 +57,7 @@ from haicap.loadtests.shapes import ShapeSpec, arrival_times
 from haicap.loadtests.slo import evaluate_slos, mix_slo
 from haicap.loadtests.stopping import LoadStopped, StopControl, exit_code_for, signal_name
 from haicap.loadtests.summary import CPU_LIMIT, build_stages, build_timeseries, validate_summary
+from haicap.loadtests.until_breach import DEFAULT_MAX_DURATION_S, extend_staircase, limit_reason, ran_stages
 from haicap.parent_death import end_child
 from haicap.target import Target, open_target
 
@@ -103,6 +106,11 @@ class LoadOptions:
     #: serve OpenMetrics on this port while the run lasts (0: no endpoint)
     metrics_port: int = 0
     metrics_bind: str = "127.0.0.1"
+    #: --until-breach: extend the step staircase until a stage breaks, within max_rate and max_duration
+    until_breach: bool = False
+    max_duration: float | None = None
+    #: the extended staircase (set by run_load from until_breach)
+    staircase: dict[str, Any] | None = None
 
 
 def check_target_allowed(url: str, allow: str | None) -> None:
@@ -232,10 +240,21 @@ def _scenario_files(paths: list[Path]) -> dict[str, str]:
     return files
 
 
-def _run_child(plan: dict[str, Any], timeout: float, stops: StopControl) -> int:
-    """Run the generator; a stop signal reaches it through ``stops`` (SIGTERM, then SIGKILL on a second)."""
+#: haicap load's own watchdog over the generator, beyond the generator's (WATCHDOG_SLACK_S after the grace window)
+CHILD_SLACK_S = 10.0
+#: setting up the generator (workers connecting, building their data) may take this long beyond the connect timeout
+SETUP_SLACK_S = 135.0
+#: after the load, the integrity checks together take at most the drain window and this long
+JUDGE_SLACK_S = 25.0
+
+
+def _run_child(plan: dict[str, Any], setup_s: float, load_s: float, stops: StopControl) -> str | None:
+    """Run the generator; a stop signal reaches it through ``stops`` (SIGTERM, then SIGKILL on a second). The
+    generator is killed when its set-up takes longer than ``setup_s`` or the load more than ``load_s`` after its
+    start: the reason is returned (None when it ended by itself) and the run is judged on what it wrote."""
     private = Path(tempfile.mkdtemp(prefix="haicap-load-"))
-    plan_path = private / "plan.json"
+    plan_path, status = private / "plan.json", private / "started.json"
+    plan = {**plan, "status_file": str(status)}
     fd = os.open(plan_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(plan, fh)
@@ -243,18 +262,35 @@ def _run_child(plan: dict[str, Any], timeout: float, stops: StopControl) -> int:
     proc = subprocess.Popen([sys.executable, "-P", "-m", "haicap.loadtests.locust_app",
                              "--parent-pid", str(os.getpid()), str(plan_path)])
     stops.started(proc)
+    setup_end = time.monotonic() + setup_s
     try:
-        return stops.wait(proc, timeout)
-    except subprocess.TimeoutExpired:
-        end_child(proc, term_wait_s=10)
-        raise HaicapError(f"the load generator did not finish within {timeout:.0f} s; stopped") from None
+        while True:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                stops.wait(proc, 0.5)
+                return None
+            started = _started_epoch(status)
+            if started is not None and time.time() > started + load_s + WATCHDOG_SLACK_S + CHILD_SLACK_S:
+                end_child(proc, term_wait_s=3)
+                return (f"stopped at the time bound: the load generator had not finished "
+                        f"{load_s + WATCHDOG_SLACK_S + CHILD_SLACK_S:.0f} s after the load started; it was stopped")
+            if started is None and time.monotonic() > setup_end:
+                end_child(proc, term_wait_s=3)
+                return f"stopped at the time bound: the load generator had not started the load within {setup_s:.0f} s"
     finally:
         if proc.poll() is None:  # never leave the generator running behind us
             proc.kill()
             proc.wait(timeout=10)
-        plan_path.unlink(missing_ok=True)
+        for path in (plan_path, status):
+            path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             private.rmdir()
+
+
+def _started_epoch(status: Path) -> float | None:
+    try:
+        return float(json.loads(status.read_text(encoding="utf-8"))["start_epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _check_projection(opts: LoadOptions, shape: Any) -> None:
@@ -312,6 +348,7 @@ def run_load(opts: LoadOptions) -> int:
     opts = dataclasses.replace(opts, shape=opts.shape.with_selection(opts.scenarios))
     if opts.auto_duration:
         opts = _judged_duration(opts, scenarios)
+    opts = _staircase(opts)
     shape = opts.shape.build()
     _check_projection(opts, shape)
     creds = _check_target_options(opts)
@@ -324,6 +361,23 @@ def run_load(opts: LoadOptions) -> int:
     except LoadStopped as exc:
         raise HaicapError(f"stopped by {signal_name(exc.signum)} before the load started: nothing was run, no "
                           "summary written", exit_code=exit_code_for(exc.signum)) from None
+
+
+def _staircase(opts: LoadOptions) -> LoadOptions:
+    """--until-breach: the step staircase extended within --max-rate and --max-duration (checked before the run);
+    --max-duration without it is refused."""
+    if not opts.until_breach:
+        if opts.max_duration is not None:
+            raise HaicapError("--max-duration caps the staircase of --until-breach; give --until-breach too (or "
+                              "--duration for a run of fixed length)")
+        return opts
+    cap = DEFAULT_MAX_DURATION_S if opts.max_duration is None else opts.max_duration
+    spec, staircase = extend_staircase(opts.shape, opts.max_rate, cap)
+    print(f"haicap load: --until-breach: up to {staircase.stages} stages of {staircase.stage_s:g} s, "
+          f"{spec.params['start_rate']:g}/s + {spec.params['step_rate']:g}/s a stage up to {staircase.top_rate:g}/s "
+          f"(bounded by the {staircase.bound}: --max-rate {opts.max_rate:g}, --max-duration {cap:g} s); the load "
+          "stops at the first stage that breaches an SLO gate or the sync SLA", flush=True)
+    return dataclasses.replace(opts, shape=spec, staircase=staircase.as_dict())
 
 
 def _judged_duration(opts: LoadOptions, scenarios: dict[str, Any]) -> LoadOptions:
@@ -400,18 +454,28 @@ def _run(opts: LoadOptions, creds: Credentials | None, scenarios: dict[str, Any]
                 "allowed_hosts": allowed_hosts(target, opts.allow_target),
                 "metrics_port": opts.metrics_port, "metrics_bind": opts.metrics_bind,
             }
-            timeout = shape.duration + opts.grace_s + opts.connect_timeout_s + 180
-            _run_child(plan, timeout, stops)
-            raw_path = opts.out / "raw.json"
-            if raw_path.exists():
-                raw = json.loads(raw_path.read_text(encoding="utf-8"))
-                raw_path.unlink()
-            else:
-                killed = " (it was killed after a second stop signal)" if stops.hurry else ""
-                raw = {"errors": [f"the load generator wrote no results{killed}"]}
+            if opts.until_breach:
+                plan["until_breach"] = True
+                plan["stage_gates"] = mix_slo(scenarios, list(mix.weights))["gates"]
+                plan["require_kept_up"] = opts.require_kept_up
+            bound = _run_child(plan, opts.connect_timeout_s + SETUP_SLACK_S, shape.duration + opts.grace_s, stops)
+            raw = _read_raw(opts.out, stops)
+            if bound and not raw.get("time_bound"):
+                raw["time_bound"] = bound
         stops.judging()
         raw["expected_not_judged"] = expected_short
         return _judge(opts, target, scenarios, mix, shape, raw, unreachable, stops)
+
+
+def _read_raw(out: Path, stops: StopControl) -> dict[str, Any]:
+    raw_path = out / "raw.json"
+    try:
+        raw: dict[str, Any] = json.loads(raw_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # not written (killed), or cut off mid-write
+        killed = " (it was killed after a second stop signal)" if stops.hurry else ""
+        return {"errors": [f"the load generator wrote no results{killed}"]}
+    raw_path.unlink()
+    return raw
 
 
 def _veto_by_sync_sla(sizing: dict[str, Any], slo: dict[str, Any]) -> None:
@@ -466,23 +530,26 @@ def _integrity(opts: LoadOptions, target: Target, recorder: Recorder, stops: Sto
     still readable at the province with that status, and each expect_synced status on time."""
     accepted = recorder.accepted
     sync: dict[str, Any] | None = None
+    # the checks together end within the drain window and JUDGE_SLACK_S, whatever the province does
+    end = time.monotonic() + opts.drain_s + JUDGE_SLACK_S
     with CounterpartClient(target.national_url, target.control_token) as national:
         if accepted:
             print(f"haicap load: integrity — {len(accepted)} accepted dossiers, draining ≤ {opts.drain_s:g} s",
                   flush=True)
         integrity = check_integrity(national, accepted, opts.drain_s, should_stop=lambda: stops.hurry)
         if recorder.expectations and integrity["checked"]:  # an unreadable ledger would time out once per dossier
-            budget_end = time.monotonic() + max(SYNC_CHECK_MIN_S, opts.drain_s)
+            budget_end = min(end, time.monotonic() + max(SYNC_CHECK_MIN_S, opts.drain_s))
             sync = check_sync_deadlines(national, recorder.expectations, outages=outages,
                                         should_stop=lambda: stops.hurry or time.monotonic() > budget_end)
     integrity["sync_deadlines"] = sync or {"expectations": len(recorder.expectations), "checked": 0,
                                            "late_count": 0, "late": []}
-    integrity["province"] = _province_records(opts, target, accepted, stops)
+    budget = max(1.0, min(max(SYNC_CHECK_MIN_S, opts.drain_s), end - time.monotonic()))
+    integrity["province"] = _province_records(opts, target, accepted, stops, budget)
     return integrity, sync
 
 
 def _province_records(opts: LoadOptions, target: Target, accepted: dict[str, Any],
-                      stops: StopControl) -> dict[str, Any]:
+                      stops: StopControl, budget_s: float) -> dict[str, Any]:
     if not target.officer_token:
         return {"checked": False, "accepted": len(accepted), "read": 0, "lost_count": 0, "lost": [],
                 "skipped": "no officer token: the province's own records were not read back"}
@@ -499,7 +566,7 @@ def _province_records(opts: LoadOptions, target: Target, accepted: dict[str, Any
             status = body.get("TrangThaiHoSo") if isinstance(body, dict) else None
             return answer.status_code, None if status is None else str(status)
 
-        return check_province_records(read, accepted, budget_s=max(SYNC_CHECK_MIN_S, opts.drain_s),
+        return check_province_records(read, accepted, budget_s=budget_s,
                                       should_stop=lambda: stops.hurry,
                                       say=lambda line: print(f"haicap load: {line}", flush=True))
 
@@ -528,6 +595,39 @@ def _user_stop(stops: StopControl, raw: dict[str, Any]) -> int | None:
     return int(signum) if isinstance(signum, int) and not isinstance(signum, bool) else None
 
 
+def _stop_reason(reason: str | None, user_signum: int | None, unreachable: str | None, stops: StopControl,
+                 errors: list[str]) -> str | None:
+    """The generator's stop reason, or "interrupted by SIGTERM …" when a signal stopped the run elsewhere."""
+    if user_signum is None:
+        return reason
+    by_user = f"interrupted by {signal_name(user_signum)}"
+    if unreachable:
+        errors.append(f"stopping early: {unreachable}")
+    if (reason or "").startswith(by_user):
+        return reason
+    return by_user + (" (stopped by the user) after the load, during the integrity check"  # killed, or judging
+                      if stops.first_phase == "judge" else " (stopped by the user)")
+
+
+def _integrity_verdict(integrity: dict[str, Any], errors: list[str]) -> None:
+    """``integrity["passed"]``, and the errors of a check that could not be made: an unreadable ledger or
+    province says nothing about data loss, nor does a drain a second signal cut short."""
+    province = integrity["province"]
+    integrity["passed"] = bool(integrity["checked"] and integrity["missing_count"] == 0
+                               and province.get("lost_count", 0) == 0
+                               and (province["checked"] or "skipped" in province))
+    if not integrity["checked"]:
+        errors.append(f"integrity could not be checked: {integrity.get('error') or 'the ledger was not readable'}")
+        integrity["missing"], integrity["missing_count"] = [], 0
+        integrity["synced"] = 0
+    if not province["checked"] and "skipped" not in province:
+        errors.append(f"integrity could not be checked at the province: {province.get('error')}")
+    if integrity.get("cut_short") and integrity["missing_count"]:
+        errors.append(f"the integrity drain was cut short: {integrity['missing_count']} dossiers not yet in the "
+                      "ledger may only have been late (not judged as lost)")
+        integrity["passed"] = province.get("lost_count", 0) == 0
+
+
 def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mix, shape: Any,
            raw: dict[str, Any], unreachable: str | None, stops: StopControl | None = None) -> int:
     stops = stops or StopControl()
@@ -538,28 +638,20 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
     errors = list(raw.get("errors") or [])
     integrity, sync = _integrity(opts, target, recorder, stops, _outages(raw))
     user_signum = _user_stop(stops, raw)
-    if user_signum is not None:
-        by_user = f"stopped by the user ({signal_name(user_signum)})"
-        if unreachable:
-            errors.append(f"stopping early: {unreachable}")
-        if not (stop_reason or "").startswith(by_user):  # not stopped in the generator: killed, or judging
-            stop_reason = by_user + (" after the load, during the integrity check"
-                                     if stops.first_phase == "judge" else "")
-    province = integrity["province"]
-    integrity["passed"] = bool(integrity["checked"] and integrity["missing_count"] == 0
-                               and province.get("lost_count", 0) == 0
-                               and (province["checked"] or "skipped" in province))
-    if not integrity["checked"]:  # an unreadable ledger says nothing about data loss: the run is not complete
-        errors.append(f"integrity could not be checked: {integrity.get('error') or 'the ledger was not readable'}")
-        integrity["missing"], integrity["missing_count"] = [], 0
-        integrity["synced"] = 0
-    if not province["checked"] and "skipped" not in province:
-        errors.append(f"integrity could not be checked at the province: {province.get('error')}")
+    stop_reason = _stop_reason(stop_reason, user_signum, unreachable, stops, errors)
+    time_bound = raw.get("time_bound")
+    if time_bound:
+        stop_reason = f"{stop_reason}; {time_bound}" if stop_reason else str(time_bound)
+    _integrity_verdict(integrity, errors)
     if recorder.refused:
         hosts = ", ".join(f"{h} ({n} requests)" for h, n in sorted(recorder.refused.items()))
         errors.append("the system under test tried to send the load generator to a host that is not allowed: "
                       f"{hosts}; those requests were refused, none was sent (if that host is yours and meant to be "
                       "loaded, name it with --allow-target)")
+    load_s = _load_seconds(shape, raw, cut=user_signum is not None or bool(time_bound))
+    staircase = opts.staircase
+    if staircase is not None:  # --until-breach: only the stages that ran to their end are judged
+        shape = ran_stages(opts.shape, load_s).build()
     slo = evaluate_slos(recorder, scenarios, sync)
     gate_summary = _gate_summary(opts, scenarios, mix, shape, recorder, slo, raw, bool(sync and sync.get("checked")))
 
@@ -567,18 +659,17 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
     journeys_started = sum(s.started for s in recorder.seconds.values())
     journeys_completed = sum(s.completed for s in recorder.seconds.values())  # killed unfinished ones are not
     duration = shape.duration
-    load_s = duration  # seconds of load the run offered: less when the user stopped it
-    stopped_at = raw.get("stopped_at_s")
-    if user_signum is not None and isinstance(stopped_at, int | float) and not isinstance(stopped_at, bool):
-        load_s = min(duration, max(0.0, float(stopped_at)))
-    planned = sum(1 for _, t in arrival_times(shape, opts.max_rate) if t < load_s)
+    planned = sum(1 for _, t in arrival_times(opts.shape.build(), opts.max_rate) if t < load_s)
     per_s = max(load_s, 1e-9)
     clipped = any(shape.rate(t / 10) > opts.max_rate for t in range(int(duration * 10)))
     generator = _generator(raw, recorder, planned, opts.max_in_flight)
-    complete = stop_reason is None and not errors
+    until_breach = staircase is not None and (stop_reason or "").startswith("until-breach:")
+    complete = (stop_reason is None or until_breach) and not errors
+    judged_any = gate_summary["judged"] > 0 or bool(integrity["checked"] and integrity["accepted"])
     exit_code, inconclusive = decide(complete, slo["passed"] and bool(integrity["passed"]), generator,
                                      opts.require_kept_up, stopped_by=user_signum,
-                                     breaches=slo["breaches"] if integrity["passed"] else None)
+                                     breaches=slo["breaches"] if integrity["passed"] else None,
+                                     cut_short=time_bound or None, judged_any=judged_any)
     if opts.strict and exit_code == 0 and gate_summary["not_judged"]:
         exit_code = 3  # incomplete: a gate was selected and not judged
     passed = exit_code == 0
@@ -589,13 +680,9 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
              "locust_failures_csv": "locust_failures.csv"}
     capacity = None
     if shape.stages():
-        stages = build_stages(recorder, shape, opts.max_rate, mix_slo(scenarios, list(mix.weights)),
-                              recorder.stages)
-        stages["rate_unit"] = "iterations/s"
-        (opts.out / "stages.json").write_text(json.dumps(stages, indent=1), encoding="utf-8")
-        files["stages"] = "stages.json"
-        capacity = _capacity(opts, target, stages, timeseries, slo)
-        files["capacity"] = "capacity.html"
+        capacity = _stages_and_capacity(opts, target, scenarios, mix, shape, recorder, sync, timeseries, slo,
+                                        (stop_reason if until_breach else None, raw))
+        files.update(stages="stages.json", capacity="capacity.html")
     files = {key: name for key, name in files.items() if (opts.out / name).is_file()}  # only what this run wrote
     summary: dict[str, Any] = {
         "haicap_version": __version__,
@@ -604,6 +691,7 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
         "exit_code": exit_code,
         "stopped_early": stop_reason,
         "stopped_by_user": None if user_signum is None else signal_name(user_signum),
+        "time_bound": time_bound or None,
         "load_s": round(load_s, 2),
         "errors": errors,
         "requests": totals.ok + totals.failed,
@@ -639,6 +727,72 @@ def _judge(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mi
     return exit_code
 
 
+def _stages_and_capacity(opts: LoadOptions, target: Target, scenarios: dict[str, Any], mix: Mix, shape: Any,
+                         recorder: Recorder, sync: dict[str, Any] | None, timeseries: dict[str, Any],
+                         slo: dict[str, Any], breach: tuple[str | None, dict[str, Any]]) -> Any:
+    """A step run's stages.json and its capacity answer (with --until-breach: where and why the staircase stopped)."""
+    stages = build_stages(recorder, shape, opts.max_rate, mix_slo(scenarios, list(mix.weights)), recorder.stages)
+    stages["rate_unit"] = "iterations/s"
+    if opts.staircase is not None:
+        _stage_sync_breaches(stages, recorder, sync)
+    (opts.out / "stages.json").write_text(json.dumps(stages, indent=1), encoding="utf-8")
+    capacity = _capacity(opts, target, stages, timeseries, slo)
+    if capacity is not None and opts.staircase is not None:
+        _until_breach_answer(capacity, opts.staircase, *breach)
+    return capacity
+
+
+def _stage_sync_breaches(stages: dict[str, Any], recorder: Recorder, sync: dict[str, Any] | None) -> None:
+    """--until-breach: a stage whose expected statuses reached the national side late breaches the sync SLA on its
+    own (the staircase's breach is a stage, not the whole run)."""
+    late = {str(item["MaHoSo"]) for item in (sync or {}).get("late") or []}
+    if not late:
+        return
+    for stage in stages["stages"]:
+        mine = {str(e[0]) for e in recorder.stages.get(stage["index"], Recorder()).expectations}
+        count = len(mine & late)
+        if count and stage["gates"].get("judged"):
+            stage["gates"]["breaches"].append({"scenario": None, "step": "expect_synced", "metric": "sync_sla",
+                                               "limit": "every expected status by its deadline",
+                                               "actual": f"{count} dossiers late or never received",
+                                               "samples": len(mine)})
+            stage["gates"]["passed"] = False
+
+
+def _load_seconds(shape: Any, raw: dict[str, Any], *, cut: bool) -> float:
+    """Seconds of load the run offered: the shape's, less when it was stopped early (by the user, the time bound
+    or a breach of --until-breach) at ``stopped_at_s``."""
+    stopped_at = raw.get("stopped_at_s")
+    if isinstance(stopped_at, int | float) and not isinstance(stopped_at, bool):
+        return float(min(shape.duration, max(0.0, float(stopped_at))))
+    if cut and raw.get("start_epoch"):  # stopped at the time bound: the load ran at most until the end of the shape
+        return float(min(shape.duration, max(0.0, time.time() - float(raw["start_epoch"]))))
+    return float(shape.duration)
+
+
+def _until_breach_answer(sizing: dict[str, Any], staircase: dict[str, Any], breach: str | None,
+                         raw: dict[str, Any]) -> None:
+    """--until-breach: the capacity answer says why the staircase stopped: between the last stage that held and
+    the first that broke, or, when no stage broke, the knee's lower bound and the bound reached first."""
+    sizing["until_breach"] = {**staircase, "stopped": breach, "judged_in_run": raw.get("until_breach") or []}
+    knee, unit = sizing.get("knee"), sizing["rate_unit"]
+    broke = next((st for st in sizing["stages"] if st["verdict"] == "breaches SLO"
+                  and (knee is None or st["index"] > knee["index"])), None)
+    if knee is not None and broke is not None:
+        sizing["knee_bracket"] = {
+            "held": {"index": knee["index"], "achieved_rate": knee["achieved_rate"], "verdict": knee["verdict"]},
+            "broke": {"index": broke["index"], "achieved_rate": broke["achieved_rate"], "reasons": broke["reasons"]}}
+        rest = sizing["answer"].partition("; ")[2]
+        sizing["answer"] = (f"capacity: knee between {knee['achieved_rate']:,.1f} and {broke['achieved_rate']:,.1f} "
+                            f"{unit} (stage {knee['index']} held, stage {broke['index']} broke: "
+                            f"{'; '.join(broke['reasons'][:2])})" + (f"; {rest}" if rest else ""))
+    elif breach is None and knee is not None and sizing.get("knee_is_lower_bound"):
+        reason = limit_reason(staircase)
+        sizing["knee_lower_bound_reason"] = reason
+        sizing["notes"].append(reason)
+        sizing["answer"] = f"{sizing['answer']} — {reason}"
+
+
 def _within_start_lag(breaches: list[dict[str, Any]], generator: dict[str, Any]) -> bool:
     """Every breach is a latency gate exceeded by no more than the generator's own start lag (p99): latency is
     timed from the intended start, so such a breach may be the generator's queueing, not the system's."""
@@ -649,19 +803,22 @@ def _within_start_lag(breaches: list[dict[str, Any]], generator: dict[str, Any])
 
 
 def decide(complete: bool, gates_passed: bool, generator: dict[str, Any], require_kept_up: bool = True,
-           stopped_by: int | None = None, breaches: list[dict[str, Any]] | None = None) -> tuple[int, str | None]:
+           stopped_by: int | None = None, breaches: list[dict[str, Any]] | None = None, *,
+           cut_short: str | None = None, judged_any: bool = True) -> tuple[int, str | None]:
     """The exit code, and why the run is inconclusive if it is.
 
-    A run the user stopped exits 128 + the signal (130 SIGINT, 143 SIGTERM) whatever was found: it did not run
-    to its end. A run that could not be completed exits 2; one whose SLO or integrity gate failed exits 1 (a
-    system that breaks or loses data under less load than asked for fails all the more), except when the
-    generator fell behind and every breach is a latency gate exceeded by no more than its own start lag
-    (``breaches``; latency is timed from the intended start): inconclusive, exit 2. One whose gates passed
-    while the generator did not keep up cannot pass when ``require_kept_up``: it exits 2, inconclusive.
+    A run that could not be completed exits 2; one whose SLO or integrity gate failed exits 1 (a system that
+    breaks or loses data under less load than asked for fails all the more), except when the generator fell
+    behind and every breach is a latency gate exceeded by no more than its own start lag (``breaches``; latency
+    is timed from the intended start): inconclusive, exit 2. One whose gates passed while the generator did not
+    keep up cannot pass when ``require_kept_up``: it exits 2, inconclusive.
+
+    A run cut short — interrupted by a signal (``stopped_by``) or stopped at its time bound (``cut_short``, the
+    reason) — is judged on what it measured: a gate it judged breached, or a dossier it lost, is still exit 1;
+    otherwise it is incomplete, exit 3, or exit 2 when nothing at all could be judged (``judged_any``).
     """
-    if stopped_by is not None:
-        return exit_code_for(stopped_by), None
-    if not complete:
+    interrupted = stopped_by is not None or cut_short is not None
+    if not complete and not interrupted:
         return 2, None
     if not gates_passed:
         if require_kept_up and not generator["kept_up"] and breaches is not None \
@@ -671,6 +828,8 @@ def decide(complete: bool, gates_passed: bool, generator: dict[str, Any], requir
                        f"{lag:.0f} ms: " + "; ".join(generator["not_kept_up"]) + "): the breach may be the "
                        "generator's queueing, not the system's")
         return 1, None
+    if interrupted:
+        return (3 if judged_any else 2), None
     if require_kept_up and not generator["kept_up"]:
         return 2, ("the load generator did not keep up (" + "; ".join(generator["not_kept_up"]) + "): the system "
                    "got less load than asked for, so the gates passed on under-load")
@@ -729,7 +888,8 @@ def _capacity(opts: LoadOptions, target: Target, stages: dict[str, Any], timeser
         return None
     try:
         sizing = size_capacity(stages, {"province": target.province_code, **opts.projection})
-        _veto_by_sync_sla(sizing, slo)
+        if opts.staircase is None:  # --until-breach judges the sync SLA per stage
+            _veto_by_sync_sla(sizing, slo)
         sizing["answer"] = capacity_answer(sizing)
         (opts.out / "capacity.html").write_text(render_capacity_html(stages, timeseries, sizing), encoding="utf-8")
     except HaicapError as exc:
@@ -789,9 +949,12 @@ def _print_verdict(summary: dict[str, Any], out: Path) -> None:
         print(f"ERROR: {error}")
     if summary["inconclusive"]:
         print(f"INCONCLUSIVE: {summary['inconclusive']} (--no-require-kept-up to accept such a run)")
-    if summary["stopped_by_user"]:
-        verdict = f"STOPPED BY THE USER ({summary['stopped_by_user']})"
-    else:
-        verdict = ("PASSED" if summary["passed"] else "INCONCLUSIVE" if summary["inconclusive"]
-                   else "INCOMPLETE" if summary["exit_code"] == 3 else "FAILED")
+    verdict = ("PASSED" if summary["passed"] else "INCONCLUSIVE" if summary["inconclusive"]
+               else "INCOMPLETE" if summary["exit_code"] == 3 else "FAILED")
+    if summary["stopped_by_user"] or summary["time_bound"]:
+        if summary["exit_code"] == 2:
+            verdict = "NOTHING JUDGED"
+        cause = (f"INTERRUPTED BY {summary['stopped_by_user']}" if summary["stopped_by_user"]
+                 else "STOPPED AT THE TIME BOUND")
+        verdict = f"{cause} — {verdict}"
     print(f"{verdict} (exit {summary['exit_code']}) — {out / 'summary.json'}", flush=True)

@@ -2,12 +2,15 @@
 
 The first signal ends the *load*, not the run: the generator starts no new arrivals (SIGTERM to it), running
 journeys get the grace window, integrity is checked within the drain window and summary.json is written, marked
-as stopped by the user (``stopped_by_user``). The exit code is 128 + the signal number — **130** for SIGINT,
-**143** for SIGTERM — distinct from the verdicts 0, 1 and 2. A second signal stops at once: the generator kills
-its running journeys (SIGUSR1 to it; they count as unfinished) and still reports, or is killed if it has not
-finished within :data:`HURRY_KILL_S` (a third signal kills it now; its workers die with it), and the integrity
-drain is cut short to one last look at the ledger; the summary is still written. A signal before the load
-started stops the command at once (:class:`LoadStopped`), nothing written.
+as stopped by the user (``stopped_by_user``, "interrupted by SIGTERM"). The run is judged on what it measured:
+exit 1 if a gate it judged breached or a dossier was lost, else 3 (incomplete), or 2 when nothing could be judged
+(:func:`haicap.loadtests.run.decide`). A second signal stops at once: the generator kills its running journeys
+(SIGUSR1 to it; they are not judged) and still reports, or is killed if it has not finished within
+:data:`HURRY_KILL_S` (a third signal kills it now; its workers die with it), and the integrity drain is cut short
+to one last look at the ledger (a dossier still missing then is not called lost); the summary is still written.
+A signal before the load started stops the command at once (:class:`LoadStopped`, exit 128 + the signal: 130
+SIGINT, 143 SIGTERM), nothing written. The embedded servers are not in haicap's process group
+(:mod:`haicap.sandbox.server`), so a signal to the group reaches only haicap and its generator.
 
 The handler runs between two bytecodes of the main thread, possibly in the middle of a ``print``: it never
 writes through ``sys.stdout``, only one line straight to the stderr file descriptor.

@@ -5,6 +5,9 @@ anything starts, and port 0 (a free port) works for tests. The server is uvicorn
 (``uvicorn[standard]``); access logs are off because they would dominate the cost of a request under load.
 A :class:`ProcessServer` may run several worker processes that all accept on the one socket the parent bound
 (the kernel spreads connections over them), so an app that keeps its state in shared storage uses several cores.
+Its children leave the parent's process group as they start: Ctrl-C or a SIGTERM to haicap's group reaches haicap,
+which finishes what it is doing (a load run drains and is judged) and then stops them; they die with a killed
+parent (:func:`~haicap.parent_death.die_with_parent`).
 """
 
 from __future__ import annotations
@@ -119,7 +122,17 @@ class ThreadServer:
         self.stop()
 
 
+#: Signals a terminal or ``kill -TERM -PGID`` sends to a whole process group: a server started by haicap is
+#: stopped by its parent, never by them (it would die before a load run has drained and been judged).
+GROUP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
 def _serve_in_child(factory_path: str, config: Any, sock: socket.socket, ready: Any, parent_pid: int) -> None:
+    # The child was started with SIGINT and SIGTERM blocked (ProcessServer.start): it leaves the parent's process
+    # group first, so that Ctrl-C or a SIGTERM to the group reaches haicap, which drains, judges and then stops
+    # the servers itself (SIGTERM to the pid); die_with_parent keeps an orphan from outliving a killed haicap.
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
     die_with_parent(parent_pid)
     module_name, _, attr = factory_path.partition(":")
     factory: Callable[[Any], Any] = getattr(importlib.import_module(module_name), attr)
@@ -133,9 +146,9 @@ def _serve_in_child(factory_path: str, config: Any, sock: socket.socket, ready: 
         ready.set()
         await serving
 
-    # the parent decides when we stop (SIGTERM): a Ctrl-C to the process group must not end the servers while a
-    # load run still checks integrity. Blocked, not ignored: uvicorn installs its own SIGINT handler over SIG_IGN.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    # SIGTERM (the parent's stop, or the parent's death) is let through; SIGINT stays blocked, not ignored:
+    # uvicorn installs its own SIGINT handler over SIG_IGN.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     _run(main())
 
 
@@ -178,8 +191,14 @@ class ProcessServer:
         return all(p.is_alive() for p in self._processes)
 
     def start(self, timeout: float = 30.0) -> ProcessServer:
-        for process in self._processes:
-            process.start()
+        # the children inherit the blocked mask: a group signal before they left the group cannot kill them; one
+        # that arrives here meanwhile stays pending for this process and is handled as soon as the mask is back
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
+        try:
+            for process in self._processes:
+                process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         deadline = time.monotonic() + timeout
         for process, ready in zip(self._processes, self._ready, strict=True):
             while not ready.wait(0.05):

@@ -8,6 +8,7 @@ test process (one journey = one 404), so they take seconds, not a sandbox start.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -38,9 +39,10 @@ class FakeTarget:
     """A province and its national ledger in one app: /health, the ledger (control token), the officer list
     (officer token); every other request is journey traffic, timed and answered 404."""
 
-    def __init__(self) -> None:
+    def __init__(self, hang: bool = False) -> None:
         self.journey_requests: list[float] = []
         self.ledger_reads = 0
+        self.hang = hang  # journey traffic is never answered (the connection stays open)
         self._lock = threading.Lock()
 
     def app(self) -> Starlette:
@@ -62,6 +64,8 @@ class FakeTarget:
         async def other(request: Request) -> Response:
             with self._lock:
                 self.journey_requests.append(time.monotonic())
+            while self.hang:
+                await asyncio.sleep(0.2)
             return JSONResponse({"title": "not found"}, status_code=404)
 
         return Starlette(routes=[Route("/health", health), Route("/_ledger/sync/dossiers", ledger),
@@ -78,6 +82,14 @@ def fake() -> Iterator[tuple[FakeTarget, str]]:
     target = FakeTarget()
     with ThreadServer(target.app(), bind_socket("127.0.0.1", 0)) as server:
         yield target, server.url
+
+
+@pytest.fixture
+def hanging() -> Iterator[tuple[FakeTarget, str]]:
+    target = FakeTarget(hang=True)
+    with ThreadServer(target.app(), bind_socket("127.0.0.1", 0)) as server:
+        yield target, server.url
+        target.hang = False  # let the server's graceful shutdown end the held requests
 
 
 def _credentials(tmp_path: Path, **fields: Any) -> Path:
@@ -345,11 +357,12 @@ def _stop_all(proc: subprocess.Popen[bytes], others: list[psutil.Process]) -> No
             p.kill()
 
 
-@pytest.mark.parametrize(("how", "processes", "code"), [("SIGTERM to haicap", "0", 143),
-                                                         ("Ctrl-C to the process group", "2", 130)])
+@pytest.mark.parametrize(("how", "processes", "name"), [("SIGTERM to haicap", "0", "SIGTERM"),
+                                                         ("Ctrl-C to the process group", "2", "SIGINT")])
 def test_a_stopped_run_stops_its_load_drains_and_writes_its_summary(
-    tmp_path: Path, fake: tuple[FakeTarget, str], how: str, processes: str, code: int,
+    tmp_path: Path, fake: tuple[FakeTarget, str], how: str, processes: str, name: str,
 ) -> None:
+    code = 1  # interrupted, judged on what it measured: every journey of the fake province fails (404)
     target, url = fake
     proc = _start_load(tmp_path, url, "--processes", processes)
     generators: list[psutil.Process] = []
@@ -370,11 +383,10 @@ def test_a_stopped_run_stops_its_load_drains_and_writes_its_summary(
     assert alive == []  # the generator and its workers are gone
     printed = (tmp_path / "load.log").read_text(encoding="utf-8", errors="replace")
     assert "Traceback" not in printed and "KeyboardInterrupt" not in printed, printed[-3000:]
-    name = "SIGTERM" if code == 143 else "SIGINT"
-    assert f"STOPPED BY THE USER ({name}) (exit {code})" in printed
+    assert f"INTERRUPTED BY {name} — FAILED (exit {code})" in printed
     summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
     assert summary["exit_code"] == code and not summary["passed"] and summary["stopped_by_user"] == name
-    assert summary["stopped_early"].startswith(f"stopped by the user ({name}) at t=")
+    assert summary["stopped_early"].startswith(f"interrupted by {name} (stopped by the user) at t=")
     assert 0 < summary["load_s"] < 30 and summary["journeys"]["started"] >= 5
     assert summary["integrity"]["checked"] and target.ledger_reads >= 2  # preflight, then integrity
     assert summary["files"]["locust_csv"] == "locust_stats.csv" and (tmp_path / "out" / "locust_stats.csv").exists()
@@ -437,3 +449,61 @@ def test_end_child_escalates_from_waiting_to_sigterm_to_sigkill() -> None:
     end_child(stubborn, term_wait_s=0.3)
     assert stubborn.returncode == -9
     stubborn.stdout.close()
+
+
+def test_no_run_outlives_its_bound_when_the_province_and_a_worker_hang(
+    tmp_path: Path, hanging: tuple[FakeTarget, str],
+) -> None:
+    """The province never answers and the one worker is frozen (SIGSTOP) mid-load: Locust's own stop cannot end
+    it; the generator's watchdog does, the summary says so, and the run ends within its bound."""
+    target, url = hanging
+    duration, grace, drain = 3, 2, 2
+    started = time.monotonic()
+    proc = _start_load(tmp_path, url, "--duration", str(duration), "--grace", str(grace), "--drain", str(drain),
+                       "--processes", "1", "--no-require-kept-up")
+    generators: list[psutil.Process] = []
+    try:
+        _wait_for(lambda: len(target.journey_requests) >= 3, 40, "the load to start")
+        loading = time.monotonic()
+        generators = _generators(proc)
+        worker = next(p for p in generators if "--worker" in p.cmdline())
+        worker.suspend()
+        code = proc.wait(timeout=duration + grace + drain + 60)
+        ended = time.monotonic()
+    finally:
+        _stop_all(proc, generators)
+    assert ended - loading < duration + grace + drain + 60, ended - started
+    printed = (tmp_path / "load.log").read_text(encoding="utf-8", errors="replace")
+    assert "Traceback" not in printed, printed[-3000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["time_bound"].startswith("stopped at the time bound: 1 of 1 generator process had not "
+                                            "reported its end")
+    assert summary["stopped_early"] == summary["time_bound"] and not summary["passed"]
+    assert code == summary["exit_code"] == 2  # nothing could be judged: no journey ever finished
+    assert "STOPPED AT THE TIME BOUND — NOTHING JUDGED (exit 2)" in printed
+    _, alive = psutil.wait_procs(generators, timeout=5)
+    assert alive == []  # the frozen worker too
+
+
+def test_sigterm_to_the_group_of_a_certify_run_is_a_clean_interrupt_that_stops_its_servers(tmp_path: Path) -> None:
+    """haicap certify handles SIGTERM like Ctrl-C: its pytest child is stopped, the embedded servers (outside the
+    group) are stopped by haicap, nothing is left running, and it says so (exit 143)."""
+    log = (tmp_path / "certify.log").open("wb")
+    proc = subprocess.Popen([HAICAP, "certify", "--only", "sso", "--out", str(tmp_path / "run")],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    printed = lambda: (tmp_path / "certify.log").read_text(encoding="utf-8", errors="replace")  # noqa: E731
+    others: list[psutil.Process] = []
+    try:
+        _wait_for(lambda: "passed" in printed() or proc.poll() is not None, 90, "the first check")
+        others = psutil.Process(proc.pid).children(recursive=True)
+        servers = [p for p in others if "spawn_main" in " ".join(p.cmdline())]
+        assert len(servers) == 2 and all(os.getpgid(p.pid) != proc.pid for p in servers)
+        os.killpg(proc.pid, signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        _stop_all(proc, others)
+    assert code == 143 and "haicap: interrupted (SIGTERM)" in printed(), printed()[-2000:]
+    assert "Traceback" not in printed()
+    _, alive = psutil.wait_procs(others, timeout=10)
+    assert alive == []

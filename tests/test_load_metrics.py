@@ -118,3 +118,28 @@ def test_every_request_of_a_journey_carries_its_traceparent() -> None:
     parts = [s.split("-") for s in seen]
     assert all(p[0] == "00" and p[1] == trace_id and len(p[2]) == 16 and p[3] == "01" for p in parts)
     assert parts[0][2] != parts[1][2]  # a new span id per request, one trace per journey
+
+
+def test_the_endpoint_negotiates_openmetrics_or_prometheus_text_and_counts_in_flight_as_a_whole_number() -> None:
+    from haicap.loadtests.metrics import serve_metrics
+    from haicap.loadtests.recorder import Recorder, SecondSample
+
+    recorder = Recorder(start_epoch=time.time() - 10)
+    # seconds 6..8: the scrape reads the last complete ones (7 of 6-7, the running 8 left out); two workers
+    # sampled second 7 (4 + 1 running): a count of journeys, never a mean such as 4.5
+    for second, in_flight, workers in ((6, 4, 1), (7, 5, 2), (8, 3, 1)):
+        recorder.seconds[second] = SecondSample(in_flight=in_flight, sampled=workers)
+    server = serve_metrics(lambda: recorder, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.server_port}/metrics"
+    try:
+        plain = httpx.get(url, timeout=5)
+        openmetrics = httpx.get(url, timeout=5, headers={
+            "Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"})
+    finally:
+        server.shutdown()
+    assert plain.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert openmetrics.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert openmetrics.text.rstrip().endswith("# EOF") and "# EOF" not in plain.text
+    in_flight = next(s.value for f in text_string_to_metric_families(plain.text) for s in f.samples
+                     if s.name == "haicap_in_flight")
+    assert in_flight == 5  # second 7, all workers: not the mean 4.5 of seconds 6 and 7

@@ -254,6 +254,19 @@ def test_a_run_that_did_not_keep_up_cannot_pass() -> None:
     assert decide(False, True, fine) == (2, None)
 
 
+def test_a_run_cut_short_is_judged_on_what_it_measured() -> None:
+    import signal
+
+    from haicap.loadtests.run import decide
+
+    fine, held = _generator_of(held=0), _generator_of(held=12)
+    for cut in ({"stopped_by": signal.SIGTERM}, {"cut_short": "stopped at the time bound: …"}):
+        assert decide(True, True, fine, **cut) == (3, None)  # incomplete, never "passed"
+        assert decide(False, True, held, **cut) == (3, None)  # the workers' missing ends do not make it exit 2
+        assert decide(False, True, fine, **cut, judged_any=False) == (2, None)  # nothing could be judged
+        assert decide(True, False, fine, **cut) == (1, None)  # a gate it judged breached: still a failure
+
+
 # -- integrity -------------------------------------------------------------------------------------
 class _Ledger:
     def __init__(self, batches: list[list[dict[str, Any]]]) -> None:
@@ -510,3 +523,52 @@ def test_the_cutover_storm_and_burst_count_for_their_own_journeys() -> None:
     journeys = expected_journeys(build_shape("cutover", 60).build(), mix.weights, 200, scenarios)
     assert journeys["first-login"] > 0 and journeys["batch-resync"] > 0
     assert journeys["birth-registration"] > journeys["marriage-withdrawal"]  # weights 40 and 5
+
+
+# -- --until-breach --------------------------------------------------------------------------------
+def test_until_breach_extends_the_staircase_within_the_rate_and_the_duration_cap() -> None:
+    from haicap.errors import HaicapError
+    from haicap.loadtests.shapes import build_shape
+    from haicap.loadtests.until_breach import extend_staircase, limit_reason, ran_stages
+
+    spec = build_shape("step", 20, {"start_rate": 2, "step_rate": 2, "stages": 5})  # stages of 4 s
+    by_rate, stairs = extend_staircase(spec, max_rate=13, max_duration=1200)
+    assert (stairs.stages, stairs.stage_s, stairs.bound, stairs.top_rate) == (6, 4.0, "max rate", 12.0)
+    assert by_rate.duration == 24 and [s.target_rate for s in by_rate.build().stages()] == [2, 4, 6, 8, 10, 12]
+    assert limit_reason(stairs.as_dict()).startswith("max rate 13/s reached without breach (last stage 12/s)")
+    by_time, stairs = extend_staircase(spec, max_rate=200, max_duration=30)
+    assert (stairs.stages, stairs.bound) == (7, "duration cap") and by_time.duration == 28
+    assert "duration cap 30 s reached without breach" in limit_reason(stairs.as_dict())
+    assert ran_stages(by_time, 13.5).params["stages"] == 3 and ran_stages(by_time, 13.5).duration == 12
+    assert ran_stages(by_time, None) == by_time and ran_stages(by_time, 1.0).params["stages"] == 1
+    for bad, options, words in ((spec, {"max_rate": 1}, "above --max-rate 1"),
+                                (spec, {"max_duration": 3}, "longer than --max-duration 3"),
+                                (build_shape("step", 20, {"step_rate": 0}), {}, "step_rate=R with R > 0"),
+                                (build_shape("soak", 20), {}, "this run's shape is soak")):
+        with pytest.raises(HaicapError, match=words):
+            extend_staircase(bad, **{"max_rate": 200, "max_duration": 1200, **options})
+
+
+def test_the_stage_watch_stops_at_the_first_stage_that_breaks_once_its_journeys_are_done() -> None:
+    from haicap.loadtests.recorder import Recorder
+    from haicap.loadtests.shapes import Stage
+    from haicap.loadtests.until_breach import StageWatch
+
+    gates = [{"scenario": "s", "step": "submit", "p95_ms": 500.0, "p99_ms": None, "error_rate": 0.05}]
+    stages = [Stage(0, 0.0, 2.0, 5.0), Stage(1, 2.0, 4.0, 10.0)]
+    recorder = Recorder(start_epoch=0.0)
+    for index, ms in ((0, 100.0), (1, 2000.0)):
+        stage = recorder.stage(index)
+        for _ in range(30):
+            stage.arrival(0.0)
+            stage.step("s", "submit", ms, True)
+            stage.journey("s", ms, True)
+    late = [["HS-1", "2", 3.0, 1.0]]
+    recorder.stage(0).expectations.extend(late)
+    watch = StageWatch(stages, gates, lambda expectations: {"late_count": 0, "checked": len(expectations)})
+    assert watch.poll(3.0, recorder) is None and watch.next == 0  # stage 0's reports may still be on their way
+    assert watch.poll(4.5, recorder) is None and watch.next == 0  # its expectation is due at 3 s: + 2 s
+    assert watch.poll(5.0, recorder) is None and watch.next == 1  # stage 0 held; stage 1 ended 1 s ago
+    reason = watch.poll(6.0, recorder)
+    assert reason is not None and reason.startswith("until-breach: stage 1 at 10/s broke (s / submit p95_ms")
+    assert [j["breach"] is None for j in watch.judged] == [True, False]

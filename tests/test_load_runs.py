@@ -337,7 +337,9 @@ def test_credentials_the_sandbox_refuses_fail_before_any_load(
 
 
 def test_sigterm_stops_the_load_then_checks_integrity_and_writes_the_summary(tmp_path: Path) -> None:
-    """`timeout`, CI and Kubernetes stop a run with SIGTERM: the load stops, accepted dossiers are still checked."""
+    """`timeout`, CI and Kubernetes stop a run with SIGTERM, often to its whole process group: the load stops, and
+    accepted dossiers are still checked against a counterpart and a province that are still running — the
+    sandbox's servers are outside haicap's process group — so nothing is falsely "lost"; haicap stops them after."""
     import psutil
 
     haicap = str(Path(sys.executable).with_name("haicap"))
@@ -347,26 +349,32 @@ def test_sigterm_stops_the_load_then_checks_integrity_and_writes_the_summary(tmp
                                  "--set", "ramp_s=0", "--scenario", "birth-registration", "--drain", "20",
                                  "--out", str(out)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     generators: list[Any] = []
+    servers: list[Any] = []
     try:
         deadline = time.monotonic() + 60
         while "t=    3s" not in (tmp_path / "load.log").read_text(errors="replace"):  # the load runs
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.1)
-        generators = [p for p in psutil.Process(proc.pid).children(recursive=True)
-                      if "haicap.loadtests.locust_app" in " ".join(p.cmdline())]
-        proc.send_signal(signal.SIGTERM)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        generators = [p for p in children if "haicap.loadtests.locust_app" in " ".join(p.cmdline())]
+        servers = [p for p in children if "spawn_main" in " ".join(p.cmdline())]  # not the resource tracker
+        assert len(servers) == 2 and all(os.getpgid(p.pid) != proc.pid for p in servers)
+        os.killpg(proc.pid, signal.SIGTERM)
         code = proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
-    _, alive = psutil.wait_procs(generators, timeout=5)
-    assert generators and alive == []
+    _, alive = psutil.wait_procs(generators + servers, timeout=10)
+    assert generators and alive == []  # the generator, and the servers once the run was judged
     printed = (tmp_path / "load.log").read_text(encoding="utf-8", errors="replace")
     assert "Traceback" not in printed
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert code == summary["exit_code"] == 143 and summary["stopped_by_user"] == "SIGTERM", printed[-2000:]
+    assert summary["stopped_by_user"] == "SIGTERM" and summary["stopped_early"].startswith("interrupted by SIGTERM")
+    assert code == summary["exit_code"] and code in (1, 3), printed[-2000:]  # 1 only if a judged gate breached
     assert summary["load_s"] < 10 and summary["journeys"]["started"] == pytest.approx(3 * summary["load_s"], abs=2)
     integrity = summary["integrity"]
     assert integrity["checked"] and integrity["accepted"] >= 5 and integrity["synced"] == integrity["accepted"]
-    assert "STOPPED BY THE USER (SIGTERM) (exit 143)" in printed
+    assert integrity["missing_count"] == 0 and integrity["province"]["checked"]
+    assert integrity["province"]["lost_count"] == 0
+    assert code != 3 or "INTERRUPTED BY SIGTERM — INCOMPLETE (exit 3)" in printed
