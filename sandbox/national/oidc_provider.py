@@ -267,8 +267,7 @@ class OidcProvider:
         self.store = store
         self.outages = outages
         self.keys = SigningKeys(store, instance, cells)
-        self._events = RowAppender(store, "INSERT INTO idp_events (at_ms, kind, outcome, client_id, SoDinhDanh, "
-                                          "defect, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        self._events = RowAppender(store, _INSERT_EVENT)
         self._authorized = 0  # codes issued by this worker (expired rows are pruned every PRUNE_EVERY)
         self.routes = [
             Route("/.well-known/openid-configuration", self.discovery, methods=["GET"]),
@@ -482,20 +481,15 @@ class OidcProvider:
         now = time.time()
         access = secrets.token_urlsafe(32)
         verifier = form.get("code_verifier")
-        grant, failure, armed, targeted = await self.store.write(
+        grant, failure, armed = await self.store.write(
             lambda conn: _redeem(conn, code, access, client, redirect_uri, verifier, now))
         if grant is None or failure:
-            cccd = grant.cccd if grant is not None else None
-            await self._event("token", "invalid_grant", client_id=client.client_id, cccd=cccd, detail=failure)
-            return _token_error("invalid_grant", failure)
+            return _token_error("invalid_grant", failure or "")  # the event was recorded with the redemption
         defect = armed.defect if armed else None
         citizen = self.citizens.get(grant.cccd)
         assert citizen is not None  # the code was only issued for a valid CCCD
         rotated = await self.keys.rotate() if defect == "rotated-key" else None
         id_token = self._id_token(grant, client, citizen.claims(), int(now), armed, rotated)
-        target = (" target=login_hint" if targeted else " target=any") + armed.describe() if armed else ""
-        await self._event("token", "ok", client_id=client.client_id, cccd=grant.cccd, defect=defect,
-                          detail=f"pkce={'S256' if grant.code_challenge else 'none'}{target}")
         body: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "expires_in": ACCESS_TOKEN_TTL,
                                 "id_token": id_token, "scope": "openid"}
         if defect == "token-type-lowercase":
@@ -651,6 +645,8 @@ class OidcProvider:
 #: every how many authorization codes a worker prunes expired codes, used codes and access tokens
 PRUNE_EVERY = 1024
 _INSERT_CODE = "INSERT INTO idp_codes (code, expires, record) VALUES (?, ?, ?)"
+_INSERT_EVENT = ("INSERT INTO idp_events (at_ms, kind, outcome, client_id, SoDinhDanh, defect, detail) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?)")
 
 
 def _prune_expired(conn: sqlite3.Connection) -> None:
@@ -686,20 +682,28 @@ def _take_defect(conn: sqlite3.Connection, cccd: str) -> tuple[_Armed | None, bo
 
 
 def _redeem(conn: sqlite3.Connection, code: str, access: str, client: OidcClient, redirect_uri: str,
-            verifier: str | None, now: float) -> tuple[_Grant | None, str | None, _Armed | None, bool]:
+            verifier: str | None, now: float) -> tuple[_Grant | None, str | None, _Armed | None]:
     """Consume ``code`` atomically (``DELETE ... RETURNING``: a code sent to two workers at once is redeemed by
-    one), check the grant, take the next defect and record the access token: (grant, failure, defect, targeted)."""
+    one), check the grant, take the next defect, record the access token and the IdP event, all in one writer op
+    (one round trip per token request): (grant, failure, defect)."""
     found = conn.execute("DELETE FROM idp_codes WHERE code = ? RETURNING expires, record", (code,)).fetchall()
     if not found:
         reused = bool(conn.execute("SELECT 1 FROM idp_used_codes WHERE code = ?", (code,)).fetchall())
-        return None, "the authorization code was already used" if reused else "unknown authorization code", None, False
+        reason = "the authorization code was already used" if reused else "unknown authorization code"
+        conn.execute(_INSERT_EVENT, (now_ms(), "token", "invalid_grant", client.client_id, None, None, reason))
+        return None, reason, None
     expires, record = found[0]
     conn.execute("INSERT OR REPLACE INTO idp_used_codes (code, expires) VALUES (?, ?)", (code, expires))
     grant = _Grant(*orjson.loads(record), expires)
     failure = OidcProvider._check_grant(grant, client, redirect_uri, verifier, now)
     if failure:
-        return grant, failure, None, False
+        conn.execute(_INSERT_EVENT, (now_ms(), "token", "invalid_grant", client.client_id, grant.cccd, None, failure))
+        return grant, failure, None
     armed, targeted = _take_defect(conn, grant.cccd)
+    defect = armed.defect if armed else None
     conn.execute("INSERT INTO idp_access (token, cccd, client_id, expires, defect) VALUES (?, ?, ?, ?, ?)",
-                 (access, grant.cccd, client.client_id, now + ACCESS_TOKEN_TTL, armed.defect if armed else None))
-    return grant, None, armed, targeted
+                 (access, grant.cccd, client.client_id, now + ACCESS_TOKEN_TTL, defect))
+    target = (" target=login_hint" if targeted else " target=any") + armed.describe() if armed else ""
+    detail = f"pkce={'S256' if grant.code_challenge else 'none'}{target}"
+    conn.execute(_INSERT_EVENT, (now_ms(), "token", "ok", client.client_id, grant.cccd, defect, detail))
+    return grant, None, armed
