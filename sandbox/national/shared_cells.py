@@ -63,7 +63,9 @@ class SharedCells:
         return value
 
     def bump(self, cell: int) -> int:
-        """Increment a generation counter (callers bump it after the change it announces is committed)."""
+        """Increment a generation counter (callers bump it after the change it announces is committed). Two
+        workers bumping at once may leave it one higher instead of two: readers only compare it with what they
+        saw, so any change is enough."""
         value = (self.get_int(cell) + 1) % (1 << 64)
         _UINT.pack_into(self._map, 8 * cell, value)
         return value
