@@ -30,7 +30,7 @@ import pytest
 
 from haicap.data_generators.identity import make_cccd
 from haicap.payment_checksum import checksum
-from haicap.sandbox.config import SandboxConfigs, build_sandbox_configs
+from haicap.sandbox.config import OidcClient, SandboxConfigs, build_sandbox_configs
 from haicap.sandbox.national.testing import RecordingProvince
 from haicap.sandbox.runner import NATIONAL_FACTORY, national_run
 from haicap.sandbox.server import ProcessServer, bind_socket, url_of
@@ -42,6 +42,7 @@ class TwoWorkers:
         self.configs = configs
         self.province = province
         self.url = server.url
+        self.rp = configs.province.oidc
         self.control = {"Authorization": f"Bearer {configs.national.control_token}"}
 
     @contextlib.contextmanager
@@ -82,9 +83,8 @@ def _cccd() -> str:
     return make_cccd(_RNG, date(1990, 1, 1 + _RNG.randrange(28)), _RNG.random() < 0.5, "001")
 
 
-def _authorize(two: TwoWorkers, client: httpx.Client, cccd: str) -> tuple[str, str]:
-    """(code, verifier) of an authorization request of ``cccd`` sent through ``client``."""
-    rp = two.configs.province.oidc
+def _authorize(rp: OidcClient, client: httpx.Client, cccd: str) -> tuple[str, str]:
+    """(code, verifier) of an authorization request of ``cccd`` by relying party ``rp`` sent through ``client``."""
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     answer = client.get("/authorize", params={
@@ -94,8 +94,7 @@ def _authorize(two: TwoWorkers, client: httpx.Client, cccd: str) -> tuple[str, s
     return parse_qs(urlsplit(answer.headers["location"]).query)["code"][0], verifier
 
 
-def _token(two: TwoWorkers, client: httpx.Client, code: str, verifier: str) -> httpx.Response:
-    rp = two.configs.province.oidc
+def _token(rp: OidcClient, client: httpx.Client, code: str, verifier: str) -> httpx.Response:
     return client.post("/token", data={"grant_type": "authorization_code", "code": code,
                                        "redirect_uri": rp.redirect_uri, "client_id": rp.client_id,
                                        "client_secret": rp.client_secret, "code_verifier": verifier})
@@ -113,12 +112,12 @@ def test_the_counterpart_runs_as_two_processes(two: TwoWorkers) -> None:
 def test_a_sign_on_crosses_workers_and_a_code_is_redeemed_once(two: TwoWorkers) -> None:
     cccd = _cccd()
     with two.on(0) as client:
-        code, verifier = _authorize(two, client, cccd)
+        code, verifier = _authorize(two.rp, client, cccd)
     with two.on(1) as client:
-        token = _token(two, client, code, verifier)
+        token = _token(two.rp, client, code, verifier)
         assert token.status_code == 200, token.text
     with two.on(0) as client:
-        again = _token(two, client, code, verifier)
+        again = _token(two.rp, client, code, verifier)
         assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
         assert "already used" in again.json()["error_description"]
         userinfo = client.get("/userinfo", headers={"Authorization": f"Bearer {token.json()['access_token']}"})
@@ -137,11 +136,11 @@ def test_a_sign_on_crosses_workers_and_a_code_is_redeemed_once(two: TwoWorkers) 
 def test_a_code_sent_to_both_workers_at_once_is_redeemed_once(two: TwoWorkers) -> None:
     for _ in range(5):
         with httpx.Client(base_url=two.url, timeout=10.0, headers={"Connection": "close"}) as client:
-            code, verifier = _authorize(two, client, _cccd())
+            code, verifier = _authorize(two.rp, client, _cccd())
 
             def redeem(_: int, code: str = code, verifier: str = verifier) -> int:
                 with httpx.Client(base_url=two.url, timeout=10.0, headers={"Connection": "close"}) as each:
-                    return _token(two, each, code, verifier).status_code
+                    return _token(two.rp, each, code, verifier).status_code
 
             with concurrent.futures.ThreadPoolExecutor(4) as pool:
                 statuses = sorted(pool.map(redeem, range(4)))
@@ -158,9 +157,9 @@ def test_a_targeted_defect_armed_on_one_worker_applies_on_the_other(two: TwoWork
                               headers=two.control)
         assert rotated.json()["pending"] == 2
     with two.on(1) as client:
-        first = _token(two, client, *_authorize(two, client, cccd)).json()["id_token"]
-        second = _token(two, client, *_authorize(two, client, cccd)).json()["id_token"]
-        third = _token(two, client, *_authorize(two, client, cccd)).json()["id_token"]
+        first = _token(two.rp, client, *_authorize(two.rp, client, cccd)).json()["id_token"]
+        second = _token(two.rp, client, *_authorize(two.rp, client, cccd)).json()["id_token"]
+        third = _token(two.rp, client, *_authorize(two.rp, client, cccd)).json()["id_token"]
     assert jwt.decode(first, options={"verify_signature": False})["iss"].endswith("/not-the-issuer")
     kid = jwt.get_unverified_header(second)["kid"]
     with two.on(0) as client:  # the key rotated on worker 2 is published by worker 1
@@ -258,3 +257,26 @@ def test_forwarded_codes_are_unique_across_workers(two: TwoWorkers) -> None:
     assert len(set(codes)) == len(codes) == 8
     sequences = [int(c.rsplit("-", 1)[1]) for c in codes]
     assert sequences == sorted(sequences)  # one sequence, continued by whichever worker forwards next
+
+
+def test_a_profiles_counterpart_runs_as_workers_that_share_the_run(tmp_path: Path) -> None:
+    """What ``haicap load --profile … --national-workers 2`` starts (the rehearsal's counterpart): without a shared
+    run, half the token requests would reach a worker that never saw the code."""
+    from haicap.sandbox.target_provider import SandboxProvider
+
+    probe = bind_socket("127.0.0.1", 0)
+    port = probe.getsockname()[1]
+    probe.close()
+    url = f"http://127.0.0.1:{port}"
+    with RecordingProvince.serve() as province:
+        configs = build_sandbox_configs(url, province.url, tmp_path)
+        configs.national.state_dir.mkdir(parents=True, exist_ok=True)
+        with SandboxProvider().counterpart(configs.national, f"127.0.0.1:{port}", national_workers=2):
+            rp = configs.province.oidc
+            statuses = []
+            for _ in range(8):
+                with httpx.Client(base_url=url, timeout=10.0, headers={"Connection": "close"}) as client:
+                    code, verifier = _authorize(rp, client, _cccd())
+                with httpx.Client(base_url=url, timeout=10.0, headers={"Connection": "close"}) as client:
+                    statuses.append(_token(rp, client, code, verifier).status_code)
+    assert statuses == [200] * 8
