@@ -1,6 +1,6 @@
 """The national counterpart alone under a login storm, measured (not asserted). Run by hand:
 
-    .venv/bin/python benchmarks/bench_counterpart.py [--users 32] [--warmup 45] [--measure 15]
+    .venv/bin/python benchmarks/bench_counterpart.py [--users 32] [--warmup 45] [--measure 15] [--workers 2]
 
 Issue 13 part 7: the counterpart must never be the bottleneck of a load run. It is served the way the sandbox
 serves it (:class:`haicap.sandbox.server.ProcessServer`, uvicorn in spawned processes on one pre-bound socket) and
@@ -20,9 +20,11 @@ The warm-up is long on purpose: a storm's cost per sign-on depended on how many 
 identity provider scanned every code redeemed in the last minute and, past 100 000, every access token of the
 last hour, on each authorize), so the window opens only after about 10 000 sign-ons.
 
-One counterpart process is measured: it cannot yet run as several workers on one socket (``--national-workers``),
-since its state (OIDC codes, tokens, defects, keys, outages, sync sessions, payment transactions) lives in the
-memory of one process; see the note in ``sandbox/national/app.py``.
+One run measures the counterpart twice: as one process, then as ``--workers`` processes on the one socket
+(``--national-workers``: every part's state in the store or the shared cells, see ``sandbox/national/app.py``),
+so the cost of sharing the state across workers is visible next to the single-process figure. Every sign-on
+also fetches the JWKS, as a relying party validating its ID token without a cache does (the worst case; one that
+caches the JWKS fetches it far less often).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def _sign_on_user() -> type:
     from haicap.data_generators.identity import make_cccd
 
     class SignOnUser(FastHttpUser):
-        """One complete OIDC sign-on of a fresh citizen per task (authorize → token → userinfo)."""
+        """One complete OIDC sign-on of a fresh citizen per task (authorize → token → userinfo → JWKS)."""
 
         rng: ClassVar[random.Random] = random.Random(13)
 
@@ -94,6 +96,9 @@ def _sign_on_user() -> type:
                                  catch_response=True) as response:
                 if response.status_code != 200 or response.json().get("SoDinhDanh") != cccd:
                     response.failure(f"{response.status_code}")
+            with self.client.get("/jwks", name="jwks", catch_response=True) as response:
+                if response.status_code != 200:
+                    response.failure(f"{response.status_code}")
 
     return SignOnUser
 
@@ -104,8 +109,12 @@ def __getattr__(name: str) -> Any:  # ``bench_counterpart:SignOnUser`` for locus
     raise AttributeError(name)
 
 
-def run(users: int, warmup: float, measure: float) -> dict[str, Any]:
+REQUESTS_PER_SIGN_ON = 4  # authorize, token, userinfo, JWKS
+
+
+def run(users: int, warmup: float, measure: float, workers: int = 1) -> dict[str, Any]:
     from haicap.sandbox.config import build_sandbox_configs
+    from haicap.sandbox.runner import national_run
     from haicap.sandbox.server import ProcessServer, bind_socket, url_of
 
     with tempfile.TemporaryDirectory(prefix="haicap-bench-counterpart-") as tmp:
@@ -113,7 +122,8 @@ def run(users: int, warmup: float, measure: float) -> dict[str, Any]:
         url = url_of(sock)
         configs = build_sandbox_configs(url, "http://127.0.0.1:9", Path(tmp))
         configs.national.state_dir.mkdir(parents=True, exist_ok=True)
-        server = ProcessServer(NATIONAL_FACTORY, configs.national, sock, "national")
+        server = ProcessServer(NATIONAL_FACTORY, national_run(configs.national, workers), sock, "national",
+                               workers=workers)
         server.start()
         try:
             client = configs.province.oidc
@@ -127,6 +137,7 @@ def run(users: int, warmup: float, measure: float) -> dict[str, Any]:
                 raise SystemExit(f"driver failed:\n{proc.stderr[-3000:]}")
             result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
             result["ledger_events"] = _ledger_count(url, configs.national.control_token)
+            result["workers"] = workers
             return result
         finally:
             server.stop()
@@ -140,15 +151,17 @@ def _ledger_count(url: str, token: str) -> int:
 
 
 def report(result: dict[str, Any], load: tuple[float, float, float]) -> str:
-    sign_ons = (result["requests"] - result["failures"]) / 3
+    sign_ons = (result["requests"] - result["failures"]) / REQUESTS_PER_SIGN_ON
     elapsed = result["elapsed_s"]
     server_cpu = sum(result["server_cpu_s"])
     server_ms = 1000 * server_cpu / sign_ons if sign_ons else float("nan")
     generator_ms = 1000 * result["generator_cpu_s"] / sign_ons if sign_ons else float("nan")
     ratio = generator_ms / server_ms if server_ms else float("nan")
+    workers = result.get("workers", 1)
     lines = [
         f"load average before the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 cores shared)",
-        f"one counterpart process; generator: one Locust FastHttpUser process, {result['users']} users",
+        f"{workers} counterpart process{'es' if workers > 1 else ''}; generator: one Locust FastHttpUser process, "
+        f"{result['users']} users",
         f"window: {elapsed:.1f} s, {sign_ons:.0f} sign-ons ({result['requests']} requests, {result['failures']} "
         f"failures), {sign_ons / elapsed:.0f} sign-ons/s, p50 {result['p50_ms']:.0f} ms p95 {result['p95_ms']:.0f} ms",
         f"counterpart CPU per sign-on: {server_ms:.2f} ms (target <= 2 ms) = {1000 / server_ms:.0f} sign-ons per "
@@ -170,10 +183,13 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=32)
     parser.add_argument("--warmup", type=float, default=45.0)
     parser.add_argument("--measure", type=float, default=15.0)
+    parser.add_argument("--workers", type=int, default=2, help="the second measurement's counterpart processes")
     args = parser.parse_args()
-    load = os.getloadavg()
-    result = run(args.users, args.warmup, args.measure)
-    print(report(result, load))
+    for workers in dict.fromkeys((1, args.workers)):
+        load = os.getloadavg()
+        result = run(args.users, args.warmup, args.measure, workers)
+        print(report(result, load), flush=True)
+        print(flush=True)
 
 
 if __name__ == "__main__":

@@ -382,10 +382,11 @@ class TargetProvider(Protocol):
 
     def check_faults(self, faults: Iterable[str]) -> None: ...
 
-    def embedded(self, *, faults: Iterable[str], seed: int, province: str,
-                 agency_code: str) -> contextlib.AbstractContextManager[Target]: ...
+    def embedded(self, *, faults: Iterable[str], seed: int, province: str, agency_code: str,
+                 national_workers: int = 1) -> contextlib.AbstractContextManager[Target]: ...
 
-    def counterpart(self, config: Any, listen: str) -> contextlib.AbstractContextManager[None]: ...
+    def counterpart(self, config: Any, listen: str,
+                    national_workers: int = 1) -> contextlib.AbstractContextManager[None]: ...
 
     def province_against(self, target: Target, issuer: str) -> contextlib.AbstractContextManager[str]:
         """A second embedded province configured against another national ``issuer`` (its base URL)."""
@@ -434,8 +435,11 @@ def open_target(
     faults: Iterable[str] = (),
     seed: int = 0,
     province: str | None = None,
+    national_workers: int = 1,
 ) -> Iterator[Target]:
     """Start what the run needs (sandbox, or the counterpart for a profile) and yield the Target.
+
+    ``national_workers`` is how many processes serve the national counterpart on its one port.
 
     ``province`` picks which of the 34 provinces the embedded reference province plays (default Hà Nội, 01);
     with a profile it must be the profile's province.
@@ -446,8 +450,8 @@ def open_target(
         provider = embedded_provider()
         code = province or provider.default_province
         admin_units().province(code)  # a one-line error naming the valid codes
-        with provider.embedded(faults=faults, seed=seed, province=code,
-                               agency_code=_default_agency_code(code)) as target:
+        with provider.embedded(faults=faults, seed=seed, province=code, agency_code=_default_agency_code(code),
+                               **({"national_workers": national_workers} if national_workers != 1 else {})) as target:
             yield target
         return
     if list(faults):
@@ -458,7 +462,9 @@ def open_target(
     state_dir = Path(tempfile.mkdtemp(prefix="haicap-counterpart-"))
     try:
         config, listen, target = _profile_national_config(loaded, state_dir, seed)
-        with embedded_provider().counterpart(config, listen):
+        with embedded_provider().counterpart(config, listen,
+                                             **({"national_workers": national_workers} if national_workers != 1
+                                                else {})):
             yield target
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)

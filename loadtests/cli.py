@@ -130,7 +130,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     dist.add_argument("--processes", type=int, default=0, metavar="N",
                       help="run N local worker processes under a master (default 0: one process)")
     dist.add_argument("--oversubscribe", action="store_true",
-                      help="allow --processes above this machine's usable CPU cores (refused by default)")
+                      help="allow --processes or --national-workers above this machine's usable CPU cores (refused by "
+                      "default)")
+    dist.add_argument("--national-workers", type=int, default=1, metavar="N",
+                      help="serve the national counterpart haicap starts (embedded sandbox, or a profile's "
+                      "counterpart) with N processes on its one port, sharing its state (default 1)")
     dist.add_argument("--master", action="store_true", help="be the master and wait for --expect-workers workers")
     dist.add_argument("--expect-workers", type=int, default=1, metavar="N")
     dist.add_argument("--master-bind", default="127.0.0.1", metavar="HOST",
@@ -190,6 +194,18 @@ def run_compare(args: argparse.Namespace) -> int:
     return 1 if result["regressed"] else 0
 
 
+def check_national_workers(workers: int, oversubscribe: bool) -> None:
+    """Refuse ``--national-workers`` below 1, or above this machine's usable cores without ``--oversubscribe``."""
+    if workers < 1:
+        raise HaicapError(f"--national-workers {workers}: the national counterpart needs at least 1 worker process")
+    cores = usable_cores()
+    if workers > cores and not oversubscribe:
+        raise HaicapError(f"--national-workers {workers}: this machine has {cores} usable CPU core"
+                          f"{'s' if cores != 1 else ''}; more counterpart processes than cores only compete with each "
+                          f"other and with the load generator. Use at most --national-workers {cores}, or "
+                          "--oversubscribe")
+
+
 def usable_cores() -> int:
     """CPU cores this process may run on (the affinity mask, e.g. a container's cpuset), at least 1."""
     try:
@@ -239,6 +255,10 @@ def run(args: argparse.Namespace) -> int:
                           "and with the system under test, so the load offered falls behind the load asked for. Use "
                           f"at most --processes {cores}, run workers on other machines (--master / --worker), or "
                           "--oversubscribe")
+    check_national_workers(args.national_workers, args.oversubscribe)
+    if args.national_workers != 1 and args.target:
+        raise HaicapError("--national-workers applies to the counterpart haicap starts (the embedded sandbox or a "
+                          "profile's counterpart), not to --target, whose national side its credentials name")
     if args.master and not args.master_port:
         raise HaicapError("--master needs --master-port 1..65535 so that workers can find it")
     for name in ("max_in_flight", "pool_size"):
@@ -253,6 +273,6 @@ def run(args: argparse.Namespace) -> int:
         projection=_pairs(args.projection, "--projection"), require_kept_up=args.require_kept_up,
         auto_duration=args.duration is None and not args.shape_file, strict=args.strict,
         metrics_port=args.metrics_port, metrics_bind=args.metrics_bind, until_breach=args.until_breach,
-        max_duration=args.max_duration, grace_s=args.grace,
+        max_duration=args.max_duration, grace_s=args.grace, national_workers=args.national_workers,
     )
     return run_load(options)

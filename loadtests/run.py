@@ -84,6 +84,8 @@ class LoadOptions:
     allow_target: str | None = None
     faults: list[str] = field(default_factory=list)
     processes: int = 0
+    #: worker processes of the national counterpart haicap starts (``--national-workers``)
+    national_workers: int = 1
     master: bool = False
     expect_workers: int = 1
     master_bind: str = "127.0.0.1"
@@ -181,7 +183,8 @@ def _target(opts: LoadOptions, creds: Credentials | None) -> Iterator[Target]:
         return
     if opts.profile:
         _check_profile_hosts(opts.profile, opts.allow_target)
-    with open_target(opts.profile, faults=opts.faults, seed=opts.seed) as target:
+    with open_target(opts.profile, faults=opts.faults, seed=opts.seed,
+                     national_workers=opts.national_workers) as target:
         yield target
 
 

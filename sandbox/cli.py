@@ -42,6 +42,13 @@ def register(subparsers: Any) -> None:
         help="serve the reference province with N processes on its one port (default 1)",
     )
     parser.add_argument(
+        "--national-workers", type=int, default=1, metavar="N",
+        help="serve the national counterpart with N processes on its one port, sharing its state (default 1; at "
+             "most this machine's cores unless --oversubscribe)",
+    )
+    parser.add_argument("--oversubscribe", action="store_true",
+                        help="allow --national-workers above this machine's usable CPU cores (refused by default)")
+    parser.add_argument(
         "--selftest", action="store_true", help="start on free ports, drive the real flows once, print the result"
     )
     parser.add_argument("--state-dir", type=Path, help="keep SQLite stores here (default: a temporary folder)")
@@ -107,10 +114,13 @@ def _serve_until_stopped(servers: list[Any]) -> int:
 def _rehearse(args: argparse.Namespace) -> int:
     from haicap.sandbox.runner import Rehearsal
 
-    if args.selftest or args.province_workers != 1:
+    if args.selftest or args.province_workers != 1 or args.national_workers != 1:
         from haicap.errors import HaicapError
 
-        raise HaicapError("--national-url runs the province alone: without --selftest or --province-workers")
+        raise HaicapError("--national-url runs the province alone: without --selftest, --province-workers or "
+                          "--national-workers (the counterpart is the one haicap certify or haicap load starts for "
+                          "the profile: give it workers with  haicap load --profile rehearsal.yaml "
+                          "--national-workers N)")
     port = args.province_port or 0
     with Rehearsal.start(args.national_url, province_port=port, state_dir=args.state_dir, faults=args.fault,
                          host=args.host) as rehearsal:
@@ -131,11 +141,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.national_url:
         return _rehearse(args)
+    from haicap.loadtests.cli import check_national_workers
+
+    check_national_workers(args.national_workers, args.oversubscribe)
     if args.selftest:
         from haicap.sandbox.selftest import run_selftest
 
         with Sandbox.start(host=args.host, faults=args.fault, state_dir=args.state_dir,
-                           province_workers=args.province_workers) as sandbox:
+                           province_workers=args.province_workers,
+                           national_workers=args.national_workers) as sandbox:
             return run_selftest(sandbox, out=sys.stdout)
 
     with Sandbox.start(
@@ -145,10 +159,13 @@ def run(args: argparse.Namespace) -> int:
         faults=args.fault,
         state_dir=args.state_dir,
         province_workers=args.province_workers,
+        national_workers=args.national_workers,
     ) as sandbox:
         credentials = _write_credentials(sandbox)
+        national_workers = sandbox.configs.national.workers
         print(f"national counterpart  {sandbox.national_url}  (OIDC: {sandbox.national_url}"
-              "/.well-known/openid-configuration)")
+              "/.well-known/openid-configuration)"
+              + (f"  ({national_workers} worker processes)" if national_workers > 1 else ""))
         workers = sandbox.configs.province.workers
         several = f"  ({workers} worker processes)" if workers > 1 else ""
         print(f"reference province    {sandbox.province_url}{several}")

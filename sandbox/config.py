@@ -85,6 +85,11 @@ class NationalConfig:
     #: forward registrations of other provinces that are never forwarded to here: the credentials the national
     #: portal issued to them, so a check can present one to the province under test (it must refuse it)
     other_forward_registrations: tuple[ProvinceEndpoint, ...] = ()
+    #: how many worker processes serve the counterpart on its one port (``--national-workers``)
+    workers: int = 1
+    #: the run this counterpart belongs to, the same in every worker (its shared state is scoped to it); empty:
+    #: a fresh run per app instance (one process)
+    instance: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -26,10 +27,17 @@ import httpx
 
 from haicap.criteria import CAPABILITIES
 from haicap.errors import HaicapError
-from haicap.sandbox.config import DEFAULT_PROVINCE, ProvinceConfig, SandboxConfigs, build_sandbox_configs
+from haicap.sandbox.config import (
+    DEFAULT_PROVINCE,
+    NationalConfig,
+    ProvinceConfig,
+    SandboxConfigs,
+    build_sandbox_configs,
+)
 from haicap.sandbox.server import ProcessServer, ThreadServer, bind_socket, url_of
 
-__all__ = ["NATIONAL_FACTORY", "PROVINCE_FACTORY", "REHEARSAL_ENV", "Rehearsal", "Sandbox", "write_rehearsal_profile"]
+__all__ = ["NATIONAL_FACTORY", "PROVINCE_FACTORY", "REHEARSAL_ENV", "Rehearsal", "Sandbox", "national_run",
+           "write_rehearsal_profile"]
 
 NATIONAL_FACTORY = "haicap.sandbox.national.app:create_app"
 PROVINCE_FACTORY = "haicap.sandbox.province.app:create_app"
@@ -48,6 +56,13 @@ def _check_state_dir(path: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise HaicapError(f"cannot use {path} as the sandbox state folder: {exc.strerror or exc}") from None
+
+
+def national_run(config: NationalConfig, workers: int = 1) -> NationalConfig:
+    """``config`` for one run of the counterpart in ``workers`` processes: they share its state (a fresh run id)."""
+    if workers < 1:
+        raise HaicapError(f"the national counterpart needs at least 1 worker process (got {workers})")
+    return dataclasses.replace(config, workers=workers, instance=secrets.token_hex(8))
 
 
 def _check_faults(faults: Iterable[str]) -> frozenset[str]:
@@ -98,11 +113,13 @@ class Sandbox:
         agency_code: str = DEFAULT_PROVINCE[1],
         seed: int = 0,
         province_workers: int = 1,
+        national_workers: int = 1,
     ) -> Sandbox:
         chosen = _check_faults(faults)
-        if province_workers < 1 or (province_workers > 1 and mode != "process"):
-            raise HaicapError(f"province workers must be ≥ 1, and > 1 only in process mode (got {province_workers} "
-                              f"in {mode} mode)")
+        for name, workers in (("province", province_workers), ("national", national_workers)):
+            if workers < 1 or (workers > 1 and mode != "process"):
+                raise HaicapError(f"{name} workers must be ≥ 1, and > 1 only in process mode (got {workers} "
+                                  f"in {mode} mode)")
         if state_dir is not None:
             _check_state_dir(Path(state_dir))
         national_sock = bind_socket(host, national_port)
@@ -122,14 +139,16 @@ class Sandbox:
             faults=chosen,
             seed=seed,
         )
-        configs = dataclasses.replace(configs, province=dataclasses.replace(configs.province, workers=province_workers))
+        configs = dataclasses.replace(configs, province=dataclasses.replace(configs.province, workers=province_workers),
+                                      national=national_run(configs.national, national_workers))
         for cfg_dir in (configs.national.state_dir, configs.province.state_dir):
             cfg_dir.mkdir(parents=True, exist_ok=True)
         servers: list[ProcessServer | ThreadServer] = []
         sandbox = cls(configs=configs, servers=servers, state_dir=root, _owns_state_dir=owns)
         try:
             if mode == "process":
-                servers.append(ProcessServer(NATIONAL_FACTORY, configs.national, national_sock, "national"))
+                servers.append(ProcessServer(NATIONAL_FACTORY, configs.national, national_sock, "national",
+                                             workers=national_workers))
                 servers.append(ProcessServer(PROVINCE_FACTORY, configs.province, province_sock, "province",
                                              workers=province_workers))
             else:

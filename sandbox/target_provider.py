@@ -39,10 +39,12 @@ class SandboxProvider:
         _check_faults(faults)
 
     @contextlib.contextmanager
-    def embedded(self, *, faults: Iterable[str], seed: int, province: str, agency_code: str) -> Iterator[Target]:
+    def embedded(self, *, faults: Iterable[str], seed: int, province: str, agency_code: str,
+                 national_workers: int = 1) -> Iterator[Target]:
         from haicap.sandbox.runner import Sandbox
 
-        with Sandbox.start(faults=faults, seed=seed, province_code=province, agency_code=agency_code) as sandbox:
+        with Sandbox.start(faults=faults, seed=seed, province_code=province, agency_code=agency_code,
+                           national_workers=national_workers) as sandbox:
             yield sandbox_target(sandbox)
 
     @contextlib.contextmanager
@@ -77,13 +79,15 @@ class SandboxProvider:
         return config
 
     @contextlib.contextmanager
-    def counterpart(self, config: Any, listen: str) -> Iterator[None]:
-        """Serve the national counterpart with ``config`` (a NationalConfig) on ``listen`` (host:port)."""
-        from haicap.sandbox.runner import NATIONAL_FACTORY
+    def counterpart(self, config: Any, listen: str, national_workers: int = 1) -> Iterator[None]:
+        """Serve the national counterpart with ``config`` (a NationalConfig) on ``listen`` (host:port), in
+        ``national_workers`` processes sharing its state (a rehearsal's or a real province's load run)."""
+        from haicap.sandbox.runner import NATIONAL_FACTORY, national_run
         from haicap.sandbox.server import ProcessServer, bind_socket
 
         host, _, port = listen.rpartition(":")
-        server = ProcessServer(NATIONAL_FACTORY, config, bind_socket(host, int(port)), "national")
+        server = ProcessServer(NATIONAL_FACTORY, national_run(config, national_workers),
+                               bind_socket(host, int(port)), "national", workers=national_workers)
         server.start()
         try:
             yield

@@ -252,6 +252,10 @@ def test_unreachable_target_stops_early_and_still_writes_a_summary(tmp_path: Pat
     (["--shape", "soak", "--fault", "nope"], "valid faults: "),
     ([], "give --shape"),
     (["--shape", "soak", "--processes", "4096"], "usable CPU core"),
+    (["--shape", "soak", "--national-workers", "0"], "--national-workers 0: the national counterpart needs at least"),
+    (["--shape", "soak", "--national-workers", "4096"], "--national-workers 4096: this machine has"),
+    (["--shape", "soak", "--national-workers", "2", "--oversubscribe", "--target", "http://127.0.0.1:9"],
+     "--national-workers applies to the counterpart haicap starts"),
 ])
 def test_bad_input_is_refused_with_the_reason(tmp_path: Path, capsys: Any, args: list[str], message: str) -> None:
     code = main(["load", "--out", str(tmp_path / "out"), *args])

@@ -1,5 +1,5 @@
 """The counterpart's hot-path state: group-inserted ledger rows (committed before append returns, batched, never
-lost or hung) and the identity provider's expiry queues (pruning costs O(expired), never a scan per request)."""
+lost or hung, with the rows of another statement when asked) and the pruning of expired codes and tokens."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from haicap.sandbox.national.oidc_provider import _Expiries
 from haicap.sandbox.national.store import RowAppender, Store
 
 SQL = "INSERT INTO idp_events (at_ms, kind, outcome, detail) VALUES (?, ?, ?, ?)"
@@ -84,27 +83,34 @@ def test_a_cancelled_caller_does_not_lose_its_neighbours_rows(tmp_path: Path) ->
         store.close()
 
 
-def test_expired_entries_are_dropped_only_above_the_bound_and_in_expiry_order() -> None:
-    expiries = _Expiries(3, float)
-    table: dict[str, float] = {}
-    for i, expires in enumerate([1.0, 2.0, 3.0, 100.0, 101.0]):
-        table[f"k{i}"] = expires
-        expiries.add(f"k{i}", expires)
-    expiries.prune({"k0": 1.0}, now=50.0)  # at or below the bound: nothing is dropped (an expired code says so)
-    dropped: list[str] = []
-    expiries.prune(table, now=50.0, on_drop=lambda key, _: dropped.append(key))
-    assert dropped == ["k0", "k1", "k2"] and sorted(table) == ["k3", "k4"]
+def test_rows_of_another_statement_are_committed_with_the_appended_row(tmp_path: Path) -> None:
+    store = Store(tmp_path / "n.sqlite3")
+    appender = RowAppender(store, SQL)
+    code_sql = "INSERT INTO idp_codes (code, expires, record) VALUES (?, ?, ?)"
+
+    async def main() -> None:
+        await asyncio.gather(*(appender.append((1, "authorize", "ok", "with-code"), (code_sql, (f"c{i}", 1e12, b"[]")))
+                               for i in range(50)))
+
+    try:
+        asyncio.run(main())
+        assert _count(store, "with-code") == 50
+        assert store.read_now(lambda c: c.execute("SELECT COUNT(*) FROM idp_codes").fetchone()[0]) == 50
+    finally:
+        store.close()
 
 
-def test_stale_queue_slots_of_removed_entries_are_compacted() -> None:
-    expiries = _Expiries(10, float)
-    table: dict[str, float] = {}
-    for i in range(10_000):  # codes issued and redeemed at once: the dict stays small, the queue must too
-        table[f"c{i}"] = 1e12
-        expiries.add(f"c{i}", 1e12)
-        del table[f"c{i}"]
-        expiries.prune(table, now=0.0)
-    assert len(expiries._queue) <= 2 * len(table) + expiries.bound + 1
+def test_expired_codes_and_tokens_are_pruned_and_live_ones_kept(tmp_path: Path) -> None:
+    from haicap.sandbox.national.oidc_provider import _prune_expired
+
+    store = Store(tmp_path / "n.sqlite3")
+    try:
+        store.write_sync(lambda c: c.executemany("INSERT INTO idp_used_codes (code, expires) VALUES (?, ?)",
+                                                 [("old", 1.0), ("live", 1e12)]))
+        store.write_sync(_prune_expired)
+        assert store.read_now(lambda c: c.execute("SELECT code FROM idp_used_codes").fetchall()) == [("live",)]
+    finally:
+        store.close()
 
 
 def test_an_appender_outlives_the_event_loop_it_was_first_used_on(tmp_path: Path) -> None:

@@ -142,3 +142,14 @@ def test_the_rehearsal_writes_a_ready_profile_and_a_private_secrets_file(tmp_pat
 def test_the_rehearsal_needs_a_loopback_http_url_with_a_port(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sandbox", "--national-url", url]) == 2
     assert "--national-url" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--national-url", "http://127.0.0.1:8711", "--national-workers", "2"], "haicap load --profile rehearsal.yaml"),
+    (["--national-workers", "0"], "--national-workers 0: the national counterpart needs at least 1"),
+    (["--national-workers", "4096"], "--national-workers 4096: this machine has"),
+])
+def test_national_workers_are_refused_with_the_reason(args: list[str], message: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sandbox", *args]) == 2
+    assert message in capsys.readouterr().err

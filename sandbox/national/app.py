@@ -5,15 +5,29 @@ the civil-status interconnection side (civil_status.py).
 ``config.state_dir``, mounts the control and ledger APIs behind ``config.control_token`` (Bearer), renders
 every error as problem+json (never a traceback) and closes the store and the outgoing HTTP client on shutdown.
 
-The counterpart runs as one process (one event loop). It cannot yet serve from several worker processes on one
-socket the way the reference province does (``--province-workers``): every part keeps state another worker would
-need in its own memory — the identity provider's codes, used codes, access tokens, pending (targeted) defects and
-signing keys with their rotations, the outages the control API starts, the sync sessions, the payment
-transactions behind replay/tamper, the forwarder's sequence numbers. Sharing them means moving each into the
-store (rows consumed by ``DELETE ... RETURNING`` in the writer, as the province's pending sign-ins are; the keys
-generated once under the store's write lock) or a memory-mapped file (outages, read on every request), with a
-multi-worker test per part; until then one process is the only correct shape, and its cost per sign-on is kept
-down instead (``benchmarks/bench_counterpart.py``).
+Several worker processes may serve one counterpart on its one socket (``--national-workers N``, as the reference
+province does with ``--province-workers``): the kernel hands each connection to any of them, so no part keeps in
+its own memory what another worker needs. Each worker builds its own :class:`National` from the same config; what
+they share lives in one of two places, both scoped to the run (``config.instance``):
+
+- **the store** (``store.py``, one SQLite file, one cross-process write lock): anything written by a request and
+  read or consumed by a later one. The identity provider's codes (consumed by ``DELETE ... RETURNING`` in the
+  writer, so a code sent to two workers is redeemed once), used codes, access tokens, pending (targeted) defects,
+  signing keys (generated once, in the writer, by the first worker of the run, which also empties the previous
+  run's shared tables, :data:`~.store.SHARED_TABLES`) and rotated keys; the sync sessions; the payment
+  transactions (opened and settled in the writer); the forwarder's sequence (a counter allocated in the writer).
+  A write that a response depends on is awaited (``store.write``) before answering; reads on the hot path are
+  primary-key lookups on the worker's own read connection (``store.read_now``).
+- **shared cells** (``shared_cells.py``, a memory-mapped file of eight-byte cells): anything read on every
+  request: the outage deadlines the control API sets, and generation counters that tell a worker a cache of its
+  own is stale (sync sessions after ``expire-sessions``, the JWKS after a rotation).
+
+A new part follows the same rule: its tables go into ``SHARED_SCHEMA`` (and ``SHARED_TABLES`` when they must not
+outlive the run), consumed or updated in one writer op; a cache of its own is allowed only behind a generation
+cell (take the next free cell number in ``shared_cells.py``); and a multi-worker test in
+``tests/test_national_workers.py`` (its module-scoped 2-worker counterpart pins a request to one worker).
+With one worker (and for a bare ``create_app`` without ``config.instance``: cells in anonymous memory) the
+behaviour is the same; the cost per sign-on is measured by ``benchmarks/bench_counterpart.py``.
 
 Example::
 
@@ -26,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -46,6 +61,7 @@ from haicap.sandbox.national.oidc_provider import OidcProvider
 from haicap.sandbox.national.outage import Outages
 from haicap.sandbox.national.payment_platform import PaymentPlatform
 from haicap.sandbox.national.problems import JSONResponse, ProblemError, problem_response
+from haicap.sandbox.national.shared_cells import SharedCells
 from haicap.sandbox.national.store import Store
 from haicap.sandbox.national.sync_receiver import SyncReceiver
 
@@ -62,11 +78,14 @@ class National:
     def __init__(self, config: NationalConfig) -> None:
         self.config = config
         self.store = Store(config.state_dir / "national.sqlite3")
-        self.outages = Outages()
+        #: the run every worker of this counterpart shares (none given: this instance alone is the run)
+        self.instance = config.instance or secrets.token_hex(8)
+        self.cells = SharedCells(config.state_dir / f"shared-{config.instance}.cells" if config.instance else None)
+        self.outages = Outages(self.cells)
         self.citizens = CitizenRegistry(config.seed, [p.province_code for p in config.provinces])
         self._client: httpx.AsyncClient | None = None
-        self.oidc = OidcProvider(config, self.citizens, self.store, self.outages)
-        self.sync = SyncReceiver(config, self.store, self.outages)
+        self.oidc = OidcProvider(config, self.citizens, self.store, self.outages, self.cells, self.instance)
+        self.sync = SyncReceiver(config, self.store, self.outages, self.cells)
         self.payments = PaymentPlatform(config, self.store, self.outages, self.http)
         self.forwarder = Forwarder(config, self.store, self.citizens, self.http)
         self.civil = CivilStatusSide(config, self.http)

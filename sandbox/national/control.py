@@ -61,7 +61,7 @@ class ControlApi:
         body = await self._valid(request, self._next_token)
         login_hint = body.get("login_hint")
         try:
-            pending = self.oidc.arm(body["defect"], int(body.get("count", 1)), login_hint, body.get("seconds"))
+            pending = await self.oidc.arm(body["defect"], int(body.get("count", 1)), login_hint, body.get("seconds"))
         except ValueError as exc:
             raise ProblemError(400, "Bad Request", "invalid control request",
                                [{"field": "login_hint", "message": str(exc)}]) from None
@@ -95,4 +95,4 @@ class ControlApi:
         return JSONResponse({"outages": self.outages.state()})
 
     async def expire_sessions(self, request: Request) -> Response:
-        return JSONResponse({"expired": self.sync.expire_sessions()})
+        return JSONResponse({"expired": await self.sync.expire_sessions()})

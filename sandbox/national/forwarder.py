@@ -14,6 +14,8 @@ a fresh state: the 4-digit sequence of the day (at most 9,999 codes a day, the f
 slot of the time of day (:func:`sequence_slot`, one slot every 8.64 s), so a later run starts past an earlier
 one; and a province answering 200 (it already holds the code: a dossier of an earlier run) makes the forwarder
 take the next number and send again, a few times at most, since the national portal never assigns a code twice.
+The day's last number is a counter of the store, allocated in the writer, so the workers of one counterpart
+(``--national-workers``) never hand out one code twice.
 """
 
 from __future__ import annotations
@@ -91,18 +93,14 @@ class Forwarder:
         self._http = http
         self._rng = random.Random(f"forward:{config.seed}")
         self._procedures = load_procedures()
-        self._day = ""
-        self._last = 0  # the last sequence number used on ``self._day``
-        self._stored = store.read_now(lambda conn: [r[0] for r in conn.execute("SELECT MaHoSo FROM forwarded")])
 
-    def next_ma_ho_so(self, now: datetime) -> str:
-        """A code of the national portal for ``now``: after the last one used today, never before the slot."""
+    async def next_ma_ho_so(self, now: datetime) -> str:
+        """A code of the national portal for ``now``: after the last one used today (by any worker, or by an
+        earlier run on this state folder), never before the slot."""
         day = f"{now.astimezone(VN_TZ):%y%m%d}"
-        if day != self._day:
-            self._day = day
-            self._last = max((_sequence_of(m, day) for m in self._stored), default=0)
-        self._last = max(self._last + 1, sequence_slot(now))
-        return f"{NATIONAL_PORTAL_AGENCY}-{day}-{(self._last - 1) % SEQUENCES_PER_DAY + 1:04d}"
+        slot = sequence_slot(now)
+        last = await self.store.write(lambda conn: _allocate(conn, day, slot))
+        return f"{NATIONAL_PORTAL_AGENCY}-{day}-{(last - 1) % SEQUENCES_PER_DAY + 1:04d}"
 
     def _province(self, code: str | None) -> ProvinceEndpoint:
         if code is None:
@@ -116,12 +114,11 @@ class Forwarder:
                                [{"field": "province_code",
                                  "message": f"registered: {', '.join(sorted(self.provinces))}"}]) from None
 
-    def build(self, province_code: str) -> dict[str, Any]:
-        """A valid forwarded dossier for a province (content deterministic per run seed; MaHoSo per
-        :meth:`next_ma_ho_so`)."""
+    def build(self, province_code: str, ma_ho_so: str) -> dict[str, Any]:
+        """A valid forwarded dossier for a province under ``ma_ho_so`` (:meth:`next_ma_ho_so`; the content is
+        deterministic per run seed)."""
         rng = self._rng
         today = datetime.now(VN_TZ)
-        ma_ho_so = self.next_ma_ho_so(today)
         procedure = rng.choice(self._procedures)
         commune = rng.choice(admin_units().communes(province_code))
         birth = date(rng.randint(1950, 2005), rng.randint(1, 12), rng.randint(1, 28))
@@ -185,7 +182,7 @@ class Forwarder:
 
     async def _send(self, province: ProvinceEndpoint, fields: Mapping[str, Any],
                     token: tuple[str, str]) -> dict[str, Any]:
-        dossier = self.build(province.province_code)
+        dossier = self.build(province.province_code, await self.next_ma_ho_so(datetime.now(VN_TZ)))
         dossier.update(fields)
         url = province.base_url.rstrip("/") + FORWARD_PATH
         status, answer, error = await post_json(await self._http(), url, dossier,
@@ -212,3 +209,19 @@ def _already_held(record: Mapping[str, Any]) -> bool:
     delivery of one MaHoSo answers 200 with the current state)."""
     answer = record.get("answer")
     return record.get("status_code") == 200 and isinstance(answer, dict) and answer.get("MaHoSo") == record["MaHoSo"]
+
+
+def _allocate(conn: sqlite3.Connection, day: str, slot: int) -> int:
+    """In the writer: the next sequence number of ``day`` (after the counter, or the codes an earlier run on this
+    state folder forwarded, and never before ``slot``)."""
+    name = f"forward_sequence:{day}"
+    rows = conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchall()
+    if rows:
+        last = int(rows[0][0])
+    else:
+        held = conn.execute("SELECT MaHoSo FROM forwarded WHERE MaHoSo LIKE ?", (f"{NATIONAL_PORTAL_AGENCY}-{day}-%",))
+        last = max((_sequence_of(m, day) for (m,) in held), default=0)
+    last = max(last + 1, slot)
+    conn.execute("INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = "
+                 "excluded.value", (name, last))
+    return last

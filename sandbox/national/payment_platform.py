@@ -11,6 +11,10 @@ MaThamChieu), so a checker can see whether the province charges twice or trusts 
 
 Outgoing calls use one ``httpx.AsyncClient`` with timeouts; a partner that cannot be reached is recorded,
 never turned into an error of the platform.
+
+Transactions are rows of the store (``payment_txns``: the whole transaction as JSON), so an INIT on one worker of
+the counterpart, its pay page on another and a replay or tamper through the control API on a third all see one
+transaction; INIT and settlement run in the writer, so a transaction is opened and settled once.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -57,7 +61,12 @@ class _Txn:
     last_callback: dict[str, Any] | None = None
     bill_no: str | None = None
     queries: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    def dump(self) -> bytes:
+        return orjson.dumps({"partner": self.partner.ma_doi_tac, "init": self.init, "token": self.token,
+                             "status": self.status, "ma_giao_dich": self.ma_giao_dich,
+                             "ma_ngan_hang": self.ma_ngan_hang, "thoi_gian_gd": self.thoi_gian_gd,
+                             "last_callback": self.last_callback, "bill_no": self.bill_no, "queries": self.queries})
 
     @property
     def ref(self) -> str:
@@ -156,9 +165,6 @@ class PaymentPlatform:
         self._http = http
         self.partners = {p.ma_doi_tac: p for p in config.payment_partners}
         self._validators = {kind: registry.validator(_SCHEMA + name) for kind, name in _VALIDATORS.items()}
-        self._txns: dict[tuple[str, str], _Txn] = {}
-        self._by_token: dict[str, _Txn] = {}
-        self._by_ref: dict[str, _Txn] = {}
         self.routes = [
             Route("/payment/api", self.api, methods=["POST"]),
             Route("/payment/pay/{token}", self.pay, methods=["GET"]),
@@ -189,15 +195,13 @@ class PaymentPlatform:
                           [{"field": "MaXacThuc", "message": f"wrong checksum for {kind} (see x-checksum-fields)"}])
         if kind == "INIT":
             return await self._init(partner, message)
-        txn = self._txns.get((partner.ma_doi_tac, message["MaThamChieu"]))
+        txn = self._find("MaDoiTac = ? AND MaThamChieu = ?", (partner.ma_doi_tac, message["MaThamChieu"]))
         if txn is None:
             return _error(404, "5", "transaction not found",
                           [{"field": "MaThamChieu", "message": "no INIT with this reference"}])
         if kind == "QUERY":
-            txn.queries += 1
-            await self.store.write(lambda conn: conn.execute(
-                "UPDATE payments SET queries = queries + 1 WHERE MaDoiTac = ? AND MaThamChieu = ?",
-                (partner.ma_doi_tac, txn.ref)).rowcount)
+            key = (partner.ma_doi_tac, txn.ref)
+            txn = await self.store.write(lambda conn: self._count_query(conn, key)) or txn
             body: dict[str, Any] = {"LoaiBanTin": "QUERY", "MaDoiTac": partner.ma_doi_tac, "MaThamChieu": txn.ref,
                                     "SoTien": txn.amount, "TrangThaiGD": txn.status}
         else:
@@ -218,22 +222,11 @@ class PaymentPlatform:
         if fees != message["SoTien"]:
             return _error(400, "6", "SoTien does not equal the sum of the fees",
                           [{"field": "SoTien", "message": f"{message['SoTien']} != sum of PhiLePhi[].SoTien = {fees}"}])
-        key = (partner.ma_doi_tac, message["MaThamChieu"])
-        txn = self._txns.get(key)
-        if txn is not None:
-            if txn.init["MaXacThuc"] != message["MaXacThuc"]:
-                return _error(409, "4", "MaThamChieu already used for another transaction",
-                              [{"field": "MaThamChieu", "message": "already used"}])
-        else:
-            txn = _Txn(partner=partner, init=message, token=secrets.token_urlsafe(24))
-            init_row = (partner.ma_doi_tac, txn.ref, txn.amount, message["ThongTinBienLai"].get("MaHoSo"),
-                        now_ms(), orjson.dumps(message))
-            await self.store.write(lambda conn: conn.execute(
-                "INSERT OR REPLACE INTO payments (MaDoiTac, MaThamChieu, SoTien, MaHoSo, TrangThaiGD, init_ms, init) "
-                "VALUES (?, ?, ?, ?, '3', ?, ?)", init_row).rowcount)
-            self._txns[key] = txn
-            self._by_token[txn.token] = txn
-            self._by_ref[txn.ref] = txn
+        fresh = _Txn(partner=partner, init=message, token=secrets.token_urlsafe(24))
+        txn = await self.store.write(lambda conn: self._open(conn, fresh))
+        if txn.init["MaXacThuc"] != message["MaXacThuc"]:
+            return _error(409, "4", "MaThamChieu already used for another transaction",
+                          [{"field": "MaThamChieu", "message": "already used"}])
         return JSONResponse({"error_code": "0", "message": {
             "LoaiBanTin": "INIT", "MaDoiTac": partner.ma_doi_tac, "MaThamChieu": txn.ref, "SoTien": txn.amount,
             "ThoiGianGD": message["ThoiGianGD"], "UrlThanhToan": f"{self.public_url}/payment/pay/{txn.token}"}})
@@ -243,7 +236,7 @@ class PaymentPlatform:
         if self.outages.is_down("payment"):
             raise ProblemError(503, "Service Unavailable", "the payment platform is unavailable",
                                headers={"Retry-After": str(self.outages.retry_after("payment"))})
-        txn = self._by_token.get(request.path_params["token"])
+        txn = self._find("token = ?", (request.path_params["token"],))
         if txn is None:
             raise ProblemError(404, "Not Found", "unknown payment token",
                                [{"field": "token", "message": "no transaction has this payment URL"}])
@@ -258,28 +251,13 @@ class PaymentPlatform:
             raise ProblemError(400, "Bad Request", "result must be success or failure",
                                [{"field": "result", "message": "expected success or failure"}])
         copies = _deliveries(request)
-        if txn.status != "3":
+        bank = request.query_params.get("MaNganHang") or txn.init.get("MaNganHang") or "VCB"
+        key = (txn.partner.ma_doi_tac, txn.ref)
+        txn, settled = await self.store.write(lambda conn: self._settle(conn, key, result == "success", bank))
+        if not settled or txn.last_callback is None:
             return JSONResponse({"MaThamChieu": txn.ref, "TrangThaiGD": txn.status, "callback_status": None,
                                  "callback_answer": None, "detail": "already settled; nothing sent"})
-        bank = request.query_params.get("MaNganHang") or txn.init.get("MaNganHang") or "VCB"
-        txn.status = "1" if result == "success" else "4"
-        txn.ma_giao_dich = f"GD{now_ms()}{secrets.randbelow(10_000):04d}"
-        txn.ma_ngan_hang = bank[:50]
-        txn.thoi_gian_gd = thoi_gian()
-        if txn.status == "1":
-            txn.bill_no = f"BL{secrets.randbelow(10**10):010d}"
-        callback: dict[str, Any] = {
-            "LoaiBanTin": "CALLBACK", "MaLoi": "00" if txn.status == "1" else _FAILURE_CODE,
-            "MaDoiTac": txn.partner.ma_doi_tac, "MaThamChieu": txn.ref, "SoTien": txn.amount, "MaTienTe": "VND",
-            "MaGiaoDich": txn.ma_giao_dich, "MaNganHang": txn.ma_ngan_hang, "ThoiGianGD": txn.thoi_gian_gd,
-            "ThongTinGiaoDich": txn.init["ThongTinGiaoDich"],
-        }
-        callback["MaXacThuc"] = checksum(callback, txn.partner.secret, "CALLBACK")
-        txn.last_callback = callback
-        settle = (txn.status, txn.ma_giao_dich, now_ms(), txn.partner.ma_doi_tac, txn.ref)
-        await self.store.write(lambda conn: conn.execute(
-            "UPDATE payments SET TrangThaiGD = ?, MaGiaoDich = ?, settled_ms = ? WHERE MaDoiTac = ? AND "
-            "MaThamChieu = ?", settle).rowcount)
+        callback = txn.last_callback
         sent = await asyncio.gather(*(self._deliver(txn, dict(callback), "original") for _ in range(copies)))
         delivery = sent[0]
         answer: dict[str, Any] = {"MaThamChieu": txn.ref, "TrangThaiGD": txn.status,
@@ -291,7 +269,7 @@ class PaymentPlatform:
 
     # -- control ---------------------------------------------------------------------------------
     def transaction(self, ma_tham_chieu: str) -> _Txn:
-        txn = self._by_ref.get(ma_tham_chieu)
+        txn = self._find("MaThamChieu = ? ORDER BY rowid DESC LIMIT 1", (ma_tham_chieu,))
         if txn is None:
             raise ProblemError(404, "Not Found", f"no transaction {ma_tham_chieu}",
                                [{"field": "MaThamChieu", "message": "unknown"}])
@@ -314,6 +292,75 @@ class PaymentPlatform:
                                [{"field": "defect", "message": f"one of {', '.join(TAMPERS)}"}])
         forged = alter(dict(txn.last_callback), txn.partner.secret)
         return await self._deliver(txn, forged, defect)
+
+    # -- the shared record -----------------------------------------------------------------------
+    def _load(self, state: bytes) -> _Txn | None:
+        data = orjson.loads(state)
+        partner = self.partners.get(data.pop("partner"))
+        return None if partner is None else _Txn(partner=partner, **data)
+
+    def _find(self, where: str, params: tuple[str, ...]) -> _Txn | None:
+        """The transaction the ``where`` clause selects (whichever worker opened it), or None."""
+        rows = self.store.read_now(lambda conn: conn.execute(
+            f"SELECT state FROM payment_txns WHERE {where}", params).fetchall())
+        return self._load(rows[0][0]) if rows else None
+
+    def _stored(self, conn: sqlite3.Connection, key: tuple[str, str]) -> _Txn | None:
+        rows = conn.execute("SELECT state FROM payment_txns WHERE MaDoiTac = ? AND MaThamChieu = ?", key).fetchall()
+        return self._load(rows[0][0]) if rows else None
+
+    @staticmethod
+    def _save(conn: sqlite3.Connection, txn: _Txn) -> None:
+        conn.execute("UPDATE payment_txns SET state = ? WHERE MaDoiTac = ? AND MaThamChieu = ?",
+                     (txn.dump(), txn.partner.ma_doi_tac, txn.ref))
+
+    def _open(self, conn: sqlite3.Connection, fresh: _Txn) -> _Txn:
+        """In the writer: the transaction already opened under the reference, or ``fresh``, recorded now."""
+        key = (fresh.partner.ma_doi_tac, fresh.ref)
+        existing = self._stored(conn, key)
+        if existing is not None:
+            return existing
+        conn.execute("INSERT INTO payment_txns (MaDoiTac, MaThamChieu, token, state) VALUES (?, ?, ?, ?)",
+                     (*key, fresh.token, fresh.dump()))
+        conn.execute("INSERT OR REPLACE INTO payments (MaDoiTac, MaThamChieu, SoTien, MaHoSo, TrangThaiGD, init_ms, "
+                     "init) VALUES (?, ?, ?, ?, '3', ?, ?)",
+                     (*key, fresh.amount, fresh.init["ThongTinBienLai"].get("MaHoSo"), now_ms(),
+                      orjson.dumps(fresh.init)))
+        return fresh
+
+    def _count_query(self, conn: sqlite3.Connection, key: tuple[str, str]) -> _Txn | None:
+        txn = self._stored(conn, key)
+        if txn is not None:
+            txn.queries += 1
+            self._save(conn, txn)
+            conn.execute("UPDATE payments SET queries = queries + 1 WHERE MaDoiTac = ? AND MaThamChieu = ?", key)
+        return txn
+
+    def _settle(self, conn: sqlite3.Connection, key: tuple[str, str], success: bool,
+                bank: str) -> tuple[_Txn, bool]:
+        """In the writer: settle a pending transaction once and build its signed callback: (txn, settled now)."""
+        txn = self._stored(conn, key)
+        assert txn is not None  # read before; transactions are never deleted while the run lasts
+        if txn.status != "3":
+            return txn, False
+        txn.status = "1" if success else "4"
+        txn.ma_giao_dich = f"GD{now_ms()}{secrets.randbelow(10_000):04d}"
+        txn.ma_ngan_hang = bank[:50]
+        txn.thoi_gian_gd = thoi_gian()
+        if txn.status == "1":
+            txn.bill_no = f"BL{secrets.randbelow(10**10):010d}"
+        callback: dict[str, Any] = {
+            "LoaiBanTin": "CALLBACK", "MaLoi": "00" if txn.status == "1" else _FAILURE_CODE,
+            "MaDoiTac": txn.partner.ma_doi_tac, "MaThamChieu": txn.ref, "SoTien": txn.amount, "MaTienTe": "VND",
+            "MaGiaoDich": txn.ma_giao_dich, "MaNganHang": txn.ma_ngan_hang, "ThoiGianGD": txn.thoi_gian_gd,
+            "ThongTinGiaoDich": txn.init["ThongTinGiaoDich"],
+        }
+        callback["MaXacThuc"] = checksum(callback, txn.partner.secret, "CALLBACK")
+        txn.last_callback = callback
+        self._save(conn, txn)
+        conn.execute("UPDATE payments SET TrangThaiGD = ?, MaGiaoDich = ?, settled_ms = ? WHERE MaDoiTac = ? AND "
+                     "MaThamChieu = ?", (txn.status, txn.ma_giao_dich, now_ms(), *key))
+        return txn, True
 
     # -- delivery --------------------------------------------------------------------------------
     async def _deliver(self, txn: _Txn, callback: dict[str, Any], kind: str) -> dict[str, Any]:

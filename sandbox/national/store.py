@@ -25,7 +25,7 @@ import anyio.to_thread
 
 from haicap.sandbox.group_commit import GroupCommitStore, now_ms
 
-__all__ = ["SCHEMA", "RowAppender", "Store", "now_ms"]
+__all__ = ["SCHEMA", "SHARED_SCHEMA", "SHARED_TABLES", "RowAppender", "Store", "now_ms"]
 
 T = TypeVar("T")
 
@@ -70,6 +70,33 @@ CREATE TABLE IF NOT EXISTS idp_events (
 );
 """
 
+#: State the workers of one run share (``--national-workers``), scoped to the run: the worker that finds no
+#: signing keys of its run (:attr:`NationalConfig.instance`) empties these tables first, under the write lock.
+SHARED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS idp_keys (
+    id INTEGER PRIMARY KEY, instance TEXT NOT NULL, role TEXT NOT NULL, kid TEXT NOT NULL, jwk TEXT, pem BLOB
+);
+CREATE TABLE IF NOT EXISTS idp_codes (code TEXT PRIMARY KEY, expires REAL NOT NULL, record BLOB NOT NULL)
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idp_used_codes (code TEXT PRIMARY KEY, expires REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idp_access (
+    token TEXT PRIMARY KEY, cccd TEXT NOT NULL, client_id TEXT NOT NULL, expires REAL NOT NULL, defect TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idp_access_cccd ON idp_access (cccd);
+CREATE INDEX IF NOT EXISTS idp_access_expires ON idp_access (expires);
+CREATE TABLE IF NOT EXISTS idp_defects (id INTEGER PRIMARY KEY, cccd TEXT, defect TEXT NOT NULL, seconds INTEGER);
+CREATE INDEX IF NOT EXISTS idp_defects_cccd ON idp_defects (cccd, id);
+CREATE TABLE IF NOT EXISTS sync_sessions (token TEXT PRIMARY KEY, madonvi TEXT NOT NULL, expires REAL NOT NULL)
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS payment_txns (
+    MaDoiTac TEXT NOT NULL, MaThamChieu TEXT NOT NULL, token TEXT NOT NULL UNIQUE, state BLOB NOT NULL,
+    PRIMARY KEY (MaDoiTac, MaThamChieu)
+);
+CREATE INDEX IF NOT EXISTS payment_txns_ref ON payment_txns (MaThamChieu);
+"""
+SHARED_TABLES = ("idp_keys", "idp_codes", "idp_used_codes", "idp_access", "idp_defects", "sync_sessions",
+                 "payment_txns")
+
 
 class Store(GroupCommitStore):
     """The counterpart's SQLite record, started on creation.
@@ -82,7 +109,7 @@ class Store(GroupCommitStore):
     """
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, schema=SCHEMA, synchronous="NORMAL")
+        super().__init__(path, schema=SCHEMA + SHARED_SCHEMA, synchronous="NORMAL")
         self.start()
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -95,11 +122,12 @@ class Store(GroupCommitStore):
 
 
 class _Batch:
-    __slots__ = ("done", "rows")
+    __slots__ = ("also", "done", "rows")
 
     def __init__(self, done: asyncio.Future[None]) -> None:
         self.done = done
         self.rows: list[Sequence[Any]] = []
+        self.also: dict[str, list[Sequence[Any]]] = {}  # rows of other INSERT statements, same transaction
 
 
 class RowAppender:
@@ -124,18 +152,22 @@ class RowAppender:
         self._busy = False  # a batch is with the writer, or a hand-over is scheduled
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def append(self, row: Sequence[Any]) -> None:
+    async def append(self, row: Sequence[Any], also: tuple[str, Sequence[Any]] | None = None) -> None:
+        """Return once ``row`` (and ``also``: a row of another statement, e.g. an authorization code) is committed."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # first use, or the previous loop ended (its commit can no longer reach it)
             self._loop, self._busy = loop, False
             if self._open is not None:  # rows of callers that went with that loop: still recorded
-                orphans = self._open.rows
+                orphans, orphans_also = self._open.rows, self._open.also
                 self._open = _Batch(loop.create_future())
                 self._open.rows.extend(orphans)
+                self._open.also.update(orphans_also)
         batch = self._open
         if batch is None:
             batch = self._open = _Batch(loop.create_future())
         batch.rows.append(row)
+        if also is not None:
+            batch.also.setdefault(also[0], []).append(also[1])
         if not self._busy:
             self._busy = True
             loop.call_soon(self._hand_over, loop)
@@ -146,9 +178,15 @@ class RowAppender:
         if batch is None:
             self._busy = False
             return
-        rows, sql = batch.rows, self.sql
+        rows, sql, also = batch.rows, self.sql, batch.also
+
+        def insert(conn: sqlite3.Connection) -> int:
+            for other, more in also.items():
+                conn.executemany(other, more)
+            return conn.executemany(sql, rows).rowcount
+
         try:
-            submitted = self.store.submit(lambda conn: conn.executemany(sql, rows).rowcount)
+            submitted = self.store.submit(insert)
         except RuntimeError as exc:  # the store is closed
             self._busy = False
             batch.done.set_exception(exc)

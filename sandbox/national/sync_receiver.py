@@ -10,7 +10,11 @@ expired session (``session_refusals``): the evidence that a province retried thr
 with a dead session instead of logging in again.
 
 This is on the hot path of every province submission under load: validators are compiled once, JSON is
-orjson, sessions are a dict, and the SQLite work happens in the store's writer thread, many calls per commit.
+orjson, and the SQLite work happens in the store's writer thread, many calls per commit.
+
+Sessions are rows of the store (``sync_sessions``), so a session opened on one worker of the counterpart is
+honoured by every other; each worker caches the sessions it has read, and drops its cache when the generation in
+:data:`~.shared_cells.SYNC_SESSIONS_CELL` changes (the control API expiring every session bumps it).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from haicap.contract_registry import default_registry
 from haicap.data_generators.units import admin_units
 from haicap.sandbox.config import NationalConfig, SyncAccount
 from haicap.sandbox.national.outage import Outages
+from haicap.sandbox.national.shared_cells import SYNC_SESSIONS_CELL, SharedCells
 from haicap.sandbox.national.store import Store, now_ms
 
 __all__ = ["SESSION_TTL", "SyncReceiver"]
@@ -63,7 +68,7 @@ def _errors(violations: list[Any], ma_ho_so: str | None = None, index: int | Non
 class SyncReceiver:
     """Sessions, validation and recording of the sync API; :attr:`routes` are mounted by the app."""
 
-    def __init__(self, config: NationalConfig, store: Store, outages: Outages) -> None:
+    def __init__(self, config: NationalConfig, store: Store, outages: Outages, cells: SharedCells) -> None:
         registry = default_registry()
         self.store = store
         self.outages = outages
@@ -74,18 +79,39 @@ class SyncReceiver:
         self._envelope = registry.validator(_SCHEMA + "ServiceRequest")
         self._item = registry.validator(_SCHEMA + "DongBoHoSoMCItem")
         self._progress = registry.validator(_SCHEMA + "CapNhatTienDoHoSoMCItem")
-        self._sessions: dict[str, _Session] = {}
+        self._cells = cells
+        self._sessions: dict[str, _Session] = {}  # this worker's cache of the store's sessions
+        self._generation = cells.get_int(SYNC_SESSIONS_CELL)
         self.routes = [
             Route("/sync/login", self.login, methods=["POST"]),
             Route("/sync/service", self.service, methods=["POST"]),
         ]
 
     # -- control ---------------------------------------------------------------------------------
-    def expire_sessions(self) -> int:
+    async def expire_sessions(self) -> int:
         """Forget every session (the next call of each province answers -1 and it must log in again)."""
-        count = len(self._sessions)
+        count = await self.store.write(lambda conn: conn.execute("DELETE FROM sync_sessions").rowcount)
+        self._cells.bump(SYNC_SESSIONS_CELL)  # after the commit: every worker drops its cache
         self._sessions.clear()
-        return count
+        return int(count)
+
+    def _session(self, token: str) -> _Session | None:
+        """The live session ``token`` names (this worker's cache, else the store), or None."""
+        generation = self._cells.get_int(SYNC_SESSIONS_CELL)
+        if generation != self._generation or len(self._sessions) > 10_000:
+            self._sessions.clear()
+            self._generation = generation
+        session = self._sessions.get(token)
+        if session is None:
+            rows = self.store.read_now(lambda conn: conn.execute(
+                "SELECT madonvi, expires FROM sync_sessions WHERE token = ?", (token,)).fetchall())
+            if not rows:
+                return None
+            session = self._sessions[token] = _Session(*rows[0])
+        if session.expires < time.time():
+            del self._sessions[token]
+            return None
+        return session
 
     # -- helpers ---------------------------------------------------------------------------------
     def _outage(self) -> Response | None:
@@ -120,15 +146,18 @@ class SyncReceiver:
             and secrets.compare_digest(body["password"].encode(), account.password.encode())
             and account.madonvi == body["madonvi"]
         )
-        await self.store.write(lambda conn: _bump(conn, "logins" if ok else "login_failures", 1))
         if not ok or account is None:
+            await self.store.write(lambda conn: _bump(conn, "login_failures", 1))
             return _answer(401, {"error_code": "-1", "message": "wrong username, password or madonvi"})
         token = secrets.token_urlsafe(32)
-        now = time.monotonic()
-        if len(self._sessions) > 10_000:
-            for key in [k for k, s in self._sessions.items() if s.expires < now]:
-                del self._sessions[key]
-        self._sessions[token] = _Session(account.madonvi, now + SESSION_TTL)
+        session = (token, account.madonvi, time.time() + SESSION_TTL)
+
+        def open_session(conn: sqlite3.Connection) -> None:
+            _bump(conn, "logins", 1)
+            conn.execute("DELETE FROM sync_sessions WHERE expires < ?", (time.time(),))
+            conn.execute("INSERT INTO sync_sessions (token, madonvi, expires) VALUES (?, ?, ?)", session)
+
+        await self.store.write(open_session)
         return _answer(200, {"error_code": "0", "message": "login successful", "session": token,
                              "expires_in": int(SESSION_TTL)})
 
@@ -144,9 +173,8 @@ class SyncReceiver:
         if violations:
             return _answer(400, {"error_code": "-4", "message": "invalid service request",
                                  "errors": _errors(violations)})
-        session = self._sessions.get(body["session"])
-        if session is None or session.expires < time.monotonic():
-            self._sessions.pop(body["session"], None)
+        session = self._session(body["session"])
+        if session is None:
             await self.store.write(lambda conn: _bump(conn, "session_refusals", 1))
             return _answer(401, {"error_code": "-1", "message": "session unknown or expired: log in again"})
         if session.madonvi != body["madonvi"]:
