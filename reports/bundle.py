@@ -1,7 +1,8 @@
 """The signed certification bundle: a run folder as one zip anyone can verify offline.
 
 ``bundle.zip`` holds the evidence of a ``haicap certify`` run (results.json, report.html, junit.xml,
-allure-results/, the redacted profile), ``versions.json`` (haicap's version, the contracts' SHA-256, one hash
+allure-results/, the redacted profile, and with ``certify --load-summary`` the summary.json of the province's
+load run as ``load-summary.json``), ``versions.json`` (haicap's version, the contracts' SHA-256, one hash
 per check's code, per check module's shared code and over haicap's shared code, so a later run can tell what
 changed), and ``manifest.json``: the SHA-256 of every other
 member. ``manifest.sig`` is an Ed25519 signature (cryptography) over the manifest's exact bytes, and
@@ -44,7 +45,7 @@ __all__ = ["BUNDLE", "BundleInfo", "key_id", "load_private_key", "load_public_ke
 BUNDLE = "bundle.zip"
 MANIFEST, SIGNATURE, SIGNER = "manifest.json", "manifest.sig", "signer.pub"
 #: Run-folder files a bundle carries when present (allure-results/ and the redacted profile are added apart).
-EVIDENCE = ("results.json", "report.html", "junit.xml")
+EVIDENCE = ("results.json", "report.html", "junit.xml", "load-summary.json")
 
 
 @dataclass(frozen=True)
