@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import inspect
 import json
@@ -94,7 +95,15 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
 
 
 def versions() -> dict[str, Any]:
-    """haicap's version, the contracts' digest and a hash of each check's code (what a re-run compares)."""
+    """haicap's version, the contracts' digest and a hash of each check's code (what a re-run compares).
+
+    Computed once per process (the code a process runs does not change under it; ``scoreboard --demo`` certifies
+    many provinces in one worker)."""
+    return json.loads(_versions_json())
+
+
+@functools.cache
+def _versions_json() -> str:
     from haicap.conformance.registry import all_checks
     from haicap.contract_registry import contracts_digest
 
@@ -105,8 +114,8 @@ def versions() -> dict[str, Any]:
         except (OSError, TypeError):
             source = spec.func.__qualname__
         checks[spec.id] = hashlib.sha256(f"{spec.rule}\n{spec.title}\n{source}".encode()).hexdigest()
-    return {"haicap": __version__, "contracts_sha256": contracts_digest(), "checks": checks,
-            "check_modules": _check_module_digests(), "shared_sha256": _shared_code_digest()}
+    return json.dumps({"haicap": __version__, "contracts_sha256": contracts_digest(), "checks": checks,
+                       "check_modules": _check_module_digests(), "shared_sha256": _shared_code_digest()})
 
 
 #: The packages whose code decides a check's outcome besides the check itself (runner, clients, sandbox, data).
