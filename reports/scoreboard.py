@@ -81,12 +81,13 @@ def _rate(value: Any) -> float | None:
 
 def load_cell(summary: Any, contracts: str) -> dict[str, Any]:
     """The load column of one province from its load run's ``summary.json``: ``{"status", "text", "knee",
-    "knee_is_lower_bound", "peak", "headroom", "lost"}``.
+    "knee_is_lower_bound", "peak", "needed", "headroom", "lost"}``.
 
-    *ready*: the run passed, no dossier was lost, and the knee (or its lower bound) reaches the projected peak
-    with its headroom (``capacity.peak.rate_with_headroom``); *not ready*: a dossier lost, the run failed, or the
-    knee below that peak; *incomplete*: it passed but measured no knee (not a step run); *stale*: made against
-    other contracts. The text names the figures whatever the status.
+    The projected peak is the province's (``--projection province=NN`` figures, ``capacity.peak.rate``); headroom
+    is how far the knee lies above it. *ready*: the run passed, no dossier was lost, and the knee (or its lower
+    bound) reaches the peak with the projection's margin (``capacity.peak.rate_with_headroom``); *not ready*: a
+    dossier lost, the run failed, or the knee below that; *incomplete*: it passed but measured no knee (not a
+    step run); *stale*: made against other contracts. The text names the figures whatever the status.
     """
     if not isinstance(summary, dict):
         return {"status": "could not run", "text": "the load summary is not a JSON object"}
@@ -99,16 +100,16 @@ def load_cell(summary: Any, contracts: str) -> dict[str, Any]:
     knee = _rate(knee_doc.get("achieved_rate"))
     lower = bool(capacity.get("knee_is_lower_bound"))
     peak_doc = capacity.get("peak") if isinstance(capacity.get("peak"), dict) else {}
-    peak = _rate(peak_doc.get("rate_with_headroom"))
+    peak, needed = _rate(peak_doc.get("rate")), _rate(peak_doc.get("rate_with_headroom"))
     unit = str(capacity.get("rate_unit") or "requests/s")
     headroom = (knee / peak - 1) if knee is not None and peak else None
     parts = []
     if knee is None:
         parts.append("no knee measured" + ("" if capacity else " (not a step run)"))
     else:
-        parts.append(f"knee {'≥ ' if lower else ''}{knee:,.1f} {unit}")
+        parts.append(f"knee {'≥ ' if lower else ''}{knee:,.2f} {unit}")
     if peak is not None:
-        parts.append(f"projected peak with headroom {peak:,.2f} {unit}")
+        parts.append(f"projected peak {peak:,.2f}" + (f" ({needed:,.2f} with the margin)" if needed else ""))
     if headroom is not None:
         parts.append(f"headroom {'≥ ' if lower else ''}{headroom:+.0%}")
     parts.append(f"{lost} dossier(s) lost")
@@ -117,12 +118,12 @@ def load_cell(summary: Any, contracts: str) -> dict[str, Any]:
         parts.append("made against other contracts")
     elif lost or not summary.get("passed"):
         status = "not ready"
-    elif knee is None or peak is None:
+    elif knee is None or needed is None:
         status = "incomplete"
     else:
-        status = "ready" if knee >= peak else "not ready"
+        status = "ready" if knee >= needed else "not ready"
     return {"status": status, "text": "; ".join(parts), "knee": knee, "knee_is_lower_bound": lower, "peak": peak,
-            "headroom": headroom, "lost": lost}
+            "needed": needed, "headroom": headroom, "lost": lost}
 
 
 def _row(path: Path, members: dict[str, bytes], info: Any, criteria: list[str], now: dt.datetime,
