@@ -17,6 +17,7 @@ import dataclasses
 import datetime as dt
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass, field
 from html import escape
@@ -232,8 +233,10 @@ class View:
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1d232a}
-table{border-collapse:collapse} th,td{border:1px solid #dde2e6;padding:.3rem .5rem;font-size:.85rem}
-th{background:#f4f6f8;vertical-align:bottom;text-align:left} th small{font-weight:400;color:#56606b;display:block}
+table{border-collapse:collapse} th,td{border:1px solid #dde2e6;padding:.3rem .5rem;font-size:.8rem}
+th{background:#f4f6f8;vertical-align:bottom;text-align:left;min-width:5.5rem}
+th small{font-weight:400;color:#56606b;display:block} td.name{min-width:11rem} code{font-size:.75rem}
+td.when{white-space:nowrap} td.name small{display:block}
 td a{color:inherit;text-decoration:none;display:block} td small{color:#56606b}
 .ready,.ready-with-waiver,.ready-quick-set{background:#dff3e4} .ready-with-waiver{background:#eef7d9}
 .not-ready{background:#fbe0df} .not-tested{background:#eceff1;color:#56606b}
@@ -241,6 +244,17 @@ td a{color:inherit;text-decoration:none;display:block} td small{color:#56606b}
 tr.totals td{font-weight:600;background:#f4f6f8} tr.expected td{background:#fafbfc;color:#56606b}
 .pending{color:#8a5a00} .intro{max-width:75rem}
 """
+
+
+def _when(created: str) -> str:
+    """``2026-12-02 10:56 +07:00`` and the UTC time below it."""
+    from haicap.vn_time import display_vn_utc
+
+    text = display_vn_utc(created)
+    vn, _, utc = text.partition(" (")
+    vn = re.sub(r"(\d\d:\d\d):\d\d", r"\1", vn)  # minutes are enough on the board; the report has seconds
+    utc = re.sub(r"(\d\d:\d\d):\d\d", r"\1", utc.rstrip(")"))
+    return escape(vn) + (f"<br><small>{escape(utc)}</small>" if utc else "")
 
 
 def _cell_class(value: str) -> str:
@@ -253,7 +267,7 @@ def _cell(row: Row, criterion: str) -> str:
     if criterion == LOAD and row.load is not None:
         text += f"<br><small>{escape(row.load['text'])}</small>"
     inner = f"<a href='{escape(row.report)}'>{text}</a>" if row.report else text
-    return f"<td class='{_cell_class(value)}'>{inner}</td>"
+    return f"<td class='cell {_cell_class(value)}'>{inner}</td>"
 
 
 def render_html(rows: list[Row], rejected: list[dict[str, Any]], view: View | dict[str, str]) -> str:
@@ -266,18 +280,19 @@ def render_html(rows: list[Row], rejected: list[dict[str, Any]], view: View | di
         note = f"<small class='pending'>pending: {escape(why)}</small>" if why else ""
         head.append(f"<th title='{escape(view.columns[c])}'>{escape(c)}<small>{escape(view.columns[c])}</small>"
                     f"{note}</th>")
-    body = []
-    for row in rows:
-        notes = f" <small>({escape('; '.join(row.notes))})</small>" if row.notes else ""
-        body.append(f"<tr><td>{escape(row.province)}</td><td>{escape(row.name)}{notes}</td>"
-                    f"<td>{escape(row.created)}</td><td><code>{escape(row.signer)}</code></td>"
-                    f"{''.join(_cell(row, c) for c in names)}</tr>")
     totals = _totals(rows, names)
-    body.append(f"<tr class='totals'><td colspan=4>ready / {of} (sẵn sàng)</td>"
-                + "".join(f"<td>{totals[c]} / {of}</td>" for c in names) + "</tr>")
+    summary = [f"<tr class='totals'><td colspan=2>sẵn sàng / ready, of {of}</td>"
+               + "".join(f"<td>{totals[c]} / {of}</td>" for c in names) + "</tr>"]
     if view.expected is not None:
-        body.append("<tr class='expected'><td colspan=4>28-June checklist (bảng kiểm 28/6)</td>" + "".join(
-            f"<td>{view.expected[c]} / {of}</td>" if c in view.expected else "<td></td>" for c in names) + "</tr>")
+        summary.append("<tr class='expected'><td colspan=2>bảng kiểm 28/6 / the 28-June checklist</td>" + "".join(
+            f"<td>{view.expected[c]} / {of}</td>" if c in view.expected else "<td>—</td>" for c in names) + "</tr>")
+    body = list(summary)  # the totals first, as the Government Office reads the table; again at the foot
+    for row in rows:
+        notes = f"<small>{escape('; '.join(row.notes))}</small>" if row.notes else ""
+        body.append(f"<tr><td class='name'><b>{escape(row.province)}</b> {escape(row.name)}{notes}</td>"
+                    f"<td class='when'>{_when(row.created)}<br><small>key <code>{escape(row.signer)}</code></small>"
+                    f"</td>{''.join(_cell(row, c) for c in names)}</tr>")
+    body += summary
     refused = "".join(f"<li><code>{escape(r['bundle'])}</code>: {escape('; '.join(r['problems']))}</li>"
                       for r in rejected)
     refused_html = f"<h2>Bundles that did not verify (not counted)</h2><ul>{refused}</ul>" if rejected else ""
@@ -285,8 +300,10 @@ def render_html(rows: list[Row], rejected: list[dict[str, Any]], view: View | di
     return ("<!doctype html><html lang='vi'><head><meta charset='utf-8'>"
             f"<title>haicap — {escape(view.title)}</title><style>{_CSS}</style></head><body>"
             f"<h1>{escape(view.title)}</h1>{intro}"
-            f"<p>{len(rows)} province(s) with a verified bundle.</p><table><tr><th>code</th><th>province</th>"
-            f"<th>date</th><th>signer</th>{''.join(head)}</tr>{''.join(body)}</table>{refused_html}</body></html>")
+            f"<p>{len(rows)} tỉnh có gói chứng nhận hợp lệ / province(s) with a verified bundle. Giờ Việt Nam "
+            "(Asia/Ho_Chi_Minh), UTC bên cạnh / times in Asia/Ho_Chi_Minh, UTC beside.</p><table><tr>"
+            f"<th>tỉnh / province</th><th>ngày, khóa ký / date, signer</th>{''.join(head)}</tr>"
+            f"{''.join(body)}</table>{refused_html}</body></html>")
 
 
 def write_board(folder: Path, out: Path, *, keys: Path | None = None, max_age_days: float = 30.0,
