@@ -75,3 +75,15 @@ def test_the_quick_demo_scoreboards_totals_row_equals_the_28_june_counts(tmp_pat
     html = (tmp_path / "board.html").read_text(encoding="utf-8")
     assert "quick check set" in html and "ready (quick set)" in html and "pending: criterion document_axis" in html
     assert "28-June checklist" in html and (tmp_path / "reports" / "79.html").is_file()
+
+
+def test_a_quick_cell_is_ready_only_when_every_selected_check_passed() -> None:
+    from haicap.reports.scoreboard import QUICK_READY, _quick_cell
+
+    results = {"checks": [{"criterion": "sync", "status": "passed"}, {"criterion": "payment", "status": "passed"},
+                          {"criterion": "payment", "status": "skipped"}]}
+    assert _quick_cell(results, "sync", "incomplete") == QUICK_READY
+    assert _quick_cell(results, "payment", "incomplete") == "incomplete"  # a skipped check is not a pass
+    assert _quick_cell(results, "sync", "not ready") == "not ready"
+    assert _quick_cell(results, "units", "not tested") == "not tested"
+    assert quick_checks()["document_axis"] == []  # a pending column is certified by nothing
