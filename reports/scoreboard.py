@@ -8,6 +8,11 @@ waiver*, *not ready*, *not tested*, *could not run*, *incomplete* or *stale* (th
 ``--max-age`` days, or was made against other contracts than these), and a totals row "x / 34" per column like
 the 28-June checklist table. Each cell links to that province's report (``reports/<code>.html``, extracted from
 its bundle). A bundle that does not verify is listed with its problems and counts for nothing.
+
+A bundle carrying a load run's summary (``certify --load-summary``, member ``load-summary.json``, signed with the
+rest) adds a load column (:func:`load_cell`): knee against the province's projected peak, headroom, lost dossiers;
+"not tested" for a province without one. ``haicap scoreboard --demo`` (reports/scoreboard_demo.py) renders its
+34 sandbox provinces through the same code with a :class:`View` of the 28-June columns.
 """
 
 from __future__ import annotations
