@@ -65,6 +65,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--waivers", type=Path, metavar="FILE",
                         help="YAML of accepted known failures (check, province, reason, approver, expires): a waived "
                         "failure is 'ready with waiver'; an expired one counts; a stale one fails the run")
+    parser.add_argument("--load-summary", type=Path, metavar="SUMMARY_JSON",
+                        help="the summary.json of a haicap load run against this province: carried in bundle.zip "
+                        "(signed with the rest) so the scoreboard shows its knee, headroom and lost dossiers")
     parser.add_argument("--signing-key", type=Path, metavar="PEM",
                         help="Ed25519 private key that signs bundle.zip (default: the profile's signing_key_file, "
                         "else a key generated for the run, its public half written as OUT/bundle.pub)")
@@ -72,7 +75,7 @@ def register(subparsers: Any) -> None:
 
 
 #: What a run writes into its folder, its scratch files, and the folders a run fills.
-OUTPUTS = ("results.json", "report.html", "junit.xml", "bundle.zip", "bundle.pub")
+OUTPUTS = ("results.json", "report.html", "junit.xml", "bundle.zip", "bundle.pub", "load-summary.json")
 RECORDS = "checks.raw.json"
 RERUN_JUNIT = "junit.rerun.xml"
 CARRIED_JUNIT = "junit.carried.xml"
@@ -120,6 +123,31 @@ def _validate_args(args: argparse.Namespace) -> None:
         from haicap.reports.bundle import load_private_key
 
         load_private_key(key_file)
+    if args.load_summary is not None:
+        province = args.province or (load_profile(args.profile).data["province"] if args.profile else "01")
+        _check_load_summary(args.load_summary, province)
+
+
+def _check_load_summary(path: Path, province: str) -> None:
+    """A load summary the bundle is to carry: a haicap load summary.json (its schema), of this province."""
+    import jsonschema
+
+    from haicap.loadtests.summary import validate_summary
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise HaicapError(f"--load-summary {path}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise HaicapError(f"--load-summary {path}: not JSON ({exc})") from None
+    try:
+        validate_summary(doc)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        raise HaicapError(f"--load-summary {path}: not a haicap load summary: {where}: {exc.message}") from None
+    made_for = str((doc.get("target") or {}).get("province") or "")
+    if made_for and made_for != province:
+        raise HaicapError(f"--load-summary {path}: a load run against province {made_for}, not {province}")
 
 
 def _check_out(args: argparse.Namespace) -> None:
@@ -324,6 +352,8 @@ def _finish(args: argparse.Namespace, results: dict[str, Any], redact: Any, star
     results = _with_waivers(results, args)
     write_results(out / "results.json", results)
     (out / "report.html").write_text(render_readiness_html(results), encoding="utf-8")
+    if args.load_summary is not None:
+        (out / "load-summary.json").write_bytes(args.load_summary.read_bytes())
     redact.files(out)
     _write_bundle(args, results, redact, started)
     return results

@@ -1,7 +1,8 @@
 """The signed certification bundle: a run folder as one zip anyone can verify offline.
 
 ``bundle.zip`` holds the evidence of a ``haicap certify`` run (results.json, report.html, junit.xml,
-allure-results/, the redacted profile), ``versions.json`` (haicap's version, the contracts' SHA-256, one hash
+allure-results/, the redacted profile, and with ``certify --load-summary`` the summary.json of the province's
+load run as ``load-summary.json``), ``versions.json`` (haicap's version, the contracts' SHA-256, one hash
 per check's code, per check module's shared code and over haicap's shared code, so a later run can tell what
 changed), and ``manifest.json``: the SHA-256 of every other
 member. ``manifest.sig`` is an Ed25519 signature (cryptography) over the manifest's exact bytes, and
@@ -23,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import inspect
 import json
@@ -44,7 +46,7 @@ __all__ = ["BUNDLE", "BundleInfo", "key_id", "load_private_key", "load_public_ke
 BUNDLE = "bundle.zip"
 MANIFEST, SIGNATURE, SIGNER = "manifest.json", "manifest.sig", "signer.pub"
 #: Run-folder files a bundle carries when present (allure-results/ and the redacted profile are added apart).
-EVIDENCE = ("results.json", "report.html", "junit.xml")
+EVIDENCE = ("results.json", "report.html", "junit.xml", "load-summary.json")
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,15 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
 
 
 def versions() -> dict[str, Any]:
-    """haicap's version, the contracts' digest and a hash of each check's code (what a re-run compares)."""
+    """haicap's version, the contracts' digest and a hash of each check's code (what a re-run compares).
+
+    Computed once per process (the code a process runs does not change under it; ``scoreboard --demo`` certifies
+    many provinces in one worker)."""
+    return json.loads(_versions_json())
+
+
+@functools.cache
+def _versions_json() -> str:
     from haicap.conformance.registry import all_checks
     from haicap.contract_registry import contracts_digest
 
@@ -104,8 +114,8 @@ def versions() -> dict[str, Any]:
         except (OSError, TypeError):
             source = spec.func.__qualname__
         checks[spec.id] = hashlib.sha256(f"{spec.rule}\n{spec.title}\n{source}".encode()).hexdigest()
-    return {"haicap": __version__, "contracts_sha256": contracts_digest(), "checks": checks,
-            "check_modules": _check_module_digests(), "shared_sha256": _shared_code_digest()}
+    return json.dumps({"haicap": __version__, "contracts_sha256": contracts_digest(), "checks": checks,
+                       "check_modules": _check_module_digests(), "shared_sha256": _shared_code_digest()})
 
 
 #: The packages whose code decides a check's outcome besides the check itself (runner, clients, sandbox, data).

@@ -28,7 +28,8 @@ def register(subparsers: Any) -> None:
         description="One row per province (its newest verified bundle), one column per national criterion, and "
         "a totals row 'x / 34' like the 28-June checklist; board.html, board.json and board.csv.",
     )
-    board.add_argument("folder", type=Path, metavar="DIR", help="folder of bundle zips (one or more per province)")
+    board.add_argument("folder", type=Path, metavar="DIR", nargs="?",
+                       help="folder of bundle zips (one or more per province); not with --demo")
     board.add_argument("--out", type=Path, default=Path("board"), help="output folder (default ./board)")
     board.add_argument("--keys", type=Path, metavar="KEYDIR",
                        help="folder of trusted public keys named <province>.pub (default: bundles are checked "
@@ -38,6 +39,15 @@ def register(subparsers: Any) -> None:
     board.add_argument("--include-sandbox", action="store_true",
                        help="show bundles of embedded-sandbox runs too (marked; refused by default: they certify "
                        "haicap's reference province, not a province's system)")
+    board.add_argument("--demo", action="store_true",
+                       help="certify the 34 provinces as sandbox provinces with the faults that reproduce the "
+                       "28-June checklist counts (haicap/checklist.py) and render their board (every check: about "
+                       "34 x 50 s of CPU; see --quick)")
+    board.add_argument("--quick", action="store_true",
+                       help="with --demo: certify per column only the checks that claim its fault (a few seconds "
+                       "per province); the board's title and cells say 'quick set'")
+    board.add_argument("--workers", type=int, default=0, metavar="N",
+                       help="with --demo: parallel certifications (default: one per core)")
     board.set_defaults(handler=run_scoreboard)
 
 
@@ -67,6 +77,18 @@ def run_scoreboard(args: argparse.Namespace) -> int:
     from haicap.errors import HaicapError
     from haicap.reports.scoreboard import write_board
 
+    if args.demo:
+        if args.folder is not None:
+            raise HaicapError("--demo certifies its own 34 sandbox provinces: give no DIR")
+        if args.workers < 0:
+            raise HaicapError("--workers must be 0 (one per core) or more")
+        from haicap.reports.scoreboard_demo import run_demo
+
+        return run_demo(args.out, quick=args.quick, workers=args.workers)
+    if args.folder is None:
+        raise HaicapError("scoreboard: give the folder of bundles (DIR), or --demo")
+    if args.quick:
+        raise HaicapError("--quick applies to --demo only")
     if not (math.isfinite(args.max_age) and args.max_age > 0):
         raise HaicapError(f"--max-age must be a positive number of days, got {args.max_age:g}")
     if args.keys is None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from haicap.conformance.registry import CRITERIA
 from haicap.criteria import ALL_CAPABILITIES
-from haicap.reports.what_to_fix import CRITERIA_VI, KIND, SEVERITY_VI, FixGroup, fix_groups
+from haicap.reports.what_to_fix import CRITERIA_VI, KIND, SEVERITY_VI, VERDICT_VI, FixGroup, fix_groups
 from haicap.vn_time import display_vn_utc
 
 __all__ = ["render_readiness_html"]
@@ -45,6 +45,18 @@ def _cls(text: str) -> str:
 def _pre(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=2)
     return f"<pre>{escape(text)}</pre>"
+
+
+def _verdict(value: str) -> str:
+    """A verdict or outcome badge: Vietnamese, the English word beside it."""
+    vi = VERDICT_VI.get(value)
+    text = f"<span lang='vi'>{escape(vi)}</span> <span class='en'>/ {escape(value)}</span>" if vi else escape(value)
+    return f"<span class='v {_cls(value)}'>{text}</span>"
+
+
+def _bilingual(criterion: str, english: str) -> str:
+    vi = CRITERIA_VI.get(criterion)
+    return f"<span lang='vi'>{escape(vi)}</span> <span class='en'>/ {escape(english)}</span>" if vi else escape(english)
 
 
 def _when(value: Any) -> str:
@@ -130,14 +142,12 @@ def _fix_entry(number: int, group: FixGroup) -> str:
              f"<span class='en'>/ {escape(en)} · {escape(sev)} — {count_en}</span>")
     items = "".join(
         f"<li><a href='#check-{escape(c['id'])}'><code>{escape(c['id'])}</code></a> {escape(c['title'])} "
-        f"<span class='muted'>· {escape(c['severity'])} · <span lang='vi'>{escape(CRITERIA_VI.get(c['criterion'], ''))}"
-        f"</span> / {escape(CRITERIA.get(c['criterion'], c['criterion']))}</span></li>" for c in group.checks)
+        f"<span class='muted'>· {escape(c['severity'])} · "
+        f"{_bilingual(c['criterion'], CRITERIA.get(c['criterion'], c['criterion']))}</span></li>" for c in group.checks)
     return (f"<li class='fix {escape(group.kind)}'><h3>{number}. {title}</h3>"
             f"<p>{'Nguyên nhân chung / Common cause' if n > 1 else 'Nguyên nhân / Cause'}: "
             f"<span class='cause'>{escape(group.cause)}</span>{said}</p>"
-            f"<ul>{items}</ul><p class='muted'><span lang='vi'>Bằng chứng của từng kiểm tra (kỳ vọng, nhận được, cách "
-            f"tái hiện) ở phần Kiểm tra bên dưới.</span> / Each check's evidence (expected, received, how to "
-            f"reproduce) is under Checks below.</p></li>")
+            f"<ul>{items}</ul></li>")
 
 
 def _what_to_fix(results: dict[str, Any]) -> str:
@@ -151,7 +161,9 @@ def _what_to_fix(results: dict[str, Any]) -> str:
     intro = (f"<p><span lang='vi'>{len(groups)} nguyên nhân, {checks} kiểm tra, xếp theo mức độ: sửa từ trên xuống."
              f"</span> <span class='en'>/ {len(groups)} cause(s) behind {checks} check(s), most severe first: fix "
              "from the top. Checks are grouped when their failure messages open with the same clause (identifiers "
-             "and numbers aside).</span></p>")
+             "and numbers aside).</span></p><p class='muted'><span lang='vi'>Bằng chứng của từng kiểm tra (kỳ vọng, "
+             "nhận được, cách tái hiện): bấm vào mã kiểm tra.</span> <span class='en'>/ Each check's evidence "
+             "(expected, received, how to reproduce): follow its id.</span></p>")
     entries = "".join(_fix_entry(i, g) for i, g in enumerate(groups, 1))
     return f"<section>{head}{intro}<ol style='list-style:none;padding:0'>{entries}</ol></section>"
 
@@ -192,10 +204,7 @@ def render_readiness_html(results: dict[str, Any]) -> str:
         checks = [c for c in results["checks"] if c["criterion"] == criterion]
         passed = sum(c["status"] == "passed" for c in checks)
         count = f"{passed} / {len(checks)} passed" if checks else "not run in this run (--only)"
-        rows.append(
-            f"<tr><td>{escape(label)}</td><td><span class='v {_cls(verdict)}'>{escape(verdict)}</span></td>"
-            f"<td>{count}</td></tr>"
-        )
+        rows.append(f"<tr><td>{_bilingual(criterion, label)}</td><td>{_verdict(verdict)}</td><td>{count}</td></tr>")
     details = []
     for c in results["checks"]:
         evidence = ""
@@ -220,20 +229,20 @@ def render_readiness_html(results: dict[str, Any]) -> str:
         details.append(
             f"<tr id='check-{escape(c['id'])}'><td><code>{escape(c['id'])}</code></td><td>{escape(c['title'])}<br>"
             f"<span class='muted'>{_rule_html(c)} · {escape(c['severity'])}</span>{evidence}</td>"
-            f"<td><span class='v {_cls(c['status'])}'>{escape(c['status'])}</span></td></tr>"
+            f"<td>{_verdict(c['status'])}</td></tr>"
         )
     where = [escape(str(target.get("name", "")))]
     province = f"province {target.get('province', '')}"
     if province not in str(target.get("name", "")):
-        where.append(escape(province))
+        where.append(f"tỉnh / {escape(province)}")
     where.append(escape(str(target.get("province_url", ""))))
     if target.get("embedded_sandbox"):
         where.append("sandbox faults: " + escape(", ".join(target.get("faults") or []) or "none"))
     where.extend(_scope(target))
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>haicap readiness report — {escape(target.get('name', ''))}</title>
+<html lang="vi"><head><meta charset="utf-8"><title>haicap readiness report — {escape(target.get('name', ''))}</title>
 <style>{_CSS}</style></head><body>
-<h1>Readiness report <span class='v {_cls(overall)}'>{overall}</span></h1>
+<h1><span lang='vi'>Báo cáo mức độ sẵn sàng</span> <span class='en'>/ Readiness report</span> {_verdict(overall)}</h1>
 <p class="muted">{' · '.join(where)}<br>
 haicap {escape(results['haicap_version'])} · seed {results['seed']} · {_when(results['started'])} →
  {_when(results['finished'])}</p>
@@ -243,9 +252,10 @@ haicap {escape(results['haicap_version'])} · seed {results['seed']} · {_when(r
 {_preflight(results)}
 <p>{summary['total']} checks: {summary['passed']} passed, {summary['failed']} failed, {summary['error']} could not run,
 {summary['skipped']} skipped{_carried_note(results)}.</p>
-<h2>Verdict per criterion</h2>
-<table><tr><th>Criterion (national checklist)</th><th>Verdict</th><th>Checks</th></tr>{''.join(rows)}</table>
-<h2>Checks</h2>
-<table><tr><th>Id</th><th>Check</th><th>Outcome</th></tr>{''.join(details)}</table>
+<h2><span lang='vi'>Kết luận theo tiêu chí</span> <span class='en'>/ Verdict per criterion</span></h2>
+<table><tr><th>Tiêu chí (bảng kiểm quốc gia) / Criterion (national checklist)</th><th>Kết luận / Verdict</th>
+<th>Kiểm tra / Checks</th></tr>{''.join(rows)}</table>
+<h2><span lang='vi'>Các kiểm tra</span> <span class='en'>/ Checks</span></h2>
+<table><tr><th>Mã / Id</th><th>Kiểm tra / Check</th><th>Kết quả / Outcome</th></tr>{''.join(details)}</table>
 </body></html>
 """

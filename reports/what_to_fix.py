@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CRITERIA_VI", "KIND", "SEVERITY_VI", "FixGroup", "cause_key", "first_clause", "fix_groups"]
+__all__ = ["CRITERIA_VI", "KIND", "SEVERITY_VI", "VERDICT_VI", "FixGroup", "cause_key", "first_clause", "fix_groups"]
 
 #: The readiness criteria in Vietnamese (fixed phrases beside the English labels of haicap.criteria).
 CRITERIA_VI: dict[str, str] = {
@@ -35,6 +35,7 @@ CRITERIA_VI: dict[str, str] = {
     "payment": "Thanh toán trực tuyến",
     "forwarding": "Tiếp nhận, xử lý hồ sơ chuyển từ Cổng Dịch vụ công quốc gia",
     "units": "Đơn vị hành chính và mã định danh cơ quan",
+    "portal": "Đóng giao diện Cổng dịch vụ công của tỉnh",
     "fuzzing": "Tuân thủ đặc tả với dữ liệu đầu vào sinh tự động",
 }
 #: kind → (Vietnamese, English)
@@ -43,6 +44,12 @@ KIND: dict[str, tuple[str, str]] = {
                   "nothing was checked"),
     "failed": ("Vi phạm quy tắc", "A rule was broken"),
     "error": ("Không chạy được, chưa có kết luận", "Could not run, no verdict"),
+}
+#: verdicts and check outcomes in Vietnamese (shown before the English word)
+VERDICT_VI: dict[str, str] = {
+    "ready": "sẵn sàng", "ready with waiver": "sẵn sàng có miễn trừ", "not ready": "chưa sẵn sàng",
+    "could not run": "không chạy được", "incomplete": "chưa đầy đủ", "not tested": "chưa kiểm tra",
+    "passed": "đạt", "failed": "không đạt", "error": "không có kết luận", "skipped": "bỏ qua",
 }
 SEVERITY_VI: dict[str, str] = {"critical": "nghiêm trọng", "major": "quan trọng", "minor": "nhỏ"}
 _SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2}

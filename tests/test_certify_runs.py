@@ -41,7 +41,8 @@ def test_a_run_where_every_check_was_skipped_is_not_ready_and_not_ok(tmp_path: P
     assert results["summary"]["ok"] is False and results["summary"]["readiness"] == "not tested"
     assert results["summary"]["exit_code"] == 3
     html = render_readiness_html(results)
-    assert "Readiness report <span class='v not-tested'>not tested</span>" in html
+    assert ("Readiness report</span> <span class='v not-tested'><span lang='vi'>chưa kiểm tra</span> "
+            "<span class='en'>/ not tested</span></span>") in html
     assert "critical</span><br><span class='muted'>capability not declared" in html  # reason apart from severity
     write_results(tmp_path / "results.json", results)  # schema-valid
 
@@ -52,7 +53,7 @@ def test_only_one_criterion_lists_every_criterion_and_is_incomplete() -> None:
     assert list(results["verdicts"]) == list(CRITERIA)
     assert {v for k, v in results["verdicts"].items() if k != "sso"} == {"not tested"}
     html = render_readiness_html(results)
-    assert "<span class='v incomplete'>incomplete</span>" in html
+    assert "<span class='v incomplete'><span lang='vi'>chưa đầy đủ</span> <span class='en'>/ incomplete" in html
     assert all(label in html for label in CRITERIA.values())
     assert html.count("not run in this run (--only)") == len(CRITERIA) - 1
 

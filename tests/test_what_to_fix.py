@@ -113,7 +113,9 @@ def test_the_report_opens_with_what_to_fix_and_shows_vietnam_and_utc_times() -> 
     outline = _Outline()
     outline.feed(page)
     assert outline.headings[0] == "Cần khắc phục / What to fix"
-    assert "Verdict per criterion" in outline.headings and "Checks" in outline.headings
+    assert "Kết luận theo tiêu chí / Verdict per criterion" in outline.headings
+    assert "Các kiểm tra / Checks" in outline.headings
+    assert "Báo cáo mức độ sẵn sàng" in page and "chưa sẵn sàng</span> <span class='en'>/ not ready" in page
     first = outline.entries[0]
     assert first["links"] == ["#check-PAY-01", "#check-PAY-03"]
     assert "Vi phạm quy tắc" in first["text"] and "A rule was broken" in first["text"]
