@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from haicap.errors import HaicapError
+from haicap.errors import HaicapError, did_you_mean
 
 __all__ = ["register", "run_certify"]
 
@@ -84,10 +84,11 @@ def _validate_args(args: argparse.Namespace) -> None:
     from haicap.conformance.registry import CRITERIA, all_checks
     from haicap.target import embedded_provider, load_profile
 
-    ids = {spec.id for spec in all_checks()}
+    ids = sorted(spec.id for spec in all_checks())
     unknown = [c for c in args.only if c not in CRITERIA and c.upper() not in ids]
     if unknown:
-        raise HaicapError(f"--only {', '.join(unknown)}: neither a criterion ({', '.join(CRITERIA)}) nor a check id "
+        named = [c + (did_you_mean(c.upper(), ids) if "-" in c else did_you_mean(c, CRITERIA)) for c in unknown]
+        raise HaicapError(f"--only {', '.join(named)}: neither a criterion ({', '.join(CRITERIA)}) nor a check id "
                           "(SSO-09; see the README's check table)")
     args.only = [c if c in CRITERIA else c.upper() for c in args.only]
     if args.workers < 0:

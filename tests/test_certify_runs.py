@@ -175,15 +175,26 @@ def test_a_mistyped_fault_touches_nothing_of_the_previous_run(tmp_path: Path,
     (tmp_path / "allure-results").mkdir()
     (tmp_path / "allure-results" / "x-result.json").write_text("{}")
     assert main(["certify", "--fault", "skips-nonce-chek", "--out", str(tmp_path)]) == 2
-    assert "unknown fault skips-nonce-chek" in capsys.readouterr().err
+    assert "unknown fault skips-nonce-chek (did you mean skips-nonce-check" in capsys.readouterr().err
     assert (tmp_path / "results.json").exists() and (tmp_path / "allure-results" / "x-result.json").exists()
 
 
-@pytest.mark.parametrize("only", ["SSO-99", "ssso"])
-def test_only_names_a_criterion_or_a_check(tmp_path: Path, capsys: pytest.CaptureFixture[str], only: str) -> None:
+@pytest.mark.parametrize(("only", "hint"), [("SSO-99", " (did you mean SSO-39, SSO-19, SSO-09?)"),
+                                            ("sso-9", " (did you mean SSO-39, SSO-19, SSO-09?)"),
+                                            ("ssso", " (did you mean sso?)"), ("speed", "")])
+def test_only_names_a_criterion_or_a_check(tmp_path: Path, capsys: pytest.CaptureFixture[str], only: str,
+                                           hint: str) -> None:
     assert main(["certify", "--only", only, "--out", str(tmp_path / "run")]) == 2
-    assert f"--only {only}: neither a criterion" in capsys.readouterr().err
+    assert f"--only {only}{hint}: neither a criterion" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_did_you_mean_names_the_closest_names_or_nothing() -> None:
+    from haicap.errors import did_you_mean
+
+    hint = did_you_mean("late_sync", ["late-sync", "duplicate-sync", "no-pkce"])
+    assert hint == " (did you mean late-sync, duplicate-sync?)"
+    assert did_you_mean("zzzz", ["late-sync"]) == ""
 
 
 def test_a_new_run_removes_every_output_of_the_previous_one(tmp_path: Path) -> None:
