@@ -72,7 +72,9 @@ def register(subparsers: Any) -> None:
 
 
 #: What a run writes into its folder, its scratch files, and the folders a run fills.
-OUTPUTS = ("results.json", "report.html", "junit.xml", "bundle.zip", "bundle.pub")
+OUTPUTS = ("results.json", "report.html", "junit.xml", "bundle.zip", "bundle.pub", "pytest.log")
+#: What pytest and its plugins print besides haicap's own lines (warnings, a crash): kept here, not on the console.
+PYTEST_LOG = "pytest.log"
 RECORDS = "checks.raw.json"
 RERUN_JUNIT = "junit.rerun.xml"
 CARRIED_JUNIT = "junit.carried.xml"
@@ -278,7 +280,10 @@ def _run_checks(target: Any, args: argparse.Namespace, expected: list[Any], reru
     # the run folder travels with the target: the operator back office writes its instructions there
     target_file = _write_target_file(dataclasses.replace(target, run_dir=str(out.resolve())))
     try:
-        _stream(_pytest_command(args, records_path, target_file, rerun_ids, previous is not None), redact, cwd=out)
+        code = _stream(_pytest_command(args, records_path, target_file, rerun_ids, previous is not None), redact,
+                       cwd=out)
+        if code not in (0, 1):  # 0/1: the checks ran (failures are haicap's to report); else pytest itself stopped
+            _pytest_stopped(code, out / PYTEST_LOG)
     except KeyboardInterrupt:
         _interrupted(out, redact, previous is not None)
         raise
@@ -483,7 +488,8 @@ def _pytest_command(args: argparse.Namespace, records: Path, target_file: str, r
         # -P: the working directory is not put on sys.path, so a source checkout's haicap/ folder can
         # never shadow the installed package (its top-level folders install as haicap.* subpackages)
         sys.executable, "-P", "-m", "pytest", "--pyargs", "haicap.conformance",
-        "-p", "no:cacheprovider", "-q", "--no-header", "--tb=line", "-rN",
+        "-p", "no:cacheprovider", "-qq", "--no-header", "--no-summary", "--tb=line", "-rN",
+        "-o", "console_output_style=classic", "--haicap-console",
         f"--rootdir={out.resolve()}", f"--junitxml={junit.resolve()}",
         f"--alluredir={(out / 'allure-results').resolve()}",
         f"--haicap-target-file={target_file}", f"--haicap-results={records.resolve()}",
@@ -508,15 +514,32 @@ def _interrupted(out: Path, redact: Any, rerun: bool) -> None:
     print(f"haicap certify: interrupted; {kept} in {out}", file=sys.stderr, flush=True)
 
 
+def _pytest_stopped(code: int, log: Path) -> None:
+    """pytest ended without running the checks through (a collection error, an internal error): say so, with the
+    end of what it printed, instead of only 'no verdict' for every check."""
+    tail = log.read_text(encoding="utf-8").splitlines()[-20:] if log.is_file() else []
+    print(f"haicap certify: pytest stopped with exit code {code}; the checks it did not reach have no verdict. "
+          f"Its output: {log}" + (":" if tail else " (empty)"), file=sys.stderr, flush=True)
+    for line in tail:
+        print(f"  | {line}", file=sys.stderr, flush=True)
+
+
 def _stream(cmd: list[str], redact: Any, cwd: Path) -> int:
+    """Run pytest: haicap's own lines (CONSOLE_MARK) go to the console, everything else to OUT/pytest.log."""
+    from haicap.conformance.plugin import CONSOLE_MARK
+
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                          cwd=cwd) as proc:
+                          cwd=cwd) as proc, open(cwd / PYTEST_LOG, "w", encoding="utf-8") as log:
         assert proc.stdout is not None
         try:
             for line in proc.stdout:
-                sys.stdout.write(redact.text(line))
-                sys.stdout.flush()
+                if line.startswith(CONSOLE_MARK):
+                    sys.stdout.write(redact.text(line[len(CONSOLE_MARK):]))
+                    sys.stdout.flush()
+                elif line.strip():
+                    log.write(redact.text(line))
+                    log.flush()
         except KeyboardInterrupt:  # let pytest finish writing before the caller cleans up after it
             proc.send_signal(signal.SIGINT)  # Ctrl-C reached it too; a SIGINT sent to haicap alone did not
             try:
@@ -525,11 +548,33 @@ def _stream(cmd: list[str], redact: Any, cwd: Path) -> int:
                 proc.kill()
                 proc.communicate()
             raise
-        return proc.wait()
+        code = proc.wait()
+    if not (cwd / PYTEST_LOG).stat().st_size:
+        (cwd / PYTEST_LOG).unlink()
+    return code
+
+
+def _print_evidence(results: dict[str, Any]) -> None:
+    """What each check that failed or could not run in this run saw (the report has the same, with links)."""
+    from haicap.conformance.plugin import _field
+
+    problems = [c for c in results["checks"] if c["status"] in ("failed", "error") and not c.get("carried_from")]
+    if problems:
+        print("\nevidence of what failed or could not run (also in report.html):")
+    for check in problems:
+        waived = " (waived)" if (check.get("waiver") or {}).get("state") == "active" else ""
+        verb = "failed" if check["status"] == "failed" else "could not run"
+        print(f"\n{check['id']} {verb}{waived}: {check.get('message') or '(no message)'}")
+        for label in ("expected", "actual", "reproduce", "rule"):
+            if check.get(label) not in (None, ""):
+                print(_field(label, check[label]))
+    if problems:
+        print(_field("seed", results["seed"]))
 
 
 def _print_summary(results: dict[str, Any], out: Path, seconds: float) -> None:
     s = results["summary"]
+    _print_evidence(results)
     print()
     for criterion, verdict in results["verdicts"].items():
         print(f"  {criterion:<11} {verdict}")

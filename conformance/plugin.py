@@ -51,6 +51,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="start the target even if conformance/ is not named on the command line")
     group.addoption("--haicap-target-file", dest="haicap_target_file", metavar="FILE",
                     help="use the already running target described in FILE (written by haicap certify)")
+    group.addoption("--haicap-console", dest="haicap_console", action="store_true",
+                    help="haicap's own progress lines only: no pytest dots, percentages or summary sections "
+                    "(haicap certify prints the evidence itself); collection errors are still printed")
 
 
 def _wanted(config: pytest.Config) -> bool:
@@ -136,6 +139,17 @@ def _target_from_json(raw: str) -> Target:
     return Target(**data)
 
 
+#: With ``--haicap-console`` each line of haicap's own starts with this (haicap certify shows those lines only,
+#: without it, and keeps whatever else pytest or its plugins print in OUT/pytest.log).
+CONSOLE_MARK = "\x1ehaicap\x1f"
+
+
+def say(config: pytest.Config | None, line: str) -> None:
+    """Print one line of haicap's own progress (a check's outcome, an operator instruction)."""
+    mark = CONSOLE_MARK if config is not None and config.option.haicap_console else ""
+    print(mark + line, flush=True)
+
+
 _target_stash = pytest.StashKey[Target]()
 #: What a passed check says it verified (the check function's return value), set by test_check.
 PASSED_SUMMARY = pytest.StashKey[str]()
@@ -189,7 +203,7 @@ def _console(config: pytest.Config) -> Any:
 
     def console(line: str) -> None:
         with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
-            print(line, flush=True)
+            say(config, line)
 
     return console
 
@@ -372,7 +386,26 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             record = json.loads(value)
             _RECORDS.append(record)
             _junit_reads_like_the_report(report, record)
-            print(f"  {record['status']:<8} {record['id']:<8} {record['title']}", flush=True)
+            say(_SESSION_CONFIG[0] if _SESSION_CONFIG else None,
+                f"  {record['status']:<8} {record['id']:<8} {record['title']}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
+    """With ``--haicap-console`` pytest counts each outcome but writes no letter (``.``, ``F``) for it: the
+    ``  passed   SSO-01 …`` line printed by :func:`pytest_runtest_logreport` is the progress."""
+    status = yield
+    if config.option.haicap_console and status:
+        return (status[0], "", "")
+    return status
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """With ``--haicap-console`` pytest's summary sections are off: a module that cannot be imported still says why."""
+    config = _SESSION_CONFIG[0] if _SESSION_CONFIG else None
+    if report.failed and config is not None and config.option.haicap_console:
+        for line in f"haicap: cannot collect {report.nodeid or 'the checks'}:\n{report.longreprtext}".splitlines():
+            say(config, line)
 
 
 def _junit_reads_like_the_report(report: pytest.TestReport, record: dict[str, Any]) -> None:

@@ -189,6 +189,16 @@ def test_only_names_a_criterion_or_a_check(tmp_path: Path, capsys: pytest.Captur
     assert not (tmp_path / "run").exists()
 
 
+def test_a_pytest_that_stopped_is_said_with_the_end_of_its_output(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from haicap.conformance.cli import _pytest_stopped
+
+    (tmp_path / "pytest.log").write_text("ImportError while importing test module\nE   ModuleNotFoundError: x\n")
+    _pytest_stopped(2, tmp_path / "pytest.log")
+    err = capsys.readouterr().err
+    assert "pytest stopped with exit code 2" in err and "  | E   ModuleNotFoundError: x" in err
+
+
 def test_did_you_mean_names_the_closest_names_or_nothing() -> None:
     from haicap.errors import did_you_mean
 
@@ -197,12 +207,16 @@ def test_did_you_mean_names_the_closest_names_or_nothing() -> None:
     assert did_you_mean("zzzz", ["late-sync"]) == ""
 
 
-def test_a_new_run_removes_every_output_of_the_previous_one(tmp_path: Path) -> None:
+def test_a_new_run_removes_every_output_of_the_previous_one(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     _previous(tmp_path)
     for folder in ("allure-results", "operator"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "old.json").write_text("{}")
     assert main(["certify", "--only", "UNIT-02", "--out", str(tmp_path)]) == 0
+    console = capsys.readouterr().out  # haicap's own progress lines only: no pytest dots, percentages or summary
+    assert "\n  passed   UNIT-02  " in console and "[100%]" not in console and "deselected" not in console
+    assert not [line for line in console.splitlines() if line.startswith((".", "F", "s", "E", "="))], console
     assert not (tmp_path / "operator").exists()
     assert not (tmp_path / "allure-results" / "old.json").exists()
     results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
