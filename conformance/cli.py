@@ -21,6 +21,7 @@ verifies an earlier bundle and re-runs only what changed since (conformance/sinc
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import datetime as dt
 import json
@@ -81,7 +82,17 @@ CARRIED_JUNIT = "junit.carried.xml"
 OUTPUT_DIRS = ("allure-results", "operator")
 
 
-def _validate_args(args: argparse.Namespace) -> None:
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """What the run's files hold, each read and validated once (by :func:`_validate_args`) and handed along."""
+
+    profile: Any = None  # haicap.target.Profile, or None for the embedded sandbox
+    waivers: list[Any] | None = None  # haicap.waivers.Waiver, or None without --waivers
+    signing_key: Any = None  # Ed25519PrivateKey from --signing-key or the profile's signing_key_file
+    signing_key_file: Path | None = None
+
+
+def _validate_args(args: argparse.Namespace) -> Inputs:
     """Everything that can be wrong with the command line or the profile, before the run folder is touched."""
     from haicap.conformance.registry import CRITERIA, all_checks
     from haicap.target import embedded_provider, load_profile
@@ -98,6 +109,7 @@ def _validate_args(args: argparse.Namespace) -> None:
     if args.since is not None and args.rerun_failed:
         raise HaicapError("--since and --rerun-failed do not mix: --since carries from a bundle, --rerun-failed "
                           "merges into OUT/results.json; pick one")
+    profile = None
     if args.profile is not None:
         if args.fault:
             raise HaicapError("--fault applies to the embedded sandbox only, not to a profile's province")
@@ -114,15 +126,20 @@ def _validate_args(args: argparse.Namespace) -> None:
             from haicap.data_generators.units import admin_units
 
             admin_units().province(args.province)
+    waivers = None
     if args.waivers is not None:
-        from haicap.waivers import check_file
+        from haicap.waivers import load_waivers
 
-        check_file(args.waivers)  # a mistake is one line naming file, line and field
-    key_file = args.signing_key or _profile_signing_key(args.profile)
+        if not args.waivers.is_file():
+            raise HaicapError(f"--waivers {args.waivers}: no such file")
+        waivers = load_waivers(args.waivers)  # a mistake is one line naming file, line and field
+    key_file = args.signing_key or _profile_signing_key(args.profile, profile)
+    key = None
     if key_file is not None:
         from haicap.reports.bundle import load_private_key
 
-        load_private_key(key_file)
+        key = load_private_key(key_file)
+    return Inputs(profile=profile, waivers=waivers, signing_key=key, signing_key_file=key_file)
 
 
 def _check_out(args: argparse.Namespace) -> None:
@@ -190,8 +207,9 @@ def run_certify(args: argparse.Namespace) -> int:
     from haicap.reports.results import exit_code, load_results
     from haicap.target import open_target
 
-    _validate_args(args)
-    since = _load_since(args) if args.since is not None else None  # a bundle that does not verify touches nothing
+    inputs = _validate_args(args)
+    # a bundle that does not verify touches nothing
+    since = _load_since(args, inputs) if args.since is not None else None
     _check_out(args)
     out: Path = args.out
     previous = load_results(out / "results.json") if args.rerun_failed else None
@@ -211,7 +229,7 @@ def run_certify(args: argparse.Namespace) -> int:
     started = _now()
     delta_run = None
     if since is not None:
-        delta = _plan_since(since, args, expected)
+        delta = _plan_since(since, inputs, expected)
         rerun_ids = list(delta["rerun"])
         delta_run = (since, delta)
         print(f"haicap certify --since {args.since} ({since.created}): re-running {len(rerun_ids)}, carrying "
@@ -219,18 +237,18 @@ def run_certify(args: argparse.Namespace) -> int:
         for change in delta["changes"]:
             print(f"  changed: {change}", flush=True)
         if not rerun_ids:
-            return _carry_only(args, since, delta, expected, started, time.monotonic())
+            return _carry_only(args, inputs, since, delta, expected, started, time.monotonic())
     t0 = time.monotonic()
     what = f"profile {args.profile}" if args.profile else "embedded sandbox"
     print(f"haicap certify: starting the target ({what})", flush=True)
-    with open_target(args.profile, faults=args.fault, seed=args.seed, province=args.province) as target:
+    with open_target(inputs.profile, faults=args.fault, seed=args.seed, province=args.province) as target:
         if previous is not None:
             _check_same_target(previous["target"], target.describe(), out)
         print(f"  province {target.province_url}  ·  national counterpart {target.national_url}", flush=True)
         preflight = _preflight(target, args, out, started)
         if not preflight["ok"]:
             return 2
-        results = _run_checks(target, args, expected, rerun_ids, previous, started, preflight, delta_run)
+        results = _run_checks(target, args, inputs, expected, rerun_ids, previous, started, preflight, delta_run)
     _print_summary(results, out, time.monotonic() - t0)
     return int(results["summary"]["exit_code"])
 
@@ -267,7 +285,7 @@ def _preflight(target: Any, args: argparse.Namespace, out: Path, started: str) -
     return preflight
 
 
-def _run_checks(target: Any, args: argparse.Namespace, expected: list[Any], rerun_ids: list[str],
+def _run_checks(target: Any, args: argparse.Namespace, inputs: Inputs, expected: list[Any], rerun_ids: list[str],
                 previous: dict[str, Any] | None, started: str, preflight: dict[str, Any],
                 delta_run: tuple[Any, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Run the checks in a pytest child process, then write results.json, report.html and the merged junit."""
@@ -313,10 +331,10 @@ def _run_checks(target: Any, args: argparse.Namespace, expected: list[Any], reru
 
             merge_junit(out / "junit.xml", rerun_junit, out / "junit.xml")
             rerun_junit.unlink()
-    return _finish(args, redact.value(results), redact, started, delta_run)
+    return _finish(args, inputs, redact.value(results), redact, started, delta_run)
 
 
-def _finish(args: argparse.Namespace, results: dict[str, Any], redact: Any, started: str,
+def _finish(args: argparse.Namespace, inputs: Inputs, results: dict[str, Any], redact: Any, started: str,
             delta_run: tuple[Any, dict[str, Any]] | None) -> dict[str, Any]:
     """Waivers, results.json, report.html, redaction of the folder, bundle.zip (with --since: the delta and the
     carried checks' JUnit cases)."""
@@ -327,11 +345,11 @@ def _finish(args: argparse.Namespace, results: dict[str, Any], redact: Any, star
     if delta_run is not None:
         results["delta"] = delta_run[1]
         _carry_junit(out, *delta_run)
-    results = _with_waivers(results, args)
+    results = _with_waivers(results, args, inputs.waivers)
     write_results(out / "results.json", results)
     (out / "report.html").write_text(render_readiness_html(results), encoding="utf-8")
     redact.files(out)
-    _write_bundle(args, results, redact, started)
+    _write_bundle(args, inputs, results, redact, started)
     return results
 
 
@@ -350,47 +368,40 @@ def _carry_junit(out: Path, since: Any, delta: dict[str, Any]) -> None:
         base.unlink()
 
 
-def _load_since(args: argparse.Namespace) -> Any:
+def _load_since(args: argparse.Namespace, inputs: Inputs) -> Any:
     """The --since bundle, verified (against this run's signing key when it has one) and of the same target."""
     from haicap.conformance.since import check_since_matches, load_since
-    from haicap.target import embedded_provider, load_profile
+    from haicap.target import embedded_provider
 
-    trusted = None
-    key_file = args.signing_key or _profile_signing_key(args.profile)
-    if key_file is not None:  # the new bundle re-signs the carried evidence: its key must have signed it before
-        from haicap.reports.bundle import load_private_key
-
-        trusted = load_private_key(key_file).public_key()
+    # the new bundle re-signs the carried evidence: its key must have signed it before
+    trusted = inputs.signing_key.public_key() if inputs.signing_key is not None else None
     since = load_since(args.since, trusted)
-    province = load_profile(args.profile).data["province"] if args.profile is not None else (
+    province = inputs.profile.data["province"] if inputs.profile is not None else (
         args.province or embedded_provider().default_province)
     check_since_matches(since, embedded=args.profile is None, province=province, faults=args.fault, seed=args.seed)
     return since
 
 
-def _current_profile(args: argparse.Namespace) -> dict[str, Any] | None:
+def _current_profile(inputs: Inputs) -> dict[str, Any] | None:
     """The profile as a bundle would hold it (redacted with the run's secrets), to compare with the bundle's."""
-    if args.profile is None:
+    if inputs.profile is None:
         return None
-    import yaml
-
     from haicap.redaction import Redactor
-    from haicap.target import load_profile
 
-    profile = load_profile(args.profile)
+    profile = inputs.profile
     secrets = [profile.secret(k) for k in profile.data["credentials"] if k.endswith("_env")]
-    return Redactor(secrets).value(yaml.safe_load(args.profile.read_text(encoding="utf-8")))  # type: ignore[no-any-return]
+    return Redactor(secrets).value(copy.deepcopy(profile.data))  # type: ignore[no-any-return]
 
 
-def _plan_since(since: Any, args: argparse.Namespace, expected: list[Any]) -> dict[str, Any]:
+def _plan_since(since: Any, inputs: Inputs, expected: list[Any]) -> dict[str, Any]:
     from haicap.conformance.since import plan_delta
     from haicap.reports.bundle import versions
 
-    return plan_delta(since, expected, versions(), _current_profile(args))
+    return plan_delta(since, expected, versions(), _current_profile(inputs))
 
 
-def _carry_only(args: argparse.Namespace, since: Any, delta: dict[str, Any], expected: list[Any], started: str,
-                t0: float) -> int:
+def _carry_only(args: argparse.Namespace, inputs: Inputs, since: Any, delta: dict[str, Any], expected: list[Any],
+                started: str, t0: float) -> int:
     """Nothing changed that a check depends on: no target is started; every check is carried from the bundle."""
     from haicap.conformance.since import carried_records
     from haicap.redaction import Redactor
@@ -400,19 +411,19 @@ def _carry_only(args: argparse.Namespace, since: Any, delta: dict[str, Any], exp
           flush=True)
     results = build_results(carried_records(since, delta), expected, target=since.results["target"],
                             seed=args.seed, started=started, finished=_now(), allow_incomplete=args.allow_incomplete)
-    results = _finish(args, results, Redactor(()), started, (since, delta))
+    results = _finish(args, inputs, results, Redactor(()), started, (since, delta))
     _print_summary(results, args.out, time.monotonic() - t0)
     return int(results["summary"]["exit_code"])
 
 
-def _with_waivers(results: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+def _with_waivers(results: dict[str, Any], args: argparse.Namespace, waivers: list[Any] | None) -> dict[str, Any]:
     """Apply ``--waivers``: waived criteria read 'ready with waiver'; a stale waiver fails the run (exit 1)."""
-    if args.waivers is None:
+    if waivers is None:
         return results
     from haicap.reports.results import exit_code, readiness, verdicts
-    from haicap.waivers import apply_waivers, load_waivers, today_in_vietnam
+    from haicap.waivers import apply_waivers, today_in_vietnam
 
-    waived = apply_waivers(results, load_waivers(args.waivers), today_in_vietnam(), verdicts, readiness)
+    waived = apply_waivers(results, waivers, today_in_vietnam(), verdicts, readiness)
     summary, info = waived["summary"], waived["waivers"]
     unwaived = sum(1 for c in waived["checks"] if c["status"] == "failed" and c["id"] not in info["applied"])
     summary["exit_code"] = 1 if unwaived or info["stale"] else exit_code(
@@ -425,14 +436,14 @@ def _with_waivers(results: dict[str, Any], args: argparse.Namespace) -> dict[str
     return waived
 
 
-def _write_bundle(args: argparse.Namespace, results: dict[str, Any], redact: Any, started: str) -> None:
+def _write_bundle(args: argparse.Namespace, inputs: Inputs, results: dict[str, Any], redact: Any,
+                  started: str) -> None:
     """bundle.zip over the redacted evidence, signed with the province's key or one made for this run."""
-    from haicap.reports.bundle import key_id, load_private_key, write_bundle
+    from haicap.reports.bundle import key_id, write_bundle
 
-    key_file = args.signing_key or _profile_signing_key(args.profile)
-    if key_file is not None:
-        key = load_private_key(key_file)
-        origin = f"signed with {key_file} (key {key_id(key.public_key())})"
+    if inputs.signing_key is not None:
+        key = inputs.signing_key
+        origin = f"signed with {inputs.signing_key_file} (key {key_id(key.public_key())})"
     else:
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -441,22 +452,17 @@ def _write_bundle(args: argparse.Namespace, results: dict[str, Any], redact: Any
         (args.out / "bundle.pub").write_bytes(key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
         origin = f"signed with a key made for this run (key {key_id(key.public_key())}; public half: bundle.pub)"
-    profile = None
-    if args.profile is not None:
-        import yaml
-
-        profile = redact.value(yaml.safe_load(args.profile.read_text(encoding="utf-8")))
+    profile = redact.value(copy.deepcopy(inputs.profile.data)) if inputs.profile is not None else None
     write_bundle(args.out, key, profile=profile, created=started)
     print(f"  bundle: {args.out / 'bundle.zip'} — {origin}; haicap verify checks it", flush=True)
 
 
-def _profile_signing_key(profile: Path | None) -> Path | None:
-    if profile is None:
+def _profile_signing_key(path: Path | None, profile: Any) -> Path | None:
+    """The profile's ``signing_key_file``, relative to the profile's folder."""
+    if path is None or profile is None:
         return None
-    from haicap.target import load_profile
-
-    name = load_profile(profile).data.get("signing_key_file")
-    return None if not name else (profile.parent / name)
+    name = profile.data.get("signing_key_file")
+    return None if not name else (path.parent / name)
 
 
 def _miswired_sync(records: list[dict[str, Any]], why: str) -> list[dict[str, Any]]:
