@@ -12,7 +12,10 @@ province); 3 incomplete (a selected check skipped for an undeclared capability, 
 (conformance/preflight.py) runs before any check and, when it fails, writes a results.json/report.html saying so.
 
 A new run first removes every output of the previous run (results, report, junit, allure-results/, operator/),
-so an interrupted run never leaves old evidence next to new. ``--rerun-failed`` re-runs what failed on the *same*
+so an interrupted run never leaves old evidence next to new. Ctrl-C stops the run with exit 3: results.json,
+report.html and junit.xml hold the checks judged so far, marked ``interrupted`` (the checks not run listed),
+and no bundle is written. The console shows haicap's own lines only; pytest's are kept in OUT/pytest.log.
+``--rerun-failed`` re-runs what failed on the *same*
 province, seed and sandbox faults (the province fixed in between) and merges results.json, report.html and
 junit.xml, recording each re-run (when, which checks); Allure keeps both attempts. ``--since bundle.zip``
 verifies an earlier bundle and re-runs only what changed since (conformance/since.py), carrying the rest.
@@ -72,6 +75,8 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run_certify)
 
 
+#: Exit code of a run stopped by Ctrl-C (incomplete, like a run with checks that reached no verdict).
+EXIT_INTERRUPTED = 3
 #: What a run writes into its folder, its scratch files, and the folders a run fills.
 OUTPUTS = ("results.json", "report.html", "junit.xml", "bundle.zip", "bundle.pub", "pytest.log")
 #: What pytest and its plugins print besides haicap's own lines (warnings, a crash): kept here, not on the console.
@@ -204,6 +209,19 @@ def _check_same_target(previous: dict[str, Any], now: dict[str, Any], out: Path)
 
 
 def run_certify(args: argparse.Namespace) -> int:
+    """``haicap certify`` (see the module docstring); Ctrl-C stops it cleanly with exit 3, never a traceback."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        return _certify(args)
+    except KeyboardInterrupt:  # before any check was judged: starting the target, the pre-flight
+        print("\nhaicap certify: interrupted before any check was judged; no results were written",
+              file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, handler)
+
+
+def _certify(args: argparse.Namespace) -> int:
     from haicap.reports.results import exit_code, load_results
     from haicap.target import open_target
 
@@ -297,14 +315,17 @@ def _run_checks(target: Any, args: argparse.Namespace, inputs: Inputs, expected:
     records_path = out / RECORDS
     # the run folder travels with the target: the operator back office writes its instructions there
     target_file = _write_target_file(dataclasses.replace(target, run_dir=str(out.resolve())))
+    interrupted = False
     try:
         code = _stream(_pytest_command(args, records_path, target_file, rerun_ids, previous is not None), redact,
                        cwd=out)
         if code not in (0, 1):  # 0/1: the checks ran (failures are haicap's to report); else pytest itself stopped
             _pytest_stopped(code, out / PYTEST_LOG)
     except KeyboardInterrupt:
-        _interrupted(out, redact, previous is not None)
-        raise
+        interrupted = True
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut what was judged in half
+        if previous is not None:
+            _rerun_interrupted(out, redact)
     finally:
         os.unlink(target_file)
     records = json.loads(records_path.read_text(encoding="utf-8")) if records_path.exists() else []
@@ -312,6 +333,8 @@ def _run_checks(target: Any, args: argparse.Namespace, inputs: Inputs, expected:
         from haicap.conformance.since import carried_records
 
         records = [r for r in records if r["id"] in set(rerun_ids)] + carried_records(*delta_run)
+    if interrupted:  # SIGINT stays ignored until run_certify returns: the target's teardown is not cut short
+        return _interrupted_results(target, args, inputs, records, expected, started, preflight, delta_run)
     from haicap.conformance.preflight import after_run_probe
 
     late = after_run_probe(target)
@@ -334,10 +357,35 @@ def _run_checks(target: Any, args: argparse.Namespace, inputs: Inputs, expected:
     return _finish(args, inputs, redact.value(results), redact, started, delta_run)
 
 
+def _interrupted_results(target: Any, args: argparse.Namespace, inputs: Inputs, records: list[dict[str, Any]],
+                         expected: list[Any], started: str, preflight: dict[str, Any],
+                         delta_run: tuple[Any, dict[str, Any]] | None) -> dict[str, Any]:
+    """Ctrl-C: the results of the checks judged before it, marked ``interrupted`` (exit 3; a criterion with a
+    check not run is never ready); the checks not reached are listed, not reported as run."""
+    from haicap.redaction import Redactor
+    from haicap.reports.junit_merge import mark_interrupted
+    from haicap.reports.results import build_results
+
+    out: Path = args.out
+    judged = {r["id"] for r in records}
+    not_run = [spec.id for spec in expected if spec.id not in judged]
+    redact = Redactor(target.secret_values)
+    results = build_results(records, [spec for spec in expected if spec.id in judged], target=target.describe(),
+                            seed=args.seed, started=started, finished=_now(), preflight=preflight)
+    results["interrupted"] = {"at": results["finished"], "judged": len(judged), "selected": len(expected),
+                              "not_run": not_run}
+    (out / RECORDS).unlink(missing_ok=True)
+    mark_interrupted(out / "junit.xml", f"interrupted (Ctrl-C): {len(judged)} of {len(expected)} selected checks "
+                                        f"judged; not run: {', '.join(not_run) or 'none'}")
+    print(f"\nhaicap certify: interrupted; {len(judged)} of {len(expected)} selected checks were judged, "
+          f"{len(not_run)} not run — {out / 'results.json'} and report.html say so", file=sys.stderr, flush=True)
+    return _finish(args, inputs, redact.value(results), redact, started, delta_run, interrupted=True)
+
+
 def _finish(args: argparse.Namespace, inputs: Inputs, results: dict[str, Any], redact: Any, started: str,
-            delta_run: tuple[Any, dict[str, Any]] | None) -> dict[str, Any]:
+            delta_run: tuple[Any, dict[str, Any]] | None, *, interrupted: bool = False) -> dict[str, Any]:
     """Waivers, results.json, report.html, redaction of the folder, bundle.zip (with --since: the delta and the
-    carried checks' JUnit cases)."""
+    carried checks' JUnit cases). An interrupted run is not bundled: it is no evidence to hand in."""
     from haicap.reports.readiness_html import render_readiness_html
     from haicap.reports.results import write_results
 
@@ -346,10 +394,13 @@ def _finish(args: argparse.Namespace, inputs: Inputs, results: dict[str, Any], r
         results["delta"] = delta_run[1]
         _carry_junit(out, *delta_run)
     results = _with_waivers(results, args, inputs.waivers)
+    if interrupted:  # after the waivers, which recompute the exit code
+        results["summary"].update(ok=False, exit_code=EXIT_INTERRUPTED)
     write_results(out / "results.json", results)
     (out / "report.html").write_text(render_readiness_html(results), encoding="utf-8")
     redact.files(out)
-    _write_bundle(args, inputs, results, redact, started)
+    if not interrupted:
+        _write_bundle(args, inputs, results, redact, started)
     return results
 
 
@@ -511,13 +562,14 @@ def _pytest_command(args: argparse.Namespace, records: Path, target_file: str, r
     return cmd
 
 
-def _interrupted(out: Path, redact: Any, rerun: bool) -> None:
-    """Ctrl-C: drop the partial junit and records (they would read as a whole run), redact what stays."""
+def _rerun_interrupted(out: Path, redact: Any) -> None:
+    """Ctrl-C during --rerun-failed: the results it would merge into stay as they were (exit 3)."""
     (out / RECORDS).unlink(missing_ok=True)
-    (out / (RERUN_JUNIT if rerun else "junit.xml")).unlink(missing_ok=True)
+    (out / RERUN_JUNIT).unlink(missing_ok=True)
     redact.files(out)
-    kept = "the previous results are unchanged" if rerun else "no results were written"
-    print(f"haicap certify: interrupted; {kept} in {out}", file=sys.stderr, flush=True)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    raise HaicapError(f"interrupted; the re-run was not merged: the previous results in {out} are unchanged",
+                      exit_code=EXIT_INTERRUPTED)
 
 
 def _pytest_stopped(code: int, log: Path) -> None:
@@ -550,14 +602,15 @@ def _stream(cmd: list[str], redact: Any, cwd: Path) -> int:
             proc.send_signal(signal.SIGINT)  # Ctrl-C reached it too; a SIGINT sent to haicap alone did not
             try:
                 proc.communicate(timeout=30)  # drained, so a full pipe cannot block it
-            except subprocess.TimeoutExpired:
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):  # a second Ctrl-C: do not wait any longer
                 proc.kill()
                 proc.communicate()
             raise
-        code = proc.wait()
-    if not (cwd / PYTEST_LOG).stat().st_size:
-        (cwd / PYTEST_LOG).unlink()
-    return code
+        finally:
+            log.close()
+            if not (cwd / PYTEST_LOG).stat().st_size:
+                (cwd / PYTEST_LOG).unlink()
+        return proc.wait()
 
 
 def _print_evidence(results: dict[str, Any]) -> None:
@@ -595,6 +648,10 @@ def _print_summary(results: dict[str, Any], out: Path, seconds: float) -> None:
     meaning = {0: "every selected check passed", 1: "a rule was broken",
                3: f"incomplete: {s['skipped']} selected check(s) skipped, {s['error']} reached no verdict "
                   "(--allow-incomplete accepts that)"}
+    if results.get("interrupted"):
+        stop = results["interrupted"]
+        meaning[3] = (f"interrupted (Ctrl-C): {stop['judged']} of {stop['selected']} selected checks judged, "
+                      f"{len(stop['not_run'])} not run; no bundle was written")
     print(f"exit {s['exit_code']}: {meaning.get(s['exit_code'], '')}")
     print(f"report: {out / 'report.html'}  results: {out / 'results.json'}  junit: {out / 'junit.xml'}")
 

@@ -148,7 +148,7 @@ def test_rerun_merges_results_report_and_junit_and_records_the_rerun(tmp_path: P
 
 
 @pytest.mark.slow
-def test_an_interrupted_run_leaves_no_stale_or_partial_results(tmp_path: Path) -> None:
+def test_an_interrupted_run_keeps_what_it_judged_marked_interrupted(tmp_path: Path) -> None:
     out = tmp_path / "run"
     _previous(out)
     (out / "report.html").write_text("an old report")
@@ -160,13 +160,26 @@ def test_an_interrupted_run_leaves_no_stale_or_partial_results(tmp_path: Path) -
         line = proc.stdout.readline()
         if not line or "national counterpart" in line:
             break
-    time.sleep(2)  # the checks are running
+    while time.monotonic() < deadline:  # a few checks were judged
+        line = proc.stdout.readline()
+        if not line or "SSO-03" in line:
+            break
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
-    assert "interrupted; no results were written" in err
+    printed, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, (printed, err)
+    assert "Traceback" not in printed + err and "KeyboardInterrupt" not in printed + err
+    assert "haicap certify: interrupted; " in err and "exit 3: interrupted (Ctrl-C): " in printed
     left = {p.name for p in out.iterdir()}
-    assert not left & {"results.json", "report.html", "junit.xml", "checks.raw.json"}, left
+    assert not left & {"checks.raw.json", "bundle.zip"}, left  # an interrupted run is no evidence to hand in
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    stop = results["interrupted"]
+    judged = [c["id"] for c in results["checks"]]
+    assert "SSO-03" in judged and stop["judged"] == len(judged) and stop["not_run"]
+    assert not set(stop["not_run"]) & set(judged) and len(judged) + len(stop["not_run"]) == stop["selected"]
+    assert results["summary"]["exit_code"] == 3 and results["summary"]["readiness"] != "ready"
+    assert "Interrupted / Bị dừng" in (out / "report.html").read_text(encoding="utf-8")
+    junit = (out / "junit.xml").read_text(encoding="utf-8")
+    assert 'name="certify run interrupted"' in junit and "an old report" not in junit
 
 
 def test_a_mistyped_fault_touches_nothing_of_the_previous_run(tmp_path: Path,
@@ -257,3 +270,27 @@ def test_a_rerun_of_a_run_stopped_in_its_preflight_is_refused(tmp_path: Path,
                                                                finished="f", criteria=None))
     assert main(["certify", "--rerun-failed", "--out", str(tmp_path)]) == 2
     assert "stopped in its pre-flight, no check ran" in capsys.readouterr().err
+
+
+def test_ctrl_c_before_any_check_is_exit_3_in_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import haicap.conformance.cli as certify_cli
+
+    def starting(args: Any) -> int:
+        raise KeyboardInterrupt  # as while the target starts
+
+    monkeypatch.setattr(certify_cli, "_certify", starting)
+    assert main(["certify", "--out", "unused"]) == 3
+    assert capsys.readouterr().err.strip() == ("haicap certify: interrupted before any check was judged; no results "
+                                               "were written")
+
+
+def test_an_interrupted_rerun_leaves_the_previous_results(tmp_path: Path) -> None:
+    from haicap.conformance.cli import _rerun_interrupted
+    from haicap.errors import HaicapError
+    from haicap.redaction import Redactor
+
+    (tmp_path / "junit.rerun.xml").write_text("<testsuite/>")
+    with pytest.raises(HaicapError, match="the re-run was not merged") as caught:
+        _rerun_interrupted(tmp_path, Redactor(()))
+    assert caught.value.exit_code == 3 and not (tmp_path / "junit.rerun.xml").exists()
