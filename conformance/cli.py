@@ -484,7 +484,27 @@ def _with_waivers(results: dict[str, Any], args: argparse.Namespace, waivers: li
               f"waiver from {args.waivers}", flush=True)
     for check_id in info["applied"]:
         print(f"  waived: {check_id} (see {args.waivers})", flush=True)
+    _print_unheeded_waivers(info, waivers, args.waivers, province=(results.get("target") or {}).get("province"))
     return waived
+
+
+def _print_unheeded_waivers(info: dict[str, Any], waivers: list[Any], path: Path, province: str | None) -> None:
+    """A waiver that changed nothing says why, so a mistyped check id or province is not silently ignored."""
+    from haicap.conformance.registry import all_checks
+
+    expires = {(w.check, w.province): w.expires.isoformat() for w in waivers}
+    for check_id in info["expired"]:
+        print(f"  expired waiver: {check_id} (expired {expires.get((check_id, province), '?')}): it waives "
+              f"nothing — renew or remove it in {path}", flush=True)
+    ids = sorted(spec.id for spec in all_checks())
+    for unused in info["unused"]:
+        if unused["check"] not in ids:
+            why = f"haicap has no check {unused['check']}{did_you_mean(unused['check'], ids)}"
+        elif unused["province"] != province:
+            why = f"it is for province {unused['province']}, this run tested {province}"
+        else:
+            why = "the check was not selected in this run"
+        print(f"  unused waiver: {unused['check']} (province {unused['province']}): {why} ({path})", flush=True)
 
 
 def _write_bundle(args: argparse.Namespace, inputs: Inputs, results: dict[str, Any], redact: Any,
