@@ -47,10 +47,18 @@ def register(subparsers: Any) -> None:
         "certify",
         help="certify a province's readiness (default: the embedded sandbox)",
         description="Run every conformance check, with haicap playing the national side, and write the evidence.",
+        epilog="exit: 0 every selected check passed; 1 a rule was broken; 2 the run could not start (bad "
+        "arguments or profile, a failed pre-flight); 3 incomplete (a check skipped or without a verdict) or "
+        "interrupted (Ctrl-C). The run folder gets results.json, report.html, junit.xml, allure-results/ and "
+        "a signed bundle.zip.",
     )
-    parser.add_argument("--profile", type=Path, help="province profile YAML (default: the embedded sandbox)")
-    parser.add_argument("--out", type=Path, default=Path("haicap-certify"),
-                        help="run folder (default ./haicap-certify)")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="your province's profile YAML (write one with `haicap profile init`): haicap starts "
+                        "the national counterpart it names and certifies the province at its province_url "
+                        "(default: the embedded sandbox)")
+    parser.add_argument("--out", type=Path, default=Path("haicap-certify"), metavar="DIR",
+                        help="run folder (default ./haicap-certify); a new run first removes the previous run's "
+                        "outputs there")
     parser.add_argument("--only", action="append", default=[], metavar="CRITERION|CHECK",
                         help="run only this criterion's checks, or this check (SSO-09); repeatable, mixable")
     parser.add_argument("--allow-incomplete", action="store_true",
@@ -61,11 +69,16 @@ def register(subparsers: Any) -> None:
                         help="delta re-certification: verify this earlier bundle.zip, re-run only the checks whose"
                         " code, contracts, haicap version or profile fields changed or that did not pass")
     parser.add_argument("--fault", action="append", default=[], metavar="ID",
-                        help="switch a named fault on in the embedded sandbox (repeatable)")
+                        help="switch a named fault on in the embedded sandbox, to see its checks fail (repeatable; "
+                        "`haicap sandbox --list-faults` lists them; not with --profile)")
     parser.add_argument("--province", metavar="CODE",
                         help="the province the embedded reference province plays (default 01 Hà Nội)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of generated data and fuzz cases (default 0)")
-    parser.add_argument("-n", "--workers", type=int, default=0, help="pytest-xdist workers (default: none)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of generated data and fuzz cases (default 0; --rerun-failed and --since need the "
+                        "seed of the run they build on)")
+    parser.add_argument("-n", "--workers", type=int, default=0, metavar="N",
+                        help="run the checks in N pytest-xdist processes (default 0: one process; operator "
+                        "instructions then reach OUT/operator/pending/ only)")
     parser.add_argument("--waivers", type=Path, metavar="FILE",
                         help="YAML of accepted known failures (check, province, reason, approver, expires): a waived "
                         "failure is 'ready with waiver'; an expired one counts; a stale one fails the run")

@@ -103,7 +103,8 @@ def build_results(
         if spec.id not in by_id:
             by_id[spec.id] = {
                 "id": spec.id, "criterion": spec.criterion, "severity": spec.severity, "title": spec.title,
-                "rule": spec.rule, "status": "error", "message": "the check did not run (see the pytest output)",
+                "rule": spec.rule, "status": "error",
+                "message": "the check did not run (see pytest.log in the run folder)",
             }
     order = {criterion: i for i, criterion in enumerate(CRITERIA)}
     checks = sorted(by_id.values(), key=lambda c: (order.get(c["criterion"], 99), c["id"]))

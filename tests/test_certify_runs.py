@@ -294,3 +294,17 @@ def test_an_interrupted_rerun_leaves_the_previous_results(tmp_path: Path) -> Non
     with pytest.raises(HaicapError, match="the re-run was not merged") as caught:
         _rerun_interrupted(tmp_path, Redactor(()))
     assert caught.value.exit_code == 3 and not (tmp_path / "junit.rerun.xml").exists()
+
+
+def test_certify_and_verify_help_say_what_each_flag_does_and_the_exit_codes() -> None:
+    from haicap.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name in ("certify", "verify"):
+        sub = commands[name]
+        assert sub.epilog and "exit: 0" in sub.epilog
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings}: no help"
+    text = commands["certify"].format_help()
+    assert "interrupted (Ctrl-C)" in text and "haicap profile init" in text and "--list-faults" in text
