@@ -112,16 +112,10 @@ class Inputs:
 
 def _validate_args(args: argparse.Namespace) -> Inputs:
     """Everything that can be wrong with the command line or the profile, before the run folder is touched."""
-    from haicap.conformance.registry import CRITERIA, all_checks
+    from haicap.conformance.registry import resolve_selectors
     from haicap.target import embedded_provider, load_profile
 
-    ids = sorted(spec.id for spec in all_checks())
-    unknown = [c for c in args.only if c not in CRITERIA and c.upper() not in ids]
-    if unknown:
-        named = [c + (did_you_mean(c.upper(), ids) if "-" in c else did_you_mean(c, CRITERIA)) for c in unknown]
-        raise HaicapError(f"--only {', '.join(named)}: neither a criterion ({', '.join(CRITERIA)}) nor a check id "
-                          "(SSO-09; see the README's check table)")
-    args.only = [c if c in CRITERIA else c.upper() for c in args.only]
+    args.only = resolve_selectors(args.only)
     if args.workers < 0:
         raise HaicapError("--workers must be 0 or more")
     if args.since is not None and args.rerun_failed:

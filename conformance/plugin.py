@@ -85,7 +85,13 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if not _wanted(config):
         return
+    from haicap.conformance.registry import resolve_selectors
     from haicap.target import open_target
+
+    try:  # a mistyped criterion or check id would deselect everything in silence
+        config.option.haicap_only = resolve_selectors(config.option.haicap_only, "--haicap-only")
+    except HaicapError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
     stack = contextlib.ExitStack()
     try:

@@ -308,3 +308,11 @@ def test_certify_and_verify_help_say_what_each_flag_does_and_the_exit_codes() ->
             assert action.help, f"{name} {action.option_strings}: no help"
     text = " ".join(commands["certify"].format_help().split())
     assert "interrupted (Ctrl-C)" in text and "haicap profile init" in text and "--list-faults" in text
+
+
+def test_a_mistyped_haicap_only_on_the_pytest_route_is_a_usage_error(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs",
+                           "haicap.conformance", "--haicap-only", "ssso"], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 4, done.stdout + done.stderr  # pytest's usage error: nothing deselected in silence
+    assert "--haicap-only ssso (did you mean sso?): neither a criterion" in done.stderr
