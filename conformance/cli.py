@@ -235,9 +235,10 @@ def _certify(args: argparse.Namespace) -> int:
     inputs = _validate_args(args)
     # a bundle that does not verify touches nothing
     since = _load_since(args, inputs) if args.since is not None else None
-    _check_out(args)
     out: Path = args.out
+    # before the run folder is made: a re-run with nothing to merge into touches nothing
     previous = load_results(out / "results.json") if args.rerun_failed else None
+    _check_out(args)
     expected = _selected(args.only)
     rerun_ids: list[str] = []
     if previous is not None:

@@ -155,6 +155,8 @@ def load_results(path: Path) -> dict[str, Any]:
         jsonschema.validate(data, json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise HaicapError(f"{path}: no previous results to re-run (run without --rerun-failed first)") from None
+    except OSError as exc:  # a folder of that name, no permission
+        raise HaicapError(f"{path}: cannot read the previous results: {exc.strerror}") from None
     except (ValueError, jsonschema.ValidationError) as exc:
         raise HaicapError(f"{path}: not a haicap results file: {str(exc).splitlines()[0]}") from None
     return data  # type: ignore[no-any-return]

@@ -316,3 +316,11 @@ def test_a_mistyped_haicap_only_on_the_pytest_route_is_a_usage_error(tmp_path: P
                           cwd=tmp_path)
     assert done.returncode == 4, done.stdout + done.stderr  # pytest's usage error: nothing deselected in silence
     assert "--haicap-only ssso (did you mean sso?): neither a criterion" in done.stderr
+
+
+def test_a_rerun_without_previous_results_touches_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["certify", "--rerun-failed", "--out", str(tmp_path / "never-run")]) == 2
+    assert "no previous results to re-run" in capsys.readouterr().err and not (tmp_path / "never-run").exists()
+    (tmp_path / "odd" / "results.json").mkdir(parents=True)
+    assert main(["certify", "--rerun-failed", "--out", str(tmp_path / "odd")]) == 2
+    assert "results.json: cannot read the previous results: Is a directory" in capsys.readouterr().err
