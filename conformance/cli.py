@@ -150,7 +150,12 @@ def _validate_args(args: argparse.Namespace) -> Inputs:
     if key_file is not None:
         from haicap.reports.bundle import load_private_key
 
-        key = load_private_key(key_file)
+        try:
+            key = load_private_key(key_file)
+        except HaicapError as exc:
+            if args.signing_key is not None:
+                raise
+            raise profile.document.error(("signing_key_file",), str(exc)) from None  # the profile named it
     return Inputs(profile=profile, waivers=waivers, signing_key=key, signing_key_file=key_file)
 
 

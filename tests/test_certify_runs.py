@@ -324,3 +324,17 @@ def test_a_rerun_without_previous_results_touches_nothing(tmp_path: Path, capsys
     (tmp_path / "odd" / "results.json").mkdir(parents=True)
     assert main(["certify", "--rerun-failed", "--out", str(tmp_path / "odd")]) == 2
     assert "results.json: cannot read the previous results: Is a directory" in capsys.readouterr().err
+
+
+def test_a_missing_signing_key_of_the_profile_names_the_profile_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HAICAP_T_SECRET", "s3cr3t-value-xyz")
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        "province: '01'\nprovince_url: http://127.0.0.1:9\nnational: {public_url: http://127.0.0.1:9}\n"
+        "credentials:\n  oidc_client_id: c\n  oidc_client_secret_env: HAICAP_T_SECRET\n"
+        "  oidc_redirect_uri: http://127.0.0.1:9/cb\nsigning_key_file: keys/province.pem\n")
+    assert main(["certify", "--profile", str(profile), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"haicap: error: {profile}:8: signing_key_file: signing key {tmp_path / 'keys/province.pem'}")
+    assert not (tmp_path / "o").exists()
