@@ -29,6 +29,7 @@ from _pytest._code.code import ExceptionChainRepr, ReprEntry, ReprFileLocation, 
 
 from haicap.conformance.registry import CheckError, CheckFailure, CheckSkipped, CheckSpec
 from haicap.errors import HaicapError
+from haicap.http_port import TargetUnreachable
 from haicap.redaction import Redactor
 from haicap.target import Target
 
@@ -263,6 +264,8 @@ def _record(spec: CheckSpec, excinfo: pytest.ExceptionInfo[BaseException] | None
     elif excinfo.errisinstance(CheckError):
         record.update(status="error", message=str(excinfo.value))
         _add_reproduce(record, excinfo.value)
+    elif excinfo.errisinstance(TargetUnreachable):  # announced by the HTTP port: what was asked of whom, and why
+        record.update(status="error", message=f"a system under test did not answer: {excinfo.value}")
     else:
         record.update(status="error", message=f"{excinfo.typename}: {excinfo.value}")
     return record

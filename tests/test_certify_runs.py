@@ -338,3 +338,15 @@ def test_a_missing_signing_key_of_the_profile_names_the_profile_field(tmp_path: 
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"haicap: error: {profile}:8: signing_key_file: signing key {tmp_path / 'keys/province.pem'}")
     assert not (tmp_path / "o").exists()
+
+
+def test_an_unreachable_system_during_a_check_reads_as_such_not_as_an_exception_name() -> None:
+    from haicap.conformance.plugin import _record
+    from haicap.conformance.registry import all_checks
+    from haicap.http_port import TargetUnreachable
+
+    error = TargetUnreachable("GET http://127.0.0.1:9/auth/login: ConnectError: [Errno 111] Connection refused")
+    record = _record(all_checks()[0], pytest.ExceptionInfo.from_exception(error), 0.1)
+    assert record["status"] == "error"
+    assert record["message"] == ("a system under test did not answer: GET http://127.0.0.1:9/auth/login: "
+                                 "ConnectError: [Errno 111] Connection refused")
