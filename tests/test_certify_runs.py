@@ -345,8 +345,9 @@ def test_an_unreachable_system_during_a_check_reads_as_such_not_as_an_exception_
     from haicap.conformance.registry import all_checks
     from haicap.http_port import TargetUnreachable
 
-    error = TargetUnreachable("GET http://127.0.0.1:9/auth/login: ConnectError: [Errno 111] Connection refused")
-    record = _record(all_checks()[0], pytest.ExceptionInfo.from_exception(error), 0.1)
+    with pytest.raises(TargetUnreachable) as caught:
+        raise TargetUnreachable("GET http://127.0.0.1:9/auth/login: ConnectError: [Errno 111] Connection refused")
+    record = _record(all_checks()[0], caught, 0.1)
     assert record["status"] == "error"
     assert record["message"] == ("a system under test did not answer: GET http://127.0.0.1:9/auth/login: "
                                  "ConnectError: [Errno 111] Connection refused")
