@@ -35,9 +35,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from haicap.errors import HaicapError, did_you_mean
+
+if TYPE_CHECKING:  # heavy or optional at import time: `haicap --help` stays fast
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from haicap.target import Profile
+    from haicap.waivers import Waiver
 
 __all__ = ["register", "run_certify"]
 
@@ -104,9 +110,9 @@ OUTPUT_DIRS = ("allure-results", "operator")
 class Inputs:
     """What the run's files hold, each read and validated once (by :func:`_validate_args`) and handed along."""
 
-    profile: Any = None  # haicap.target.Profile, or None for the embedded sandbox
-    waivers: list[Any] | None = None  # haicap.waivers.Waiver, or None without --waivers
-    signing_key: Any = None  # Ed25519PrivateKey from --signing-key or the profile's signing_key_file
+    profile: Profile | None = None  # None: the embedded sandbox
+    waivers: list[Waiver] | None = None  # None: no --waivers
+    signing_key: Ed25519PrivateKey | None = None  # from --signing-key or the profile's signing_key_file
     signing_key_file: Path | None = None
 
 
@@ -480,7 +486,7 @@ def _carry_only(args: argparse.Namespace, inputs: Inputs, since: Any, delta: dic
     return int(results["summary"]["exit_code"])
 
 
-def _with_waivers(results: dict[str, Any], args: argparse.Namespace, waivers: list[Any] | None) -> dict[str, Any]:
+def _with_waivers(results: dict[str, Any], args: argparse.Namespace, waivers: list[Waiver] | None) -> dict[str, Any]:
     """Apply ``--waivers``: waived criteria read 'ready with waiver'; a stale waiver fails the run (exit 1)."""
     if waivers is None:
         return results
@@ -501,7 +507,7 @@ def _with_waivers(results: dict[str, Any], args: argparse.Namespace, waivers: li
     return waived
 
 
-def _print_unheeded_waivers(info: dict[str, Any], waivers: list[Any], path: Path, province: str | None) -> None:
+def _print_unheeded_waivers(info: dict[str, Any], waivers: list[Waiver], path: Path, province: str | None) -> None:
     """A waiver that changed nothing says why, so a mistyped check id or province is not silently ignored."""
     from haicap.conformance.registry import all_checks
 
@@ -541,7 +547,7 @@ def _write_bundle(args: argparse.Namespace, inputs: Inputs, results: dict[str, A
     print(f"  bundle: {args.out / 'bundle.zip'} — {origin}; haicap verify checks it", flush=True)
 
 
-def _profile_signing_key(path: Path | None, profile: Any) -> Path | None:
+def _profile_signing_key(path: Path | None, profile: Profile | None) -> Path | None:
     """The profile's ``signing_key_file``, relative to the profile's folder."""
     if path is None or profile is None:
         return None
