@@ -29,6 +29,7 @@ from _pytest._code.code import ExceptionChainRepr, ReprEntry, ReprFileLocation, 
 
 from haicap.conformance.registry import CheckError, CheckFailure, CheckSkipped, CheckSpec
 from haicap.errors import HaicapError
+from haicap.http_port import TargetUnreachable
 from haicap.redaction import Redactor
 from haicap.target import Target
 
@@ -51,6 +52,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="start the target even if conformance/ is not named on the command line")
     group.addoption("--haicap-target-file", dest="haicap_target_file", metavar="FILE",
                     help="use the already running target described in FILE (written by haicap certify)")
+    group.addoption("--haicap-console", dest="haicap_console", action="store_true",
+                    help="haicap's own progress lines only: no pytest dots, percentages or summary sections "
+                    "(haicap certify prints the evidence itself); collection errors are still printed")
 
 
 def _wanted(config: pytest.Config) -> bool:
@@ -82,7 +86,13 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if not _wanted(config):
         return
+    from haicap.conformance.registry import resolve_selectors
     from haicap.target import open_target
+
+    try:  # a mistyped criterion or check id would deselect everything in silence
+        config.option.haicap_only = resolve_selectors(config.option.haicap_only, "--haicap-only")
+    except HaicapError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
     stack = contextlib.ExitStack()
     try:
@@ -134,6 +144,17 @@ def _target_from_json(raw: str) -> Target:
     if data.get("communes") is not None:
         data["communes"] = tuple(data["communes"])
     return Target(**data)
+
+
+#: With ``--haicap-console`` each line of haicap's own starts with this (haicap certify shows those lines only,
+#: without it, and keeps whatever else pytest or its plugins print in OUT/pytest.log).
+CONSOLE_MARK = "\x1ehaicap\x1f"
+
+
+def say(config: pytest.Config | None, line: str) -> None:
+    """Print one line of haicap's own progress (a check's outcome, an operator instruction)."""
+    mark = CONSOLE_MARK if config is not None and config.option.haicap_console else ""
+    print(mark + line, flush=True)
 
 
 _target_stash = pytest.StashKey[Target]()
@@ -189,7 +210,7 @@ def _console(config: pytest.Config) -> Any:
 
     def console(line: str) -> None:
         with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
-            print(line, flush=True)
+            say(config, line)
 
     return console
 
@@ -243,6 +264,8 @@ def _record(spec: CheckSpec, excinfo: pytest.ExceptionInfo[BaseException] | None
     elif excinfo.errisinstance(CheckError):
         record.update(status="error", message=str(excinfo.value))
         _add_reproduce(record, excinfo.value)
+    elif excinfo.errisinstance(TargetUnreachable):  # announced by the HTTP port: what was asked of whom, and why
+        record.update(status="error", message=f"a system under test did not answer: {excinfo.value}")
     else:
         record.update(status="error", message=f"{excinfo.typename}: {excinfo.value}")
     return record
@@ -372,7 +395,26 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             record = json.loads(value)
             _RECORDS.append(record)
             _junit_reads_like_the_report(report, record)
-            print(f"  {record['status']:<8} {record['id']:<8} {record['title']}", flush=True)
+            say(_SESSION_CONFIG[0] if _SESSION_CONFIG else None,
+                f"  {record['status']:<8} {record['id']:<8} {record['title']}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
+    """With ``--haicap-console`` pytest counts each outcome but writes no letter (``.``, ``F``) for it: the
+    ``  passed   SSO-01 …`` line printed by :func:`pytest_runtest_logreport` is the progress."""
+    status = yield
+    if config.option.haicap_console and status:
+        return (status[0], "", "")
+    return status
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """With ``--haicap-console`` pytest's summary sections are off: a module that cannot be imported still says why."""
+    config = _SESSION_CONFIG[0] if _SESSION_CONFIG else None
+    if report.failed and config is not None and config.option.haicap_console:
+        for line in f"haicap: cannot collect {report.nodeid or 'the checks'}:\n{report.longreprtext}".splitlines():
+            say(config, line)
 
 
 def _junit_reads_like_the_report(report: pytest.TestReport, record: dict[str, Any]) -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "check",
     "checks_for",
     "resolve_rule",
+    "resolve_selectors",
     "rule_links",
     "rules_page",
 ]
@@ -304,3 +305,17 @@ def all_checks() -> list[CheckSpec]:
 
 def checks_for(criteria: set[str] | None = None) -> list[CheckSpec]:
     return [c for c in all_checks() if criteria is None or c.criterion in criteria]
+
+
+def resolve_selectors(only: list[str], flag: str = "--only") -> list[str]:
+    """``--only`` values as the registry spells them (criteria lower-case, check ids upper-case); an unknown one
+    is a one-line HaicapError naming the closest criteria or check ids."""
+    from haicap.errors import HaicapError, did_you_mean
+
+    ids = sorted(spec.id for spec in all_checks())
+    unknown = [c for c in only if c not in CRITERIA and c.upper() not in ids]
+    if unknown:
+        named = [c + (did_you_mean(c.upper(), ids) if "-" in c else did_you_mean(c, CRITERIA)) for c in unknown]
+        raise HaicapError(f"{flag} {', '.join(named)}: neither a criterion ({', '.join(CRITERIA)}) nor a check id "
+                          "(SSO-09; see the README's check table)")
+    return [c if c in CRITERIA else c.upper() for c in only]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["HaicapError"]
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["HaicapError", "did_you_mean"]
 
 
 class HaicapError(Exception):
@@ -17,3 +20,13 @@ class HaicapError(Exception):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> str:
+    """`` (did you mean a, b?)`` naming the closest of ``choices`` to a mistyped ``word`` (difflib), or ``""``.
+
+    >>> did_you_mean("skips-nonce-chek", ["skips-nonce-check", "late-sync"])
+    ' (did you mean skips-nonce-check?)'
+    """
+    close = difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)
+    return f" (did you mean {', '.join(close)}?)" if close else ""

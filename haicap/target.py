@@ -430,7 +430,7 @@ def embedded_provider() -> TargetProvider:
 
 @contextlib.contextmanager
 def open_target(
-    profile: Path | str | None = None,
+    profile: Path | str | Profile | None = None,
     *,
     faults: Iterable[str] = (),
     seed: int = 0,
@@ -442,7 +442,7 @@ def open_target(
     ``national_workers`` is how many processes serve the national counterpart on its one port.
 
     ``province`` picks which of the 34 provinces the embedded reference province plays (default Hà Nội, 01);
-    with a profile it must be the profile's province.
+    with a profile it must be the profile's province. ``profile`` is a path, or a :class:`Profile` already loaded.
     """
     if profile is None:
         from haicap.data_generators.units import admin_units
@@ -456,7 +456,7 @@ def open_target(
         return
     if list(faults):
         raise HaicapError("--fault applies to the embedded sandbox only, not to a profile's province")
-    loaded = load_profile(profile)
+    loaded = profile if isinstance(profile, Profile) else load_profile(profile)
     if province is not None and province != loaded.data["province"]:
         raise HaicapError(f"--province {province} does not match the profile's province {loaded.data['province']}")
     state_dir = Path(tempfile.mkdtemp(prefix="haicap-counterpart-"))

@@ -18,10 +18,12 @@ def register(subparsers: Any) -> None:
         "verify", help="verify a signed certification bundle (bundle.zip) offline",
         description="Check a haicap certification bundle: its signature, the signer against a trusted key, and "
         "every member against the signed manifest.",
+        epilog="exit: 0 verified; 1 not verified (each problem is listed); 2 the bundle or key cannot be read",
     )
     parser.add_argument("bundle", type=Path, metavar="BUNDLE", help="the bundle.zip of a haicap certify run")
     parser.add_argument("--trust", type=Path, metavar="KEY",
-                        help="PEM public key (Ed25519) the bundle must be signed with, e.g. the province's")
+                        help="PEM public key (Ed25519) the bundle must be signed with, e.g. the province's "
+                        "(without it: intact, but anyone could have signed it)")
     parser.set_defaults(handler=run_verify)
     board = subparsers.add_parser(
         "scoreboard", help="verify every province's bundle in a folder and write the 34-province scoreboard",

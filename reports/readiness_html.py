@@ -63,6 +63,16 @@ def _when(value: Any) -> str:
     return escape(display_vn_utc(value))
 
 
+def _interrupted(results: dict[str, Any]) -> str:
+    stop = results.get("interrupted")
+    if not stop:
+        return ""
+    not_run = ", ".join(stop["not_run"]) or "none"
+    return (f"<p class='fix error'><b>Interrupted / Bị dừng</b> at {_when(stop['at'])}: {stop['judged']} of "
+            f"{stop['selected']} selected checks were judged; this report is incomplete. Not run: "
+            f"{escape(not_run)}.</p>")
+
+
 def _reruns(results: dict[str, Any]) -> str:
     items = [f"<li>{_when(r['started'])}: re-ran {escape(', '.join(r['checks']) or 'nothing')}"
              + (f" (sandbox faults: {escape(', '.join(r['faults']))})" if r["faults"] else "") + "</li>"
@@ -246,6 +256,7 @@ def render_readiness_html(results: dict[str, Any]) -> str:
 <p class="muted">{' · '.join(where)}<br>
 haicap {escape(results['haicap_version'])} · seed {results['seed']} · {_when(results['started'])} →
  {_when(results['finished'])}</p>
+{_interrupted(results)}
 {_what_to_fix(results)}
 {_delta(results)}
 {_reruns(results)}

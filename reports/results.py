@@ -103,7 +103,8 @@ def build_results(
         if spec.id not in by_id:
             by_id[spec.id] = {
                 "id": spec.id, "criterion": spec.criterion, "severity": spec.severity, "title": spec.title,
-                "rule": spec.rule, "status": "error", "message": "the check did not run (see the pytest output)",
+                "rule": spec.rule, "status": "error",
+                "message": "the check did not run (see pytest.log in the run folder)",
             }
     order = {criterion: i for i, criterion in enumerate(CRITERIA)}
     checks = sorted(by_id.values(), key=lambda c: (order.get(c["criterion"], 99), c["id"]))
@@ -154,6 +155,8 @@ def load_results(path: Path) -> dict[str, Any]:
         jsonschema.validate(data, json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise HaicapError(f"{path}: no previous results to re-run (run without --rerun-failed first)") from None
+    except OSError as exc:  # a folder of that name, no permission
+        raise HaicapError(f"{path}: cannot read the previous results: {exc.strerror}") from None
     except (ValueError, jsonschema.ValidationError) as exc:
         raise HaicapError(f"{path}: not a haicap results file: {str(exc).splitlines()[0]}") from None
     return data  # type: ignore[no-any-return]

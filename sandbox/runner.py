@@ -26,7 +26,7 @@ from typing import Literal
 import httpx
 
 from haicap.criteria import CAPABILITIES
-from haicap.errors import HaicapError
+from haicap.errors import HaicapError, did_you_mean
 from haicap.sandbox.config import (
     DEFAULT_PROVINCE,
     NationalConfig,
@@ -71,10 +71,10 @@ def _check_faults(faults: Iterable[str]) -> frozenset[str]:
     chosen = frozenset(faults)
     unknown = sorted(chosen - set(FAULTS))
     if unknown:
-        raise HaicapError(
-            f"unknown fault {', '.join(unknown)}; valid faults: {', '.join(sorted(FAULTS))} "
-            "(see `haicap sandbox --list-faults`)"
-        )
+        named = [word + did_you_mean(word, FAULTS) for word in unknown]
+        valid = ("listed by `haicap sandbox --list-faults`" if named != unknown
+                 else f"{', '.join(sorted(FAULTS))} (see `haicap sandbox --list-faults`)")
+        raise HaicapError(f"unknown fault {', '.join(named)}; valid faults: {valid}")
     return chosen
 
 

@@ -248,3 +248,28 @@ def test_a_counterpart_port_haicap_could_not_reach_is_one_line(tmp_path: Path, c
         assert main(["certify", "--profile", str(profile), "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"haicap: error: {profile}:5: national.listen: port {port} is not a fixed TCP port"), err
+
+
+def test_the_profile_and_the_waivers_file_are_each_read_once(
+    province_behind_profile: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import haicap.target
+    import haicap.waivers
+    from haicap.yaml_source import load_yaml_document
+
+    profile, _ = province_behind_profile
+    waivers = tmp_path / "waivers.yaml"
+    waivers.write_text("waivers:\n  - check: UNIT-01\n    province: '01'\n    reason: a slow bank fix\n"
+                       "    approver: Nguyễn Văn A\n"
+                       "    expires: 2099-12-31\n", encoding="utf-8")
+    read: list[str] = []
+
+    def counting(path: Path | str) -> object:
+        read.append(Path(path).name)
+        return load_yaml_document(path)
+
+    monkeypatch.setattr(haicap.target, "load_yaml_document", counting)
+    monkeypatch.setattr(haicap.waivers, "load_yaml_document", counting)
+    code = main(["certify", "--profile", str(profile), "--waivers", str(waivers), "--only", "UNIT-02",
+                 "--out", str(tmp_path / "run")])
+    assert code == 0 and sorted(read) == sorted([profile.name, waivers.name]), read

@@ -149,7 +149,7 @@ def test_rerun_merges_results_report_and_junit_and_records_the_rerun(tmp_path: P
 
 
 @pytest.mark.slow
-def test_an_interrupted_run_leaves_no_stale_or_partial_results(tmp_path: Path) -> None:
+def test_an_interrupted_run_keeps_what_it_judged_marked_interrupted(tmp_path: Path) -> None:
     out = tmp_path / "run"
     _previous(out)
     (out / "report.html").write_text("an old report")
@@ -161,13 +161,26 @@ def test_an_interrupted_run_leaves_no_stale_or_partial_results(tmp_path: Path) -
         line = proc.stdout.readline()
         if not line or "national counterpart" in line:
             break
-    time.sleep(2)  # the checks are running
+    while time.monotonic() < deadline:  # a few checks were judged
+        line = proc.stdout.readline()
+        if not line or "SSO-03" in line:
+            break
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
-    assert "interrupted; no results were written" in err
+    printed, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, (printed, err)
+    assert "Traceback" not in printed + err and "KeyboardInterrupt" not in printed + err
+    assert "haicap certify: interrupted; " in err and "exit 3: interrupted (Ctrl-C): " in printed
     left = {p.name for p in out.iterdir()}
-    assert not left & {"results.json", "report.html", "junit.xml", "checks.raw.json"}, left
+    assert not left & {"checks.raw.json", "bundle.zip"}, left  # an interrupted run is no evidence to hand in
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    stop = results["interrupted"]
+    judged = [c["id"] for c in results["checks"]]
+    assert "SSO-03" in judged and stop["judged"] == len(judged) and stop["not_run"]
+    assert not set(stop["not_run"]) & set(judged) and len(judged) + len(stop["not_run"]) == stop["selected"]
+    assert results["summary"]["exit_code"] == 3 and results["summary"]["readiness"] != "ready"
+    assert "Interrupted / Bị dừng" in (out / "report.html").read_text(encoding="utf-8")
+    junit = (out / "junit.xml").read_text(encoding="utf-8")
+    assert 'name="certify run interrupted"' in junit and "an old report" not in junit
 
 
 def test_a_mistyped_fault_touches_nothing_of_the_previous_run(tmp_path: Path,
@@ -176,23 +189,48 @@ def test_a_mistyped_fault_touches_nothing_of_the_previous_run(tmp_path: Path,
     (tmp_path / "allure-results").mkdir()
     (tmp_path / "allure-results" / "x-result.json").write_text("{}")
     assert main(["certify", "--fault", "skips-nonce-chek", "--out", str(tmp_path)]) == 2
-    assert "unknown fault skips-nonce-chek" in capsys.readouterr().err
+    assert "unknown fault skips-nonce-chek (did you mean skips-nonce-check" in capsys.readouterr().err
     assert (tmp_path / "results.json").exists() and (tmp_path / "allure-results" / "x-result.json").exists()
 
 
-@pytest.mark.parametrize("only", ["SSO-99", "ssso"])
-def test_only_names_a_criterion_or_a_check(tmp_path: Path, capsys: pytest.CaptureFixture[str], only: str) -> None:
+@pytest.mark.parametrize(("only", "hint"), [("SSO-99", " (did you mean SSO-39, SSO-19, SSO-09?)"),
+                                            ("sso-9", " (did you mean SSO-39, SSO-19, SSO-09?)"),
+                                            ("ssso", " (did you mean sso?)"), ("speed", "")])
+def test_only_names_a_criterion_or_a_check(tmp_path: Path, capsys: pytest.CaptureFixture[str], only: str,
+                                           hint: str) -> None:
     assert main(["certify", "--only", only, "--out", str(tmp_path / "run")]) == 2
-    assert f"--only {only}: neither a criterion" in capsys.readouterr().err
+    assert f"--only {only}{hint}: neither a criterion" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
-def test_a_new_run_removes_every_output_of_the_previous_one(tmp_path: Path) -> None:
+def test_a_pytest_that_stopped_is_said_with_the_end_of_its_output(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from haicap.conformance.cli import _pytest_stopped
+
+    (tmp_path / "pytest.log").write_text("ImportError while importing test module\nE   ModuleNotFoundError: x\n")
+    _pytest_stopped(2, tmp_path / "pytest.log")
+    err = capsys.readouterr().err
+    assert "pytest stopped with exit code 2" in err and "  | E   ModuleNotFoundError: x" in err
+
+
+def test_did_you_mean_names_the_closest_names_or_nothing() -> None:
+    from haicap.errors import did_you_mean
+
+    hint = did_you_mean("late_sync", ["late-sync", "duplicate-sync", "no-pkce"])
+    assert hint == " (did you mean late-sync, duplicate-sync?)"
+    assert did_you_mean("zzzz", ["late-sync"]) == ""
+
+
+def test_a_new_run_removes_every_output_of_the_previous_one(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     _previous(tmp_path)
     for folder in ("allure-results", "operator"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "old.json").write_text("{}")
     assert main(["certify", "--only", "UNIT-02", "--out", str(tmp_path)]) == 0
+    console = capsys.readouterr().out  # haicap's own progress lines only: no pytest dots, percentages or summary
+    assert "\n  passed   UNIT-02  " in console and "[100%]" not in console and "deselected" not in console
+    assert not [line for line in console.splitlines() if line.startswith((".", "F", "s", "E", "="))], console
     assert not (tmp_path / "operator").exists()
     assert not (tmp_path / "allure-results" / "old.json").exists()
     results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
@@ -233,3 +271,84 @@ def test_a_rerun_of_a_run_stopped_in_its_preflight_is_refused(tmp_path: Path,
                                                                finished="f", criteria=None))
     assert main(["certify", "--rerun-failed", "--out", str(tmp_path)]) == 2
     assert "stopped in its pre-flight, no check ran" in capsys.readouterr().err
+
+
+def test_ctrl_c_before_any_check_is_exit_3_in_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import haicap.conformance.cli as certify_cli
+
+    def starting(args: Any) -> int:
+        raise KeyboardInterrupt  # as while the target starts
+
+    monkeypatch.setattr(certify_cli, "_certify", starting)
+    assert main(["certify", "--out", "unused"]) == 3
+    assert capsys.readouterr().err.strip() == ("haicap certify: interrupted before any check was judged; no results "
+                                               "were written")
+
+
+def test_an_interrupted_rerun_leaves_the_previous_results(tmp_path: Path) -> None:
+    from haicap.conformance.cli import _rerun_interrupted
+    from haicap.errors import HaicapError
+    from haicap.redaction import Redactor
+
+    (tmp_path / "junit.rerun.xml").write_text("<testsuite/>")
+    with pytest.raises(HaicapError, match="the re-run was not merged") as caught:
+        _rerun_interrupted(tmp_path, Redactor(()))
+    assert caught.value.exit_code == 3 and not (tmp_path / "junit.rerun.xml").exists()
+
+
+def test_certify_and_verify_help_say_what_each_flag_does_and_the_exit_codes() -> None:
+    from haicap.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name in ("certify", "verify"):
+        sub = commands[name]
+        assert sub.epilog and "exit: 0" in sub.epilog
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings}: no help"
+    text = " ".join(commands["certify"].format_help().split())
+    assert "interrupted (Ctrl-C)" in text and "haicap profile init" in text and "--list-faults" in text
+
+
+def test_a_mistyped_haicap_only_on_the_pytest_route_is_a_usage_error(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs",
+                           "haicap.conformance", "--haicap-only", "ssso"], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 4, done.stdout + done.stderr  # pytest's usage error: nothing deselected in silence
+    assert "--haicap-only ssso (did you mean sso?): neither a criterion" in done.stderr
+
+
+def test_a_rerun_without_previous_results_touches_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["certify", "--rerun-failed", "--out", str(tmp_path / "never-run")]) == 2
+    assert "no previous results to re-run" in capsys.readouterr().err and not (tmp_path / "never-run").exists()
+    (tmp_path / "odd" / "results.json").mkdir(parents=True)
+    assert main(["certify", "--rerun-failed", "--out", str(tmp_path / "odd")]) == 2
+    assert "results.json: cannot read the previous results: Is a directory" in capsys.readouterr().err
+
+
+def test_a_missing_signing_key_of_the_profile_names_the_profile_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HAICAP_T_SECRET", "s3cr3t-value-xyz")
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        "province: '01'\nprovince_url: http://127.0.0.1:9\nnational: {public_url: http://127.0.0.1:9}\n"
+        "credentials:\n  oidc_client_id: c\n  oidc_client_secret_env: HAICAP_T_SECRET\n"
+        "  oidc_redirect_uri: http://127.0.0.1:9/cb\nsigning_key_file: keys/province.pem\n")
+    assert main(["certify", "--profile", str(profile), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"haicap: error: {profile}:8: signing_key_file: signing key {tmp_path / 'keys/province.pem'}")
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_unreachable_system_during_a_check_reads_as_such_not_as_an_exception_name() -> None:
+    from haicap.conformance.plugin import _record
+    from haicap.conformance.registry import all_checks
+    from haicap.http_port import TargetUnreachable
+
+    with pytest.raises(TargetUnreachable) as caught:
+        raise TargetUnreachable("GET http://127.0.0.1:9/auth/login: ConnectError: [Errno 111] Connection refused")
+    record = _record(all_checks()[0], caught, 0.1)
+    assert record["status"] == "error"
+    assert record["message"] == ("a system under test did not answer: GET http://127.0.0.1:9/auth/login: "
+                                 "ConnectError: [Errno 111] Connection refused")

@@ -80,11 +80,16 @@ def test_list_faults_prints_every_fault() -> None:
         assert fault_id in result.stdout and fault.breaks in result.stdout
 
 
-def test_unknown_fault_names_the_valid_ones() -> None:
-    result = subprocess.run([sys.executable, "-m", "haicap.cli", "sandbox", "--selftest", "--fault", "nope"],
+def test_unknown_fault_names_the_closest_or_the_valid_ones() -> None:
+    result = subprocess.run([sys.executable, "-m", "haicap.cli", "sandbox", "--selftest", "--fault", "zzzz",
+                             "--fault", "late_sync"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "unknown fault late_sync (did you mean late-sync, duplicate-sync?), zzzz; valid faults: listed by " \
+           "`haicap sandbox --list-faults`" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "haicap.cli", "sandbox", "--selftest", "--fault", "zzzz"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert "unknown fault nope; valid faults: " in result.stderr and "late-sync" in result.stderr
+    assert "unknown fault zzzz; valid faults: " in result.stderr and "late-sync" in result.stderr
 
 
 def test_foreground_sandbox_serves_both_apps_and_stops_on_ctrl_c(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -151,3 +151,19 @@ def test_an_impossible_date_is_one_line_with_file_line_and_field(tmp_path: Path)
 def test_an_expired_waiver_of_a_passing_check_is_expired_not_stale() -> None:
     out = _apply(_results(_check("PAY-02", "payment", "passed")), [_waiver(expires="2026-01-01")])
     assert out["waivers"]["stale"] == [] and out["waivers"]["expired"] == ["PAY-02"] and out["summary"]["ok"]
+
+
+def test_a_waiver_that_changed_nothing_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    from haicap.conformance.cli import _print_unheeded_waivers
+    from haicap.waivers import Waiver
+
+    day = dt.date(2020, 1, 1)
+    waivers = [Waiver("SSO-09", "01", "vendor fix", "A", day), Waiver("SSO-98", "01", "typo", "A", day),
+               Waiver("PAY-02", "12", "other province", "A", day), Waiver("UNIT-01", "01", "not selected", "A", day)]
+    info = {"expired": ["SSO-09"], "unused": [w.as_dict() for w in waivers[1:]]}
+    _print_unheeded_waivers(info, waivers, Path("w.yaml"), province="01")
+    out = capsys.readouterr().out
+    assert "expired waiver: SSO-09 (expired 2020-01-01): it waives nothing — renew or remove it in w.yaml" in out
+    assert "unused waiver: SSO-98 (province 01): haicap has no check SSO-98 (did you mean SSO-39" in out
+    assert "unused waiver: PAY-02 (province 12): it is for province 12, this run tested 01 (w.yaml)" in out
+    assert "unused waiver: UNIT-01 (province 01): the check was not selected in this run (w.yaml)" in out
