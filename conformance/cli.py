@@ -362,14 +362,14 @@ def _run_checks(target: Any, args: argparse.Namespace, inputs: Inputs, expected:
     records_path = out / RECORDS
     # the run folder travels with the target: the operator back office writes its instructions there
     target_file = _write_target_file(dataclasses.replace(target, run_dir=str(out.resolve())))
-    interrupted = False
+    interrupted: str | None = None  # what stopped the run: "Ctrl-C" or "SIGTERM"
     try:
         code = _stream(_pytest_command(args, records_path, target_file, rerun_ids, previous is not None), redact,
                        cwd=out)
         if code not in (0, 1):  # 0/1: the checks ran (failures are haicap's to report); else pytest itself stopped
             _pytest_stopped(code, out / PYTEST_LOG)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as exc:
+        interrupted = "SIGTERM" if type(exc).__name__ == "Terminated" else "Ctrl-C"  # haicap.cli raises Terminated
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut what was judged in half
         if previous is not None:
             _rerun_interrupted(out, redact)
@@ -381,7 +381,8 @@ def _run_checks(target: Any, args: argparse.Namespace, inputs: Inputs, expected:
 
         records = [r for r in records if r["id"] in set(rerun_ids)] + carried_records(*delta_run)
     if interrupted:  # SIGINT stays ignored until run_certify returns: the target's teardown is not cut short
-        return _interrupted_results(target, args, inputs, records, expected, started, preflight, delta_run)
+        return _interrupted_results(target, args, inputs, records, expected, started, preflight, delta_run,
+                                    interrupted)
     from haicap.conformance.preflight import after_run_probe
 
     late = after_run_probe(target)
@@ -406,8 +407,8 @@ def _run_checks(target: Any, args: argparse.Namespace, inputs: Inputs, expected:
 
 def _interrupted_results(target: Any, args: argparse.Namespace, inputs: Inputs, records: list[dict[str, Any]],
                          expected: list[Any], started: str, preflight: dict[str, Any],
-                         delta_run: tuple[Any, dict[str, Any]] | None) -> dict[str, Any]:
-    """Ctrl-C: the results of the checks judged before it, marked ``interrupted`` (exit 3; a criterion with a
+                         delta_run: tuple[Any, dict[str, Any]] | None, by: str = "Ctrl-C") -> dict[str, Any]:
+    """Ctrl-C or SIGTERM: the results of the checks judged before it, marked ``interrupted`` (exit 3; a criterion with a
     check not run is never ready); the checks not reached are listed, not reported as run."""
     from haicap.redaction import Redactor
     from haicap.reports.junit_merge import mark_interrupted
@@ -419,12 +420,12 @@ def _interrupted_results(target: Any, args: argparse.Namespace, inputs: Inputs, 
     redact = Redactor(target.secret_values)
     results = build_results(records, [spec for spec in expected if spec.id in judged], target=target.describe(),
                             seed=args.seed, started=started, finished=_now(), preflight=preflight)
-    results["interrupted"] = {"at": results["finished"], "judged": len(judged), "selected": len(expected),
+    results["interrupted"] = {"at": results["finished"], "by": by, "judged": len(judged), "selected": len(expected),
                               "not_run": not_run}
     (out / RECORDS).unlink(missing_ok=True)
-    mark_interrupted(out / "junit.xml", f"interrupted (Ctrl-C): {len(judged)} of {len(expected)} selected checks "
+    mark_interrupted(out / "junit.xml", f"interrupted ({by}): {len(judged)} of {len(expected)} selected checks "
                                         f"judged; not run: {', '.join(not_run) or 'none'}")
-    print(f"\nhaicap certify: interrupted; {len(judged)} of {len(expected)} selected checks were judged, "
+    print(f"\nhaicap certify: interrupted ({by}); {len(judged)} of {len(expected)} selected checks were judged, "
           f"{len(not_run)} not run — {out / 'results.json'} and report.html say so", file=sys.stderr, flush=True)
     return _finish(args, inputs, redact.value(results), redact, started, delta_run, interrupted=True)
 
@@ -656,8 +657,11 @@ def _stream(cmd: list[str], redact: Any, cwd: Path) -> int:
     from haicap.conformance.plugin import CONSOLE_MARK
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # its own session: a signal to haicap's process group (Ctrl-C, a CI's SIGTERM) reaches haicap only, which
+    # then interrupts pytest with SIGINT so that it writes what it judged (a SIGTERM would kill it mid-record)
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                          cwd=cwd) as proc, open(cwd / PYTEST_LOG, "w", encoding="utf-8") as log:
+                          cwd=cwd, start_new_session=True) as proc, \
+            open(cwd / PYTEST_LOG, "w", encoding="utf-8") as log:
         assert proc.stdout is not None
         try:
             for line in proc.stdout:
@@ -668,7 +672,7 @@ def _stream(cmd: list[str], redact: Any, cwd: Path) -> int:
                     log.write(redact.text(line))
                     log.flush()
         except KeyboardInterrupt:  # let pytest finish writing before the caller cleans up after it
-            proc.send_signal(signal.SIGINT)  # Ctrl-C reached it too; a SIGINT sent to haicap alone did not
+            proc.send_signal(signal.SIGINT)
             try:
                 proc.communicate(timeout=30)  # drained, so a full pipe cannot block it
             except (subprocess.TimeoutExpired, KeyboardInterrupt):  # a second Ctrl-C: do not wait any longer
@@ -719,7 +723,8 @@ def _print_summary(results: dict[str, Any], out: Path, seconds: float) -> None:
                   "(--allow-incomplete accepts that)"}
     if results.get("interrupted"):
         stop = results["interrupted"]
-        meaning[3] = (f"interrupted (Ctrl-C): {stop['judged']} of {stop['selected']} selected checks judged, "
+        meaning[3] = (f"interrupted ({stop.get('by', 'Ctrl-C')}): {stop['judged']} of {stop['selected']} "
+                      "selected checks judged, "
                       f"{len(stop['not_run'])} not run; no bundle was written")
     print(f"exit {s['exit_code']}: {meaning.get(s['exit_code'], '')}")
     print(f"report: {out / 'report.html'}  results: {out / 'results.json'}  junit: {out / 'junit.xml'}")

@@ -169,7 +169,7 @@ def test_an_interrupted_run_keeps_what_it_judged_marked_interrupted(tmp_path: Pa
     printed, err = proc.communicate(timeout=60)
     assert proc.returncode == 3, (printed, err)
     assert "Traceback" not in printed + err and "KeyboardInterrupt" not in printed + err
-    assert "haicap certify: interrupted; " in err and "exit 3: interrupted (Ctrl-C): " in printed
+    assert "haicap certify: interrupted (Ctrl-C); " in err and "exit 3: interrupted (Ctrl-C): " in printed
     left = {p.name for p in out.iterdir()}
     assert not left & {"checks.raw.json", "bundle.zip"}, left  # an interrupted run is no evidence to hand in
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))

@@ -487,7 +487,7 @@ def test_no_run_outlives_its_bound_when_the_province_and_a_worker_hang(
 
 def test_sigterm_to_the_group_of_a_certify_run_is_a_clean_interrupt_that_stops_its_servers(tmp_path: Path) -> None:
     """haicap certify handles SIGTERM like Ctrl-C: its pytest child is stopped, the embedded servers (outside the
-    group) are stopped by haicap, nothing is left running, and it says so (exit 143)."""
+    group) are stopped by haicap, what was judged is kept, nothing is left running, and it says so (exit 3)."""
     log = (tmp_path / "certify.log").open("wb")
     proc = subprocess.Popen([HAICAP, "certify", "--only", "sso", "--out", str(tmp_path / "run")],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -503,7 +503,9 @@ def test_sigterm_to_the_group_of_a_certify_run_is_a_clean_interrupt_that_stops_i
         code = proc.wait(timeout=60)
     finally:
         _stop_all(proc, others)
-    assert code == 143 and "haicap: interrupted (SIGTERM)" in printed(), printed()[-2000:]
+    assert code == 3 and "interrupted (SIGTERM)" in printed(), printed()[-2000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text(encoding="utf-8"))
+    assert results["interrupted"]["by"] == "SIGTERM" and results["interrupted"]["judged"] >= 1
     assert "Traceback" not in printed()
     _, alive = psutil.wait_procs(others, timeout=10)
     assert alive == []
