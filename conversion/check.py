@@ -42,6 +42,8 @@ MAX_BUCKETS = 1024
 LISTED = 100_000
 #: bytes read at a time in pass 1
 BLOCK = 4 * 1024 * 1024
+#: bytes of write buffers of all buckets' files together in pass 1
+WRITE_BUFFERS = 4 * 1024 * 1024
 _MAHOSO = re.compile(rb'"MaHoSo"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _JSON_FIELDS = ("KetQua", "QuyetDinhTach")
 
@@ -53,7 +55,8 @@ class ConversionReport:
     outside_province: int = 0
     findings: int = 0
     by_kind: Counter[str] = field(default_factory=Counter)
-    listed: list[dict[str, str]] = field(default_factory=list)
+    #: the first LISTED findings, each as its findings.jsonl line (compact: a few hundred bytes each)
+    listed: list[bytes] = field(default_factory=list)
     by_old_unit: Counter[tuple[str, str]] = field(default_factory=Counter)
     converted_by_old_unit: Counter[tuple[str, str]] = field(default_factory=Counter)
     by_new_unit: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -77,12 +80,16 @@ class ConversionReport:
             mine.update(theirs)
 
     def add(self, finding: Finding, sink: IO[bytes]) -> None:
-        record = finding.as_dict()
-        sink.write(orjson.dumps(record) + b"\n")
+        line = orjson.dumps(finding.as_dict())
+        sink.write(line + b"\n")
         self.findings += 1
         self.by_kind[finding.kind] += 1
         if len(self.listed) < LISTED:
-            self.listed.append(record)
+            self.listed.append(line)
+
+    def listed_findings(self) -> list[dict[str, str]]:
+        """The findings kept for results.json, as objects."""
+        return [orjson.loads(line) for line in self.listed]
 
 
 def _csv_lines(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -144,7 +151,8 @@ class _Part:
 
 
 def _partition(part: _Part, folder: Path, buckets: int) -> int:
-    files = [open(folder / f"{i}.{part.side}.{part.tag}", "wb", buffering=1 << 16)  # noqa: SIM115
+    buffer = max(4096, min(1 << 16, WRITE_BUFFERS // buckets))  # all buckets' buffers together stay small
+    files = [open(folder / f"{i}.{part.side}.{part.tag}", "wb", buffering=buffer)  # noqa: SIM115
              for i in range(buckets)]
     writes = [fh.write for fh in files]
     count = 0
