@@ -2,6 +2,7 @@
 
 from haicap.conformance.checks import (  # noqa: F401
     consistency,
+    conversion,
     forwarding,
     fuzzing,
     payment,

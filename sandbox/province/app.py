@@ -28,6 +28,7 @@ from haicap.contract_registry import default_registry
 from haicap.sandbox.config import ProvinceConfig
 from haicap.sandbox.province.catalogue import Catalogue
 from haicap.sandbox.province.context import ProvinceContext
+from haicap.sandbox.province.conversion_export import ConversionExport
 from haicap.sandbox.province.dossier_api import DossierApi
 from haicap.sandbox.province.fast_lane import FastLaneStarlette
 from haicap.sandbox.province.forwarded import ForwardedDossiers
@@ -113,6 +114,7 @@ def create_app(config: ProvinceConfig) -> Starlette:
         Route("/api/v1/dossiers/{MaHoSo}/payments", payments.list, methods=["GET"]),
         Route("/DvcPayment/Confirm", payments.callback, methods=["POST"]),
         Route("/national/forwarded-dossiers", forwarded.receive, methods=["POST"]),
+        Route("/api/v1/conversion-export/{side}", ConversionExport(ctx).export, methods=["GET"]),
         Route("/officer/dossiers", officer.list, methods=["GET"]),
         Route("/officer/dossiers/{MaHoSo}", officer.get, methods=["GET"]),
         Route("/officer/dossiers/{MaHoSo}/actions", officer.action, methods=["POST"]),
