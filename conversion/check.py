@@ -117,11 +117,12 @@ def _jsonl_blocks(path: Path, start: int, end: int) -> Iterator[list[bytes]]:
                 break
             left -= len(block)
             cut = block.rfind(b"\n") + 1 if left > 0 else len(block)
-            lines = (carry + block[:cut]).split(b"\n")
-            carry = block[cut:]
-            if cut == len(block) and lines[-1] == b"":
-                lines.pop()
-            yield lines
+            chunk, carry = carry + block[:cut], block[cut:]
+            if chunk:
+                lines = chunk.split(b"\n")
+                if lines[-1] == b"":  # the chunk ended with its last line's newline
+                    lines.pop()
+                yield lines
         if carry:
             yield [carry]
 
