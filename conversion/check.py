@@ -40,8 +40,8 @@ BYTES_PER_BUCKET = 4 * 1024 * 1024
 MAX_BUCKETS = 1024
 #: findings kept in results.json (all of them are in findings.jsonl)
 LISTED = 100_000
-#: bytes read at a time in pass 1
-BLOCK = 4 * 1024 * 1024
+#: bytes of lines read at a time in pass 1 (and the least share of a file per worker, times 16)
+BLOCK = 256 * 1024
 #: bytes of write buffers of all buckets' files together in pass 1
 WRITE_BUFFERS = 4 * 1024 * 1024
 _MAHOSO = re.compile(rb'"MaHoSo"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -107,24 +107,28 @@ def _csv_lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def _jsonl_blocks(path: Path, start: int, end: int) -> Iterator[list[bytes]]:
-    """The lines of bytes ``start:end`` of a JSONL file (``start`` at a line start), a few MB at a time."""
-    with path.open("rb") as fh:
+    """The lines (with their line ends) of bytes ``start:end`` of a JSONL file (``start`` at a line start), a few
+    hundred kB at a time: many small objects, never one block of megabytes (freed blocks of varying sizes would
+    fragment the heap and let the peak RSS grow with the number of buckets)."""
+    with path.open("rb", buffering=1 << 16) as fh:
         fh.seek(start)
-        left, carry = end - start, b""
-        while left > 0:
-            block = fh.read(min(BLOCK, left))
-            if not block:
+        pos = start
+        while pos < end:
+            lines = fh.readlines(BLOCK)
+            if not lines:
                 break
-            left -= len(block)
-            cut = block.rfind(b"\n") + 1 if left > 0 else len(block)
-            chunk, carry = carry + block[:cut], block[cut:]
-            if chunk:
-                lines = chunk.split(b"\n")
-                if lines[-1] == b"":  # the chunk ended with its last line's newline
-                    lines.pop()
-                yield lines
-        if carry:
-            yield [carry]
+            size = sum(map(len, lines))
+            if pos + size > end:
+                kept: list[bytes] = []
+                for line in lines:
+                    if pos >= end:
+                        break
+                    kept.append(line)
+                    pos += len(line)
+                lines = kept
+            else:
+                pos += size
+            yield lines
 
 
 def _key(line: bytes) -> bytes:
@@ -170,8 +174,7 @@ def _partition(part: _Part, folder: Path, buckets: int) -> int:
                 lines[0] = lines[0][3:]
             for line in lines:
                 number += 1
-                if line.endswith(b"\r"):
-                    line = line[:-1]
+                line = line.rstrip(b"\r\n")
                 if not line or line.isspace():
                     continue
                 i = line.find(b'"MaHoSo":"')  # _key, inlined: the common spelling without a call
@@ -188,7 +191,7 @@ def _partition(part: _Part, folder: Path, buckets: int) -> int:
 def _shares(path: Path, side: str, workers: int) -> list[_Part]:
     """Split a JSONL file at line starts into ``workers`` shares, each with the number of its first line."""
     size = path.stat().st_size
-    if workers <= 1 or path.suffix.lower() == ".csv" or size < workers * BLOCK:
+    if workers <= 1 or path.suffix.lower() == ".csv" or size < workers * 16 * BLOCK:
         return [_Part(path, side, 0, size, 1, 0)]
     cuts = [0]
     with path.open("rb") as fh:
@@ -228,22 +231,19 @@ class _Judge:
         """The valid records of one bucket side; an invalid one is a finding, its MaHoSo added to ``invalid``."""
         loads, is_valid = orjson.loads, self.validators[which].compiled.is_valid
         for path in paths:
-            with path.open("rb") as fh:
-                data = fh.read()
-            for raw in data.split(b"\n"):
-                if not raw:
-                    continue
-                number_text, _, body = raw.partition(b"\t")
-                try:
-                    record = loads(body)
-                except orjson.JSONDecodeError as exc:
-                    where = f"{self.files[which].name}:{int(number_text)}"
-                    self.add(Finding(f"({where})", "invalid-record", f"{where}: not a JSON object ({exc})"))
-                    continue
-                if type(record) is dict and is_valid(record):
-                    yield record
-                else:
-                    self._invalid(record, int(number_text), which, invalid)
+            with path.open("rb", buffering=1 << 16) as fh:
+                for raw in fh:  # line by line: no bucket-sized allocation (see _jsonl_blocks)
+                    number_text, _, body = raw.partition(b"\t")
+                    try:
+                        record = loads(body)
+                    except orjson.JSONDecodeError as exc:
+                        where = f"{self.files[which].name}:{int(number_text)}"
+                        self.add(Finding(f"({where})", "invalid-record", f"{where}: not a JSON object ({exc})"))
+                        continue
+                    if type(record) is dict and is_valid(record):
+                        yield record
+                    else:
+                        self._invalid(record, int(number_text), which, invalid)
 
     def _invalid(self, record: Any, number: int, which: int, invalid: set[str]) -> None:
         where = f"{self.files[which].name}:{number}"
