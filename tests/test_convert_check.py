@@ -147,3 +147,34 @@ def test_the_conversion_checks_judge_nothing_vacuously_and_quote_the_findings(tm
     other = judge_export(folder / "before.jsonl", folder / "after.jsonl", "79", source="the files", reproduce="x")
     with pytest.raises(CheckError, match=r"observed 0 of 1 .*\(300 records, 300 of other provinces\)"):
         family_verdict(other, "consistency", "named", "79")
+
+
+def test_a_profile_names_the_export_files_or_the_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """profile ``conversion``: before/after files relative to the profile (they must exist), or none for the export
+    endpoint (it needs the officer credential); without the section the conversion checks are not run."""
+    from haicap.errors import HaicapError
+    from haicap.target import _capabilities, back_office_settings, conversion_files, load_profile
+
+    base = ('province: "01"\nprovince_url: http://127.0.0.1:9\nnational:\n  public_url: http://127.0.0.1:8710\n'
+            'credentials:\n  oidc_client_id: c\n  oidc_client_secret_env: S\n  oidc_redirect_uri: http://127.0.0.1:9/cb\n')
+    path = tmp_path / "profile.yaml"
+
+    def load(extra: str) -> tuple[tuple[str, str] | None, frozenset[str]]:
+        path.write_text(base + extra, encoding="utf-8")
+        document = load_profile(path).document
+        return conversion_files(document), _capabilities(document.data, back_office_settings(document.data))
+
+    files, capabilities = load("")
+    assert files is None and "conversion" not in capabilities
+    (tmp_path / "export").mkdir()
+    for side in ("before", "after"):
+        (tmp_path / "export" / f"{side}.jsonl").write_text("", encoding="utf-8")
+    files, capabilities = load("conversion:\n  before: export/before.jsonl\n  after: export/after.jsonl\n")
+    assert files == (str(tmp_path / "export" / "before.jsonl"), str(tmp_path / "export" / "after.jsonl"))
+    assert "conversion" in capabilities
+    with pytest.raises(HaicapError, match=r"profile.yaml:\d+: conversion.after: .*after.csv: no such file"):
+        load("conversion:\n  before: export/before.jsonl\n  after: export/after.csv\n")
+    with pytest.raises(HaicapError, match="officer_token_env, which is not set"):
+        load("conversion: {}\n")
+    with pytest.raises(HaicapError, match="after"):
+        load("conversion:\n  before: export/before.jsonl\n")
