@@ -61,12 +61,12 @@ def judge_export(before: Path, after: Path, province: str, *, source: str, repro
             report = check_conversion(before, after, Path(tmp), province=province, say=lambda _: None)
         except HaicapError as exc:
             raise CheckError(f"{source}: {exc}", reproduce=reproduce) from None
-    verdict = ConversionVerdict(report, source, reproduce)
-    for line in report.listed:
-        finding = orjson.loads(line)
-        shown = verdict.shown.setdefault(finding["family"], [])
-        if len(shown) < _SHOWN:
-            shown.append(finding)
+        verdict = ConversionVerdict(report, source, reproduce)
+        for line in report.listed:  # read back from findings.jsonl, before the folder goes
+            finding = orjson.loads(line)
+            shown = verdict.shown.setdefault(finding["family"], [])
+            if len(shown) < _SHOWN:
+                shown.append(finding)
     return verdict
 
 
