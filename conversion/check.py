@@ -12,21 +12,26 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import json
+import multiprocessing
 import re
+import shutil
 import tempfile
 import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
 from haicap.contract_registry import default_registry
-from haicap.conversion.rules import FINDINGS, Finding, UnitFacts, judge_pair, settled_statuses
+from haicap.conversion.rules import FINDINGS, Finding, UnitFacts, judge_pair
 from haicap.errors import HaicapError
 
 __all__ = ["ConversionReport", "check_conversion"]
@@ -35,6 +40,10 @@ BYTES_PER_BUCKET = 4 * 1024 * 1024
 MAX_BUCKETS = 1024
 #: findings kept in results.json (all of them are in findings.jsonl)
 LISTED = 100_000
+#: bytes of lines read at a time in pass 1 (and the least share of a file per worker, times 16)
+BLOCK = 256 * 1024
+#: bytes of write buffers of all buckets' files together in pass 1
+WRITE_BUFFERS = 4 * 1024 * 1024
 _MAHOSO = re.compile(rb'"MaHoSo"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _JSON_FIELDS = ("KetQua", "QuyetDinhTach")
 
@@ -46,7 +55,10 @@ class ConversionReport:
     outside_province: int = 0
     findings: int = 0
     by_kind: Counter[str] = field(default_factory=Counter)
-    listed: list[dict[str, str]] = field(default_factory=list)
+    #: where every finding is (findings.jsonl); the ones results.json lists are read back from it, not kept in
+    #: memory: a few thousand small objects living through the whole check pin the heap pages of every bucket's
+    #: records around them, and the peak RSS grew with the input (20 MiB for 5,000 findings)
+    findings_path: Path | None = None
     by_old_unit: Counter[tuple[str, str]] = field(default_factory=Counter)
     converted_by_old_unit: Counter[tuple[str, str]] = field(default_factory=Counter)
     by_new_unit: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -56,118 +68,248 @@ class ConversionReport:
     digitised: int = 0
     seconds: float = 0.0
 
+    def merge(self, other: ConversionReport) -> None:
+        """Add the counts of ``other`` (the next range of buckets) to these."""
+        self.outside_province += other.outside_province
+        self.findings += other.findings
+        self.digitisation_due += other.digitisation_due
+        self.digitised += other.digitised
+        for mine, theirs in ((self.by_kind, other.by_kind), (self.by_old_unit, other.by_old_unit),
+                             (self.converted_by_old_unit, other.converted_by_old_unit),
+                             (self.by_new_unit, other.by_new_unit), (self.status_before, other.status_before),
+                             (self.status_after, other.status_after)):
+            mine.update(theirs)
+
     def add(self, finding: Finding, sink: IO[bytes]) -> None:
-        record = finding.as_dict()
-        sink.write(orjson.dumps(record) + b"\n")
+        line = orjson.dumps(finding.as_dict())
+        sink.write(line + b"\n")
         self.findings += 1
         self.by_kind[finding.kind] += 1
-        if len(self.listed) < LISTED:
-            self.listed.append(record)
+
+    @property
+    def listed(self) -> list[bytes]:
+        """The first LISTED findings, as their findings.jsonl lines."""
+        if self.findings_path is None or not self.findings_path.exists():
+            return []
+        with self.findings_path.open("rb") as fh:
+            return [line.rstrip(b"\n") for line in itertools.islice(fh, LISTED)]
+
+    def listed_findings(self) -> list[dict[str, str]]:
+        """The findings results.json lists, as objects."""
+        return [orjson.loads(line) for line in self.listed]
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, one JSON object as bytes) of a JSONL or CSV file (CSV rows become JSON objects)."""
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            for number, row in enumerate(csv.DictReader(fh), start=2):
-                record: dict[str, Any] = dict(row)
-                for key in _JSON_FIELDS:
-                    if record.get(key):
-                        with contextlib.suppress(ValueError):  # left as text: the schema check names it
-                            record[key] = json.loads(record[key])
-                    elif key in record:
-                        del record[key]
-                yield number, orjson.dumps(record)
-        return
-    with path.open("rb") as fh:
-        for number, line in enumerate(fh, start=1):
-            if number == 1 and line.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark, as editors write
-                line = line[3:]
-            if line.strip():
-                yield number, line.rstrip(b"\r\n")
+def _csv_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, the row as a JSON object in bytes) of a CSV file (KetQua, QuyetDinhTach as JSON text)."""
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        for number, row in enumerate(csv.DictReader(fh), start=2):
+            record: dict[str, Any] = dict(row)
+            for key in _JSON_FIELDS:
+                if record.get(key):
+                    with contextlib.suppress(ValueError):  # left as text: the schema check names it
+                        record[key] = json.loads(record[key])
+                elif key in record:
+                    del record[key]
+            yield number, orjson.dumps(record)
 
 
-def _partition(path: Path, side: str, folder: Path, buckets: int) -> int:
-    files = [open(folder / f"{i}.{side}", "ab", buffering=1 << 16) for i in range(buckets)]  # noqa: SIM115
+def _jsonl_blocks(path: Path, start: int, end: int) -> Iterator[list[bytes]]:
+    """The lines (with their line ends) of bytes ``start:end`` of a JSONL file (``start`` at a line start), a few
+    hundred kB at a time: many small objects, never one block of megabytes (freed blocks of varying sizes would
+    fragment the heap and let the peak RSS grow with the number of buckets)."""
+    with path.open("rb", buffering=1 << 16) as fh:
+        fh.seek(start)
+        pos = start
+        while pos < end:
+            lines = fh.readlines(BLOCK)
+            if not lines:
+                break
+            size = sum(map(len, lines))
+            if pos + size > end:
+                kept: list[bytes] = []
+                for line in lines:
+                    if pos >= end:
+                        break
+                    kept.append(line)
+                    pos += len(line)
+                lines = kept
+            else:
+                pos += size
+            yield lines
+
+
+def _key(line: bytes) -> bytes:
+    """The MaHoSo of a raw JSON line (its bucket key): a plain search first, the pattern for any other spelling."""
+    i = line.find(b'"MaHoSo":"')
+    if i >= 0:
+        j = line.find(b'"', i + 10)
+        key = line[i + 10:j]
+        if b"\\" not in key:
+            return key
+    match = _MAHOSO.search(line)
+    return match.group(1) if match else b""
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One share of pass 1: lines ``start:end`` of a file (the whole file for CSV), numbered from ``first_line``."""
+
+    path: Path
+    side: str
+    start: int
+    end: int
+    first_line: int
+    tag: int
+
+
+def _partition(part: _Part, folder: Path, buckets: int) -> int:
+    buffer = max(4096, min(1 << 16, WRITE_BUFFERS // buckets))  # all buckets' buffers together stay small
+    files = [open(folder / f"{i}.{part.side}.{part.tag}", "wb", buffering=buffer)  # noqa: SIM115
+             for i in range(buckets)]
+    writes = [fh.write for fh in files]
     count = 0
+    crc32, key = zlib.crc32, _key
     try:
-        for number, line in _lines(path):
-            match = _MAHOSO.search(line)
-            key = match.group(1) if match else b""
-            files[zlib.crc32(key) % buckets].write(b"%d\t%s\n" % (number, line))
-            count += 1
+        if part.path.suffix.lower() == ".csv":
+            for number, line in _csv_lines(part.path):
+                writes[crc32(key(line)) % buckets](b"%d\t%s\n" % (number, line))
+                count += 1
+            return count
+        number = part.first_line - 1
+        for lines in _jsonl_blocks(part.path, part.start, part.end):
+            if number == 0 and lines and lines[0].startswith(b"\xef\xbb\xbf"):  # a byte order mark, as editors write
+                lines[0] = lines[0][3:]
+            for line in lines:
+                number += 1
+                line = line.rstrip(b"\r\n")
+                if not line or line.isspace():
+                    continue
+                i = line.find(b'"MaHoSo":"')  # _key, inlined: the common spelling without a call
+                j = line.find(b'"', i + 10) if i >= 0 else -1
+                k = line[i + 10:j] if j >= 0 else b"\\"
+                writes[crc32(key(line) if b"\\" in k else k) % buckets](b"%d\t%s\n" % (number, line))
+                count += 1
     finally:
         for fh in files:
             fh.close()
     return count
 
 
-def _load(path: Path, file: Path, side: str, report: ConversionReport, sink: IO[bytes],
-          validator: Any, invalid: set[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """The valid records of one bucket side; an invalid one is a finding, its MaHoSo added to ``invalid``."""
-    if not path.exists():
-        return
+def _shares(path: Path, side: str, workers: int) -> list[_Part]:
+    """Split a JSONL file at line starts into ``workers`` shares, each with the number of its first line."""
+    size = path.stat().st_size
+    if workers <= 1 or path.suffix.lower() == ".csv" or size < workers * 16 * BLOCK:
+        return [_Part(path, side, 0, size, 1, 0)]
+    cuts = [0]
     with path.open("rb") as fh:
-        for raw in fh:
-            number_text, _, body = raw.rstrip(b"\n").partition(b"\t")
-            where = f"{file.name}:{int(number_text)}"
-            try:
-                record = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                report.add(Finding(f"({where})", "invalid-record", f"{where}: not a JSON object ({exc})"), sink)
-                continue
-            if not isinstance(record, dict) or not validator.is_valid(record):
-                problems = "; ".join(f"{v.field}: {v.message}" for v in validator.violations(record, limit=3)) \
-                    if isinstance(record, dict) else "not an object"
-                ma_ho_so = record.get("MaHoSo") if isinstance(record, dict) else None
-                report.add(Finding(str(ma_ho_so or f"({where})"), "invalid-record",
-                                   f"{where}: {side} record: {problems}"), sink)
-                if isinstance(ma_ho_so, str):
-                    invalid.add(ma_ho_so)
-                continue
-            yield int(number_text), record
+        for k in range(1, workers):
+            fh.seek(max(cuts[-1], size * k // workers))
+            fh.readline()
+            cuts.append(min(fh.tell(), size))
+        cuts.append(size)
+        firsts, line = [1], 1
+        for a, b in itertools.pairwise(cuts[:-1]):
+            fh.seek(a)
+            left = b - a
+            while left > 0:
+                chunk = fh.read(min(BLOCK, left))
+                line += chunk.count(b"\n")
+                left -= len(chunk)
+            firsts.append(line)
+    return [_Part(path, side, a, b, first, tag)
+            for tag, ((a, b), first) in enumerate(zip(itertools.pairwise(cuts), firsts, strict=True))]
 
 
-def _bucket(facts: UnitFacts, folder: Path, index: int, files: tuple[Path, Path], report: ConversionReport,
-            sink: IO[bytes], validators: tuple[Any, Any], keep: Callable[[dict[str, Any]], bool]) -> None:
-    before: dict[str, dict[str, Any]] = {}
-    invalid: set[str] = set()  # MaHoSo of records already reported invalid: not also dropped or invented
-    for _, record in _load(folder / f"{index}.before", files[0], "old", report, sink, validators[0], invalid):
-        if not keep(record):
-            report.outside_province += 1
-            continue
-        before.setdefault(str(record["MaHoSo"]), record)
-        report.by_old_unit[(str(record["MaTinh"]), str(record["MaHuyen"]))] += 1
-        report.status_before[str(record["TrangThaiHoSo"])] += 1
-    seen: Counter[str] = Counter()
-    for _, record in _load(folder / f"{index}.after", files[1], "converted", report, sink, validators[1], invalid):
-        m = str(record["MaHoSo"])
-        old = before.get(m)
-        if old is None and not keep_after(record, keep):
-            continue
-        seen[m] += 1
-        if seen[m] == 2:
-            report.add(Finding(m, "duplicated", f"MaHoSo {m} appears more than once after the conversion"), sink)
-        if seen[m] > 1:
-            continue
-        report.by_new_unit[(str(record["MaTinh"]), str(record["MaXa"]))] += 1
-        report.status_after[str(record["TrangThaiHoSo"])] += 1
+class _Judge:
+    """Pass 2 over a range of buckets: join old and new by MaHoSo, every rule on every pair, findings to a sink."""
+
+    def __init__(self, facts: UnitFacts, files: tuple[Path, Path], keep: Callable[[dict[str, Any]], bool] | None,
+                 sink: IO[bytes]) -> None:
+        registry = default_registry()
+        self.validators = (registry.validator("conversion.schema.json#/$defs/LegacyRecord"),
+                           registry.validator("conversion.schema.json#/$defs/ConvertedRecord"))
+        self.facts, self.files, self.keep, self.sink = facts, files, keep, sink
+        self.report = ConversionReport()
+
+    def add(self, finding: Finding) -> None:
+        self.report.add(finding, self.sink)
+
+    def _load(self, paths: list[Path], which: int, invalid: set[str]) -> Iterator[dict[str, Any]]:
+        """The valid records of one bucket side; an invalid one is a finding, its MaHoSo added to ``invalid``."""
+        loads, is_valid = orjson.loads, self.validators[which].compiled.is_valid
+        for path in paths:
+            with path.open("rb", buffering=1 << 16) as fh:
+                for raw in fh:  # line by line: no bucket-sized allocation (see _jsonl_blocks)
+                    number_text, _, body = raw.partition(b"\t")
+                    try:
+                        record = loads(body)
+                    except orjson.JSONDecodeError as exc:
+                        where = f"{self.files[which].name}:{int(number_text)}"
+                        self.add(Finding(f"({where})", "invalid-record", f"{where}: not a JSON object ({exc})"))
+                        continue
+                    if type(record) is dict and is_valid(record):
+                        yield record
+                    else:
+                        self._invalid(record, int(number_text), which, invalid)
+
+    def _invalid(self, record: Any, number: int, which: int, invalid: set[str]) -> None:
+        where = f"{self.files[which].name}:{number}"
+        side = ("old", "converted")[which]
+        if isinstance(record, dict):
+            problems = "; ".join(f"{v.field}: {v.message}" for v in self.validators[which].violations(record, limit=3))
+            ma_ho_so = record.get("MaHoSo")
+        else:
+            problems, ma_ho_so = "not an object", None
+        self.add(Finding(str(ma_ho_so or f"({where})"), "invalid-record", f"{where}: {side} record: {problems}"))
+        if isinstance(ma_ho_so, str):
+            invalid.add(ma_ho_so)
+
+    def bucket(self, parts: tuple[list[Path], list[Path]]) -> None:
+        report, keep = self.report, self.keep
+        before: dict[str, dict[str, Any]] = {}
+        invalid: set[str] = set()  # MaHoSo of records already reported invalid: not also dropped or invented
+        by_old_unit, status_before = report.by_old_unit, report.status_before
+        for record in self._load(parts[0], 0, invalid):
+            if keep is not None and not keep(record):
+                report.outside_province += 1
+                continue
+            before.setdefault(record["MaHoSo"], record)
+            by_old_unit[(record["MaTinh"], record["MaHuyen"])] += 1
+            status_before[record["TrangThaiHoSo"]] += 1
+        seen: set[str] = set()
+        duplicated: set[str] = set()
+        for record in self._load(parts[1], 1, invalid):
+            m = record["MaHoSo"]
+            old = before.get(m)
+            if old is None and keep is not None and not keep_after(record, keep):
+                continue
+            if m in seen:
+                if m not in duplicated:
+                    duplicated.add(m)
+                    self.add(Finding(m, "duplicated", f"MaHoSo {m} appears more than once after the conversion"))
+                continue
+            seen.add(m)
+            self._pair(m, old, record, invalid)
+        for m in before:
+            if m not in seen and m not in invalid:
+                self.add(Finding(m, "dropped", f"MaHoSo {m} is in the old data, not after the conversion"))
+
+    def _pair(self, m: str, old: dict[str, Any] | None, record: dict[str, Any], invalid: set[str]) -> None:
+        report = self.report
+        report.by_new_unit[(record["MaTinh"], record["MaXa"])] += 1
+        report.status_after[record["TrangThaiHoSo"]] += 1
         if old is None:
             if m not in invalid:
-                report.add(Finding(m, "invented", f"MaHoSo {m} is not in the old data"), sink)
-            continue
-        report.converted_by_old_unit[(str(old["MaTinh"]), str(old["MaHuyen"]))] += 1
-        if old["CapCoQuan"] == "huyen" and str(old["TrangThaiHoSo"]) in settled_statuses():
+                self.add(Finding(m, "invented", f"MaHoSo {m} is not in the old data"))
+            return
+        report.converted_by_old_unit[(old["MaTinh"], old["MaHuyen"])] += 1
+        findings = judge_pair(self.facts, old, record)
+        if old["CapCoQuan"] == "huyen" and old["TrangThaiHoSo"] in self.facts.settled:
             report.digitisation_due += 1
-        findings = judge_pair(facts, old, record)
-        if old["CapCoQuan"] == "huyen" and str(old["TrangThaiHoSo"]) in settled_statuses() and not any(
-                f.kind == "not-digitised" for f in findings):
-            report.digitised += 1
+            if not any(f.kind == "not-digitised" for f in findings):
+                report.digitised += 1
         for finding in findings:
-            report.add(finding, sink)
-    for m in before:
-        if m not in seen and m not in invalid:
-            report.add(Finding(m, "dropped", f"MaHoSo {m} is in the old data, not after the conversion"), sink)
+            self.add(finding)
 
 
 def keep_after(record: dict[str, Any], keep: Callable[[dict[str, Any]], bool]) -> bool:
@@ -176,39 +318,88 @@ def keep_after(record: dict[str, Any], keep: Callable[[dict[str, Any]], bool]) -
 
 
 def check_conversion(before: Path, after: Path, out: Path, *, province: str | None = None,
-                     say: Callable[[str], None] = print) -> ConversionReport:
-    """Judge ``after`` as the conversion of ``before``; findings go to ``out/findings.jsonl``."""
+                     say: Callable[[str], None] = print, workers: int = 1) -> ConversionReport:
+    """Judge ``after`` as the conversion of ``before``; findings go to ``out/findings.jsonl``.
+
+    ``workers`` > 1 splits both passes over that many processes (each file at line starts for pass 1, the
+    buckets in contiguous ranges for pass 2): the same findings in the same order, memory per process bounded
+    by one bucket as before.
+    """
     for path, flag in ((before, "--before"), (after, "--after")):
         if not path.is_file():
             raise HaicapError(f"{flag} {path}: no such file")
+    if workers < 1:
+        raise HaicapError(f"--workers {workers}: must be at least 1")
     t0 = time.monotonic()
-    facts = UnitFacts()
-    registry = default_registry()
-    validators = (registry.validator("conversion.schema.json#/$defs/LegacyRecord"),
-                  registry.validator("conversion.schema.json#/$defs/ConvertedRecord"))
-    keep = _province_filter(facts, province)
-    buckets = max(1, min(MAX_BUCKETS, (before.stat().st_size + after.stat().st_size) // BYTES_PER_BUCKET + 1))
-    report = ConversionReport()
-    with tempfile.TemporaryDirectory(prefix="haicap-convert-") as tmp:
+    facts = shared_facts()
+    if province is not None:
+        _province_filter(facts, province)  # an unknown code fails here, before any work
+    buckets = max(workers, min(MAX_BUCKETS, (before.stat().st_size + after.stat().st_size) // BYTES_PER_BUCKET + 1))
+    with tempfile.TemporaryDirectory(prefix="haicap-convert-") as tmp, _pool(workers) as pool:
         folder = Path(tmp)
-        report.before_records = _partition(before, "before", folder, buckets)
-        report.after_records = _partition(after, "after", folder, buckets)
-        say(f"convert check: {report.before_records:,} old and {report.after_records:,} converted records in "
-            f"{buckets} bucket(s), {time.monotonic() - t0:.1f} s")
-        with (out / "findings.jsonl").open("wb") as sink:
-            last = time.monotonic()
-            for index in range(buckets):
-                _bucket(facts, folder, index, (before, after), report, sink, validators, keep)
-                if time.monotonic() - last > 5:
-                    last = time.monotonic()
-                    say(f"convert check: bucket {index + 1}/{buckets}, {report.findings:,} findings so far")
+        parts = [*_shares(before, "before", workers), *_shares(after, "after", workers)]
+        counts = list(pool(_partition_job, [(part, folder, buckets) for part in parts]))
+        report = ConversionReport()
+        say(f"convert check: {sum(counts):,} records in {buckets} bucket(s), {time.monotonic() - t0:.1f} s")
+        tags = (tuple(p.tag for p in parts if p.side == "before"), tuple(p.tag for p in parts if p.side == "after"))
+        ranges = [r for r in (range(buckets * w // workers, buckets * (w + 1) // workers) for w in range(workers)) if r]
+        sinks = [out / "findings.jsonl"] if workers == 1 else [folder / f"findings.{w}" for w in range(len(ranges))]
+        jobs = [(folder, r, tags, (before, after), province, sink) for r, sink in zip(ranges, sinks, strict=True)]
+        last = time.monotonic()
+        for done, part_report in enumerate(pool(_judge_job, jobs), start=1):
+            report.merge(part_report)
+            if time.monotonic() - last > 5:
+                last = time.monotonic()
+                say(f"convert check: {done}/{len(jobs)} bucket range(s), {report.findings:,} findings so far")
+        if workers > 1:
+            with (out / "findings.jsonl").open("wb") as sink:
+                for path in sinks:
+                    with path.open("rb") as fh:
+                        shutil.copyfileobj(fh, sink, 1 << 20)
+    report.before_records = sum(n for p, n in zip(parts, counts, strict=True) if p.side == "before")
+    report.after_records = sum(n for p, n in zip(parts, counts, strict=True) if p.side == "after")
+    report.findings_path = out / "findings.jsonl"
     report.seconds = time.monotonic() - t0
     return report
 
 
-def _province_filter(facts: UnitFacts, province: str | None) -> Callable[[dict[str, Any]], bool]:
+@cache
+def shared_facts() -> UnitFacts:
+    """The unit tables, built once per process (and inherited by forked workers)."""
+    return UnitFacts()
+
+
+@contextlib.contextmanager
+def _pool(workers: int) -> Iterator[Callable[[Callable[..., Any], list[tuple[Any, ...]]], Iterator[Any]]]:
+    """``map(function, argument tuples)`` in this process, or over ``workers`` forked processes (in order)."""
+    if workers == 1:
+        yield lambda fn, jobs: (fn(*job) for job in jobs)
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as executor:
+        yield lambda fn, jobs: executor.map(fn, *zip(*jobs, strict=True))
+
+
+def _partition_job(part: _Part, folder: Path, buckets: int) -> int:
+    return _partition(part, folder, buckets)
+
+
+def _judge_job(folder: Path, indexes: range, tags: tuple[tuple[int, ...], tuple[int, ...]], files: tuple[Path, Path],
+               province: str | None, sink_path: Path) -> ConversionReport:
+    facts = shared_facts()
+    keep = _province_filter(facts, province)
+    with sink_path.open("wb") as sink:
+        judge = _Judge(facts, files, keep, sink)
+        for index in indexes:
+            judge.bucket(([folder / f"{index}.before.{t}" for t in tags[0]],
+                          [folder / f"{index}.after.{t}" for t in tags[1]]))
+    return judge.report
+
+
+def _province_filter(facts: UnitFacts, province: str | None) -> Callable[[dict[str, Any]], bool] | None:
     if province is None:
-        return lambda record: True
+        return None
     from haicap.data_generators.units import admin_units
 
     admin_units().province(province)  # one line naming the valid codes

@@ -25,6 +25,8 @@ def register(subparsers: Any) -> None:
     check.add_argument("--province", metavar="CODE", help="judge only the dossiers of this current province")
     check.add_argument("--out", type=Path, default=Path("haicap-convert"), help="output folder "
                        "(default ./haicap-convert)")
+    check.add_argument("--workers", type=int, default=1, metavar="N", help="split the check over N processes "
+                       "(same findings; memory per process still bounded; default 1)")
     check.set_defaults(handler=run_check)
 
 
@@ -43,7 +45,7 @@ def run_check(args: argparse.Namespace) -> int:
             (args.out / name).unlink(missing_ok=True)
     except OSError as exc:
         raise HaicapError(f"--out {args.out}: {exc.strerror or exc}") from None
-    report = check_conversion(args.before, args.after, args.out, province=args.province)
+    report = check_conversion(args.before, args.after, args.out, province=args.province, workers=args.workers)
     judged = report.before_records - report.outside_province
     if judged <= 0:  # no vacuous "ready": a wrong --province or an empty export judged nothing
         where = f" of province {args.province}" if args.province else ""

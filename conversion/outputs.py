@@ -42,7 +42,7 @@ def build_results(report: ConversionReport, *, before: Path, after: Path, provin
         "families": {f: ("passed" if n == 0 else "failed") for f, n in families.items()},
         "finding_counts": dict(sorted(report.by_kind.items())),
         "findings_total": report.findings,
-        "findings": report.listed,
+        "findings": report.listed_findings(),
         "findings_file": "findings.jsonl",
         "digitisation": {"due": report.digitisation_due, "digitised": report.digitised, "share": share,
                          "required": 1.0},

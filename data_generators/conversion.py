@@ -189,6 +189,22 @@ class ConversionPairs:
             self.manifest.after += len(written)
             yield before, written
 
+    def pairs_with(self, count: int, kinds: tuple[str, ...]) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """``count`` correct pairs, except that each of ``kinds`` is planted once, in the first pair it applies to
+        (the reference province's export faults); ``defect_rate`` is not used."""
+        rng = random.Random(f"conversion-faults:{self.seed}")
+        waiting = list(kinds)
+        for before, written in self.pairs(count):
+            kind = next((k for k in waiting if k in self._applicable(before, written[0])), None)
+            if kind is not None and len(written) == 1:
+                waiting.remove(kind)
+                written = self._plant(rng, kind, before, written[0])
+                self.manifest.defects[kind].append(before["MaHoSo"] if kind != "invented" else written[1]["MaHoSo"])
+                self.manifest.after += len(written) - 1
+            yield before, written
+        if waiting:
+            raise HaicapError(f"no pair of {count} could carry {', '.join(waiting)}")
+
     def write(self, count: int, folder: Path) -> Manifest:
         """before.jsonl, after.jsonl and manifest.json in ``folder`` (created)."""
         folder.mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,11 @@ class SchemaValidator:
     def is_valid(self, instance: Any) -> bool:
         return bool(self._compiled.is_valid(instance))
 
+    @property
+    def compiled(self) -> Any:
+        """The jsonschema-rs validator itself: its ``is_valid`` without this wrapper's call, for hot loops."""
+        return self._compiled
+
     def violations(self, instance: Any, limit: int = 20) -> list[Violation]:
         """Every violation (up to ``limit``), each naming the field; empty when valid."""
         found: list[Violation] = []

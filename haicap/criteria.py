@@ -32,6 +32,7 @@ CRITERION_TABLE: tuple[Criterion, ...] = (
     Criterion("units", "Administrative units and agency identification codes", "UNIT"),
     Criterion("portal", "Interface of the provincial portal closed", "PORT"),
     Criterion("civil_status", "Civil-status interconnection (Decree 63/2024)", "CIV"),
+    Criterion("conversion", "Legacy data converted completely and accurately", "CONV"),
     Criterion("fuzzing", "Contract conformance under generated input", "FUZZ"),
 )
 #: criterion id → label, in checklist order

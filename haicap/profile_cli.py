@@ -72,6 +72,8 @@ portal:                                      # your closed old portal (PORT-01..
   submission_urls: ["https://dichvucong.example.gov.vn/nop-ho-so"]   # where the old forms POSTed
   login_urls: ["https://dichvucong.example.gov.vn/dang-nhap"]        # the old sign-in page
   lookup_urls: ["https://dichvucong.example.gov.vn/tra-cuu"]         # look-up pages that may remain
+conversion: {{}}                               # your converted legacy data (CONV-01..05): {{}} reads your export
+#                                            # endpoint with the officer token; or before: old.jsonl, after: new.jsonl
 # communes: ["00004", "00008"]               # restrict submission to these communes (SUB-05 then cannot pass)
 # sso_clock_skew_seconds: 60                 # the clock skew your relying party allows on ID-token exp/iat
 # sync_retry_seconds: 1                      # your sync client's longest pause between attempts (SYNC-10)

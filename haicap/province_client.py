@@ -198,6 +198,11 @@ class ProvinceClient:
     def units(self) -> ResponseLike:
         return self.port.request("GET", f"{API}/units", name="units")
 
+    def conversion_export(self, side: str) -> ResponseLike:
+        """``before`` or ``after`` of the converted legacy data (JSONL), with the officer credential."""
+        return self.port.request("GET", f"{API}/conversion-export/{side}", headers=self._officer_headers(),
+                                 name=f"conversion export {side}")
+
     def procedures(self) -> ResponseLike:
         return self.port.request("GET", f"{API}/procedures", name="procedures")
 

@@ -73,12 +73,17 @@ class Target:
     wiring: dict[str, str] = field(default_factory=dict)
     #: the closed provincial portal: old URLs and the national portal they lead to (profile ``portal``), if any
     portal: PortalSettings | None = None
+    #: the converted legacy data as two files (profile ``conversion.before``/``after``, absolute); None: the
+    #: province's export endpoint
+    conversion_files: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.back_office, dict):  # read back from the target file the certify child gets
             object.__setattr__(self, "back_office", BackOfficeSettings(**self.back_office))
         if isinstance(self.portal, dict):
             object.__setattr__(self, "portal", PortalSettings.from_profile(self.portal))
+        if isinstance(self.conversion_files, list):
+            object.__setattr__(self, "conversion_files", tuple(self.conversion_files))
 
     def control_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.control_token}"}
@@ -161,6 +166,7 @@ def load_profile(path: Path | str) -> Profile:
     _check_listen(document)
     _check_back_office(document)
     _check_portal(document)
+    _check_conversion(document)
     current = {c.code for c in admin_units().communes(province)}
     for index, code in enumerate(document.data.get("communes") or []):
         if code not in current:
@@ -209,6 +215,27 @@ def _check_portal(document: YamlDocument) -> None:
                                                              f"{settings.national_portal} itself, not the old portal")
 
 
+def conversion_files(document: YamlDocument) -> tuple[str, str] | None:
+    """The profile's ``conversion.before``/``after`` as absolute paths (relative to the profile's folder)."""
+    raw = document.data.get("conversion") or {}
+    if "before" not in raw:
+        return None
+    folder = Path(document.path).resolve().parent
+    return str(folder / raw["before"]), str(folder / raw["after"])
+
+
+def _check_conversion(document: YamlDocument) -> None:
+    """The conversion files exist; the export endpoint (no files) needs the officer credential."""
+    files = conversion_files(document)
+    if files is not None:
+        for key, path in zip(("before", "after"), files, strict=True):
+            if not Path(path).is_file():
+                raise document.error(("conversion", key), f"{path}: no such file")
+    elif "conversion" in document.data and not document.data["credentials"].get("officer_token_env"):
+        raise document.error(("conversion",), "without before/after files the export endpoint is read with "
+                                              "credentials.officer_token_env, which is not set")
+
+
 def _netloc(url: str) -> tuple[str, int | None]:
     from urllib.parse import urlsplit
 
@@ -254,7 +281,8 @@ def _check_back_office(document: YamlDocument) -> None:
 
 def _capabilities(data: dict[str, Any], back_office: BackOfficeSettings) -> frozenset[str]:
     """The declared capabilities plus the derived ones (DERIVED_CAPABILITIES)."""
-    undeclared = ALL_CAPABILITIES - DERIVED_CAPABILITIES - (set() if data.get("portal") else {"portal"})
+    undeclared = (ALL_CAPABILITIES - DERIVED_CAPABILITIES - (set() if data.get("portal") else {"portal"})
+                  - (set() if "conversion" in data else {"conversion"}))
     declared = frozenset(data.get("capabilities", sorted(undeclared)))  # no portal section: nothing to check
     derived = set()
     if back_office.kind is not None:
@@ -338,6 +366,7 @@ def _profile_national_config(profile: Profile, state_dir: Path, seed: int = 0) -
                                    | (portal.old_hosts() if portal else frozenset()))),
         sso_mixup_url=data["sso_mixup_province_url"].rstrip("/") if data.get("sso_mixup_province_url") else None,
         portal=portal,
+        conversion_files=conversion_files(profile.document),
     )
     return config, listen, target
 

@@ -92,6 +92,7 @@ credentials:
 sync_sla_seconds: 10
 sso_mixup_province_url: {mixup.public_url}
 portal: {portal}
+conversion: {{}}
 """, encoding="utf-8")
     server = ProcessServer(PROVINCE_FACTORY, config, sock, "province")
     mixup_server = ProcessServer(PROVINCE_FACTORY, mixup, mixup_sock, "province-mixup")

@@ -89,3 +89,92 @@ def test_a_record_missing_a_field_is_named_once_and_not_also_dropped(tmp_path: P
     code, results = _check(tmp_path)
     assert code == 1 and results["finding_counts"] == {"invalid-record": 1}, results["finding_counts"]
     assert results["findings"][0]["message"] == "after.jsonl:1: converted record: MaXa: \"MaXa\" is a required property"
+
+
+def test_workers_find_the_same_findings_in_the_same_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--workers 2 splits both passes (the files at line starts, the buckets in ranges): same findings, same order,
+    same counts and reconciliation; line numbers of bad records stay right in the second share."""
+    from haicap.conversion import check as engine
+
+    monkeypatch.setattr(engine, "BLOCK", 64 * 1024)  # shares and several blocks per share on a small file
+    monkeypatch.setattr(engine, "BYTES_PER_BUCKET", 128 * 1024)
+    ConversionPairs(seed=8, defect_rate=0.05).write(3_000, tmp_path)
+    with (tmp_path / "after.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write("\r\n{not json\r\n")
+    reports = []
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        out.mkdir()
+        reports.append(engine.check_conversion(tmp_path / "before.jsonl", tmp_path / "after.jsonl", out,
+                                               say=lambda _: None, workers=workers))
+    one, two = reports
+    assert (tmp_path / "w1" / "findings.jsonl").read_bytes() == (tmp_path / "w2" / "findings.jsonl").read_bytes()
+    assert one.listed == two.listed and one.by_kind == two.by_kind and one.findings > 100
+    assert (one.by_old_unit, one.by_new_unit, one.status_after) == (two.by_old_unit, two.by_new_unit,
+                                                                    two.status_after)
+    assert (one.before_records, one.after_records, one.digitised) == (two.before_records, two.after_records,
+                                                                      two.digitised)
+    lines = (tmp_path / "after.jsonl").read_bytes().count(b"\n")
+    assert any(f.startswith(b'{"MaHoSo":"(after.jsonl:%d)"' % lines) for f in one.listed)
+
+
+def test_the_conversion_checks_judge_nothing_vacuously_and_quote_the_findings(tmp_path: Path) -> None:
+    """CONV-…: an export with no record of the province is 'could not run'; a finding family fails naming the
+    dossier, the kind and what is wrong; a clean one passes with the count judged."""
+    from haicap.conformance.checks.conversion import family_verdict, judge_export
+    from haicap.conformance.registry import CheckError, CheckFailure
+
+    (tmp_path / "before.jsonl").write_bytes(b"")
+    (tmp_path / "after.jsonl").write_bytes(b"")
+    empty = judge_export(tmp_path / "before.jsonl", tmp_path / "after.jsonl", "01", source="the files",
+                         reproduce="x")
+    with pytest.raises(CheckError, match="observed 0 of 1 old records of province 01"):
+        family_verdict(empty, "completeness", "all there", "01")
+    manifest = ConversionPairs(seed=9, province="01").pairs_with(300, ("dropped", "split-undecided"))
+    folder = tmp_path / "pair"
+    folder.mkdir()
+    with (folder / "before.jsonl").open("wb") as old, (folder / "after.jsonl").open("wb") as new:
+        for before, written in manifest:
+            old.write(json.dumps(before, ensure_ascii=False).encode() + b"\n")
+            new.write(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in written))
+    verdict = judge_export(folder / "before.jsonl", folder / "after.jsonl", "01", source="the files", reproduce="x")
+    with pytest.raises(CheckFailure, match=r"1 completeness finding\(s\) in the files \(dropped 1\): \S+ dropped: "):
+        family_verdict(verdict, "completeness", "all there", "01")
+    with pytest.raises(CheckFailure, match=r"split-undecided 1\): \S+ split-undecided: old ward \d{5} was split"):
+        family_verdict(verdict, "accuracy", "mapped", "01")
+    assert family_verdict(verdict, "continuity", "kept", "01") == "300 old records of province 01 judged in the " \
+                                                                   "files: kept"
+    other = judge_export(folder / "before.jsonl", folder / "after.jsonl", "79", source="the files", reproduce="x")
+    with pytest.raises(CheckError, match=r"observed 0 of 1 .*\(300 records, 300 of other provinces\)"):
+        family_verdict(other, "consistency", "named", "79")
+
+
+def test_a_profile_names_the_export_files_or_the_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """profile ``conversion``: before/after files relative to the profile (they must exist), or none for the export
+    endpoint (it needs the officer credential); without the section the conversion checks are not run."""
+    from haicap.errors import HaicapError
+    from haicap.target import _capabilities, back_office_settings, conversion_files, load_profile
+
+    base = ('province: "01"\nprovince_url: http://127.0.0.1:9\nnational:\n  public_url: http://127.0.0.1:8710\n'
+            'credentials:\n  oidc_client_id: c\n  oidc_client_secret_env: S\n  oidc_redirect_uri: http://127.0.0.1:9/cb\n')
+    path = tmp_path / "profile.yaml"
+
+    def load(extra: str) -> tuple[tuple[str, str] | None, frozenset[str]]:
+        path.write_text(base + extra, encoding="utf-8")
+        document = load_profile(path).document
+        return conversion_files(document), _capabilities(document.data, back_office_settings(document.data))
+
+    files, capabilities = load("")
+    assert files is None and "conversion" not in capabilities
+    (tmp_path / "export").mkdir()
+    for side in ("before", "after"):
+        (tmp_path / "export" / f"{side}.jsonl").write_text("", encoding="utf-8")
+    files, capabilities = load("conversion:\n  before: export/before.jsonl\n  after: export/after.jsonl\n")
+    assert files == (str(tmp_path / "export" / "before.jsonl"), str(tmp_path / "export" / "after.jsonl"))
+    assert "conversion" in capabilities
+    with pytest.raises(HaicapError, match=r"profile.yaml:\d+: conversion.after: .*after.csv: no such file"):
+        load("conversion:\n  before: export/before.jsonl\n  after: export/after.csv\n")
+    with pytest.raises(HaicapError, match="officer_token_env, which is not set"):
+        load("conversion: {}\n")
+    with pytest.raises(HaicapError, match="after"):
+        load("conversion:\n  before: export/before.jsonl\n")

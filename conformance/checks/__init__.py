@@ -3,6 +3,7 @@
 from haicap.conformance.checks import (  # noqa: F401
     civil_status,
     consistency,
+    conversion,
     forwarding,
     fuzzing,
     payment,

@@ -29,6 +29,7 @@ from haicap.sandbox.config import ProvinceConfig
 from haicap.sandbox.province.catalogue import Catalogue
 from haicap.sandbox.province.civil_status import CivilStatusDossiers
 from haicap.sandbox.province.context import ProvinceContext
+from haicap.sandbox.province.conversion_export import ConversionExport
 from haicap.sandbox.province.dossier_api import DossierApi
 from haicap.sandbox.province.fast_lane import FastLaneStarlette
 from haicap.sandbox.province.forwarded import ForwardedDossiers
@@ -118,6 +119,7 @@ def create_app(config: ProvinceConfig) -> Starlette:
         Route("/national/forwarded-dossiers", forwarded.receive, methods=["POST"]),
         Route("/lienthong/dossiers", civil.receive, methods=["POST"]),
         Route("/lienthong/ket-qua", civil.result, methods=["POST"]),
+        Route("/api/v1/conversion-export/{side}", ConversionExport(ctx).export, methods=["GET"]),
         Route("/officer/dossiers", officer.list, methods=["GET"]),
         Route("/officer/dossiers/{MaHoSo}", officer.get, methods=["GET"]),
         Route("/officer/dossiers/{MaHoSo}/actions", officer.action, methods=["POST"]),

@@ -3,7 +3,7 @@
 Each fault reproduces one real defect when its id is in ``ProvinceConfig.faults``. The switch sits at the
 exact place where the correct code does the right thing (``if fault not in faults: check()``), so a fault
 changes one decision and nothing else. ``breaks`` names the readiness criterion of the national checklist the
-defect fails (sso, submission, payment, sync, forwarding, units, portal).
+defect fails (sso, submission, payment, sync, forwarding, units, portal, conversion).
 
 Example::
 
@@ -149,6 +149,17 @@ _FAULTS = [
           "a forward token the national portal issued to another province (a co-tenant) is accepted"),
     # units
     Fault("wrong-agency-codes", "units", "declares the pre-merger ward list with malformed agency codes"),
+    # conversion: the province's export of its converted legacy data (sandbox/province/conversion_export.py)
+    Fault("conversion-drops-record", "conversion",
+          "the conversion lost a dossier: it is in the old data, not in the converted export"),
+    Fault("conversion-silent-split-pick", "conversion",
+          "a dossier of a partly merged ward was put in one of its new communes with no recorded decision"),
+    Fault("conversion-stale-agency", "conversion",
+          "a converted dossier is left with its old agency code (an agency that no longer exists)"),
+    Fault("conversion-stale-address", "conversion",
+          "a converted dossier's address text names another commune than its new MaXa"),
+    Fault("conversion-not-digitised", "conversion",
+          "a settled dossier of a dissolved district-level authority has its result not digitised or not reusable"),
     # portal: the closed provincial portal (sandbox/province/old_portal.py)
     Fault("old-portal-still-serves-form", "portal",
           "one old submission page still serves the upload form (200) instead of redirecting to the national portal"),
