@@ -31,6 +31,8 @@ CRITERION_TABLE: tuple[Criterion, ...] = (
     Criterion("forwarding", "Dossiers forwarded from the national portal received and processed", "FWD"),
     Criterion("units", "Administrative units and agency identification codes", "UNIT"),
     Criterion("portal", "Interface of the provincial portal closed", "PORT"),
+    Criterion("document_axis", "Agency codes published on the national portal and the document interconnection axis",
+              "AXIS"),
     Criterion("fuzzing", "Contract conformance under generated input", "FUZZ"),
 )
 #: criterion id → label, in checklist order

@@ -214,8 +214,9 @@ def read_status(data: bytes | str, contract: AxisContract | None = None) -> Stat
     contract = contract or axis_contract()
     root = parse_xml(data)
     _check_root(root, contract, contract.status_root)
+    rejection = _text(root, contract, "StatusCode") == "02"  # a 02 may answer a package it could not read
     for path in contract.status_required:
-        if _text(root, contract, path) is None:
+        if _text(root, contract, path) is None and not (rejection and path.startswith("ResponseFor/")):
             raise EdxmlError("missing-element", f"required element {contract.status_root}/{path} is missing")
     get = lambda path: _text(root, contract, path) or ""  # noqa: E731
     code = get("StatusCode")
@@ -226,7 +227,7 @@ def read_status(data: bytes | str, contract: AxisContract | None = None) -> Stat
     if not contract.formats["StatusTimestamp"].valid(stamp):
         problems.append(f"Timestamp {stamp!r} is not {contract.formats['StatusTimestamp'].layout}")
     problem = contract.document_id_problem(get("ResponseFor/DocumentId"))
-    if problem:
+    if problem and not rejection:
         problems.append(f"ResponseFor {problem}")
     return StatusMessage(document_id=get("ResponseFor/DocumentId"), response_organ=get("ResponseFor/OrganId"),
                          from_organ=get("From/OrganId"), code=code, description=get("Description"),

@@ -28,6 +28,7 @@ from haicap.contract_registry import default_registry
 from haicap.sandbox.config import ProvinceConfig
 from haicap.sandbox.province.catalogue import Catalogue
 from haicap.sandbox.province.context import ProvinceContext
+from haicap.sandbox.province.document_axis import DocumentAxisProvince
 from haicap.sandbox.province.dossier_api import DossierApi
 from haicap.sandbox.province.fast_lane import FastLaneStarlette
 from haicap.sandbox.province.forwarded import ForwardedDossiers
@@ -77,6 +78,7 @@ def create_app(config: ProvinceConfig) -> Starlette:
     payments = Payments(ctx, dossiers)
     forwarded = ForwardedDossiers(ctx)
     old_portal = OldPortal(ctx, dossiers)
+    axis = DocumentAxisProvince(ctx)
 
     async def health(request: Request) -> Response:
         counts = outbox_counts(store)
@@ -93,6 +95,7 @@ def create_app(config: ProvinceConfig) -> Starlette:
             await outbox.stop()
             await rp.aclose()
             await payments.aclose()
+            await axis.aclose()
             store.close()
             ctx.sessions.close()
 
@@ -117,6 +120,11 @@ def create_app(config: ProvinceConfig) -> Starlette:
         Route("/officer/dossiers/{MaHoSo}", officer.get, methods=["GET"]),
         Route("/officer/dossiers/{MaHoSo}/actions", officer.action, methods=["POST"]),
         *old_portal.routes(),  # the closed provincial portal (redirects to the national portal)
+        Route("/axis/edxml", axis.receive, methods=["POST"]),  # the document axis (document_axis.py)
+        Route("/axis/status", axis.receive_status, methods=["POST"]),
+        Route("/officer/axis/documents", axis.officer_send, methods=["POST"]),
+        Route("/officer/axis/documents", axis.officer_document, methods=["GET"]),
+        Route("/officer/axis/status", axis.officer_status, methods=["POST"]),
     ]
 
     async def on_problem(request: Request, exc: Exception) -> Response:
