@@ -2,6 +2,7 @@
 
 from haicap.conformance.checks import (  # noqa: F401
     consistency,
+    document_axis,
     forwarding,
     fuzzing,
     payment,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,13 +30,14 @@ from starlette.routing import Route
 from haicap.axis_contract import axis_contract
 from haicap.contract_registry import default_registry
 from haicap.data_generators.agencies import agency_directory
-from haicap.edxml import EdxmlError, PackageSpec, build_status, read_package, read_status, variant
+from haicap.edxml import MAX_BYTES, EdxmlError, PackageSpec, build_status, read_package, read_status, variant
 from haicap.sandbox.config import NationalConfig, ProvinceEndpoint
 from haicap.sandbox.national.problems import JSONResponse, ProblemError, json_body
 
 __all__ = ["DocumentAxis"]
 
 XML = "application/xml"
+_DOCUMENT_ID = re.compile(rb"<DocumentId>([^<]{1,200})</DocumentId>")
 DELIVER_PATH = "/axis/edxml"
 STATUS_PATH = "/axis/status"
 #: the sender of the documents the axis delivers to the province [I: a ministry of the directory]
@@ -137,8 +139,10 @@ class DocumentAxis:
         try:
             package = read_package(raw, self.contract)
         except EdxmlError as exc:
+            found = _DOCUMENT_ID.search(raw[:MAX_BYTES])
             self.rejected.append({"kind": exc.kind, "reason": exc.reason, "at": _now_ms(),
-                                  "excerpt": raw[:600].decode("utf-8", "replace")})
+                                  "DocumentId": found.group(1).decode("utf-8", "replace")[:200] if found else None,
+                                  "excerpt": raw[:300].decode("utf-8", "replace")})
             return self._status("", "", "02", exc.reason, http_status=400)
         record = self.sent.get(package.document_id)
         if record is not None:
