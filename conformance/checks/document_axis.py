@@ -190,8 +190,8 @@ def rejects_malformed_packages(ctx: CheckContext) -> str:
     Status 02 carrying a Description, on HTTP 200 or 4xx, and nothing else follows."""
     axis = _axis(ctx)
     answers = [(kind, axis.deliver(f"malformed:{kind}")) for kind in MALFORMED_VARIANTS]
-    ctx.require_evidence(sum(a.get("http_status") is not None for _, a in answers), len(answers),
-                         "answers to malformed packages", reproduce=_reproduce(ctx, "malformed:not-xml"))
+    ctx.require_evidence(len(answers), len(MALFORMED_VARIANTS), "malformed packages delivered",
+                         reproduce=_reproduce(ctx, "malformed:not-xml"))
     findings = []
     for kind, answer in answers:
         finding = _malformed_finding(answer, axis.delivered(answer["DocumentId"]))
@@ -202,7 +202,7 @@ def rejects_malformed_packages(ctx: CheckContext) -> str:
                expected="HTTP 200/4xx with Status 02 and a Description, for every kind",
                actual=findings[:_SHOWN],
                reproduce=_reproduce(ctx, "malformed:" + (findings[0].split(":")[0] if findings else "not-xml")))
-    codes = sorted({str(a["http_status"]) for _, a in answers})
+    codes = sorted({str(a.get("http_status")) for _, a in answers})
     return (f"{len(answers)} malformed kinds ({', '.join(list(MALFORMED_VARIANTS)[:4])} …) each answered 02 with a "
             f"reason (HTTP {'/'.join(codes)}), none crashed or was processed further")
 
@@ -310,8 +310,13 @@ def status_order(ctx: CheckContext) -> str:
     the order allows a forward skip (a document that needs no assignment), so that must be accepted. What the
     axis recorded must follow the order."""
     contract = axis_contract()
-    first, _ = _deliver_and_wait(ctx)
-    second, _ = _deliver_and_wait(ctx)
+    deliveries = [_deliver_and_wait(ctx), _deliver_and_wait(ctx)]
+    for answer, record in deliveries:
+        sequence = delivered_sequence(answer.get("StatusCode"), _pushed(record))
+        if sequence[-1:] != [contract.acknowledge[-1]]:
+            raise CheckError(f"document {answer['DocumentId']} was not acknowledged {contract.acknowledge[-1]} "
+                             f"(statuses {' → '.join(sequence) or 'none'}; AXIS-01 judges that): no state to walk from")
+    (first, _), (second, _) = deliveries
     full = tuple(c for c in ("04", "05", "06") if c in contract.statuses)
     findings, done, refused = _walk(ctx, contract, first["DocumentId"], full)
     skip_findings, skip_done, skip_refused = _walk(ctx, contract, second["DocumentId"], ("06",))
