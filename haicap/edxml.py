@@ -136,7 +136,8 @@ def _attachments(root: Any, contract: AxisContract) -> dict[str, tuple[str, str,
         cid = _bare_cid(ref.findtext(_q(contract, "ContentId")) or ref.get("href"))
         if not cid:
             raise EdxmlError("reference-without-cid", "an edXMLManifest Reference has no ContentId (cid)")
-        refs[cid] = (ref.findtext(_q(contract, "AttachmentName")) or "", ref.findtext(_q(contract, "ContentType")) or "")
+        refs[cid] = (ref.findtext(_q(contract, "AttachmentName")) or "",
+                     ref.findtext(_q(contract, "ContentType")) or "")
     found: dict[str, tuple[str, str, int]] = {}
     for attachment in root.iterfind(_q(contract, contract.paths["attachment"])):
         if len(found) >= _MAX_ATTACHMENTS:
@@ -295,7 +296,7 @@ def build_package(spec: PackageSpec, contract: AxisContract | None = None) -> by
         f"</BussinessDocType></Bussiness></TraceHeaderList>{spec.signature}</edXMLHeader>"
         f"<edXMLBody><edXMLManifest>{refs}</edXMLManifest></edXMLBody></edXMLEnvelope>"
         f"<AttachmentEncoded>{files}</AttachmentEncoded></{contract.root}>"
-    ).encode("utf-8")
+    ).encode()
 
 
 def build_status(document_id: str, response_organ: str, from_organ: str, code: str, *, description: str = "",
@@ -309,7 +310,7 @@ def build_status(document_id: str, response_organ: str, from_organ: str, code: s
         f"</ResponseFor><From><OrganId>{escape(from_organ)}</OrganId></From><StatusCode>{escape(code)}</StatusCode>"
         f"<Description>{escape(description)}</Description><Timestamp>{escape(stamp)}</Timestamp>"
         f"</{contract.status_root}>"
-    ).encode("utf-8")
+    ).encode()
 
 
 # -- variants the checks deliver ---------------------------------------------------------------------

@@ -324,7 +324,8 @@ def status_order(ctx: CheckContext) -> str:
     ctx.require_evidence(refused + skip_refused + len(findings), 10, "answers to forbidden status steps")
     axis = _axis(ctx)
     for answer, steps in ((first, done), (second, skip_done)):
-        record = axis.wait_delivered(answer["DocumentId"], lambda pushed, n=len(steps): len(pushed) >= n + 1,
+        wanted = len(steps) + 1
+        record = axis.wait_delivered(answer["DocumentId"], lambda pushed, n=wanted: len(pushed) >= n,
                                      within=contract.acknowledge_within)
         sequence = delivered_sequence(answer.get("StatusCode"), _pushed(record))
         findings += [f"{answer['DocumentId']} recorded {step}" for step in contract.sequence_problems(sequence)]
@@ -433,7 +434,8 @@ def formats(ctx: CheckContext) -> str:
     answer, record = _delivered(ctx)
     statuses = record.get("statuses", [])
     for status in statuses:
-        findings += [f"status {status['StatusCode']} of {answer['DocumentId']}: {p}" for p in status.get("problems", [])]
+        findings += [f"status {status['StatusCode']} of {answer['DocumentId']}: {p}"
+                     for p in status.get("problems", [])]
     ctx.require_evidence(judged + len(statuses), 3, "sent documents and status messages")
     ctx.expect(not findings, "formats differ from the contract: " + _summary(findings),
                expected={name: f.layout for name, f in contract.formats.items()} | {
@@ -516,8 +518,9 @@ def sent_documents_final(ctx: CheckContext) -> str:
             findings.append(f"{document_id}: last status {contract.label(last)}, not final")
         bad = [p for p in record.get("pushes", []) if not (p.get("http_status") or 0) < 300]
         if bad:
+            error = f", {bad[0]['error']}" if bad[0].get("error") else ""
             findings.append(f"{document_id}: the province refused status {bad[0]['StatusCode']} from the axis "
-                            f"(HTTP {bad[0].get('http_status')}{', ' + bad[0]['error'] if bad[0].get('error') else ''})")
+                            f"(HTTP {bad[0].get('http_status')}{error})")
         finals += int(contract.is_final(last))
     ctx.expect(not findings, "sent documents did not reach a final status: " + _summary(findings),
                expected=f"each at the axis with a final status ({', '.join(contract.final)})",

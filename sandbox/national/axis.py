@@ -88,7 +88,7 @@ class Directory:
 
 
 class DocumentAxis:
-    """The axis routes (:attr:`routes`), control handlers (:attr:`control_routes`) and ledger (:attr:`ledger_routes`)."""
+    """The axis routes (:attr:`routes`), its control (:attr:`control_routes`) and ledger (:attr:`ledger_routes`)."""
 
     def __init__(self, config: NationalConfig, http: Callable[[], Awaitable[httpx.AsyncClient]]) -> None:
         self.contract = axis_contract()

@@ -162,7 +162,8 @@ _FAULTS = [
           "the old sign-in page still serves a username/password form and signs citizens in locally"),
     # document_axis: the National Document Interconnection Axis (sandbox/province/document_axis.py)
     Fault("ack-only-arrived", "document_axis",
-          "a delivered document is answered 01 (arrived) but never 03 (accepted): the sender never learns it was taken"),
+          "a delivered document is answered 01 (arrived) but never 03 (accepted): the sender never learns it was "
+          "taken"),
     Fault("500-on-malformed-edxml", "document_axis", "a malformed edXML package crashes the receiver (HTTP 500)"),
     Fault("accepts-malformed-edxml", "document_axis",
           "only the envelope is read: a package missing required elements, with a bad DocumentId or a manifest "
