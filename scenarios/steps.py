@@ -256,3 +256,5 @@ def cover_communes(ctx: ScenarioContext, params: dict[str, Any]) -> None:
         first = dict(list(refused.items())[:5])
         raise StepFailed(f"{len(refused)} of {len(ctx.communes)} communes refused a valid submission",
                          expected="201 in every commune", actual=first)
+
+from haicap.scenarios import axis_steps as _axis_steps  # noqa: E402,F401  (document axis steps)
