@@ -11,6 +11,8 @@ so a changed code is used at once. Status messages about the province's own docu
 are recorded. The faults of :mod:`faults` (``ack-only-arrived`` … ``sent-document-lost``) switch single decisions.
 
 State is in memory (a run's documents are few) [haicap simplification: a production system keeps it durable].
+So the axis side needs one province worker: with ``--province-workers`` > 1 a document's later requests (the
+officer's status, a repeat delivery) may reach a worker that never saw it, until this state moves into the store.
 """
 
 from __future__ import annotations
