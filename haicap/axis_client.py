@@ -38,6 +38,10 @@ class AxisClient:
             body["ToMaXa"] = to_ma_xa
         return self._call("POST", "/_control/axis/deliver", json=body)  # type: ignore[no-any-return]
 
+    def recall(self, document_id: str) -> dict[str, Any]:
+        """The sender recalls a delivered document (13 to the province); the province's HTTP answer."""
+        return self._call("POST", "/_control/axis/recall", json={"DocumentId": document_id})  # type: ignore[no-any-return]
+
     def rename_agency(self, organ_id: str, new_organ_id: str) -> dict[str, Any]:
         return self._call("POST", "/_control/axis/agency-code",  # type: ignore[no-any-return]
                           json={"OrganId": organ_id, "NewOrganId": new_organ_id})

@@ -319,6 +319,14 @@ def _axis_stale(h: Harness) -> bool:
     return _axis_send(h, ToMaXa="00226")["To"] != [new]
 
 
+@probe("ignores-recall")
+def _axis_recall(h: Harness) -> bool:
+    document_id = _axis_deliver(h)["DocumentId"]
+    _axis_pushed(h, document_id, 0.3)
+    assert h.national.post("/_control/axis/recall", json={"DocumentId": document_id}).status_code == 200
+    return not {"15", "16"} & set(_axis_pushed(h, document_id))
+
+
 @probe("sent-document-lost")
 def _axis_lost(h: Harness) -> bool:
     return _axis_send(h, ToMaXa="00004") == {}

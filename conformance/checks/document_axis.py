@@ -6,11 +6,11 @@ the province sends; it receives the province's documents, answers them as the re
 their agency codes against its directory. The rules (status codes, legal order, formats, element names) are
 read from the contract through ``haicap/axis_contract.py``; the packages come from ``haicap/edxml.py``.
 
-Checks AXIS-01 … AXIS-09: acknowledgement (01 then 03) within the SLA; every malformed kind answered 02 with a
+Checks AXIS-01 … AXIS-10: acknowledgement (01 then 03) within the SLA; every malformed kind answered 02 with a
 reason and never a crash; the must-accept variants accepted; one DocumentId processed once; the legal status
 order (every forbidden step refused, a forward skip 03 → 06 accepted); current agency codes of the right level
 in sent documents; DocumentId and timestamp formats; the new code used after a directory change; every sent
-document reaching a final status.
+document reaching a final status; a recall (13) answered 15 or 16.
 """
 
 from __future__ import annotations
@@ -527,3 +527,36 @@ def sent_documents_final(ctx: CheckContext) -> str:
                actual=findings[:_SHOWN], reproduce="GET /_ledger/axis/sent?DocumentId=… (control token)")
     ctx.require_evidence(finals, len(sends), "sent documents with a final status")
     return f"{finals} sent documents reached the axis and a final status (06), status pushes answered 2xx"
+
+
+# -- AXIS-10 -----------------------------------------------------------------------------------------
+@check("AXIS-10", criterion="document_axis", severity="major",
+       title="A sender's recall (13) of a delivered document is answered 15 (agreed) or 16 (refused)",
+       rule=f"{_RULE}: status codes 13, 15, 16; contracts/schemas/axis.schema.json x-status-transitions",
+       requires=("document_axis",), detects=("ignores-recall",))
+def recall_answered(ctx: CheckContext) -> str:
+    """The axis delivers a document, waits for its acknowledgement, then its sender recalls it (13): the province
+    takes the message (HTTP 2xx) and answers, within the SLA, with one of the statuses the order allows after 13
+    (15 agreed, 16 refused), and with nothing else."""
+    contract = axis_contract()
+    answer, record = _deliver_and_wait(ctx)
+    document_id = answer["DocumentId"]
+    before = _pushed(record)
+    ctx.require_evidence(len(before), 1, "status messages before the recall")
+    recall = _axis(ctx).recall(document_id)
+    answers = contract.next.get("13", ())
+    after = _axis(ctx).wait_delivered(document_id, lambda pushed: any(c in answers for c in pushed[len(before):]),
+                                      within=contract.acknowledge_within)
+    replies = _pushed(after)[len(before):]
+    reproduce = f"{_reproduce(ctx, 'valid')}; then POST /_control/axis/recall {{\"DocumentId\": \"{document_id}\"}}"
+    ctx.expect(recall.get("http_status") is not None and recall["http_status"] < 300,
+               f"the recall (13) of {document_id} was refused with HTTP {recall.get('http_status')}",
+               expected="HTTP 2xx", actual=recall, reproduce=reproduce)
+    sequence = [*delivered_sequence(answer.get("StatusCode"), before), "13", *replies]
+    problems = contract.sequence_problems(sequence)
+    ctx.expect(bool(replies) and not problems,
+               f"the recall of {document_id} was not answered "
+               f"{' or '.join(contract.label(c) for c in answers)} within {contract.acknowledge_within:g} s"
+               + (f": {_summary(problems)}" if problems and replies else ""),
+               expected=f"one of {', '.join(answers)} after 13", actual={"statuses": sequence}, reproduce=reproduce)
+    return f"document {document_id}: {' → '.join(sequence)} (the recall answered {replies[0]})"

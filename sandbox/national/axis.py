@@ -105,6 +105,7 @@ class DocumentAxis:
         registry = default_registry()
         self._deliver_body = registry.validator("axis.schema.json#/$defs/ControlDeliverRequest")
         self._rename_body = registry.validator("axis.schema.json#/$defs/ControlAgencyCodeRequest")
+        self._recall_body = registry.validator("axis.schema.json#/$defs/ControlRecallRequest")
         self.routes = [
             Route(DELIVER_PATH, self.receive_package, methods=["POST"]),
             Route(STATUS_PATH, self.receive_status, methods=["POST"]),
@@ -113,6 +114,7 @@ class DocumentAxis:
         self.control_routes = [
             Route("/_control/axis/deliver", self.deliver, methods=["POST"]),
             Route("/_control/axis/agency-code", self.rename, methods=["POST"]),
+            Route("/_control/axis/recall", self.recall, methods=["POST"]),
         ]
         self.ledger_routes = [
             Route("/_ledger/axis/delivered", self.ledger_delivered, methods=["GET"]),
@@ -268,6 +270,26 @@ class DocumentAxis:
         answer = await self._send(province, variant(kind, spec))
         record["deliveries"].append(answer)
         return JSONResponse({"DocumentId": spec.document_id, "kind": kind, **answer})
+
+    async def recall(self, request: Request) -> Response:
+        """The sender recalls a delivered document: a status 13 to the province's POST /axis/status."""
+        body = await self._valid(request, self._recall_body)
+        record = self.delivered.get(body["DocumentId"])
+        if record is None:
+            raise ProblemError(404, "Not Found", f"no delivered document {body['DocumentId']}",
+                               [{"field": "DocumentId", "message": "never delivered"}])
+        province = self.provinces[0]
+        message = build_status(record["DocumentId"], SENDER[0], SENDER[0], "13", description="Thu hồi văn bản",
+                               contract=self.contract)
+        try:
+            client = await self.http()
+            response = await client.post(province.base_url.rstrip("/") + STATUS_PATH, content=message, headers={
+                "Content-Type": XML, "Authorization": f"Bearer {province.forward_token}"})
+            answer: dict[str, Any] = {"http_status": response.status_code}
+        except httpx.HTTPError as exc:
+            answer = {"http_status": None, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        record.setdefault("recalls", []).append({"at": _now_ms(), "after": len(record["statuses"]), **answer})
+        return JSONResponse({"DocumentId": record["DocumentId"], **answer})
 
     async def _send(self, province: ProvinceEndpoint, package: bytes) -> dict[str, Any]:
         url = province.base_url.rstrip("/") + DELIVER_PATH

@@ -167,6 +167,15 @@ class DocumentAxisProvince:
                     log.warning("province: status %s of %s not delivered: %s", code, document_id, exc)
                 await asyncio.sleep(0.1 * (attempt + 1))
 
+    def _answer_recall(self, record: dict[str, Any]) -> None:
+        """A recall (13) is agreed (15) while the document is still open, refused (16) once it is finished."""
+        if self.contract.allows(record["StatusCode"], "13"):
+            record["StatusCode"] = "13"
+            record["history"].append("13")
+            self._move(record["DocumentId"], "15")
+        else:
+            self._enqueue(record["DocumentId"], record["From"], record["To"], "16")
+
     # -- the officer moves a received document on --------------------------------------------------
     async def officer_status(self, request: Request) -> Response:
         require_bearer(request, self.ctx.config.officer_token, "officer")
@@ -270,6 +279,11 @@ class DocumentAxisProvince:
             message = read_status(await request.body(), self.contract)
         except EdxmlError as exc:
             return self._answer("", "", "02", exc.reason, http_status=400)
+        received = self.received.get(message.document_id)
+        if message.code == "13" and received is not None:
+            if not self.ctx.has("ignores-recall"):  # the defect: a recall is recorded and never answered
+                self._answer_recall(received)
+            return Response(status_code=204)
         record = self.sent.get(message.document_id)
         if record is not None:
             record["statuses"].append(message.code)

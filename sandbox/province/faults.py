@@ -184,6 +184,8 @@ _FAULTS = [
           "status messages carry ISO 8601 timestamps instead of dd/MM/yyyy HH:mm:ss"),
     Fault("stale-agency-directory", "document_axis",
           "the agency directory is fetched once: after a code changes, documents still go to the old code"),
+    Fault("ignores-recall", "document_axis",
+          "a sender's recall (13) of a delivered document is never answered (no 15 or 16)"),
     Fault("sent-document-lost", "document_axis",
           "the officer's send is answered 202 but the package never reaches the axis (no final status ever)"),
     # consistency: the views of one dossier disagree, an idempotent message takes effect twice, a list ignores
