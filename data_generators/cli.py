@@ -2,6 +2,7 @@
 
     haicap data generate --kind dossiers --count 1000000 --seed 7 --out dossiers.jsonl [--province 01]
     haicap data generate --kind citizens --count 100 --out - | head      # "-" is standard output
+    haicap data generate --kind edxml --count 100000 --out packages.jsonl   # valid edXML packages, one a line
     haicap data units --province 01 --format csv [--legacy] [--out units.csv]
 
 Importing this module is cheap: Faker, the unit tables and the contracts are loaded inside the handlers.
@@ -19,7 +20,7 @@ from haicap.errors import HaicapError
 
 __all__ = ["KINDS", "register"]
 
-KINDS = ("citizens", "enterprises", "dossiers", "legacy-dossiers", "conversion")
+KINDS = ("citizens", "enterprises", "dossiers", "legacy-dossiers", "conversion", "edxml")
 SHAPES = ("submission", "forwarded", "sync")
 UNIT_FORMATS = ("csv", "json")
 
@@ -132,6 +133,13 @@ def _source(kind: str, args: argparse.Namespace) -> tuple[Any, list[str], Any, A
         make = people.citizen if kind == "citizens" else people.enterprise
         rng = random.Random(args.seed)
         return (make(rng) for _ in range(args.count)), list(people.userinfo_fields), None, None
+    if kind == "edxml":
+        from haicap.data_generators.edxml_packages import EdxmlGenerator
+
+        if args.format != "jsonl":
+            raise HaicapError("--kind edxml writes JSONL (one package a line); --format csv is not offered")
+        edxml = EdxmlGenerator(args.seed, args.province)
+        return edxml.records(args.count), ["DocumentId", "From", "To", "edxml"], None, edxml.jsonl_batches(args.count)
     if kind == "dossiers":
         from haicap.data_generators.dossiers import DossierGenerator
 

@@ -33,6 +33,8 @@ CRITERION_TABLE: tuple[Criterion, ...] = (
     Criterion("portal", "Interface of the provincial portal closed", "PORT"),
     Criterion("civil_status", "Civil-status interconnection (Decree 63/2024)", "CIV"),
     Criterion("conversion", "Legacy data converted completely and accurately", "CONV"),
+    Criterion("document_axis", "Agency codes published on the national portal and the document interconnection axis",
+              "AXIS"),
     Criterion("fuzzing", "Contract conformance under generated input", "FUZZ"),
 )
 #: criterion id → label, in checklist order

@@ -259,3 +259,4 @@ def cover_communes(ctx: ScenarioContext, params: dict[str, Any]) -> None:
 
 
 from haicap.scenarios import civil_steps as _civil_steps  # noqa: E402,F401  (registers the civil-status steps)
+from haicap.scenarios import axis_steps as _axis_steps  # noqa: E402,F401  (document axis steps)

@@ -274,6 +274,105 @@ def _conversion_digitised(h: Harness) -> bool:
     return any(new is not None and old["CapCoQuan"] == "huyen" and old["TrangThaiHoSo"] in ("9", "10")
                and not (new["KetQua"] and all(r["DuocSoHoa"] and r["DuocTaiSuDung"] for r in new["KetQua"]))
                for old, new in _export(h))
+# -- document_axis ---------------------------------------------------------------------------------
+def _axis_deliver(h: Harness, **body: Any) -> dict[str, Any]:
+    answer = h.national.post("/_control/axis/deliver", json=body)
+    assert answer.status_code == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def _axis_pushed(h: Harness, document_id: str, wait: float = 0.5) -> list[str]:
+    time.sleep(wait)
+    record = h.national.get("/_ledger/axis/delivered", params={"DocumentId": document_id}).json()
+    return [s["StatusCode"] for s in record["statuses"]]
+
+
+def _axis_send(h: Harness, **body: Any) -> dict[str, Any]:
+    answer = h.http.post("/officer/axis/documents", json={"Subject": "probe", **body},
+                         headers=h.sb.officer_headers())
+    assert answer.status_code == 202, answer.text
+    time.sleep(0.3)
+    record = h.national.get("/_ledger/axis/sent", params={"DocumentId": answer.json()["DocumentId"]})
+    return record.json() if record.status_code == 200 else {}
+
+
+@probe("ack-only-arrived")
+def _axis_ack(h: Harness) -> bool:
+    return "03" not in _axis_pushed(h, _axis_deliver(h)["DocumentId"])
+
+
+@probe("500-on-malformed-edxml")
+def _axis_500(h: Harness) -> bool:
+    return _axis_deliver(h, kind="malformed:not-xml")["http_status"] == 500
+
+
+@probe("accepts-malformed-edxml")
+def _axis_lenient(h: Harness) -> bool:
+    return _axis_deliver(h, kind="malformed:reference-without-attachment").get("StatusCode") == "01"
+
+
+@probe("rejects-optional-edxml-elements")
+def _axis_strict(h: Harness) -> bool:
+    return _axis_deliver(h, kind="accept:optional-elements").get("StatusCode") == "02"
+
+
+@probe("processes-duplicate-document")
+def _axis_duplicate(h: Harness) -> bool:
+    document_id = _axis_deliver(h)["DocumentId"]
+    _axis_pushed(h, document_id, 0.3)
+    _axis_deliver(h, DocumentId=document_id)
+    return _axis_pushed(h, document_id).count("03") > 1
+
+
+@probe("status-out-of-order")
+def _axis_order(h: Harness) -> bool:
+    document_id = _axis_deliver(h)["DocumentId"]
+    _axis_pushed(h, document_id, 0.3)
+    answer = h.http.post("/officer/axis/status", json={"DocumentId": document_id, "StatusCode": "01"},
+                         headers=h.sb.officer_headers())
+    return answer.status_code == 200
+
+
+@probe("pre-merger-district-organ-id")
+def _axis_district(h: Harness) -> bool:
+    return _axis_send(h, ToMaXa="00226")["codes"].get(h.sb.configs.province.agency_code) is None
+
+
+@probe("bad-document-id-format")
+def _axis_document_id(h: Harness) -> bool:
+    return _axis_send(h, ToMaXa="00226") == {}
+
+
+@probe("bad-status-timestamp")
+def _axis_timestamp(h: Harness) -> bool:
+    document_id = _axis_deliver(h)["DocumentId"]
+    time.sleep(0.5)
+    record = h.national.get("/_ledger/axis/delivered", params={"DocumentId": document_id}).json()
+    return any(s["problems"] for s in record["statuses"])
+
+
+@probe("stale-agency-directory")
+def _axis_stale(h: Harness) -> bool:
+    directory = h.national.get("/_ledger/axis/directory").json()["agencies"]
+    commune = next(e for e in directory if e.get("MaXa") == "00226" and e["Active"])
+    _axis_send(h, ToMaXa="00226")
+    new = commune["OrganId"].replace(".00.H", ".07.H")
+    assert h.national.post("/_control/axis/agency-code",
+                           json={"OrganId": commune["OrganId"], "NewOrganId": new}).status_code == 200
+    return _axis_send(h, ToMaXa="00226")["To"] != [new]
+
+
+@probe("ignores-recall")
+def _axis_recall(h: Harness) -> bool:
+    document_id = _axis_deliver(h)["DocumentId"]
+    _axis_pushed(h, document_id, 0.3)
+    assert h.national.post("/_control/axis/recall", json={"DocumentId": document_id}).status_code == 200
+    return not {"15", "16"} & set(_axis_pushed(h, document_id))
+
+
+@probe("sent-document-lost")
+def _axis_lost(h: Harness) -> bool:
+    return _axis_send(h, ToMaXa="00004") == {}
 
 
 # -- the tests -------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from haicap.conformance.checks import (  # noqa: F401
     civil_status,
     consistency,
     conversion,
+    document_axis,
     forwarding,
     fuzzing,
     payment,

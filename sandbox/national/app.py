@@ -1,5 +1,5 @@
-"""The national counterpart as one ASGI app: identity provider, sync receiver, payment platform, forwarder, and
-the civil-status interconnection side (civil_status.py).
+"""The national counterpart as one ASGI app: identity provider, sync receiver, payment platform, forwarder, the
+civil-status interconnection side (civil_status.py) and the document axis (axis.py).
 
 ``create_app(config)`` assembles the parts (each in its own module) on one SQLite store under
 ``config.state_dir``, mounts the control and ledger APIs behind ``config.control_token`` (Bearer), renders
@@ -52,6 +52,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from haicap.sandbox.config import NationalConfig
+from haicap.sandbox.national.axis import DocumentAxis
 from haicap.sandbox.national.citizens import CitizenRegistry
 from haicap.sandbox.national.civil_status import CivilStatusSide
 from haicap.sandbox.national.control import ControlApi
@@ -91,6 +92,7 @@ class National:
         self.civil = CivilStatusSide(config, self.http)
         self.control = ControlApi(self.oidc, self.payments, self.forwarder, self.sync, self.outages)
         self.ledger = LedgerApi(self.store, self.citizens)
+        self.axis = DocumentAxis(config, self.http)
 
     async def http(self) -> httpx.AsyncClient:
         """The outgoing client (callbacks, forwarding), created on first use in the serving loop."""
@@ -160,6 +162,8 @@ def create_app(config: NationalConfig) -> Starlette:
     routes += _guard(national.control.routes, config.control_token)
     routes += _guard(national.ledger.routes, config.control_token)
     routes += national.civil.routes + _guard(national.civil.control_routes, config.control_token)
+    routes += national.axis.routes + _guard(national.axis.control_routes + national.axis.ledger_routes,
+                                            config.control_token)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -30,6 +30,7 @@ from haicap.sandbox.province.catalogue import Catalogue
 from haicap.sandbox.province.civil_status import CivilStatusDossiers
 from haicap.sandbox.province.context import ProvinceContext
 from haicap.sandbox.province.conversion_export import ConversionExport
+from haicap.sandbox.province.document_axis import DocumentAxisProvince
 from haicap.sandbox.province.dossier_api import DossierApi
 from haicap.sandbox.province.fast_lane import FastLaneStarlette
 from haicap.sandbox.province.forwarded import ForwardedDossiers
@@ -80,6 +81,7 @@ def create_app(config: ProvinceConfig) -> Starlette:
     forwarded = ForwardedDossiers(ctx)
     old_portal = OldPortal(ctx, dossiers)
     civil = CivilStatusDossiers(ctx)
+    axis = DocumentAxisProvince(ctx)
 
     async def health(request: Request) -> Response:
         counts = outbox_counts(store)
@@ -97,6 +99,7 @@ def create_app(config: ProvinceConfig) -> Starlette:
             await rp.aclose()
             await payments.aclose()
             await civil.aclose()
+            await axis.aclose()
             store.close()
             ctx.sessions.close()
 
@@ -124,6 +127,11 @@ def create_app(config: ProvinceConfig) -> Starlette:
         Route("/officer/dossiers/{MaHoSo}", officer.get, methods=["GET"]),
         Route("/officer/dossiers/{MaHoSo}/actions", officer.action, methods=["POST"]),
         *old_portal.routes(),  # the closed provincial portal (redirects to the national portal)
+        Route("/axis/edxml", axis.receive, methods=["POST"]),  # the document axis (document_axis.py)
+        Route("/axis/status", axis.receive_status, methods=["POST"]),
+        Route("/officer/axis/documents", axis.officer_send, methods=["POST"]),
+        Route("/officer/axis/documents", axis.officer_document, methods=["GET"]),
+        Route("/officer/axis/status", axis.officer_status, methods=["POST"]),
     ]
 
     async def on_problem(request: Request, exc: Exception) -> Response:

@@ -4,6 +4,7 @@ Each fault reproduces one real defect when its id is in ``ProvinceConfig.faults`
 exact place where the correct code does the right thing (``if fault not in faults: check()``), so a fault
 changes one decision and nothing else. ``breaks`` names the readiness criterion of the national checklist the
 defect fails (sso, submission, payment, sync, forwarding, units, portal, conversion).
+defect fails (sso, submission, payment, sync, forwarding, units, portal, document_axis).
 
 Example::
 
@@ -171,6 +172,34 @@ _FAULTS = [
           "the old submission POST still creates a dossier (identity taken from the form, no national sign-on)"),
     Fault("old-portal-local-login", "portal",
           "the old sign-in page still serves a username/password form and signs citizens in locally"),
+    # document_axis: the National Document Interconnection Axis (sandbox/province/document_axis.py)
+    Fault("ack-only-arrived", "document_axis",
+          "a delivered document is answered 01 (arrived) but never 03 (accepted): the sender never learns it was "
+          "taken"),
+    Fault("500-on-malformed-edxml", "document_axis", "a malformed edXML package crashes the receiver (HTTP 500)"),
+    Fault("accepts-malformed-edxml", "document_axis",
+          "only the envelope is read: a package missing required elements, with a bad DocumentId or a manifest "
+          "that does not match its attachments is answered 01"),
+    Fault("rejects-optional-edxml-elements", "document_axis",
+          "a strict reader refuses valid packages with optional elements (SignerInfo, OtherInfo…) or non-PDF "
+          "attachments (02)"),
+    Fault("processes-duplicate-document", "document_axis",
+          "the same DocumentId delivered twice is processed twice (03 sent again)"),
+    Fault("status-out-of-order", "document_axis",
+          "officer status changes ignore the legal order: 06 straight after 01, a status going back, after 06"),
+    Fault("pre-merger-district-organ-id", "document_axis",
+          "documents are sent with the OrganId of a dissolved (pre-merger) district People's Committee"),
+    Fault("bad-document-id-format", "document_axis",
+          "DocumentId in a home-made format ({OrganId}-{YYYYMMDD}-{number}) instead of {OrganId},{YYYY/MM/DD},"
+          "{number}/{notation}"),
+    Fault("bad-status-timestamp", "document_axis",
+          "status messages carry ISO 8601 timestamps instead of dd/MM/yyyy HH:mm:ss"),
+    Fault("stale-agency-directory", "document_axis",
+          "the agency directory is fetched once: after a code changes, documents still go to the old code"),
+    Fault("ignores-recall", "document_axis",
+          "a sender's recall (13) of a delivered document is never answered (no 15 or 16)"),
+    Fault("sent-document-lost", "document_axis",
+          "the officer's send is answered 202 but the package never reaches the axis (no final status ever)"),
     # consistency: the views of one dossier disagree, an idempotent message takes effect twice, a list ignores
     # its filter, a minimal submission is refused (sandbox/province/consistency_faults.py holds the defects)
     Fault("sync-fee-from-wrong-field", "sync",
