@@ -258,5 +258,5 @@ def cover_communes(ctx: ScenarioContext, params: dict[str, Any]) -> None:
                          expected="201 in every commune", actual=first)
 
 
-from haicap.scenarios import civil_steps as _civil_steps  # noqa: E402,F401  (registers the civil-status steps)
 from haicap.scenarios import axis_steps as _axis_steps  # noqa: E402,F401  (document axis steps)
+from haicap.scenarios import civil_steps as _civil_steps  # noqa: E402,F401  (registers the civil-status steps)
