@@ -46,6 +46,7 @@ from haicap.sandbox.national.payment_platform import PaymentPlatform
 from haicap.sandbox.national.problems import JSONResponse, ProblemError, problem_response
 from haicap.sandbox.national.store import Store
 from haicap.sandbox.national.sync_receiver import SyncReceiver
+from haicap.sandbox.national.test_ca import CaApi, TestCA
 
 __all__ = ["National", "create_app"]
 
@@ -69,6 +70,7 @@ class National:
         self.forwarder = Forwarder(config, self.store, self.citizens, self.http)
         self.control = ControlApi(self.oidc, self.payments, self.forwarder, self.sync, self.outages)
         self.ledger = LedgerApi(self.store, self.citizens)
+        self.ca = CaApi(TestCA(config.public_url))  # the specialised-signature test CA: keys made per run
 
     async def http(self) -> httpx.AsyncClient:
         """The outgoing client (callbacks, forwarding), created on first use in the serving loop."""
@@ -137,6 +139,7 @@ def create_app(config: NationalConfig) -> Starlette:
     routes += national.oidc.routes + national.sync.routes + national.payments.routes
     routes += _guard(national.control.routes, config.control_token)
     routes += _guard(national.ledger.routes, config.control_token)
+    routes += national.ca.routes + _guard(national.ca.control_routes, config.control_token)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
