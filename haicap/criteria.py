@@ -31,6 +31,7 @@ CRITERION_TABLE: tuple[Criterion, ...] = (
     Criterion("forwarding", "Dossiers forwarded from the national portal received and processed", "FWD"),
     Criterion("units", "Administrative units and agency identification codes", "UNIT"),
     Criterion("portal", "Interface of the provincial portal closed", "PORT"),
+    Criterion("signatures", "Documents and results carry a valid specialised digital signature", "SIG"),
     Criterion("fuzzing", "Contract conformance under generated input", "FUZZ"),
 )
 #: criterion id → label, in checklist order

@@ -46,6 +46,7 @@ __all__ = [
     "Kind",
     "Trust",
     "Verification",
+    "ascii_fold",
     "dissolved_agency",
     "verify_document",
     "verify_pdf",
@@ -61,7 +62,8 @@ _WEAK = re.compile(r"(sha1|md5|md2|sha-1)(?![0-9])", re.IGNORECASE)
 _WEAK_HASHES = (hashes.SHA1, hashes.MD5)
 # pyHanko logs its own trust verdict (an expired or untrusted signer) as an error with a traceback; haicap judges
 # the chain itself (certificate_findings) and reports it as a finding, so that log is noise in a certify run.
-logging.getLogger("pyhanko.sign.validation.generic_cms").setLevel(logging.CRITICAL)
+for _logger in ("pyhanko.sign.validation.generic_cms", "pyhanko.sign.diff_analysis"):
+    logging.getLogger(_logger).setLevel(logging.CRITICAL)
 
 
 class Kind(StrEnum):
@@ -146,7 +148,7 @@ class Trust:
 
 
 # -- dissolved agencies -----------------------------------------------------------------------------
-def _fold(text: str) -> str:
+def ascii_fold(text: str) -> str:
     """Lower case, no diacritics (certificates spell "Ban Co yeu Chinh phu"), đ → d, single spaces."""
     decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
@@ -157,7 +159,7 @@ def _fold(text: str) -> str:
 def _district_pattern() -> tuple[re.Pattern[str], dict[str, str]]:
     from haicap.data_generators.units import admin_units
 
-    names = {_fold(w.district_name): f"{w.district_name} ({w.province_name})" for w in admin_units().legacy_wards()}
+    names = {ascii_fold(w.district_name): f"{w.district_name} ({w.province_name})" for w in admin_units().legacy_wards()}
     names.pop("", None)
     alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
     return re.compile(rf"(?<![0-9a-z])(?:{alternatives})(?![0-9a-z])"), names
@@ -167,7 +169,7 @@ def dissolved_agency(text: str) -> str | None:
     """The pre-merger district-level unit ``text`` names (``UBND huyen Lam Thao`` → ``Huyện Lâm Thao (Tỉnh Phú
     Thọ)``), or None: the district level was dissolved on 1 July 2025 (the 63-province list's districts)."""
     pattern, names = _district_pattern()
-    match = pattern.search(_fold(text))
+    match = pattern.search(ascii_fold(text))
     return names[match.group(0)] if match else None
 
 
@@ -213,6 +215,7 @@ def verify_xml(data: bytes, trust: Trust, at: datetime) -> Verification:
     signature = signatures[0]
     algorithms = tuple(str(e.get("Algorithm")) for e in signature.iter(f"{{{DS}}}SignatureMethod",
                                                                         f"{{{DS}}}DigestMethod"))
+    algorithms = tuple(dict.fromkeys(algorithms))
     findings = [Finding(Kind.WEAK_ALGORITHM, f"{a} is weaker than SHA-256") for a in algorithms if _WEAK.search(a)]
     certs, bad = _keyinfo_certificates(signature)
     findings += bad

@@ -3,7 +3,7 @@
 Each fault reproduces one real defect when its id is in ``ProvinceConfig.faults``. The switch sits at the
 exact place where the correct code does the right thing (``if fault not in faults: check()``), so a fault
 changes one decision and nothing else. ``breaks`` names the readiness criterion of the national checklist the
-defect fails (sso, submission, payment, sync, forwarding, units, portal).
+defect fails (sso, submission, payment, sync, forwarding, units, portal, signatures).
 
 Example::
 
@@ -201,6 +201,20 @@ _FAULTS = [
           "a citizen supplement is accepted in any open state (1, 2, 4, 6), not only when requested (5)"),
     Fault("withdraw-refused-while-waiting", "submission",
           "withdrawal is refused while the dossier waits for the citizen (states 5, 6)"),
+    # signatures: the signed result documents (sandbox/province/signing.py)
+    Fault("result-modified-after-signing", "signatures",
+          "the result is changed after signing: an XML text edited, a PDF incremental update rewrites the page"),
+    Fault("result-signed-sha1", "signatures", "the XML result is signed with ECDSA-SHA1 and SHA-1 digests"),
+    Fault("result-signer-self-signed", "signatures",
+          "results are signed with a self-signed certificate in the CA's name shape, not one the CA issued"),
+    Fault("result-signer-expired", "signatures", "results are signed with a certificate that has expired"),
+    Fault("result-signer-revoked", "signatures",
+          "the officer's certificate was revoked (key compromise) and results are still signed with it"),
+    Fault("result-signed-before-not-before", "signatures",
+          "results are signed with a certificate whose validity has not begun yet"),
+    Fault("result-signer-dissolved-agency", "signatures",
+          "the signing certificate still names a pre-merger district agency (UBND huyen …)"),
+    Fault("result-unsigned", "signatures", "result documents are sent without any signature"),
 ]
 
 #: Every fault by id.
