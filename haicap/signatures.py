@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import itertools
 import logging
 import re
 import unicodedata
@@ -81,6 +82,8 @@ class Kind(StrEnum):
     KEY_USAGE = "key-usage"
     DISSOLVED_AGENCY = "dissolved-agency"
     SIGNING_TIME = "signing-time"
+    #: not a defect of the document: haicap's verifier cannot check this algorithm (signxml has no RSA-PSS for XML)
+    UNSUPPORTED = "unsupported-by-verifier"
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,8 @@ def ascii_fold(text: str) -> str:
 def _district_pattern() -> tuple[re.Pattern[str], dict[str, str]]:
     from haicap.data_generators.units import admin_units
 
-    names = {ascii_fold(w.district_name): f"{w.district_name} ({w.province_name})" for w in admin_units().legacy_wards()}
+    names = {ascii_fold(w.district_name): f"{w.district_name} ({w.province_name})"
+             for w in admin_units().legacy_wards()}
     names.pop("", None)
     alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
     return re.compile(rf"(?<![0-9a-z])(?:{alternatives})(?![0-9a-z])"), names
@@ -259,7 +263,10 @@ def _xml_signature_findings(data: bytes, root: Any, leaf: x509.Certificate, xade
     from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
 
     pem = leaf.public_bytes(serialization.Encoding.PEM).decode()
-    every = {"signature_methods": frozenset(SignatureMethod), "digest_algorithms": frozenset(DigestAlgorithm)}
+    # validity is judged at the signing time by certificate_findings, not by signxml at "now"
+    middle = leaf.not_valid_before_utc + (leaf.not_valid_after_utc - leaf.not_valid_before_utc) / 2
+    every = {"signature_methods": frozenset(SignatureMethod), "digest_algorithms": frozenset(DigestAlgorithm),
+             "verification_time": middle}
     try:
         if xades:
             results = XAdESVerifier().verify(data, x509_cert=pem, expect_config=XAdESSignatureConfiguration(**every))
@@ -269,6 +276,9 @@ def _xml_signature_findings(data: bytes, root: Any, leaf: x509.Certificate, xade
         return [Finding(Kind.BAD_SIGNATURE, f"the signature does not verify over the content: {exc}")]
     except InvalidInput as exc:
         return [Finding(Kind.MALFORMED, f"the signature cannot be processed: {exc}")]
+    except NotImplementedError:
+        return [Finding(Kind.UNSUPPORTED, "signxml cannot verify this SignatureMethod (e.g. RSA-PSS in XML); "
+                                          "the document is neither accepted nor rejected")]
     except Exception as exc:  # signxml and lxml raise many types on hostile input: each is a finding
         return [Finding(Kind.MALFORMED, f"the signature cannot be processed: {type(exc).__name__}: {exc}")]
     first = results[0] if isinstance(results, list) else results
@@ -335,7 +345,8 @@ def _pdf_signature(sig: Any, trust: Trust, at: datetime) -> Verification:
     algorithms = (digest, mechanism)
     findings = [Finding(Kind.WEAK_ALGORITHM, f"{a} is weaker than SHA-256") for a in algorithms if _WEAK.search(a)]
     try:
-        context = ValidationContext(trust_roots=[_asn1(c) for c in trust.anchors], other_certs=[_asn1(c) for c in embedded],
+        context = ValidationContext(trust_roots=[_asn1(c) for c in trust.anchors],
+                                    other_certs=[_asn1(c) for c in embedded],
                                     allow_fetching=False, revocation_mode="soft-fail")
         status = asyncio.run(async_validate_pdf_signature(sig, signer_validation_context=context))
     except Exception as exc:
@@ -400,7 +411,7 @@ def certificate_findings(leaf: x509.Certificate, others: Sequence[x509.Certifica
                                                    f"{_name(cert)} ({cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ} – "
                                                    f"{cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ})"))
     if reached:
-        for cert, issuer in zip(chain, chain[1:], strict=False):
+        for cert, issuer in itertools.pairwise(chain):
             findings += _revocation_findings(cert, issuer, trust.crls, moment)
     return tuple(_name(c) for c in chain), findings
 
@@ -430,7 +441,8 @@ def build_chain(leaf: x509.Certificate, others: Sequence[x509.Certificate],
             if current.issuer == current.subject:
                 why = f"{_name(current)} is self-signed and not a trust anchor"
             else:
-                why = f"no trust anchor or included intermediate issued {_name(current)} (issuer {current.issuer.rfc4514_string()})"
+                why = (f"no trust anchor or included intermediate issued {_name(current)} "
+                       f"(issuer {current.issuer.rfc4514_string()})")
             return chain, [Finding(Kind.UNTRUSTED, f"the chain does not reach a trust anchor: {why}")]
         problem = _ca_problem(issuer)
         if problem:
@@ -495,6 +507,6 @@ def _revocation_findings(cert: x509.Certificate, issuer: x509.Certificate,
         entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
         if entry is not None and entry.revocation_date_utc <= moment:
             return [Finding(Kind.REVOKED, f"{_name(cert)} (serial {cert.serial_number:x}) was revoked at "
-                                          f"{entry.revocation_date_utc:%Y-%m-%dT%H:%M:%SZ}, at or before the signing time "
-                                          f"{moment:%Y-%m-%dT%H:%M:%SZ}")]
+                                          f"{entry.revocation_date_utc:%Y-%m-%dT%H:%M:%SZ}, at or before the signing "
+                                          f"time {moment:%Y-%m-%dT%H:%M:%SZ}")]
     return []

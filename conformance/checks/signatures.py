@@ -101,7 +101,8 @@ def _verify_items(items: Iterable[dict[str, Any]], where: str, ma: str, trust: T
                                                                    "(TepKetQuaKySo)"),))
         else:
             data = decode_document(signed.get("NoiDung"))
-            verdict = Verification("unknown", (data,)) if isinstance(data, Finding) else verify_document(data, trust, at)
+            verdict = (Verification("unknown", (data,)) if isinstance(data, Finding)
+                       else verify_document(data, trust, at))
         out.append(Result(where, ma, name, verdict))
     return out
 
@@ -141,7 +142,35 @@ def _observe(ctx: CheckContext, journey: Any) -> Observed:
     return seen
 
 
+def _from_sync_walk(ctx: CheckContext) -> Observed | None:
+    """The dossiers the sync checks walk (shared, so a full run walks them once): the completed ones' results as
+    the province showed them after the walk and as the national ledger last recorded them."""
+    from haicap.conformance.checks import sync
+
+    walk = sync.shared_observation(ctx)
+    trust = ctx.shared("signatures:trust", lambda: load_trust(ctx))
+    at = datetime.now(UTC)
+    seen = Observed()
+    for dossier in walk.walked:
+        history = {e.get("TrangThaiHoSo") for e in dossier.history}
+        if "9" not in history:
+            continue
+        seen.completed.append(dossier.ma_ho_so)
+        items = _items(dossier.province)
+        if not items:
+            seen.without_results.append(dossier.ma_ho_so)
+        seen.results += _verify_items(items, "province", dossier.ma_ho_so, trust, at)
+        seen.results += _verify_items(_items((dossier.record or {}).get("item")), "national ledger",
+                                      dossier.ma_ho_so, trust, at)
+    return seen if seen.completed else None
+
+
 def _observed(ctx: CheckContext) -> Observed:
+    """From the sync walk when the profile declares sync; otherwise one journey of our own."""
+    if "sync" in ctx.target.capabilities:
+        seen = ctx.shared("signatures:from-sync-walk", lambda: _from_sync_walk(ctx))
+        if seen is not None:
+            return seen
     scenario_data(ctx)  # resolve shared data outside the shared factory (its lock is not reentrant)
     journey = prepare_journey(ctx, JOURNEY)
     return ctx.shared("signatures:observed", lambda: _observe(ctx, journey))
@@ -157,6 +186,11 @@ def judge(ctx: CheckContext, kinds: frozenset[Kind], what: str) -> str:
     if not signed:
         raise CheckSkipped(f"could not judge {what}: none of the {len(seen.results)} result documents is signed "
                            "(SIG-01's verdict)")
+    unsupported = [r for r in signed if Kind.UNSUPPORTED in r.verification.kinds()]
+    signed = [r for r in signed if r not in unsupported]
+    if not signed:
+        raise CheckError(f"could not judge {what}: haicap's verifier cannot check the algorithm of any of the "
+                         f"{len(unsupported)} signed documents ({unsupported[0].verification.summary()})")
     bad = [(r, [f for f in r.verification.findings if f.kind in kinds]) for r in signed]
     bad = [(r, found) for r, found in bad if found]
     ctx.expect(
@@ -170,7 +204,8 @@ def judge(ctx: CheckContext, kinds: frozenset[Kind], what: str) -> str:
     )
     first = signed[0].verification
     return (f"{len(signed)} signed result documents ({', '.join(sorted({r.verification.format for r in signed}))}; "
-            f"province and national copies): {what}; e.g. {first.summary()}")
+            f"province and national copies): {what}; e.g. {first.summary()}"
+            + (f"; {len(unsupported)} not verifiable by haicap (algorithm)" if unsupported else ""))
 
 
 # -- the checks ------------------------------------------------------------------------------------

@@ -30,8 +30,8 @@ from cryptography.x509.oid import NameOID
 from haicap.sandbox.national.test_ca import ROOT_NAME, revocation_proof
 from haicap.signatures import ascii_fold
 
-__all__ = ["OfficerCredential", "ResultSigner", "minimal_pdf", "result_signer", "rewrite_page_after_signing", "sign_pdf",
-           "sign_xml"]
+__all__ = ["OfficerCredential", "ResultSigner", "minimal_pdf", "result_signer", "rewrite_page_after_signing",
+           "sign_pdf", "sign_xml"]
 
 OFFICER = "Nguyen Van An"
 SIGNATURE_FAULTS = frozenset({"result-modified-after-signing", "result-signed-sha1", "result-signer-self-signed",
@@ -55,18 +55,21 @@ class OfficerCredential:
                                       serialization.NoEncryption())
 
 
-def sign_xml(document: bytes, credential: OfficerCredential, *, sha1: bool = False, xades: bool = True) -> bytes:
-    """An enveloped XML-DSig (XAdES-BES with ``xades``) signature over the whole document."""
+def sign_xml(document: bytes, credential: OfficerCredential, *, sha1: bool = False, xades: bool = True,
+             method: Any = None, digest: Any = None) -> bytes:
+    """An enveloped XML-DSig (XAdES-BES with ``xades``) signature over the whole document; ``method``/``digest``
+    (signxml ``SignatureMethod``/``DigestAlgorithm``) default to SHA-256 with the key's algorithm."""
     from lxml import etree
     from signxml import DigestAlgorithm, SignatureMethod, XMLSigner
     from signxml.xades import XAdESSigner
 
     root = etree.fromstring(document)
-    if isinstance(credential.key, ec.EllipticCurvePrivateKey):
-        method = SignatureMethod.ECDSA_SHA1 if sha1 else SignatureMethod.ECDSA_SHA256
-    else:
-        method = SignatureMethod.RSA_SHA1 if sha1 else SignatureMethod.RSA_SHA256
-    digest = DigestAlgorithm.SHA1 if sha1 else DigestAlgorithm.SHA256
+    if method is None:
+        if isinstance(credential.key, ec.EllipticCurvePrivateKey):
+            method = SignatureMethod.ECDSA_SHA1 if sha1 else SignatureMethod.ECDSA_SHA256
+        else:
+            method = SignatureMethod.RSA_SHA1 if sha1 else SignatureMethod.RSA_SHA256
+    digest = digest or (DigestAlgorithm.SHA1 if sha1 else DigestAlgorithm.SHA256)
     signer_class: type[XMLSigner] = XAdESSigner if xades else XMLSigner
     if sha1:  # the defect of result-signed-sha1: a legacy signer (signxml refuses SHA-1 by default)
         signer_class = type("LegacySha1Signer", (signer_class,), {"check_deprecated_methods": lambda self: None})
@@ -95,7 +98,8 @@ def minimal_pdf(title: str) -> bytes:
     return out.getvalue()
 
 
-async def sign_pdf(document: bytes, credential: OfficerCredential, *, md_algorithm: str = "sha256") -> bytes:
+async def sign_pdf(document: bytes, credential: OfficerCredential, *, md_algorithm: str = "sha256",
+                   prefer_pss: bool = False, field_name: str = "ChuKyCanBo") -> bytes:
     """A PAdES B-B signature (ETSI EN 319 142-1) over the whole PDF."""
     from asn1crypto import keys as asn1_keys
     from asn1crypto import x509 as asn1_x509
@@ -109,9 +113,9 @@ async def sign_pdf(document: bytes, credential: OfficerCredential, *, md_algorit
 
     key = asn1_keys.PrivateKeyInfo.load(credential.key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    signer = signers.SimpleSigner(signing_cert=der(credential.cert), signing_key=key,
+    signer = signers.SimpleSigner(signing_cert=der(credential.cert), signing_key=key, prefer_pss=prefer_pss,
                                   cert_registry=SimpleCertificateStore.from_certs([der(c) for c in credential.chain]))
-    meta = signers.PdfSignatureMetadata(field_name="ChuKyCanBo", md_algorithm=md_algorithm,
+    meta = signers.PdfSignatureMetadata(field_name=field_name, md_algorithm=md_algorithm,
                                         subfilter=SigSeedSubFilter.PADES)
     out = await signers.PdfSigner(meta, signer).async_sign_pdf(IncrementalPdfFileWriter(BytesIO(document)))
     return out.getvalue()  # type: ignore[no-any-return]
@@ -176,9 +180,11 @@ class ResultSigner:
                                 .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()}
         now = datetime.now(UTC)
         if "result-signer-expired" in self.faults:
-            body.update(not_before=(now - timedelta(days=400)).isoformat(), not_after=(now - timedelta(days=30)).isoformat())
+            body.update(not_before=(now - timedelta(days=400)).isoformat(),
+                        not_after=(now - timedelta(days=30)).isoformat())
         if "result-signed-before-not-before" in self.faults:
-            body.update(not_before=(now + timedelta(days=1)).isoformat(), not_after=(now + timedelta(days=366)).isoformat())
+            body.update(not_before=(now + timedelta(days=1)).isoformat(),
+                        not_after=(now + timedelta(days=366)).isoformat())
         async with httpx.AsyncClient(timeout=10.0) as client:
             answer = (await client.post(f"{self.national_url}/ca/enrol", json=body)).raise_for_status().json()
             cert = x509.load_pem_x509_certificate(answer["certificate"].encode())
