@@ -46,9 +46,30 @@ class OfficerCredential:
         self.key = key
         self.cert = cert
         self.chain = chain
+        self._pdf_signers: dict[bool, Any] = {}
 
     def pem_chain(self) -> list[str]:
         return [c.public_bytes(serialization.Encoding.PEM).decode() for c in [self.cert, *self.chain]]
+
+    def pdf_signer(self, prefer_pss: bool = False) -> Any:
+        """pyHanko's signer for this credential, made once (building it re-encodes the certificates: slow)."""
+        from asn1crypto import keys as asn1_keys
+        from asn1crypto import x509 as asn1_x509
+        from pyhanko.sign import signers
+        from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+        cached = self._pdf_signers.get(prefer_pss)
+        if cached is None:
+            def der(cert: x509.Certificate) -> Any:
+                return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+            key = asn1_keys.PrivateKeyInfo.load(self.key.private_bytes(
+                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+            store = SimpleCertificateStore.from_certs([der(c) for c in self.chain])
+            cached = signers.SimpleSigner(signing_cert=der(self.cert), signing_key=key, prefer_pss=prefer_pss,
+                                          cert_registry=store)
+            self._pdf_signers[prefer_pss] = cached
+        return cached
 
     def key_pem(self) -> bytes:
         return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -101,20 +122,11 @@ def minimal_pdf(title: str) -> bytes:
 async def sign_pdf(document: bytes, credential: OfficerCredential, *, md_algorithm: str = "sha256",
                    prefer_pss: bool = False, field_name: str = "ChuKyCanBo") -> bytes:
     """A PAdES B-B signature (ETSI EN 319 142-1) over the whole PDF."""
-    from asn1crypto import keys as asn1_keys
-    from asn1crypto import x509 as asn1_x509
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import signers
     from pyhanko.sign.fields import SigSeedSubFilter
-    from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-    def der(cert: x509.Certificate) -> Any:
-        return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
-
-    key = asn1_keys.PrivateKeyInfo.load(credential.key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    signer = signers.SimpleSigner(signing_cert=der(credential.cert), signing_key=key, prefer_pss=prefer_pss,
-                                  cert_registry=SimpleCertificateStore.from_certs([der(c) for c in credential.chain]))
+    signer = credential.pdf_signer(prefer_pss)
     meta = signers.PdfSignatureMetadata(field_name=field_name, md_algorithm=md_algorithm,
                                         subfilter=SigSeedSubFilter.PADES)
     out = await signers.PdfSigner(meta, signer).async_sign_pdf(IncrementalPdfFileWriter(BytesIO(document)))
