@@ -35,6 +35,7 @@ CRITERION_TABLE: tuple[Criterion, ...] = (
     Criterion("conversion", "Legacy data converted completely and accurately", "CONV"),
     Criterion("document_axis", "Agency codes published on the national portal and the document interconnection axis",
               "AXIS"),
+    Criterion("signatures", "Documents and results carry a valid specialised digital signature", "SIG"),
     Criterion("fuzzing", "Contract conformance under generated input", "FUZZ"),
 )
 #: criterion id → label, in checklist order

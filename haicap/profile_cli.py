@@ -63,7 +63,7 @@ credentials:                                        # secrets by environment-var
   officer_token_env: {upper}_OFFICER_TOKEN   # your officer API, to walk dossiers through their states
 # What your system implements; checks needing an undeclared capability are skipped (exit 3 unless
 # --allow-incomplete). Remove what you do not implement.
-capabilities: [{", ".join(CAPABILITIES)}]
+capabilities: [{", ".join(c for c in CAPABILITIES if c != "signatures")}]
 sync_sla_seconds: 60                         # how late a state change may reach the national portal
 portal:                                      # your closed old portal (PORT-01..03); without it, drop portal above
   national_portal: https://dichvucong.gov.vn # where old pages must lead (never requested by haicap)
@@ -74,6 +74,8 @@ portal:                                      # your closed old portal (PORT-01..
   lookup_urls: ["https://dichvucong.example.gov.vn/tra-cuu"]         # look-up pages that may remain
 conversion: {{}}                               # your converted legacy data (CONV-01..05): {{}} reads your export
 #                                            # endpoint with the officer token; or before: old.jsonl, after: new.jsonl
+# signature_trust_anchors: [gcc-root.pem]    # the specialised CA's root(s), PEM: add signatures above (SIG-01..06)
+# signature_crls: [gcc-root.crl, "https://ca.example.gov.vn/sub.crl"]  # CRLs of every CA of the chains
 # communes: ["00004", "00008"]               # restrict submission to these communes (SUB-05 then cannot pass)
 # sso_clock_skew_seconds: 60                 # the clock skew your relying party allows on ID-token exp/iat
 # sync_retry_seconds: 1                      # your sync client's longest pause between attempts (SYNC-10)

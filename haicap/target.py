@@ -76,6 +76,10 @@ class Target:
     #: the converted legacy data as two files (profile ``conversion.before``/``after``, absolute); None: the
     #: province's export endpoint
     conversion_files: tuple[str, str] | None = None
+    #: the specialised CA's trust anchors (PEM paths or URLs) and revocation sources (CRL paths or URLs) the
+    #: signature checks (SIG-…) verify against (profile signature_trust_anchors, signature_crls)
+    signature_trust_anchors: tuple[str, ...] = ()
+    signature_crls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.back_office, dict):  # read back from the target file the certify child gets
@@ -84,6 +88,8 @@ class Target:
             object.__setattr__(self, "portal", PortalSettings.from_profile(self.portal))
         if isinstance(self.conversion_files, list):
             object.__setattr__(self, "conversion_files", tuple(self.conversion_files))
+        for name in ("signature_trust_anchors", "signature_crls"):  # lists when read back from JSON
+            object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def control_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.control_token}"}
@@ -167,6 +173,7 @@ def load_profile(path: Path | str) -> Profile:
     _check_back_office(document)
     _check_portal(document)
     _check_conversion(document)
+    _check_signatures(document)
     current = {c.code for c in admin_units().communes(province)}
     for index, code in enumerate(document.data.get("communes") or []):
         if code not in current:
@@ -191,6 +198,31 @@ def _check_listen(document: YamlDocument) -> None:
         raise document.error(key, f"port {int(port)} is not a fixed TCP port 1..65535"
                                   + (" (0, a random port, cannot be: the province and haicap must know it)"
                                      if int(port) == 0 else ""))
+
+
+def _check_signatures(document: YamlDocument) -> None:
+    """The signatures capability needs trust anchors; each anchor file is a PEM/DER certificate, each CRL path a
+    CRL (a URL is fetched at run time)."""
+    from haicap.signatures import Trust
+
+    data = document.data
+    anchors = data.get("signature_trust_anchors") or []
+    if not anchors and "signatures" in data.get("capabilities", ()):
+        raise document.error(("capabilities", data["capabilities"].index("signatures")),
+                             "signatures needs signature_trust_anchors (the specialised CA's root certificates, PEM)")
+    base = Path(document.path).parent
+    for key, loader in (("signature_trust_anchors", lambda b: Trust.load([b])),
+                        ("signature_crls", lambda b: Trust.load([], [b]))):
+        for index, source in enumerate(data.get(key) or []):
+            if "://" in source:
+                continue
+            path = base / source
+            try:
+                loader(path.read_bytes())
+            except OSError as exc:
+                raise document.error((key, index), f"cannot read {path}: {exc.strerror}") from None
+            except ValueError as exc:
+                raise document.error((key, index), f"{path}: {exc}") from None
 
 
 def _check_portal(document: YamlDocument) -> None:
@@ -282,7 +314,8 @@ def _check_back_office(document: YamlDocument) -> None:
 def _capabilities(data: dict[str, Any], back_office: BackOfficeSettings) -> frozenset[str]:
     """The declared capabilities plus the derived ones (DERIVED_CAPABILITIES)."""
     undeclared = (ALL_CAPABILITIES - DERIVED_CAPABILITIES - (set() if data.get("portal") else {"portal"})
-                  - (set() if "conversion" in data else {"conversion"}))
+                  - (set() if "conversion" in data else {"conversion"})
+                  - (set() if data.get("signature_trust_anchors") else {"signatures"}))
     declared = frozenset(data.get("capabilities", sorted(undeclared)))  # no portal section: nothing to check
     derived = set()
     if back_office.kind is not None:
@@ -367,8 +400,15 @@ def _profile_national_config(profile: Profile, state_dir: Path, seed: int = 0) -
         sso_mixup_url=data["sso_mixup_province_url"].rstrip("/") if data.get("sso_mixup_province_url") else None,
         portal=portal,
         conversion_files=conversion_files(profile.document),
+        signature_trust_anchors=tuple(_resolve(profile, s) for s in data.get("signature_trust_anchors") or ()),
+        signature_crls=tuple(_resolve(profile, s) for s in data.get("signature_crls") or ()),
     )
     return config, listen, target
+
+
+def _resolve(profile: Profile, source: str) -> str:
+    """A URL as it is; a path relative to the profile's folder."""
+    return source if "://" in source else str(Path(profile.document.path).parent / source)
 
 
 def _wiring(data: dict[str, Any], client: Any, partners: tuple[Any, ...], accounts: tuple[Any, ...],

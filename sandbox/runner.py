@@ -351,6 +351,9 @@ credentials:
 capabilities: [{", ".join(CAPABILITIES)}]
 sync_sla_seconds: 10
 portal: {portal}
+# the counterpart's test CA (made when haicap certify starts it): its root and CRLs
+signature_trust_anchors: ["{province.national_url}/ca/root.pem"]
+signature_crls: ["{province.national_url}/ca/crl/sub.der", "{province.national_url}/ca/crl/root.der"]
 """ + (f"sso_mixup_province_url: {mixup_url}   # the same province configured against the /mixup issuer (SSO-30)\n"
        if mixup_url else ""), encoding="utf-8")
     return profile_path, env_path

@@ -125,4 +125,7 @@ def sandbox_target(sandbox: Any) -> Target:
             "credentials.sync_username": province.sync.username,
         },
         portal=reference_portal(sandbox.province_url, sandbox.national_url),
+        # the counterpart's test CA (sandbox/national/test_ca.py): its root and both CRLs
+        signature_trust_anchors=(f"{sandbox.national_url}/ca/root.pem",),
+        signature_crls=(f"{sandbox.national_url}/ca/crl/sub.der", f"{sandbox.national_url}/ca/crl/root.der"),
     )

@@ -93,6 +93,8 @@ sync_sla_seconds: 10
 sso_mixup_province_url: {mixup.public_url}
 portal: {portal}
 conversion: {{}}
+signature_trust_anchors: ["{national_url}/ca/root.pem"]
+signature_crls: ["{national_url}/ca/crl/sub.der", "{national_url}/ca/crl/root.der"]
 """, encoding="utf-8")
     server = ProcessServer(PROVINCE_FACTORY, config, sock, "province")
     mixup_server = ProcessServer(PROVINCE_FACTORY, mixup, mixup_sock, "province-mixup")

@@ -1033,3 +1033,34 @@ def _civil_unauthenticated(h: Harness) -> bool:
     result = {"soHoSoLT": "LTKS-x", "maHoSo": "000.00.00.G16-261202-0001", "maTTHC": "1.002978",
               "ketQuaXuLy": "Thẻ giả", "thoiGianThucHien": "02/12/2026 10:00:00"}
     return h.http.post("/lienthong/ket-qua", json=result).status_code != 401
+# -- signed results (faults added with SIG-01..06) ---------------------------------------------------------
+def _result_kinds(h: Harness) -> set[str]:
+    """The findings of the verifier on the signed results of a completed dossier, against the run's test CA."""
+    from datetime import UTC, datetime
+
+    from haicap.signatures import Trust, decode_document, verify_document
+
+    _, m = _walked(h, "receive", "process", "complete")
+    items = h.province.officer_dossier(m).json().get("DanhSachGiayToKetQua") or []
+    assert len(items) == 2, items
+    crls = [h.national.get(f"/ca/crl/{w}.der").content for w in ("sub", "root")]
+    trust = Trust.load([h.national.get("/ca/root.pem").content], crls)
+    kinds: set[str] = set()
+    for item in items:
+        data = decode_document(item["TepKetQuaKySo"]["NoiDung"])
+        assert isinstance(data, bytes)
+        kinds |= {str(k) for k in verify_document(data, trust, datetime.now(UTC)).kinds()}
+    return kinds
+
+
+for _fault, _kind in {
+    "result-modified-after-signing": "bad-signature",
+    "result-signed-sha1": "weak-algorithm",
+    "result-signer-self-signed": "untrusted-chain",
+    "result-signer-expired": "outside-validity",
+    "result-signer-revoked": "revoked",
+    "result-signed-before-not-before": "outside-validity",
+    "result-signer-dissolved-agency": "dissolved-agency",
+    "result-unsigned": "unsigned",
+}.items():
+    probe(_fault)(lambda h, kind=_kind: kind in _result_kinds(h))

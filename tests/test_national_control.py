@@ -120,3 +120,31 @@ def test_no_secret_in_any_ledger_answer(client: httpx.Client, national: RunningN
     assert "SECRETTEST" in everything and "bad" in everything  # the ledger did record these
     for name, value in secrets_and_tokens.items():
         assert value not in everything, f"the {name} leaks into the ledger"
+
+
+def test_test_ca_enrols_publishes_and_revokes_over_http(client: httpx.Client, national: RunningNational) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    root = x509.load_pem_x509_certificate(client.get("/ca/root.pem").content)
+    assert root.subject.rfc4514_string() == "CN=Co quan chung thuc so Chinh phu,O=Ban Co yeu Chinh phu,C=VN"
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Nguyen Van An"),
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "UBND xa Lam Thao"),
+                         x509.NameAttribute(NameOID.COUNTRY_NAME, "VN")])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    enrolled = client.post("/ca/enrol", json={"csr": csr.public_bytes(serialization.Encoding.PEM).decode()})
+    assert enrolled.status_code == 201, enrolled.text
+    serial = enrolled.json()["serial"]
+    refused = client.post("/ca/enrol", json={"csr": "-----BEGIN CERTIFICATE REQUEST-----\nAAAA"})
+    assert refused.status_code == 400 and "csr" in refused.text
+    assert client.post("/_control/ca/revoke", json={"serial": serial}).status_code == 401  # control token needed
+    revoked = client.post("/_control/ca/revoke", json={"serial": serial, "reason": "superseded"},
+                          headers=national.control_headers())
+    assert revoked.status_code == 200, revoked.text
+    unknown = client.post("/_control/ca/revoke", json={"serial": "abc"}, headers=national.control_headers())
+    assert unknown.status_code == 400 and "serial" in unknown.text
+    crl = x509.load_der_x509_crl(client.get("/ca/crl/sub.der").content)
+    assert crl.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None

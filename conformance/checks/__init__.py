@@ -9,6 +9,7 @@ from haicap.conformance.checks import (  # noqa: F401
     fuzzing,
     payment,
     portal,
+    signatures,
     sso,
     sso_flow,
     sso_tokens,

@@ -362,6 +362,12 @@ def _walk_and_observe(ctx: CheckContext, prepared: list[tuple[PreparedJourney, b
         time.sleep(0.1)
 
 
+def shared_observation(ctx: CheckContext) -> Observation:
+    """The walked dossiers and the ledger's view of them, computed once per process (other criteria read the
+    same walk: the signed results of its completed dossiers, SIG-…)."""
+    return _observed(ctx)
+
+
 def _observed(ctx: CheckContext) -> Observation:
     """The walked dossiers and the ledger's view of them, computed once per process."""
     scenario_data(ctx)  # resolve shared data before entering the shared factory (its lock is not reentrant)

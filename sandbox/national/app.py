@@ -65,6 +65,7 @@ from haicap.sandbox.national.problems import JSONResponse, ProblemError, problem
 from haicap.sandbox.national.shared_cells import SharedCells
 from haicap.sandbox.national.store import Store
 from haicap.sandbox.national.sync_receiver import SyncReceiver
+from haicap.sandbox.national.test_ca import CaApi, TestCA
 
 __all__ = ["National", "create_app"]
 
@@ -93,6 +94,7 @@ class National:
         self.control = ControlApi(self.oidc, self.payments, self.forwarder, self.sync, self.outages)
         self.ledger = LedgerApi(self.store, self.citizens)
         self.axis = DocumentAxis(config, self.http)
+        self.ca = CaApi(TestCA(config.public_url))  # the specialised-signature test CA: keys made per run
 
     async def http(self) -> httpx.AsyncClient:
         """The outgoing client (callbacks, forwarding), created on first use in the serving loop."""
@@ -164,6 +166,7 @@ def create_app(config: NationalConfig) -> Starlette:
     routes += national.civil.routes + _guard(national.civil.control_routes, config.control_token)
     routes += national.axis.routes + _guard(national.axis.control_routes + national.axis.ledger_routes,
                                             config.control_token)
+    routes += national.ca.routes + _guard(national.ca.control_routes, config.control_token)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -40,6 +40,7 @@ from haicap.sandbox.province.outbox import OutboxDelivery, OutboxPolicy, outbox_
 from haicap.sandbox.province.payments import Payments
 from haicap.sandbox.province.problems import Problem, json_response, problem_response
 from haicap.sandbox.province.sessions import SessionStore
+from haicap.sandbox.province.signing import result_signer
 from haicap.sandbox.province.sso import RelyingParty
 from haicap.sandbox.province.store import Store
 from haicap.sandbox.province.sync_items import SyncItemBuilder
@@ -63,6 +64,7 @@ def create_app(config: ProvinceConfig) -> Starlette:
         catalogue=Catalogue.load(registry, faults),
         sessions=SessionStore(store),
         policy=OutboxPolicy.for_faults(SyncItemBuilder(registry, faults), faults),
+        signer=result_signer(config),
     )
     outbox = OutboxDelivery(
         store,

@@ -13,6 +13,7 @@ from haicap.sandbox.province.catalogue import Catalogue
 from haicap.sandbox.province.outbox import OutboxPolicy
 from haicap.sandbox.province.problems import Problem
 from haicap.sandbox.province.sessions import SessionStore
+from haicap.sandbox.province.signing import ResultSigner
 from haicap.sandbox.province.store import Store
 from haicap.sandbox.province.units import ProvinceUnits
 
@@ -28,6 +29,8 @@ class ProvinceContext:
     catalogue: Catalogue
     sessions: SessionStore
     policy: OutboxPolicy
+    #: signs the results of completed dossiers (sandbox/province/signing.py)
+    signer: ResultSigner | None = None
 
     def has(self, fault: str) -> bool:
         return fault in self.config.faults

@@ -252,6 +252,8 @@ def op_officer_action(
         raise refusal
     if action.get("NgayHenTra"):
         doc["NgayHenTra"] = action["NgayHenTra"]
+    if action.get("DanhSachGiayToKetQua"):  # the signed results of a completion (officer_api, signing.py)
+        doc["DanhSachGiayToKetQua"] = action["DanhSachGiayToKetQua"]
     return _move(conn, policy, doc, _machine().transition(name).target, _officer_entry(doc, action))
 
 

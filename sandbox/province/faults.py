@@ -5,6 +5,7 @@ exact place where the correct code does the right thing (``if fault not in fault
 changes one decision and nothing else. ``breaks`` names the readiness criterion of the national checklist the
 defect fails (sso, submission, payment, sync, forwarding, units, portal, conversion).
 defect fails (sso, submission, payment, sync, forwarding, units, portal, document_axis).
+defect fails (sso, submission, payment, sync, forwarding, units, portal, signatures).
 
 Example::
 
@@ -261,6 +262,20 @@ _FAULTS = [
     Fault("civil-unauthenticated-interconnection", "civil_status",
           "/lienthong/dossiers and /lienthong/ket-qua accepted without the interconnection credential: anyone can "
           "deliver a dossier or mark a result issued"),
+    # signatures: the signed result documents (sandbox/province/signing.py)
+    Fault("result-modified-after-signing", "signatures",
+          "the result is changed after signing: an XML text edited, a PDF incremental update rewrites the page"),
+    Fault("result-signed-sha1", "signatures", "the XML result is signed with ECDSA-SHA1 and SHA-1 digests"),
+    Fault("result-signer-self-signed", "signatures",
+          "results are signed with a self-signed certificate in the CA's name shape, not one the CA issued"),
+    Fault("result-signer-expired", "signatures", "results are signed with a certificate that has expired"),
+    Fault("result-signer-revoked", "signatures",
+          "the officer's certificate was revoked (key compromise) and results are still signed with it"),
+    Fault("result-signed-before-not-before", "signatures",
+          "results are signed with a certificate whose validity has not begun yet"),
+    Fault("result-signer-dissolved-agency", "signatures",
+          "the signing certificate still names a pre-merger district agency (UBND huyen …)"),
+    Fault("result-unsigned", "signatures", "result documents are sent without any signature"),
 ]
 
 #: Every fault by id.

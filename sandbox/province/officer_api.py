@@ -65,6 +65,8 @@ class OfficerApi:
         enforce = True
         if self.ctx.has("double-transition-on-concurrent-action"):  # the defect: the table checked outside
             enforce = await cf.stale_transition_check(self.ctx, ma_ho_so, body)
+        if body.get("action") == "complete" and self.ctx.signer is not None:  # the result, signed by the officer
+            body = {**body, "DanhSachGiayToKetQua": await self.ctx.signer.results({"MaHoSo": ma_ho_so})}
         try:
             doc = await self.ctx.store.write(
                 lambda c: d.op_officer_action(c, policy, ma_ho_so, body, faults=faults, enforce_transitions=enforce))

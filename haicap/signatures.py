@@ -1,0 +1,513 @@
+"""Verify the specialised digital signature of an XML or PDF document; every defect is a typed finding.
+
+A province's results (and edXML documents) carry an officer's signature made with a certificate of the
+Government Cipher Committee's specialised CA (Law on Electronic Transactions 2023 art. 22; Decree 130/2018/NĐ-CP
+as replaced by Decree 23/2025/NĐ-CP). :func:`verify_document` takes the document's bytes, the trust anchors and
+CRLs the profile names (:class:`Trust`) and the moment the document was observed, and returns a
+:class:`Verification` whose findings say what is wrong: the signature does not verify over the content (XML-DSig
+with ``signxml``, ETSI EN 319 132 XAdES; PAdES, ETSI EN 319 142, with ``pyHanko``), the content changed after
+signing, the chain does not reach a trust anchor (RFC 5280 §6.1), the signature was made outside a certificate's
+validity or after its revocation (RFC 5280 §6.3, CRLs), a digest or signature algorithm weaker than SHA-256,
+a certificate naming a dissolved (pre-merger district-level) agency, or no signature at all.
+
+The document is untrusted: malformed XML, PDF or certificates become a ``malformed`` finding, never an exception.
+The signing time is the one the signature claims (XAdES ``SigningTime``, the CMS signing-time attribute), bounded
+by when it was observed; without a claimed time, the observation time.
+
+Example::
+
+    trust = Trust.load(anchors=[Path("root.pem").read_bytes()], crls=[Path("sub.crl").read_bytes()])
+    result = verify_document(data, trust, at=datetime.now(UTC))
+    result.ok, [f.kind for f in result.findings]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import itertools
+import logging
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from functools import lru_cache
+from io import BytesIO
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+
+__all__ = [
+    "Finding",
+    "Kind",
+    "Trust",
+    "Verification",
+    "ascii_fold",
+    "dissolved_agency",
+    "verify_document",
+    "verify_pdf",
+    "verify_xml",
+]
+
+DS = "http://www.w3.org/2000/09/xmldsig#"
+XADES = "http://uri.etsi.org/01903/v1.3.2#"
+#: a claimed signing time may lead the observation by this much (clock skew) before it is "in the future"
+CLOCK_SKEW = timedelta(minutes=5)
+MAX_CHAIN = 8
+_WEAK = re.compile(r"(sha1|md5|md2|sha-1)(?![0-9])", re.IGNORECASE)
+_WEAK_HASHES = (hashes.SHA1, hashes.MD5)
+# pyHanko logs its own trust verdict (an expired or untrusted signer) as an error with a traceback; haicap judges
+# the chain itself (certificate_findings) and reports it as a finding, so that log is noise in a certify run.
+for _logger in ("pyhanko.sign.validation.generic_cms", "pyhanko.sign.diff_analysis"):
+    logging.getLogger(_logger).setLevel(logging.CRITICAL)
+
+
+class Kind(StrEnum):
+    """What is wrong with a signed document (one finding each)."""
+
+    UNSIGNED = "unsigned"
+    MALFORMED = "malformed"
+    BAD_SIGNATURE = "bad-signature"
+    MODIFIED = "modified-after-signing"
+    UNTRUSTED = "untrusted-chain"
+    VALIDITY = "outside-validity"
+    REVOKED = "revoked"
+    REVOCATION_UNKNOWN = "revocation-unknown"
+    WEAK_ALGORITHM = "weak-algorithm"
+    KEY_USAGE = "key-usage"
+    DISSOLVED_AGENCY = "dissolved-agency"
+    SIGNING_TIME = "signing-time"
+    #: not a defect of the document: haicap's verifier cannot check this algorithm (signxml has no RSA-PSS for XML)
+    UNSUPPORTED = "unsupported-by-verifier"
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: Kind
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The verdict on one document: its format, who signed when, with what, and the findings (none: valid)."""
+
+    format: str
+    findings: tuple[Finding, ...] = ()
+    signer: str | None = None
+    signing_time: datetime | None = None
+    algorithms: tuple[str, ...] = ()
+    chain: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def kinds(self) -> frozenset[Kind]:
+        return frozenset(f.kind for f in self.findings)
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"{self.format} signed by {self.signer} at {self.signing_time:%Y-%m-%dT%H:%M:%SZ}" \
+                if self.signing_time else f"{self.format} signed by {self.signer}"
+        return "; ".join(str(f) for f in self.findings)
+
+
+@dataclass(frozen=True)
+class Trust:
+    """The trust anchors and CRLs a verification uses (from the profile, or the test CA's on the sandbox)."""
+
+    anchors: tuple[x509.Certificate, ...]
+    crls: tuple[x509.CertificateRevocationList, ...] = ()
+    #: the dissolved agency a name mentions, or None (default :func:`dissolved_agency`)
+    dissolved: Callable[[str], str | None] | None = field(default=None, compare=False)
+
+    @classmethod
+    def load(cls, anchors: Iterable[bytes], crls: Iterable[bytes] = (),
+             dissolved: Callable[[str], str | None] | None = None) -> Trust:
+        """From PEM (one or several certificates) or DER anchors and PEM or DER CRLs; a bad one raises ValueError
+        naming it (the profile's sources are the operator's, not the province's)."""
+        certs: list[x509.Certificate] = []
+        for index, data in enumerate(anchors):
+            try:
+                certs += x509.load_pem_x509_certificates(data) if b"-----BEGIN" in data \
+                    else [x509.load_der_x509_certificate(data)]
+            except ValueError as exc:
+                raise ValueError(f"trust anchor {index + 1} is not a PEM or DER certificate: {exc}") from None
+        lists: list[x509.CertificateRevocationList] = []
+        for index, data in enumerate(crls):
+            try:
+                lists.append(x509.load_pem_x509_crl(data) if b"-----BEGIN" in data else x509.load_der_x509_crl(data))
+            except ValueError as exc:
+                raise ValueError(f"CRL {index + 1} is not a PEM or DER CRL: {exc}") from None
+        return cls(tuple(certs), tuple(lists), dissolved)
+
+
+# -- dissolved agencies -----------------------------------------------------------------------------
+def ascii_fold(text: str) -> str:
+    """Lower case, no diacritics (certificates spell "Ban Co yeu Chinh phu"), đ → d, single spaces."""
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", plain.lower()).split())
+
+
+@lru_cache(maxsize=1)
+def _district_pattern() -> tuple[re.Pattern[str], dict[str, str]]:
+    from haicap.data_generators.units import admin_units
+
+    names = {ascii_fold(w.district_name): f"{w.district_name} ({w.province_name})"
+             for w in admin_units().legacy_wards()}
+    names.pop("", None)
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rf"(?<![0-9a-z])(?:{alternatives})(?![0-9a-z])"), names
+
+
+def dissolved_agency(text: str) -> str | None:
+    """The pre-merger district-level unit ``text`` names (``UBND huyen Lam Thao`` → ``Huyện Lâm Thao (Tỉnh Phú
+    Thọ)``), or None: the district level was dissolved on 1 July 2025 (the 63-province list's districts)."""
+    pattern, names = _district_pattern()
+    match = pattern.search(ascii_fold(text))
+    return names[match.group(0)] if match else None
+
+
+# -- entry point ------------------------------------------------------------------------------------
+def verify_document(data: bytes, trust: Trust, at: datetime, *, whole_document: bool = True) -> Verification:
+    """Verify an XML or PDF document's signature (format by its first bytes). ``whole_document`` False accepts
+    an XML signature whose first reference is a part of the document (an edXML envelope signing its content)."""
+    head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"%PDF-"):
+        return verify_pdf(data, trust, at)
+    if head.startswith(b"<"):
+        return verify_xml(data, trust, at, whole_document=whole_document)
+    return Verification("unknown", (Finding(Kind.MALFORMED, "neither XML nor PDF (no '<' or '%PDF-' at the start)"),))
+
+
+def decode_document(content: Any) -> bytes | Finding:
+    """The bytes of a base64 ``NoiDung``, or the finding that it is not base64."""
+    if not isinstance(content, str):
+        return Finding(Kind.MALFORMED, f"the document content is {type(content).__name__}, not a base64 string")
+    try:
+        return base64.b64decode(content, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        return Finding(Kind.MALFORMED, f"the document content is not base64: {exc}")
+
+
+# -- XML ---------------------------------------------------------------------------------------------
+def _xml_parser() -> Any:
+    from lxml import etree
+
+    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_comments=False)
+
+
+def verify_xml(data: bytes, trust: Trust, at: datetime, *, whole_document: bool = True) -> Verification:
+    """An enveloped XML-DSig (or XAdES) signature of the whole document (or of a part: ``whole_document``)."""
+    from lxml import etree
+
+    try:
+        root = etree.fromstring(data, parser=_xml_parser())
+    except etree.XMLSyntaxError as exc:
+        return Verification("xml", (Finding(Kind.MALFORMED, f"not well-formed XML: {exc}"),))
+    signatures = root.findall(f".//{{{DS}}}Signature")
+    if not signatures:
+        return Verification("xml", (Finding(Kind.UNSIGNED, "no ds:Signature element in the document"),))
+    signature = signatures[0]
+    algorithms = tuple(str(e.get("Algorithm")) for e in signature.iter(f"{{{DS}}}SignatureMethod",
+                                                                        f"{{{DS}}}DigestMethod"))
+    algorithms = tuple(dict.fromkeys(algorithms))
+    findings = [Finding(Kind.WEAK_ALGORITHM, f"{a} is weaker than SHA-256") for a in algorithms if _WEAK.search(a)]
+    certs, bad = _keyinfo_certificates(signature)
+    findings += bad
+    if not certs:
+        findings.append(Finding(Kind.UNTRUSTED, "the signature carries no X.509 certificate (ds:X509Certificate)"))
+        return Verification("xml", tuple(findings), algorithms=algorithms)
+    leaf = _leaf(certs)
+    xades = signature.find(f".//{{{XADES}}}QualifyingProperties") is not None
+    findings += _xml_signature_findings(data, root if whole_document else None, leaf, xades)
+    claimed, time_findings = _xades_signing_time(signature)
+    findings += time_findings
+    moment, more = _signing_moment(claimed, at)
+    findings += more
+    chain, cert_findings = certificate_findings(leaf, certs, trust, moment)
+    return Verification("xml", tuple(findings + cert_findings), leaf.subject.rfc4514_string(), moment,
+                        algorithms, chain)
+
+
+def _keyinfo_certificates(signature: Any) -> tuple[list[x509.Certificate], list[Finding]]:
+    certs, findings = [], []
+    for element in signature.iter(f"{{{DS}}}X509Certificate"):
+        try:
+            certs.append(x509.load_der_x509_certificate(base64.b64decode("".join((element.text or "").split()),
+                                                                          validate=True)))
+        except (ValueError, binascii.Error) as exc:
+            findings.append(Finding(Kind.MALFORMED, f"a ds:X509Certificate is not a DER certificate: {exc}"))
+    return certs, findings
+
+
+def _leaf(certs: Sequence[x509.Certificate]) -> x509.Certificate:
+    """The end-entity certificate: the first that issued none of the others (KeyInfo lists the signer first)."""
+    for cert in certs:
+        if not any(other.issuer == cert.subject and other is not cert for other in certs):
+            return cert
+    return certs[0]
+
+
+def _xml_signature_findings(data: bytes, root: Any | None, leaf: x509.Certificate, xades: bool) -> list[Finding]:
+    from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLVerifier
+    from signxml.exceptions import InvalidInput, InvalidSignature
+    from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
+
+    pem = leaf.public_bytes(serialization.Encoding.PEM).decode()
+    # validity is judged at the signing time by certificate_findings, not by signxml at "now"
+    middle = leaf.not_valid_before_utc + (leaf.not_valid_after_utc - leaf.not_valid_before_utc) / 2
+    every = {"signature_methods": frozenset(SignatureMethod), "digest_algorithms": frozenset(DigestAlgorithm),
+             "verification_time": middle}
+    try:
+        if xades:
+            results = XAdESVerifier().verify(data, x509_cert=pem, expect_config=XAdESSignatureConfiguration(**every))
+        else:
+            results = XMLVerifier().verify(data, x509_cert=pem, expect_config=SignatureConfiguration(**every))
+    except InvalidSignature as exc:
+        return [Finding(Kind.BAD_SIGNATURE, f"the signature does not verify over the content: {exc}")]
+    except InvalidInput as exc:
+        return [Finding(Kind.MALFORMED, f"the signature cannot be processed: {exc}")]
+    except NotImplementedError:
+        return [Finding(Kind.UNSUPPORTED, "signxml cannot verify this SignatureMethod (e.g. RSA-PSS in XML); "
+                                          "the document is neither accepted nor rejected")]
+    except Exception as exc:  # signxml and lxml raise many types on hostile input: each is a finding
+        return [Finding(Kind.MALFORMED, f"the signature cannot be processed: {type(exc).__name__}: {exc}")]
+    first = results[0] if isinstance(results, list) else results
+    signed = getattr(first, "signed_xml", None)
+    if root is not None and (signed is None or signed.tag != root.tag):
+        tag = getattr(signed, "tag", None)
+        return [Finding(Kind.BAD_SIGNATURE, f"the signature covers {tag}, not the whole document ({root.tag}): "
+                                            "an enveloped signature must reference the document (URI=\"\")")]
+    return []
+
+
+def _xades_signing_time(signature: Any) -> tuple[datetime | None, list[Finding]]:
+    element = signature.find(f".//{{{XADES}}}SignedSignatureProperties/{{{XADES}}}SigningTime")
+    if element is None or not (element.text or "").strip():
+        return None, []
+    try:
+        moment = datetime.fromisoformat(element.text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None, [Finding(Kind.MALFORMED, f"xades:SigningTime {element.text.strip()!r} is not an xs:dateTime")]
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)), []
+
+
+def _signing_moment(claimed: datetime | None, at: datetime) -> tuple[datetime, list[Finding]]:
+    if claimed is None:
+        return at, []
+    if claimed > at + CLOCK_SKEW:
+        return at, [Finding(Kind.SIGNING_TIME, f"the claimed signing time {claimed.isoformat()} is after the document "
+                                               f"was observed ({at.isoformat()})")]
+    return claimed, []
+
+
+# -- PDF ---------------------------------------------------------------------------------------------
+def verify_pdf(data: bytes, trust: Trust, at: datetime) -> Verification:
+    """Every PAdES signature of the PDF; the last one must cover the whole file (or only signature updates)."""
+    try:
+        from pyhanko.pdf_utils.reader import PdfFileReader
+
+        reader = PdfFileReader(BytesIO(data), strict=False)
+        signatures = list(reader.embedded_signatures)
+    except Exception as exc:  # pyHanko raises many types on a hostile PDF: each is a finding
+        return Verification("pdf", (Finding(Kind.MALFORMED, f"not a readable PDF: {type(exc).__name__}: {exc}"),))
+    if not signatures:
+        return Verification("pdf", (Finding(Kind.UNSIGNED, "the PDF has no signature field with a signature"),))
+    verdicts = [_pdf_signature(sig, trust, at) for sig in signatures]
+    last = verdicts[-1]
+    findings = tuple(f for v in verdicts for f in v.findings)
+    return Verification("pdf", findings, last.signer, last.signing_time,
+                        tuple(a for v in verdicts for a in v.algorithms), last.chain)
+
+
+def _pdf_signature(sig: Any, trust: Trust, at: datetime) -> Verification:
+    from pyhanko.sign.validation import async_validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    try:
+        digest = str(sig.md_algorithm)
+        mechanism = str(sig.signer_info["signature_algorithm"]["algorithm"].native)
+        embedded = [x509.load_der_x509_certificate(c.chosen.dump()) for c in sig.signed_data["certificates"]
+                    if c.name == "certificate"]
+        leaf = x509.load_der_x509_certificate(sig.signer_cert.dump())
+    except Exception as exc:
+        return Verification("pdf", (Finding(Kind.MALFORMED, f"the signature's CMS cannot be read: "
+                                                            f"{type(exc).__name__}: {exc}"),))
+    algorithms = (digest, mechanism)
+    findings = [Finding(Kind.WEAK_ALGORITHM, f"{a} is weaker than SHA-256") for a in algorithms if _WEAK.search(a)]
+    try:
+        context = ValidationContext(trust_roots=[_asn1(c) for c in trust.anchors],
+                                    other_certs=[_asn1(c) for c in embedded],
+                                    allow_fetching=False, revocation_mode="soft-fail")
+        status = asyncio.run(async_validate_pdf_signature(sig, signer_validation_context=context))
+    except Exception as exc:
+        findings.append(Finding(Kind.BAD_SIGNATURE, f"the signature cannot be validated: {type(exc).__name__}: {exc}"))
+        return Verification("pdf", tuple(findings), leaf.subject.rfc4514_string(), None, algorithms)
+    findings += _pdf_integrity(status)
+    claimed = status.signer_reported_dt
+    moment, more = _signing_moment(claimed.astimezone(UTC) if claimed else None, at)
+    chain, cert_findings = certificate_findings(leaf, embedded, trust, moment)
+    return Verification("pdf", tuple(findings + more + cert_findings), leaf.subject.rfc4514_string(), moment,
+                        algorithms, chain)
+
+
+def _asn1(cert: x509.Certificate) -> Any:
+    from asn1crypto import x509 as asn1_x509
+
+    return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+
+def _pdf_integrity(status: Any) -> list[Finding]:
+    from pyhanko.sign.diff_analysis import ModificationLevel
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+
+    if not status.intact:
+        return [Finding(Kind.BAD_SIGNATURE, "the message digest does not match the signed byte range: the signed "
+                                            "content was changed")]
+    if not status.valid:
+        return [Finding(Kind.BAD_SIGNATURE, "the CMS signature does not verify with the signer's key")]
+    if status.coverage == SignatureCoverageLevel.ENTIRE_FILE:
+        return []
+    level = status.modification_level
+    if status.coverage == SignatureCoverageLevel.ENTIRE_REVISION and level is not None \
+            and level <= ModificationLevel.FORM_FILLING and status.docmdp_ok is not False:
+        return []  # later revisions only add signatures, time stamps or fill forms (ETSI EN 319 142-1 §5.4)
+    return [Finding(Kind.MODIFIED, f"the PDF was changed after signing (incremental update; coverage "
+                                   f"{getattr(status.coverage, 'name', status.coverage)}, modification level "
+                                   f"{getattr(level, 'name', level)})")]
+
+
+# -- certificates (RFC 5280) ------------------------------------------------------------------------
+def _name(cert: x509.Certificate) -> str:
+    return cert.subject.rfc4514_string()
+
+
+def certificate_findings(leaf: x509.Certificate, others: Sequence[x509.Certificate], trust: Trust,
+                         moment: datetime) -> tuple[tuple[str, ...], list[Finding]]:
+    """The chain (subjects, leaf first) from ``leaf`` to a trust anchor, and what is wrong with it at ``moment``:
+    not reaching an anchor, a certificate outside its validity or revoked before ``moment``, a SHA-1/MD5
+    certificate signature, a signer certificate without digitalSignature/nonRepudiation, a dissolved agency."""
+    chain, findings = build_chain(leaf, others, trust.anchors)
+    findings += _usage_findings(leaf)
+    findings += _agency_findings(leaf, trust.dissolved or dissolved_agency)
+    reached = bool(chain) and _is_anchor(chain[-1], trust.anchors)
+    for cert in chain if reached else [leaf]:
+        if _is_anchor(cert, trust.anchors):
+            continue
+        if cert.signature_hash_algorithm is not None and isinstance(cert.signature_hash_algorithm, _WEAK_HASHES):
+            findings.append(Finding(Kind.WEAK_ALGORITHM, f"certificate {_name(cert)} is signed with "
+                                                         f"{cert.signature_hash_algorithm.name}"))
+        if not cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc:
+            findings.append(Finding(Kind.VALIDITY, f"signed at {moment:%Y-%m-%dT%H:%M:%SZ}, outside the validity of "
+                                                   f"{_name(cert)} ({cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ} – "
+                                                   f"{cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ})"))
+    if reached:
+        for cert, issuer in itertools.pairwise(chain):
+            findings += _revocation_findings(cert, issuer, trust.crls, moment)
+    return tuple(_name(c) for c in chain), findings
+
+
+def _is_anchor(cert: x509.Certificate, anchors: Sequence[x509.Certificate]) -> bool:
+    return any(cert == anchor for anchor in anchors)
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except Exception:  # wrong name, bad signature, unsupported key: not this issuer
+        return False
+    return True
+
+
+def build_chain(leaf: x509.Certificate, others: Sequence[x509.Certificate],
+                anchors: Sequence[x509.Certificate]) -> tuple[list[x509.Certificate], list[Finding]]:
+    """Walk issuer by issuer (name and signature, RFC 5280 §6.1.3) through the signature's certificates to an
+    anchor; each issuer must be a CA (basicConstraints cA, keyCertSign)."""
+    chain = [leaf]
+    pool = [*anchors, *others]
+    while not _is_anchor(chain[-1], anchors):
+        current = chain[-1]
+        issuer = next((c for c in pool if c not in chain and _issued_by(current, c)), None)
+        if issuer is None:
+            if current.issuer == current.subject:
+                why = f"{_name(current)} is self-signed and not a trust anchor"
+            else:
+                why = (f"no trust anchor or included intermediate issued {_name(current)} "
+                       f"(issuer {current.issuer.rfc4514_string()})")
+            return chain, [Finding(Kind.UNTRUSTED, f"the chain does not reach a trust anchor: {why}")]
+        problem = _ca_problem(issuer)
+        if problem:
+            return chain, [Finding(Kind.UNTRUSTED, f"{_name(issuer)} issued {_name(current)} but {problem}")]
+        chain.append(issuer)
+        if len(chain) > MAX_CHAIN:
+            return chain, [Finding(Kind.UNTRUSTED, f"the chain is longer than {MAX_CHAIN} certificates")]
+    return chain, []
+
+
+def _ca_problem(cert: x509.Certificate) -> str | None:
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return "has no basicConstraints (not a CA, RFC 5280 §4.2.1.9)"
+    except ValueError as exc:
+        return f"its extensions cannot be read: {exc}"
+    if not constraints.ca:
+        return "is not a CA (basicConstraints cA false, RFC 5280 §4.2.1.9)"
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+    except ValueError as exc:
+        return f"its extensions cannot be read: {exc}"
+    return None if usage.key_cert_sign else "its keyUsage lacks keyCertSign (RFC 5280 §4.2.1.3)"
+
+
+def _usage_findings(leaf: x509.Certificate) -> list[Finding]:
+    try:
+        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return []
+    except ValueError as exc:
+        return [Finding(Kind.MALFORMED, f"the signer certificate's extensions cannot be read: {exc}")]
+    if usage.digital_signature or usage.content_commitment:
+        return []
+    return [Finding(Kind.KEY_USAGE, f"{_name(leaf)} has neither digitalSignature nor nonRepudiation in its keyUsage "
+                                    "(RFC 5280 §4.2.1.3)")]
+
+
+def _agency_findings(leaf: x509.Certificate, dissolved: Callable[[str], str | None]) -> list[Finding]:
+    oids = (NameOID.ORGANIZATION_NAME, NameOID.ORGANIZATIONAL_UNIT_NAME, NameOID.COMMON_NAME)
+    for attribute in leaf.subject:
+        if attribute.oid in oids:
+            unit = dissolved(str(attribute.value))
+            if unit:
+                return [Finding(Kind.DISSOLVED_AGENCY, f"the signer certificate names {attribute.value!r}, an agency "
+                                                       f"of {unit}, a district-level unit dissolved on 1 July 2025")]
+    return []
+
+
+def _revocation_findings(cert: x509.Certificate, issuer: x509.Certificate,
+                         crls: Sequence[x509.CertificateRevocationList], moment: datetime) -> list[Finding]:
+    """RFC 5280 §6.3: a CRL of the issuer, signed by it, that lists the certificate revoked at or before
+    ``moment`` (a later revocation leaves an earlier signature valid)."""
+    covering = [c for c in crls if c.issuer == issuer.subject and c.is_signature_valid(issuer.public_key())]  # type: ignore[arg-type]
+    if not covering:
+        return [Finding(Kind.REVOCATION_UNKNOWN, f"no CRL of {_name(issuer)} (signed by it) among the revocation "
+                                                 f"sources: the status of {_name(cert)} is unknown")]
+    for crl in covering:
+        entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+        if entry is not None and entry.revocation_date_utc <= moment:
+            return [Finding(Kind.REVOKED, f"{_name(cert)} (serial {cert.serial_number:x}) was revoked at "
+                                          f"{entry.revocation_date_utc:%Y-%m-%dT%H:%M:%SZ}, at or before the signing "
+                                          f"time {moment:%Y-%m-%dT%H:%M:%SZ}")]
+    return []
