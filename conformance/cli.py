@@ -708,8 +708,9 @@ def _print_summary(results: dict[str, Any], out: Path, seconds: float) -> None:
     s = results["summary"]
     _print_evidence(results)
     print()
+    width = max((len(c) for c in results["verdicts"]), default=0)
     for criterion, verdict in results["verdicts"].items():
-        print(f"  {criterion:<11} {verdict}")
+        print(f"  {criterion:<{width}}  {verdict}")
     print(f"\n{s['total']} checks: {s['passed']} passed, {s['failed']} failed, {s['error']} error, "
           f"{s['skipped']} skipped in {seconds:.1f}s — readiness: {s['readiness']}")
     if results.get("delta"):

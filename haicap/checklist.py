@@ -55,9 +55,8 @@ CHECKLIST_28_JUNE: tuple[ChecklistColumn, ...] = (
     ChecklistColumn("forwarding", "Tiếp nhận, xử lý hồ sơ được chuyển", "Forwarded dossiers received and processed",
                     21, "unauthenticated-forwarding"),
     ChecklistColumn("document_axis", "Mã định danh cơ quan trên NPSP và trục liên thông văn bản",
-                    "Agency codes published on NPSP and the document interconnection axis", 33, None,
-                    pending="criterion document_axis is being built on another branch; the integrator names its "
-                    "fault here after merging"),
+                    "Agency codes published on NPSP and the document interconnection axis", 33,
+                    "stale-agency-directory"),
 )
 
 
