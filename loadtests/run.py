@@ -336,9 +336,28 @@ def _prepare_out(out: Path) -> None:
                               f"({exc.strerror or exc})") from None
 
 
+#: The counterpart's parts whose state still lives in one process (sandbox/national/app.py says how a part shares
+#: its state across ``--national-workers``): the document axis, the civil-status side and the signatures' test CA.
+PER_PROCESS_PARTS = frozenset({"document_axis", "civil_status", "signatures"})
+
+
+def _check_shared_parts(opts: LoadOptions, mix: Mix) -> None:
+    """With several counterpart workers, a journey needing a part kept in one process would see another worker's
+    state half the time: refuse it before anything runs, naming the journeys."""
+    if opts.national_workers <= 1:
+        return
+    needing = sorted(f"{s} ({', '.join(sorted(mix.scenarios[s].capabilities() & PER_PROCESS_PARTS))})"
+                     for s in mix.weights if mix.scenarios[s].capabilities() & PER_PROCESS_PARTS)
+    if needing:
+        raise HaicapError(f"--national-workers {opts.national_workers}: journey(s) {'; '.join(needing)} need a "
+                          "part of the national counterpart that keeps its state in one process; run them with "
+                          "--national-workers 1")
+
+
 def run_load(opts: LoadOptions) -> int:
     scenarios = load_mix_scenarios(opts.scenario_paths or None)
-    Mix.build(scenarios, opts.scenarios)  # unknown scenario ids: error before anything starts
+    mix = Mix.build(scenarios, opts.scenarios)  # unknown scenario ids: error before anything starts
+    _check_shared_parts(opts, mix)
     if opts.target_url:
         check_target_allowed(opts.target_url, opts.allow_target)
     from haicap.loadtests.cli import MAX_DRAIN_S, MAX_RATE

@@ -254,6 +254,8 @@ def test_unreachable_target_stops_early_and_still_writes_a_summary(tmp_path: Pat
     (["--shape", "soak", "--processes", "4096"], "usable CPU core"),
     (["--shape", "soak", "--national-workers", "0"], "--national-workers 0: the national counterpart needs at least"),
     (["--shape", "soak", "--national-workers", "4096"], "--national-workers 4096: this machine has"),
+    (["--shape", "soak", "--national-workers", "2", "--oversubscribe", "--scenario", "document-exchange"],
+     "journey(s) document-exchange (document_axis) need a part of the national counterpart"),
     (["--shape", "soak", "--national-workers", "2", "--oversubscribe", "--target", "http://127.0.0.1:9"],
      "--national-workers applies to the counterpart haicap starts"),
 ])

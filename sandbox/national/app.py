@@ -26,6 +26,10 @@ A new part follows the same rule: its tables go into ``SHARED_SCHEMA`` (and ``SH
 outlive the run), consumed or updated in one writer op; a cache of its own is allowed only behind a generation
 cell (take the next free cell number in ``shared_cells.py``); and a multi-worker test in
 ``tests/test_national_workers.py`` (its module-scoped 2-worker counterpart pins a request to one worker).
+Not yet shared: the civil-status side (``civil_status.py``), the document axis (``axis.py``) and the signatures'
+test CA (``test_ca.py``, whose keys each worker would make on its own) keep their state in their process, so they
+are correct with one worker only; ``haicap load`` refuses a journey that needs one of them with
+``--national-workers`` above 1 (``PER_PROCESS_PARTS`` in loadtests/run.py), and certify runs one worker.
 With one worker (and for a bare ``create_app`` without ``config.instance``: cells in anonymous memory) the
 behaviour is the same; the cost per sign-on is measured by ``benchmarks/bench_counterpart.py``.
 
