@@ -333,7 +333,7 @@ def _sent_packages(ctx: CheckContext) -> list[tuple[str, bytes | Finding, dateti
 
 @check("SIG-07", criterion="signatures", severity="critical",
        title="Every edXML package the province sends carries a valid signature over its content",
-       rule=f"{EDXML_RULE}; contracts/schemas/axis.schema.json x-edxml.signature; contracts/rules/signatures.md",
+       rule=f"{EDXML_RULE}; contracts/schemas/axis.schema.json x-edxml.signature",
        requires=("signatures", "document_axis", "officer_api"),
        detects=("edxml-unsigned", "edxml-modified-after-signing"))
 def edxml_signed(ctx: CheckContext) -> str:
