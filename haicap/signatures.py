@@ -30,7 +30,7 @@ import itertools
 import logging
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -178,14 +178,16 @@ def dissolved_agency(text: str) -> str | None:
 
 
 # -- entry point ------------------------------------------------------------------------------------
-def verify_document(data: bytes, trust: Trust, at: datetime, *, whole_document: bool = True) -> Verification:
+def verify_document(data: bytes, trust: Trust, at: datetime, *, whole_document: bool = True,
+                    parts: Collection[str] = ()) -> Verification:
     """Verify an XML or PDF document's signature (format by its first bytes). ``whole_document`` False accepts
-    an XML signature whose first reference is a part of the document (an edXML envelope signing its content)."""
+    an XML signature whose first reference is a part of the document (an edXML envelope signing its content);
+    ``parts`` (Clark names, ``{ns}edXMLEnvelope``) then names the parts it may be, besides the whole document."""
     head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"%PDF-"):
         return verify_pdf(data, trust, at)
     if head.startswith(b"<"):
-        return verify_xml(data, trust, at, whole_document=whole_document)
+        return verify_xml(data, trust, at, whole_document=whole_document, parts=parts)
     return Verification("unknown", (Finding(Kind.MALFORMED, "neither XML nor PDF (no '<' or '%PDF-' at the start)"),))
 
 
@@ -206,8 +208,10 @@ def _xml_parser() -> Any:
     return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_comments=False)
 
 
-def verify_xml(data: bytes, trust: Trust, at: datetime, *, whole_document: bool = True) -> Verification:
-    """An enveloped XML-DSig (or XAdES) signature of the whole document (or of a part: ``whole_document``)."""
+def verify_xml(data: bytes, trust: Trust, at: datetime, *, whole_document: bool = True,
+               parts: Collection[str] = ()) -> Verification:
+    """An enveloped XML-DSig (or XAdES) signature of the whole document (or of a part: ``whole_document``, one of
+    ``parts`` when given)."""
     from lxml import etree
 
     try:
@@ -229,7 +233,8 @@ def verify_xml(data: bytes, trust: Trust, at: datetime, *, whole_document: bool 
         return Verification("xml", tuple(findings), algorithms=algorithms)
     leaf = _leaf(certs)
     xades = signature.find(f".//{{{XADES}}}QualifyingProperties") is not None
-    findings += _xml_signature_findings(data, root if whole_document else None, leaf, xades)
+    findings += _xml_signature_findings(data, root if whole_document or parts else None, leaf, xades,
+                                        frozenset(parts) if not whole_document else frozenset())
     claimed, time_findings = _xades_signing_time(signature)
     findings += time_findings
     moment, more = _signing_moment(claimed, at)
@@ -258,7 +263,8 @@ def _leaf(certs: Sequence[x509.Certificate]) -> x509.Certificate:
     return certs[0]
 
 
-def _xml_signature_findings(data: bytes, root: Any | None, leaf: x509.Certificate, xades: bool) -> list[Finding]:
+def _xml_signature_findings(data: bytes, root: Any | None, leaf: x509.Certificate, xades: bool,
+                            parts: frozenset[str] = frozenset()) -> list[Finding]:
     from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLVerifier
     from signxml.exceptions import InvalidInput, InvalidSignature
     from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
@@ -284,8 +290,11 @@ def _xml_signature_findings(data: bytes, root: Any | None, leaf: x509.Certificat
         return [Finding(Kind.MALFORMED, f"the signature cannot be processed: {type(exc).__name__}: {exc}")]
     first = results[0] if isinstance(results, list) else results
     signed = getattr(first, "signed_xml", None)
-    if root is not None and (signed is None or signed.tag != root.tag):
+    if root is not None and (signed is None or (signed.tag != root.tag and signed.tag not in parts)):
         tag = getattr(signed, "tag", None)
+        if parts:
+            return [Finding(Kind.BAD_SIGNATURE, f"the signature covers {tag}, not the whole document ({root.tag}) "
+                                                f"nor {' or '.join(sorted(parts))}: a fragment of the content")]
         return [Finding(Kind.BAD_SIGNATURE, f"the signature covers {tag}, not the whole document ({root.tag}): "
                                             "an enveloped signature must reference the document (URI=\"\")")]
     return []

@@ -1064,3 +1064,25 @@ for _fault, _kind in {
     "result-unsigned": "unsigned",
 }.items():
     probe(_fault)(lambda h, kind=_kind: kind in _result_kinds(h))
+
+
+# -- signed edXML packages (faults added with SIG-07) ------------------------------------------------------
+def _edxml_kinds(h: Harness) -> set[str]:
+    """The verifier's findings on one package the officer sent over the axis, as the axis received it."""
+    import base64
+    from datetime import UTC, datetime
+
+    from haicap.axis_contract import axis_contract
+    from haicap.signatures import Trust, verify_document
+
+    record = _axis_send(h, ToMaXa="00226")
+    assert record.get("package"), record
+    crls = [h.national.get(f"/ca/crl/{w}.der").content for w in ("sub", "root")]
+    trust = Trust.load([h.national.get("/ca/root.pem").content], crls)
+    verdict = verify_document(base64.b64decode(record["package"]), trust, datetime.now(UTC), whole_document=False,
+                              parts=(f"{{{axis_contract().namespace}}}edXMLEnvelope",))
+    return {str(k) for k in verdict.kinds()}
+
+
+probe("edxml-unsigned")(lambda h: "unsigned" in _edxml_kinds(h))
+probe("edxml-modified-after-signing")(lambda h: "bad-signature" in _edxml_kinds(h))

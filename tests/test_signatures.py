@@ -273,3 +273,58 @@ def test_profile_signature_sources_are_validated(tmp_path: Path, ca: TestCA) -> 
     path.write_text(PROFILE, encoding="utf-8")
     data = load_profile(path).data
     assert "signatures" not in _capabilities(data, back_office_settings(data))
+
+
+# -- edXML packages (SIG-07) -----------------------------------------------------------------------------
+def _edxml(cred: OfficerCredential | None, reference: str | None = None, id_on: str = "") -> bytes:
+    """A package signed as the reference province signs it (whole package), or by ``reference`` to an Id put on
+    the element ``id_on`` (an envelope-only or a fragment-only signature); no ``cred``: unsigned."""
+    from dataclasses import replace
+
+    from lxml import etree
+    from signxml import XMLSigner
+
+    from haicap.edxml import PackageSpec, build_package
+    from haicap.sandbox.province.signing import EDXML_SIGNATURE_PLACEHOLDER, sign_edxml
+
+    spec = PackageSpec.new("000.00.00.H26", "UBND", [("000.00.01.H26", "Xa")], 7, notation="UBND-VP")
+    if cred is None:
+        return build_package(spec)
+    package = build_package(replace(spec, signature=EDXML_SIGNATURE_PLACEHOLDER))
+    if reference is None:
+        return asyncio.run(sign_edxml(package, cred))
+    package = package.replace(f"<{id_on}>".encode(), f'<{id_on} Id="{reference}">'.encode(), 1)
+    signed = XMLSigner(signature_algorithm=SignatureMethod.ECDSA_SHA256).sign(
+        etree.fromstring(package), key=cred.key_pem(), cert=cred.pem_chain(), reference_uri=f"#{reference}")
+    return etree.tostring(signed)  # type: ignore[no-any-return]
+
+
+def _edxml_verdict(ca: TestCA, data: bytes) -> object:
+    from haicap.axis_contract import axis_contract
+
+    envelope = f"{{{axis_contract().namespace}}}edXMLEnvelope"
+    return verify_document(data, _trust(ca), _now(), whole_document=False, parts=(envelope,))
+
+
+def test_edxml_signed_over_the_package_or_the_envelope_is_valid(ca: TestCA, ec_cred: OfficerCredential) -> None:
+    from haicap.edxml import read_package
+
+    whole = _edxml(ec_cred)
+    assert read_package(whole).document_id  # the signed package is still a valid package for the axis
+    assert b"<edXMLHeader>" in whole and b"</TraceHeaderList><ds:Signature" in whole  # where x-edxml.signature says
+    for data in (whole, _edxml(ec_cred, "envelope", "edXMLEnvelope")):
+        verdict = _edxml_verdict(ca, data)
+        assert verdict.ok, verdict.summary()  # type: ignore[attr-defined]
+
+
+def test_edxml_fragment_or_changed_header_is_rejected(ca: TestCA, ec_cred: OfficerCredential) -> None:
+    from haicap.conformance.checks.signatures import edxml_findings
+
+    fragment = _edxml_verdict(ca, _edxml(ec_cred, "subject", "Subject"))
+    assert fragment.kinds() == {Kind.BAD_SIGNATURE}, fragment.summary()  # type: ignore[attr-defined]
+    assert "a fragment of the content" in fragment.summary()  # type: ignore[attr-defined]
+    changed = _edxml(ec_cred).replace(b"</Subject>", b" (sua)</Subject>", 1)
+    lines = edxml_findings("000.00.00.H26,2026/12/02,7/UBND-VP", _edxml_verdict(ca, changed))  # type: ignore[arg-type]
+    assert lines and lines[0].startswith("000.00.00.H26,2026/12/02,7/UBND-VP: bad-signature: "), lines
+    unsigned = _edxml_verdict(ca, _edxml(None))
+    assert unsigned.kinds() == {Kind.UNSIGNED}, unsigned.summary()  # type: ignore[attr-defined]

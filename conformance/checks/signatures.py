@@ -301,3 +301,73 @@ def current_agency(ctx: CheckContext) -> str:
     """The signer certificate's O, OU and CN name no district, urban district, town or district-level city of
     the 63-province list (matched without diacritics as certificates spell them: ``UBND huyen Lam Thao``)."""
     return judge(ctx, frozenset({Kind.DISSOLVED_AGENCY}), "each signer names a current agency")
+
+
+# -- SIG-07: edXML packages over the document axis ---------------------------------------------------
+#: the verifier's finding kinds SIG-07 fails on: every kind but "haicap cannot check this algorithm"
+EDXML_FAILING = frozenset(Kind) - {Kind.UNSUPPORTED}
+EDXML_RULE = ("QCVN 102:2016/BTTTT (edXML DigitalSignature); W3C XML Signature 1.1 §3.2; ETSI EN 319 132-1 "
+              f"(XAdES); {RULE}")
+
+
+def edxml_findings(document_id: str, verification: Verification) -> list[str]:
+    """One line per failing finding of a package's verification: ``DocumentId: kind: reason``."""
+    return [f"{document_id}: {f}" for f in verification.findings if f.kind in EDXML_FAILING]
+
+
+def _sent_packages(ctx: CheckContext) -> list[tuple[str, bytes | Finding, datetime]]:
+    """The packages the province sent for the axis checks (shared: sent once), as the axis received them."""
+    from haicap.conformance.checks import document_axis
+
+    packages = []
+    for plan in document_axis._sends(ctx):
+        document_id = str(plan["answer"].get("DocumentId"))
+        record = document_axis._arrived(ctx, document_id)
+        if record is None:
+            continue
+        full = document_axis._axis(ctx).sent(document_id) or {}
+        at = datetime.fromtimestamp(int(record.get("at") or time.time() * 1000) / 1000, UTC)
+        packages.append((document_id, decode_document(full.get("package")), at))
+    return packages
+
+
+@check("SIG-07", criterion="signatures", severity="critical",
+       title="Every edXML package the province sends carries a valid signature over its content",
+       rule=f"{EDXML_RULE}; contracts/schemas/axis.schema.json x-edxml.signature",
+       requires=("signatures", "document_axis", "officer_api"),
+       detects=("edxml-unsigned", "edxml-modified-after-signing"))
+def edxml_signed(ctx: CheckContext) -> str:
+    """The officer sends documents over the axis (the ones the AXIS checks send); each package as the axis
+    received it carries an enveloped XML-DSig/XAdES signature that verifies over the whole package or its
+    edXMLEnvelope (not a fragment), chains to the profile's trust anchors, was made within its certificates'
+    validity and before any revocation (CRLs), uses SHA-256 or stronger, and names a current agency. Every
+    finding kind of :mod:`haicap.signatures` is a failure naming the DocumentId; a package whose algorithm
+    haicap cannot verify (RSA-PSS in XML) is neither."""
+    from haicap.axis_contract import axis_contract
+
+    contract = axis_contract()
+    trust = ctx.shared("signatures:trust", lambda: load_trust(ctx))
+    envelope = f"{{{contract.namespace}}}{contract.paths.get('envelope', 'edXMLEnvelope')}"
+    packages = _sent_packages(ctx)
+    reproduce = (f"POST {ctx.target.province_url}/officer/axis/documents {{\"Subject\": …}}; "
+                 "GET /_ledger/axis/sent?DocumentId=… (control token) → package")
+    ctx.require_evidence(len(packages), 1, "edXML packages the province sent, at the axis", reproduce=reproduce)
+    findings: list[str] = []
+    verdicts: list[Verification] = []
+    for document_id, data, at in packages:
+        verdict = (Verification("unknown", (data,)) if isinstance(data, Finding)
+                   else verify_document(data, trust, at, whole_document=False, parts=(envelope,)))
+        verdicts.append(verdict)
+        findings += edxml_findings(document_id, verdict)
+    ctx.expect(not findings, f"{len(findings)} signature findings on {len(packages)} sent edXML packages: "
+               + "; ".join(findings[:_SHOWN]) + (f"; … (+{len(findings) - _SHOWN} more)"
+                                                 if len(findings) > _SHOWN else ""),
+               expected="each package signed (ds:Signature in edXMLHeader), verifying over the package or its "
+                        "envelope, chained to a trust anchor, in validity, not revoked, SHA-256+, current agency",
+               actual=findings[:_SHOWN], reproduce=reproduce)
+    checked = [v for v in verdicts if v.ok]
+    if not checked:
+        raise CheckError(f"could not judge: haicap's verifier cannot check the algorithm of any of the "
+                         f"{len(packages)} sent packages ({verdicts[0].summary()})")
+    return (f"{len(packages)} sent edXML packages ({', '.join(d for d, _, _ in packages)}) signed and valid; "
+            f"e.g. {checked[0].summary()}")

@@ -15,6 +15,7 @@ Contract: ``contracts/national-axis.openapi.yaml`` and ``contracts/schemas/axis.
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import re
 import time
@@ -156,6 +157,8 @@ class DocumentAxis:
             "Subject": package.subject, "attachments": len(package.attachments), "at": _now_ms(), "repeats": 0,
             "codes": self._judge_codes(package.from_organ, package.to_organs),
             "statuses": [{"StatusCode": "01", "at": _now_ms()}], "pushes": [],
+            # the package as it arrived, for the signatures criterion (SIG-07 verifies its DigitalSignature)
+            "package": base64.b64encode(raw).decode(),
         }
         self._spawn(self._process_sent(record))
         return self._status(package.document_id, package.from_organ, "01")
@@ -327,7 +330,8 @@ class DocumentAxis:
     async def ledger_sent(self, request: Request) -> Response:
         document_id = request.query_params.get("DocumentId")
         if document_id is None:
-            return JSONResponse({"items": list(self.sent.values()), "rejected": self.rejected[-50:]})
+            items = [{k: v for k, v in r.items() if k != "package"} for r in self.sent.values()]  # lean listing
+            return JSONResponse({"items": items, "rejected": self.rejected[-50:]})
         record = self.sent.get(document_id)
         if record is None:
             raise ProblemError(404, "Not Found", f"no document {document_id} received from the province")

@@ -7,8 +7,11 @@ DocumentId again is answered 01 and processed once. The officer moves a received
 ``POST /officer/axis/status``) in the legal order of the contract (``x-status-transitions``; a step out of order
 is refused with 409 and sends nothing). The officer sends documents (``POST /officer/axis/documents``) with
 From/To OrganId the current codes of the axis' agency directory, which is re-validated (ETag) before every send
-so a changed code is used at once. Status messages about the province's own documents (``POST /axis/status``)
-are recorded. The faults of :mod:`faults` (``ack-only-arrived`` … ``sent-document-lost``) switch single decisions.
+so a changed code is used at once; each package is signed with the officer's enrolled credential (enveloped
+XAdES over the whole package, the Signature where ``x-edxml.signature`` puts it; ``signing.py``). Status
+messages about the province's own documents (``POST /axis/status``) are recorded. The faults of :mod:`faults`
+(``ack-only-arrived`` … ``sent-document-lost``, ``edxml-unsigned``, ``edxml-modified-after-signing``) switch
+single decisions.
 
 State is in memory (a run's documents are few) [haicap simplification: a production system keeps it durable].
 So the axis side needs one province worker: with ``--province-workers`` > 1 a document's later requests (the
@@ -34,6 +37,7 @@ from haicap.axis_contract import axis_contract
 from haicap.edxml import EdxmlError, PackageSpec, build_package, build_status, parse_xml, read_package, read_status
 from haicap.sandbox.province.context import ProvinceContext, require_bearer
 from haicap.sandbox.province.problems import Problem, json_response
+from haicap.sandbox.province.signing import EDXML_SIGNATURE_PLACEHOLDER, sign_edxml
 from haicap.vn_time import VN_TZ
 
 __all__ = ["DocumentAxisProvince"]
@@ -266,12 +270,24 @@ class DocumentAxisProvince:
         self.sent[spec.document_id] = record
         if not self.ctx.has("sent-document-lost"):  # the defect: queued, never sent
             try:
-                answer = await self.http.post(self.national + "/axis/edxml", content=build_package(spec, self.contract),
+                package = await self._signed_package(spec)
+                answer = await self.http.post(self.national + "/axis/edxml", content=package,
                                               headers={"Content-Type": XML})
                 record["StatusCode"] = read_status(answer.content, self.contract).code
             except (httpx.HTTPError, EdxmlError) as exc:
                 record["error"] = str(exc)[:300]
         return json_response({"DocumentId": spec.document_id, "From": sender, "To": to[0]}, status=202)
+
+    async def _signed_package(self, spec: PackageSpec) -> bytes:
+        """The package signed with the officer's enrolled credential (the one results are signed with), the
+        enveloped signature where the contract puts it (``x-edxml.signature``, after the TraceHeaderList)."""
+        if self.ctx.signer is None or self.ctx.has("edxml-unsigned"):  # the defect: no DigitalSignature
+            return build_package(spec, self.contract)
+        package = build_package(replace(spec, signature=EDXML_SIGNATURE_PLACEHOLDER), self.contract)
+        signed = await sign_edxml(package, await self.ctx.signer.credential())
+        if self.ctx.has("edxml-modified-after-signing"):  # the defect: a header field edited after signing
+            signed = signed.replace(b"</Subject>", " (đã sửa)</Subject>".encode(), 1)
+        return signed
 
     async def receive_status(self, request: Request) -> Response:
         require_bearer(request, self.ctx.config.forward_token, "national axis")

@@ -276,6 +276,10 @@ _FAULTS = [
     Fault("result-signer-dissolved-agency", "signatures",
           "the signing certificate still names a pre-merger district agency (UBND huyen …)"),
     Fault("result-unsigned", "signatures", "result documents are sent without any signature"),
+    # signatures: the edXML packages sent over the document axis (sandbox/province/document_axis.py)
+    Fault("edxml-unsigned", "signatures", "edXML packages are sent over the axis without a DigitalSignature"),
+    Fault("edxml-modified-after-signing", "signatures",
+          "an edXML header field (Subject) is changed after the package was signed"),
 ]
 
 #: Every fault by id.

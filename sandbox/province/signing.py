@@ -30,8 +30,8 @@ from cryptography.x509.oid import NameOID
 from haicap.sandbox.national.test_ca import ROOT_NAME, revocation_proof
 from haicap.signatures import ascii_fold
 
-__all__ = ["OfficerCredential", "ResultSigner", "minimal_pdf", "result_signer", "rewrite_page_after_signing",
-           "sign_pdf", "sign_xml"]
+__all__ = ["EDXML_SIGNATURE_PLACEHOLDER", "OfficerCredential", "ResultSigner", "minimal_pdf", "result_signer",
+           "rewrite_page_after_signing", "sign_edxml", "sign_pdf", "sign_xml"]
 
 OFFICER = "Nguyen Van An"
 #: Bytes reserved in the PDF for the CMS signature (an ECDSA P-256 signature with a 3-certificate chain needs about
@@ -100,6 +100,17 @@ def sign_xml(document: bytes, credential: OfficerCredential, *, sha1: bool = Fal
     signer = signer_class(signature_algorithm=method, digest_algorithm=digest)
     signed = signer.sign(root, key=credential.key_pem(), cert=credential.pem_chain())
     return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")  # type: ignore[no-any-return]
+
+
+#: where the edXML signature goes (contracts/schemas/axis.schema.json ``x-edxml.signature``): signxml replaces a
+#: ``ds:Signature Id="placeholder"`` with the enveloped signature and leaves it out of the digest
+EDXML_SIGNATURE_PLACEHOLDER = '<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#" Id="placeholder"/>'
+
+
+async def sign_edxml(package: bytes, credential: OfficerCredential) -> bytes:
+    """An edXML package (built with :data:`EDXML_SIGNATURE_PLACEHOLDER` in its header) signed with an enveloped
+    XAdES-BES signature over the whole package (URI="", so the attachments too), SHA-256; off the serving loop."""
+    return await asyncio.to_thread(sign_xml, package, credential)
 
 
 def minimal_pdf(title: str) -> bytes:
