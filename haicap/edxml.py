@@ -91,6 +91,21 @@ def _q(contract: AxisContract, path: str) -> str:
     return "/".join(f"{{{contract.namespace}}}{part}" for part in path.split("/"))
 
 
+#: XML-DSig's namespace: the DigitalSignature of an edXML package is a ``ds:Signature`` (axis.schema.json
+#: ``x-edxml.signature_note``)
+XMLDSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
+
+
+def _signed(root: Any, contract: AxisContract) -> bool:
+    """A ``ds:Signature`` (or an edXML-namespace Signature element) sits where the contract puts the signature."""
+    path = contract.paths.get("signature", "Signature")
+    parent_path, _, name = path.rpartition("/")
+    parent = root.find(_q(contract, parent_path)) if parent_path else root
+    if parent is None:
+        return False
+    return parent.find(f"{{{XMLDSIG_NS}}}{name}") is not None or parent.find(_q(contract, name)) is not None
+
+
 def _text(root: Any, contract: AxisContract, path: str) -> str | None:
     node = root.find(_q(contract, path))
     if node is None or node.text is None:
@@ -192,7 +207,7 @@ def read_package(data: bytes | str, contract: AxisContract | None = None) -> Pac
         code_number=get("Code/CodeNumber"), code_notation=get("Code/CodeNotation"), promulgation_date=date,
         subject=get("Subject"), trace_organ=trace_organ, trace_timestamp=stamp,
         attachments=_attachments(root, contract),
-        signed=root.find(_q(contract, contract.paths.get("signature", "Signature"))) is not None,
+        signed=_signed(root, contract),
     )
 
 

@@ -311,6 +311,7 @@ def test_edxml_signed_over_the_package_or_the_envelope_is_valid(ca: TestCA, ec_c
 
     whole = _edxml(ec_cred)
     assert read_package(whole).document_id  # the signed package is still a valid package for the axis
+    assert read_package(whole).signed and not read_package(_edxml(None)).signed  # the ds:Signature is seen
     assert b"<edXMLHeader>" in whole and b"</TraceHeaderList><ds:Signature" in whole  # where x-edxml.signature says
     for data in (whole, _edxml(ec_cred, "envelope", "edXMLEnvelope")):
         verdict = _edxml_verdict(ca, data)
