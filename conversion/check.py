@@ -31,7 +31,7 @@ from typing import IO, Any
 import orjson
 
 from haicap.contract_registry import default_registry
-from haicap.conversion.rules import FINDINGS, Finding, UnitFacts, judge_pair
+from haicap.conversion.rules import FINDINGS, Finding, UnitFacts, is_clean, judge_pair
 from haicap.errors import HaicapError
 
 __all__ = ["ConversionReport", "check_conversion"]
@@ -336,8 +336,15 @@ class _Judge:
                 self.add(Finding(m, "invented", f"MaHoSo {m} is not in the old data"))
             return
         report.converted_by_old_unit[(old["MaTinh"], old["MaHuyen"])] += 1
-        findings = judge_pair(self.facts, old, record)
-        if old["CapCoQuan"] == "huyen" and old["TrangThaiHoSo"] in self.facts.settled:
+        facts = self.facts
+        due = old["CapCoQuan"] == "huyen" and old["TrangThaiHoSo"] in facts.settled
+        if is_clean(facts, old, record):
+            if due:
+                report.digitisation_due += 1
+                report.digitised += 1
+            return
+        findings = judge_pair(facts, old, record)
+        if due:
             report.digitisation_due += 1
             if not any(f.kind == "not-digitised" for f in findings):
                 report.digitised += 1
