@@ -16,7 +16,8 @@ from typing import Any
 
 from haicap.contract_registry import default_registry
 
-__all__ = ["FINDINGS", "Finding", "UnitFacts", "is_clean", "judge_pair", "normalise_name", "settled_statuses"]
+__all__ = ["CLEAN", "DIGITISED", "FINDINGS", "Finding", "UnitFacts", "clean_pair", "judge_pair", "normalise_name",
+           "settled_statuses"]
 
 #: Finding kind → (family, what it means, the rule).
 FINDINGS: dict[str, tuple[str, str, str]] = {
@@ -117,7 +118,7 @@ class UnitFacts:
         self.agencies = frozenset({province_agency_code(p.code) for p in units.provinces()}
                                   | {commune_agency_code(c) for c in self.communes})
         #: old ward → the current communes a record may name without a recorded decision (the one target of a
-        #: ward merged whole; none of a split ward): is_clean's one lookup of the mapping rules
+        #: ward merged whole; none of a split ward): clean_pair's one lookup of the mapping rules
         self.plain_targets = {code: targets & self.commune_text.keys() if code not in self.split else frozenset()
                               for code, targets in self.targets.items()}
         self.split_targets = {code: self.targets[code] & self.commune_text.keys() for code in self.split}
@@ -130,29 +131,34 @@ def _classify_old(facts: UnitFacts, old: str) -> str:
     return "foreign-code-system"
 
 
-def is_clean(facts: UnitFacts, before: dict[str, Any], after: dict[str, Any]) -> bool:
-    """True only when :func:`judge_pair` finds nothing (valid records): the plain comparisons of the common case,
-    each rule's cheapest sufficient test; False sends the pair to ``judge_pair`` for its findings."""
+#: what :func:`clean_pair` says of a pair: findings possible (judge it), none, none and a digitised result due
+JUDGE, CLEAN, DIGITISED = 0, 1, 2
+
+
+def clean_pair(facts: UnitFacts, before: dict[str, Any], after: dict[str, Any]) -> int:
+    """CLEAN or DIGITISED only when :func:`judge_pair` finds nothing (valid records): the plain comparisons of the
+    common case, each rule's cheapest sufficient test (DIGITISED: a settled dossier of a district-level authority,
+    digitised); JUDGE sends the pair to ``judge_pair`` for its findings."""
     old, new = before["MaXa"], after["MaXa"]
     if new not in facts.plain_targets.get(old, ()):
         targets = facts.split_targets.get(old)
         if targets is None or new not in targets:
-            return False
+            return JUDGE
         decision = after.get("QuyetDinhTach")
         if type(decision) is not dict or decision.get("MaXa") != new:
-            return False
+            return JUDGE
     expected = facts.new_province.get(before["MaTinh"])
-    if expected is not None and after["MaTinh"] != expected:
-        return False
-    if before["TrangThaiHoSo"] != after["TrangThaiHoSo"] or before["MaTTHC"] != after["MaTTHC"] or \
-            before["NgayTiepNhan"] != after["NgayTiepNhan"] or before["NgayHenTra"] != after["NgayHenTra"]:
-        return False
-    if after["MaCoQuan"] not in facts.agencies or facts.commune_text[new] not in after["DiaChi"]:
-        return False
+    if (expected is not None and after["MaTinh"] != expected) or before["TrangThaiHoSo"] != after["TrangThaiHoSo"] \
+            or before["MaTTHC"] != after["MaTTHC"] or before["NgayTiepNhan"] != after["NgayTiepNhan"] \
+            or before["NgayHenTra"] != after["NgayHenTra"] or after["MaCoQuan"] not in facts.agencies \
+            or facts.commune_text[new] not in after["DiaChi"]:
+        return JUDGE
     if before["CapCoQuan"] == "huyen" and before["TrangThaiHoSo"] in facts.settled:
         results = after.get("KetQua")
-        return bool(results) and all(r.get("DuocSoHoa") is True and r.get("DuocTaiSuDung") is True for r in results)
-    return True
+        if results and all(r.get("DuocSoHoa") is True and r.get("DuocTaiSuDung") is True for r in results):
+            return DIGITISED
+        return JUDGE
+    return CLEAN
 
 
 def judge_pair(facts: UnitFacts, before: dict[str, Any], after: dict[str, Any]) -> list[Finding]:
