@@ -266,8 +266,10 @@ def _xml_signature_findings(data: bytes, root: Any | None, leaf: x509.Certificat
     pem = leaf.public_bytes(serialization.Encoding.PEM).decode()
     # validity is judged at the signing time by certificate_findings, not by signxml at "now"
     middle = leaf.not_valid_before_utc + (leaf.not_valid_after_utc - leaf.not_valid_before_utc) / 2
+    # any number of references (XML-DSig §4.4.3 allows several; XAdES producers sign 2 or 3: the document, the
+    # SignedProperties, perhaps the KeyInfo): one of them must cover the whole document, judged below
     every = {"signature_methods": frozenset(SignatureMethod), "digest_algorithms": frozenset(DigestAlgorithm),
-             "verification_time": middle}
+             "verification_time": middle, "expect_references": True}
     try:
         if xades:
             results = XAdESVerifier().verify(data, x509_cert=pem, expect_config=XAdESSignatureConfiguration(**every))
@@ -282,11 +284,11 @@ def _xml_signature_findings(data: bytes, root: Any | None, leaf: x509.Certificat
                                           "the document is neither accepted nor rejected")]
     except Exception as exc:  # signxml and lxml raise many types on hostile input: each is a finding
         return [Finding(Kind.MALFORMED, f"the signature cannot be processed: {type(exc).__name__}: {exc}")]
-    first = results[0] if isinstance(results, list) else results
-    signed = getattr(first, "signed_xml", None)
-    if root is not None and (signed is None or signed.tag != root.tag):
-        tag = getattr(signed, "tag", None)
-        return [Finding(Kind.BAD_SIGNATURE, f"the signature covers {tag}, not the whole document ({root.tag}): "
+    covered = [getattr(getattr(r, "signed_xml", None), "tag", None)
+               for r in (results if isinstance(results, list) else [results])]
+    if root is not None and root.tag not in covered:
+        tags = ", ".join(str(t) for t in covered)
+        return [Finding(Kind.BAD_SIGNATURE, f"the signature covers {tags}, not the whole document ({root.tag}): "
                                             "an enveloped signature must reference the document (URI=\"\")")]
     return []
 
