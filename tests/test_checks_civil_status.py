@@ -147,6 +147,13 @@ def test_a_composite_closed_before_the_last_result_is_reported() -> None:
     assert any("before the last result" in d for d in completion_defects(j, SPEC))
 
 
+def test_a_completed_push_wording_its_result_around_the_issued_text_is_accepted() -> None:
+    j = _complete_run((2, 0, 1))
+    for entry in j.record["pushes"][6:]:  # type: ignore[index]
+        entry["body"]["ketQuaXuLy"] = f"Đã cấp: {entry['body']['ketQuaXuLy']} (bản điện tử)"
+    assert completion_defects(j, SPEC) == []
+
+
 def test_a_wrong_result_or_an_unrequested_completion_is_reported() -> None:
     j = _complete_run((0, 1, 2))
     j.record["pushes"][-1]["body"]["ketQuaXuLy"] = "something else"  # type: ignore[index]

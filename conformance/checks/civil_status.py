@@ -149,7 +149,7 @@ def completion_defects(journey: Journey, spec: CivilStatusSpec) -> list[str]:
         if not matching:
             problems.append(f"{where}: the {done.component} result ({label}) never completed: no completed push "
                             f"within {PUSH_WAIT:g} s")
-        elif not any(m.get("ketQuaXuLy") == done.result for m in matching):
+        elif not any(_carries(m.get("ketQuaXuLy"), done.result) for m in matching):
             problems.append(f"{where}: the {done.component} completed push carries ketQuaXuLy "
                             f"{matching[-1].get('ketQuaXuLy')!r}, not the result issued ({done.result!r})")
         if not done.final and done.composite_after == spec.composite_closed:
@@ -157,6 +157,12 @@ def completion_defects(journey: Journey, spec: CivilStatusSpec) -> list[str]:
                             f"result while other results were still open")
     problems += _closed_early_at_npsp(journey, spec)
     return problems
+
+
+def _carries(pushed: Any, issued: str) -> bool:
+    """Whether a completed push's ketQuaXuLy carries the result issued: the same text, or a text containing it
+    (a province may say "Đã cấp: <result>"); the contract fixes the field, not its wording."""
+    return isinstance(pushed, str) and bool(issued.strip()) and issued.strip() in pushed
 
 
 def _closed_early_at_npsp(journey: Journey, spec: CivilStatusSpec) -> list[str]:
@@ -314,8 +320,8 @@ def push_order(ctx: CheckContext) -> str:
 def results_complete_independently(ctx: CheckContext) -> str:
     """The agencies issue the three results of each dossier one at a time, neither group starting with the
     civil-status extract and the two dossiers interleaved: each result comes back as that component's completed
-    push carrying exactly the result issued, no component is completed before its result, and the composite stays
-    open (back office and NPSP) until the last result."""
+    push carrying the result issued (its text, perhaps worded around), no component is completed before its
+    result, and the composite stays open (back office and NPSP) until the last result."""
     spec = civil_status()
     accepted = _accepted(ctx)
     issued = [c for j in accepted for c in j.completions]
