@@ -193,8 +193,8 @@ def decode_document(content: Any) -> bytes | Finding:
     """The bytes of a base64 ``NoiDung``, or the finding that it is not base64."""
     if not isinstance(content, str):
         return Finding(Kind.MALFORMED, f"the document content is {type(content).__name__}, not a base64 string")
-    try:
-        return base64.b64decode(content, validate=True)
+    try:  # base64 wrapped in lines (MIME encoders, RFC 2045 §6.8) is the same bytes: whitespace is dropped
+        return base64.b64decode("".join(content.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
         return Finding(Kind.MALFORMED, f"the document content is not base64: {exc}")
 

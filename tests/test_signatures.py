@@ -234,6 +234,8 @@ def test_unsigned_pdf_and_broken_certificate(ca: TestCA, ec_cred: OfficerCredent
     assert Kind.MALFORMED in verify_document(broken, _trust(ca), _now()).kinds()
     assert decode_document("not base64!").kind == Kind.MALFORMED  # type: ignore[union-attr]
     assert decode_document(base64.b64encode(b"x").decode()) == b"x"
+    wrapped = base64.encodebytes(bytes(range(256)) * 2).decode()  # MIME-style, a line break every 76 characters
+    assert "\n" in wrapped and decode_document(wrapped) == bytes(range(256)) * 2
 
 
 # -- the test CA -----------------------------------------------------------------------------------
