@@ -178,3 +178,17 @@ def test_a_profile_names_the_export_files_or_the_endpoint(tmp_path: Path, monkey
         load("conversion: {}\n")
     with pytest.raises(HaicapError, match="after"):
         load("conversion:\n  before: export/before.jsonl\n")
+
+
+@pytest.mark.parametrize(("address", "named"), [
+    ("Số 1, Phường Ba Đình, Thành phố Hà Nội", True),
+    ("so 1 phuong ba dinh ha noi", True),
+    ("Số 1, P. Ba Đình, TP. Hà Nội", True),            # the type word abbreviated, as addresses write it
+    ("Số 1, Phường Điện Biên, Quận Ba Đình", False),    # the old district's name, not the new ward
+    ("Số 1, Phường Ba Đìnhh", False),                   # whole words only
+    ("Số 1, Phường Ngọc Hà, Hà Nội", False),
+])
+def test_an_address_names_its_commune_written_out_or_abbreviated(address: str, named: bool) -> None:
+    from haicap.conversion.rules import names_commune, normalise_name
+
+    assert names_commune(address, normalise_name("Phường Ba Đình")) is named
