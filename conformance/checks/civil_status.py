@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from haicap.civil_status import LIST_ITEM_REF, CivilStatusSpec, civil_status, order_violations, parse_lt
-from haicap.conformance.checks.civil_status_journey import PUSH_WAIT, Journey, journeys
+from haicap.conformance.checks.civil_status_journey import Journey, journeys
 from haicap.conformance.context import CheckContext
 from haicap.conformance.registry import CheckFailure, check
 from haicap.contract_registry import default_registry
@@ -148,7 +148,7 @@ def completion_defects(journey: Journey, spec: CivilStatusSpec) -> list[str]:
         label = group.component(done.component).label if group.component(done.component) else done.component
         if not matching:
             problems.append(f"{where}: the {done.component} result ({label}) never completed: no completed push "
-                            f"within {PUSH_WAIT:g} s")
+                            "within the sync SLA after the last result")
         elif not any(_carries(m.get("ketQuaXuLy"), done.result) for m in matching):
             problems.append(f"{where}: the {done.component} completed push carries ketQuaXuLy "
                             f"{matching[-1].get('ketQuaXuLy')!r}, not the result issued ({done.result!r})")
