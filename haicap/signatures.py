@@ -286,11 +286,21 @@ def _xml_signature_findings(data: bytes, root: Any | None, leaf: x509.Certificat
         return [Finding(Kind.MALFORMED, f"the signature cannot be processed: {type(exc).__name__}: {exc}")]
     covered = [getattr(getattr(r, "signed_xml", None), "tag", None)
                for r in (results if isinstance(results, list) else [results])]
-    if root is not None and root.tag not in covered:
+    if root is not None and (root.tag not in covered or not _references_root(root)):
         tags = ", ".join(str(t) for t in covered)
         return [Finding(Kind.BAD_SIGNATURE, f"the signature covers {tags}, not the whole document ({root.tag}): "
                                             "an enveloped signature must reference the document (URI=\"\")")]
     return []
+
+
+def _references_root(root: Any) -> bool:
+    """Whether a Reference of the (first) signature names the whole document: URI="" or "#" + the root's Id (a
+    nested element of the root's name is a fragment, however its tag reads)."""
+    signature = root.find(f".//{{{DS}}}Signature")
+    ids = {v for k, v in root.attrib.items() if k in ("Id", "ID", "id")}
+    uris = [r.get("URI") for r in signature.iterfind(f"{{{DS}}}SignedInfo/{{{DS}}}Reference")] \
+        if signature is not None else []
+    return any(u == "" or (u is not None and u.startswith("#") and u[1:] in ids) for u in uris)
 
 
 def _xades_signing_time(signature: Any) -> tuple[datetime | None, list[Finding]]:

@@ -153,6 +153,18 @@ def test_references_to_fragments_only_are_not_the_whole_document(ca: TestCA, ec_
     assert found.kinds() == {Kind.BAD_SIGNATURE} and "not the whole document" in found.summary(), found.summary()
 
 
+def test_a_nested_element_named_like_the_root_is_a_fragment(ca: TestCA, ec_cred: OfficerCredential) -> None:
+    from lxml import etree
+    from signxml import XMLSigner
+
+    root = etree.fromstring(b'<KetQuaGiaiQuyet><KetQuaGiaiQuyet Id="inner">Chap thuan</KetQuaGiaiQuyet>'
+                            b'<KetQua>Tu choi</KetQua></KetQuaGiaiQuyet>')
+    signed = XMLSigner(signature_algorithm=SignatureMethod.ECDSA_SHA256, digest_algorithm=DigestAlgorithm.SHA256
+                       ).sign(root, key=ec_cred.key_pem(), cert=ec_cred.pem_chain(), reference_uri=["#inner"])
+    found = verify_document(etree.tostring(signed), _trust(ca), _now())
+    assert found.kinds() == {Kind.BAD_SIGNATURE} and "not the whole document" in found.summary(), found.summary()
+
+
 # -- must reject -----------------------------------------------------------------------------------
 def test_xml_changed_after_signing(ca: TestCA, ec_cred: OfficerCredential) -> None:
     signed = sign_xml(XML, ec_cred).replace(b"Chap thuan", b"Tu choi")
