@@ -15,6 +15,21 @@ import pytest
 from haicap.conformance.plugin import PASSED_SUMMARY
 from haicap.conformance.registry import CheckSkipped, CheckSpec, all_checks
 
+#: how a derived capability (haicap/criteria.py DERIVED_CAPABILITIES) comes about: it cannot be declared itself
+_DERIVED_HOW = {
+    "back_office": "no back office to carry out officer actions (declare officer_api with "
+                   "credentials.officer_token_env, or add a back_office section: operator or plugin)",
+    "submission_channel": "no way to bring dossiers in (declare submission or forwarding)",
+}
+
+
+def skip_reason(missing: list[str]) -> str:
+    """Why a check is skipped: the capabilities the profile does not declare, and the derived ones it lacks."""
+    declared = [c for c in missing if c not in _DERIVED_HOW]
+    parts = ([f"capability not declared in the profile: {', '.join(declared)}"] if declared else []) + [
+        _DERIVED_HOW[c] for c in missing if c in _DERIVED_HOW]
+    return "; ".join(parts)
+
 
 @pytest.fixture
 def haicap_check_context(haicap_context: Any) -> Any:
@@ -27,7 +42,7 @@ def haicap_check_context(haicap_context: Any) -> Any:
 def test_check(spec: CheckSpec, haicap_check_context: Any, request: pytest.FixtureRequest) -> None:
     missing = [c for c in spec.requires if c not in haicap_check_context.target.capabilities]
     if missing:  # the registry does the bookkeeping: a check declares what it requires, once
-        pytest.skip(f"capability not declared in the profile: {', '.join(missing)}")
+        pytest.skip(skip_reason(missing))
     try:
         summary = spec.func(haicap_check_context)
     except CheckSkipped as exc:

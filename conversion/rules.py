@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from haicap.contract_registry import default_registry
@@ -97,6 +97,36 @@ def normalise_name(text: str) -> str:
     return _SPACES.sub(" ", folded).strip()
 
 
+#: a commune's type word (folded) → the abbreviations addresses write for it ("P. Ba Đình", "X. An Phú", "ĐK. Côn Đảo")
+_TYPE_ABBREVIATIONS = {"phuong": ("p",), "xa": ("x",), "dac khu": ("dk",), "thi tran": ("tt",)}
+
+
+@lru_cache(maxsize=4096)
+def _commune_pattern(name: str) -> re.Pattern[str]:
+    """The folded commune name as whole words, its type word also written abbreviated ("p ba dinh")."""
+    for kind, short in _TYPE_ABBREVIATIONS.items():
+        if name.startswith(kind + " "):
+            proper = re.escape(name[len(kind) + 1:])
+            kinds = "|".join(re.escape(k) for k in (kind, *short))
+            return re.compile(rf"(?<![0-9a-z])(?:{kinds}) {proper}(?![0-9a-z])")
+    return re.compile(rf"(?<![0-9a-z]){re.escape(name)}(?![0-9a-z])")
+
+
+def _verbatim(address: str, text: str) -> bool:
+    """The cheap first test: the name as written, as whole words (most addresses; the rest pay the folding)."""
+    at = address.find(text)
+    end = at + len(text)
+    return at >= 0 and (at == 0 or not address[at - 1].isalnum()) and (end == len(address)
+                                                                        or not address[end].isalnum())
+
+
+def names_commune(address: str, name: str) -> bool:
+    """Whether ``address`` names the commune whose folded name is ``name``: compared without case, accents or đ/d,
+    as whole words ("Xã An" is not named by "Xã Anh"), the type word written out or abbreviated ("Phường Ba
+    Đình", "P. Ba Đình"); the name without its type is not enough ("Quận Ba Đình" names the old district)."""
+    return _commune_pattern(name).search(normalise_name(address)) is not None
+
+
 class UnitFacts:
     """What the official tables say, in the lookups a record check needs (built once, ~10,000 units)."""
 
@@ -180,8 +210,8 @@ def judge_pair(facts: UnitFacts, before: dict[str, Any], after: dict[str, Any]) 
     if after["MaCoQuan"] not in facts.agencies:
         out.append(Finding(m, "agency-not-current", f"MaCoQuan {after['MaCoQuan']} is not a current agency code"))
     text = facts.commune_text.get(new)
-    if text is not None and text not in after["DiaChi"] and \
-            facts.commune_names[new] not in normalise_name(str(after["DiaChi"])):
+    if text is not None and not _verbatim(str(after["DiaChi"]), text) \
+            and not names_commune(str(after["DiaChi"]), facts.commune_names[new]):
         out.append(Finding(m, "address-mismatch", f"DiaChi {after['DiaChi']!r} does not name "
                                                   f"{facts.communes[new].name} ({new})"))
     if before["CapCoQuan"] == "huyen" and before["TrangThaiHoSo"] in facts.settled:

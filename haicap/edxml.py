@@ -411,6 +411,23 @@ def _malformed() -> dict[str, Callable[[PackageSpec], bytes]]:
     }
 
 
+def _prefixed(data: bytes) -> bytes:
+    """The same package with the edXML namespace on a prefix (``<edXML:edXML xmlns:edXML=…>``), not the default:
+    XML Namespaces 1.0 makes the two the same document."""
+    head, _, body = data.partition(b"?>")
+    body = re.sub(rb"<(/?)([A-Za-z])", rb"<\1edXML:\2", body).replace(b' xmlns="', b' xmlns:edXML="', 1)
+    return head + b"?>" + body
+
+
+def _pretty(data: bytes) -> bytes:
+    """The same package indented, with attachment values wrapped at 76 columns (as MIME base64 is)."""
+    root = etree.fromstring(data, _PARSER)
+    for value in root.iter(f"{{{axis_contract().namespace}}}Value"):
+        text = value.text or ""
+        value.text = "\n" + "\n".join(text[i:i + 76] for i in range(0, len(text), 76)) + "\n"
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
+
+
 _TYPES = (("a.pdf", "application/pdf"), ("b.docx", "application/vnd.openxmlformats-officedocument."
                                                 "wordprocessingml.document"),
           ("c.zip", "application/zip"), ("d.xml", "text/xml"), ("e.bin", "application/octet-stream"),
@@ -431,6 +448,8 @@ def _accept() -> dict[str, Callable[[PackageSpec], bytes]]:
         "attachments-any-type": _spec_variant(lambda s: replace(s, attachments=many)),
         "unverified-signature-element": _spec_variant(lambda s: replace(s, signature=signature)),
         "several-recipients": _spec_variant(lambda s: replace(s, to=(*s.to, ("000.00.00.G03", "Bộ Nội vụ")))),
+        "namespace-prefix": _byte_variant(_prefixed),
+        "pretty-printed": _byte_variant(_pretty),
     }
 
 

@@ -48,7 +48,8 @@ province_url: http://127.0.0.1:9000                 # base URL of your dossier A
 national:
   listen: 127.0.0.1:8710                            # where haicap's national counterpart listens (loopback, fixed port)
   public_url: http://127.0.0.1:8710                 # how your system reaches it: configure it as the OIDC issuer,
-                                                    # sync and payment base URL
+                                                    # sync and payment base URL, the document axis (/axis/…,
+                                                    # document_axis) and interconnection portal (/lienthong/…)
 credentials:                                        # secrets by environment-variable NAME, never the value
   oidc_client_id: province-{province}                 # the client_id your system sends to /authorize
   oidc_client_secret_env: {upper}_OIDC_SECRET
@@ -62,7 +63,9 @@ credentials:                                        # secrets by environment-var
   forward_token_env: {upper}_FORWARD_TOKEN   # the bearer token the national portal presents when forwarding
   officer_token_env: {upper}_OFFICER_TOKEN   # your officer API, to walk dossiers through their states
 # What your system implements; checks needing an undeclared capability are skipped (exit 3 unless
-# --allow-incomplete). Remove what you do not implement.
+# --allow-incomplete). Remove what you do not implement. civil_status: you serve POST /lienthong/dossiers and
+# /lienthong/ket-qua at province_url (contracts/civil-status.openapi.yaml); document_axis: POST /axis/edxml and
+# /axis/status (contracts/province-axis.openapi.yaml); both with the forward token as Bearer.
 capabilities: [{", ".join(c for c in CAPABILITIES if c != "signatures")}]
 sync_sla_seconds: 60                         # how late a state change may reach the national portal
 portal:                                      # your closed old portal (PORT-01..03); without it, drop portal above

@@ -195,8 +195,8 @@ def decode_document(content: Any) -> bytes | Finding:
     """The bytes of a base64 ``NoiDung``, or the finding that it is not base64."""
     if not isinstance(content, str):
         return Finding(Kind.MALFORMED, f"the document content is {type(content).__name__}, not a base64 string")
-    try:
-        return base64.b64decode(content, validate=True)
+    try:  # base64 wrapped in lines (MIME encoders, RFC 2045 §6.8) is the same bytes: whitespace is dropped
+        return base64.b64decode("".join(content.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
         return Finding(Kind.MALFORMED, f"the document content is not base64: {exc}")
 
@@ -272,8 +272,10 @@ def _xml_signature_findings(data: bytes, root: Any | None, leaf: x509.Certificat
     pem = leaf.public_bytes(serialization.Encoding.PEM).decode()
     # validity is judged at the signing time by certificate_findings, not by signxml at "now"
     middle = leaf.not_valid_before_utc + (leaf.not_valid_after_utc - leaf.not_valid_before_utc) / 2
+    # any number of references (XML-DSig §4.4.3 allows several; XAdES producers sign 2 or 3: the document, the
+    # SignedProperties, perhaps the KeyInfo): one of them must cover the whole document, judged below
     every = {"signature_methods": frozenset(SignatureMethod), "digest_algorithms": frozenset(DigestAlgorithm),
-             "verification_time": middle}
+             "verification_time": middle, "expect_references": True}
     try:
         if xades:
             results = XAdESVerifier().verify(data, x509_cert=pem, expect_config=XAdESSignatureConfiguration(**every))
@@ -288,16 +290,38 @@ def _xml_signature_findings(data: bytes, root: Any | None, leaf: x509.Certificat
                                           "the document is neither accepted nor rejected")]
     except Exception as exc:  # signxml and lxml raise many types on hostile input: each is a finding
         return [Finding(Kind.MALFORMED, f"the signature cannot be processed: {type(exc).__name__}: {exc}")]
-    first = results[0] if isinstance(results, list) else results
-    signed = getattr(first, "signed_xml", None)
-    if root is not None and (signed is None or (signed.tag != root.tag and signed.tag not in parts)):
-        tag = getattr(signed, "tag", None)
+    covered = [getattr(getattr(r, "signed_xml", None), "tag", None)
+               for r in (results if isinstance(results, list) else [results])]
+    whole = root.tag in covered and _references_root(root) if root is not None else True
+    part = bool(parts) and root is not None and any(t in parts for t in covered) and _references_part(root, parts)
+    if root is not None and not (whole or part):
+        tags = ", ".join(str(t) for t in covered)
         if parts:
-            return [Finding(Kind.BAD_SIGNATURE, f"the signature covers {tag}, not the whole document ({root.tag}) "
+            return [Finding(Kind.BAD_SIGNATURE, f"the signature covers {tags}, not the whole document ({root.tag}) "
                                                 f"nor {' or '.join(sorted(parts))}: a fragment of the content")]
-        return [Finding(Kind.BAD_SIGNATURE, f"the signature covers {tag}, not the whole document ({root.tag}): "
+        return [Finding(Kind.BAD_SIGNATURE, f"the signature covers {tags}, not the whole document ({root.tag}): "
                                             "an enveloped signature must reference the document (URI=\"\")")]
     return []
+
+
+def _references_root(root: Any) -> bool:
+    """Whether a Reference of the (first) signature names the whole document: URI="" or "#" + the root's Id (a
+    nested element of the root's name is a fragment, however its tag reads)."""
+    signature = root.find(f".//{{{DS}}}Signature")
+    ids = {v for k, v in root.attrib.items() if k in ("Id", "ID", "id")}
+    uris = [r.get("URI") for r in signature.iterfind(f"{{{DS}}}SignedInfo/{{{DS}}}Reference")] \
+        if signature is not None else []
+    return any(u == "" or (u is not None and u.startswith("#") and u[1:] in ids) for u in uris)
+
+
+def _references_part(root: Any, parts: frozenset[str]) -> bool:
+    """Whether a Reference of the (first) signature names, by its Id, a child of the root that is one of ``parts``
+    (the edXMLEnvelope itself, not a nested element of the same name placed elsewhere)."""
+    signature = root.find(f".//{{{DS}}}Signature")
+    ids = {v for child in root if child.tag in parts for k, v in child.attrib.items() if k in ("Id", "ID", "id")}
+    uris = [r.get("URI") for r in signature.iterfind(f"{{{DS}}}SignedInfo/{{{DS}}}Reference")] \
+        if signature is not None else []
+    return any(u is not None and u.startswith("#") and u[1:] in ids for u in uris)
 
 
 def _xades_signing_time(signature: Any) -> tuple[datetime | None, list[Finding]]:

@@ -10,8 +10,11 @@ import pytest
 
 from haicap.civil_status import VN_TZ, civil_status, format_lt, order_violations, parse_lt, parse_spec
 from haicap.conformance.checks.civil_status import (
+    CREDENTIAL_CASES,
     completion_defects,
     component_sequences,
+    composite_sync_problems,
+    credential_verdict,
     fee_defects,
     interleaved,
     push_defects,
@@ -144,6 +147,13 @@ def test_a_composite_closed_before_the_last_result_is_reported() -> None:
     assert any("before the last result" in d for d in completion_defects(j, SPEC))
 
 
+def test_a_completed_push_wording_its_result_around_the_issued_text_is_accepted() -> None:
+    j = _complete_run((2, 0, 1))
+    for entry in j.record["pushes"][6:]:  # type: ignore[index]
+        entry["body"]["ketQuaXuLy"] = f"Đã cấp: {entry['body']['ketQuaXuLy']} (bản điện tử)"
+    assert completion_defects(j, SPEC) == []
+
+
 def test_a_wrong_result_or_an_unrequested_completion_is_reported() -> None:
     j = _complete_run((0, 1, 2))
     j.record["pushes"][-1]["body"]["ketQuaXuLy"] = "something else"  # type: ignore[index]
@@ -163,6 +173,34 @@ def test_fee_rule() -> None:
     assert fee_defects(free, SPEC) == [] and fee_defects(zero, SPEC) == []
     assert "LP 8000" in fee_defects(charged, SPEC)[0]
     assert "waited for a payment" in fee_defects(waits, SPEC)[0]
+
+
+def test_a_fee_listed_as_zero_in_any_spelling_is_free() -> None:
+    for gia in (0, 0.0, "0", "0.00"):
+        listed = _journey(npsp={"item": {"DanhSachLePhi": [{"TenPhiLePhi": "LP", "Gia": gia}]}, "history": []})
+        assert fee_defects(listed, SPEC) == [], gia
+    assert fee_defects(_journey(npsp={"item": {"DanhSachLePhi": [{"TenPhiLePhi": "LP", "Gia": "8000.00"}]},
+                                      "history": []}), SPEC)
+
+
+@pytest.mark.parametrize("states", [["1", "2", "9"], ["2", "9"], ["1", "9"], ["1", "1", "4", "9"]])
+def test_a_composite_synced_open_in_any_open_state_then_closed_passes(states: list[str]) -> None:
+    assert composite_sync_problems(states, SPEC, "d", 5) == []
+
+
+@pytest.mark.parametrize(("states", "said"), [([], "nothing synced"), (["1"], "did not reach NPSP"),
+                                              (["9"], "never saw it open"), (["1", "2"], "did not reach NPSP")])
+def test_a_composite_never_closed_or_never_open_at_npsp_is_reported(states: list[str], said: str) -> None:
+    assert said in " ".join(composite_sync_problems(states, SPEC, "d", 5))
+
+
+def test_credentials_refused_401_or_400_for_a_malformed_header_only() -> None:
+    allowed = {label: refused for label, _, refused in CREDENTIAL_CASES}
+    assert credential_verdict(400, allowed["a Bearer scheme without a token"]) is None
+    assert credential_verdict(401, allowed["a Bearer scheme without a token"]) is None
+    assert credential_verdict(400, allowed["a wrong Bearer token"]) == "refused with HTTP 400 (expected 401)"
+    assert credential_verdict(200, allowed["no Authorization header"]) == "accepted (HTTP 200; expected 401)"
+    assert credential_verdict(None) == "not answered"
 
 
 def test_receipt_defects() -> None:

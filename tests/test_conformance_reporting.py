@@ -334,3 +334,12 @@ def test_one_table_of_criteria_and_capabilities() -> None:
     on_disk = json.loads(PROFILE_SCHEMA.read_text(encoding="utf-8"))["properties"]["capabilities"]["items"]["enum"]
     assert profile_schema()["properties"]["capabilities"]["items"]["enum"] == list(CAPABILITIES)
     assert sorted(on_disk) == sorted(CAPABILITIES)  # the file's enum, for editors: the table is what is checked
+
+
+def test_a_skip_for_a_derived_capability_says_how_to_get_it() -> None:
+    from haicap.conformance.test_conformance import skip_reason
+
+    assert skip_reason(["payment"]) == "capability not declared in the profile: payment"
+    said = skip_reason(["signatures", "back_office"])
+    assert said.startswith("capability not declared in the profile: signatures; no back office")
+    assert "officer_api" in said and "back_office section" in said and "capability" not in said.split(";")[1]

@@ -178,3 +178,34 @@ def test_a_profile_names_the_export_files_or_the_endpoint(tmp_path: Path, monkey
         load("conversion: {}\n")
     with pytest.raises(HaicapError, match="after"):
         load("conversion:\n  before: export/before.jsonl\n")
+
+
+@pytest.mark.parametrize(("address", "named"), [
+    ("Số 1, Phường Ba Đình, Thành phố Hà Nội", True),
+    ("so 1 phuong ba dinh ha noi", True),
+    ("Số 1, P. Ba Đình, TP. Hà Nội", True),            # the type word abbreviated, as addresses write it
+    ("Số 1, Phường Điện Biên, Quận Ba Đình", False),    # the old district's name, not the new ward
+    ("Số 1, Phường Ba Đìnhh", False),                   # whole words only
+    ("Số 1, Phường Ngọc Hà, Hà Nội", False),
+])
+def test_an_address_names_its_commune_written_out_or_abbreviated(address: str, named: bool) -> None:
+    from haicap.conversion.rules import names_commune, normalise_name
+
+    assert names_commune(address, normalise_name("Phường Ba Đình")) is named
+
+
+def test_an_export_of_invalid_records_judges_no_mapping_date_or_address(tmp_path: Path) -> None:
+    """A stand-in answering {} for both sides: completeness fails (invalid records), the other families reach no
+    verdict (no record converted to judge) instead of passing on nothing."""
+    from haicap.conformance.checks.conversion import family_verdict, judge_export
+    from haicap.conformance.registry import CheckError, CheckFailure
+
+    for side in ("before", "after"):
+        (tmp_path / f"{side}.jsonl").write_bytes(b"{}\n")
+    verdict = judge_export(tmp_path / "before.jsonl", tmp_path / "after.jsonl", "01", source="the files",
+                           reproduce="x")
+    with pytest.raises(CheckFailure, match="completeness"):
+        family_verdict(verdict, "completeness", "all there", "01")
+    for family in ("accuracy", "continuity", "consistency"):
+        with pytest.raises(CheckError, match="observed 0 of 1 old records of province 01 converted"):
+            family_verdict(verdict, family, "x", "01")

@@ -125,6 +125,46 @@ def test_a_signature_made_before_a_later_revocation_stays_valid() -> None:
     assert found.kinds() == {Kind.REVOKED}, found.summary()
 
 
+def _sign_references(cred: OfficerCredential, uris: list[str], *, xades: bool) -> bytes:
+    """XML signed (by signxml, as another producer would) with the given Reference URIs."""
+    from lxml import etree
+    from signxml import XMLSigner
+    from signxml.xades import XAdESSigner
+
+    root = etree.fromstring(b'<KetQuaGiaiQuyet Id="doc"><MaHoSo>000.00.00.H26-250701-0001</MaHoSo>'
+                            b'<KetQua Id="kq">Chap thuan</KetQua></KetQuaGiaiQuyet>')
+    signer = (XAdESSigner if xades else XMLSigner)(signature_algorithm=SignatureMethod.ECDSA_SHA256,
+                                                   digest_algorithm=DigestAlgorithm.SHA256)
+    signed = signer.sign(root, key=cred.key_pem(), cert=cred.pem_chain(), reference_uri=uris)
+    return etree.tostring(signed)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("xades", [False, True])
+def test_several_references_one_of_them_the_whole_document_are_valid(ca: TestCA, ec_cred: OfficerCredential,
+                                                                     xades: bool) -> None:
+    """XML-DSig allows several references (a XAdES producer signs 2, 3 or more), and the whole document by its
+    root Id ("#doc") as well as by URI="": not only signxml's own reference count."""
+    result = verify_document(_sign_references(ec_cred, ["#doc", "#kq"], xades=xades), _trust(ca), _now())
+    assert result.ok, result.summary()
+
+
+def test_references_to_fragments_only_are_not_the_whole_document(ca: TestCA, ec_cred: OfficerCredential) -> None:
+    found = verify_document(_sign_references(ec_cred, ["#kq"], xades=False), _trust(ca), _now())
+    assert found.kinds() == {Kind.BAD_SIGNATURE} and "not the whole document" in found.summary(), found.summary()
+
+
+def test_a_nested_element_named_like_the_root_is_a_fragment(ca: TestCA, ec_cred: OfficerCredential) -> None:
+    from lxml import etree
+    from signxml import XMLSigner
+
+    root = etree.fromstring(b'<KetQuaGiaiQuyet><KetQuaGiaiQuyet Id="inner">Chap thuan</KetQuaGiaiQuyet>'
+                            b'<KetQua>Tu choi</KetQua></KetQuaGiaiQuyet>')
+    signed = XMLSigner(signature_algorithm=SignatureMethod.ECDSA_SHA256, digest_algorithm=DigestAlgorithm.SHA256
+                       ).sign(root, key=ec_cred.key_pem(), cert=ec_cred.pem_chain(), reference_uri=["#inner"])
+    found = verify_document(etree.tostring(signed), _trust(ca), _now())
+    assert found.kinds() == {Kind.BAD_SIGNATURE} and "not the whole document" in found.summary(), found.summary()
+
+
 # -- must reject -----------------------------------------------------------------------------------
 def test_xml_changed_after_signing(ca: TestCA, ec_cred: OfficerCredential) -> None:
     signed = sign_xml(XML, ec_cred).replace(b"Chap thuan", b"Tu choi")
@@ -206,6 +246,8 @@ def test_unsigned_pdf_and_broken_certificate(ca: TestCA, ec_cred: OfficerCredent
     assert Kind.MALFORMED in verify_document(broken, _trust(ca), _now()).kinds()
     assert decode_document("not base64!").kind == Kind.MALFORMED  # type: ignore[union-attr]
     assert decode_document(base64.b64encode(b"x").decode()) == b"x"
+    wrapped = base64.encodebytes(bytes(range(256)) * 2).decode()  # MIME-style, a line break every 76 characters
+    assert "\n" in wrapped and decode_document(wrapped) == bytes(range(256)) * 2
 
 
 # -- the test CA -----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from haicap.civil_status import LIST_ITEM_REF, CivilStatusSpec, civil_status, order_violations, parse_lt
-from haicap.conformance.checks.civil_status_journey import PUSH_WAIT, Journey, journeys
+from haicap.conformance.checks.civil_status_journey import Journey, journeys
 from haicap.conformance.context import CheckContext
 from haicap.conformance.registry import CheckFailure, check
 from haicap.contract_registry import default_registry
@@ -148,8 +148,8 @@ def completion_defects(journey: Journey, spec: CivilStatusSpec) -> list[str]:
         label = group.component(done.component).label if group.component(done.component) else done.component
         if not matching:
             problems.append(f"{where}: the {done.component} result ({label}) never completed: no completed push "
-                            f"within {PUSH_WAIT:g} s")
-        elif not any(m.get("ketQuaXuLy") == done.result for m in matching):
+                            "within the sync SLA after the last result")
+        elif not any(_carries(m.get("ketQuaXuLy"), done.result) for m in matching):
             problems.append(f"{where}: the {done.component} completed push carries ketQuaXuLy "
                             f"{matching[-1].get('ketQuaXuLy')!r}, not the result issued ({done.result!r})")
         if not done.final and done.composite_after == spec.composite_closed:
@@ -157,6 +157,12 @@ def completion_defects(journey: Journey, spec: CivilStatusSpec) -> list[str]:
                             f"result while other results were still open")
     problems += _closed_early_at_npsp(journey, spec)
     return problems
+
+
+def _carries(pushed: Any, issued: str) -> bool:
+    """Whether a completed push's ketQuaXuLy carries the result issued: the same text, or a text containing it
+    (a province may say "Đã cấp: <result>"); the contract fixes the field, not its wording."""
+    return isinstance(pushed, str) and bool(issued.strip()) and issued.strip() in pushed
 
 
 def _closed_early_at_npsp(journey: Journey, spec: CivilStatusSpec) -> list[str]:
@@ -186,9 +192,29 @@ def fee_defects(journey: Journey, spec: CivilStatusSpec) -> list[str]:
     return problems
 
 
-def _amount(value: Any) -> int | None:
+def composite_sync_problems(states: list[str], spec: CivilStatusSpec, where: str, sla: float) -> list[str]:
+    """What is wrong with one dossier's DongBoHoSoMC history at NPSP: it must show the composite open (any state of
+    x-composite open: a province may sync 1, 2 or 4 first, or only one of them) before it shows it closed."""
+    shown = " → ".join(states) or "none"
+    if not states:
+        return [f"{where}: nothing synced to NPSP"]
+    closed = states.index(spec.composite_closed) if spec.composite_closed in states else len(states)
+    problems = []
+    if not any(s in spec.composite_open for s in states[:closed]):
+        problems.append(f"{where}: NPSP never saw it open ({', '.join(spec.composite_open)}) before it closed "
+                        f"(states {shown})")
+    if spec.composite_closed not in states:
+        problems.append(f"{where}: the closed composite ({spec.composite_closed}) did not reach NPSP within "
+                        f"{sla:g} s of the last result (states {shown})")
+    return problems
+
+
+def _amount(value: Any) -> float | None:
+    """A fee amount as a number: 0, 0.0, "0" and "0.00" are all zero."""
+    if isinstance(value, bool):
+        return None
     try:
-        return int(value)
+        return float(value)
     except (TypeError, ValueError):
         return None
 
@@ -294,8 +320,8 @@ def push_order(ctx: CheckContext) -> str:
 def results_complete_independently(ctx: CheckContext) -> str:
     """The agencies issue the three results of each dossier one at a time, neither group starting with the
     civil-status extract and the two dossiers interleaved: each result comes back as that component's completed
-    push carrying exactly the result issued, no component is completed before its result, and the composite stays
-    open (back office and NPSP) until the last result."""
+    push carrying the result issued (its text, perhaps worded around), no component is completed before its
+    result, and the composite stays open (back office and NPSP) until the last result."""
     spec = civil_status()
     accepted = _accepted(ctx)
     issued = [c for j in accepted for c in j.completions]
@@ -322,18 +348,10 @@ def composite_synced(ctx: CheckContext) -> str:
     accepted = _accepted(ctx)
     ctx.require_evidence(len(accepted), len(spec.groups), "interconnected dossiers taken in", reproduce=REPRODUCE)
     sla = ctx.target.sync_sla_seconds
-    problems = []
-    for j in accepted:
-        states = [str(h.get("TrangThaiHoSo")) for h in (j.npsp or {}).get("history") or []]
-        if not states:
-            problems.append(f"group {j.group.id} dossier {j.ma_ho_so}: nothing synced to NPSP")
-            continue
-        if not any(s in spec.composite_open and s != states[0] for s in states):
-            problems.append(f"group {j.group.id} {j.ma_ho_so}: NPSP never saw it taken in and processed "
-                            f"(states {' → '.join(states)})")
-        if spec.composite_closed not in states:
-            problems.append(f"group {j.group.id} {j.ma_ho_so}: the closed composite ({spec.composite_closed}) did "
-                            f"not reach NPSP within {sla:g} s of the last result (states {' → '.join(states)})")
+    problems = [p for j in accepted
+                for p in composite_sync_problems([str(h.get("TrangThaiHoSo")) for h in
+                                                  (j.npsp or {}).get("history") or []],
+                                                 spec, f"group {j.group.id} dossier {j.ma_ho_so}", sla)]
     _fail(problems, "composite state of interconnected dossiers not synchronised",
           expected=f"DongBoHoSoMC history: open states {', '.join(spec.composite_open)}, then {spec.composite_closed}",
           actual={j.ma_ho_so: [h.get("TrangThaiHoSo") for h in (j.npsp or {}).get("history") or []]
@@ -361,11 +379,13 @@ def on_time_registration_free(ctx: CheckContext) -> str:
     return f"{len(accepted)} on-time registrations ({_groups(spec)}) synced without a fee or a payment wait"
 
 
-#: CIV-07's requests without the interconnection credential (RFC 6750 §3.1: missing, invalid, malformed token)
-CREDENTIAL_CASES: tuple[tuple[str, dict[str, str]], ...] = (
-    ("no Authorization header", {}),
-    ("a wrong Bearer token", {"Authorization": "Bearer haicap-not-the-interconnection-credential"}),
-    ("a Bearer scheme without a token", {"Authorization": "Bearer"}),
+#: CIV-07's requests without the interconnection credential (RFC 6750 §3.1: missing, invalid, malformed token) and
+#: the refusals each may get: a malformed Authorization header is an ``invalid_request``, which RFC 6750 §3.1
+#: answers 400 — as legitimate a refusal as 401
+CREDENTIAL_CASES: tuple[tuple[str, dict[str, str], tuple[int, ...]], ...] = (
+    ("no Authorization header", {}, (401,)),
+    ("a wrong Bearer token", {"Authorization": "Bearer haicap-not-the-interconnection-credential"}, (401,)),
+    ("a Bearer scheme without a token", {"Authorization": "Bearer"}, (401, 400)),
 )
 
 
@@ -383,15 +403,16 @@ def _unsolicited(journey: Journey, ctx: CheckContext) -> list[tuple[str, str, di
                                                                       result)]
 
 
-def credential_verdict(status: int | None) -> str | None:
-    """None when refused as the contract documents (401); else what happened."""
-    if status == 401:
+def credential_verdict(status: int | None, refused: tuple[int, ...] = (401,)) -> str | None:
+    """None when refused as the contract and RFC 6750 §3.1 allow (``refused``); else what happened."""
+    if status in refused:
         return None
+    expected = " or ".join(str(s) for s in refused)
     if status is None:
         return "not answered"
     if 200 <= status < 300:
-        return f"accepted (HTTP {status}; expected 401)"
-    return f"refused with HTTP {status} (expected 401)"
+        return f"accepted (HTTP {status}; expected {expected})"
+    return f"refused with HTTP {status} (expected {expected})"
 
 
 @check("CIV-07", criterion="civil_status", severity="critical",
@@ -402,18 +423,19 @@ def credential_verdict(status: int | None) -> str | None:
 def interconnection_requires_credential(ctx: CheckContext) -> str:
     """POST an unsolicited interconnected dossier and a forged result (a health-insurance card nobody issued) for
     the run's birth dossier with no Authorization header, a wrong Bearer token and the Bearer scheme without a
-    token: each answered 401; with the officer API, the unsolicited dossier was not created."""
+    token: each answered 401 (the malformed header 401 or 400, RFC 6750 §3.1 invalid_request); with the officer
+    API, the unsolicited dossier was not created."""
     accepted = _accepted(ctx)
     ctx.require_evidence(len(accepted), 1, "interconnected dossiers taken in (to forge requests for)",
                          reproduce=REPRODUCE)
     requests = _unsolicited(accepted[0], ctx)
     wrong, answers = [], []
     for path, what, body in requests:
-        for label, headers in CREDENTIAL_CASES:
+        for label, headers, refused in CREDENTIAL_CASES:
             response = ctx.province.port.request("POST", path, json=body, headers=headers,
                                                  name="interconnection without credential")
             answers.append(response.status_code)
-            verdict = credential_verdict(response.status_code)
+            verdict = credential_verdict(response.status_code, refused)
             if verdict is not None:
                 wrong.append(f"{what} with {label} was {verdict}")
     ctx.require_evidence(len(answers), len(requests) * len(CREDENTIAL_CASES), "answers without the credential")
@@ -426,7 +448,8 @@ def interconnection_requires_credential(ctx: CheckContext) -> str:
                          f"HTTP {stored})")
         created = f"the unsolicited dossier not created (officer GET → HTTP {stored})"
     _fail(wrong, "interconnection requests without the credential not refused",
-          expected="401 for every request without the province's interconnection credential",
+          expected="401 for every request without the province's interconnection credential (400 also for a "
+                   "malformed Authorization header, RFC 6750 §3.1 invalid_request)",
           actual={"answers": answers, "paths": [p for p, _, _ in requests]})
     return (f"{len(answers)} requests without the credential ({len(requests)} endpoints × {len(CREDENTIAL_CASES)} "
-            f"ways) answered 401; {created}")
+            f"ways) refused ({', '.join(sorted({str(a) for a in answers}))}); {created}")

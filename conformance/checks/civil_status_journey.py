@@ -130,8 +130,16 @@ def _run(ctx: CheckContext) -> list[Journey]:
         if journey.accepted:
             left = max(0.0, deadline - time.monotonic())
             journey.npsp = ctx.national.wait_for_status(journey.ma_ho_so, spec.composite_closed, within=left)
-        journey.record = lt.record(journey.so_ho_so_lt)
+            # pushes are judged as they stand at the sync SLA, not PUSH_WAIT (a pacing of the walk, not a limit)
+            journey.record = lt.wait(journey.so_ho_so_lt, lambda r, j=journey: _all_completed(r, j, spec),
+                                     max(0.0, deadline - time.monotonic()))
+        else:
+            journey.record = lt.record(journey.so_ho_so_lt)
     return journeys
+
+
+def _all_completed(record: dict[str, Any], journey: Journey, spec: CivilStatusSpec) -> bool:
+    return all(_completed_push(record, c.ma_tthc, spec.order.completed) for c in journey.completions)
 
 
 def journeys(ctx: CheckContext) -> list[Journey]:

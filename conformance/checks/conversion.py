@@ -46,6 +46,11 @@ class ConversionVerdict:
         """Old records of the target province the engine judged."""
         return self.report.before_records - self.report.outside_province
 
+    @property
+    def paired(self) -> int:
+        """Old records found converted, both sides valid: what accuracy, continuity and consistency judge."""
+        return sum(self.report.converted_by_old_unit.values())
+
     def count(self, family: str) -> int:
         return sum(n for kind, n in self.report.by_kind.items() if FINDINGS[kind][0] == family)
 
@@ -76,6 +81,10 @@ def family_verdict(verdict: ConversionVerdict, family: str, what: str, province:
                                   f"({verdict.report.before_records:,} records, "
                                   f"{verdict.report.outside_province:,} of other provinces)",
                                   reproduce=verdict.reproduce)
+    if family != "completeness":  # an export of invalid or unpaired records judges no mapping, date or address
+        CheckContext.require_evidence(verdict.paired, 1, f"old records of province {province} converted (valid "
+                                      f"on both sides, joined by MaHoSo) in {verdict.source}",
+                                      reproduce=verdict.reproduce)
     count = verdict.count(family)
     if count:
         kinds = verdict.kinds(family)

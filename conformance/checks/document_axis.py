@@ -215,8 +215,9 @@ def rejects_malformed_packages(ctx: CheckContext) -> str:
 def accepts_valid_variants(ctx: CheckContext) -> str:
     """Must-accept: a package with the optional header elements (SignerInfo, DueDate, ToPlaces, OtherInfo,
     SteeringType) and an element the contract does not name, attachments of six content types, an unverified
-    Signature element (verification is the signatures criterion's), several recipients, no attachment at all —
-    each is answered 01 and acknowledged. A false rejection stops a valid document."""
+    Signature element (verification is the signatures criterion's), several recipients, the edXML namespace on a
+    prefix instead of the default, an indented package with base64 wrapped at 76 columns — each is answered 01 and
+    acknowledged, and so is a package with no attachment at all. A false rejection stops a valid document."""
     contract = axis_contract()
     results = [(kind, *_deliver_and_wait(ctx, f"accept:{kind}")) for kind in ACCEPT_VARIANTS]
     ctx.require_evidence(sum(a.get("http_status") is not None for _, a, _ in results), len(results),
