@@ -33,7 +33,7 @@ from haicap.contract_registry import default_registry
 from haicap.data_generators.agencies import agency_directory
 from haicap.edxml import MAX_BYTES, EdxmlError, PackageSpec, build_status, read_package, read_status, variant
 from haicap.sandbox.config import NationalConfig, ProvinceEndpoint
-from haicap.sandbox.national.problems import JSONResponse, ProblemError, json_body
+from haicap.sandbox.national.problems import JSONResponse, ProblemError, valid_body
 
 __all__ = ["DocumentAxis"]
 
@@ -229,18 +229,10 @@ class DocumentAxis:
         return Response(self.directory.body(), media_type="application/json", headers={"ETag": etag})
 
     async def rename(self, request: Request) -> Response:
-        body = await self._valid(request, self._rename_body)
+        body = await valid_body(request, self._rename_body, required=False)
         return JSONResponse(self.directory.rename(body["OrganId"], body["NewOrganId"]))
 
     # -- delivering to the province ----------------------------------------------------------------
-    async def _valid(self, request: Request, validator: Any) -> dict[str, Any]:
-        body = await json_body(request, required=False)
-        violations = validator.violations(body)
-        if violations:
-            raise ProblemError(400, "Bad Request", "invalid control request",
-                               [v.as_problem_error() for v in violations])
-        return body  # type: ignore[no-any-return]
-
     def _spec(self, province: ProvinceEndpoint, to_ma_xa: str | None) -> PackageSpec:
         to = self.directory.current(province.agency_code)
         if to_ma_xa:
@@ -251,7 +243,7 @@ class DocumentAxis:
                                subject="Văn bản thử nghiệm trục liên thông (haicap)")
 
     async def deliver(self, request: Request) -> Response:
-        body = await self._valid(request, self._deliver_body)
+        body = await valid_body(request, self._deliver_body, required=False)
         province = self.provinces[0]
         repeat = body.get("DocumentId")
         if repeat is not None:
@@ -276,7 +268,7 @@ class DocumentAxis:
 
     async def recall(self, request: Request) -> Response:
         """The sender recalls a delivered document: a status 13 to the province's POST /axis/status."""
-        body = await self._valid(request, self._recall_body)
+        body = await valid_body(request, self._recall_body, required=False)
         record = self.delivered.get(body["DocumentId"])
         if record is None:
             raise ProblemError(404, "Not Found", f"no delivered document {body['DocumentId']}",

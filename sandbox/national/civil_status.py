@@ -34,7 +34,7 @@ from haicap.data_generators.units import admin_units
 from haicap.sandbox.config import NationalConfig, ProvinceEndpoint
 from haicap.sandbox.national.forwarder import sequence_slot
 from haicap.sandbox.national.outbound import post_json
-from haicap.sandbox.national.problems import JSONResponse, ProblemError, json_body
+from haicap.sandbox.national.problems import JSONResponse, ProblemError, json_body, valid_body
 from haicap.sandbox.national.store import now_ms
 from haicap.sandbox.national.timefmt import VN_TZ
 
@@ -114,16 +114,8 @@ class CivilStatusSide:
                            [{"field": "province_code", "message": f"registered: {', '.join(sorted(self.provinces))}"}])
 
     # -- control ---------------------------------------------------------------------------------
-    async def _valid(self, request: Request, validator: Any) -> dict[str, Any]:
-        body = await json_body(request)
-        violations = validator.violations(body)
-        if violations:
-            raise ProblemError(400, "Bad Request", "invalid control request",
-                               [v.as_problem_error() for v in violations])
-        return body  # type: ignore[no-any-return]
-
     async def control_send(self, request: Request) -> Response:
-        body = await self._valid(request, self._send_req)
+        body = await valid_body(request, self._send_req)
         province = self._province(body.get("province_code"))
         dossier = {**self.build(body["group"], province), **(body.get("overrides") or {})}
         url = province.base_url.rstrip("/") + DOSSIERS_PATH
@@ -136,7 +128,7 @@ class CivilStatusSide:
         return JSONResponse(_public(record))
 
     async def control_complete(self, request: Request) -> Response:
-        body = await self._valid(request, self._complete_req)
+        body = await valid_body(request, self._complete_req)
         record = self.dossiers.get(body["soHoSoLT"])
         if record is None:
             raise ProblemError(404, "Not Found", f"no interconnected dossier {body['soHoSoLT']} was delivered",

@@ -19,7 +19,7 @@ from haicap.sandbox.national.forwarder import Forwarder
 from haicap.sandbox.national.oidc_provider import OidcProvider
 from haicap.sandbox.national.outage import Outages
 from haicap.sandbox.national.payment_platform import PaymentPlatform
-from haicap.sandbox.national.problems import JSONResponse, ProblemError, json_body
+from haicap.sandbox.national.problems import JSONResponse, ProblemError, json_body, valid_body
 from haicap.sandbox.national.sync_receiver import SyncReceiver
 
 __all__ = ["ControlApi"]
@@ -48,17 +48,8 @@ class ControlApi:
             Route("/_control/sync/expire-sessions", self.expire_sessions, methods=["POST"]),
         ]
 
-    @staticmethod
-    async def _valid(request: Request, validator: Any, required: bool = True) -> dict[str, Any]:
-        body = await json_body(request, required=required)
-        violations = validator.violations(body)
-        if violations:
-            raise ProblemError(400, "Bad Request", "invalid control request",
-                               [v.as_problem_error() for v in violations])
-        return body  # type: ignore[no-any-return]
-
     async def next_token(self, request: Request) -> Response:
-        body = await self._valid(request, self._next_token)
+        body = await valid_body(request, self._next_token)
         login_hint = body.get("login_hint")
         try:
             pending = await self.oidc.arm(body["defect"], int(body.get("count", 1)), login_hint, body.get("seconds"))
@@ -76,7 +67,7 @@ class ControlApi:
         return JSONResponse(await self.payments.replay(request.path_params["MaThamChieu"]))
 
     async def tamper(self, request: Request) -> Response:
-        body = await self._valid(request, self._tamper)
+        body = await valid_body(request, self._tamper)
         return JSONResponse(await self.payments.tamper(request.path_params["MaThamChieu"], body["defect"]))
 
     async def forward(self, request: Request) -> Response:
@@ -88,7 +79,7 @@ class ControlApi:
 
     async def outage(self, request: Request) -> Response:
         if request.method == "POST":
-            body = await self._valid(request, self._outage)
+            body = await valid_body(request, self._outage)
             self.outages.start(body.get("services", ["sync"]), body.get("seconds"))
         elif request.method == "DELETE":
             self.outages.clear()

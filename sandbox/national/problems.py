@@ -80,6 +80,17 @@ async def json_body(request: Request, *, required: bool = True) -> Any:
         ) from None
 
 
+async def valid_body(request: Request, validator: Any, *, required: bool = True,
+                     detail: str = "invalid control request") -> dict[str, Any]:
+    """The request's JSON body checked by a contract validator (``ContractRegistry.validator``), or a 400 problem
+    listing every violation."""
+    body = await json_body(request, required=required)
+    violations = validator.violations(body)
+    if violations:
+        raise ProblemError(400, "Bad Request", detail, [v.as_problem_error() for v in violations])
+    return body  # type: ignore[no-any-return]
+
+
 def query_int(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:
     """An integer query parameter within bounds, or a 400 problem naming it."""
     raw = request.query_params.get(name)

@@ -271,13 +271,9 @@ class CaApi:
                 Route("/_control/ca", self.describe, methods=["GET"])]
 
     async def _body(self, request: Any, validator: Any) -> dict[str, Any]:
-        from haicap.sandbox.national.problems import ProblemError, json_body
+        from haicap.sandbox.national.problems import valid_body
 
-        body = await json_body(request)
-        violations = validator.violations(body)
-        if violations:
-            raise ProblemError(400, "Bad Request", "invalid CA request", [v.as_problem_error() for v in violations])
-        return body  # type: ignore[no-any-return]
+        return await valid_body(request, validator, detail="invalid CA request")
 
     @staticmethod
     def _refused(exc: CaRefusal) -> Exception:
