@@ -22,18 +22,21 @@ import shutil
 import tempfile
 import time
 import zlib
+from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import IO, Any
 
+import msgspec
 import orjson
 
 from haicap.contract_registry import default_registry
 from haicap.conversion.rules import CLEAN, DIGITISED, FINDINGS, Finding, UnitFacts, clean_pair, judge_pair
+from haicap.conversion.typed_records import record_types, to_plain
 from haicap.errors import HaicapError
 
 __all__ = ["ConversionReport", "check_conversion"]
@@ -143,7 +146,8 @@ def _jsonl_blocks(path: Path, start: int, end: int) -> Iterator[list[bytes]]:
 
 
 def _key(line: bytes) -> bytes:
-    """The MaHoSo of a raw JSON line (its bucket key): a plain search first, the pattern for any other spelling."""
+    """The MaHoSo of a raw JSON line (its bucket key), as the record means it: a plain search first, the pattern
+    for any other spelling, a key with escapes decoded (``"A\\u0042"`` and ``"AB"`` are the same dossier)."""
     i = line.find(b'"MaHoSo":"')
     if i >= 0:
         j = line.find(b'"', i + 10)
@@ -151,7 +155,13 @@ def _key(line: bytes) -> bytes:
         if b"\\" not in key:
             return key
     match = _MAHOSO.search(line)
-    return match.group(1) if match else b""
+    if match is None:
+        return b""
+    try:
+        text = orjson.loads(b'"' + match.group(1) + b'"')
+    except orjson.JSONDecodeError:
+        return match.group(1)
+    return text.encode("utf-8", "surrogatepass") if isinstance(text, str) else match.group(1)
 
 
 @dataclass(frozen=True)
@@ -166,37 +176,105 @@ class _Part:
     tag: int
 
 
+class _Buckets:
+    """Pass 1's output for one share: each bucket's raw lines (one JSON value a line, as pass 2 decodes them) and,
+    beside them, the line numbers they had in the input (for a bad record's location), flushed as they fill."""
+
+    def __init__(self, folder: Path, part: _Part, buckets: int) -> None:
+        buffer = max(4096, min(1 << 16, WRITE_BUFFERS // buckets))  # all buckets' buffers together stay small
+        self.lines = [open(folder / f"{i}.{part.side}.{part.tag}", "wb", buffering=buffer)  # noqa: SIM115
+                      for i in range(buckets)]
+        self.numbers = [array("Q") for _ in range(buckets)]
+        self.paths = [folder / f"{i}.{part.side}.{part.tag}.lines" for i in range(buckets)]
+        self.pending, self.count, self.buckets = 0, 0, buckets
+
+    def add(self, key: bytes, number: int, line: bytes) -> None:
+        """One line (without its line end) of the slow lane."""
+        bucket = zlib.crc32(key) % self.buckets
+        self.lines[bucket].write(line + b"\n")
+        self.numbers[bucket].append(number)
+        self._counted(1)
+
+    def add_block(self, keys: list[str], first: int, lines: list[bytes]) -> None:
+        """A block of valid lines (each ending in a line end) whose MaHoSo were decoded at once."""
+        crc32, n = zlib.crc32, self.buckets
+        groups: list[list[int]] = [[] for _ in range(n)]
+        for index, key in enumerate(keys):
+            groups[crc32(key.encode("utf-8", "surrogatepass")) % n].append(index)
+        for bucket, indexes in enumerate(groups):
+            if indexes:
+                self.lines[bucket].write(b"".join([lines[i] for i in indexes]))
+                self.numbers[bucket].extend(map(first.__add__, indexes))
+        self._counted(len(keys))
+
+    def _counted(self, added: int) -> None:
+        self.count += added
+        self.pending += added
+        if self.pending >= 1 << 16:  # the line numbers of a share never all sit in memory
+            self._flush()
+
+    def _flush(self) -> None:
+        for numbers, path in zip(self.numbers, self.paths, strict=True):
+            if numbers:
+                with path.open("ab") as fh:
+                    numbers.tofile(fh)
+                del numbers[:]
+        self.pending = 0
+
+    def close(self) -> None:
+        self._flush()
+        for fh in self.lines:
+            fh.close()
+
+
+class _Key(msgspec.Struct, gc=False):
+    MaHoSo: str
+
+
+_KEYS = msgspec.json.Decoder(_Key)
+
+
+def _fast_block(lines: list[bytes]) -> list[str] | None:
+    """The MaHoSo of every line of a block, decoded in one call; None when a line is blank, holds other than one
+    JSON object with a string MaHoSo, or the block does not end a line (the slow lane then takes it line by line)."""
+    body = b"".join(lines)
+    if not body.endswith(b"\n") or not all(map(bytes.strip, lines)):
+        return None
+    try:
+        keys = _KEYS.decode_lines(body)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return [k.MaHoSo for k in keys] if len(keys) == len(lines) else None
+
+
 def _partition(part: _Part, folder: Path, buckets: int) -> int:
-    buffer = max(4096, min(1 << 16, WRITE_BUFFERS // buckets))  # all buckets' buffers together stay small
-    files = [open(folder / f"{i}.{part.side}.{part.tag}", "wb", buffering=buffer)  # noqa: SIM115
-             for i in range(buckets)]
-    writes = [fh.write for fh in files]
-    count = 0
-    crc32, key = zlib.crc32, _key
+    out = _Buckets(folder, part, buckets)
     try:
         if part.path.suffix.lower() == ".csv":
             for number, line in _csv_lines(part.path):
-                writes[crc32(key(line)) % buckets](b"%d\t%s\n" % (number, line))
-                count += 1
-            return count
-        number = part.first_line - 1
+                out.add(_key(line), number, line)
+            return out.count
+        number = part.first_line
         for lines in _jsonl_blocks(part.path, part.start, part.end):
-            if number == 0 and lines and lines[0].startswith(b"\xef\xbb\xbf"):  # a byte order mark, as editors write
+            if number == 1 and lines and lines[0].startswith(b"\xef\xbb\xbf"):  # a byte order mark, as editors write
                 lines[0] = lines[0][3:]
-            for line in lines:
-                number += 1
-                line = line.rstrip(b"\r\n")
-                if not line or line.isspace():
-                    continue
-                i = line.find(b'"MaHoSo":"')  # _key, inlined: the common spelling without a call
-                j = line.find(b'"', i + 10) if i >= 0 else -1
-                k = line[i + 10:j] if j >= 0 else b"\\"
-                writes[crc32(key(line) if b"\\" in k else k) % buckets](b"%d\t%s\n" % (number, line))
-                count += 1
+            keys = _fast_block(lines)
+            if keys is not None:
+                out.add_block(keys, number, lines)
+            else:
+                _slow_block(out, number, lines)
+            number += len(lines)
+        return out.count
     finally:
-        for fh in files:
-            fh.close()
-    return count
+        out.close()
+
+
+def _slow_block(out: _Buckets, first: int, lines: list[bytes]) -> None:
+    """A block the fast lane refused, line by line: blank lines skipped, any other line to its MaHoSo's bucket."""
+    for number, raw in enumerate(lines, start=first):
+        line = raw.rstrip(b"\r\n")
+        if line and not line.isspace():
+            out.add(_key(line), number, line)
 
 
 def _shares(path: Path, side: str, workers: int) -> list[_Part]:
@@ -227,54 +305,71 @@ def _shares(path: Path, side: str, workers: int) -> list[_Part]:
 class _Judge:
     """Pass 2 over a range of buckets: join old and new by MaHoSo, every rule on every pair, findings to a sink."""
 
-    def __init__(self, facts: UnitFacts, files: tuple[Path, Path], keep: Callable[[dict[str, Any]], bool] | None,
+    def __init__(self, facts: UnitFacts, files: tuple[Path, Path], keep: _ProvinceFilter | None,
                  sink: IO[bytes]) -> None:
         registry = default_registry()
         self.validators = (registry.validator("conversion.schema.json#/$defs/LegacyRecord"),
                            registry.validator("conversion.schema.json#/$defs/ConvertedRecord"))
         self.batches = _batch_validators()
+        self.types = (record_types("LegacyRecord"), record_types("ConvertedRecord"))
         self.facts, self.files, self.keep, self.sink = facts, files, keep, sink
         self.report = ConversionReport()
 
     def add(self, finding: Finding) -> None:
         self.report.add(finding, self.sink)
 
+    def records(self, paths: list[Path], which: int, invalid: set[str]) -> list[Any]:
+        """The valid records of one bucket side, typed, in file order. The fast lane decodes the side at once; a
+        side it refuses takes the exact lane (:meth:`_load`), where an invalid record is a finding."""
+        data = b"".join(path.read_bytes() for path in paths)
+        typed = self.types[which]
+        records = typed.decode(data, data.count(b"\n")) if data else []
+        if records is not None:
+            return records
+        del data
+        return [typed.convert(record) for run in self._load(paths, which, invalid) for record in run]
+
     def _load(self, paths: list[Path], which: int, invalid: set[str]) -> Iterator[list[dict[str, Any]]]:
-        """The valid records of one bucket side, in runs in file order; an invalid one is a finding (at its place
-        between the runs), its MaHoSo added to ``invalid``.
+        """The exact lane: the valid records of one bucket side, in runs in file order; an invalid one is a finding
+        (at its place between the runs), its MaHoSo added to ``invalid``.
 
         A few hundred lines are parsed and validated at a time, the run in one jsonschema-rs call (an array of
         the records: one crossing into Rust, not one per record); only a run that fails is validated again
-        record by record, to find and report the invalid ones exactly as before.
+        record by record, to find and report the invalid ones exactly.
         """
         loads, many = orjson.loads, self.batches[which].is_valid
         for path in paths:
+            numbers = array("Q")
+            with contextlib.suppress(FileNotFoundError), path.with_name(path.name + ".lines").open("rb") as fh:
+                numbers.frombytes(fh.read())
             with path.open("rb", buffering=1 << 16) as fh:
-                while raws := fh.readlines(RUN):  # a run at a time: no bucket-sized allocation (see _jsonl_blocks)
+                at = 0
+                while raws := fh.readlines(RUN):  # a run at a time: no bucket-sized allocation
+                    run_numbers = numbers[at:at + len(raws)]
+                    at += len(raws)
                     records: list[Any] = []
                     try:
-                        for raw in raws:
-                            records.append(loads(raw[raw.index(b"\t") + 1:]))
+                        records = [loads(raw) for raw in raws]
                     except orjson.JSONDecodeError:
                         records = []
                     if len(records) == len(raws) and many(records):
                         yield records
                     else:
-                        yield from self._run(raws, which, invalid)
+                        yield from self._run(raws, run_numbers, which, invalid)
 
-    def _run(self, raws: list[bytes], which: int, invalid: set[str]) -> Iterator[list[dict[str, Any]]]:
+    def _run(self, raws: list[bytes], numbers: Sequence[int], which: int,
+             invalid: set[str]) -> Iterator[list[dict[str, Any]]]:
         """A run with an invalid record in it, record by record: the valid ones between the findings."""
         loads, one = orjson.loads, self.validators[which].compiled.is_valid
         valid: list[dict[str, Any]] = []
-        for raw in raws:
-            number_text, _, body = raw.partition(b"\t")
+        for raw, number in zip(raws, numbers, strict=True):
             try:
-                record = loads(body)
+                record = loads(raw)
             except orjson.JSONDecodeError as exc:
                 if valid:
                     yield valid
                     valid = []
-                where = f"{self.files[which].name}:{int(number_text)}"
+                where = f"{self.files[which].name}:{number}"
                 self.add(Finding(f"({where})", "invalid-record", f"{where}: not a JSON object ({exc})"))
                 continue
             if type(record) is dict and one(record):
@@ -283,7 +378,7 @@ class _Judge:
                 if valid:
                     yield valid
                     valid = []
-                self._invalid(record, int(number_text), which, invalid)
+                self._invalid(record, number, which, invalid)
         if valid:
             yield valid
 
@@ -301,41 +396,39 @@ class _Judge:
 
     def bucket(self, parts: tuple[list[Path], list[Path]]) -> None:
         invalid: set[str] = set()  # MaHoSo of records already reported invalid: not also dropped or invented
-        before = self._before(parts[0], invalid)
-        seen = self._after(parts[1], before, invalid)
+        before = self._before(self.records(parts[0], 0, invalid))
+        seen = self._after(self.records(parts[1], 1, invalid), before, invalid)
         for m in before:
             if m not in seen and m not in invalid:
                 self.add(Finding(m, "dropped", f"MaHoSo {m} is in the old data, not after the conversion"))
 
-    def _before(self, paths: list[Path], invalid: set[str]) -> dict[str, dict[str, Any]]:
+    def _before(self, records: list[Any]) -> dict[str, Any]:
         """The old records of a bucket by MaHoSo (the first of each), counted per old unit and status (the
         counts over the whole bucket at once, in C: ``Counter.update`` of the fields)."""
         report, keep = self.report, self.keep
-        before: dict[str, dict[str, Any]] = {}
-        kept: list[dict[str, Any]] = []
-        for run in self._load(paths, 0, invalid):
-            if keep is not None:
-                report.outside_province += len(run)
-                run = [record for record in run if keep(record)]
-                report.outside_province -= len(run)
-            kept += run
-            for record in run:
-                before.setdefault(record["MaHoSo"], record)
-        _count(report.by_old_unit, kept, "MaTinh", "MaHuyen")
-        report.status_before.update(map(_STATUS, kept))
+        if keep is not None:
+            kept = [record for record in records if keep.old(record)]
+            report.outside_province += len(records) - len(kept)
+            records = kept
+        _count(report.by_old_unit, records, "MaTinh", "MaHuyen")
+        report.status_before.update(map(_STATUS, records))
+        before = dict(zip(map(_MA_HO_SO, records), records, strict=True))
+        if len(before) < len(records):  # a MaHoSo twice in the old data: the first of it is the one judged
+            before = {}
+            for record in records:
+                before.setdefault(record.MaHoSo, record)
         return before
 
-    def _after(self, paths: list[Path], before: dict[str, dict[str, Any]], invalid: set[str]) -> set[str]:
+    def _after(self, records: list[Any], before: dict[str, Any], invalid: set[str]) -> set[str]:
         """Join the converted records of a bucket to ``before``: duplicated, invented, every record rule on a
         pair; the MaHoSo seen after the conversion. A clean pair costs :func:`clean_pair` alone."""
         report, keep, facts, add = self.report, self.keep, self.facts, self.add
         seen: set[str] = set()
         duplicated: set[str] = set()
         by_new_unit, status_after, converted = report.by_new_unit, report.status_after, report.converted_by_old_unit
-        for record in itertools.chain.from_iterable(self._load(paths, 1, invalid)):
-            m = record["MaHoSo"]
-            old = before.get(m)
-            if old is None and keep is not None and not keep_after(record, keep):
+        for record, old in zip(records, map(before.get, map(_MA_HO_SO, records)), strict=True):
+            m = record.MaHoSo
+            if old is None and keep is not None and not keep.new(record):
                 continue
             if m in seen:
                 if m not in duplicated:
@@ -343,19 +436,19 @@ class _Judge:
                     add(Finding(m, "duplicated", f"MaHoSo {m} appears more than once after the conversion"))
                 continue
             seen.add(m)
-            by_new_unit[(record["MaTinh"], record["MaXa"])] += 1
-            status_after[record["TrangThaiHoSo"]] += 1
+            by_new_unit[(record.MaTinh, record.MaXa)] += 1
+            status_after[record.TrangThaiHoSo] += 1
             if old is None:
                 if m not in invalid:
                     add(Finding(m, "invented", f"MaHoSo {m} is not in the old data"))
                 continue
-            converted[(old["MaTinh"], old["MaHuyen"])] += 1
+            converted[(old.MaTinh, old.MaHuyen)] += 1
             clean = clean_pair(facts, old, record)
             if clean == DIGITISED:
                 report.digitisation_due += 1
                 report.digitised += 1
             elif clean != CLEAN:
-                self._judged(old, record)
+                self._judged(to_plain(old), to_plain(record))
         return seen
 
     def _judged(self, old: dict[str, Any], record: dict[str, Any]) -> None:
@@ -370,18 +463,28 @@ class _Judge:
             self.add(finding)
 
 
-_STATUS = operator.itemgetter("TrangThaiHoSo")
+_STATUS, _MA_HO_SO = operator.attrgetter("TrangThaiHoSo"), operator.attrgetter("MaHoSo")
 
 
-def _count(counter: Counter[tuple[str, str]], records: list[dict[str, Any]], first: str, second: str) -> None:
+def _count(counter: Counter[tuple[str, str]], records: list[Any], first: str, second: str) -> None:
     """Count ``records`` by the pair of two fields (in C: no Python code per record)."""
-    counter.update(zip(map(operator.itemgetter(first), records), map(operator.itemgetter(second), records),
+    counter.update(zip(map(operator.attrgetter(first), records), map(operator.attrgetter(second), records),
                        strict=True))
 
 
-def keep_after(record: dict[str, Any], keep: Callable[[dict[str, Any]], bool]) -> bool:
-    """An unmatched converted record counts (as invented) when it belongs to the province judged."""
-    return keep({**record, "_after": True})
+@dataclass(frozen=True)
+class _ProvinceFilter:
+    """The records of one province: an old record by the province its old one merged into, a converted one by its
+    own MaTinh (an unmatched converted record counts, as invented, only when it belongs to the province)."""
+
+    facts: UnitFacts
+    province: str
+
+    def old(self, record: Any) -> bool:
+        return self.facts.new_province.get(str(record.MaTinh)) == self.province
+
+    def new(self, record: Any) -> bool:
+        return str(record.MaTinh) == self.province
 
 
 def check_conversion(before: Path, after: Path, out: Path, *, province: str | None = None,
@@ -495,19 +598,13 @@ def _collect_per_bucket() -> Iterator[Callable[[], object]]:
             gc.enable()
 
 
-def _province_filter(facts: UnitFacts, province: str | None) -> Callable[[dict[str, Any]], bool] | None:
+def _province_filter(facts: UnitFacts, province: str | None) -> _ProvinceFilter | None:
     if province is None:
         return None
     from haicap.data_generators.units import admin_units
 
     admin_units().province(province)  # one line naming the valid codes
-
-    def keep(record: dict[str, Any]) -> bool:
-        if record.get("_after"):
-            return str(record.get("MaTinh")) == province
-        return facts.new_province.get(str(record.get("MaTinh"))) == province
-
-    return keep
+    return _ProvinceFilter(facts, province)
 
 
 def kinds_table() -> list[dict[str, str]]:

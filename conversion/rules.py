@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
 
+from msgspec import UNSET
+
 from haicap.contract_registry import default_registry
 
 __all__ = ["CLEAN", "DIGITISED", "FINDINGS", "Finding", "UnitFacts", "clean_pair", "judge_pair", "normalise_name",
@@ -165,27 +167,28 @@ def _classify_old(facts: UnitFacts, old: str) -> str:
 JUDGE, CLEAN, DIGITISED = 0, 1, 2
 
 
-def clean_pair(facts: UnitFacts, before: dict[str, Any], after: dict[str, Any]) -> int:
-    """CLEAN or DIGITISED only when :func:`judge_pair` finds nothing (valid records): the plain comparisons of the
-    common case, each rule's cheapest sufficient test (DIGITISED: a settled dossier of a district-level authority,
-    digitised); JUDGE sends the pair to ``judge_pair`` for its findings."""
-    old, new = before["MaXa"], after["MaXa"]
+def clean_pair(facts: UnitFacts, before: Any, after: Any) -> int:
+    """CLEAN or DIGITISED only when :func:`judge_pair` finds nothing (valid records, typed:
+    :mod:`~haicap.conversion.typed_records`): the plain comparisons of the common case, each rule's cheapest
+    sufficient test (DIGITISED: a settled dossier of a district-level authority, digitised); JUDGE sends the pair
+    to ``judge_pair`` for its findings."""
+    old, new = before.MaXa, after.MaXa
     if new not in facts.plain_targets.get(old, ()):
         targets = facts.split_targets.get(old)
         if targets is None or new not in targets:
             return JUDGE
-        decision = after.get("QuyetDinhTach")
-        if type(decision) is not dict or decision.get("MaXa") != new:
+        decision = after.QuyetDinhTach
+        if decision is UNSET or decision.MaXa != new:
             return JUDGE
-    expected = facts.new_province.get(before["MaTinh"])
-    if (expected is not None and after["MaTinh"] != expected) or before["TrangThaiHoSo"] != after["TrangThaiHoSo"] \
-            or before["MaTTHC"] != after["MaTTHC"] or before["NgayTiepNhan"] != after["NgayTiepNhan"] \
-            or before["NgayHenTra"] != after["NgayHenTra"] or after["MaCoQuan"] not in facts.agencies \
-            or facts.commune_text[new] not in after["DiaChi"]:
+    expected = facts.new_province.get(before.MaTinh)
+    if (expected is not None and after.MaTinh != expected) or before.TrangThaiHoSo != after.TrangThaiHoSo \
+            or before.MaTTHC != after.MaTTHC or before.NgayTiepNhan != after.NgayTiepNhan \
+            or before.NgayHenTra != after.NgayHenTra or after.MaCoQuan not in facts.agencies \
+            or facts.commune_text[new] not in after.DiaChi:
         return JUDGE
-    if before["CapCoQuan"] == "huyen" and before["TrangThaiHoSo"] in facts.settled:
-        results = after.get("KetQua")
-        if results and all(r.get("DuocSoHoa") is True and r.get("DuocTaiSuDung") is True for r in results):
+    if before.CapCoQuan == "huyen" and before.TrangThaiHoSo in facts.settled:
+        results = after.KetQua
+        if results and all(r.DuocSoHoa is True and r.DuocTaiSuDung is True for r in results):
             return DIGITISED
         return JUDGE
     return CLEAN

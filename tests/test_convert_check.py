@@ -209,3 +209,30 @@ def test_an_export_of_invalid_records_judges_no_mapping_date_or_address(tmp_path
     for family in ("accuracy", "continuity", "consistency"):
         with pytest.raises(CheckError, match="observed 0 of 1 old records of province 01 converted"):
             family_verdict(verdict, family, "x", "01")
+
+
+def test_the_typed_lane_accepts_nothing_the_contract_rejects() -> None:
+    """The fast lane (msgspec types built from conversion.schema.json) refuses every record jsonschema refuses, so
+    a bad record always reaches the exact lane that names it; valid records decode the same in both."""
+    from haicap.contract_registry import default_registry
+    from haicap.conversion.typed_records import record_types, to_plain
+
+    manifest = ConversionPairs(seed=11).pairs_with(40, ())
+    validator = default_registry().validator("conversion.schema.json#/$defs/ConvertedRecord").compiled
+    typed = record_types("ConvertedRecord")
+    good = next(r for _, written in manifest for r in written)
+    broken = [{**good, "NgayHenTra": good["NgayHenTra"] + "\n"}, {**good, "NgayHenTra": "2025010100000"},
+              {**good, "MaXa": 5}, {**good, "MaHoSo": ""}, {**good, "KetQua": None},
+              {**good, "KetQua": [{"TenGiayTo": "", "DuocSoHoa": True, "DuocTaiSuDung": True}]},
+              {**good, "KetQua": [{"TenGiayTo": "x", "DuocSoHoa": 1, "DuocTaiSuDung": True}]},
+              {**good, "QuyetDinhTach": {"MaXa": "1234", "CanCu": "abc", "NguoiQuyetDinh": "ab",
+                                         "NgayQuyetDinh": "20250101000000"}},
+              {k: v for k, v in good.items() if k != "DiaChi"}, {**good, "NgayTiepNhan": "２０２５０１０１０００００"}]
+    for record in broken:
+        assert not validator.is_valid(record), record
+        assert typed.decode(json.dumps(record, ensure_ascii=False).encode() + b"\n", 1) is None, record
+    line = json.dumps(good, ensure_ascii=False).encode() + b"\n"
+    decoded = typed.decode(line * 3, 3)
+    assert decoded is not None and to_plain(decoded[0]) == {k: v for k, v in good.items()}
+    two = line.rstrip() + b" " + line
+    assert typed.decode(two, two.count(b"\n")) is None  # two values on one line are not two records
