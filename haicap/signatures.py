@@ -10,6 +10,10 @@ signing, the chain does not reach a trust anchor (RFC 5280 §6.1), the signature
 validity or after its revocation (RFC 5280 §6.3, CRLs), a digest or signature algorithm weaker than SHA-256,
 a certificate naming a dissolved (pre-merger district-level) agency, or no signature at all.
 
+Every ds:Signature of an XML document must verify (signxml alone verifies the first); a XAdES signature's
+SigningCertificate and SigningCertificateV2 may both be present (signxml 5.2 refuses that), see
+contracts/rules/signatures.md.
+
 The document is untrusted: malformed XML, PDF or certificates become a ``malformed`` finding, never an exception.
 The signing time is the one the signature claims (XAdES ``SigningTime``, the CMS signing-time attribute), bounded
 by when it was observed; without a claimed time, the observation time.
