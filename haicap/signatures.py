@@ -550,6 +550,10 @@ def _references_part(root: Any, parts: frozenset[str], signature: Any = None) ->
 
 
 def _xades_signing_time(signature: Any) -> tuple[datetime | None, list[Finding]]:
+    """The claimed xades:SigningTime; one without a time zone (xs:dateTime allows it) is read as Viet Nam time
+    (UTC+7 all year), the province's clock: read as UTC it would lie 7 hours ahead and look made in the future."""
+    from haicap.vn_time import VN_TZ
+
     element = signature.find(f".//{{{XADES}}}SignedSignatureProperties/{{{XADES}}}SigningTime")
     if element is None or not (element.text or "").strip():
         return None, []
@@ -557,7 +561,7 @@ def _xades_signing_time(signature: Any) -> tuple[datetime | None, list[Finding]]
         moment = datetime.fromisoformat(element.text.strip().replace("Z", "+00:00"))
     except ValueError:
         return None, [Finding(Kind.MALFORMED, f"xades:SigningTime {element.text.strip()!r} is not an xs:dateTime")]
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)), []
+    return (moment if moment.tzinfo else moment.replace(tzinfo=VN_TZ)), []
 
 
 def _signing_moment(claimed: datetime | None, at: datetime) -> tuple[datetime, list[Finding]]:

@@ -577,6 +577,9 @@ def test_signing_time_with_an_offset_and_fractional_seconds(ca: TestCA, ec_cred:
     moment = (_now() - timedelta(minutes=1)).astimezone(timezone(timedelta(hours=7)))
     result = verify_document(_signed(ec_cred, _timed(moment.isoformat(timespec="microseconds"))), _trust(ca), _now())
     assert result.ok and result.signing_time == moment, result.summary()
+    local = verify_document(_signed(ec_cred, _timed(moment.replace(tzinfo=None).isoformat(timespec="seconds"))),
+                            _trust(ca), _now())  # no time zone: the province's clock, Viet Nam time
+    assert local.ok and local.signing_time == moment.replace(microsecond=0), local.summary()
     future = (_now() + timedelta(hours=1)).astimezone(timezone(timedelta(hours=7))).isoformat(timespec="milliseconds")
     found = verify_document(_signed(ec_cred, _timed(future)), _trust(ca), _now())
     assert found.kinds() == {Kind.SIGNING_TIME}, found.summary()
