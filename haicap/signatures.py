@@ -62,6 +62,12 @@ DS = "http://www.w3.org/2000/09/xmldsig#"
 XADES = "http://uri.etsi.org/01903/v1.3.2#"
 #: a claimed signing time may lead the observation by this much (clock skew) before it is "in the future"
 CLOCK_SKEW = timedelta(minutes=5)
+#: a signature's own XAdES properties (not those of a countersignature nested in its unsigned properties)
+_SIGNED_SIGNATURE_PROPERTIES = (f"{{{DS}}}Object/{{{XADES}}}QualifyingProperties/{{{XADES}}}SignedProperties/"
+                                f"{{{XADES}}}SignedSignatureProperties")
+#: where XAdES B-LT producers put the certificates of the path (EN 319 132-1 §5.5.1, CertificateValues)
+_UNSIGNED_SIGNATURE_PROPERTIES = (f"{{{DS}}}Object/{{{XADES}}}QualifyingProperties/{{{XADES}}}UnsignedProperties/"
+                                  f"{{{XADES}}}UnsignedSignatureProperties")
 MAX_CHAIN = 8
 _WEAK = re.compile(r"(sha1|md5|md2|sha-1)(?![0-9])", re.IGNORECASE)
 _WEAK_HASHES = (hashes.SHA1, hashes.MD5)
@@ -289,7 +295,7 @@ def _verify_xml_signature(data: bytes, root: Any, signature: Any, trust: Trust, 
         findings.append(Finding(Kind.UNTRUSTED, "the signature carries no X.509 certificate (ds:X509Certificate)"))
         return Verification("xml", tuple(findings), algorithms=algorithms)
     leaf = _leaf(certs)
-    xades = signature.find(f".//{{{XADES}}}QualifyingProperties") is not None
+    xades = signature.find(f"{{{DS}}}Object/{{{XADES}}}QualifyingProperties") is not None
     findings += _xml_signature_findings(data, root, leaf, xades,
                                         frozenset(parts) if not whole_document else frozenset(),
                                         signature=signature, anchors=trust.anchors,
@@ -306,8 +312,11 @@ def _verify_xml_signature(data: bytes, root: Any, signature: Any, trust: Trust, 
 
 
 def _keyinfo_certificates(signature: Any) -> tuple[list[x509.Certificate], list[Finding]]:
+    """The certificates of the signature's KeyInfo (the signer first, usually) and of its XAdES CertificateValues
+    (not those of a countersignature nested in it)."""
     certs, findings = [], []
-    for element in signature.iter(f"{{{DS}}}X509Certificate"):
+    values = f"{_UNSIGNED_SIGNATURE_PROPERTIES}/{{{XADES}}}CertificateValues/{{{XADES}}}EncapsulatedX509Certificate"
+    for element in [*signature.iterfind(f"{{{DS}}}KeyInfo//{{{DS}}}X509Certificate"), *signature.iterfind(values)]:
         try:
             certs.append(x509.load_der_x509_certificate(base64.b64decode("".join((element.text or "").split()),
                                                                           validate=True)))
@@ -513,7 +522,7 @@ def _cert_digest_findings(signature: Any, leaf: x509.Certificate) -> list[Findin
     obsolete v1 property kept for old verifiers (ETSI EN 319 132-1 §5.2.2)."""
     from signxml.exceptions import InvalidInput
 
-    properties = signature.find(f".//{{{XADES}}}SignedSignatureProperties")
+    properties = signature.find(_SIGNED_SIGNATURE_PROPERTIES)
     weak, strong = [], False
     for ref in (r for refs in _cert_refs(properties).values() for r in refs) if properties is not None else ():
         try:
@@ -554,7 +563,7 @@ def _xades_signing_time(signature: Any) -> tuple[datetime | None, list[Finding]]
     (UTC+7 all year), the province's clock: read as UTC it would lie 7 hours ahead and look made in the future."""
     from haicap.vn_time import VN_TZ
 
-    element = signature.find(f".//{{{XADES}}}SignedSignatureProperties/{{{XADES}}}SigningTime")
+    element = signature.find(f"{_SIGNED_SIGNATURE_PROPERTIES}/{{{XADES}}}SigningTime")
     if element is None or not (element.text or "").strip():
         return None, []
     try:

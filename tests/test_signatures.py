@@ -720,3 +720,22 @@ def test_pdf_form_filled_in_a_later_revision_then_signed_again_is_valid(ca: Test
         assert result.ok, result.summary()
     found = verify_document(rewrite_page_after_signing(filled), _trust(ca), _now())
     assert found.kinds() == {Kind.MODIFIED}, found.summary()
+
+
+def test_intermediates_in_xades_certificate_values_are_used(ca: TestCA, ec_cred: OfficerCredential) -> None:
+    """XAdES B-LT producers carry the path in the unsigned CertificateValues, KeyInfo only the signer."""
+    from cryptography.hazmat.primitives import serialization
+    from lxml import etree
+
+    leaf_only = [ec_cred.pem_chain()[0]]
+    document = etree.fromstring(_signed(ec_cred, pems=leaf_only))
+    found = verify_document(etree.tostring(document), _trust(ca), _now())
+    assert found.kinds() == {Kind.UNTRUSTED}, found.summary()
+    properties = document.find(f".//{{{XADES_NS}}}QualifyingProperties")
+    unsigned = etree.SubElement(etree.SubElement(properties, f"{{{XADES_NS}}}UnsignedProperties"),
+                                f"{{{XADES_NS}}}UnsignedSignatureProperties")
+    values = etree.SubElement(unsigned, f"{{{XADES_NS}}}CertificateValues")
+    etree.SubElement(values, f"{{{XADES_NS}}}EncapsulatedX509Certificate").text = base64.b64encode(
+        ca.sub.cert.public_bytes(serialization.Encoding.DER)).decode()
+    result = verify_document(etree.tostring(document), _trust(ca), _now())
+    assert result.ok and len(result.chain) == 3, result.summary()
