@@ -739,3 +739,26 @@ def test_intermediates_in_xades_certificate_values_are_used(ca: TestCA, ec_cred:
         ca.sub.cert.public_bytes(serialization.Encoding.DER)).decode()
     result = verify_document(etree.tostring(document), _trust(ca), _now())
     assert result.ok and len(result.chain) == 3, result.summary()
+
+
+def test_a_valid_countersignature_nested_in_the_unsigned_properties_is_valid(ca: TestCA,
+                                                                             ec_cred: OfficerCredential) -> None:
+    """A second officer countersigns (ETSI EN 319 132-1 §5.4.2, CounterSignature): a detached signature over the
+    first SignatureValue, put in the first signature's UnsignedSignatureProperties (exclusive c14n: made outside the
+    context it is moved into; inclusive c14n would take in the namespaces of its new ancestors)."""
+    from lxml import etree
+    from signxml import CanonicalizationMethod, SignatureConstructionMethod, XMLSigner
+
+    document = etree.fromstring(_signed(ec_cred))
+    outer = document.find(f"{{{DS_NS}}}Signature")
+    outer.find(f"{{{DS_NS}}}SignatureValue").set("Id", "sv-1")
+    document = etree.fromstring(etree.tostring(document))
+    counter = XMLSigner(method=SignatureConstructionMethod.detached, signature_algorithm=SignatureMethod.ECDSA_SHA256,
+                        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,  # moved after
+                        ).sign(document, key=ec_cred.key_pem(), cert=ec_cred.pem_chain(), reference_uri="#sv-1")
+    properties = document.find(f"{{{DS_NS}}}Signature/{{{DS_NS}}}Object/{{{XADES_NS}}}QualifyingProperties")
+    etree.SubElement(etree.SubElement(etree.SubElement(properties, f"{{{XADES_NS}}}UnsignedProperties"),
+                                      f"{{{XADES_NS}}}UnsignedSignatureProperties"),
+                     f"{{{XADES_NS}}}CounterSignature").append(counter)
+    result = verify_document(etree.tostring(document), _trust(ca), _now())
+    assert result.ok, result.summary()
