@@ -222,8 +222,8 @@ def verify_xml(data: bytes, trust: Trust, at: datetime, *, whole_document: bool 
                parts: Collection[str] = ()) -> Verification:
     """Every enveloped XML-DSig (or XAdES) signature of the document, each over the whole document (or over a
     part: ``whole_document``, one of ``parts`` when given); a document with several signatures is valid only when
-    each is. A ds:Signature nested in another (a XAdES countersignature in its UnsignedProperties) belongs to
-    that signature and is not judged on its own."""
+    each is. A ds:Signature nested in another (a XAdES countersignature in its UnsignedProperties) signs that
+    signature: it must verify too, without the whole-document rule."""
     from lxml import etree
 
     try:
@@ -270,7 +270,8 @@ def _structure_findings(signature: Any) -> list[Finding]:
     if missing:
         return [Finding(Kind.MALFORMED, f"the ds:Signature has no ds:{' nor ds:'.join(missing)}")]
     findings = []
-    for element in signature.iter(f"{{{DS}}}SignatureValue", f"{{{DS}}}DigestValue"):
+    own = (f"{{{DS}}}SignatureValue", f"{{{DS}}}SignedInfo/{{{DS}}}Reference/{{{DS}}}DigestValue")
+    for element in (e for path in own for e in signature.iterfind(path)):
         try:
             base64.b64decode("".join((element.text or "").split()), validate=True)
         except (binascii.Error, ValueError) as exc:
