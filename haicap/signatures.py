@@ -295,7 +295,7 @@ def _verify_xml_signature(data: bytes, root: Any, signature: Any, trust: Trust, 
     if not certs:
         findings.append(Finding(Kind.UNTRUSTED, "the signature carries no X.509 certificate (ds:X509Certificate)"))
         return Verification("xml", tuple(findings), algorithms=algorithms)
-    leaf = _leaf(certs)
+    leaf = _leaf(certs, trust.anchors)
     xades = signature.find(f"{{{DS}}}Object/{{{XADES}}}QualifyingProperties") is not None
     findings += _xml_signature_findings(data, root, leaf, xades,
                                         frozenset(parts) if not whole_document else frozenset(),
@@ -326,12 +326,15 @@ def _keyinfo_certificates(signature: Any) -> tuple[list[x509.Certificate], list[
     return certs, findings
 
 
-def _leaf(certs: Sequence[x509.Certificate]) -> x509.Certificate:
-    """The end-entity certificate: the first that issued none of the others (KeyInfo lists the signer first)."""
-    for cert in certs:
-        if not any(other.issuer == cert.subject and other is not cert for other in certs):
-            return cert
-    return certs[0]
+def _leaf(certs: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate] = ()) -> x509.Certificate:
+    """The end-entity certificate: of those that issued none of the others, the first whose chain reaches a
+    trust anchor (KeyInfo may carry an unrelated certificate, a cross certificate, before the signer's), else
+    the first (KeyInfo lists the signer first)."""
+    candidates = [c for c in certs if not any(o.issuer == c.subject and o is not c for o in certs)] or [certs[0]]
+    if len(candidates) > 1:
+        reaching = [c for c in candidates if not build_chain(c, certs, anchors)[1]]
+        candidates = reaching or candidates
+    return candidates[0]
 
 
 def _xml_signature_findings(data: bytes, root: Any, leaf: x509.Certificate, xades: bool,

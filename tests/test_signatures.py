@@ -762,3 +762,16 @@ def test_a_valid_countersignature_nested_in_the_unsigned_properties_is_valid(ca:
                      f"{{{XADES_NS}}}CounterSignature").append(counter)
     result = verify_document(etree.tostring(document), _trust(ca), _now())
     assert result.ok, result.summary()
+
+
+def test_an_unrelated_certificate_before_the_signer_in_keyinfo(ca: TestCA, ec_cred: OfficerCredential) -> None:
+    """The signer is the end-entity certificate whose chain reaches a trust anchor, not merely the first."""
+    from cryptography.hazmat.primitives import serialization
+    from signxml import XMLSigner
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    stranger = _cert(_subject("Cong ty Khac"), key, _subject("Cong ty Khac"), key, ca=False)
+    pems = [stranger.public_bytes(serialization.Encoding.PEM).decode(), *ec_cred.pem_chain()]
+    for signer in (None, XMLSigner(signature_algorithm=SignatureMethod.ECDSA_SHA256)):
+        result = verify_document(_signed(ec_cred, signer, pems=pems), _trust(ca), _now())
+        assert result.ok and "Nguyen Van An" in str(result.signer), result.summary()
