@@ -10,6 +10,10 @@ signing, the chain does not reach a trust anchor (RFC 5280 §6.1), the signature
 validity or after its revocation (RFC 5280 §6.3, CRLs), a digest or signature algorithm weaker than SHA-256,
 a certificate naming a dissolved (pre-merger district-level) agency, or no signature at all.
 
+Every ds:Signature of an XML document must verify (signxml alone verifies the first); a XAdES signature's
+SigningCertificate and SigningCertificateV2 may both be present (signxml 5.2 refuses that), see
+contracts/rules/signatures.md.
+
 The document is untrusted: malformed XML, PDF or certificates become a ``malformed`` finding, never an exception.
 The signing time is the one the signature claims (XAdES ``SigningTime``, the CMS signing-time attribute), bounded
 by when it was observed; without a claimed time, the observation time.
@@ -58,6 +62,12 @@ DS = "http://www.w3.org/2000/09/xmldsig#"
 XADES = "http://uri.etsi.org/01903/v1.3.2#"
 #: a claimed signing time may lead the observation by this much (clock skew) before it is "in the future"
 CLOCK_SKEW = timedelta(minutes=5)
+#: a signature's own XAdES properties (not those of a countersignature nested in its unsigned properties)
+_SIGNED_SIGNATURE_PROPERTIES = (f"{{{DS}}}Object/{{{XADES}}}QualifyingProperties/{{{XADES}}}SignedProperties/"
+                                f"{{{XADES}}}SignedSignatureProperties")
+#: where XAdES B-LT producers put the certificates of the path (EN 319 132-1 §5.5.1, CertificateValues)
+_UNSIGNED_SIGNATURE_PROPERTIES = (f"{{{DS}}}Object/{{{XADES}}}QualifyingProperties/{{{XADES}}}UnsignedProperties/"
+                                  f"{{{XADES}}}UnsignedSignatureProperties")
 MAX_CHAIN = 8
 _WEAK = re.compile(r"(sha1|md5|md2|sha-1)(?![0-9])", re.IGNORECASE)
 _WEAK_HASHES = (hashes.SHA1, hashes.MD5)
@@ -210,31 +220,89 @@ def _xml_parser() -> Any:
 
 def verify_xml(data: bytes, trust: Trust, at: datetime, *, whole_document: bool = True,
                parts: Collection[str] = ()) -> Verification:
-    """An enveloped XML-DSig (or XAdES) signature of the whole document (or of a part: ``whole_document``, one of
-    ``parts`` when given)."""
+    """Every enveloped XML-DSig (or XAdES) signature of the document, each over the whole document (or over a
+    part: ``whole_document``, one of ``parts`` when given); a document with several signatures is valid only when
+    each is. A ds:Signature nested in another (a XAdES countersignature in its UnsignedProperties) signs that
+    signature: it must verify too, without the whole-document rule."""
     from lxml import etree
 
     try:
         root = etree.fromstring(data, parser=_xml_parser())
     except etree.XMLSyntaxError as exc:
         return Verification("xml", (Finding(Kind.MALFORMED, f"not well-formed XML: {exc}"),))
-    signatures = root.findall(f".//{{{DS}}}Signature")
+    signatures = list(root.iter(f"{{{DS}}}Signature"))
     if not signatures:
         return Verification("xml", (Finding(Kind.UNSIGNED, "no ds:Signature element in the document"),))
-    signature = signatures[0]
-    algorithms = tuple(str(e.get("Algorithm")) for e in signature.iter(f"{{{DS}}}SignatureMethod",
-                                                                        f"{{{DS}}}DigestMethod"))
-    algorithms = tuple(dict.fromkeys(algorithms))
+    verdicts = [_verify_xml_signature(data, root, signature, trust, at, whole_document=whole_document,
+                                      parts=parts, cover=not _nested(signature)) for signature in signatures]
+    return _combined(verdicts)
+
+
+def _nested(signature: Any) -> bool:
+    """A ds:Signature inside another (a XAdES CounterSignature in its UnsignedSignatureProperties): it signs that
+    signature, not the document, so the whole-document rule is not its own."""
+    return any(a.tag == f"{{{DS}}}Signature" for a in signature.iterancestors())
+
+
+def _combined(verdicts: Sequence[Verification]) -> Verification:
+    """One verdict of several signatures: the first names the signer; each finding says which signature."""
+    first = verdicts[0]
+    if len(verdicts) == 1:
+        return first
+    findings = tuple(Finding(f.kind, f"ds:Signature {index} of {len(verdicts)}: {f.reason}")
+                     for index, v in enumerate(verdicts, 1) for f in v.findings)
+    return Verification(first.format, findings, first.signer, first.signing_time,
+                        tuple(dict.fromkeys(a for v in verdicts for a in v.algorithms)), first.chain)
+
+
+def _signed_info_algorithms(signature: Any) -> tuple[str, ...]:
+    """The SignatureMethod and the Reference DigestMethods: what protects the content (a XAdES CertDigest only
+    names a certificate, judged by :func:`_cert_digest_findings`)."""
+    paths = (f"{{{DS}}}SignedInfo/{{{DS}}}SignatureMethod",
+             f"{{{DS}}}SignedInfo/{{{DS}}}Reference/{{{DS}}}DigestMethod")
+    return tuple(dict.fromkeys(str(e.get("Algorithm")) for path in paths for e in signature.iterfind(path)))
+
+
+def _structure_findings(signature: Any) -> list[Finding]:
+    """XML-DSig §4: a SignedInfo and a SignatureValue; DigestValue and SignatureValue are base64 (ds:CryptoBinary,
+    ds:DigestValueType): a character outside base64 is malformed, not skipped as a lenient decoder would."""
+    missing = [n for n in ("SignedInfo", "SignatureValue") if signature.find(f"{{{DS}}}{n}") is None]
+    if missing:
+        return [Finding(Kind.MALFORMED, f"the ds:Signature has no ds:{' nor ds:'.join(missing)}")]
+    findings = []
+    own = (f"{{{DS}}}SignatureValue", f"{{{DS}}}SignedInfo/{{{DS}}}Reference/{{{DS}}}DigestValue")
+    for element in (e for path in own for e in signature.iterfind(path)):
+        try:
+            base64.b64decode("".join((element.text or "").split()), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            findings.append(Finding(Kind.MALFORMED, f"a ds:{_local_name(element)} is not base64: {exc}"))
+    return findings
+
+
+def _local_name(element: Any) -> str:
+    return str(element.tag).rpartition("}")[2]
+
+
+def _verify_xml_signature(data: bytes, root: Any, signature: Any, trust: Trust, at: datetime, *,
+                          whole_document: bool, parts: Collection[str], cover: bool = True) -> Verification:
+    structure = _structure_findings(signature)
+    if structure:
+        return Verification("xml", tuple(structure))
+    algorithms = _signed_info_algorithms(signature)
     findings = [Finding(Kind.WEAK_ALGORITHM, f"{a} is weaker than SHA-256") for a in algorithms if _WEAK.search(a)]
     certs, bad = _keyinfo_certificates(signature)
     findings += bad
     if not certs:
         findings.append(Finding(Kind.UNTRUSTED, "the signature carries no X.509 certificate (ds:X509Certificate)"))
         return Verification("xml", tuple(findings), algorithms=algorithms)
-    leaf = _leaf(certs)
-    xades = signature.find(f".//{{{XADES}}}QualifyingProperties") is not None
-    findings += _xml_signature_findings(data, root if whole_document or parts else None, leaf, xades,
-                                        frozenset(parts) if not whole_document else frozenset())
+    leaf = _leaf(certs, trust.anchors)
+    xades = signature.find(f"{{{DS}}}Object/{{{XADES}}}QualifyingProperties") is not None
+    findings += _xml_signature_findings(data, root, leaf, xades,
+                                        frozenset(parts) if not whole_document else frozenset(),
+                                        signature=signature, anchors=trust.anchors,
+                                        cover=cover and (whole_document or bool(parts)))
+    if xades:
+        findings += _cert_digest_findings(signature, leaf)
     claimed, time_findings = _xades_signing_time(signature)
     findings += time_findings
     moment, more = _signing_moment(claimed, at)
@@ -245,8 +313,11 @@ def verify_xml(data: bytes, trust: Trust, at: datetime, *, whole_document: bool 
 
 
 def _keyinfo_certificates(signature: Any) -> tuple[list[x509.Certificate], list[Finding]]:
+    """The certificates of the signature's KeyInfo (the signer first, usually) and of its XAdES CertificateValues
+    (not those of a countersignature nested in it)."""
     certs, findings = [], []
-    for element in signature.iter(f"{{{DS}}}X509Certificate"):
+    values = f"{_UNSIGNED_SIGNATURE_PROPERTIES}/{{{XADES}}}CertificateValues/{{{XADES}}}EncapsulatedX509Certificate"
+    for element in [*signature.iterfind(f"{{{DS}}}KeyInfo//{{{DS}}}X509Certificate"), *signature.iterfind(values)]:
         try:
             certs.append(x509.load_der_x509_certificate(base64.b64decode("".join((element.text or "").split()),
                                                                           validate=True)))
@@ -255,19 +326,25 @@ def _keyinfo_certificates(signature: Any) -> tuple[list[x509.Certificate], list[
     return certs, findings
 
 
-def _leaf(certs: Sequence[x509.Certificate]) -> x509.Certificate:
-    """The end-entity certificate: the first that issued none of the others (KeyInfo lists the signer first)."""
-    for cert in certs:
-        if not any(other.issuer == cert.subject and other is not cert for other in certs):
-            return cert
-    return certs[0]
+def _leaf(certs: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate] = ()) -> x509.Certificate:
+    """The end-entity certificate: of those that issued none of the others, the first whose chain reaches a
+    trust anchor (KeyInfo may carry an unrelated certificate, a cross certificate, before the signer's), else
+    the first (KeyInfo lists the signer first)."""
+    candidates = [c for c in certs if not any(o.issuer == c.subject and o is not c for o in certs)] or [certs[0]]
+    if len(candidates) > 1:
+        reaching = [c for c in candidates if not build_chain(c, certs, anchors)[1]]
+        candidates = reaching or candidates
+    return candidates[0]
 
 
-def _xml_signature_findings(data: bytes, root: Any | None, leaf: x509.Certificate, xades: bool,
-                            parts: frozenset[str] = frozenset()) -> list[Finding]:
-    from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLVerifier
+def _xml_signature_findings(data: bytes, root: Any, leaf: x509.Certificate, xades: bool,
+                            parts: frozenset[str] = frozenset(), *, signature: Any = None,
+                            anchors: Sequence[x509.Certificate] = (), cover: bool = True) -> list[Finding]:
+    """signxml's verdict on the signature at its place in the document (``signature``, else the first); with
+    ``cover``, that one of its references is the whole document (or one of ``parts``)."""
+    from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod
     from signxml.exceptions import InvalidInput, InvalidSignature
-    from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
+    from signxml.xades import XAdESSignatureConfiguration
 
     pem = leaf.public_bytes(serialization.Encoding.PEM).decode()
     # validity is judged at the signing time by certificate_findings, not by signxml at "now"
@@ -276,11 +353,14 @@ def _xml_signature_findings(data: bytes, root: Any | None, leaf: x509.Certificat
     # SignedProperties, perhaps the KeyInfo): one of them must cover the whole document, judged below
     every = {"signature_methods": frozenset(SignatureMethod), "digest_algorithms": frozenset(DigestAlgorithm),
              "verification_time": middle, "expect_references": True}
+    located, located_xades = _verifier_classes()
+    path = _element_path(root, signature if signature is not None else root.find(f".//{{{DS}}}Signature"))
     try:
         if xades:
-            results = XAdESVerifier().verify(data, x509_cert=pem, expect_config=XAdESSignatureConfiguration(**every))
+            verifier = located_xades(path, anchors)
+            results = verifier.verify(data, x509_cert=pem, expect_config=XAdESSignatureConfiguration(**every))
         else:
-            results = XMLVerifier().verify(data, x509_cert=pem, expect_config=SignatureConfiguration(**every))
+            results = located(path).verify(data, x509_cert=pem, expect_config=SignatureConfiguration(**every))
     except InvalidSignature as exc:
         return [Finding(Kind.BAD_SIGNATURE, f"the signature does not verify over the content: {exc}")]
     except InvalidInput as exc:
@@ -290,34 +370,192 @@ def _xml_signature_findings(data: bytes, root: Any | None, leaf: x509.Certificat
                                           "the document is neither accepted nor rejected")]
     except Exception as exc:  # signxml and lxml raise many types on hostile input: each is a finding
         return [Finding(Kind.MALFORMED, f"the signature cannot be processed: {type(exc).__name__}: {exc}")]
+    return _coverage_findings(results, root, signature, parts) if cover else []
+
+
+def _coverage_findings(results: Any, root: Any, signature: Any, parts: frozenset[str]) -> list[Finding]:
+    """Whether the verified references include the whole document (or one of ``parts``), not only fragments."""
     covered = [getattr(getattr(r, "signed_xml", None), "tag", None)
                for r in (results if isinstance(results, list) else [results])]
-    whole = root.tag in covered and _references_root(root) if root is not None else True
-    part = bool(parts) and root is not None and any(t in parts for t in covered) and _references_part(root, parts)
-    if root is not None and not (whole or part):
-        tags = ", ".join(str(t) for t in covered)
-        if parts:
-            return [Finding(Kind.BAD_SIGNATURE, f"the signature covers {tags}, not the whole document ({root.tag}) "
-                                                f"nor {' or '.join(sorted(parts))}: a fragment of the content")]
-        return [Finding(Kind.BAD_SIGNATURE, f"the signature covers {tags}, not the whole document ({root.tag}): "
-                                            "an enveloped signature must reference the document (URI=\"\")")]
+    whole = root.tag in covered and _references_root(root, signature)
+    part = bool(parts) and any(t in parts for t in covered) and _references_part(root, parts, signature)
+    if whole or part:
+        return []
+    tags = ", ".join(str(t) for t in covered)
+    if parts:
+        return [Finding(Kind.BAD_SIGNATURE, f"the signature covers {tags}, not the whole document ({root.tag}) "
+                                            f"nor {' or '.join(sorted(parts))}: a fragment of the content")]
+    return [Finding(Kind.BAD_SIGNATURE, f"the signature covers {tags}, not the whole document ({root.tag}): "
+                                        "an enveloped signature must reference the document (URI=\"\")")]
+
+
+def _element_path(root: Any, element: Any) -> tuple[int, ...]:
+    """The element's position below ``root``: the index among its parent's element children at each level."""
+    steps: list[int] = []
+    while element is not root and element.getparent() is not None:
+        parent = element.getparent()
+        steps.append([c for c in parent if isinstance(c.tag, str)].index(element))
+        element = parent
+    return tuple(reversed(steps))
+
+
+def _at_path(root: Any, path: Sequence[int]) -> Any:
+    from signxml.exceptions import InvalidInput
+
+    element = root
+    for step in path:
+        children = [c for c in element if isinstance(c.tag, str)]
+        if step >= len(children):
+            raise InvalidInput("the ds:Signature is not where the document had it")
+        element = children[step]
+    if element.tag != f"{{{DS}}}Signature":
+        raise InvalidInput("the ds:Signature is not where the document had it")
+    return element
+
+
+@lru_cache(maxsize=1)
+def _verifier_classes() -> tuple[Any, Any]:
+    """signxml verifiers that verify the ds:Signature at a given position (signxml's own take the first), the
+    XAdES one with :func:`_check_signing_certificate` in place of signxml 5.2's digest check."""
+    from signxml import XMLVerifier
+    from signxml.xades import XAdESVerifier
+
+    class Located(XMLVerifier):  # type: ignore[misc]
+        def __init__(self, path: tuple[int, ...] = ()) -> None:
+            super().__init__()
+            self.path = path
+
+        def _get_signature(self, root: Any) -> Any:
+            return _at_path(root, self.path)
+
+    class LocatedXAdES(Located, XAdESVerifier):  # type: ignore[misc]
+        def __init__(self, path: tuple[int, ...] = (), anchors: Sequence[x509.Certificate] = ()) -> None:
+            super().__init__(path)
+            self.anchors = tuple(anchors)
+
+        def _verify_cert_digests(self, verify_result: Any) -> None:
+            _check_signing_certificate(verify_result, self.x509_cert, self.anchors)
+
+        def validate_schema(self, signature: Any) -> None:
+            super().validate_schema(_schema_order(signature))
+
+    return Located, LocatedXAdES
+
+
+def _schema_order(signature: Any) -> Any:
+    """A copy of the signature for schema validation only, whose SigningCertificate properties are merged and put
+    before SigningCertificateV2 as the EN 319 132-1 schema orders them: signxml 5.2's legacy option emits V2
+    first and one SigningCertificate per certificate, and what they mean does not depend on that order."""
+    import copy
+
+    copied = copy.deepcopy(signature)
+    for properties in copied.iter(f"{{{XADES}}}SignedSignatureProperties"):
+        legacy = properties.findall(f"{{{XADES}}}SigningCertificate")
+        current = properties.find(f"{{{XADES}}}SigningCertificateV2")
+        if not legacy:
+            continue
+        for extra in legacy[1:]:
+            legacy[0].extend(list(extra))
+            properties.remove(extra)
+        if current is not None:
+            current.addprevious(legacy[0])
+    return copied
+
+
+def _cert_refs(signature_properties: Any) -> dict[str, list[Any]]:
+    """The xades:Cert elements of the SigningCertificate (v1, obsolete) and SigningCertificateV2 properties."""
+    return {name: [c for e in signature_properties.iterfind(f"{{{XADES}}}{name}")
+                   for c in e.iterfind(f"{{{XADES}}}Cert")]
+            for name in ("SigningCertificate", "SigningCertificateV2")}
+
+
+def _cert_ref_digest(ref: Any) -> tuple[str, Any, bytes]:
+    """A xades:Cert's digest: (algorithm URI, its hash, the digest value); InvalidInput when unreadable."""
+    from signxml.algorithms import DigestAlgorithm, digest_algorithm_implementations
+    from signxml.exceptions import InvalidInput
+
+    method = ref.find(f"{{{XADES}}}CertDigest/{{{DS}}}DigestMethod")
+    value = ref.find(f"{{{XADES}}}CertDigest/{{{DS}}}DigestValue")
+    uri = str(method.get("Algorithm")) if method is not None else ""
+    try:
+        algorithm = digest_algorithm_implementations[DigestAlgorithm(uri)]()
+        digest = base64.b64decode("".join((value.text or "").split()), validate=True)
+    except (ValueError, KeyError, AttributeError, binascii.Error) as exc:
+        raise InvalidInput(f"a xades:CertDigest cannot be read ({uri or 'no DigestMethod'}): {exc}") from None
+    return uri, algorithm, digest
+
+
+def _referenced(ref: Any, known: Sequence[x509.Certificate]) -> x509.Certificate:
+    """The certificate a xades:Cert names (by digest and, in v1, serial number); InvalidDigest when none."""
+    from signxml.exceptions import InvalidDigest
+
+    _, algorithm, digest = _cert_ref_digest(ref)
+    serial = ref.findtext(f"{{{XADES}}}IssuerSerial/{{{DS}}}X509SerialNumber")
+    for cert in known:
+        if cert.fingerprint(algorithm) == digest:
+            if serial is not None and serial.strip() != str(cert.serial_number):
+                raise InvalidDigest(f"a xades:Cert names serial {serial.strip()} but its digest is of "
+                                    f"certificate serial {cert.serial_number}")
+            return cert
+    raise InvalidDigest("a xades:CertDigest matches no certificate of the signature or the trust anchors")
+
+
+def _check_signing_certificate(result: Any, signing_pem: Any, anchors: Sequence[x509.Certificate]) -> None:
+    """ETSI EN 319 132-1 §5.2.2: SigningCertificateV2 (or the obsolete SigningCertificate, or both, as producers
+    that also serve old verifiers emit) references the signing certificate, in any position, and may reference
+    others of its path; every reference must name a known certificate. signxml 5.2 refuses both properties
+    together and wants the signer first."""
+    from signxml.exceptions import InvalidDigest, InvalidInput
+
+    signing = x509.load_pem_x509_certificate(signing_pem.encode())
+    certs, _ = _keyinfo_certificates(result.signature_xml)
+    known = [signing, *certs, *anchors]
+    properties = result.signed_xml.find(f"{{{XADES}}}SignedSignatureProperties")
+    groups = _cert_refs(properties) if properties is not None else {}
+    if not any(groups.values()):
+        raise InvalidInput("no xades:SigningCertificateV2 (or SigningCertificate) with a xades:Cert")
+    for name, refs in groups.items():
+        named = [_referenced(ref, known) for ref in refs]
+        if refs and signing not in named:
+            raise InvalidDigest(f"xades:{name} does not reference the signing certificate")
+
+
+def _cert_digest_findings(signature: Any, leaf: x509.Certificate) -> list[Finding]:
+    """A SHA-1/MD5 CertDigest is a finding only when it is the sole reference to the signing certificate: it names
+    a certificate (signed by its CA, checked on its own) and, beside a SHA-256 SigningCertificateV2, is the
+    obsolete v1 property kept for old verifiers (ETSI EN 319 132-1 §5.2.2)."""
+    from signxml.exceptions import InvalidInput
+
+    properties = signature.find(_SIGNED_SIGNATURE_PROPERTIES)
+    weak, strong = [], False
+    for ref in (r for refs in _cert_refs(properties).values() for r in refs) if properties is not None else ():
+        try:
+            uri, algorithm, digest = _cert_ref_digest(ref)
+        except InvalidInput:
+            continue  # reported by the verifier
+        if leaf.fingerprint(algorithm) == digest:
+            weak.append(uri) if _WEAK.search(uri) else None
+            strong = strong or not _WEAK.search(uri)
+    if weak and not strong:
+        return [Finding(Kind.WEAK_ALGORITHM, f"the signing certificate is referenced only by a {weak[0]} "
+                                             "CertDigest, weaker than SHA-256")]
     return []
 
 
-def _references_root(root: Any) -> bool:
-    """Whether a Reference of the (first) signature names the whole document: URI="" or "#" + the root's Id (a
-    nested element of the root's name is a fragment, however its tag reads)."""
-    signature = root.find(f".//{{{DS}}}Signature")
+def _references_root(root: Any, signature: Any = None) -> bool:
+    """Whether a Reference of the signature names the whole document: URI="" or "#" + the root's Id (a nested
+    element of the root's name is a fragment, however its tag reads)."""
+    signature = signature if signature is not None else root.find(f".//{{{DS}}}Signature")
     ids = {v for k, v in root.attrib.items() if k in ("Id", "ID", "id")}
     uris = [r.get("URI") for r in signature.iterfind(f"{{{DS}}}SignedInfo/{{{DS}}}Reference")] \
         if signature is not None else []
     return any(u == "" or (u is not None and u.startswith("#") and u[1:] in ids) for u in uris)
 
 
-def _references_part(root: Any, parts: frozenset[str]) -> bool:
-    """Whether a Reference of the (first) signature names, by its Id, a child of the root that is one of ``parts``
+def _references_part(root: Any, parts: frozenset[str], signature: Any = None) -> bool:
+    """Whether a Reference of the signature names, by its Id, a child of the root that is one of ``parts``
     (the edXMLEnvelope itself, not a nested element of the same name placed elsewhere)."""
-    signature = root.find(f".//{{{DS}}}Signature")
+    signature = signature if signature is not None else root.find(f".//{{{DS}}}Signature")
     ids = {v for child in root if child.tag in parts for k, v in child.attrib.items() if k in ("Id", "ID", "id")}
     uris = [r.get("URI") for r in signature.iterfind(f"{{{DS}}}SignedInfo/{{{DS}}}Reference")] \
         if signature is not None else []
@@ -325,14 +563,18 @@ def _references_part(root: Any, parts: frozenset[str]) -> bool:
 
 
 def _xades_signing_time(signature: Any) -> tuple[datetime | None, list[Finding]]:
-    element = signature.find(f".//{{{XADES}}}SignedSignatureProperties/{{{XADES}}}SigningTime")
+    """The claimed xades:SigningTime; one without a time zone (xs:dateTime allows it) is read as Viet Nam time
+    (UTC+7 all year), the province's clock: read as UTC it would lie 7 hours ahead and look made in the future."""
+    from haicap.vn_time import VN_TZ
+
+    element = signature.find(f"{_SIGNED_SIGNATURE_PROPERTIES}/{{{XADES}}}SigningTime")
     if element is None or not (element.text or "").strip():
         return None, []
     try:
         moment = datetime.fromisoformat(element.text.strip().replace("Z", "+00:00"))
     except ValueError:
         return None, [Finding(Kind.MALFORMED, f"xades:SigningTime {element.text.strip()!r} is not an xs:dateTime")]
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)), []
+    return (moment if moment.tzinfo else moment.replace(tzinfo=VN_TZ)), []
 
 
 def _signing_moment(claimed: datetime | None, at: datetime) -> tuple[datetime, list[Finding]]:
