@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from haicap.civil_status import CivilStatusSpec, Group, civil_status
+from haicap.civil_status import CivilStatusSpec, Group, civil_status, same_procedure
 from haicap.conformance.context import CheckContext
 from haicap.counterpart_client import CounterpartError
 from haicap.interconnection_client import InterconnectionClient
@@ -50,6 +50,8 @@ class Journey:
     completions: list[Completion] = field(default_factory=list)
     record: dict[str, Any] | None = None
     npsp: dict[str, Any] | None = None
+    #: what the province sent for this dossier (its maHoSo) under another soHoSoLT / id: recorded as unmatched
+    strays: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def so_ho_so_lt(self) -> str:
@@ -69,9 +71,13 @@ class Journey:
     def received(self) -> list[dict[str, Any]]:
         return list((self.record or {}).get("received") or [])
 
+    def stray(self, kind: str) -> list[dict[str, Any]]:
+        """Unmatched entries of ``kind`` ("pushes", "received") naming this dossier's maHoSo."""
+        return [e for e in self.strays if e.get("kind") == kind]
+
 
 def _completed_push(record: dict[str, Any], ma_tthc: str, completed: str) -> bool:
-    return any(isinstance(p.get("body"), dict) and p["body"].get("maTTHC") == ma_tthc
+    return any(isinstance(p.get("body"), dict) and same_procedure(p["body"].get("maTTHC"), ma_tthc)
                and p["body"].get("trangThai") == completed for p in record.get("pushes") or [])
 
 
@@ -135,7 +141,18 @@ def _run(ctx: CheckContext) -> list[Journey]:
                                      max(0.0, deadline - time.monotonic()))
         else:
             journey.record = lt.record(journey.so_ho_so_lt)
+    _strays(lt, journeys)
     return journeys
+
+
+def _strays(lt: InterconnectionClient, journeys: list[Journey]) -> None:
+    try:
+        unmatched = lt.unmatched()
+    except CounterpartError:
+        return
+    for journey in journeys:
+        journey.strays = [e for e in unmatched if isinstance(e.get("body"), dict)
+                          and e["body"].get("maHoSo") == journey.ma_ho_so]
 
 
 def _all_completed(record: dict[str, Any], journey: Journey, spec: CivilStatusSpec) -> bool:
