@@ -296,3 +296,25 @@ def test_a_list_item_with_the_local_procedure_code_is_accepted() -> None:
     j.record["received"] = [{"body": {"id": SO, "maDonVi": "001.66.00.H26", "maTTHC": "1.001193" + LOCAL,  # type: ignore
                                       "module": "LTKS", "maHoSo": MA, "ngayTiepNhan": format_lt(T0)}}]
     assert receipt_defects(j, validator) == []
+
+
+def test_every_list_item_sent_back_is_judged_an_identical_resend_is_accepted() -> None:
+    validator = default_registry().validator("civil_status.schema.json#/$defs/DossierListItem")
+    item = {"id": SO, "maDonVi": "001.66.00.H26", "maTTHC": "1.001193", "module": "LTKS", "maHoSo": MA,
+            "ngayTiepNhan": format_lt(T0)}
+    j = _journey()
+    j.record["received"] = [{"body": item}, {"body": {**item, "ngayTiepNhan": format_lt(T0 + timedelta(seconds=5))}}]  # type: ignore
+    assert receipt_defects(j, validator) == []
+    j.record["received"].append({"body": {**item, "module": "LTKT"}})  # type: ignore[union-attr]
+    found = receipt_defects(j, validator)
+    assert len(found) == 1 and "list item 3 of 3" in found[0] and "module 'LTKT'" in found[0]
+
+
+def test_a_fee_owed_or_paid_online_on_a_free_registration_is_reported_no_fee_flags_are_accepted() -> None:
+    owed = _journey(npsp={"item": {"DanhSachLePhi": [], "PhiPhaiNop": 8000}, "history": []})
+    paid = _journey(npsp={"item": {"DuocThanhToanTrucTuyen": "1"}, "history": []})
+    assert "PhiPhaiNop 8000" in fee_defects(owed, SPEC)[0]
+    assert "paid online" in fee_defects(paid, SPEC)[0]
+    for flag in ("0", "2"):
+        assert fee_defects(_journey(npsp={"item": {"DuocThanhToanTrucTuyen": flag, "PhiPhaiNop": "0"},
+                                          "history": []}), SPEC) == []

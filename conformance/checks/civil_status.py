@@ -65,19 +65,28 @@ def receipt_defects(journey: Journey, validator: Any) -> list[str]:
         elsewhere = sorted({str(e["body"].get("id")) for e in journey.stray("received")})
         how = f" (a list item named its maHoSo under id {', '.join(elsewhere)})" if elsewhere else ""
         return [*problems, f"{where} was acknowledged but never sent back to the portal as taken in{how}"]
-    body = received[0].get("body")
-    defects = ([f"{e['field']}: {e['message']}" for e in (v.as_problem_error() for v in validator.violations(body))]
-               if isinstance(body, dict) else ["not a JSON object"])
+    for i, entry in enumerate(received):
+        defects = list_item_defects(entry, journey, validator)
+        if defects:
+            which = "" if len(received) == 1 else f" (list item {i + 1} of {len(received)}: a re-send must name "
+            which += "" if len(received) == 1 else "the same dossier)"
+            problems.append(f"{where} sent back{which} with " + ", ".join(defects))
+    return problems
+
+
+def list_item_defects(entry: dict[str, Any], journey: Journey, validator: Any) -> list[str]:
+    """What is wrong with one list item the province sent back: the contract's shape, the dossier it names (id,
+    maHoSo, module, the group's lead maTTHC — with a local agency code after it too) and its ngayTiepNhan."""
+    body, group = entry.get("body"), journey.group
+    if not isinstance(body, dict):
+        return ["not a JSON object"]
+    defects = [f"{e['field']}: {e['message']}" for e in (v.as_problem_error() for v in validator.violations(body))]
     expected = {"id": journey.so_ho_so_lt, "maHoSo": journey.ma_ho_so, "module": group.module,
                 "maTTHC": group.lead.maTTHC}
-    if isinstance(body, dict):
-        defects += [f"{k} {body.get(k)!r} (expected {v!r})" for k, v in expected.items()
-                    if k in body and body.get(k) != v and not (k == "maTTHC" and same_procedure(body.get(k), v))]
-        when = time_defect("ngayTiepNhan", body.get("ngayTiepNhan"), journey, received[0].get("received_ms"))
-        defects += [when] if when else []
-    if defects:
-        problems.append(f"{where} sent back with " + ", ".join(defects))
-    return problems
+    defects += [f"{k} {body.get(k)!r} (expected {v!r})" for k, v in expected.items()
+                if k in body and body.get(k) != v and not (k == "maTTHC" and same_procedure(body.get(k), v))]
+    when = time_defect("ngayTiepNhan", body.get("ngayTiepNhan"), journey, entry.get("received_ms"))
+    return defects + ([when] if when else [])
 
 
 def _iso(value: Any) -> bool:
@@ -246,6 +255,10 @@ def _closed_early_at_npsp(journey: Journey, spec: CivilStatusSpec) -> list[str]:
     return []
 
 
+#: DongBoHoSoMC DuocThanhToanTrucTuyen "1": paid online (sync.schema.json) — money taken for a free registration
+PAID_ONLINE = "1"
+
+
 def fee_defects(journey: Journey, spec: CivilStatusSpec) -> list[str]:
     """An on-time registration that reached NPSP with a fee, or that waited for a payment."""
     item = (journey.npsp or {}).get("item") or {}
@@ -256,6 +269,12 @@ def fee_defects(journey: Journey, spec: CivilStatusSpec) -> list[str]:
     if charged:
         problems.append(f"{where}: DanhSachLePhi charges " + ", ".join(
             f"{f.get('TenPhiLePhi') or f.get('MaPhiLePhi')} {f.get('Gia')}" for f in charged))
+    owed = item.get("PhiPhaiNop")
+    if owed is not None and _amount(owed) != spec.fee.get("onTimeAmount", 0):
+        problems.append(f"{where}: PhiPhaiNop {owed!r} (an on-time registration owes nothing)")
+    if str(item.get("DuocThanhToanTrucTuyen")) == PAID_ONLINE:
+        problems.append(f"{where}: DuocThanhToanTrucTuyen {PAID_ONLINE} (paid online) for a registration that is "
+                        "free")
     waits = [h for h in (journey.npsp or {}).get("history") or []
              if str(h.get("TrangThaiHoSo")) == spec.fee.get("paymentState", "6")]
     if waits:
