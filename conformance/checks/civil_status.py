@@ -354,8 +354,10 @@ def dossier_taken_in(ctx: CheckContext) -> str:
 def push_fields(ctx: CheckContext) -> str:
     """Each push of both dossiers has maTTHC, soHoSoLT, maHoSo, trangThai, thoiGianThucHien, nguoiXuLy,
     noiDungXuLy and ketQuaXuLy (non-empty; ketQuaXuLy may be empty except in a completed push), the time as
-    dd/MM/yyyy HH:mm:ss (ISO 8601 is named as such), a status of the contract, the dossier's own codes and a
-    component of its group. Extra fields are accepted."""
+    dd/MM/yyyy HH:mm:ss (ISO 8601 is named as such) in Viet Nam time between the delivery and the push's arrival
+    (± clock skew; a UTC clock is named), a status of the contract, the dossier's own codes (a push under another
+    soHoSoLT is named) and a component of its group (its maTTHC, also with a local agency code after it). Extra
+    fields are accepted."""
     spec = civil_status()
     accepted = _accepted(ctx)
     pushes = [(j, e) for j in accepted for e in [*j.pushes(), *j.stray("pushes")]]
