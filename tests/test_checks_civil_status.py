@@ -186,13 +186,15 @@ def test_a_fee_listed_as_zero_in_any_spelling_is_free() -> None:
                                       "history": []}), SPEC)
 
 
-@pytest.mark.parametrize("states", [["1", "2", "9"], ["2", "9"], ["1", "9"], ["1", "1", "4", "9"]])
+@pytest.mark.parametrize("states", [["1", "2", "9"], ["2", "9"], ["1", "9"], ["1", "1", "4", "9"],
+                                    ["2", "4", "9", "9", "10"]])
 def test_a_composite_synced_open_in_any_open_state_then_closed_passes(states: list[str]) -> None:
     assert composite_sync_problems(states, SPEC, "d", 5) == []
 
 
 @pytest.mark.parametrize(("states", "said"), [([], "nothing synced"), (["1"], "did not reach NPSP"),
-                                              (["9"], "never saw it open"), (["1", "2"], "did not reach NPSP")])
+                                              (["9"], "never saw it open"), (["1", "2"], "did not reach NPSP"),
+                                              (["2", "4", "9", "4"], "reopened at NPSP (4)")])
 def test_a_composite_never_closed_or_never_open_at_npsp_is_reported(states: list[str], said: str) -> None:
     assert said in " ".join(composite_sync_problems(states, SPEC, "d", 5))
 

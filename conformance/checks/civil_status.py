@@ -293,6 +293,10 @@ def composite_sync_problems(states: list[str], spec: CivilStatusSpec, where: str
     if not any(s in spec.composite_open for s in states[:closed]):
         problems.append(f"{where}: NPSP never saw it open ({', '.join(spec.composite_open)}) before it closed "
                         f"(states {shown})")
+    reopened = [s for s in states[closed + 1:] if s in spec.composite_open]
+    if reopened:
+        problems.append(f"{where}: reopened at NPSP ({', '.join(reopened)}) after it closed (states {shown}); "
+                        f"all three results were issued")
     if spec.composite_closed not in states:
         problems.append(f"{where}: the closed composite ({spec.composite_closed}) did not reach NPSP within "
                         f"{sla:g} s of the last result (states {shown})")

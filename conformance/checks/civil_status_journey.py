@@ -25,6 +25,8 @@ __all__ = ["COMPLETION_ORDERS", "PUSH_WAIT", "Completion", "Journey", "journeys"
 #: how long to wait for a push the province owes (seconds): the sandbox answers in milliseconds
 PUSH_WAIT = 1.5
 #: the order the components' results are issued in, per group (indexes into x-groups components)
+#: how long after the walk NPSP is read again, for a composite reopened after it closed (seconds)
+SETTLE_SECONDS = 1.0
 COMPLETION_ORDERS: dict[str, tuple[int, ...]] = {"1": (2, 0, 1), "2": (1, 2, 0)}
 
 
@@ -141,8 +143,18 @@ def _run(ctx: CheckContext) -> list[Journey]:
                                      max(0.0, deadline - time.monotonic()))
         else:
             journey.record = lt.record(journey.so_ho_so_lt)
+    _settle(ctx, journeys)
     _strays(lt, journeys)
     return journeys
+
+
+def _settle(ctx: CheckContext, journeys: list[Journey]) -> None:
+    """Read NPSP again a moment after the walk: a composite reopened right after it closed shows there."""
+    if any(j.accepted for j in journeys):
+        time.sleep(SETTLE_SECONDS)
+    for journey in journeys:
+        if journey.accepted:
+            journey.npsp = ctx.national.synced_dossier(journey.ma_ho_so) or journey.npsp
 
 
 def _strays(lt: InterconnectionClient, journeys: list[Journey]) -> None:
