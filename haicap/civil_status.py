@@ -40,6 +40,7 @@ __all__ = [
     "order_violations",
     "parse_lt",
     "parse_spec",
+    "same_procedure",
 ]
 
 SCHEMA = "civil_status.schema.json"
@@ -48,6 +49,7 @@ DOSSIER_REF = f"{SCHEMA}#/$defs/InterconnectedDossier"
 PUSH_REF = f"{SCHEMA}#/$defs/StatusPush"
 RESULT_REF = f"{SCHEMA}#/$defs/ComponentResult"
 ACK_REF = f"{SCHEMA}#/$defs/DossierAck"
+MA_TTHC_REF = "common.schema.json#/$defs/MaTTHC"
 #: strftime of the interconnection's dd/MM/yyyy HH:mm:ss
 LT_FORMAT = "%d/%m/%Y %H:%M:%S"
 VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
@@ -94,8 +96,19 @@ class Group:
         return self.components[0]
 
     def component(self, key: str) -> Component | None:
-        """The component with this id or maTTHC."""
-        return next((c for c in self.components if key in (c.id, c.maTTHC)), None)
+        """The component with this id or maTTHC (also with a local agency code after it, see same_procedure)."""
+        return next((c for c in self.components if key == c.id or same_procedure(key, c.maTTHC)), None)
+
+
+def same_procedure(code: Any, national: str) -> bool:
+    """Whether ``code`` names the procedure ``national``: the code itself or, as the contract's MaTTHC allows
+    ("optionally followed by the local agency code"), that code with a province's agency code after it
+    (1.001193.000.00.00.H26 is the province's instance of 1.001193)."""
+    if not isinstance(code, str):
+        return False
+    if code == national:
+        return True
+    return code.startswith(national + ".") and default_registry().validator(MA_TTHC_REF).is_valid(code)
 
 
 @dataclass(frozen=True, slots=True)

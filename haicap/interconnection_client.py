@@ -51,6 +51,12 @@ class InterconnectionClient:
         return self.counterpart._call("GET", f"/_ledger/civil/dossiers/{so_ho_so_lt}",  # type: ignore[no-any-return]
                                       missing_ok=True)
 
+    def unmatched(self) -> list[dict[str, Any]]:
+        """What the province sent naming no delivered dossier (a wrong soHoSoLT or id), in arrival order: each with
+        its ``kind`` ("received" list items, "pushes")."""
+        listing = self.counterpart._call("GET", "/_ledger/civil/dossiers")
+        return list((listing or {}).get("unmatched") or []) if isinstance(listing, dict) else []
+
     def wait(self, so_ho_so_lt: str, done: Callable[[dict[str, Any]], bool], within: float,
              poll: float = 0.03) -> dict[str, Any] | None:
         """Poll the record until ``done(record)`` or ``within`` seconds pass; the last record seen."""

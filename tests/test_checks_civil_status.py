@@ -17,8 +17,11 @@ from haicap.conformance.checks.civil_status import (
     credential_verdict,
     fee_defects,
     interleaved,
+    order_defects,
     push_defects,
     receipt_defects,
+    stray_push_defects,
+    time_defect,
 )
 from haicap.conformance.checks.civil_status_journey import Completion, Journey
 from haicap.contract_registry import default_registry
@@ -183,13 +186,15 @@ def test_a_fee_listed_as_zero_in_any_spelling_is_free() -> None:
                                       "history": []}), SPEC)
 
 
-@pytest.mark.parametrize("states", [["1", "2", "9"], ["2", "9"], ["1", "9"], ["1", "1", "4", "9"]])
+@pytest.mark.parametrize("states", [["1", "2", "9"], ["2", "9"], ["1", "9"], ["1", "1", "4", "9"],
+                                    ["2", "4", "9", "9", "10"]])
 def test_a_composite_synced_open_in_any_open_state_then_closed_passes(states: list[str]) -> None:
     assert composite_sync_problems(states, SPEC, "d", 5) == []
 
 
 @pytest.mark.parametrize(("states", "said"), [([], "nothing synced"), (["1"], "did not reach NPSP"),
-                                              (["9"], "never saw it open"), (["1", "2"], "did not reach NPSP")])
+                                              (["9"], "never saw it open"), (["1", "2"], "did not reach NPSP"),
+                                              (["2", "4", "9", "4"], "reopened at NPSP (4)")])
 def test_a_composite_never_closed_or_never_open_at_npsp_is_reported(states: list[str], said: str) -> None:
     assert said in " ".join(composite_sync_problems(states, SPEC, "d", 5))
 
@@ -225,3 +230,93 @@ def test_the_reader_names_a_malformed_table() -> None:
     with pytest.raises(HaicapError, match="three components"):
         parse_spec({**schema, "x-groups": {"1": {"module": "LTKS", "components": []}}}, SPEC.order.states,
                    SPEC.push_fields, SPEC.list_item_fields)
+
+
+# -- found by an independent province (helper indep-civil) ---------------------------------------------------
+LOCAL = ".000.00.00.H26"  # a province's agency code after the national procedure code (MaTTHC allows it)
+
+
+def test_a_procedure_code_with_the_local_agency_code_after_it_names_the_component() -> None:
+    comps = SPEC.group("1").components
+    pushes = [_push(c.maTTHC + LOCAL, s) for s in ("1", "2") for c in comps]
+    j = _journey("1", pushes)
+    assert all(push_defects(p, j, SPEC) == [] for p in pushes)
+    assert order_defects(j, SPEC) == []
+    assert set(component_sequences(j)) == {c.maTTHC for c in comps}
+    run = _complete_run((2, 0, 1))
+    for entry in run.record["pushes"]:  # type: ignore[index]
+        entry["body"]["maTTHC"] += LOCAL
+    assert completion_defects(run, SPEC) == []
+    # a suffix that is no agency code, or another procedure's code, is still not the component
+    assert any("not a component" in d for d in push_defects(_push("1.001193.x", "1"), j, SPEC))
+    assert any("not a component" in d for d in push_defects(_push("1.000656" + LOCAL, "1"), j, SPEC))
+
+
+def test_a_component_pushed_only_under_another_components_code_has_no_push() -> None:
+    lead = SPEC.group("1").lead.maTTHC
+    j = _journey("1", [_push(lead, s) for s in ("1", "1", "1", "2", "2", "2")])
+    missing = [d for d in order_defects(j, SPEC) if d.endswith("no push")]
+    assert len(missing) == 2 and lead not in " ".join(missing)
+
+
+def _timed(sent_ms: int) -> Journey:
+    j = _journey()
+    j.sent["sent_ms"] = sent_ms
+    j.sent["dossier"]["ngayTiepNhan"] = format_lt(T0)  # type: ignore[index]
+    return j
+
+
+def test_a_push_time_between_delivery_and_arrival_is_accepted_a_utc_or_future_one_is_not() -> None:
+    t0 = int(T0.timestamp() * 1000)
+    j = _timed(t0)
+    assert time_defect("thoiGianThucHien", format_lt(T0), j, t0) is None  # the same second as the delivery
+    assert time_defect("thoiGianThucHien", format_lt(T0 + timedelta(seconds=30)), j, t0 + 30_000) is None
+    utc = time_defect("thoiGianThucHien", format_lt(T0 - timedelta(hours=7)), j, t0 + 1000)
+    assert utc is not None and "7 h behind" in utc
+    late = time_defect("thoiGianThucHien", format_lt(T0 + timedelta(seconds=90)), j, t0 + 1000)
+    assert late is not None and "after the portal received it" in late
+    early = time_defect("thoiGianThucHien", format_lt(T0 - timedelta(seconds=90)), j, t0 + 1000)
+    assert early is not None and "before the portal delivered" in early
+    # the portal's own ngayTiepNhan (earlier than the delivery) may be echoed
+    j.sent["dossier"]["ngayTiepNhan"] = format_lt(T0 - timedelta(minutes=40))  # type: ignore[index]
+    assert time_defect("ngayTiepNhan", format_lt(T0 - timedelta(minutes=40)), j, t0 + 1000) is None
+
+
+def test_pushes_under_another_soHoSoLT_are_named() -> None:
+    j = _journey()
+    j.strays = [{"kind": "pushes", "body": _push("1.001193", "1", soHoSoLT=SO + "-X")},
+                {"kind": "received", "body": {"id": SO + "-X", "maHoSo": MA}}]
+    found = stray_push_defects([j])
+    assert len(found) == 1 and "cannot place it" in found[0]
+    validator = default_registry().validator("civil_status.schema.json#/$defs/DossierListItem")
+    assert "under id " + SO + "-X" in receipt_defects(j, validator)[0]
+
+
+def test_a_list_item_with_the_local_procedure_code_is_accepted() -> None:
+    validator = default_registry().validator("civil_status.schema.json#/$defs/DossierListItem")
+    j = _journey()
+    j.record["received"] = [{"body": {"id": SO, "maDonVi": "001.66.00.H26", "maTTHC": "1.001193" + LOCAL,  # type: ignore
+                                      "module": "LTKS", "maHoSo": MA, "ngayTiepNhan": format_lt(T0)}}]
+    assert receipt_defects(j, validator) == []
+
+
+def test_every_list_item_sent_back_is_judged_an_identical_resend_is_accepted() -> None:
+    validator = default_registry().validator("civil_status.schema.json#/$defs/DossierListItem")
+    item = {"id": SO, "maDonVi": "001.66.00.H26", "maTTHC": "1.001193", "module": "LTKS", "maHoSo": MA,
+            "ngayTiepNhan": format_lt(T0)}
+    j = _journey()
+    j.record["received"] = [{"body": item}, {"body": {**item, "ngayTiepNhan": format_lt(T0 + timedelta(seconds=5))}}]  # type: ignore
+    assert receipt_defects(j, validator) == []
+    j.record["received"].append({"body": {**item, "module": "LTKT"}})  # type: ignore[union-attr]
+    found = receipt_defects(j, validator)
+    assert len(found) == 1 and "list item 3 of 3" in found[0] and "module 'LTKT'" in found[0]
+
+
+def test_a_fee_owed_or_paid_online_on_a_free_registration_is_reported_no_fee_flags_are_accepted() -> None:
+    owed = _journey(npsp={"item": {"DanhSachLePhi": [], "PhiPhaiNop": 8000}, "history": []})
+    paid = _journey(npsp={"item": {"DuocThanhToanTrucTuyen": "1"}, "history": []})
+    assert "PhiPhaiNop 8000" in fee_defects(owed, SPEC)[0]
+    assert "paid online" in fee_defects(paid, SPEC)[0]
+    for flag in ("0", "2"):
+        assert fee_defects(_journey(npsp={"item": {"DuocThanhToanTrucTuyen": flag, "PhiPhaiNop": "0"},
+                                          "history": []}), SPEC) == []

@@ -19,11 +19,20 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from haicap.civil_status import LIST_ITEM_REF, CivilStatusSpec, civil_status, order_violations, parse_lt
+from haicap.civil_status import (
+    LIST_ITEM_REF,
+    CivilStatusSpec,
+    civil_status,
+    order_violations,
+    parse_lt,
+    same_procedure,
+)
 from haicap.conformance.checks.civil_status_journey import Journey, journeys
+from haicap.conformance.checks.sync import CLOCK_SKEW_MS, RESOLUTION_MS
 from haicap.conformance.context import CheckContext
 from haicap.conformance.registry import CheckFailure, check
 from haicap.contract_registry import default_registry
+from haicap.vn_time import describe_offset, whole_hours_off
 
 REPRODUCE = ('POST <national>/_control/civil/send {"group": "1"}, then POST <national>/_control/civil/complete '
              '{"soHoSoLT": …, "component": …} per component; GET <national>/_ledger/civil/dossiers/<soHoSoLT>')
@@ -53,18 +62,31 @@ def receipt_defects(journey: Journey, validator: Any) -> list[str]:
         problems.append(f"{where}: the acknowledgement is wrong in {', '.join(wrong)}")
     received = journey.received()
     if not received:
-        return [*problems, f"{where} was acknowledged but never sent back to the portal as taken in"]
-    body = received[0].get("body")
-    defects = ([f"{e['field']}: {e['message']}" for e in (v.as_problem_error() for v in validator.violations(body))]
-               if isinstance(body, dict) else ["not a JSON object"])
+        elsewhere = sorted({str(e["body"].get("id")) for e in journey.stray("received")})
+        how = f" (a list item named its maHoSo under id {', '.join(elsewhere)})" if elsewhere else ""
+        return [*problems, f"{where} was acknowledged but never sent back to the portal as taken in{how}"]
+    for i, entry in enumerate(received):
+        defects = list_item_defects(entry, journey, validator)
+        if defects:
+            which = "" if len(received) == 1 else f" (list item {i + 1} of {len(received)}: a re-send must name "
+            which += "" if len(received) == 1 else "the same dossier)"
+            problems.append(f"{where} sent back{which} with " + ", ".join(defects))
+    return problems
+
+
+def list_item_defects(entry: dict[str, Any], journey: Journey, validator: Any) -> list[str]:
+    """What is wrong with one list item the province sent back: the contract's shape, the dossier it names (id,
+    maHoSo, module, the group's lead maTTHC — with a local agency code after it too) and its ngayTiepNhan."""
+    body, group = entry.get("body"), journey.group
+    if not isinstance(body, dict):
+        return ["not a JSON object"]
+    defects = [f"{e['field']}: {e['message']}" for e in (v.as_problem_error() for v in validator.violations(body))]
     expected = {"id": journey.so_ho_so_lt, "maHoSo": journey.ma_ho_so, "module": group.module,
                 "maTTHC": group.lead.maTTHC}
-    if isinstance(body, dict):
-        defects += [f"{k} {body.get(k)!r} (expected {v!r})" for k, v in expected.items()
-                    if k in body and body.get(k) != v]
-    if defects:
-        problems.append(f"{where} sent back with " + ", ".join(defects))
-    return problems
+    defects += [f"{k} {body.get(k)!r} (expected {v!r})" for k, v in expected.items()
+                if k in body and body.get(k) != v and not (k == "maTTHC" and same_procedure(body.get(k), v))]
+    when = time_defect("ngayTiepNhan", body.get("ngayTiepNhan"), journey, entry.get("received_ms"))
+    return defects + ([when] if when else [])
 
 
 def _iso(value: Any) -> bool:
@@ -107,21 +129,78 @@ def push_defects(push: Any, journey: Journey, spec: CivilStatusSpec) -> list[str
     return problems
 
 
+def _code(journey: Journey, pushed: Any) -> Any:
+    """The component's maTTHC a push names (its own, or with a local agency code after it); else as pushed."""
+    component = journey.group.component(pushed) if isinstance(pushed, str) else None
+    return component.maTTHC if component is not None else pushed
+
+
+def _push_time(entry: dict[str, Any], journey: Journey) -> list[str]:
+    body = entry.get("body") if isinstance(entry.get("body"), dict) else {}
+    found = time_defect("thoiGianThucHien", body.get("thoiGianThucHien"), journey, entry.get("received_ms"))
+    return [found] if found else []
+
+
+def stray_push_defects(accepted: list[Journey]) -> list[str]:
+    """Pushes naming a dossier's maHoSo under another soHoSoLT: the portal cannot place them."""
+    return [f"{j.group.module} push ({e['body'].get('maTTHC')} {e['body'].get('trangThai')}) names soHoSoLT "
+            f"{e['body'].get('soHoSoLT')!r} (the dossier's is {j.so_ho_so_lt!r}): the portal cannot place it"
+            for j in accepted for e in j.stray("pushes")]
+
+
+def _ms(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+def time_defect(name: str, value: Any, journey: Journey, arrived_ms: Any) -> str | None:
+    """What is wrong with a dd/MM/yyyy HH:mm:ss time (NgayGioLT: Asia/Ho_Chi_Minh) the province sent about the
+    dossier: it records something that happened after the portal delivered the dossier (or at the portal's own
+    ngayTiepNhan, which a province may echo) and before the message carrying it arrived, each widened by the clock
+    skew. A whole number of hours off is the time-zone error it is (a UTC clock written as Viet Nam time)."""
+    moment = _ms(parse_lt(value))
+    delivered = [m for m in (journey.sent.get("sent_ms"),
+                             _ms(parse_lt((journey.sent.get("dossier") or {}).get("ngayTiepNhan"))))
+                 if isinstance(m, int) and not isinstance(m, bool)]
+    if moment is None or not delivered or not isinstance(arrived_ms, int):
+        return None  # the format is judged elsewhere; without both bounds there is nothing to judge
+    low, high = min(delivered) - CLOCK_SKEW_MS - RESOLUTION_MS, arrived_ms + CLOCK_SKEW_MS
+    if low <= moment <= high:
+        return None
+    error = moment - (low if moment < low else high)
+    hours = whole_hours_off(error, tolerance_ms=max(120_000, high - low))
+    if hours is not None:
+        return describe_offset(name, hours) + f" ({value})"
+    if moment > high:
+        return f"{name} {value} is {error / 1000:.0f} s after the portal received it"
+    return f"{name} {value} is {-error / 1000:.0f} s before the portal delivered the dossier"
+
+
 def component_sequences(journey: Journey) -> dict[str, list[tuple[str, datetime | None]]]:
     """Each component's pushes (status, time) in arrival order, keyed by the component's maTTHC."""
     sequences: dict[str, list[tuple[str, datetime | None]]] = defaultdict(list)
     for entry in journey.pushes():
         body = entry.get("body")
         if isinstance(body, dict) and isinstance(body.get("maTTHC"), str):
-            sequences[body["maTTHC"]].append((str(body.get("trangThai")), parse_lt(body.get("thoiGianThucHien"))))
+            sequences[_code(journey, body["maTTHC"])].append((str(body.get("trangThai")),
+                                                             parse_lt(body.get("thoiGianThucHien"))))
     return dict(sequences)
 
 
 def interleaved(journey: Journey) -> bool:
     """Whether pushes of one component were interleaved with another's (a must-accept case of CIV-03)."""
-    codes = [e["body"].get("maTTHC") for e in journey.pushes() if isinstance(e.get("body"), dict)]
+    codes = [_code(journey, e["body"].get("maTTHC")) for e in journey.pushes() if isinstance(e.get("body"), dict)]
     runs = [c for i, c in enumerate(codes) if i == 0 or codes[i - 1] != c]
     return len(runs) > len(set(runs))
+
+
+def order_defects(journey: Journey, spec: CivilStatusSpec) -> list[str]:
+    """Each component's pushes against the legal order, and every component of the group that got no push."""
+    sequences = component_sequences(journey)
+    gid = journey.group.id
+    problems = [f"group {gid} {code}: {p}" for code, seq in sequences.items()
+                for p in order_violations(spec.order, seq)]
+    return problems + [f"group {gid} {c.maTTHC}: no push" for c in journey.group.components
+                       if c.maTTHC not in sequences]
 
 
 def completion_defects(journey: Journey, spec: CivilStatusSpec) -> list[str]:
@@ -137,14 +216,15 @@ def completion_defects(journey: Journey, spec: CivilStatusSpec) -> list[str]:
             problems.append(f"{where}: the {done.component} result was answered HTTP {done.status_code}")
     for entry in journey.pushes():
         body = entry.get("body") if isinstance(entry.get("body"), dict) else {}
-        code = body.get("maTTHC")
+        code = _code(journey, body.get("maTTHC"))
         if body.get("trangThai") == completed and code in issued and entry.get("received_ms", 0) < issued[code]:
             problems.append(f"{where}: {code} pushed completed before its result was issued")
         if body.get("trangThai") == completed and code not in issued:
             problems.append(f"{where}: {code} pushed completed although no result was issued for it")
     for done in journey.completions:
         matching = [e["body"] for e in journey.pushes() if isinstance(e.get("body"), dict)
-                    and e["body"].get("maTTHC") == done.ma_tthc and e["body"].get("trangThai") == completed]
+                    and same_procedure(e["body"].get("maTTHC"), done.ma_tthc)
+                    and e["body"].get("trangThai") == completed]
         label = group.component(done.component).label if group.component(done.component) else done.component
         if not matching:
             problems.append(f"{where}: the {done.component} result ({label}) never completed: no completed push "
@@ -175,6 +255,10 @@ def _closed_early_at_npsp(journey: Journey, spec: CivilStatusSpec) -> list[str]:
     return []
 
 
+#: DongBoHoSoMC DuocThanhToanTrucTuyen "1": paid online (sync.schema.json) — money taken for a free registration
+PAID_ONLINE = "1"
+
+
 def fee_defects(journey: Journey, spec: CivilStatusSpec) -> list[str]:
     """An on-time registration that reached NPSP with a fee, or that waited for a payment."""
     item = (journey.npsp or {}).get("item") or {}
@@ -185,6 +269,12 @@ def fee_defects(journey: Journey, spec: CivilStatusSpec) -> list[str]:
     if charged:
         problems.append(f"{where}: DanhSachLePhi charges " + ", ".join(
             f"{f.get('TenPhiLePhi') or f.get('MaPhiLePhi')} {f.get('Gia')}" for f in charged))
+    owed = item.get("PhiPhaiNop")
+    if owed is not None and _amount(owed) != spec.fee.get("onTimeAmount", 0):
+        problems.append(f"{where}: PhiPhaiNop {owed!r} (an on-time registration owes nothing)")
+    if str(item.get("DuocThanhToanTrucTuyen")) == PAID_ONLINE:
+        problems.append(f"{where}: DuocThanhToanTrucTuyen {PAID_ONLINE} (paid online) for a registration that is "
+                        "free")
     waits = [h for h in (journey.npsp or {}).get("history") or []
              if str(h.get("TrangThaiHoSo")) == spec.fee.get("paymentState", "6")]
     if waits:
@@ -203,6 +293,10 @@ def composite_sync_problems(states: list[str], spec: CivilStatusSpec, where: str
     if not any(s in spec.composite_open for s in states[:closed]):
         problems.append(f"{where}: NPSP never saw it open ({', '.join(spec.composite_open)}) before it closed "
                         f"(states {shown})")
+    reopened = [s for s in states[closed + 1:] if s in spec.composite_open]
+    if reopened:
+        problems.append(f"{where}: reopened at NPSP ({', '.join(reopened)}) after it closed (states {shown}); "
+                        f"all three results were issued")
     if spec.composite_closed not in states:
         problems.append(f"{where}: the closed composite ({spec.composite_closed}) did not reach NPSP within "
                         f"{sla:g} s of the last result (states {shown})")
@@ -264,17 +358,21 @@ def dossier_taken_in(ctx: CheckContext) -> str:
 def push_fields(ctx: CheckContext) -> str:
     """Each push of both dossiers has maTTHC, soHoSoLT, maHoSo, trangThai, thoiGianThucHien, nguoiXuLy,
     noiDungXuLy and ketQuaXuLy (non-empty; ketQuaXuLy may be empty except in a completed push), the time as
-    dd/MM/yyyy HH:mm:ss (ISO 8601 is named as such), a status of the contract, the dossier's own codes and a
-    component of its group. Extra fields are accepted."""
+    dd/MM/yyyy HH:mm:ss (ISO 8601 is named as such) in Viet Nam time between the delivery and the push's arrival
+    (± clock skew; a UTC clock is named), a status of the contract, the dossier's own codes (a push under another
+    soHoSoLT is named) and a component of its group (its maTTHC, also with a local agency code after it). Extra
+    fields are accepted."""
     spec = civil_status()
     accepted = _accepted(ctx)
-    pushes = [(j, e) for j in accepted for e in j.pushes()]
+    pushes = [(j, e) for j in accepted for e in [*j.pushes(), *j.stray("pushes")]]
     owed = sum(len(j.group.components) * len(spec.order.path_to(spec.order.completed)) for j in accepted)
     ctx.require_evidence(len(pushes), max(owed, 1), "status pushes owed for the two interconnected dossiers",
                          reproduce=REPRODUCE)
     problems = [f"{j.group.module} push {i + 1} ({(e.get('body') or {}).get('maTTHC')} "
                 f"{(e.get('body') or {}).get('trangThai')}): {d}"
-                for j in accepted for i, e in enumerate(j.pushes()) for d in push_defects(e.get("body"), j, spec)]
+                for j in accepted for i, e in enumerate(j.pushes())
+                for d in [*push_defects(e.get("body"), j, spec), *_push_time(e, j)]]
+    problems = stray_push_defects(accepted) + problems
     _fail(problems, "status pushes not in the contract's shape",
           expected={"fields": list(spec.push_fields), "thoiGianThucHien": "dd/MM/yyyy HH:mm:ss"},
           actual=[e.get("body") for _, e in pushes[:6]])
@@ -296,13 +394,12 @@ def push_order(ctx: CheckContext) -> str:
     spec = civil_status()
     accepted = _accepted(ctx)
     sequences = {(j.group.id, code): seq for j in accepted for code, seq in component_sequences(j).items()}
-    components = sum(len(j.group.components) for j in accepted)
-    ctx.require_evidence(len(sequences), max(components, 1), "components with status pushes", reproduce=REPRODUCE)
-    problems = [f"group {g} {code}: {p}" for (g, code), seq in sequences.items()
-                for p in order_violations(spec.order, seq)]
-    missing = [f"group {j.group.id} {c.maTTHC}: no push" for j in accepted for c in j.group.components
-               if (j.group.id, c.maTTHC) not in sequences]
-    _fail(problems + missing, "status pushes out of the legal order",
+    # the evidence is the pushes themselves: a province that pushed, but never for some component (or only under
+    # another component's maTTHC), fails with "no push" instead of hiding behind "too little to judge"
+    ctx.require_evidence(sum(bool(j.pushes()) for j in accepted), max(len(accepted), 1),
+                         "interconnected dossiers with status pushes", reproduce=REPRODUCE)
+    problems = [p for j in accepted for p in order_defects(j, spec)]
+    _fail(problems, "status pushes out of the legal order",
           expected={"initial": spec.order.initial, "next": spec.order.next},
           actual={f"{g} {code}": [s for s, _ in seq] for (g, code), seq in sequences.items()})
     mixed = sum(interleaved(j) for j in accepted)

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from haicap.civil_status import CivilStatusSpec, Group, civil_status
+from haicap.civil_status import CivilStatusSpec, Group, civil_status, same_procedure
 from haicap.conformance.context import CheckContext
 from haicap.counterpart_client import CounterpartError
 from haicap.interconnection_client import InterconnectionClient
@@ -25,6 +25,8 @@ __all__ = ["COMPLETION_ORDERS", "PUSH_WAIT", "Completion", "Journey", "journeys"
 #: how long to wait for a push the province owes (seconds): the sandbox answers in milliseconds
 PUSH_WAIT = 1.5
 #: the order the components' results are issued in, per group (indexes into x-groups components)
+#: how long after the walk NPSP is read again, for a composite reopened after it closed (seconds)
+SETTLE_SECONDS = 1.0
 COMPLETION_ORDERS: dict[str, tuple[int, ...]] = {"1": (2, 0, 1), "2": (1, 2, 0)}
 
 
@@ -50,6 +52,8 @@ class Journey:
     completions: list[Completion] = field(default_factory=list)
     record: dict[str, Any] | None = None
     npsp: dict[str, Any] | None = None
+    #: what the province sent for this dossier (its maHoSo) under another soHoSoLT / id: recorded as unmatched
+    strays: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def so_ho_so_lt(self) -> str:
@@ -69,9 +73,13 @@ class Journey:
     def received(self) -> list[dict[str, Any]]:
         return list((self.record or {}).get("received") or [])
 
+    def stray(self, kind: str) -> list[dict[str, Any]]:
+        """Unmatched entries of ``kind`` ("pushes", "received") naming this dossier's maHoSo."""
+        return [e for e in self.strays if e.get("kind") == kind]
+
 
 def _completed_push(record: dict[str, Any], ma_tthc: str, completed: str) -> bool:
-    return any(isinstance(p.get("body"), dict) and p["body"].get("maTTHC") == ma_tthc
+    return any(isinstance(p.get("body"), dict) and same_procedure(p["body"].get("maTTHC"), ma_tthc)
                and p["body"].get("trangThai") == completed for p in record.get("pushes") or [])
 
 
@@ -135,7 +143,28 @@ def _run(ctx: CheckContext) -> list[Journey]:
                                      max(0.0, deadline - time.monotonic()))
         else:
             journey.record = lt.record(journey.so_ho_so_lt)
+    _settle(ctx, journeys)
+    _strays(lt, journeys)
     return journeys
+
+
+def _settle(ctx: CheckContext, journeys: list[Journey]) -> None:
+    """Read NPSP again a moment after the walk: a composite reopened right after it closed shows there."""
+    if any(j.accepted for j in journeys):
+        time.sleep(SETTLE_SECONDS)
+    for journey in journeys:
+        if journey.accepted:
+            journey.npsp = ctx.national.synced_dossier(journey.ma_ho_so) or journey.npsp
+
+
+def _strays(lt: InterconnectionClient, journeys: list[Journey]) -> None:
+    try:
+        unmatched = lt.unmatched()
+    except CounterpartError:
+        return
+    for journey in journeys:
+        journey.strays = [e for e in unmatched if isinstance(e.get("body"), dict)
+                          and e["body"].get("maHoSo") == journey.ma_ho_so]
 
 
 def _all_completed(record: dict[str, Any], journey: Journey, spec: CivilStatusSpec) -> bool:
