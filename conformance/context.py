@@ -21,9 +21,11 @@ from haicap.conformance.registry import CheckError, CheckFailure
 from haicap.counterpart_client import CounterpartClient
 from haicap.target import Target
 
-__all__ = ["CheckContext"]
+__all__ = ["PROBE_TIMEOUT_S", "CheckContext"]
 
 T = TypeVar("T")
+#: how long :meth:`CheckContext.unreachable` waits for any answer before calling a system unreachable
+PROBE_TIMEOUT_S = 5.0
 
 
 class CheckContext:
@@ -90,13 +92,19 @@ class CheckContext:
             raise CheckError(cause)
 
     def _probe(self) -> str:
+        cause = self.unreachable(self.target.province_url)
+        return f"the province is unreachable: {cause}" if cause else ""
+
+    def unreachable(self, base_url: str, path: str = "/health") -> str:
+        """Why ``GET {base_url}{path}`` got no HTTP answer within :data:`PROBE_TIMEOUT_S` (any status is an
+        answer), or "" when it answered: the one bounded probe before a check talks to a system it was told of."""
         from haicap.http_port import HttpxPort, TargetUnreachable
 
-        port = HttpxPort(self.target.province_url, timeout=5.0)
+        port = HttpxPort(base_url, timeout=PROBE_TIMEOUT_S, allowed_hosts=frozenset(self.target.allowed_hosts))
         try:
-            port.request("GET", "/health")
+            port.request("GET", path)
         except TargetUnreachable as exc:
-            return f"the province is unreachable: {exc}"
+            return f"{exc} (no answer within {PROBE_TIMEOUT_S:g} s)" if "Timeout" in str(exc) else str(exc)
         finally:
             port.close()
         return ""

@@ -82,3 +82,39 @@ def national(tmp_path_factory: pytest.TempPathFactory, province: RecordingProvin
 def client(national: RunningNational) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=national.url, timeout=10) as http:
         yield http
+
+
+# -- the smallest valid province profile (tests of profile parsing and of the CLI's early refusals) -----
+
+ProfileFile = Callable[..., Path]
+
+
+def minimal_profile_text(extra: str = "", *, listen: str | None = None, public_url: str = "http://127.0.0.1:8710",
+                         secret_env: str = "HAICAP_T_SECRET", redirect_uri: str = "http://127.0.0.1:9/cb",
+                         credentials: bool = True) -> str:
+    """The fewest lines a profile needs, then ``extra``.
+
+    The layout is fixed so tests can name line numbers: 1 ``province``, 2 ``province_url``, 3 ``national:``,
+    4 ``public_url``, 5 ``listen`` when given; then ``credentials:`` and its three fields, the secret variable's
+    line being 7 (8 with ``listen``). ``extra`` starts on line 9 (10 with ``listen``); an indented ``extra``
+    continues the credentials block.
+    """
+    lines = ['province: "01"', "province_url: http://127.0.0.1:9", "national:", f"  public_url: {public_url}"]
+    if listen is not None:
+        lines.append(f"  listen: {listen}")
+    if credentials:
+        lines += ["credentials:", "  oidc_client_id: c", f"  oidc_client_secret_env: {secret_env}",
+                  f"  oidc_redirect_uri: {redirect_uri}"]
+    return "\n".join(lines) + "\n" + extra
+
+
+@pytest.fixture
+def profile_file(tmp_path: Path) -> ProfileFile:
+    """``profile_file(extra="", **fields)`` writes :func:`minimal_profile_text` to ``tmp_path/profile.yaml``."""
+
+    def write(extra: str = "", **fields: Any) -> Path:
+        path = tmp_path / "profile.yaml"
+        path.write_text(minimal_profile_text(extra, **fields), encoding="utf-8")
+        return path
+
+    return write

@@ -18,7 +18,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -152,43 +152,38 @@ def test_a_forwarded_dossier_keeps_the_submissions_citizen_procedure_and_commune
 
 
 # -- the profile -----------------------------------------------------------------------------------
-def _profile(tmp_path: Path, body: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+@pytest.fixture
+def profile(profile_file: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
     monkeypatch.setenv("HAICAP_T_SECRET", "x")
-    path = tmp_path / "p.yaml"
-    path.write_text("province: '01'\nprovince_url: http://127.0.0.1:9\nnational: {public_url: http://127.0.0.1:9}\n"
-                    "credentials:\n  oidc_client_id: c\n  oidc_client_secret_env: HAICAP_T_SECRET\n"
-                    "  oidc_redirect_uri: http://127.0.0.1:9/cb\n" + body, encoding="utf-8")
-    return path
+    return profile_file
 
 
 @pytest.mark.parametrize(("body", "error"), [
-    ("back_office: {kind: human}\n", ":8: back_office.kind: 'human' is not one of"),
-    ("back_office: {kind: plugin}\n", ":8: back_office.plugin: is required but missing"),
+    ("back_office: {kind: human}\n", ":9: back_office.kind: 'human' is not one of"),
+    ("back_office: {kind: plugin}\n", ":9: back_office.plugin: is required but missing"),
     ("back_office:\n  kind: plugin\n  plugin: 'no_such_module_x:Cls'\n",
-     ":10: back_office.plugin: cannot import back-office plugin module 'no_such_module_x'"),
-    ("back_office:\n  kind: operator\n  deadline_seconds: 0\n", ":10: back_office.deadline_seconds: 0 is less than"),
+     ":11: back_office.plugin: cannot import back-office plugin module 'no_such_module_x'"),
+    ("back_office:\n  kind: operator\n  deadline_seconds: 0\n", ":11: back_office.deadline_seconds: 0 is less than"),
     ("capabilities: [sso, sync]\nback_office:\n  kind: officer_api\n",
-     ":10: back_office.kind: officer_api needs capability officer_api declared"),
+     ":11: back_office.kind: officer_api needs capability officer_api declared"),
 ])
-def test_back_office_mistakes_are_one_line_with_file_and_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                              body: str, error: str) -> None:
+def test_back_office_mistakes_are_one_line_with_file_and_line(profile: Callable[[str], Path], body: str,
+                                                              error: str) -> None:
     with pytest.raises(HaicapError) as raised:
-        load_profile(_profile(tmp_path, body, monkeypatch))
+        load_profile(profile(body))
     assert error in str(raised.value), str(raised.value)
 
 
-def test_capabilities_back_office_and_submission_channel_are_derived(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_capabilities_back_office_and_submission_channel_are_derived(profile: Callable[[str], Path]) -> None:
     from haicap.target import _capabilities, back_office_settings
 
-    operator = load_profile(_profile(tmp_path, "capabilities: [sso, sync, forwarding]\nback_office: {kind: operator}\n",
-                                     monkeypatch)).data
+    operator = load_profile(profile("capabilities: [sso, sync, forwarding]\nback_office: {kind: operator}\n")).data
     assert _capabilities(operator, back_office_settings(operator)) == {"sso", "sync", "forwarding", "back_office",
                                                                         "submission_channel"}
-    bare = load_profile(_profile(tmp_path, "capabilities: [sso, sync]\n", monkeypatch)).data
+    bare = load_profile(profile("capabilities: [sso, sync]\n")).data
     assert back_office_settings(bare).kind is None and _capabilities(bare, back_office_settings(bare)) == {"sso",
                                                                                                           "sync"}
-    default = load_profile(_profile(tmp_path, "", monkeypatch)).data  # every capability, the officer API
+    default = load_profile(profile("")).data  # every capability, the officer API
     assert back_office_settings(default).kind == "officer_api"
     assert {"back_office", "submission_channel", "officer_api"} <= _capabilities(default, back_office_settings(default))
 

@@ -10,7 +10,7 @@ import json
 import secrets
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -152,25 +152,22 @@ def test_failing_checks_carry_evidence_but_no_secret(
     _assert_no_secret(out, printed, used_secrets)
 
 
-def test_profile_with_a_missing_field_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    profile = tmp_path / "p.yaml"
-    profile.write_text("province: '01'\nprovince_url: http://127.0.0.1:9\nnational: {public_url: http://x}\n")
+def test_profile_with_a_missing_field_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   profile_file: Callable[..., Path]) -> None:
+    profile = profile_file(credentials=False)
     assert main(["certify", "--profile", str(profile), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"haicap: error: {profile}:1: credentials: is required but missing"
 
 
 def test_profile_naming_an_unset_secret_variable(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 profile_file: Callable[..., Path]) -> None:
     monkeypatch.delenv("HAICAP_NOT_SET", raising=False)
-    profile = tmp_path / "p.yaml"
-    profile.write_text(
-        "province: '01'\nprovince_url: http://127.0.0.1:9\nnational: {public_url: http://127.0.0.1:9}\n"
-        "credentials:\n  oidc_client_id: c\n  oidc_client_secret_env: HAICAP_NOT_SET\n"
-        "  oidc_redirect_uri: http://127.0.0.1:9/cb\n")
+    profile = profile_file(secret_env="HAICAP_NOT_SET")
     assert main(["certify", "--profile", str(profile), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == (f"haicap: error: {profile}:6: credentials.oidc_client_secret_env: "
+    assert err == (f"haicap: error: {profile}:7: credentials.oidc_client_secret_env: "
                    "environment variable HAICAP_NOT_SET is not set")
 
 
@@ -239,15 +236,11 @@ def test_unknown_province_names_the_valid_codes(tmp_path: Path, capsys: pytest.C
 
 
 def test_a_counterpart_port_haicap_could_not_reach_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               profile_file: Callable[..., Path]) -> None:
     monkeypatch.setenv("HAICAP_T_SECRET", "s3cr3t-value-xyz")
-    profile = tmp_path / "p.yaml"
     for port in ("0", "99999"):
-        profile.write_text(
-            "province: '01'\nprovince_url: http://127.0.0.1:9\n"
-            f"national:\n  public_url: http://127.0.0.1:8710\n  listen: 127.0.0.1:{port}\n"
-            "credentials:\n  oidc_client_id: c\n  oidc_client_secret_env: HAICAP_T_SECRET\n"
-            "  oidc_redirect_uri: http://127.0.0.1:9/cb\n")
+        profile = profile_file(listen=f"127.0.0.1:{port}")
         assert main(["certify", "--profile", str(profile), "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"haicap: error: {profile}:5: national.listen: port {port} is not a fixed TCP port"), err

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -250,9 +251,8 @@ def test_a_criterion_with_passes_and_skips_is_incomplete_and_exits_3() -> None:
     assert build_results(errored, some, target=TARGET, seed=0, started="s", finished="f")["summary"]["exit_code"] == 3
 
 
-def test_a_profile_error_on_the_pytest_route_is_one_line(tmp_path: Path) -> None:
-    profile = tmp_path / "p.yaml"
-    profile.write_text("province: '01'\nprovince_url: http://127.0.0.1:9\nnational: {public_url: http://x}\n")
+def test_a_profile_error_on_the_pytest_route_is_one_line(tmp_path: Path, profile_file: Callable[..., Path]) -> None:
+    profile = profile_file(credentials=False)
     done = subprocess.run([sys.executable, "-P", "-m", "pytest", "--pyargs", "haicap.conformance", "-p",
                            "no:cacheprovider", "--profile", str(profile)], capture_output=True, text=True, timeout=120,
                           cwd=tmp_path)
@@ -328,16 +328,13 @@ def test_a_rerun_without_previous_results_touches_nothing(tmp_path: Path, capsys
 
 
 def test_a_missing_signing_key_of_the_profile_names_the_profile_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+                                                                      capsys: pytest.CaptureFixture[str],
+                                                                      profile_file: Callable[..., Path]) -> None:
     monkeypatch.setenv("HAICAP_T_SECRET", "s3cr3t-value-xyz")
-    profile = tmp_path / "p.yaml"
-    profile.write_text(
-        "province: '01'\nprovince_url: http://127.0.0.1:9\nnational: {public_url: http://127.0.0.1:9}\n"
-        "credentials:\n  oidc_client_id: c\n  oidc_client_secret_env: HAICAP_T_SECRET\n"
-        "  oidc_redirect_uri: http://127.0.0.1:9/cb\nsigning_key_file: keys/province.pem\n")
+    profile = profile_file("signing_key_file: keys/province.pem\n")
     assert main(["certify", "--profile", str(profile), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"haicap: error: {profile}:8: signing_key_file: signing key {tmp_path / 'keys/province.pem'}")
+    assert err.startswith(f"haicap: error: {profile}:9: signing_key_file: signing key {tmp_path / 'keys/province.pem'}")
     assert not (tmp_path / "o").exists()
 
 

@@ -5,7 +5,7 @@ requested); the profile's portal section; too little evidence is an error, not a
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -308,51 +308,33 @@ def test_the_probe_citizen_is_recognised_by_identity_or_marker_text_only() -> No
 
 
 # -- the profile's portal section ------------------------------------------------------------------------
-PROFILE = """\
-province: "01"
-province_url: http://127.0.0.1:9
-national:
-  public_url: http://127.0.0.1:8710
-credentials:
-  oidc_client_id: c
-  oidc_client_secret_env: HAICAP_T_SECRET
-  oidc_redirect_uri: http://127.0.0.1:9/cb
-"""
-
-
-def _profile(tmp_path: Path, extra: str) -> Path:
-    path = tmp_path / "profile.yaml"
-    path.write_text(PROFILE + extra, encoding="utf-8")
-    return path
-
-
-def test_the_portal_capability_needs_its_section(tmp_path: Path) -> None:
-    path = _profile(tmp_path, "capabilities: [sso, portal]\n")
+def test_the_portal_capability_needs_its_section(profile_file: Callable[..., Path]) -> None:
+    path = profile_file("capabilities: [sso, portal]\n")
     with pytest.raises(HaicapError) as raised:
         load_profile(path)
     assert str(raised.value).startswith(f"{path}:9: capabilities[1]: portal needs the portal section")
 
 
-def test_without_a_portal_section_the_default_capabilities_leave_portal_out(tmp_path: Path) -> None:
-    data = load_profile(_profile(tmp_path, "")).data
+def test_without_a_portal_section_the_default_capabilities_leave_portal_out(profile_file: Callable[..., Path]) -> None:
+    data = load_profile(profile_file("")).data
     assert "portal" not in _capabilities(data, back_office_settings(data))
-    with_section = load_profile(_profile(tmp_path, f"portal: {{national_portal: {NPSP}, old_urls: [{OLD}/a]}}\n"))
+    with_section = load_profile(profile_file(f"portal: {{national_portal: {NPSP}, old_urls: [{OLD}/a]}}\n"))
     assert "portal" in _capabilities(with_section.data, back_office_settings(with_section.data))
 
 
-def test_portal_mistakes_are_one_line_with_file_line_and_field(tmp_path: Path) -> None:
-    on_national = _profile(tmp_path, f"portal:\n  national_portal: {NPSP}\n  old_urls:\n    - {OLD}/a\n"
+def test_portal_mistakes_are_one_line_with_file_line_and_field(profile_file: Callable[..., Path]) -> None:
+    on_national = profile_file(f"portal:\n  national_portal: {NPSP}\n  old_urls:\n    - {OLD}/a\n"
                                      f"    - {{url: {NPSP}/b, procedure: '1.001193'}}\n")
     with pytest.raises(HaicapError) as raised:
         load_profile(on_national)
     assert str(raised.value).startswith(f"{on_national}:13: portal.old_urls[1]: {NPSP}/b is on the national portal")
-    plain = _profile(tmp_path, f"portal:\n  national_portal: {NPSP}\n  old_urls: [http://dichvucong.gov.vn/a]\n")
+    plain = profile_file(f"portal:\n  national_portal: {NPSP}\n  old_urls: [http://dichvucong.gov.vn/a]\n")
     with pytest.raises(HaicapError, match="is on the national portal"):
         load_profile(plain)  # the same host over http: still the national portal, never requested
-    ported = _profile(tmp_path, "portal:\n  national_portal: http://127.0.0.1:8710\n"
+    ported = profile_file("portal:\n  national_portal: http://127.0.0.1:8710\n"
                                 "  old_urls: [http://127.0.0.1:9/portal/a]\n")
     assert load_profile(ported).data["portal"]["old_urls"] == ["http://127.0.0.1:9/portal/a"]  # another port
-    with_path = _profile(tmp_path, f"portal:\n  national_portal: {NPSP}/home\n  old_urls: [{OLD}/a]\n")
+    with_path = profile_file(f"portal:\n  national_portal: {NPSP}/home\n  old_urls: [{OLD}/a]\n")
     with pytest.raises(HaicapError) as raised:
         load_profile(with_path)
     assert str(raised.value).startswith(f"{with_path}:10: portal.national_portal:")

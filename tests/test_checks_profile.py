@@ -5,6 +5,7 @@ restriction shows in the run's target description and keeps SUB-05 from passing.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,23 +18,15 @@ from haicap.errors import HaicapError
 from haicap.sandbox.runner import Sandbox
 from haicap.target import Target, load_profile
 
-PROFILE = """\
-province: "01"
-province_url: http://127.0.0.1:9
-national:
-  public_url: http://127.0.0.1:8710
-  listen: {listen}
-credentials:
-  oidc_client_id: c
-  oidc_client_secret_env: HAICAP_T_SECRET
-  oidc_redirect_uri: http://127.0.0.1:9/cb
-{extra}"""
 
+@pytest.fixture
+def profile(profile_file: Callable[..., Path]) -> Callable[..., Path]:
+    """The minimal profile with a ``national.listen`` line (5), so ``extra`` starts on line 10."""
 
-def _profile(tmp_path: Path, listen: str = "127.0.0.1:8710", extra: str = "") -> Path:
-    path = tmp_path / "profile.yaml"
-    path.write_text(PROFILE.format(listen=listen, extra=extra), encoding="utf-8")
-    return path
+    def write(listen: str = "127.0.0.1:8710", extra: str = "") -> Path:
+        return profile_file(extra, listen=listen)
+
+    return write
 
 
 @pytest.mark.parametrize(("listen", "why"), [
@@ -43,30 +36,30 @@ def _profile(tmp_path: Path, listen: str = "127.0.0.1:8710", extra: str = "") ->
     ("10.0.0.5:8710", "the counterpart listens on loopback only"),
 ])
 def test_a_listen_address_haicap_cannot_use_is_one_line_with_file_line_and_field(
-        tmp_path: Path, listen: str, why: str) -> None:
-    path = _profile(tmp_path, listen)
+        profile: Callable[..., Path], listen: str, why: str) -> None:
+    path = profile(listen)
     with pytest.raises(HaicapError) as raised:
         load_profile(path)
     assert str(raised.value).startswith(f"{path}:5: national.listen: {why}")
 
 
-def test_the_highest_port_and_the_default_are_fine(tmp_path: Path) -> None:
-    assert load_profile(_profile(tmp_path, "127.0.0.1:65535")).data["national"]["listen"] == "127.0.0.1:65535"
-    assert load_profile(_profile(tmp_path, "localhost:1")).data["province"] == "01"
+def test_the_highest_port_and_the_default_are_fine(profile: Callable[..., Path]) -> None:
+    assert load_profile(profile("127.0.0.1:65535")).data["national"]["listen"] == "127.0.0.1:65535"
+    assert load_profile(profile("localhost:1")).data["province"] == "01"
 
 
-def test_a_commune_the_province_does_not_have_is_named_with_its_line(tmp_path: Path) -> None:
+def test_a_commune_the_province_does_not_have_is_named_with_its_line(profile: Callable[..., Path]) -> None:
     other = admin_units().communes("79")[0].code  # Hồ Chí Minh City's, not Hà Nội's
-    path = _profile(tmp_path, extra=f'communes: ["00004", "{other}"]\n')
+    path = profile(extra=f'communes: ["00004", "{other}"]\n')
     with pytest.raises(HaicapError) as raised:
         load_profile(path)
     assert str(raised.value).startswith(f"{path}:10: communes[1]: {other} is not a current commune")
 
 
-def test_an_empty_or_repeated_commune_list_is_refused(tmp_path: Path) -> None:
+def test_an_empty_or_repeated_commune_list_is_refused(profile: Callable[..., Path]) -> None:
     for extra in ("communes: []\n", 'communes: ["00004", "00004"]\n'):
         with pytest.raises(HaicapError, match=r":10: communes: "):
-            load_profile(_profile(tmp_path, extra=extra))
+            load_profile(profile(extra=extra))
 
 
 def _target(**changes: object) -> Target:

@@ -178,3 +178,42 @@ def test_sso30_without_a_mixup_instance_skips_and_says_how_to_get_a_verdict() ->
             ctx.close()
     assert "configured against the issuer" in str(raised.value) and "profile" not in str(raised.value)
     assert "sso_mixup_province_url" in (raised.value.reproduce or "")
+
+
+def test_sso30_on_a_dead_or_silent_mixup_instance_is_a_bounded_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unreachable is "could not run" (error), never failed; it is said within the context's one bounded probe,
+    with the instance's URL, the profile field and what the instance should have been."""
+    import dataclasses
+    import socket
+    import time
+
+    import haicap.conformance.context as context_module
+    from haicap.conformance.checks.sso_flow import refuses_discovery_issuer_mismatch
+    from haicap.conformance.context import CheckContext
+    from haicap.conformance.registry import CheckError
+    from haicap.target import open_target
+
+    monkeypatch.setattr(context_module, "PROBE_TIMEOUT_S", 1.0)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    silent = socket.socket()  # accepts connections into its backlog, never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    closed.close()
+    with open_target(None) as target:
+        for url in (dead, f"http://127.0.0.1:{silent.getsockname()[1]}"):
+            ctx = CheckContext(dataclasses.replace(target, embedded=False, sso_mixup_url=url))
+            started = time.monotonic()
+            try:
+                with pytest.raises(CheckError) as raised:
+                    refuses_discovery_issuer_mismatch(ctx)
+            finally:
+                ctx.close()
+            assert time.monotonic() - started < 5.0, url
+            message = str(raised.value)
+            assert f"sso_mixup_province_url {url} is unreachable: GET {url}/health" in message, message
+            assert f"configured against the issuer {target.national_url.rstrip('/')}/mixup" in message, message
+            assert f"{url}/auth/login" in (raised.value.reproduce or "")
+    silent.close()
+    assert "no answer within 1 s" in message

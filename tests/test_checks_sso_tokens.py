@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,30 +124,23 @@ def test_no_kid_refusal_with_several_national_keys_is_no_verdict(monkeypatch: py
         sso_tokens._no_kid_premise(_Ctx(), rule, refused)  # type: ignore[arg-type]
 
 
-_PROFILE = ("province: '01'\nprovince_url: http://127.0.0.1:9\nnational: {public_url: 'http://127.0.0.1:9'}\n"
-            "credentials: {oidc_client_id: c, oidc_client_secret_env: HAICAP_T_SECRET, "
-            "oidc_redirect_uri: 'http://127.0.0.1:9/cb'}\n")
-
-
 @pytest.mark.parametrize(("line", "skew"), [("", 60), ("sso_clock_skew_seconds: 120\n", 120)])
 def test_the_profile_declares_the_clock_skew(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str,
-                                             skew: int) -> None:
+                                             skew: int, profile_file: Callable[..., Path]) -> None:
     from haicap.target import _profile_national_config, load_profile
 
     monkeypatch.setenv("HAICAP_T_SECRET", "s3cret")
-    path = tmp_path / "p.yaml"
-    path.write_text(_PROFILE + line, encoding="utf-8")
+    path = profile_file(line, public_url="http://127.0.0.1:9")
     _config, _listen, target = _profile_national_config(load_profile(path), tmp_path)
     assert target.sso_clock_skew_seconds == skew and target.describe()["sso_clock_skew_seconds"] == skew
 
 
 @pytest.mark.parametrize("value", ["1", "601", "30.5", "'60'"])
-def test_the_declared_clock_skew_is_bounded(tmp_path: Path, value: str) -> None:
+def test_the_declared_clock_skew_is_bounded(profile_file: Callable[..., Path], value: str) -> None:
     from haicap.errors import HaicapError
     from haicap.target import load_profile
 
-    path = tmp_path / "p.yaml"
-    path.write_text(_PROFILE + f"sso_clock_skew_seconds: {value}\n", encoding="utf-8")
+    path = profile_file(f"sso_clock_skew_seconds: {value}\n")
     with pytest.raises(HaicapError, match="sso_clock_skew_seconds"):
         load_profile(path)
 

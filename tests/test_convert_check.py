@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -149,19 +150,15 @@ def test_the_conversion_checks_judge_nothing_vacuously_and_quote_the_findings(tm
         family_verdict(other, "consistency", "named", "79")
 
 
-def test_a_profile_names_the_export_files_or_the_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_profile_names_the_export_files_or_the_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          profile_file: Callable[..., Path]) -> None:
     """profile ``conversion``: before/after files relative to the profile (they must exist), or none for the export
     endpoint (it needs the officer credential); without the section the conversion checks are not run."""
     from haicap.errors import HaicapError
     from haicap.target import _capabilities, back_office_settings, conversion_files, load_profile
 
-    base = ('province: "01"\nprovince_url: http://127.0.0.1:9\nnational:\n  public_url: http://127.0.0.1:8710\n'
-            'credentials:\n  oidc_client_id: c\n  oidc_client_secret_env: S\n  oidc_redirect_uri: http://127.0.0.1:9/cb\n')
-    path = tmp_path / "profile.yaml"
-
     def load(extra: str) -> tuple[tuple[str, str] | None, frozenset[str]]:
-        path.write_text(base + extra, encoding="utf-8")
-        document = load_profile(path).document
+        document = load_profile(profile_file(extra)).document
         return conversion_files(document), _capabilities(document.data, back_office_settings(document.data))
 
     files, capabilities = load("")

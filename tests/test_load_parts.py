@@ -375,31 +375,21 @@ def test_run_options_from_the_api_are_checked_as_the_cli_checks_them(tmp_path: A
     assert not (tmp_path / "out").exists()
 
 
-_PROFILE = """province: '01'
-province_url: http://127.0.0.1:9
-national: {{public_url: '{public}'}}
-credentials:
-  oidc_client_id: c
-  oidc_client_secret_env: SECRET
-  oidc_redirect_uri: '{redirect}'
-  payment_callback_url: '{callback}'
-"""
-
-
 @pytest.mark.parametrize(("field", "urls"), [
     ("national.public_url", {"public": "http://192.0.2.10"}),
     ("credentials.oidc_redirect_uri", {"redirect": "http://192.0.2.10/auth/callback"}),
     ("credentials.payment_callback_url", {"callback": "https://pay.example.org/DvcPayment/Confirm"}),
 ])
 def test_every_url_a_profile_names_must_be_loopback_or_allowed(
-    tmp_path: Any, capsys: Any, field: str, urls: dict[str, str],
+    tmp_path: Any, capsys: Any, field: str, urls: dict[str, str], profile_file: Any,
 ) -> None:
     from haicap.cli import main
 
     loopback = {"public": "http://127.0.0.1:8710", "redirect": "http://127.0.0.1:9/auth/callback",
                 "callback": "http://127.0.0.1:9/DvcPayment/Confirm"}
-    profile = tmp_path / "profile.yaml"
-    profile.write_text(_PROFILE.format(**{**loopback, **urls}), encoding="utf-8")
+    given = {**loopback, **urls}
+    profile = profile_file(f"  payment_callback_url: '{given['callback']}'\n", public_url=given["public"],
+                           secret_env="SECRET", redirect_uri=given["redirect"])
     assert main(["load", "--shape", "soak", "--profile", str(profile), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert f"profile.yaml: {field}: refusing to load" in err and "not a loopback address" in err

@@ -177,3 +177,23 @@ def test_a_cancelled_caller_does_not_stop_the_writer(store: Store) -> None:
     assert blocker.result(5) is True
     assert store.write_sync(lambda c: c.execute("SELECT 1").fetchone()[0]) == 1
     assert store.read("SELECT name FROM sqlite_master WHERE name = 'never'") == []
+
+
+def test_the_lazy_client_is_made_on_first_use_once_and_closed_on_aclose() -> None:
+    import asyncio
+
+    from haicap.sandbox.province.lazy_http import LazyAsyncClient
+
+    async def run() -> None:
+        lazy = LazyAsyncClient(timeout=3.0)
+        assert not lazy.made
+        await lazy.aclose()  # nothing made: nothing to close
+        first = lazy.client
+        assert lazy.client is first and first.timeout.connect == 3.0 and not first.is_closed
+        await lazy.aclose()
+        assert first.is_closed and not lazy.made
+        assert lazy.client is not first and not lazy.client.is_closed  # a later use makes a new one
+        await lazy.aclose()
+
+    asyncio.run(run())
+

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -277,31 +278,18 @@ def test_subscriber_revocation_needs_the_key(ca: TestCA) -> None:
 
 
 # -- the profile's signature sources ----------------------------------------------------------------
-PROFILE = """\
-province: "01"
-province_url: http://127.0.0.1:9
-national:
-  public_url: http://127.0.0.1:8710
-credentials:
-  oidc_client_id: c
-  oidc_client_secret_env: HAICAP_T_SECRET
-  oidc_redirect_uri: http://127.0.0.1:9/cb
-"""
-
-
-def test_profile_signature_sources_are_validated(tmp_path: Path, ca: TestCA) -> None:
+def test_profile_signature_sources_are_validated(tmp_path: Path, ca: TestCA,
+                                                  profile_file: Callable[..., Path]) -> None:
     from haicap.errors import HaicapError
     from haicap.target import _capabilities, back_office_settings, load_profile
 
-    path = tmp_path / "profile.yaml"
-    path.write_text(PROFILE + "capabilities: [sso, signatures]\n", encoding="utf-8")
+    path = profile_file("capabilities: [sso, signatures]\n")
     with pytest.raises(HaicapError, match="capabilities\\[1\\]: signatures needs signature_trust_anchors"):
         load_profile(path)
     (tmp_path / "root.pem").write_bytes(ca.root_pem())
     (tmp_path / "sub.crl").write_bytes(ca.crl("sub"))
     (tmp_path / "bad.pem").write_bytes(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
-    path.write_text(PROFILE + "signature_trust_anchors: [root.pem]\nsignature_crls: [sub.crl, "
-                              "http://127.0.0.1:8710/crl.der]\n", encoding="utf-8")
+    profile_file("signature_trust_anchors: [root.pem]\nsignature_crls: [sub.crl, http://127.0.0.1:8710/crl.der]\n")
     data = load_profile(path).data
     assert "signatures" in _capabilities(data, back_office_settings(data))
     for extra, message in (("signature_trust_anchors: [bad.pem]\n", "signature_trust_anchors\\[0\\]: .*bad.pem: trust "
@@ -309,10 +297,10 @@ def test_profile_signature_sources_are_validated(tmp_path: Path, ca: TestCA) -> 
                            ("signature_trust_anchors: [missing.pem]\n", "signature_trust_anchors\\[0\\]: cannot read"),
                            ("signature_trust_anchors: [root.pem]\nsignature_crls: [root.pem]\n",
                             "signature_crls\\[0\\]: .*CRL 1 is not a PEM or DER CRL")):
-        path.write_text(PROFILE + extra, encoding="utf-8")
+        profile_file(extra)
         with pytest.raises(HaicapError, match=message):
             load_profile(path)
-    path.write_text(PROFILE, encoding="utf-8")
+    profile_file()
     data = load_profile(path).data
     assert "signatures" not in _capabilities(data, back_office_settings(data))
 

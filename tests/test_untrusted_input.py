@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,13 +28,9 @@ def test_yaml_refuses_non_finite_numbers_with_file_line_field(tmp_path: Path, va
         load_yaml_document(path)
 
 
-def test_a_profile_cannot_ask_for_an_endless_sla(tmp_path: Path) -> None:
-    path = tmp_path / "p.yaml"
-    path.write_text("province: '01'\nprovince_url: http://127.0.0.1:9\nnational: {public_url: 'http://127.0.0.1:9'}\n"
-                    "credentials: {oidc_client_id: c, oidc_client_secret_env: X, oidc_redirect_uri: 'http://x/cb'}\n"
-                    "sync_sla_seconds: .nan\n", encoding="utf-8")
+def test_a_profile_cannot_ask_for_an_endless_sla(profile_file: Callable[..., Path]) -> None:
     with pytest.raises(HaicapError, match="finite number"):
-        load_profile(path)
+        load_profile(profile_file("sync_sla_seconds: .nan\n"))
 
 
 @pytest.mark.parametrize("within", [float("nan"), float("inf"), -1.0])

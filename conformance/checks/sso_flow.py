@@ -51,10 +51,10 @@ from haicap.conformance.checks.sso import (
     split_url,
     with_query_param,
 )
-from haicap.conformance.context import CheckContext
+from haicap.conformance.context import PROBE_TIMEOUT_S, CheckContext
 from haicap.conformance.registry import CheckError, CheckSkipped, check
 from haicap.contract_registry import default_registry
-from haicap.http_port import HostNotAllowed, HttpPort, HttpxPort, ResponseLike
+from haicap.http_port import HostNotAllowed, HttpPort, HttpxPort, ResponseLike, TargetUnreachable
 
 __all__ = [
     "OPEN_REDIRECT_PAYLOADS",
@@ -253,6 +253,42 @@ def _mixup_province(ctx: CheckContext, issuer: str) -> contextlib.AbstractContex
     return embedded_provider().province_against(ctx.target, issuer)
 
 
+def _mixup_document(ctx: CheckContext, mixup: str) -> tuple[str, str]:
+    """The issuer and authorization_endpoint the counterpart's inert ``{mixup}`` discovery document names (an
+    issuer other than ``mixup``), or CheckError naming the URL and what it should have served."""
+    served = ctx.target.national_url.rstrip("/") + _MIXUP + "/.well-known/openid-configuration"
+    expected = f"expected a JSON discovery document naming an issuer other than {mixup} and an authorization_endpoint"
+    try:
+        response = httpx.get(served, timeout=PROBE_TIMEOUT_S)
+        document = response.json()
+    except httpx.TimeoutException:
+        raise CheckError(f"GET {served}: no answer within {PROBE_TIMEOUT_S:g} s; {expected}") from None
+    except (httpx.HTTPError, ValueError) as exc:
+        raise CheckError(f"GET {served}: {type(exc).__name__}: {exc}; {expected}") from None
+    named = document.get("issuer") if isinstance(document, dict) else None
+    endpoint = document.get("authorization_endpoint") if isinstance(document, dict) else None
+    ctx.require_evidence(int(isinstance(named, str) and named != mixup and isinstance(endpoint, str)), 1,
+                         f"mismatching discovery document at {served} (HTTP {response.status_code}, issuer {named!r}; "
+                         f"{expected})")
+    return str(named), str(endpoint)
+
+
+def _mixup_login(ctx: CheckContext, browser: HttpxPort, mixup: str, cccd: str) -> httpx.Response:
+    """``GET /auth/login`` on the instance configured against ``mixup``; an instance that does not answer (within
+    the context's bounded probe, then the login itself) is a check that could not run, named with its URL."""
+    url = browser.base_url
+    where = ("the profile's sso_mixup_province_url " if ctx.target.sso_mixup_url else "the embedded ") + url
+    expected = f"expected an instance of the province configured against the issuer {mixup} answering /auth/login"
+    cause = ctx.unreachable(url)
+    try:
+        if cause:
+            raise TargetUnreachable(cause)
+        return browser.request("GET", "/auth/login?" + urlencode({"login_hint": cccd}), name="/auth/login (mixup)")
+    except TargetUnreachable as exc:
+        raise CheckError(f"the mix-up instance at {where} is unreachable: {exc}; {expected}",
+                         reproduce=f"curl -i '{url}/auth/login?login_hint={cccd}'") from None
+
+
 @check("SSO-30", criterion="sso", severity="critical",
        title="A discovery document whose issuer is not the configured issuer is not used",
        rule="OpenID Connect Discovery 1.0 §4.3; RFC 8414 §3.3; RFC 9700 §4.4.2",
@@ -263,15 +299,7 @@ def refuses_discovery_issuer_mismatch(ctx: CheckContext) -> str:
     differ, so the document must not be used: ``/auth/login`` must not send the browser to the
     ``authorization_endpoint`` it names (a refusal, or an endpoint of the configured issuer's own)."""
     mixup = _issuer(ctx) + _MIXUP  # the issuer URL as the province reaches the counterpart
-    served = ctx.target.national_url.rstrip("/") + _MIXUP + "/.well-known/openid-configuration"
-    try:
-        document = httpx.get(served, timeout=10.0).json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise CheckError(f"the counterpart serves no {_MIXUP} discovery document: {type(exc).__name__}") from None
-    named = document.get("issuer") if isinstance(document, dict) else None
-    endpoint = document.get("authorization_endpoint") if isinstance(document, dict) else None
-    ctx.require_evidence(int(isinstance(named, str) and named != mixup and isinstance(endpoint, str)), 1,
-                         f"mismatching discovery document at {mixup} (issuer {named!r})")
+    named, endpoint = _mixup_document(ctx, mixup)
     if not ctx.target.embedded and not ctx.target.sso_mixup_url:
         raise CheckSkipped(f"needs a second instance of the province configured against the issuer {mixup} (haicap "
                            "cannot reconfigure a province)",
@@ -280,8 +308,7 @@ def refuses_discovery_issuer_mismatch(ctx: CheckContext) -> str:
     cccd = _new_cccd(ctx, "SSO-30")
     with contextlib.ExitStack() as stack:
         url = ctx.target.sso_mixup_url or stack.enter_context(_mixup_province(ctx, mixup))
-        browser = stack.enter_context(_browser_on(ctx, url))
-        answer = browser.request("GET", "/auth/login?" + urlencode({"login_hint": cccd}), name="/auth/login (mixup)")
+        answer = _mixup_login(ctx, stack.enter_context(_browser_on(ctx, url)), mixup, cccd)
     location = answer.headers.get("location") if answer.status_code in _REDIRECTS else None
     used = location is not None and split_url(location)[0] == endpoint
     ctx.expect(

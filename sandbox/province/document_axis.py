@@ -36,6 +36,7 @@ from starlette.responses import Response
 from haicap.axis_contract import axis_contract
 from haicap.edxml import EdxmlError, PackageSpec, build_package, build_status, parse_xml, read_package, read_status
 from haicap.sandbox.province.context import ProvinceContext, require_bearer
+from haicap.sandbox.province.lazy_http import LazyAsyncClient
 from haicap.sandbox.province.problems import Problem, json_response
 from haicap.sandbox.province.signing import EDXML_SIGNATURE_PLACEHOLDER, sign_edxml
 from haicap.vn_time import VN_TZ
@@ -61,7 +62,7 @@ class DocumentAxisProvince:
         self.national = ctx.config.national_url.rstrip("/")
         self.received: dict[str, dict[str, Any]] = {}
         self.sent: dict[str, dict[str, Any]] = {}
-        self._http: httpx.AsyncClient | None = None
+        self._http = LazyAsyncClient()
         self._directory: dict[str, Any] | None = None
         self._etag: str | None = None
         self._numbers = itertools.count(int(time.time() * 1000) % 10**9)
@@ -70,17 +71,10 @@ class DocumentAxisProvince:
         self._send_body = ctx.registry.validator("axis.schema.json#/$defs/OfficerSendRequest")
         self._status_body = ctx.registry.validator("axis.schema.json#/$defs/OfficerStatusRequest")
 
-    @property
-    def http(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=10.0)
-        return self._http
-
     async def aclose(self) -> None:
         if self._worker is not None:
             self._worker.cancel()
-        if self._http is not None:
-            await self._http.aclose()
+        await self._http.aclose()
 
     # -- answers -----------------------------------------------------------------------------------
     def _answer(self, document_id: str, response_organ: str, code: str, description: str = "",
@@ -163,8 +157,8 @@ class DocumentAxisProvince:
                                 contract=self.contract)
             for attempt in range(3):
                 try:
-                    response = await self.http.post(self.national + "/axis/status", content=body,
-                                                    headers={"Content-Type": XML})
+                    response = await self._http.client.post(self.national + "/axis/status", content=body,
+                                                            headers={"Content-Type": XML})
                     if response.status_code < 500:
                         break
                 except httpx.HTTPError as exc:
@@ -215,7 +209,7 @@ class DocumentAxisProvince:
             return self._directory  # the defect: the directory fetched once is used forever
         headers = {"If-None-Match": self._etag} if self._etag and self._directory is not None else {}
         try:
-            response = await self.http.get(self.national + "/axis/agencies", headers=headers)
+            response = await self._http.client.get(self.national + "/axis/agencies", headers=headers)
         except httpx.HTTPError as exc:
             if self._directory is None:
                 raise Problem(503, "Directory unavailable", f"the axis directory cannot be read: {exc}") from None
@@ -271,8 +265,8 @@ class DocumentAxisProvince:
         if not self.ctx.has("sent-document-lost"):  # the defect: queued, never sent
             try:
                 package = await self._signed_package(spec)
-                answer = await self.http.post(self.national + "/axis/edxml", content=package,
-                                              headers={"Content-Type": XML})
+                answer = await self._http.client.post(self.national + "/axis/edxml", content=package,
+                                                      headers={"Content-Type": XML})
                 record["StatusCode"] = read_status(answer.content, self.contract).code
             except (httpx.HTTPError, EdxmlError) as exc:
                 record["error"] = str(exc)[:300]

@@ -30,6 +30,7 @@ from haicap.sandbox.province import consistency_faults as cf
 from haicap.sandbox.province import dossiers as d
 from haicap.sandbox.province.context import ProvinceContext
 from haicap.sandbox.province.dossier_api import DossierApi
+from haicap.sandbox.province.lazy_http import LazyAsyncClient
 from haicap.sandbox.province.outbox import OutboxPolicy, enqueue_change
 from haicap.sandbox.province.problems import Problem, json_response, read_json
 
@@ -57,17 +58,10 @@ class Payments:
         self.dossier_api = dossier_api
         self.start_v = ctx.registry.validator(START_REF)
         self.callback_v = ctx.registry.validator(CALLBACK_REF)
-        self._http: httpx.AsyncClient | None = None
-
-    @property
-    def http(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=10.0)
-        return self._http
+        self._http = LazyAsyncClient()
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
+        await self._http.aclose()
 
     # -- start -------------------------------------------------------------------------------------
     async def start(self, request: Request) -> Response:
@@ -152,7 +146,7 @@ class Payments:
 
     async def _send_init(self, message: dict[str, Any]) -> str | None:
         try:
-            response = await self.http.post(
+            response = await self._http.client.post(
                 self.ctx.config.national_url.rstrip("/") + "/payment/api",
                 content=orjson.dumps(message),
                 headers={"Content-Type": "application/json"},

@@ -42,6 +42,7 @@ from starlette.responses import RedirectResponse, Response
 from haicap.contract_registry import ContractRegistry
 from haicap.sandbox.config import OidcClient
 from haicap.sandbox.province.id_token import CLOCK_LEEWAY, Refused, check_claims
+from haicap.sandbox.province.lazy_http import LazyAsyncClient
 from haicap.sandbox.province.problems import Problem, json_response
 from haicap.sandbox.province.sessions import SESSION_TTL, CitizenSession, PendingLogin, PendingLogins, SessionStore
 from haicap.sandbox.province.store import Store
@@ -113,23 +114,16 @@ class RelyingParty:
         self._keys_fetched = 0.0
         self._keys_lock = asyncio.Lock()
         self._cccd = registry.validator("common.schema.json#/$defs/SoCCCD")
-        self._http: httpx.AsyncClient | None = None
+        self._http = LazyAsyncClient()
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-
-    @property
-    def http(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=10.0)
-        return self._http
+        await self._http.aclose()
 
     # -- discovery and keys ------------------------------------------------------------------------
     async def _metadata(self) -> dict[str, Any]:
         if self._discovery is None:
             try:
-                response = await self.http.get(self.issuer + "/.well-known/openid-configuration")
+                response = await self._http.client.get(self.issuer + "/.well-known/openid-configuration")
                 data = response.json()
             except (httpx.HTTPError, ValueError) as exc:
                 raise Problem(502, "Identity provider unavailable", f"discovery failed: {type(exc).__name__}") from None
@@ -148,7 +142,7 @@ class RelyingParty:
     async def _fetch_keys(self) -> None:
         """Replace the cached keys by the national JWKS, skipping keys that cannot be parsed (RFC 7517 §5)."""
         try:
-            response = await self.http.get(await self._endpoint("jwks_uri", "/jwks"))
+            response = await self._http.client.get(await self._endpoint("jwks_uri", "/jwks"))
             keys = response.json().get("keys", [])
         except (httpx.HTTPError, ValueError, AttributeError) as exc:
             raise _refuse(f"national JWKS unavailable ({type(exc).__name__})") from None
@@ -330,7 +324,7 @@ class RelyingParty:
         if "no-pkce" not in self.faults:
             form["code_verifier"] = verifier
         try:
-            response = await self.http.post(await self._endpoint("token_endpoint", "/token"), data=form)
+            response = await self._http.client.post(await self._endpoint("token_endpoint", "/token"), data=form)
             data = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise _refuse(f"token endpoint unavailable ({type(exc).__name__})") from None
@@ -356,7 +350,7 @@ class RelyingParty:
         """The userinfo answer for ``access_token``, whose sub must be the ID token's ``sub`` (OpenID Connect
         Core 1.0 §5.3.2: otherwise the answer is about someone else and must not be used)."""
         try:
-            response = await self.http.get(
+            response = await self._http.client.get(
                 await self._endpoint("userinfo_endpoint", "/userinfo"),
                 headers={"Authorization": f"Bearer {access_token}"},
             )
