@@ -104,17 +104,43 @@ class ConversionReport:
 
 
 def _csv_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, the row as a JSON object in bytes) of a CSV file (KetQua, QuyetDinhTach as JSON text)."""
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        for number, row in enumerate(csv.DictReader(fh), start=2):
-            record: dict[str, Any] = dict(row)
-            for key in _JSON_FIELDS:
-                if record.get(key):
-                    with contextlib.suppress(ValueError):  # left as text: the schema check names it
-                        record[key] = json.loads(record[key])
-                elif key in record:
-                    del record[key]
-            yield number, orjson.dumps(record)
+    """(line number, the row as a JSON object in bytes) of a CSV file (KetQua, QuyetDinhTach as JSON text), as
+    Excel writes it too: a byte order mark, CRLF, ``;`` or a tab as the separator (Excel's list separator in a
+    locale with a decimal comma), cells quoted over several lines (the row's number is its first line), empty
+    rows (``,,,``) skipped like blank lines. A row with more cells than the header is a string naming that (the
+    judge reports it as an invalid record); text that is not UTF-8 or a header without MaHoSo is an error."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            yield from _csv_rows(path, fh)
+    except UnicodeDecodeError as exc:
+        raise HaicapError(f"{path}: not UTF-8 text ({exc.reason}): save the export as 'CSV UTF-8'") from None
+
+
+def _csv_rows(path: Path, fh: IO[str]) -> Iterator[tuple[int, bytes]]:
+    first = fh.readline()
+    delimiter = next((d for d in (",", ";", "\t") if "MaHoSo" in (c.strip().strip('"') for c in first.split(d))), None)
+    if delimiter is None:
+        raise HaicapError(f"{path}:1: not a CSV header naming the record's columns (no MaHoSo column, "
+                          f"contracts/schemas/conversion.schema.json): {first[:120].strip()!r}")
+    reader = csv.reader(itertools.chain((first,), fh), delimiter=delimiter)
+    columns = [c.strip() for c in next(reader)]
+    end = reader.line_num
+    for row in reader:
+        number, end = end + 1, reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) > len(columns):
+            yield number, orjson.dumps(f"CSV row of {len(row)} cells, the header has {len(columns)} (a separator "
+                                       "in an unquoted cell?)")
+            continue
+        record: dict[str, Any] = dict(zip(columns, row, strict=False))  # a short row: its missing fields named
+        for key in _JSON_FIELDS:
+            if record.get(key):
+                with contextlib.suppress(ValueError):  # left as text: the schema check names it
+                    record[key] = json.loads(record[key])
+            elif key in record:
+                del record[key]
+        yield number, orjson.dumps(record)
 
 
 def _jsonl_blocks(path: Path, start: int, end: int) -> Iterator[list[bytes]]:
@@ -143,15 +169,31 @@ def _jsonl_blocks(path: Path, start: int, end: int) -> Iterator[list[bytes]]:
 
 
 def _key(line: bytes) -> bytes:
-    """The MaHoSo of a raw JSON line (its bucket key): a plain search first, the pattern for any other spelling."""
+    """The MaHoSo of a raw JSON line (its bucket key): a plain search first, the pattern for any other spelling;
+    a MaHoSo with escapes (``HS\\/01``, ``\\u00d0``) or a line with a second "MaHoSo" (a nested object's) is
+    parsed, so the same dossier lands in the same bucket however each side spells it."""
     i = line.find(b'"MaHoSo":"')
     if i >= 0:
         j = line.find(b'"', i + 10)
         key = line[i + 10:j]
-        if b"\\" not in key:
-            return key
-    match = _MAHOSO.search(line)
-    return match.group(1) if match else b""
+    else:
+        match = _MAHOSO.search(line)
+        if match is None:
+            return _parsed_key(line)
+        key, j = match.group(1), match.end()
+    if b"\\" in key or line.find(b'"MaHoSo"', j) >= 0:
+        return _parsed_key(line)
+    return key
+
+
+def _parsed_key(line: bytes) -> bytes:
+    """The top-level MaHoSo of a JSON line, decoded (b"" when the line is no object with a MaHoSo string)."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return b""
+    value = record.get("MaHoSo") if type(record) is dict else None
+    return value.encode() if isinstance(value, str) else b""
 
 
 @dataclass(frozen=True)
@@ -190,7 +232,7 @@ def _partition(part: _Part, folder: Path, buckets: int) -> int:
                     continue
                 i = line.find(b'"MaHoSo":"')  # _key, inlined: the common spelling without a call
                 j = line.find(b'"', i + 10) if i >= 0 else -1
-                k = line[i + 10:j] if j >= 0 else b"\\"
+                k = line[i + 10:j] if j >= 0 and line.find(b'"MaHoSo"', j) < 0 else b"\\"
                 writes[crc32(key(line) if b"\\" in k else k) % buckets](b"%d\t%s\n" % (number, line))
                 count += 1
     finally:
@@ -293,6 +335,8 @@ class _Judge:
         if isinstance(record, dict):
             problems = "; ".join(f"{v.field}: {v.message}" for v in self.validators[which].violations(record, limit=3))
             ma_ho_so = record.get("MaHoSo")
+        elif isinstance(record, str) and self.files[which].suffix.lower() == ".csv":
+            problems, ma_ho_so = record, None  # what _csv_lines found wrong with the row
         else:
             problems, ma_ho_so = "not an object", None
         self.add(Finding(str(ma_ho_so or f"({where})"), "invalid-record", f"{where}: {side} record: {problems}"))
@@ -321,9 +365,17 @@ class _Judge:
             kept += run
             for record in run:
                 before.setdefault(record["MaHoSo"], record)
+        if len(before) < len(kept):  # a MaHoSo twice in the old data: no one record to convert it from
+            self._duplicated_before(kept, invalid)
         _count(report.by_old_unit, kept, "MaTinh", "MaHuyen")
         report.status_before.update(map(_STATUS, kept))
         return before
+
+    def _duplicated_before(self, kept: list[dict[str, Any]], invalid: set[str]) -> None:
+        counts = Counter(map(_MA_HO_SO, kept))
+        for m, n in counts.items():
+            if n > 1:
+                self.add(Finding(m, "duplicated-before", f"MaHoSo {m} appears {n} times in the old data"))
 
     def _after(self, paths: list[Path], before: dict[str, dict[str, Any]], invalid: set[str]) -> set[str]:
         """Join the converted records of a bucket to ``before``: duplicated, invented, every record rule on a
@@ -371,6 +423,7 @@ class _Judge:
 
 
 _STATUS = operator.itemgetter("TrangThaiHoSo")
+_MA_HO_SO = operator.itemgetter("MaHoSo")
 
 
 def _count(counter: Counter[tuple[str, str]], records: list[dict[str, Any]], first: str, second: str) -> None:
@@ -393,8 +446,7 @@ def check_conversion(before: Path, after: Path, out: Path, *, province: str | No
     by one bucket as before.
     """
     for path, flag in ((before, "--before"), (after, "--after")):
-        if not path.is_file():
-            raise HaicapError(f"{flag} {path}: no such file")
+        _require_file(path, flag)
     if workers < 1:
         raise HaicapError(f"--workers {workers}: must be at least 1")
     t0 = time.monotonic()
@@ -428,6 +480,14 @@ def check_conversion(before: Path, after: Path, out: Path, *, province: str | No
     report.findings_path = out / "findings.jsonl"
     report.seconds = time.monotonic() - t0
     return report
+
+
+def _require_file(path: Path, flag: str) -> None:
+    """A clear error for an input that is not a readable file."""
+    if path.is_dir():
+        raise HaicapError(f"{flag} {path}: is a directory (name the export file)")
+    if not path.is_file():
+        raise HaicapError(f"{flag} {path}: no such file")
 
 
 @cache

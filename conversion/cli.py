@@ -31,12 +31,11 @@ def register(subparsers: Any) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from haicap.conversion.check import check_conversion
+    from haicap.conversion.check import _require_file, check_conversion
     from haicap.conversion.outputs import build_results, write_outputs
 
     for path, flag in ((args.before, "--before"), (args.after, "--after")):
-        if not path.is_file():
-            raise HaicapError(f"{flag} {path}: no such file")
+        _require_file(path, flag)
         if path.suffix.lower() not in {".jsonl", ".csv", ".json"}:
             raise HaicapError(f"{flag} {path}: expected a .jsonl or .csv file")
     try:

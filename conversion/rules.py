@@ -24,6 +24,8 @@ FINDINGS: dict[str, tuple[str, str, str]] = {
     "dropped": ("completeness", "in the old data, missing after the conversion",
                 "Official Dispatch on data conversion: completeness — every record accounted for"),
     "duplicated": ("completeness", "appears more than once after the conversion", "completeness — by MaHoSo"),
+    "duplicated-before": ("completeness", "appears more than once in the old data (the export before the "
+                          "conversion): no one old record to account for", "completeness — by MaHoSo"),
     "invented": ("completeness", "after the conversion but not in the old data", "completeness — by MaHoSo"),
     "invalid-record": ("completeness", "not a record of the conversion contract",
                        "contracts/schemas/conversion.schema.json"),
@@ -87,7 +89,11 @@ def _fold(ch: str) -> str:
 
 #: Every Latin letter with diacritics (Vietnamese included, U+00C0–U+1EFF) and every ASCII character folded to
 #: a lower-case ASCII letter or digit, or a space: one str.translate instead of a per-character decomposition.
-_FOLD = {cp: _fold(chr(cp)) for cp in (*range(0x80), *range(0xC0, 0x250), *range(0x1E00, 0x1F00))}
+#: Latin-1 punctuation (a no-break space U+00A0, ´), general punctuation (’ U+2019 as the official table writes
+#: "B’Lao", – in "Văn Miếu – Quốc Tử Giám", spaces U+2000–U+200B) and the modifier apostrophe ʼ fold to a
+#: space like the ASCII ones.
+_FOLD = {cp: _fold(chr(cp)) for cp in (*range(0x80), *range(0xA0, 0x250), *range(0x1E00, 0x1F00))} \
+    | {cp: " " for cp in (*range(0x2000, 0x2070), 0x02BC, 0x02B9, 0x3000)}
 _SPACES = re.compile(r" +")
 
 

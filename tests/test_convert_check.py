@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from haicap.cli import main
+from haicap.conversion.check import check_conversion
 from haicap.conversion.rules import FINDINGS
 from haicap.data_generators.conversion import PLANTED, ConversionPairs
+from haicap.errors import HaicapError
 
 
 def _check(folder: Path, *extra: str) -> tuple[int, dict]:
@@ -209,3 +211,90 @@ def test_an_export_of_invalid_records_judges_no_mapping_date_or_address(tmp_path
     for family in ("accuracy", "continuity", "consistency"):
         with pytest.raises(CheckError, match="observed 0 of 1 old records of province 01 converted"):
             family_verdict(verdict, family, "x", "01")
+
+
+def _small_buckets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many buckets on a small file, as a real export of more than 4 MB has: a bucketing error shows."""
+    from haicap.conversion import check as engine
+
+    monkeypatch.setattr(engine, "BYTES_PER_BUCKET", 16 * 1024)
+
+
+def test_a_mahoso_escaped_or_after_a_nested_mahoso_is_joined_to_its_old_record(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Independent exporters write ``\\/`` and ``\\u00XX`` escapes, and extra objects carrying their own MaHoSo:
+    the bucket key is the record's top-level MaHoSo, decoded (was: 3,000 dropped + 3,000 invented)."""
+    _small_buckets(monkeypatch)
+    ConversionPairs(seed=11).write(600, tmp_path)
+    lines = (tmp_path / "after.jsonl").read_text(encoding="utf-8").splitlines()
+    rewritten = []
+    for n, line in enumerate(lines):
+        record = json.loads(line)
+        if n % 2:
+            text = json.dumps(record, ensure_ascii=True).replace(".", "\\u002e", 1)  # in MaHoSo: the first "."
+        else:
+            text = json.dumps({"Nguon": {"MaHoSo": f"REF-{n}"}, **record}, ensure_ascii=False)
+        rewritten.append(text.replace("/", "\\/"))
+    (tmp_path / "after.jsonl").write_text("\n".join(rewritten) + "\n", encoding="utf-8")
+    code, results = _check(tmp_path)
+    assert (code, results["finding_counts"]) == (0, {})
+
+
+def _excel_csv(path: Path, rows: list[dict], delimiter: str) -> None:
+    columns = list(dict.fromkeys(k for row in rows for k in row))[::-1]  # another column order
+    with path.open("w", newline="", encoding="utf-8-sig") as fh:
+        writer = csv.writer(fh, delimiter=delimiter, lineterminator="\r\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([json.dumps(row[c], ensure_ascii=False) if isinstance(row.get(c), (dict, list))
+                             else row.get(c, "") for c in columns])
+        writer.writerow([""] * len(columns))  # the empty rows Excel leaves below the data
+
+
+def test_excel_csv_with_semicolons_and_empty_rows_is_read_bad_rows_named(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Excel in a locale with a decimal comma separates with ';' (was: a TypeError traceback), leaves ',,,' rows
+    (was: an invalid record); a cell over two lines keeps the following line numbers right; a row with more
+    cells than the header is an invalid record naming that; a header without MaHoSo, text that is not UTF-8 or a
+    directory are clear errors (exit 2)."""
+    _small_buckets(monkeypatch)
+    ConversionPairs(seed=12).write(300, tmp_path)
+    for side in ("before", "after"):
+        rows = [json.loads(line) for line in (tmp_path / f"{side}.jsonl").read_text(encoding="utf-8").splitlines()]
+        rows[0]["DiaChi"] = rows[0]["DiaChi"].replace(", ", ",\n", 1) if side == "before" else rows[0]["DiaChi"]
+        _excel_csv(tmp_path / f"{side}.csv", rows, ";")
+    args = ["convert", "check", "--before", str(tmp_path / "before.csv"), "--after", str(tmp_path / "after.csv")]
+    assert main([*args, "--out", str(tmp_path / "ok")]) == 0
+    with (tmp_path / "before.csv").open("a", encoding="utf-8", newline="") as fh:
+        fh.write("a;b;" * 12 + "\r\n")
+    assert main([*args, "--out", str(tmp_path / "bad")]) == 1
+    results = json.loads((tmp_path / "bad" / "results.json").read_text(encoding="utf-8"))
+    assert results["finding_counts"] == {"invalid-record": 1}
+    assert results["findings"][0]["message"].startswith("before.csv:304: old record: CSV row of 25 cells, the header ")
+    (tmp_path / "x.csv").write_bytes("MaHoSo,DiaChi\r\nx,Phường\r\n".encode("utf-16"))
+    (tmp_path / "y.csv").write_text("foo,bar\r\n1,2\r\n", encoding="utf-8")
+    for bad, message in (("x.csv", "not UTF-8 text"), ("y.csv", "y.csv:1: not a CSV header"), (".", "is a directory")):
+        with pytest.raises(HaicapError, match=message):
+            check_conversion(tmp_path / bad, tmp_path / "after.csv", tmp_path, say=lambda _: None)
+
+
+def test_a_mahoso_twice_in_the_old_data_is_one_finding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A duplicate in the export before the conversion cannot be accounted for (was: ready)."""
+    _small_buckets(monkeypatch)
+    ConversionPairs(seed=13).write(400, tmp_path)
+    lines = (tmp_path / "before.jsonl").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "before.jsonl").write_text("\n".join([*lines, lines[7]]) + "\n", encoding="utf-8")
+    code, results = _check(tmp_path)
+    assert code == 1 and results["finding_counts"] == {"duplicated-before": 1}
+    assert results["findings"][0]["MaHoSo"] == json.loads(lines[7])["MaHoSo"]
+
+
+@pytest.mark.parametrize(("address", "name"), [
+    ("Số 3, Xã D’Ran, Tỉnh Lâm Đồng", "Xã D'Ran"),          # the official table's apostrophe (U+2019)
+    ("Số 3, Phường\u00a0B'Lao, Lâm Đồng", "Phường B’Lao"),  # a no-break space, as Excel and Word paste it
+    ("P. Văn Miếu – Quốc Tử Giám", "Phường Văn Miếu - Quốc Tử Giám"),  # an en dash
+])
+def test_an_address_names_its_commune_whatever_its_punctuation(address: str, name: str) -> None:
+    from haicap.conversion.rules import names_commune, normalise_name
+
+    assert names_commune(address, normalise_name(name))
