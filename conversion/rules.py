@@ -158,6 +158,9 @@ class UnitFacts:
         self.plain_targets = {code: targets & self.commune_text.keys() if code not in self.split else frozenset()
                               for code, targets in self.targets.items()}
         self.split_targets = {code: self.targets[code] & self.commune_text.keys() for code in self.split}
+        #: old island district without wards → its đặc khu (Côn Đảo 755 → 26732 …): a dossier there had no ward
+        #: code (MaXa empty or the district's code) and goes whole to the đặc khu
+        self.island_zones = {district: zone for zone, district in units.island_districts().items()}
 
 
 def _classify_old(facts: UnitFacts, old: str) -> str:
@@ -202,8 +205,11 @@ def judge_pair(facts: UnitFacts, before: dict[str, Any], after: dict[str, Any]) 
     m = str(before["MaHoSo"])
     out: list[Finding] = []
     old, new = str(before["MaXa"]), str(after["MaXa"])
+    district = str(before["MaHuyen"])
     if old in facts.legacy:
         out.extend(_mapping(facts, m, before, after, old, new))
+    elif old in ("", district) and district in facts.island_zones:
+        out.extend(_island(facts, m, before, after, facts.island_zones[district], new))
     else:
         foreign = _classify_old(facts, old)
         out.append(Finding(m, foreign, f"old MaXa {old}: {FINDINGS[foreign][1]}"))
@@ -247,8 +253,23 @@ def _mapping(facts: UnitFacts, m: str, before: dict[str, Any], after: dict[str, 
                    else f"QuyetDinhTach names {decision.get('MaXa')}")
             out.append(Finding(m, "split-undecided", f"old ward {old} was split into {', '.join(sorted(targets))}; "
                                                      f"{new} chosen with {why}"))
+    return out + _province(facts, m, before, after)
+
+
+def _island(facts: UnitFacts, m: str, before: dict[str, Any], after: dict[str, Any], zone: str,
+            new: str) -> list[Finding]:
+    """A dossier of an old island district without wards: it goes to that district's đặc khu."""
+    out: list[Finding] = []
+    if new != zone:
+        kind = "wrong-mapping" if new in facts.communes else "not-a-current-commune"
+        out.append(Finding(m, kind, f"old island district {before['MaHuyen']} became {zone} "
+                                    f"({facts.communes[zone].name}), not {new or 'an empty MaXa'}"))
+    return out + _province(facts, m, before, after)
+
+
+def _province(facts: UnitFacts, m: str, before: dict[str, Any], after: dict[str, Any]) -> list[Finding]:
     expected = facts.new_province.get(str(before["MaTinh"]))
     if expected is not None and str(after["MaTinh"]) != expected:
-        out.append(Finding(m, "wrong-province", f"MaTinh {after['MaTinh']}, old province {before['MaTinh']} merged "
-                                                f"into {expected}"))
-    return out
+        return [Finding(m, "wrong-province", f"MaTinh {after['MaTinh']}, old province {before['MaTinh']} merged "
+                                             f"into {expected}")]
+    return []

@@ -298,3 +298,25 @@ def test_an_address_names_its_commune_whatever_its_punctuation(address: str, nam
     from haicap.conversion.rules import names_commune, normalise_name
 
     assert names_commune(address, normalise_name(name))
+
+
+def test_a_dossier_of_an_island_district_without_wards_goes_to_its_special_zone(tmp_path: Path) -> None:
+    """Côn Đảo, Lý Sơn, Bạch Long Vĩ … had no ward: the old record's MaXa is empty or the district's code, and
+    the dossier goes whole to the đặc khu (was: foreign-code-system); another commune is a wrong mapping."""
+    from haicap.data_generators.agencies import province_agency_code
+
+    old = {"MaHoSo": "CD-1", "MaTTHC": "1.000001", "TrangThaiHoSo": "2", "NgayTiepNhan": "20250401080000",
+           "NgayHenTra": "20250501170000", "MaXa": "", "MaHuyen": "755", "MaTinh": "77",
+           "MaCoQuan": "755.00.99.H01", "CapCoQuan": "huyen", "DiaChi": "Khu 1, Huyện Côn Đảo, Bà Rịa - Vũng Tàu"}
+    new = {**{k: old[k] for k in ("MaHoSo", "MaTTHC", "TrangThaiHoSo", "NgayTiepNhan", "NgayHenTra")},
+           "MaXa": "26732", "MaTinh": "79", "MaCoQuan": province_agency_code("79"),
+           "DiaChi": "Khu 1, Đặc khu Côn Đảo, TP. Hồ Chí Minh"}
+    before = [old, {**old, "MaHoSo": "CD-2", "MaXa": "755"}, {**old, "MaHoSo": "CD-3"}]
+    after = [new, {**new, "MaHoSo": "CD-2"}, {**new, "MaHoSo": "CD-3", "MaXa": "26506",
+                                                "DiaChi": "Phường Vũng Tàu"}]
+    for name, records in (("before", before), ("after", after)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+                                                encoding="utf-8")
+    code, results = _check(tmp_path)
+    assert code == 1
+    assert [(f["MaHoSo"], f["kind"]) for f in results["findings"]] == [("CD-3", "wrong-mapping")], results["findings"]
