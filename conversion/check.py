@@ -438,19 +438,23 @@ def keep_after(record: dict[str, Any], keep: Callable[[dict[str, Any]], bool]) -
 
 
 def check_conversion(before: Path, after: Path, out: Path, *, province: str | None = None,
-                     say: Callable[[str], None] = print, workers: int = 1) -> ConversionReport:
+                     say: Callable[[str], None] = print, workers: int = 1,
+                     agency: str | None = None) -> ConversionReport:
     """Judge ``after`` as the conversion of ``before``; findings go to ``out/findings.jsonl``.
 
     ``workers`` > 1 splits both passes over that many processes (each file at line starts for pass 1, the
     buckets in contiguous ranges for pass 2): the same findings in the same order, memory per process bounded
-    by one bucket as before.
+    by one bucket as before. ``agency`` is the province's own agency code (the profile's ``agency_code``):
+    it and its communes' codes under it are current agencies too (with ``province`` only).
     """
     for path, flag in ((before, "--before"), (after, "--after")):
         _require_file(path, flag)
     if workers < 1:
         raise HaicapError(f"--workers {workers}: must be at least 1")
     t0 = time.monotonic()
-    facts = shared_facts()
+    if agency is not None and province is None:
+        raise HaicapError("--agency-code needs --province (the province whose agency code it is)")
+    facts = shared_facts(province if agency else None, agency)
     if province is not None:
         _province_filter(facts, province)  # an unknown code fails here, before any work
     buckets = max(workers, min(MAX_BUCKETS, (before.stat().st_size + after.stat().st_size) // BYTES_PER_BUCKET + 1))
@@ -463,7 +467,8 @@ def check_conversion(before: Path, after: Path, out: Path, *, province: str | No
         tags = (tuple(p.tag for p in parts if p.side == "before"), tuple(p.tag for p in parts if p.side == "after"))
         ranges = [r for r in (range(buckets * w // workers, buckets * (w + 1) // workers) for w in range(workers)) if r]
         sinks = [out / "findings.jsonl"] if workers == 1 else [folder / f"findings.{w}" for w in range(len(ranges))]
-        jobs = [(folder, r, tags, (before, after), province, sink) for r, sink in zip(ranges, sinks, strict=True)]
+        jobs = [(folder, r, tags, (before, after), province, agency, sink)
+                for r, sink in zip(ranges, sinks, strict=True)]
         last = time.monotonic()
         for done, part_report in enumerate(pool(_judge_job, jobs), start=1):
             report.merge(part_report)
@@ -504,9 +509,13 @@ def _batch_validators() -> tuple[Any, Any]:
 
 
 @cache
-def shared_facts() -> UnitFacts:
-    """The unit tables, built once per process (and inherited by forked workers)."""
-    return UnitFacts()
+def shared_facts(province: str | None = None, agency: str | None = None) -> UnitFacts:
+    """The unit tables, built once per process (and inherited by forked workers); with the province's own agency
+    code among the current agencies when one is given."""
+    facts = UnitFacts()
+    if province is not None and agency is not None:
+        facts.add_province_agency(province, agency)
+    return facts
 
 
 @contextlib.contextmanager
@@ -526,8 +535,8 @@ def _partition_job(part: _Part, folder: Path, buckets: int) -> int:
 
 
 def _judge_job(folder: Path, indexes: range, tags: tuple[tuple[int, ...], tuple[int, ...]], files: tuple[Path, Path],
-               province: str | None, sink_path: Path) -> ConversionReport:
-    facts = shared_facts()
+               province: str | None, agency: str | None, sink_path: Path) -> ConversionReport:
+    facts = shared_facts(province if agency else None, agency)
     keep = _province_filter(facts, province)
     with sink_path.open("wb") as sink, _collect_per_bucket() as collect:
         judge = _Judge(facts, files, keep, sink)

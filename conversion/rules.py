@@ -163,6 +163,16 @@ class UnitFacts:
         self.island_zones = {district: zone for zone, district in units.island_districts().items()}
 
 
+    def add_province_agency(self, province: str, agency: str) -> None:
+        """A province's own agency code (its real one, which haicap's numbering may not know) and its communes'
+        codes under it, as current agencies."""
+        from haicap.data_generators.agencies import commune_agency_code
+        from haicap.data_generators.units import admin_units
+
+        self.agencies = self.agencies | {agency} | {commune_agency_code(c.code, agency)
+                                                    for c in admin_units().communes(province)}
+
+
 def _classify_old(facts: UnitFacts, old: str) -> str:
     """Why an old MaXa that is no ward of the last 63-province list is not one (the caller knows it is not)."""
     if _GSO.match(old):

@@ -320,3 +320,28 @@ def test_a_dossier_of_an_island_district_without_wards_goes_to_its_special_zone(
     code, results = _check(tmp_path)
     assert code == 1
     assert [(f["MaHoSo"], f["kind"]) for f in results["findings"]] == [("CD-3", "wrong-mapping")], results["findings"]
+
+
+def test_the_provinces_own_agency_code_is_a_current_agency(tmp_path: Path) -> None:
+    """A real province's agency code (the profile's agency_code, --agency-code) need not be haicap's numbering:
+    converted dossiers naming it or its communes' codes under it are not 'agency-not-current' (was: every one)."""
+    from haicap.conformance.checks.conversion import family_verdict, judge_export
+    from haicap.data_generators.agencies import commune_agency_code, province_agency_code
+
+    ConversionPairs(seed=14, province="01").write(200, tmp_path)
+    mine, theirs = "000.00.00.H99", province_agency_code("01")
+    lines = []
+    for line in (tmp_path / "after.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        record["MaCoQuan"] = mine if record["MaCoQuan"] == theirs else commune_agency_code(record["MaXa"], mine)
+        lines.append(json.dumps(record, ensure_ascii=False))
+    (tmp_path / "after.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, results = _check(tmp_path, "--province", "01")
+    assert code == 1 and set(results["finding_counts"]) == {"agency-not-current"}
+    code, results = _check(tmp_path, "--province", "01", "--agency-code", mine)
+    assert (code, results["finding_counts"]) == (0, {})
+    verdict = judge_export(tmp_path / "before.jsonl", tmp_path / "after.jsonl", "01", source="the files",
+                           reproduce="x", agency=mine)
+    assert family_verdict(verdict, "continuity", "kept", "01").startswith("200 old records")
+    assert main(["convert", "check", "--before", str(tmp_path / "before.jsonl"), "--after",
+                 str(tmp_path / "after.jsonl"), "--out", str(tmp_path / "o"), "--agency-code", mine]) == 2
