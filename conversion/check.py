@@ -107,17 +107,43 @@ class ConversionReport:
 
 
 def _csv_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, the row as a JSON object in bytes) of a CSV file (KetQua, QuyetDinhTach as JSON text)."""
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        for number, row in enumerate(csv.DictReader(fh), start=2):
-            record: dict[str, Any] = dict(row)
-            for key in _JSON_FIELDS:
-                if record.get(key):
-                    with contextlib.suppress(ValueError):  # left as text: the schema check names it
-                        record[key] = json.loads(record[key])
-                elif key in record:
-                    del record[key]
-            yield number, orjson.dumps(record)
+    """(line number, the row as a JSON object in bytes) of a CSV file (KetQua, QuyetDinhTach as JSON text), as
+    Excel writes it too: a byte order mark, CRLF, ``;`` or a tab as the separator (Excel's list separator in a
+    locale with a decimal comma), cells quoted over several lines (the row's number is its first line), empty
+    rows (``,,,``) skipped like blank lines. A row with more cells than the header is a string naming that (the
+    judge reports it as an invalid record); text that is not UTF-8 or a header without MaHoSo is an error."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            yield from _csv_rows(path, fh)
+    except UnicodeDecodeError as exc:
+        raise HaicapError(f"{path}: not UTF-8 text ({exc.reason}): save the export as 'CSV UTF-8'") from None
+
+
+def _csv_rows(path: Path, fh: IO[str]) -> Iterator[tuple[int, bytes]]:
+    first = fh.readline()
+    delimiter = next((d for d in (",", ";", "\t") if "MaHoSo" in (c.strip().strip('"') for c in first.split(d))), None)
+    if delimiter is None:
+        raise HaicapError(f"{path}:1: not a CSV header naming the record's columns (no MaHoSo column, "
+                          f"contracts/schemas/conversion.schema.json): {first[:120].strip()!r}")
+    reader = csv.reader(itertools.chain((first,), fh), delimiter=delimiter)
+    columns = [c.strip() for c in next(reader)]
+    end = reader.line_num
+    for row in reader:
+        number, end = end + 1, reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) > len(columns):
+            yield number, orjson.dumps(f"CSV row of {len(row)} cells, the header has {len(columns)} (a separator "
+                                       "in an unquoted cell?)")
+            continue
+        record: dict[str, Any] = dict(zip(columns, row, strict=False))  # a short row: its missing fields named
+        for key in _JSON_FIELDS:
+            if record.get(key):
+                with contextlib.suppress(ValueError):  # left as text: the schema check names it
+                    record[key] = json.loads(record[key])
+            elif key in record:
+                del record[key]
+        yield number, orjson.dumps(record)
 
 
 def _jsonl_blocks(path: Path, start: int, end: int) -> Iterator[list[bytes]]:
@@ -146,22 +172,31 @@ def _jsonl_blocks(path: Path, start: int, end: int) -> Iterator[list[bytes]]:
 
 
 def _key(line: bytes) -> bytes:
-    """The MaHoSo of a raw JSON line (its bucket key), as the record means it: a plain search first, the pattern
-    for any other spelling, a key with escapes decoded (``"A\\u0042"`` and ``"AB"`` are the same dossier)."""
+    """The MaHoSo of a raw JSON line (its bucket key): a plain search first, the pattern for any other spelling;
+    a MaHoSo with escapes (``HS\\/01``, ``\\u00d0``) or a line with a second "MaHoSo" (a nested object's) is
+    parsed, so the same dossier lands in the same bucket however each side spells it."""
     i = line.find(b'"MaHoSo":"')
     if i >= 0:
         j = line.find(b'"', i + 10)
         key = line[i + 10:j]
-        if b"\\" not in key:
-            return key
-    match = _MAHOSO.search(line)
-    if match is None:
-        return b""
+    else:
+        match = _MAHOSO.search(line)
+        if match is None:
+            return _parsed_key(line)
+        key, j = match.group(1), match.end()
+    if b"\\" in key or line.find(b'"MaHoSo"', j) >= 0:
+        return _parsed_key(line)
+    return key
+
+
+def _parsed_key(line: bytes) -> bytes:
+    """The top-level MaHoSo of a JSON line, decoded (b"" when the line is no object with a MaHoSo string)."""
     try:
-        text = orjson.loads(b'"' + match.group(1) + b'"')
+        record = orjson.loads(line)
     except orjson.JSONDecodeError:
-        return match.group(1)
-    return text.encode("utf-8", "surrogatepass") if isinstance(text, str) else match.group(1)
+        return b""
+    value = record.get("MaHoSo") if type(record) is dict else None
+    return value.encode() if isinstance(value, str) else b""
 
 
 @dataclass(frozen=True)
@@ -388,6 +423,8 @@ class _Judge:
         if isinstance(record, dict):
             problems = "; ".join(f"{v.field}: {v.message}" for v in self.validators[which].violations(record, limit=3))
             ma_ho_so = record.get("MaHoSo")
+        elif isinstance(record, str) and self.files[which].suffix.lower() == ".csv":
+            problems, ma_ho_so = record, None  # what _csv_lines found wrong with the row
         else:
             problems, ma_ho_so = "not an object", None
         self.add(Finding(str(ma_ho_so or f"({where})"), "invalid-record", f"{where}: {side} record: {problems}"))
@@ -413,11 +450,18 @@ class _Judge:
         _count(report.by_old_unit, records, "MaTinh", "MaHuyen")
         report.status_before.update(map(_STATUS, records))
         before = dict(zip(map(_MA_HO_SO, records), records, strict=True))
-        if len(before) < len(records):  # a MaHoSo twice in the old data: the first of it is the one judged
+        if len(before) < len(records):  # a MaHoSo twice in the old data: no one record to convert it from
             before = {}
             for record in records:
                 before.setdefault(record.MaHoSo, record)
+            self._duplicated_before(records)
         return before
+
+    def _duplicated_before(self, records: list[Any]) -> None:
+        counts = Counter(map(_MA_HO_SO, records))
+        for m, n in counts.items():
+            if n > 1:
+                self.add(Finding(m, "duplicated-before", f"MaHoSo {m} appears {n} times in the old data"))
 
     def _after(self, records: list[Any], before: dict[str, Any], invalid: set[str]) -> set[str]:
         """Join the converted records of a bucket to ``before``: duplicated, invented, every record rule on a
@@ -488,20 +532,23 @@ class _ProvinceFilter:
 
 
 def check_conversion(before: Path, after: Path, out: Path, *, province: str | None = None,
-                     say: Callable[[str], None] = print, workers: int = 1) -> ConversionReport:
+                     say: Callable[[str], None] = print, workers: int = 1,
+                     agency: str | None = None) -> ConversionReport:
     """Judge ``after`` as the conversion of ``before``; findings go to ``out/findings.jsonl``.
 
     ``workers`` > 1 splits both passes over that many processes (each file at line starts for pass 1, the
     buckets in contiguous ranges for pass 2): the same findings in the same order, memory per process bounded
-    by one bucket as before.
+    by one bucket as before. ``agency`` is the province's own agency code (the profile's ``agency_code``):
+    it and its communes' codes under it are current agencies too (with ``province`` only).
     """
     for path, flag in ((before, "--before"), (after, "--after")):
-        if not path.is_file():
-            raise HaicapError(f"{flag} {path}: no such file")
+        _require_file(path, flag)
     if workers < 1:
         raise HaicapError(f"--workers {workers}: must be at least 1")
     t0 = time.monotonic()
-    facts = shared_facts()
+    if agency is not None and province is None:
+        raise HaicapError("--agency-code needs --province (the province whose agency code it is)")
+    facts = shared_facts(province if agency else None, agency)
     if province is not None:
         _province_filter(facts, province)  # an unknown code fails here, before any work
     buckets = max(workers, min(MAX_BUCKETS, (before.stat().st_size + after.stat().st_size) // BYTES_PER_BUCKET + 1))
@@ -514,7 +561,8 @@ def check_conversion(before: Path, after: Path, out: Path, *, province: str | No
         tags = (tuple(p.tag for p in parts if p.side == "before"), tuple(p.tag for p in parts if p.side == "after"))
         ranges = [r for r in (range(buckets * w // workers, buckets * (w + 1) // workers) for w in range(workers)) if r]
         sinks = [out / "findings.jsonl"] if workers == 1 else [folder / f"findings.{w}" for w in range(len(ranges))]
-        jobs = [(folder, r, tags, (before, after), province, sink) for r, sink in zip(ranges, sinks, strict=True)]
+        jobs = [(folder, r, tags, (before, after), province, agency, sink)
+                for r, sink in zip(ranges, sinks, strict=True)]
         last = time.monotonic()
         for done, part_report in enumerate(pool(_judge_job, jobs), start=1):
             report.merge(part_report)
@@ -533,6 +581,14 @@ def check_conversion(before: Path, after: Path, out: Path, *, province: str | No
     return report
 
 
+def _require_file(path: Path, flag: str) -> None:
+    """A clear error for an input that is not a readable file."""
+    if path.is_dir():
+        raise HaicapError(f"{flag} {path}: is a directory (name the export file)")
+    if not path.is_file():
+        raise HaicapError(f"{flag} {path}: no such file")
+
+
 @cache
 def _batch_validators() -> tuple[Any, Any]:
     """jsonschema-rs validators of an array of old / converted records, built from the same definitions of
@@ -547,9 +603,13 @@ def _batch_validators() -> tuple[Any, Any]:
 
 
 @cache
-def shared_facts() -> UnitFacts:
-    """The unit tables, built once per process (and inherited by forked workers)."""
-    return UnitFacts()
+def shared_facts(province: str | None = None, agency: str | None = None) -> UnitFacts:
+    """The unit tables, built once per process (and inherited by forked workers); with the province's own agency
+    code among the current agencies when one is given."""
+    facts = UnitFacts()
+    if province is not None and agency is not None:
+        facts.add_province_agency(province, agency)
+    return facts
 
 
 @contextlib.contextmanager
@@ -569,8 +629,8 @@ def _partition_job(part: _Part, folder: Path, buckets: int) -> int:
 
 
 def _judge_job(folder: Path, indexes: range, tags: tuple[tuple[int, ...], tuple[int, ...]], files: tuple[Path, Path],
-               province: str | None, sink_path: Path) -> ConversionReport:
-    facts = shared_facts()
+               province: str | None, agency: str | None, sink_path: Path) -> ConversionReport:
+    facts = shared_facts(province if agency else None, agency)
     keep = _province_filter(facts, province)
     with sink_path.open("wb") as sink, _collect_per_bucket() as collect:
         judge = _Judge(facts, files, keep, sink)

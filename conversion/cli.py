@@ -23,6 +23,8 @@ def register(subparsers: Any) -> None:
     check.add_argument("--before", required=True, type=Path, metavar="OLD", help="the old records (JSONL or CSV)")
     check.add_argument("--after", required=True, type=Path, metavar="NEW", help="the converted records")
     check.add_argument("--province", metavar="CODE", help="judge only the dossiers of this current province")
+    check.add_argument("--agency-code", metavar="CODE", help="the province's own agency code (Decision "
+                       "20/2020/QĐ-TTg), a current agency with its communes' codes under it (with --province)")
     check.add_argument("--out", type=Path, default=Path("haicap-convert"), help="output folder "
                        "(default ./haicap-convert)")
     check.add_argument("--workers", type=int, default=1, metavar="N", help="split the check over N processes "
@@ -31,12 +33,11 @@ def register(subparsers: Any) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from haicap.conversion.check import check_conversion
+    from haicap.conversion.check import _require_file, check_conversion
     from haicap.conversion.outputs import build_results, write_outputs
 
     for path, flag in ((args.before, "--before"), (args.after, "--after")):
-        if not path.is_file():
-            raise HaicapError(f"{flag} {path}: no such file")
+        _require_file(path, flag)
         if path.suffix.lower() not in {".jsonl", ".csv", ".json"}:
             raise HaicapError(f"{flag} {path}: expected a .jsonl or .csv file")
     try:
@@ -45,7 +46,8 @@ def run_check(args: argparse.Namespace) -> int:
             (args.out / name).unlink(missing_ok=True)
     except OSError as exc:
         raise HaicapError(f"--out {args.out}: {exc.strerror or exc}") from None
-    report = check_conversion(args.before, args.after, args.out, province=args.province, workers=args.workers)
+    report = check_conversion(args.before, args.after, args.out, province=args.province, workers=args.workers,
+                              agency=args.agency_code)
     judged = report.before_records - report.outside_province
     if judged <= 0:  # no vacuous "ready": a wrong --province or an empty export judged nothing
         where = f" of province {args.province}" if args.province else ""

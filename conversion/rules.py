@@ -26,6 +26,8 @@ FINDINGS: dict[str, tuple[str, str, str]] = {
     "dropped": ("completeness", "in the old data, missing after the conversion",
                 "Official Dispatch on data conversion: completeness — every record accounted for"),
     "duplicated": ("completeness", "appears more than once after the conversion", "completeness — by MaHoSo"),
+    "duplicated-before": ("completeness", "appears more than once in the old data (the export before the "
+                          "conversion): no one old record to account for", "completeness — by MaHoSo"),
     "invented": ("completeness", "after the conversion but not in the old data", "completeness — by MaHoSo"),
     "invalid-record": ("completeness", "not a record of the conversion contract",
                        "contracts/schemas/conversion.schema.json"),
@@ -89,7 +91,11 @@ def _fold(ch: str) -> str:
 
 #: Every Latin letter with diacritics (Vietnamese included, U+00C0–U+1EFF) and every ASCII character folded to
 #: a lower-case ASCII letter or digit, or a space: one str.translate instead of a per-character decomposition.
-_FOLD = {cp: _fold(chr(cp)) for cp in (*range(0x80), *range(0xC0, 0x250), *range(0x1E00, 0x1F00))}
+#: Latin-1 punctuation (a no-break space U+00A0, ´), general punctuation (’ U+2019 as the official table writes
+#: "B’Lao", – in "Văn Miếu – Quốc Tử Giám", spaces U+2000–U+200B) and the modifier apostrophe ʼ fold to a
+#: space like the ASCII ones.
+_FOLD = {cp: _fold(chr(cp)) for cp in (*range(0x80), *range(0xA0, 0x250), *range(0x1E00, 0x1F00))} \
+    | {cp: " " for cp in (*range(0x2000, 0x2070), 0x02BC, 0x02B9, 0x3000)}
 _SPACES = re.compile(r" +")
 
 
@@ -154,6 +160,19 @@ class UnitFacts:
         self.plain_targets = {code: targets & self.commune_text.keys() if code not in self.split else frozenset()
                               for code, targets in self.targets.items()}
         self.split_targets = {code: self.targets[code] & self.commune_text.keys() for code in self.split}
+        #: old island district without wards → its đặc khu (Côn Đảo 755 → 26732 …): a dossier there had no ward
+        #: code (MaXa empty or the district's code) and goes whole to the đặc khu
+        self.island_zones = {district: zone for zone, district in units.island_districts().items()}
+
+
+    def add_province_agency(self, province: str, agency: str) -> None:
+        """A province's own agency code (its real one, which haicap's numbering may not know) and its communes'
+        codes under it, as current agencies."""
+        from haicap.data_generators.agencies import commune_agency_code
+        from haicap.data_generators.units import admin_units
+
+        self.agencies = self.agencies | {agency} | {commune_agency_code(c.code, agency)
+                                                    for c in admin_units().communes(province)}
 
 
 def _classify_old(facts: UnitFacts, old: str) -> str:
@@ -199,8 +218,11 @@ def judge_pair(facts: UnitFacts, before: dict[str, Any], after: dict[str, Any]) 
     m = str(before["MaHoSo"])
     out: list[Finding] = []
     old, new = str(before["MaXa"]), str(after["MaXa"])
+    district = str(before["MaHuyen"])
     if old in facts.legacy:
         out.extend(_mapping(facts, m, before, after, old, new))
+    elif old in ("", district) and district in facts.island_zones:
+        out.extend(_island(facts, m, before, after, facts.island_zones[district], new))
     else:
         foreign = _classify_old(facts, old)
         out.append(Finding(m, foreign, f"old MaXa {old}: {FINDINGS[foreign][1]}"))
@@ -244,8 +266,23 @@ def _mapping(facts: UnitFacts, m: str, before: dict[str, Any], after: dict[str, 
                    else f"QuyetDinhTach names {decision.get('MaXa')}")
             out.append(Finding(m, "split-undecided", f"old ward {old} was split into {', '.join(sorted(targets))}; "
                                                      f"{new} chosen with {why}"))
+    return out + _province(facts, m, before, after)
+
+
+def _island(facts: UnitFacts, m: str, before: dict[str, Any], after: dict[str, Any], zone: str,
+            new: str) -> list[Finding]:
+    """A dossier of an old island district without wards: it goes to that district's đặc khu."""
+    out: list[Finding] = []
+    if new != zone:
+        kind = "wrong-mapping" if new in facts.communes else "not-a-current-commune"
+        out.append(Finding(m, kind, f"old island district {before['MaHuyen']} became {zone} "
+                                    f"({facts.communes[zone].name}), not {new or 'an empty MaXa'}"))
+    return out + _province(facts, m, before, after)
+
+
+def _province(facts: UnitFacts, m: str, before: dict[str, Any], after: dict[str, Any]) -> list[Finding]:
     expected = facts.new_province.get(str(before["MaTinh"]))
     if expected is not None and str(after["MaTinh"]) != expected:
-        out.append(Finding(m, "wrong-province", f"MaTinh {after['MaTinh']}, old province {before['MaTinh']} merged "
-                                                f"into {expected}"))
-    return out
+        return [Finding(m, "wrong-province", f"MaTinh {after['MaTinh']}, old province {before['MaTinh']} merged "
+                                             f"into {expected}")]
+    return []

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from haicap.cli import main
+from haicap.conversion.check import check_conversion
 from haicap.conversion.rules import FINDINGS
 from haicap.data_generators.conversion import PLANTED, ConversionPairs
+from haicap.errors import HaicapError
 
 
 def _check(folder: Path, *extra: str) -> tuple[int, dict]:
@@ -233,3 +235,137 @@ def test_the_typed_lane_accepts_nothing_the_contract_rejects() -> None:
     assert decoded is not None and to_plain(decoded[0]) == {k: v for k, v in good.items()}
     two = line.rstrip() + b" " + line
     assert typed.decode(two, two.count(b"\n")) is None  # two values on one line are not two records
+
+
+def _small_buckets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many buckets on a small file, as a real export of more than 4 MB has: a bucketing error shows."""
+    from haicap.conversion import check as engine
+
+    monkeypatch.setattr(engine, "BYTES_PER_BUCKET", 16 * 1024)
+
+
+def test_a_mahoso_escaped_or_after_a_nested_mahoso_is_joined_to_its_old_record(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Independent exporters write ``\\/`` and ``\\u00XX`` escapes, and extra objects carrying their own MaHoSo:
+    the bucket key is the record's top-level MaHoSo, decoded (was: 3,000 dropped + 3,000 invented)."""
+    _small_buckets(monkeypatch)
+    ConversionPairs(seed=11).write(600, tmp_path)
+    lines = (tmp_path / "after.jsonl").read_text(encoding="utf-8").splitlines()
+    rewritten = []
+    for n, line in enumerate(lines):
+        record = json.loads(line)
+        if n % 2:
+            text = json.dumps(record, ensure_ascii=True).replace(".", "\\u002e", 1)  # in MaHoSo: the first "."
+        else:
+            text = json.dumps({"Nguon": {"MaHoSo": f"REF-{n}"}, **record}, ensure_ascii=False)
+        rewritten.append(text.replace("/", "\\/"))
+    (tmp_path / "after.jsonl").write_text("\n".join(rewritten) + "\n", encoding="utf-8")
+    code, results = _check(tmp_path)
+    assert (code, results["finding_counts"]) == (0, {})
+
+
+def _excel_csv(path: Path, rows: list[dict], delimiter: str) -> None:
+    columns = list(dict.fromkeys(k for row in rows for k in row))[::-1]  # another column order
+    with path.open("w", newline="", encoding="utf-8-sig") as fh:
+        writer = csv.writer(fh, delimiter=delimiter, lineterminator="\r\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([json.dumps(row[c], ensure_ascii=False) if isinstance(row.get(c), (dict, list))
+                             else row.get(c, "") for c in columns])
+        writer.writerow([""] * len(columns))  # the empty rows Excel leaves below the data
+
+
+def test_excel_csv_with_semicolons_and_empty_rows_is_read_bad_rows_named(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Excel in a locale with a decimal comma separates with ';' (was: a TypeError traceback), leaves ',,,' rows
+    (was: an invalid record); a cell over two lines keeps the following line numbers right; a row with more
+    cells than the header is an invalid record naming that; a header without MaHoSo, text that is not UTF-8 or a
+    directory are clear errors (exit 2)."""
+    _small_buckets(monkeypatch)
+    ConversionPairs(seed=12).write(300, tmp_path)
+    for side in ("before", "after"):
+        rows = [json.loads(line) for line in (tmp_path / f"{side}.jsonl").read_text(encoding="utf-8").splitlines()]
+        rows[0]["DiaChi"] = rows[0]["DiaChi"].replace(", ", ",\n", 1) if side == "before" else rows[0]["DiaChi"]
+        _excel_csv(tmp_path / f"{side}.csv", rows, ";")
+    args = ["convert", "check", "--before", str(tmp_path / "before.csv"), "--after", str(tmp_path / "after.csv")]
+    assert main([*args, "--out", str(tmp_path / "ok")]) == 0
+    with (tmp_path / "before.csv").open("a", encoding="utf-8", newline="") as fh:
+        fh.write("a;b;" * 12 + "\r\n")
+    assert main([*args, "--out", str(tmp_path / "bad")]) == 1
+    results = json.loads((tmp_path / "bad" / "results.json").read_text(encoding="utf-8"))
+    assert results["finding_counts"] == {"invalid-record": 1}
+    assert results["findings"][0]["message"].startswith("before.csv:304: old record: CSV row of 25 cells, the header ")
+    (tmp_path / "x.csv").write_bytes("MaHoSo,DiaChi\r\nx,Phường\r\n".encode("utf-16"))
+    (tmp_path / "y.csv").write_text("foo,bar\r\n1,2\r\n", encoding="utf-8")
+    for bad, message in (("x.csv", "not UTF-8 text"), ("y.csv", "y.csv:1: not a CSV header"), (".", "is a directory")):
+        with pytest.raises(HaicapError, match=message):
+            check_conversion(tmp_path / bad, tmp_path / "after.csv", tmp_path, say=lambda _: None)
+
+
+def test_a_mahoso_twice_in_the_old_data_is_one_finding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A duplicate in the export before the conversion cannot be accounted for (was: ready)."""
+    _small_buckets(monkeypatch)
+    ConversionPairs(seed=13).write(400, tmp_path)
+    lines = (tmp_path / "before.jsonl").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "before.jsonl").write_text("\n".join([*lines, lines[7]]) + "\n", encoding="utf-8")
+    code, results = _check(tmp_path)
+    assert code == 1 and results["finding_counts"] == {"duplicated-before": 1}
+    assert results["findings"][0]["MaHoSo"] == json.loads(lines[7])["MaHoSo"]
+
+
+@pytest.mark.parametrize(("address", "name"), [
+    ("Số 3, Xã D’Ran, Tỉnh Lâm Đồng", "Xã D'Ran"),          # the official table's apostrophe (U+2019)
+    ("Số 3, Phường\u00a0B'Lao, Lâm Đồng", "Phường B’Lao"),  # a no-break space, as Excel and Word paste it
+    ("P. Văn Miếu – Quốc Tử Giám", "Phường Văn Miếu - Quốc Tử Giám"),  # an en dash
+])
+def test_an_address_names_its_commune_whatever_its_punctuation(address: str, name: str) -> None:
+    from haicap.conversion.rules import names_commune, normalise_name
+
+    assert names_commune(address, normalise_name(name))
+
+
+def test_a_dossier_of_an_island_district_without_wards_goes_to_its_special_zone(tmp_path: Path) -> None:
+    """Côn Đảo, Lý Sơn, Bạch Long Vĩ … had no ward: the old record's MaXa is empty or the district's code, and
+    the dossier goes whole to the đặc khu (was: foreign-code-system); another commune is a wrong mapping."""
+    from haicap.data_generators.agencies import province_agency_code
+
+    old = {"MaHoSo": "CD-1", "MaTTHC": "1.000001", "TrangThaiHoSo": "2", "NgayTiepNhan": "20250401080000",
+           "NgayHenTra": "20250501170000", "MaXa": "", "MaHuyen": "755", "MaTinh": "77",
+           "MaCoQuan": "755.00.99.H01", "CapCoQuan": "huyen", "DiaChi": "Khu 1, Huyện Côn Đảo, Bà Rịa - Vũng Tàu"}
+    new = {**{k: old[k] for k in ("MaHoSo", "MaTTHC", "TrangThaiHoSo", "NgayTiepNhan", "NgayHenTra")},
+           "MaXa": "26732", "MaTinh": "79", "MaCoQuan": province_agency_code("79"),
+           "DiaChi": "Khu 1, Đặc khu Côn Đảo, TP. Hồ Chí Minh"}
+    before = [old, {**old, "MaHoSo": "CD-2", "MaXa": "755"}, {**old, "MaHoSo": "CD-3"}]
+    after = [new, {**new, "MaHoSo": "CD-2"}, {**new, "MaHoSo": "CD-3", "MaXa": "26506",
+                                                "DiaChi": "Phường Vũng Tàu"}]
+    for name, records in (("before", before), ("after", after)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+                                                encoding="utf-8")
+    code, results = _check(tmp_path)
+    assert code == 1
+    assert [(f["MaHoSo"], f["kind"]) for f in results["findings"]] == [("CD-3", "wrong-mapping")], results["findings"]
+
+
+def test_the_provinces_own_agency_code_is_a_current_agency(tmp_path: Path) -> None:
+    """A real province's agency code (the profile's agency_code, --agency-code) need not be haicap's numbering:
+    converted dossiers naming it or its communes' codes under it are not 'agency-not-current' (was: every one)."""
+    from haicap.conformance.checks.conversion import family_verdict, judge_export
+    from haicap.data_generators.agencies import commune_agency_code, province_agency_code
+
+    ConversionPairs(seed=14, province="01").write(200, tmp_path)
+    mine, theirs = "000.00.00.H99", province_agency_code("01")
+    lines = []
+    for line in (tmp_path / "after.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        record["MaCoQuan"] = mine if record["MaCoQuan"] == theirs else commune_agency_code(record["MaXa"], mine)
+        lines.append(json.dumps(record, ensure_ascii=False))
+    (tmp_path / "after.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, results = _check(tmp_path, "--province", "01")
+    assert code == 1 and set(results["finding_counts"]) == {"agency-not-current"}
+    code, results = _check(tmp_path, "--province", "01", "--agency-code", mine)
+    assert (code, results["finding_counts"]) == (0, {})
+    verdict = judge_export(tmp_path / "before.jsonl", tmp_path / "after.jsonl", "01", source="the files",
+                           reproduce="x", agency=mine)
+    assert family_verdict(verdict, "continuity", "kept", "01").startswith("200 old records")
+    assert main(["convert", "check", "--before", str(tmp_path / "before.jsonl"), "--after",
+                 str(tmp_path / "after.jsonl"), "--out", str(tmp_path / "o"), "--agency-code", mine]) == 2

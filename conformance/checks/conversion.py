@@ -59,11 +59,14 @@ class ConversionVerdict:
 
 
 # -- pure helpers (tested in tests/test_convert_check.py) -------------------------------------------
-def judge_export(before: Path, after: Path, province: str, *, source: str, reproduce: str) -> ConversionVerdict:
-    """Run the ``convert check`` engine over two export files, for ``province``."""
+def judge_export(before: Path, after: Path, province: str, *, source: str, reproduce: str,
+                 agency: str | None = None) -> ConversionVerdict:
+    """Run the ``convert check`` engine over two export files, for ``province`` (``agency``: its own agency code,
+    the profile's ``agency_code``, current with its communes' codes under it)."""
     with tempfile.TemporaryDirectory(prefix="haicap-conv-") as tmp:
         try:
-            report = check_conversion(before, after, Path(tmp), province=province, say=lambda _: None)
+            report = check_conversion(before, after, Path(tmp), province=province, say=lambda _: None,
+                                      agency=agency)
         except HaicapError as exc:
             raise CheckError(f"{source}: {exc}", reproduce=reproduce) from None
         verdict = ConversionVerdict(report, source, reproduce)
@@ -109,18 +112,20 @@ def _judge(ctx: CheckContext) -> ConversionVerdict:
     files = target.conversion_files
     if files is not None:
         before, after = Path(files[0]), Path(files[1])
-        reproduce = f"haicap convert check --before {before} --after {after} --province {target.province_code}"
+        reproduce = (f"haicap convert check --before {before} --after {after} --province {target.province_code} "
+                     f"--agency-code {target.agency_code}")
         return judge_export(before, after, target.province_code, source=f"the export files {before.name}, "
-                            f"{after.name}", reproduce=reproduce)
+                            f"{after.name}", reproduce=reproduce, agency=target.agency_code)
     url = f"{target.province_url}/api/v1/conversion-export"
     reproduce = (f"curl -H 'Authorization: Bearer $OFFICER_TOKEN' {url}/before > before.jsonl; (same for after); "
-                 f"haicap convert check --before before.jsonl --after after.jsonl --province {target.province_code}")
+                 f"haicap convert check --before before.jsonl --after after.jsonl --province {target.province_code} "
+                 f"--agency-code {target.agency_code}")
     with tempfile.TemporaryDirectory(prefix="haicap-conv-export-") as tmp:
         paths = [Path(tmp) / f"{side}.jsonl" for side in ("before", "after")]
         for side, path in zip(("before", "after"), paths, strict=True):
             path.write_bytes(_export_side(ctx, side, f"{url}/{side}"))
         return judge_export(paths[0], paths[1], target.province_code,
-                            source=f"GET {url}/{{before,after}}", reproduce=reproduce)
+                            source=f"GET {url}/{{before,after}}", reproduce=reproduce, agency=target.agency_code)
 
 
 def _export_side(ctx: CheckContext, side: str, url: str) -> bytes:
