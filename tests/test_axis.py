@@ -133,3 +133,17 @@ def test_scenario_steps(scenario: Any) -> None:
         table["axis_officer_status"].func(scenario, {"status": status})
     table["axis_send_document"].func(scenario, {"commune": "00226"})
     assert scenario.state["axis_document"] and scenario.state["axis_sent"]
+
+
+def test_a_copy_to_another_agency_is_not_a_wrong_recipient() -> None:
+    """AXIS-06 must accept a send whose To lists the commune asked for and a further active agency (a copy); the
+    commune missing, or a retired code among the recipients, is still a finding."""
+    from haicap.conformance.checks.document_axis import to_findings
+
+    codes = {"A": {"Active": True, "Level": "commune", "MaTinh": "01", "MaXa": "00004"},
+             "B": {"Active": True, "Level": "province", "MaTinh": "01"},
+             "C": {"Active": False, "Level": "district", "MaTinh": "01"}}
+    assert to_findings(["A", "B"], codes, ("commune", "00004"), "01") == []
+    assert to_findings(["B"], codes, ("commune", "00004"), "01")
+    assert any("retired" in f for f in to_findings(["A", "C"], codes, ("commune", "00004"), "01"))
+    assert to_findings([], codes, ("commune", "00004"), "01") == ["the document names no To/OrganId"]
